@@ -1,0 +1,1 @@
+"""Code that runs in AWS Lambda: handlers -> logic -> dal, all sharing models."""

@@ -1,0 +1,59 @@
+"""Control-plane API Lambda: health, and the routers each area adds.
+
+Errors never carry stack traces: typed errors map to their status, anything else is a 500
+with a correlation id to look up in the logs.
+"""
+
+from __future__ import annotations
+
+import json
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from functions.handlers.routes import health
+from functions.models.errors import StepwiseError
+from functions.observability import logger, metrics, tracer
+
+app = APIGatewayRestResolver(enable_validation=True)
+app.include_router(health.router)
+
+
+def error_reply(status: int, code: str, message: str, **extra: object) -> Response:
+    body = {"error": code, "message": message, **extra}
+    return Response(status_code=status, content_type="application/json", body=json.dumps(body))
+
+
+@app.exception_handler(StepwiseError)
+def handle_typed(exc: StepwiseError) -> Response:
+    return error_reply(exc.status_code, type(exc).__name__, exc.message)
+
+
+@app.exception_handler(RequestValidationError)
+def handle_validation(exc: RequestValidationError) -> Response:
+    details = [
+        {"field": ".".join(str(p) for p in err.get("loc", ())), "reason": str(err.get("msg", ""))}
+        for err in exc.errors()
+    ]
+    return error_reply(422, "ValidationError", "the request does not match the schema", details=details)
+
+
+@app.not_found
+def handle_not_found(exc: NotFoundError) -> Response:
+    return error_reply(404, "NotFound", f"no route {app.current_event.http_method} {app.current_event.path}")
+
+
+@app.exception_handler(Exception)
+def handle_unexpected(exc: Exception) -> Response:
+    logger.exception("unhandled error")
+    return error_reply(500, "InternalError", "internal error; see logs", correlation_id=logger.get_correlation_id())
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    return app.resolve(event, context)

@@ -1,0 +1,38 @@
+"""Environment variables, read once into a typed model. Nothing else reads os.environ.
+
+Field aliases are the environment variable names; infra/constants.py sets the same names
+(tests/infra/test_env_contract.py keeps the two in step).
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+
+    stack_version: str = Field("dev", alias="STEPWISE_VERSION")
+    data_bucket: str = Field("", alias="STEPWISE_DATA_BUCKET")
+    artifacts_bucket: str = Field("", alias="STEPWISE_ARTIFACTS_BUCKET")
+    registry_table: str = Field("", alias="STEPWISE_REGISTRY_TABLE")
+    metadata_table: str = Field("", alias="STEPWISE_METADATA_TABLE")
+    lifecycle_state_machine_arn: str = Field("", alias="STEPWISE_LIFECYCLE_SM_ARN")
+    approvals_topic_arn: str = Field("", alias="STEPWISE_APPROVALS_TOPIC_ARN")
+    code_version: str = Field("dev", alias="STEPWISE_CODE_VERSION")
+    # serving
+    alias_cache_ttl_seconds: float = Field(5.0, alias="STEPWISE_ALIAS_CACHE_TTL", ge=0, allow_inf_nan=False)
+    model_cache_size: int = Field(4, alias="STEPWISE_MODEL_CACHE_SIZE", ge=1, le=64)
+    max_instances: int = Field(1000, alias="STEPWISE_MAX_INSTANCES", ge=1, le=100_000)
+    capture_sample_rate: float = Field(1.0, alias="STEPWISE_CAPTURE_SAMPLE_RATE", ge=0, le=1)
+    # governance
+    four_eyes: bool = Field(True, alias="STEPWISE_FOUR_EYES")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Settings of this execution environment (read once per process)."""
+    return Settings.model_validate(dict(os.environ))

@@ -1,0 +1,43 @@
+"""CDK app entry point: `python -m infra.app` (also cdk.json's app command).
+
+Synthesizes with no Docker and no AWS credentials; cdk-nag runs on every synth.
+"""
+
+from __future__ import annotations
+
+import os
+
+import aws_cdk as cdk
+from cdk_nag import AwsSolutionsChecks, ServerlessChecks
+
+from infra import constants as c
+from infra.config import StackConfig
+from infra.stacks.core import StepwiseStack
+
+# Feature flags the stack relies on (also in cdk.json, for the cdk CLI).
+FEATURE_FLAGS: dict[str, object] = {
+    "@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy": True,
+}
+
+
+def build_app(outdir: str | None = None, context: dict[str, object] | None = None) -> tuple[cdk.App, StepwiseStack]:
+    app = cdk.App(outdir=outdir, context={**FEATURE_FLAGS, **(context or {})})
+    config = StackConfig.from_context(app)
+    stack = StepwiseStack(
+        app,
+        c.STACK_NAME,
+        config=config,
+        description="Stepwise: serverless MLOps (stores, lifecycle, serving, monitoring)",
+    )
+    cdk.Tags.of(app).add("project", "stepwise")
+    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app), ServerlessChecks(app))  # type: ignore[attr-defined]
+    return app, stack
+
+
+def main() -> None:
+    app, _ = build_app(outdir=os.environ.get("CDK_OUTDIR", "cdk.out"))
+    app.synth()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,27 @@
+"""Stack settings, read from CDK context (cdk.json or -c key=value)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from constructs import Construct
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class StackConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    stage: str = Field("dev", pattern=r"^[a-z][a-z0-9-]{0,15}$")
+    architecture: Literal["arm64", "x86_64"] = "arm64"
+    log_retention_days: int = Field(30, ge=1)
+    api_throttle_rate: float = Field(50.0, gt=0, allow_inf_nan=False)
+    api_throttle_burst: int = Field(100, gt=0)
+
+    @classmethod
+    def from_context(cls, scope: Construct) -> StackConfig:
+        values = {}
+        for name in cls.model_fields:
+            raw = scope.node.try_get_context(f"stepwise:{name}")
+            if raw is not None:
+                values[name] = raw
+        return cls.model_validate(values)

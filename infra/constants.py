@@ -1,0 +1,48 @@
+"""Construct ids, output names and environment variable names: one place, imported by tests."""
+
+from __future__ import annotations
+
+STACK_NAME = "Stepwise"
+API_STAGE = "prod"
+
+# construct ids
+DATA_STORE_ID = "DataStore"
+ARTIFACT_STORE_ID = "ArtifactStore"
+ACCESS_LOGS_ID = "AccessLogs"
+REGISTRY_ID = "Registry"
+METADATA_ID = "Metadata"
+API_ID = "Api"
+API_FUNCTION_ID = "ApiFunction"
+BASE_LAYER_ID = "BaseLayer"
+
+# stack outputs (clients resolve names through these)
+OUT_DATA_BUCKET = "DataBucketName"
+OUT_ARTIFACTS_BUCKET = "ArtifactsBucketName"
+OUT_REGISTRY_TABLE = "RegistryTableName"
+OUT_METADATA_TABLE = "MetadataTableName"
+OUT_API_URL = "ApiUrl"
+OUT_API_ID = "RestApiId"
+OUT_VERSION = "StackVersion"
+
+# environment variables the functions read (functions/models/settings.py aliases the same names)
+ENV_VERSION = "STEPWISE_VERSION"
+ENV_CODE_VERSION = "STEPWISE_CODE_VERSION"
+ENV_DATA_BUCKET = "STEPWISE_DATA_BUCKET"
+ENV_ARTIFACTS_BUCKET = "STEPWISE_ARTIFACTS_BUCKET"
+ENV_REGISTRY_TABLE = "STEPWISE_REGISTRY_TABLE"
+ENV_METADATA_TABLE = "STEPWISE_METADATA_TABLE"
+ENV_LIFECYCLE_SM_ARN = "STEPWISE_LIFECYCLE_SM_ARN"
+ENV_APPROVALS_TOPIC_ARN = "STEPWISE_APPROVALS_TOPIC_ARN"
+
+# table key schema (both tables)
+PK = "pk"
+SK = "sk"
+GSI1 = "gsi1"
+GSI1_PK = "gsi1pk"
+GSI1_SK = "gsi1sk"
+
+# data bucket prefixes
+PREFIX_RAW = "raw/"
+PREFIX_VALIDATED = "validated/"
+PREFIX_QUARANTINE = "quarantine/"
+PREFIX_CAPTURES = "captures/"

@@ -1,0 +1,105 @@
+"""One Lambda function of the shared functions code asset, with our defaults:
+latest Python runtime, configured architecture, X-Ray, JSON logs to a retained log group."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from infra.nag import acknowledge
+
+RUNTIME = lambda_.Runtime.PYTHON_3_14
+RUNTIME_VERSION = "3.14"
+
+ARCHITECTURES = {"arm64": lambda_.Architecture.ARM_64, "x86_64": lambda_.Architecture.X86_64}
+
+
+class StepwiseFunction(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        code: lambda_.Code,
+        handler: str,
+        layers: Sequence[lambda_.ILayerVersion],
+        environment: Mapping[str, str],
+        architecture: str,
+        log_retention_days: int,
+        memory_mb: int = 256,
+        timeout: Duration | None = None,
+        description: str = "",
+    ) -> None:
+        super().__init__(scope, id_)
+        self.log_group = logs.LogGroup(
+            self,
+            "Logs",
+            retention=_retention(log_retention_days),
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        # Our own role: logs to this function's log group only, no AWS-managed policy.
+        self.role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"{id_} Lambda",
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                resources=[self.log_group.log_group_arn],
+            )
+        )
+        self.function = lambda_.Function(
+            self,
+            "Function",
+            runtime=RUNTIME,
+            architecture=ARCHITECTURES[architecture],
+            code=code,
+            handler=handler,
+            layers=list(layers),
+            environment={
+                "POWERTOOLS_SERVICE_NAME": "stepwise",
+                "POWERTOOLS_METRICS_NAMESPACE": "Stepwise",
+                **environment,
+            },
+            memory_size=memory_mb,
+            timeout=timeout or Duration.seconds(30),
+            tracing=lambda_.Tracing.ACTIVE,
+            logging_format=lambda_.LoggingFormat.JSON,
+            application_log_level_v2=lambda_.ApplicationLogLevel.INFO,
+            system_log_level_v2=lambda_.SystemLogLevel.WARN,
+            log_group=self.log_group,
+            role=self.role,
+            description=description,
+        )
+        acknowledge(
+            self.role,
+            "AwsSolutions::AwsSolutions-IAM5[Resource::*]",
+            "X-Ray's PutTraceSegments and PutTelemetryRecords support no resource-level permissions.",
+        )
+
+
+_RETENTION = {
+    1: logs.RetentionDays.ONE_DAY,
+    3: logs.RetentionDays.THREE_DAYS,
+    7: logs.RetentionDays.ONE_WEEK,
+    14: logs.RetentionDays.TWO_WEEKS,
+    30: logs.RetentionDays.ONE_MONTH,
+    90: logs.RetentionDays.THREE_MONTHS,
+    180: logs.RetentionDays.SIX_MONTHS,
+    365: logs.RetentionDays.ONE_YEAR,
+}
+
+
+def _retention(days: int) -> logs.RetentionDays:
+    """The shortest supported retention that keeps logs at least `days` days."""
+    for value in sorted(_RETENTION):
+        if value >= days:
+            return _RETENTION[value]
+    return logs.RetentionDays.ONE_YEAR

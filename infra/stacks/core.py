@@ -1,0 +1,154 @@
+"""The Stepwise stack: stores, API, and the components each issue adds."""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from aws_cdk import CfnOutput, Duration, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from constructs import Construct
+
+from infra import constants as c
+from infra.assets import functions_asset_dir, functions_code_version
+from infra.config import StackConfig
+from infra.constructs.api import Api
+from infra.constructs.function import ARCHITECTURES, RUNTIME, RUNTIME_VERSION, StepwiseFunction, _retention
+from infra.constructs.storage import AccessLogs, ArtifactStore, DataStore
+from infra.constructs.tables import Metadata, Registry
+from infra.nag import acknowledge
+from layers.build import build_layer
+
+
+def stack_version() -> str:
+    try:
+        return version("stepwise")
+    except PackageNotFoundError:
+        return "0.0.0+local"
+
+
+class StepwiseStack(Stack):
+    def __init__(self, scope: Construct, id_: str, *, config: StackConfig, **kwargs: object) -> None:
+        super().__init__(scope, id_, **kwargs)  # type: ignore[arg-type]
+        self.config = config
+        access_logs = AccessLogs(self, c.ACCESS_LOGS_ID)
+        self.data = DataStore(self, c.DATA_STORE_ID, access_logs=access_logs.bucket)
+        self.artifacts = ArtifactStore(self, c.ARTIFACT_STORE_ID, access_logs=access_logs.bucket)
+        self.registry = Registry(self, c.REGISTRY_ID)
+        self.metadata = Metadata(self, c.METADATA_ID)
+
+        self.code = lambda_.Code.from_asset(str(functions_asset_dir()))
+        self.base_layer = self.layer(c.BASE_LAYER_ID, "base", "Powertools and pydantic")
+        self.api = Api(
+            self,
+            c.API_ID,
+            throttle_rate=config.api_throttle_rate,
+            throttle_burst=config.api_throttle_burst,
+            log_retention=_retention(config.log_retention_days),
+        )
+
+        api_fn = self.function(
+            c.API_FUNCTION_ID, "functions.handlers.api.lambda_handler", description="Control-plane API"
+        ).function
+        self.synchronous_only(api_fn)
+        self.grant_health_probes(api_fn)
+        self.api.add_route("GET", "/v1/health", api_fn)
+
+        self.outputs()
+        self.acknowledge()
+
+    # -- building blocks used by every component -------------------------------------------
+    def layer(self, id_: str, name: str, description: str) -> lambda_.LayerVersion:
+        return lambda_.LayerVersion(
+            self,
+            id_,
+            code=lambda_.Code.from_asset(str(build_layer(name, self.config.architecture, RUNTIME_VERSION))),
+            compatible_runtimes=[RUNTIME],
+            compatible_architectures=[ARCHITECTURES[self.config.architecture]],
+            description=description,
+        )
+
+    def base_environment(self) -> dict[str, str]:
+        return {
+            c.ENV_VERSION: stack_version(),
+            c.ENV_CODE_VERSION: functions_code_version(),
+            c.ENV_DATA_BUCKET: self.data.bucket.bucket_name,
+            c.ENV_ARTIFACTS_BUCKET: self.artifacts.bucket.bucket_name,
+            c.ENV_REGISTRY_TABLE: self.registry.table.table_name,
+            c.ENV_METADATA_TABLE: self.metadata.table.table_name,
+        }
+
+    def function(
+        self,
+        id_: str,
+        handler: str,
+        *,
+        layers: list[lambda_.ILayerVersion] | None = None,
+        environment: dict[str, str] | None = None,
+        memory_mb: int = 256,
+        timeout: Duration | None = None,
+        description: str = "",
+    ) -> StepwiseFunction:
+        return StepwiseFunction(
+            self,
+            id_,
+            code=self.code,
+            handler=handler,
+            layers=layers if layers is not None else [self.base_layer],
+            environment={**self.base_environment(), **(environment or {})},
+            architecture=self.config.architecture,
+            log_retention_days=self.config.log_retention_days,
+            memory_mb=memory_mb,
+            timeout=timeout,
+            description=description,
+        )
+
+    def grant_health_probes(self, fn: lambda_.IFunction) -> None:
+        """HeadBucket (s3:ListBucket on the bucket) and DescribeTable on the tables, nothing more."""
+        fn.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["s3:ListBucket"],
+                resources=[self.data.bucket.bucket_arn, self.artifacts.bucket.bucket_arn],
+            )
+        )
+        fn.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:DescribeTable"],
+                resources=[self.registry.table.table_arn, self.metadata.table.table_arn],
+            )
+        )
+
+    def outputs(self) -> None:
+        CfnOutput(self, c.OUT_DATA_BUCKET, value=self.data.bucket.bucket_name)
+        CfnOutput(self, c.OUT_ARTIFACTS_BUCKET, value=self.artifacts.bucket.bucket_name)
+        CfnOutput(self, c.OUT_REGISTRY_TABLE, value=self.registry.table.table_name)
+        CfnOutput(self, c.OUT_METADATA_TABLE, value=self.metadata.table.table_name)
+        CfnOutput(self, c.OUT_API_ID, value=self.api.rest_api.rest_api_id)
+        CfnOutput(self, c.OUT_API_URL, value=self.api.rest_api.url)
+        CfnOutput(self, c.OUT_VERSION, value=stack_version())
+
+    def synchronous_only(self, fn: lambda_.IFunction) -> None:
+        acknowledge(
+            fn,
+            "Serverless::Serverless-LambdaDLQ",
+            "Invoked synchronously (API Gateway or Step Functions); the caller sees and retries errors, "
+            "so there is no asynchronous event to dead-letter.",
+        )
+
+    def acknowledge(self) -> None:
+        acknowledge(
+            self.api.rest_api,
+            "AwsSolutions::AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+            "AmazonAPIGatewayPushToCloudWatchLogs]",
+            "API Gateway's account-level CloudWatch role; AWS documents this managed policy for it.",
+        )
+        acknowledge(
+            self.api.rest_api,
+            "AwsSolutions::AwsSolutions-COG4",
+            "Every route is IAM-authorized (SigV4); a Cognito authorizer is an optional stack setting.",
+        )
+        acknowledge(
+            self.api.rest_api,
+            "AwsSolutions::AwsSolutions-APIG3",
+            "A WAF web ACL is an optional stack setting; stage throttling limits abuse by default.",
+        )
