@@ -1,0 +1,137 @@
+"""Registry records: models, versions, aliases. The shared vocabulary of lifecycle, approvals,
+serving, monitoring and governance.
+
+Key layout (registry table, keys `pk`/`sk`, index `gsi1` on `gsi1pk`/`gsi1sk`):
+    pk=MODEL#<name>  sk=MODEL              ModelRecord   (gsi1pk=MODELS, gsi1sk=<name>)
+    pk=MODEL#<name>  sk=VERSION#<%08d>     ModelVersion
+Audit events live in the metadata table (see functions/models/audit.py once it exists):
+    pk=AUDIT#<target>  sk=<iso time>#<event id>   (gsi1pk=AUDIT, gsi1sk=<iso time>#<event id>)
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+NAME_PATTERN = r"^[a-z][a-z0-9-]{0,62}$"
+
+
+def model_pk(name: str) -> str:
+    return f"MODEL#{name}"
+
+
+def version_sk(version: int) -> str:
+    return f"VERSION#{version:08d}"
+
+
+MODEL_SK = "MODEL"
+MODELS_INDEX_PK = "MODELS"
+
+
+class VersionStatus(StrEnum):
+    PENDING_APPROVAL = "PENDING_APPROVAL"
+    APPROVED = "APPROVED"
+    CANARY = "CANARY"
+    PRODUCTION = "PRODUCTION"
+    ARCHIVED = "ARCHIVED"
+    RETIRED = "RETIRED"
+    REJECTED = "REJECTED"
+    ROLLED_BACK = "ROLLED_BACK"
+
+
+S = VersionStatus
+# The declared life of a version; anything else is an illegal transition.
+TRANSITIONS: dict[VersionStatus, frozenset[VersionStatus]] = {
+    S.PENDING_APPROVAL: frozenset({S.APPROVED, S.REJECTED}),
+    S.APPROVED: frozenset({S.CANARY, S.PRODUCTION, S.REJECTED, S.RETIRED}),
+    S.CANARY: frozenset({S.PRODUCTION, S.ROLLED_BACK}),
+    S.PRODUCTION: frozenset({S.ARCHIVED, S.ROLLED_BACK}),
+    S.ARCHIVED: frozenset({S.PRODUCTION, S.RETIRED}),  # back to PRODUCTION only by rollback
+    S.ROLLED_BACK: frozenset({S.RETIRED}),
+    S.REJECTED: frozenset({S.RETIRED}),
+    S.RETIRED: frozenset(),
+}
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class Artifact(_Record):
+    """One stored file: never loaded unless its bytes hash to sha256."""
+
+    uri: str = Field(pattern=r"^s3://[^/]+/.+")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    size_bytes: int = Field(ge=0)
+
+
+ColumnType = Literal["int", "float", "bool", "string", "category", "timestamp"]
+
+
+class Feature(_Record):
+    """One input feature as serving and monitoring see it."""
+
+    name: str = Field(min_length=1, max_length=128)
+    type: ColumnType
+    nullable: bool = False
+    categories: list[str] | None = Field(default=None, max_length=10_000)
+    max_length: int | None = Field(default=None, ge=1)  # for strings
+
+
+class GateVerdict(_Record):
+    gate: str
+    passed: bool
+    value: float | None = None
+    threshold: float | None = None
+    reason: str = ""
+
+
+class ModelVersion(_Record):
+    model: str = Field(pattern=NAME_PATTERN)
+    version: int = Field(ge=1)
+    status: VersionStatus
+    created_at: datetime
+    updated_at: datetime
+    task: Literal["classification", "regression"]
+    features: list[Feature] = Field(min_length=1, max_length=1_000)
+    target: str
+    class_labels: list[str] | None = None  # classifiers: label order of the probabilities
+    artifacts: dict[str, Artifact] = Field(default_factory=dict)  # "onnx", "skops", "profile", "card"
+    metrics: dict[str, float] = Field(default_factory=dict)
+    primary_metric: str = ""
+    gates: list[GateVerdict] = Field(default_factory=list)
+    reasons: list[str] = Field(default_factory=list)  # why REJECTED / ROLLED_BACK / RETIRED
+    # lineage
+    spec_name: str = ""
+    spec_version: int = 0
+    dataset: str = ""
+    dataset_version: int = 0
+    contract_version: int = 0
+    data_key: str = ""
+    data_version_id: str = ""
+    data_sha256: str = ""
+    run_id: str = ""  # the workflow execution ARN (or name) that trained it
+    started_by: str = ""  # identity that started the training run (four-eyes)
+    code_version: str = ""
+    parameters: dict[str, str | int | float | bool | None] = Field(default_factory=dict)
+    seed: int = 0
+    timings: dict[str, float] = Field(default_factory=dict)
+    production_periods: list[dict[str, str]] = Field(default_factory=list)
+
+
+class ModelRecord(_Record):
+    """The model and its aliases. `revision` is the optimistic lock for alias moves."""
+
+    name: str = Field(pattern=NAME_PATTERN)
+    latest_version: int = Field(0, ge=0)
+    production_version: int | None = None
+    candidate_version: int | None = None
+    candidate_weight: float = Field(0.0, ge=0, le=1)
+    shadow: bool = False
+    previous_production: list[int] = Field(default_factory=list)
+    revision: int = Field(0, ge=0)
+    created_at: datetime
+    updated_at: datetime

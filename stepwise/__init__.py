@@ -1,0 +1,5 @@
+"""The operator's side: the `stepwise` CLI and the local cloud."""
+
+import os
+
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")

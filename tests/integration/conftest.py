@@ -1,0 +1,70 @@
+"""Handlers on moto: the stores with the template's key schema and the functions' settings.
+
+Whole-system tests deploy the real template instead (tests/e2e); these exercise one handler
+at a time against the same kinds of resources.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from functions.models.settings import get_settings
+from infra import constants as c
+
+MOTO_CONFIG = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
+
+
+@dataclass
+class Stores:
+    data_bucket: str = "stepwise-data"
+    artifacts_bucket: str = "stepwise-artifacts"
+    registry_table: str = "stepwise-registry"
+    metadata_table: str = "stepwise-metadata"
+
+
+def create_table(name: str) -> None:
+    boto3.client("dynamodb").create_table(
+        TableName=name,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": a, "AttributeType": "S"} for a in (c.PK, c.SK, c.GSI1_PK, c.GSI1_SK)],
+        KeySchema=[{"AttributeName": c.PK, "KeyType": "HASH"}, {"AttributeName": c.SK, "KeyType": "RANGE"}],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": c.GSI1,
+                "KeySchema": [
+                    {"AttributeName": c.GSI1_PK, "KeyType": "HASH"},
+                    {"AttributeName": c.GSI1_SK, "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
+    )
+
+
+@pytest.fixture
+def stores(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stores]:
+    """Buckets (versioned) and tables in moto, and the env vars the functions read."""
+    s = Stores()
+    with mock_aws(config=MOTO_CONFIG):  # type: ignore[arg-type]
+        s3 = boto3.client("s3")
+        for bucket in (s.data_bucket, s.artifacts_bucket):
+            s3.create_bucket(Bucket=bucket)
+            s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+        create_table(s.registry_table)
+        create_table(s.metadata_table)
+        for env, value in (
+            (c.ENV_DATA_BUCKET, s.data_bucket),
+            (c.ENV_ARTIFACTS_BUCKET, s.artifacts_bucket),
+            (c.ENV_REGISTRY_TABLE, s.registry_table),
+            (c.ENV_METADATA_TABLE, s.metadata_table),
+            (c.ENV_VERSION, "test"),
+        ):
+            monkeypatch.setenv(env, value)
+        get_settings.cache_clear()
+        yield s
+        get_settings.cache_clear()
