@@ -1,0 +1,115 @@
+"""Audit events in the metadata table: append-only.
+
+Every registry change puts its audit event in the same TransactWriteItems call:
+
+    items = [registry_update, ..., audit_put(settings.metadata_table, event)]
+    client("dynamodb").transact_write_items(TransactItems=items)
+
+This module has no update or delete: an event, once written, stays as written.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from functions.dal.clients import client
+from functions.models.audit import AUDIT_INDEX_PK, AuditEvent, audit_pk, iso
+from functions.models.errors import Conflict, StoreUnavailable
+
+MAX_PAGE = 1000
+
+
+def to_item(event: AuditEvent) -> dict[str, Any]:
+    """The low-level DynamoDB item of an event (before/after as JSON strings)."""
+    item: dict[str, Any] = {
+        "pk": {"S": audit_pk(event.target)},
+        "sk": {"S": event.sort_key},
+        "gsi1pk": {"S": AUDIT_INDEX_PK},
+        "gsi1sk": {"S": event.sort_key},
+        "kind": {"S": "audit"},
+        "event_id": {"S": event.event_id},
+        "time": {"S": iso(event.time)},
+        "who": {"S": event.who},
+        "action": {"S": event.action},
+        "target": {"S": event.target},
+        "reason": {"S": event.reason},
+        "correlation_id": {"S": event.correlation_id},
+        "before": {"S": json.dumps(event.before, sort_keys=True, default=str)},
+        "after": {"S": json.dumps(event.after, sort_keys=True, default=str)},
+    }
+    if event.version is not None:
+        item["version"] = {"N": str(event.version)}
+    return item
+
+
+def from_item(item: dict[str, Any]) -> AuditEvent:
+    return AuditEvent(
+        event_id=item["event_id"]["S"],
+        time=datetime.fromisoformat(item["time"]["S"].replace("Z", "+00:00")),
+        who=item["who"]["S"],
+        action=item["action"]["S"],
+        target=item["target"]["S"],
+        version=int(item["version"]["N"]) if "version" in item else None,
+        before=json.loads(item["before"]["S"]),
+        after=json.loads(item["after"]["S"]),
+        reason=item["reason"]["S"],
+        correlation_id=item["correlation_id"]["S"],
+    )
+
+
+def audit_put(table: str, event: AuditEvent) -> dict[str, Any]:
+    """The TransactWriteItems `Put` that appends `event` (fails if the key already exists)."""
+    return {
+        "Put": {
+            "TableName": table,
+            "Item": to_item(event),
+            "ConditionExpression": "attribute_not_exists(pk)",
+        }
+    }
+
+
+def record(table: str, event: AuditEvent) -> None:
+    """Append one event on its own, for actions that change nothing else in DynamoDB."""
+    put = audit_put(table, event)["Put"]
+    try:
+        client("dynamodb").put_item(**put)
+    except ClientError as exc:
+        code = exc.response["Error"]["Code"]
+        if code == "ConditionalCheckFailedException":
+            raise Conflict(f"audit event {event.event_id} already exists") from exc
+        raise StoreUnavailable(f"audit write failed: {code}") from exc
+
+
+def list_events(
+    table: str, *, target: str | None = None, since: datetime | None = None, limit: int = MAX_PAGE
+) -> list[AuditEvent]:
+    """Events oldest first: of one target (its partition) or of all targets (the AUDIT index)."""
+    if target is not None:
+        key = "pk = :p"
+        values: dict[str, Any] = {":p": {"S": audit_pk(target)}}
+        sort_attr, index = "sk", None
+    else:
+        key = "gsi1pk = :p"
+        values = {":p": {"S": AUDIT_INDEX_PK}}
+        sort_attr, index = "gsi1sk", "gsi1"
+    if since is not None:
+        key += f" AND {sort_attr} >= :s"
+        values[":s"] = {"S": iso(since)}
+    params: dict[str, Any] = {"TableName": table, "KeyConditionExpression": key, "ExpressionAttributeValues": values}
+    if index:
+        params["IndexName"] = index
+    events: list[AuditEvent] = []
+    try:
+        while len(events) < limit:
+            reply = client("dynamodb").query(**params, Limit=min(MAX_PAGE, limit - len(events)))
+            events.extend(from_item(i) for i in reply.get("Items", []))
+            if "LastEvaluatedKey" not in reply:
+                break
+            params["ExclusiveStartKey"] = reply["LastEvaluatedKey"]
+    except ClientError as exc:
+        raise StoreUnavailable(f"audit read failed: {exc.response['Error']['Code']}") from exc
+    return events
