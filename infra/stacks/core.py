@@ -17,7 +17,7 @@ from infra.constructs.function import ARCHITECTURES, RUNTIME, RUNTIME_VERSION, S
 from infra.constructs.storage import AccessLogs, ArtifactStore, DataStore
 from infra.constructs.tables import Metadata, Registry
 from infra.nag import acknowledge
-from layers.build import build_layer
+from layers.build import LAYER_METADATA, build_layer
 
 
 def stack_version() -> str:
@@ -59,7 +59,12 @@ class StepwiseStack(Stack):
 
     # -- building blocks used by every component -------------------------------------------
     def layer(self, id_: str, name: str, description: str) -> lambda_.LayerVersion:
-        return lambda_.LayerVersion(
+        """layers/<name> built (or reused from layers/.build) with pip for the configured architecture.
+
+        A layer with no wheel for that architecture fails synthesis with a LayerBuildError naming
+        the packages and whether the other architecture would do.
+        """
+        layer = lambda_.LayerVersion(
             self,
             id_,
             code=lambda_.Code.from_asset(str(build_layer(name, self.config.architecture, RUNTIME_VERSION))),
@@ -67,6 +72,8 @@ class StepwiseStack(Stack):
             compatible_architectures=[ARCHITECTURES[self.config.architecture]],
             description=description,
         )
+        layer.node.add_metadata(LAYER_METADATA, name)  # which layers/<name> (tests/infra/test_packaging.py)
+        return layer
 
     def base_environment(self) -> dict[str, str]:
         return {
