@@ -1,0 +1,152 @@
+"""Datasets: stored contracts, dataset versions, validation reports, uploads.
+
+Key layout in the metadata table: see functions/dal/datasets.py.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from functions.models.contracts import DataContract
+from functions.models.registry import NAME_PATTERN
+
+MAX_EXAMPLES = 20
+
+FileFormat = Literal["parquet", "csv", "jsonl"]
+Verdict = Literal["passed", "failed", "unreadable"]
+TrainingStatus = Literal["none", "would_start", "started", "failed"]
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class Example(_Record):
+    """One offending row: its 0-based index in the file and the offending value (as text)."""
+
+    row: int = Field(ge=0)
+    value: str | None = None
+
+
+class RuleResult(_Record):
+    rule: str  # e.g. "range:age" (see functions/models/contracts.py for the names)
+    column: str | None = None
+    passed: bool
+    offending: int = Field(0, ge=0)
+    examples: list[Example] = Field(default_factory=list, max_length=MAX_EXAMPLES)
+    message: str = ""
+
+
+class ValidationReport(_Record):
+    dataset: str
+    contract_version: int = Field(0, ge=0)  # 0: no contract
+    source: str = ""  # s3://bucket/key?versionId=...
+    format: FileFormat | None = None
+    verdict: Verdict
+    reason: str = ""  # one line: why the file failed or could not be read
+    rows: int = Field(0, ge=0)
+    columns: int = Field(0, ge=0)
+    size_bytes: int = Field(0, ge=0)
+    chunks: int = Field(1, ge=0)
+    schema_fingerprint: str = ""
+    rules: list[RuleResult] = Field(default_factory=list)
+    elapsed_ms: float = Field(0.0, ge=0)
+
+    @property
+    def passed(self) -> bool:
+        return self.verdict == "passed"
+
+    @property
+    def failed_rules(self) -> list[str]:
+        return [r.rule for r in self.rules if not r.passed]
+
+    def summary(self) -> str:
+        if self.passed:
+            return f"{self.dataset}: passed {len(self.rules)} rules on {self.rows} rows"
+        if self.verdict == "unreadable":
+            return f"{self.dataset}: unreadable: {self.reason}"
+        return f"{self.dataset}: failed {', '.join(self.failed_rules)}"
+
+
+class ContractRecord(_Record):
+    dataset: str = Field(pattern=NAME_PATTERN)
+    version: int = Field(ge=1)
+    contract: DataContract
+    created_at: datetime
+    created_by: str = ""
+
+
+class DatasetVersion(_Record):
+    dataset: str = Field(pattern=NAME_PATTERN)
+    version: int = Field(ge=1)
+    key: str  # validated/<dataset>/... in the data bucket
+    bucket: str
+    version_id: str = ""
+    source_key: str = ""  # raw/<dataset>/...
+    source_version_id: str = ""
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    size_bytes: int = Field(ge=0)
+    format: FileFormat
+    rows: int = Field(ge=0)
+    schema_fingerprint: str
+    contract_version: int = Field(ge=1)
+    report_uri: str
+    created_at: datetime
+    uploaded_by: str = ""
+    training_spec: str | None = None
+    training_status: TrainingStatus = "none"
+    training_execution: str = ""
+    training_reason: str = ""
+
+    @property
+    def uri(self) -> str:
+        suffix = f"?versionId={self.version_id}" if self.version_id else ""
+        return f"s3://{self.bucket}/{self.key}{suffix}"
+
+
+class DatasetSummary(_Record):
+    dataset: str
+    latest_contract_version: int = 0
+    latest_version: int = 0
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+class UploadRef(_Record):
+    """One uploaded object, as an S3 event names it (the idempotency key)."""
+
+    bucket: str
+    key: str  # URL-decoded
+    version_id: str = ""
+    etag: str = ""
+    size: int = Field(0, ge=0)
+    uploaded_by: str = ""
+
+
+class UploadOutcome(_Record):
+    dataset: str
+    key: str
+    verdict: Verdict | Literal["skipped"]
+    reason: str = ""
+    version: int | None = None
+    report_uri: str = ""
+    moved_to: str = ""
+    training_status: TrainingStatus = "none"
+
+
+class LifecycleStart(_Record):
+    """What start_lifecycle did: `would_start` until the lifecycle workflow is deployed."""
+
+    status: Literal["would_start", "started", "failed"]
+    execution_arn: str = ""
+    reason: str = ""
+
+
+def plain(value: Any) -> Any:
+    """JSON-safe value for a report example."""
+    if value is None:
+        return None
+    return str(value)
