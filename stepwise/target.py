@@ -50,6 +50,7 @@ class Target:
     local: bool = False
     identity: str = "operator"
     in_process: bool = False  # the local cloud lives in this process (demo, tests)
+    stack: str = c.STACK_NAME
 
     # -- AWS clients ---------------------------------------------------------------------
     def client(self, service: str) -> Any:
@@ -121,6 +122,7 @@ def from_endpoint(endpoint: str, identity: str = "operator") -> Target:
         aws_endpoint=info["aws_endpoint"],
         local=True,
         identity=identity,
+        stack=info.get("stack") or c.STACK_NAME,
     )
 
 
@@ -129,7 +131,7 @@ def from_stack(stack: str, region: str, identity: str = "operator") -> Target:
     cfn = boto3.client("cloudformation", region_name=region)
     described = cfn.describe_stacks(StackName=stack)["Stacks"][0]
     outputs = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
-    return Target(api_url=outputs[c.OUT_API_URL], outputs=outputs, region=region, identity=identity)
+    return Target(api_url=outputs[c.OUT_API_URL], outputs=outputs, region=region, identity=identity, stack=stack)
 
 
 def resolve(endpoint: str | None, stack: str | None, region: str | None, identity: str) -> Target:

@@ -1,0 +1,102 @@
+"""`stepwise demo`: the whole lifecycle, locally, from nothing.
+
+Each stage is a list of steps; a step gets the demo context, does one thing through the same
+paths a user has (HTTP API, S3 uploads, CLI commands), prints what it saw, and raises
+DemoFailure (or any error) to stop the demo with a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from stepwise.local.session import LocalSession
+from stepwise.target import Target
+
+
+class DemoFailure(Exception):
+    pass
+
+
+@dataclass
+class DemoContext:
+    session: LocalSession
+    target: Target
+    state: dict[str, Any] = field(default_factory=dict)
+
+    def say(self, text: str) -> None:
+        for line in text.splitlines():
+            print(f"      {line}", flush=True)
+
+
+Step = tuple[str, Callable[[DemoContext], None]]
+
+
+def step_health(ctx: DemoContext) -> None:
+    reply = ctx.target.api("GET", "/v1/health")
+    if reply.status != 200 or not isinstance(reply.body, dict):
+        raise DemoFailure(f"health answered HTTP {reply.status}: {reply.body}")
+    stores = ", ".join(f"{s['name']} {'ok' if s['ok'] else 'FAILING'}" for s in reply.body["stores"])
+    ctx.say(f"GET {ctx.target.api_url}/v1/health -> 200, version {reply.body['version']}: {stores}")
+
+
+def foundation_steps() -> list[Step]:
+    return [("check health over HTTP", step_health)]
+
+
+def all_steps() -> list[Step]:
+    return [*foundation_steps()]
+
+
+def run_demo(port: int = 0, serve: bool = False, steps: list[Step] | None = None) -> int:
+    timings: list[tuple[str, float]] = []
+    plan = steps if steps is not None else all_steps()
+    total = len(plan) + 1
+    started = time.perf_counter()
+    print(f"[1/{total}] synthesize the CDK app and deploy its template into a local cloud (moto)", flush=True)
+    t0 = time.perf_counter()
+    session = LocalSession(port=port, aws_port=(port + 1) if serve and port else None, context={})
+    try:
+        target = session.start()
+    except Exception as exc:
+        print(f"      FAILED: {exc}")
+        return 1
+    timings.append(("deploy the local cloud", time.perf_counter() - t0))
+    deployment = session.cloud.deployment
+    assert deployment is not None
+    print(
+        f"      {len(deployment.resources)} resources deployed, {len(session.cloud.router.functions)} functions "
+        f"routed to their handlers, API at {target.api_url} ({timings[-1][1]:.1f} s)",
+        flush=True,
+    )
+    ctx = DemoContext(session=session, target=target)
+    code = 0
+    try:
+        for index, (name, step) in enumerate(plan, start=2):
+            print(f"[{index}/{total}] {name}", flush=True)
+            t0 = time.perf_counter()
+            try:
+                step(ctx)
+            except Exception as exc:
+                print(f"      FAILED: {type(exc).__name__}: {exc}", flush=True)
+                code = 1
+                break
+            timings.append((name, time.perf_counter() - t0))
+            print(f"      ok ({timings[-1][1]:.1f} s)", flush=True)
+        elapsed = time.perf_counter() - started
+        slowest = ", ".join(f"{n} {d:.1f} s" for n, d in sorted(timings, key=lambda t: -t[1])[:3])
+        print(f"\ndemo {'passed' if code == 0 else 'FAILED'} in {elapsed:.1f} s; slowest steps: {slowest}", flush=True)
+        if serve and code == 0:
+            print(f"API: {target.api_url}", flush=True)
+            if session.api and session.api.info.get("aws_endpoint"):
+                print(f"AWS endpoint (moto): {session.api.info['aws_endpoint']}", flush=True)
+            print(f"explore with: stepwise --endpoint {target.api_url} status   (Ctrl-C stops)", flush=True)
+            while True:
+                time.sleep(3600)
+    except KeyboardInterrupt:
+        print("\nstopping the local cloud")
+    finally:
+        session.stop()
+    return code

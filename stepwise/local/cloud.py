@@ -1,0 +1,288 @@
+"""Deploy the synthesized template into an embedded moto, as `cdk bootstrap` + `cdk deploy` would.
+
+What moto cannot run is emulated from the template's own properties and reported:
+- custom resources (their Lambda never runs here): S3 bucket notifications are applied from the
+  custom resource's NotificationConfiguration;
+- state machines: moto's CloudFormation puts them in a backend that does not execute, so each
+  is re-created from its resolved definition in the executing backend (same name, same ARN);
+- Lambda code: each function runs its real handler in-process from its asset (runtime.py);
+- resources moto's CloudFormation skips (stage, account, alarms, bucket policies) are listed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import tempfile
+import uuid
+import zipfile
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import boto3
+from moto import mock_aws
+from moto.cloudformation.models import cloudformation_backends
+from moto.cloudformation.parsing import clean_json
+from moto.core import DEFAULT_ACCOUNT_ID
+
+from stepwise.local.assembly import Assembly, synthesize
+from stepwise.local.runtime import FunctionRuntime, LambdaRouter
+
+REGION = "us-east-1"
+ACCOUNT = DEFAULT_ACCOUNT_ID
+BOOTSTRAP_QUALIFIER = "hnb659fds"
+BOOTSTRAP_VERSION = "30"
+MOTO_CONFIG = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
+
+
+@dataclass
+class Emulation:
+    logical_id: str
+    resource_type: str
+    how: str
+
+
+@dataclass
+class Deployment:
+    stack_id: str
+    outputs: dict[str, str]
+    resources: list[dict[str, str]]  # logical id, physical id, type, status
+    emulated: list[Emulation] = field(default_factory=list)
+    skipped: list[Emulation] = field(default_factory=list)
+
+    def physical_id(self, logical_id: str) -> str:
+        return next(r["PhysicalResourceId"] for r in self.resources if r["LogicalResourceId"] == logical_id)
+
+
+class LocalCloud:
+    """A moto-backed copy of the stack, deployed from the template the CDK app synthesizes."""
+
+    def __init__(
+        self,
+        outdir: Path | None = None,
+        context: dict[str, Any] | None = None,
+        log_level: str = "WARNING",
+        app_module: str = "infra.app",
+    ):
+        self.app_module = app_module
+        self._tmp = None if outdir else tempfile.TemporaryDirectory(prefix="stepwise-cdk-")
+        self.outdir = outdir or Path(self._tmp.name)  # type: ignore[union-attr]
+        self.context = context or {}
+        self.log_level = log_level
+        self.router = LambdaRouter()
+        self._mock = mock_aws(config=MOTO_CONFIG)  # type: ignore[call-overload]
+        self.assembly: Assembly | None = None
+        self.deployment: Deployment | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def start(self) -> Deployment:
+        self.assembly = synthesize(self.outdir, self.context, self.app_module)
+        self._mock.start()
+        self.router.install()
+        try:
+            self._bootstrap()
+            self._publish_assets()
+            self.deployment = self._deploy()
+            self._register_functions()
+            self._emulate()
+        except Exception:
+            self.stop()
+            raise
+        return self.deployment
+
+    def stop(self) -> None:
+        self.router.uninstall()
+        with contextlib.suppress(RuntimeError):  # already stopped
+            self._mock.stop()
+        if self._tmp:
+            self._tmp.cleanup()
+
+    def __enter__(self) -> LocalCloud:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def client(self, service: str) -> Any:
+        return boto3.client(service, region_name=REGION)
+
+    @property
+    def logs_dir(self) -> Path:
+        """Each function's log (what CloudWatch Logs would hold): <logs_dir>/<logical id>.log."""
+        return self.outdir / "logs"
+
+    @property
+    def outputs(self) -> dict[str, str]:
+        assert self.deployment is not None
+        return self.deployment.outputs
+
+    # -- cdk bootstrap -------------------------------------------------------------------
+    def _bootstrap(self) -> None:
+        self.client("ssm").put_parameter(
+            Name=f"/cdk-bootstrap/{BOOTSTRAP_QUALIFIER}/version", Value=BOOTSTRAP_VERSION, Type="String"
+        )
+        self.client("s3").create_bucket(Bucket=self._assets_bucket())
+
+    def _assets_bucket(self) -> str:
+        return f"cdk-{BOOTSTRAP_QUALIFIER}-assets-{ACCOUNT}-{REGION}"
+
+    def _publish_assets(self) -> None:
+        assert self.assembly is not None
+        s3 = self.client("s3")
+        for asset in self.assembly.file_assets:
+            bucket = asset.bucket_template.replace("${AWS::AccountId}", ACCOUNT).replace("${AWS::Region}", REGION)
+            body = _zip_dir(asset.source) if asset.source.is_dir() else asset.source.read_bytes()
+            s3.put_object(Bucket=bucket, Key=asset.object_key, Body=body)
+
+    # -- cdk deploy ----------------------------------------------------------------------
+    def _deploy(self) -> Deployment:
+        assert self.assembly is not None
+        cfn = self.client("cloudformation")
+        stack_id = cfn.create_stack(
+            StackName=self.assembly.stack_name,
+            TemplateBody=json.dumps(self.assembly.template),
+            Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"],
+        )["StackId"]
+        described = cfn.describe_stacks(StackName=stack_id)["Stacks"][0]
+        if not described["StackStatus"].endswith("_COMPLETE") or "ROLLBACK" in described["StackStatus"]:
+            events = cfn.describe_stack_events(StackName=stack_id)["StackEvents"]
+            failed = [e for e in events if "FAILED" in e.get("ResourceStatus", "")]
+            raise RuntimeError(f"local deploy failed: {described['StackStatus']} {failed[:5]}")
+        resources = cfn.describe_stack_resources(StackName=stack_id)["StackResources"]
+        outputs = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
+        resources = [r for r in resources if "LogicalResourceId" in r]
+        deployed = {r["LogicalResourceId"] for r in resources}
+        skipped = [
+            Emulation(lid, res["Type"], "not created by moto's CloudFormation")
+            for lid, res in self.assembly.template["Resources"].items()
+            if lid not in deployed and res["Type"] != "AWS::CDK::Metadata"
+        ]
+        return Deployment(stack_id=stack_id, outputs=outputs, resources=resources, skipped=skipped)
+
+    def resolve(self, value: Any) -> Any:
+        """Resolve intrinsic functions (Ref, Fn::GetAtt, Fn::Join, ...) against the deployed stack."""
+        assert self.deployment is not None
+        stack = cloudformation_backends[ACCOUNT][REGION].stacks[self.deployment.stack_id]
+        return clean_json(value, stack.resource_map)
+
+    # -- functions -----------------------------------------------------------------------
+    def _register_functions(self) -> None:
+        assert self.assembly is not None and self.deployment is not None
+        lam = self.client("lambda")
+        self.logs_dir.mkdir(parents=True, exist_ok=True)
+        for logical_id, res in self.assembly.resources_of_type("AWS::Lambda::Function").items():
+            props = res["Properties"]
+            code_dir = self.assembly.function_code_dir(logical_id)
+            handler = props.get("Handler")
+            if props.get("PackageType") == "Image":
+                handler = (props.get("ImageConfig", {}).get("Command") or [None])[0]
+            if code_dir is None or not handler or not (code_dir.is_dir()):
+                continue  # inline code (CDK custom-resource providers): not ours to run
+            name = self.deployment.physical_id(logical_id)
+            config = lam.get_function_configuration(FunctionName=name)
+            self.router.add(
+                FunctionRuntime(
+                    name=name,
+                    arn=config["FunctionArn"],
+                    code_dir=code_dir,
+                    handler=handler,
+                    environment=config.get("Environment", {}).get("Variables", {}),
+                    memory_mb=int(props.get("MemorySize", 128)),
+                    timeout_seconds=int(props.get("Timeout", 3)),
+                    log_level=self.log_level,
+                    log_file=self.logs_dir / f"{logical_id}.log",
+                )
+            )
+
+    # -- what moto cannot run ------------------------------------------------------------
+    def _emulate(self) -> None:
+        assert self.assembly is not None and self.deployment is not None
+        for logical_id, res in self.assembly.template["Resources"].items():
+            kind = res["Type"]
+            if kind == "Custom::S3BucketNotifications":
+                props = self.resolve(res["Properties"])
+                config = props.get("NotificationConfiguration", {})
+                self.client("s3").put_bucket_notification_configuration(
+                    Bucket=props["BucketName"], NotificationConfiguration=_notification_config(config)
+                )
+                self.deployment.emulated.append(
+                    Emulation(logical_id, kind, "bucket notifications applied from NotificationConfiguration")
+                )
+            elif kind == "AWS::StepFunctions::StateMachine":
+                self._recreate_state_machine(logical_id)
+            elif kind.startswith("Custom::") or kind == "AWS::CloudFormation::CustomResource":
+                self.deployment.emulated.append(Emulation(logical_id, kind, "custom resource: handler not run"))
+
+    def _recreate_state_machine(self, logical_id: str) -> None:
+        from moto.stepfunctions.models import stepfunctions_backends
+        from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+
+        assert self.deployment is not None
+        arn = self.deployment.physical_id(logical_id)
+        standard = stepfunctions_backends[ACCOUNT][REGION]
+        machine = standard.describe_state_machine(arn)
+        executing = stepfunctions_parser_backends[ACCOUNT][REGION]
+        executing.create_state_machine(
+            name=machine.name,
+            definition=machine.definition,
+            roleArn=machine.roleArn,
+            loggingConfiguration=machine.loggingConfiguration,  # type: ignore[arg-type]
+            tracingConfiguration=machine.tracingConfiguration,  # type: ignore[arg-type]
+            sm_type=getattr(machine, "type", None),
+        )
+        self.deployment.emulated.append(
+            Emulation(logical_id, "AWS::StepFunctions::StateMachine", "re-created in moto's executing backend")
+        )
+
+    # -- schedules (moto's EventBridge does not deliver to Lambda or Step Functions) ---------
+    def fire_schedules(self, name_contains: str = "") -> list[str]:
+        """Deliver each scheduled rule's event to its targets now; returns what was fired."""
+        assert self.assembly is not None
+        fired = []
+        for logical_id, res in self.assembly.resources_of_type("AWS::Events::Rule").items():
+            props = res["Properties"]
+            if "ScheduleExpression" not in props or name_contains not in logical_id:
+                continue
+            if props.get("State", "ENABLED") != "ENABLED":
+                continue
+            for target in self.resolve(props.get("Targets", [])):
+                arn = str(target["Arn"])
+                event = (
+                    json.loads(target["Input"])
+                    if "Input" in target
+                    else {
+                        "version": "0",
+                        "id": str(uuid.uuid4()),
+                        "detail-type": "Scheduled Event",
+                        "source": "aws.events",
+                        "account": ACCOUNT,
+                        "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                        "region": REGION,
+                        "resources": [f"arn:aws:events:{REGION}:{ACCOUNT}:rule/{logical_id}"],
+                        "detail": {},
+                    }
+                )
+                if ":lambda:" in arn:
+                    self.client("lambda").invoke(FunctionName=arn, InvocationType="Event", Payload=json.dumps(event))
+                elif ":states:" in arn:
+                    self.client("stepfunctions").start_execution(stateMachineArn=arn, input=json.dumps(event))
+                fired.append(f"{logical_id} -> {arn}")
+        return fired
+
+
+def _zip_dir(path: Path) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+        for file in sorted(path.rglob("*")):
+            if file.is_file():
+                zf.write(file, file.relative_to(path).as_posix())
+    return buf.getvalue()
+
+
+def _notification_config(config: dict[str, Any]) -> dict[str, Any]:
+    """CDK's custom resource takes the S3 API's shape already; drop empty sections."""
+    return {k: v for k, v in config.items() if v}

@@ -1,0 +1,255 @@
+"""Serve the template's API Gateway routes on localhost as API Gateway (REST, proxy) events.
+
+Routes come from the template's AWS::ApiGateway::Resource / Method resources; each request is
+turned into the proxy event API Gateway would send and handed to the integration's Lambda
+through moto's Invoke API (which the local runtime routes to the real handler).
+
+Differences from AWS, reported by `stepwise local up`: SigV4 signatures are not verified; the
+access key a request is signed with names the caller (requestContext.identity), and an unsigned
+request acts as "anonymous" unless strict auth is on.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, urlsplit
+
+import boto3
+
+if TYPE_CHECKING:
+    from stepwise.local.cloud import LocalCloud
+
+INFO_PATH = "/_local/info"
+FIRE_PATH = "/_local/fire"
+_CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/")
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str  # GET, POST, ... or ANY
+    resource: str  # /v1/models/{name}/predict
+    function_arn: str
+    authorization: str  # AWS_IAM, NONE, COGNITO_USER_POOLS, ...
+    pattern: re.Pattern[str]
+    params: tuple[str, ...]
+
+
+def _compile(resource: str) -> tuple[re.Pattern[str], tuple[str, ...]]:
+    params: list[str] = []
+    parts = []
+    for segment in resource.strip("/").split("/"):
+        if segment.startswith("{") and segment.endswith("+}"):
+            params.append(segment[1:-2])
+            parts.append("(.+)")
+        elif segment.startswith("{") and segment.endswith("}"):
+            params.append(segment[1:-1])
+            parts.append("([^/]+)")
+        elif segment:
+            parts.append(re.escape(segment))
+    return re.compile("^/" + "/".join(parts) + "/?$"), tuple(params)
+
+
+def routes_from_template(cloud: LocalCloud) -> list[Route]:
+    """Every method of every REST API in the template, with its resolved Lambda ARN."""
+    assert cloud.assembly is not None
+    resources = cloud.assembly.resources_of_type("AWS::ApiGateway::Resource")
+
+    def path_of(ref: Any) -> str:
+        if isinstance(ref, dict) and "Ref" in ref and ref["Ref"] in resources:
+            props = resources[ref["Ref"]]["Properties"]
+            return path_of(props["ParentId"]).rstrip("/") + "/" + props["PathPart"]
+        return "/"  # the API's root resource (Fn::GetAtt RestApi.RootResourceId)
+
+    routes = []
+    for method in cloud.assembly.resources_of_type("AWS::ApiGateway::Method").values():
+        props = method["Properties"]
+        integration = props.get("Integration", {})
+        if integration.get("Type") not in ("AWS_PROXY", "AWS"):
+            continue
+        uri = str(cloud.resolve(integration["Uri"]))
+        match = re.search(r"functions/(arn:[^/]+)/invocations", uri)
+        if not match:
+            continue
+        resource = path_of(props["ResourceId"])
+        pattern, params = _compile(resource)
+        routes.append(
+            Route(
+                method=props["HttpMethod"].upper(),
+                resource=resource,
+                function_arn=match.group(1),
+                authorization=props.get("AuthorizationType", "NONE"),
+                pattern=pattern,
+                params=params,
+            )
+        )
+    return routes
+
+
+class ApiServer:
+    def __init__(self, cloud: LocalCloud, host: str = "127.0.0.1", port: int = 8787, strict_auth: bool = False):
+        self.cloud = cloud
+        self.routes = routes_from_template(cloud)
+        self.strict_auth = strict_auth
+        self.info: dict[str, Any] = {}
+        handler = _make_handler(self)
+        self.httpd = ThreadingHTTPServer((host, port), handler)
+        self.httpd.daemon_threads = True
+        self.host, self.port = str(host), int(self.httpd.server_address[1])
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self.httpd.serve_forever, name="stepwise-api", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    # -- one request ---------------------------------------------------------------------
+    def handle(
+        self, method: str, raw_path: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, dict[str, str], bytes]:
+        split = urlsplit(raw_path)
+        path = split.path
+        if path == INFO_PATH and method == "GET":
+            return _json(200, self.info)
+        if path == FIRE_PATH and method == "POST":
+            rule = parse_qs(split.query).get("rule", [""])[-1]
+            return _json(200, {"fired": self.cloud.fire_schedules(rule)})
+        matching = [(r, m) for r in self.routes if (m := r.pattern.match(path))]
+        if not matching:
+            return _json(404, {"error": "NotFound", "message": f"no route {path}"})
+        chosen = next(((r, m) for r, m in matching if r.method in (method, "ANY")), None)
+        if chosen is None:
+            allowed = sorted({r.method for r, _ in matching})
+            reply = _json(405, {"error": "MethodNotAllowed", "message": f"{method} not allowed on {path}"})
+            reply[1]["Allow"] = ", ".join(allowed)
+            return reply
+        route, match = chosen
+        identity = _identity(headers)
+        if route.authorization == "AWS_IAM" and identity is None and self.strict_auth:
+            return _json(403, {"error": "MISSING_AUTHENTICATION_TOKEN", "message": "Missing Authentication Token"})
+        event = _proxy_event(
+            route, dict(zip(route.params, match.groups(), strict=True)), method, split, headers, body, identity
+        )
+        reply = boto3.client("lambda", region_name="us-east-1").invoke(
+            FunctionName=route.function_arn, Payload=json.dumps(event).encode()
+        )
+        payload = reply["Payload"].read()
+        if reply.get("FunctionError"):
+            return _json(502, {"message": "Internal server error"})
+        try:
+            result = json.loads(payload)
+            status = int(result["statusCode"])
+        except (ValueError, KeyError, TypeError):
+            return _json(502, {"message": "Malformed Lambda proxy response"})
+        out_headers = {k: str(v) for k, v in (result.get("headers") or {}).items()}
+        for key, values in (result.get("multiValueHeaders") or {}).items():
+            out_headers[key] = ", ".join(str(v) for v in values)
+        raw = result.get("body") or ""
+        data = (
+            base64.b64decode(raw)
+            if result.get("isBase64Encoded")
+            else (raw if isinstance(raw, str) else json.dumps(raw)).encode()
+        )
+        return status, out_headers, data
+
+
+def _json(status: int, body: Any) -> tuple[int, dict[str, str], bytes]:
+    return status, {"Content-Type": "application/json"}, json.dumps(body).encode()
+
+
+def _identity(headers: dict[str, str]) -> dict[str, str] | None:
+    auth = next((v for k, v in headers.items() if k.lower() == "authorization"), "")
+    match = _CREDENTIAL.search(auth)
+    if not match:
+        return None
+    access_key = match.group(1)
+    name = access_key.removeprefix("LOCAL") or access_key
+    return {
+        "accessKey": access_key,
+        "caller": name,
+        "user": name,
+        "userArn": f"arn:aws:iam::123456789012:user/{name}",
+    }
+
+
+def _proxy_event(
+    route: Route,
+    path_params: dict[str, str],
+    method: str,
+    split: Any,
+    headers: dict[str, str],
+    body: bytes,
+    identity: dict[str, str] | None,
+) -> dict[str, Any]:
+    query = parse_qs(split.query, keep_blank_values=True)
+    who = identity or {"caller": "anonymous", "user": "anonymous", "userArn": "", "accessKey": ""}
+    text: str | None
+    try:
+        text, is_b64 = (body.decode("utf-8") if body else None), False
+    except UnicodeDecodeError:
+        text, is_b64 = base64.b64encode(body).decode(), True
+    return {
+        "resource": route.resource,
+        "path": split.path,
+        "httpMethod": method,
+        "headers": dict(headers),
+        "multiValueHeaders": {k: [v] for k, v in headers.items()},
+        "queryStringParameters": {k: v[-1] for k, v in query.items()} or None,
+        "multiValueQueryStringParameters": query or None,
+        "pathParameters": path_params or None,
+        "stageVariables": None,
+        "requestContext": {
+            "resourcePath": route.resource,
+            "httpMethod": method,
+            "path": "/prod" + split.path,
+            "stage": "prod",
+            "requestId": str(uuid.uuid4()),
+            "accountId": "123456789012",
+            "apiId": "local",
+            "requestTimeEpoch": int(time.time() * 1000),
+            "protocol": "HTTP/1.1",
+            "identity": {**who, "sourceIp": "127.0.0.1", "userAgent": headers.get("User-Agent", "")},
+        },
+        "body": text,
+        "isBase64Encoded": is_b64,
+    }
+
+
+def _make_handler(server: ApiServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def _serve(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            try:
+                status, headers, data = server.handle(self.command, self.path, dict(self.headers.items()), body)
+            except Exception:  # the gateway never leaks a stack trace
+                status, headers, data = _json(500, {"message": "Internal server error"})
+            self.send_response(status)
+            for key, value in headers.items():
+                self.send_header(key, value)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _serve
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+    return Handler
