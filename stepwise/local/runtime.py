@@ -135,7 +135,7 @@ class FunctionRuntime:
         def to_log(msg: Any, cat: type[Warning], *rest: Any, **kw: Any) -> None:
             sink.write(f"{cat.__name__}: {msg}\n")
 
-        warnings.showwarning = to_log
+        warnings.showwarning = to_log  # type: ignore[assignment]
         try:
             yield
         finally:
