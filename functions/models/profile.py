@@ -122,7 +122,7 @@ class CategoricalProfile(_ProfileModel):
     null_count: int = Field(ge=0)
     categories: list[str] = Field(max_length=10_000)
     counts: list[int] = Field(max_length=10_000)
-    other_count: int = Field(0, ge=0)  # training values outside `categories`; the "unseen" bucket
+    other_count: int = Field(default=0, ge=0)  # training values outside `categories`; the "unseen" bucket
 
     @model_validator(mode="after")
     def _consistent(self) -> CategoricalProfile:

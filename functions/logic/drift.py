@@ -1,0 +1,490 @@
+"""The drift check: stream a window's rows in batches, bin them against the reference profile,
+then test each feature and decide per feature and per model.
+
+Memory stays at the profile plus one batch: each batch is reduced to per-feature bin counts and
+dropped. Nothing here knows S3 or Lambda; `iter_parquet_batches` reads local files or file objects
+row group by row group.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import IO
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from functions.logic import drift_stats as st
+from functions.logic.profile import bin_numeric, numeric_values
+from functions.models.drift import (
+    CategoricalStats,
+    DriftConfig,
+    DriftReport,
+    FeatureDrift,
+    FeatureVerdict,
+    Histogram,
+    ModelVerdict,
+    NumericStats,
+)
+from functions.models.profile import CategoricalProfile, NumericProfile, ReferenceProfile
+
+VERSION_COLUMN = "__version"  # written by compaction; the model version that answered
+_ARROW_ERRORS = (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError)
+
+
+def iter_parquet_batches(
+    sources: Iterable[str | IO[bytes] | pa.NativeFile], columns: list[str] | None = None
+) -> Iterator[pa.RecordBatch]:
+    """Record batches of each Parquet source, one row group at a time, only the wanted columns.
+
+    Columns a file lacks are skipped (the check reports them missing), never an error.
+    """
+    for source in sources:
+        parquet = pq.ParquetFile(source)
+        present = set(parquet.schema_arrow.names)
+        wanted = None if columns is None else [c for c in columns if c in present]
+        for index in range(parquet.num_row_groups):
+            table = parquet.read_row_group(index, columns=wanted, use_threads=False)
+            yield from table.to_batches(max_chunksize=None)
+
+
+@dataclass
+class _NumericState:
+    profile: NumericProfile
+    counts: np.ndarray
+    nulls: int = 0
+    sum_below: float = 0.0  # sum of finite values below / above the range (Wasserstein positions)
+    n_below: int = 0
+    sum_above: float = 0.0
+    n_above: int = 0
+    rows_without_column: int = 0
+    rows_with_wrong_type: int = 0
+    wrong_types: set[str] = field(default_factory=set)
+
+
+@dataclass
+class _CategoricalState:
+    profile: CategoricalProfile
+    value_set: pa.Array
+    counts: np.ndarray  # len(categories) + 1: the last is "unseen"
+    nulls: int = 0
+    rows_without_column: int = 0
+    rows_with_wrong_type: int = 0
+    wrong_types: set[str] = field(default_factory=set)
+
+
+def _is_stringish(t: pa.DataType) -> bool:
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    return pa.types.is_string(t) or pa.types.is_large_string(t)
+
+
+class DriftAccumulator:
+    """Per-feature counts of the current window, fed batch by batch."""
+
+    def __init__(self, profile: ReferenceProfile) -> None:
+        self.profile = profile
+        self.rows = 0
+        self.versions: set[int] = set()
+        self._numeric: dict[str, _NumericState] = {}
+        self._categorical: dict[str, _CategoricalState] = {}
+        for f in profile.features:
+            if isinstance(f, NumericProfile):
+                self._numeric[f.name] = _NumericState(f, np.zeros(f.n_bins + 2, dtype=np.int64))
+            else:
+                self._categorical[f.name] = _CategoricalState(
+                    f, pa.array(f.categories, pa.string()), np.zeros(len(f.categories) + 1, dtype=np.int64)
+                )
+
+    @property
+    def columns(self) -> list[str]:
+        """The columns a batch should carry (features and the answering version)."""
+        return [f.name for f in self.profile.features] + [VERSION_COLUMN]
+
+    def add(self, batch: pa.RecordBatch | pa.Table) -> None:
+        n = batch.num_rows
+        if n == 0:
+            return
+        self.rows += n
+        names = set(batch.schema.names)
+        if VERSION_COLUMN in names:
+            seen = pc.unique(batch.column(VERSION_COLUMN).drop_null())
+            self.versions.update(int(v) for v in seen.to_pylist())  # a handful of distinct values
+        for name, ns in self._numeric.items():
+            if name not in names:
+                ns.rows_without_column += n
+            else:
+                self._add_numeric(ns, batch.column(name), n)
+        for name, cs in self._categorical.items():
+            if name not in names:
+                cs.rows_without_column += n
+            else:
+                self._add_categorical(cs, batch.column(name), n)
+
+    @staticmethod
+    def _add_numeric(state: _NumericState, column: pa.Array | pa.ChunkedArray, n: int) -> None:
+        if pa.types.is_boolean(column.type) or _is_stringish(column.type):
+            state.rows_with_wrong_type += n
+            state.wrong_types.add(str(column.type))
+            return
+        try:
+            values = numeric_values(column)
+        except _ARROW_ERRORS:
+            state.rows_with_wrong_type += n
+            state.wrong_types.add(str(column.type))
+            return
+        p = state.profile
+        counts = bin_numeric(values, p.bin_low, p.bin_width, p.n_bins)
+        state.counts += counts
+        state.nulls += n - int(counts.sum())  # nulls and NaN
+        if counts[0]:
+            below = values[(values < p.bin_low) & np.isfinite(values)]
+            state.sum_below += float(below.sum())
+            state.n_below += below.size
+        if counts[-1]:
+            above = values[(values >= p.bin_high) & np.isfinite(values)]
+            state.sum_above += float(above.sum())
+            state.n_above += above.size
+
+    @staticmethod
+    def _add_categorical(state: _CategoricalState, column: pa.Array | pa.ChunkedArray, n: int) -> None:
+        boolean = state.profile.type == "bool"
+        if (boolean and not pa.types.is_boolean(column.type)) or (not boolean and not _is_stringish(column.type)):
+            state.rows_with_wrong_type += n
+            state.wrong_types.add(str(column.type))
+            return
+        if isinstance(column, pa.ChunkedArray):
+            column = column.combine_chunks()
+        unseen = len(state.profile.categories)
+        if pa.types.is_dictionary(column.type):
+            # map the (small) dictionary once, then count codes
+            mapping = pc.index_in(column.dictionary.cast(pa.string()), value_set=state.value_set)
+            lookup = mapping.fill_null(unseen).to_numpy(zero_copy_only=False).astype(np.intp)
+            indices = column.indices
+            nulls = indices.null_count
+            if nulls:
+                indices = indices.drop_null()
+            codes = lookup[indices.to_numpy(zero_copy_only=False)]
+        else:
+            strings = column.cast(pa.string()) if boolean else column
+            nulls = strings.null_count
+            if nulls:
+                strings = strings.drop_null()
+            codes = pc.index_in(strings, value_set=state.value_set).fill_null(unseen).to_numpy(zero_copy_only=False)
+        state.counts += np.bincount(codes, minlength=unseen + 1)
+        state.nulls += nulls
+
+
+# ---------------------------------------------------------------- statistics per feature
+
+
+@dataclass
+class _Test:
+    feature: str
+    what: str  # "distribution" or "null fraction"
+    p_value: float
+    effect_ok: bool
+
+
+def _problem(
+    name: str, kind: str, p: NumericProfile | CategoricalProfile, rows_without: int, rows_wrong: int, types: set[str]
+) -> FeatureDrift | None:
+    if rows_without:
+        return FeatureDrift(
+            name=name,
+            kind=kind,  # type: ignore[arg-type]
+            type=p.type,
+            verdict=FeatureVerdict.MISSING_COLUMN,
+            reason=f"column missing in {rows_without} captured rows",
+            reference_count=p.count,
+            rows_without_column=rows_without,
+            rows_with_wrong_type=rows_wrong,
+        )
+    if rows_wrong:
+        return FeatureDrift(
+            name=name,
+            kind=kind,  # type: ignore[arg-type]
+            type=p.type,
+            verdict=FeatureVerdict.WRONG_TYPE,
+            reason=f"column of type {', '.join(sorted(types))} in {rows_wrong} rows, expected {p.type}",
+            reference_count=p.count,
+            rows_with_wrong_type=rows_wrong,
+        )
+    return None
+
+
+def _null_fields(ref_nulls: int, ref_total: int, cur_nulls: int, cur_total: int) -> tuple[float, float, float]:
+    ref_frac = ref_nulls / ref_total if ref_total else 0.0
+    cur_frac = cur_nulls / cur_total if cur_total else 0.0
+    return ref_frac, cur_frac, st.two_proportion_p_value(ref_nulls, ref_total, cur_nulls, cur_total)
+
+
+def _numeric_feature(state: _NumericState, config: DriftConfig) -> tuple[FeatureDrift, list[_Test]]:
+    p = state.profile
+    problem = _problem(p.name, "numeric", p, state.rows_without_column, state.rows_with_wrong_type, state.wrong_types)
+    if problem:
+        return problem, []
+    ref = np.concatenate([[0], p.counts, [0]]).astype(np.int64)
+    cur = state.counts
+    n_cur = int(cur.sum())
+    ref_null, cur_null, null_p = _null_fields(p.null_count, p.count + p.null_count, state.nulls, n_cur + state.nulls)
+    base = FeatureDrift(
+        name=p.name,
+        kind="numeric",
+        type=p.type,
+        verdict=FeatureVerdict.NO_DRIFT,
+        reference_count=p.count,
+        current_count=n_cur,
+        reference_null_fraction=ref_null,
+        current_null_fraction=cur_null,
+        null_p_value=null_p,
+    )
+    if p.count < config.min_rows or n_cur < config.min_rows:
+        return base.model_copy(
+            update={
+                "verdict": FeatureVerdict.INSUFFICIENT_DATA,
+                "reason": f"{n_cur} current / {p.count} reference values, minimum {config.min_rows}",
+                "histogram": _numeric_histogram(p, ref, cur, config.report_bins),
+            }
+        ), []
+    d, ks_p = st.ks_binned(ref, cur)
+    groups = st.psi_groups(ref, config.psi_bins)
+    psi = st.psi(np.bincount(groups, weights=ref), np.bincount(groups, weights=cur, minlength=groups.max() + 1))
+    centers = p.bin_low + (np.arange(p.n_bins) + 0.5) * p.bin_width
+    below_at = state.sum_below / state.n_below if state.n_below else p.bin_low
+    above_at = state.sum_above / state.n_above if state.n_above else p.bin_high
+    points = np.concatenate([[min(below_at, p.bin_low)], centers, [max(above_at, p.bin_high)]])
+    w1 = st.wasserstein_binned(ref, cur, points)
+    stats = NumericStats(
+        ks_d=d,
+        ks_p_value=ks_p,
+        psi=psi,
+        wasserstein=w1,
+        wasserstein_std=w1 / p.std if p.std > 0 else 0.0,
+        below_range_fraction=int(cur[0]) / n_cur,
+        above_range_fraction=int(cur[-1]) / n_cur,
+        reference_mean=p.mean,
+        current_mean=float(np.dot(points, cur) / n_cur) if math.isfinite(float(np.dot(points, cur))) else 0.0,
+        reference_std=p.std,
+    )
+    tests = [
+        _Test(p.name, "distribution", ks_p, d >= config.min_ks_d or psi >= config.min_psi),
+        _Test(p.name, "null fraction", null_p, abs(cur_null - ref_null) >= config.min_null_delta),
+    ]
+    feature = base.model_copy(
+        update={"p_value": ks_p, "numeric": stats, "histogram": _numeric_histogram(p, ref, cur, config.report_bins)}
+    )
+    return feature, tests
+
+
+def _numeric_histogram(p: NumericProfile, ref: np.ndarray, cur: np.ndarray, report_bins: int) -> Histogram:
+    """Fine bins summed into about report_bins buckets, with the out-of-range bins at both ends."""
+    step = max(1, math.ceil(p.n_bins / report_bins))
+    starts = np.arange(0, p.n_bins, step)
+
+    def coarse(counts: np.ndarray) -> list[float]:
+        inner = np.add.reduceat(counts[1:-1].astype(np.float64), starts)
+        full = np.concatenate([[counts[0]], inner, [counts[-1]]])
+        total = full.sum()
+        return [float(v) for v in (full / total if total else full)]
+
+    labels = ["<min", *(f"{p.bin_low + s * p.bin_width:.6g}" for s in starts), ">max"]
+    return Histogram(labels=labels, reference=coarse(ref), current=coarse(cur))
+
+
+def _categorical_feature(state: _CategoricalState, config: DriftConfig) -> tuple[FeatureDrift, list[_Test]]:
+    p = state.profile
+    problem = _problem(
+        p.name, "categorical", p, state.rows_without_column, state.rows_with_wrong_type, state.wrong_types
+    )
+    if problem:
+        return problem, []
+    ref = np.asarray([*p.counts, p.other_count], dtype=np.int64)
+    cur = state.counts
+    n_cur = int(cur.sum())
+    ref_null, cur_null, null_p = _null_fields(p.null_count, p.count + p.null_count, state.nulls, n_cur + state.nulls)
+    base = FeatureDrift(
+        name=p.name,
+        kind="categorical",
+        type=p.type,
+        verdict=FeatureVerdict.NO_DRIFT,
+        reference_count=p.count,
+        current_count=n_cur,
+        reference_null_fraction=ref_null,
+        current_null_fraction=cur_null,
+        null_p_value=null_p,
+        histogram=_categorical_histogram(p, ref, cur, config.report_bins),
+    )
+    if p.count < config.min_rows or n_cur < config.min_rows:
+        return base.model_copy(
+            update={
+                "verdict": FeatureVerdict.INSUFFICIENT_DATA,
+                "reason": f"{n_cur} current / {p.count} reference values, minimum {config.min_rows}",
+            }
+        ), []
+    chi2, dof, chi2_p = st.chi2_homogeneity(ref, cur)
+    js = st.js_distance(ref, cur)
+    psi = st.psi(ref, cur)
+    stats = CategoricalStats(
+        chi2=chi2,
+        chi2_dof=dof,
+        chi2_p_value=chi2_p,
+        js_distance=js,
+        psi=psi,
+        unseen_fraction=int(cur[-1]) / n_cur,
+        reference_unseen_fraction=p.other_count / p.count,
+    )
+    tests = [
+        _Test(p.name, "distribution", chi2_p, js >= config.min_js or psi >= config.min_psi),
+        _Test(p.name, "null fraction", null_p, abs(cur_null - ref_null) >= config.min_null_delta),
+    ]
+    return base.model_copy(update={"p_value": chi2_p, "categorical": stats}), tests
+
+
+def _categorical_histogram(p: CategoricalProfile, ref: np.ndarray, cur: np.ndarray, limit: int) -> Histogram:
+    """The most frequent categories (reference or current), the rest summed into "(other)"."""
+    labels = [*p.categories, "(unseen)"]
+    order = np.argsort(-(ref / max(1, ref.sum()) + cur / max(1, cur.sum())), kind="stable")
+    keep = sorted(order[: limit - 1].tolist()) if len(labels) > limit else list(range(len(labels)))
+    rest = np.ones(len(labels), dtype=bool)
+    rest[keep] = False
+
+    def shares(counts: np.ndarray) -> list[float]:
+        total = float(counts.sum()) or 1.0
+        picked = [float(counts[i]) / total for i in keep]
+        return [*picked, float(counts[rest].sum()) / total] if rest.any() else picked
+
+    out_labels = [labels[i] for i in keep] + (["(other)"] if rest.any() else [])
+    return Histogram(labels=out_labels, reference=shares(ref), current=shares(cur))
+
+
+# ---------------------------------------------------------------- the verdict
+
+
+def finish(
+    acc: DriftAccumulator,
+    config: DriftConfig,
+    *,
+    model: str,
+    version: int,
+    window_start: datetime | None = None,
+    window_end: datetime | None = None,
+    rejected_rows: int = 0,
+    check_id: str | None = None,
+    now: datetime | None = None,
+) -> DriftReport:
+    """Test every feature, correct for multiple testing, and decide."""
+    features: list[FeatureDrift] = []
+    tests: list[_Test] = []
+    for ns in acc._numeric.values():
+        fd, feature_tests = _numeric_feature(ns, config)
+        features.append(fd)
+        tests.extend(feature_tests)
+    for cs in acc._categorical.values():
+        fd, feature_tests = _categorical_feature(cs, config)
+        features.append(fd)
+        tests.extend(feature_tests)
+    order = {f.name: i for i, f in enumerate(acc.profile.features)}
+    features.sort(key=lambda f: order[f.name])
+
+    adjusted = st.adjust_p_values([t.p_value for t in tests], config.correction)
+    drifting: dict[str, list[str]] = {}
+    best_adjusted: dict[str, float] = {}
+    for t, adj in zip(tests, adjusted, strict=True):
+        if t.what == "distribution":
+            best_adjusted[t.feature] = adj
+        if adj < config.alpha and t.effect_ok:
+            drifting.setdefault(t.feature, []).append(t.what)
+    critical = set(config.critical_features)
+    final: list[FeatureDrift] = []
+    for f in features:
+        update: dict[str, object] = {"critical": f.name in critical}
+        if f.name in best_adjusted:
+            update["p_value_adjusted"] = best_adjusted[f.name]
+        if f.name in drifting:
+            update["verdict"] = FeatureVerdict.DRIFT
+            update["reason"] = f"{' and '.join(drifting[f.name])} changed (adjusted p < {config.alpha})"
+        elif f.verdict == FeatureVerdict.NO_DRIFT:
+            update["reason"] = "no significant change of the required size"
+        final.append(f.model_copy(update=update))
+
+    checked = [f for f in final if f.verdict in (FeatureVerdict.DRIFT, FeatureVerdict.NO_DRIFT)]
+    drifted = [f.name for f in final if f.verdict == FeatureVerdict.DRIFT]
+    schema = [f for f in final if f.verdict in (FeatureVerdict.MISSING_COLUMN, FeatureVerdict.WRONG_TYPE)]
+    problems = [f"{f.name}: {f.reason}" for f in schema]
+    share = len(drifted) / len(checked) if checked else 0.0
+    critical_drifted = [n for n in drifted if n in critical]
+    if acc.rows == 0:
+        verdict, reason = ModelVerdict.NO_DATA, "no captured rows in the window"
+    elif acc.rows < config.min_rows:
+        verdict, reason = ModelVerdict.INSUFFICIENT_DATA, f"{acc.rows} rows in the window, minimum {config.min_rows}"
+    elif critical_drifted:
+        verdict, reason = ModelVerdict.DRIFT, f"critical feature(s) drifted: {', '.join(critical_drifted)}"
+    elif checked and share >= config.drift_share:
+        verdict = ModelVerdict.DRIFT
+        reason = f"{len(drifted)} of {len(checked)} features drifted ({share:.0%} >= {config.drift_share:.0%})"
+    elif schema:
+        verdict = ModelVerdict.SCHEMA_MISMATCH
+        reason = f"{len(schema)} feature(s) missing or of the wrong type: {', '.join(f.name for f in schema)}"
+    elif not checked:
+        verdict, reason = ModelVerdict.INSUFFICIENT_DATA, "no feature has enough non-null values"
+    else:
+        verdict = ModelVerdict.NO_DRIFT
+        reason = f"{len(drifted)} of {len(checked)} features drifted ({share:.0%} < {config.drift_share:.0%})"
+    if rejected_rows:
+        problems.append(f"{rejected_rows} captured rows did not fit the feature schema (kept aside)")
+    return DriftReport(
+        check_id=check_id or uuid.uuid4().hex,
+        model=model,
+        version=version,
+        versions_seen=sorted(acc.versions),
+        window_start=window_start,
+        window_end=window_end,
+        created_at=now or datetime.now(UTC),
+        verdict=verdict,
+        reason=reason,
+        row_count=acc.rows,
+        rejected_rows=rejected_rows,
+        checked_features=len(checked),
+        drifted_features=drifted,
+        drift_share=share,
+        config=config,
+        features=final,
+        problems=problems,
+    )
+
+
+def check_drift(
+    profile: ReferenceProfile,
+    batches: Iterable[pa.RecordBatch | pa.Table],
+    config: DriftConfig | None = None,
+    *,
+    model: str,
+    version: int,
+    window_start: datetime | None = None,
+    window_end: datetime | None = None,
+    rejected_rows: int = 0,
+    check_id: str | None = None,
+    now: datetime | None = None,
+) -> DriftReport:
+    """Feed every batch to an accumulator and decide; never raises on empty or odd data."""
+    acc = DriftAccumulator(profile)
+    for batch in batches:
+        acc.add(batch)
+    return finish(
+        acc,
+        config or DriftConfig(),
+        model=model,
+        version=version,
+        window_start=window_start,
+        window_end=window_end,
+        rejected_rows=rejected_rows,
+        check_id=check_id,
+        now=now,
+    )

@@ -1,0 +1,125 @@
+"""Drift check configuration and report.
+
+A report is written as JSON (this model) and rendered to a self-contained HTML page
+(functions/logic/drift_report.py). Report key layout in the artifacts bucket (see dal/monitoring.py):
+    reports/drift/<model>/<window end, %Y%m%dT%H%M%SZ>-<check id>.json|.html
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+DRIFT_REPORT_FORMAT_VERSION = 1
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class DriftConfig(_Model):
+    """Thresholds of a drift check; every field has a default that suits hourly checks."""
+
+    correction: Literal["bonferroni", "benjamini-hochberg"] = "benjamini-hochberg"
+    alpha: float = Field(default=0.01, gt=0, lt=1)  # family-wise (Bonferroni) or false-discovery (BH) level
+    min_rows: int = Field(default=1_000, ge=1)  # fewer non-null rows than this: insufficient data
+    min_ks_d: float = Field(default=0.05, ge=0, le=1)  # numeric effect: KS D ...
+    min_psi: float = Field(default=0.1, ge=0)  # ... or PSI (numeric and categorical)
+    min_js: float = Field(default=0.1, ge=0, le=1)  # categorical effect: Jensen-Shannon distance (base 2) ... or PSI
+    min_null_delta: float = Field(default=0.05, ge=0, le=1)  # null-fraction change that counts as drift
+    psi_bins: int = Field(default=10, ge=2, le=100)  # PSI on reference-quantile bins
+    drift_share: float = Field(default=0.2, gt=0, le=1)  # model drifts when this share of checked features drift
+    critical_features: list[str] = Field(default_factory=list, max_length=1_000)  # ... or any of these
+    report_bins: int = Field(default=64, ge=4, le=512)  # histogram resolution kept in the report
+
+
+class FeatureVerdict(StrEnum):
+    NO_DRIFT = "no_drift"
+    DRIFT = "drift"
+    INSUFFICIENT_DATA = "insufficient_data"
+    MISSING_COLUMN = "missing_column"
+    WRONG_TYPE = "wrong_type"
+
+
+class ModelVerdict(StrEnum):
+    NO_DRIFT = "no_drift"
+    DRIFT = "drift"
+    INSUFFICIENT_DATA = "insufficient_data"  # fewer rows than the minimum
+    NO_DATA = "no_data"  # empty window
+    SCHEMA_MISMATCH = "schema_mismatch"  # features missing or of the wrong type, no drift found elsewhere
+
+
+class NumericStats(_Model):
+    ks_d: float
+    ks_p_value: float
+    psi: float
+    wasserstein: float  # in feature units, on the binned data
+    wasserstein_std: float  # divided by the reference standard deviation (0 when it is 0)
+    below_range_fraction: float  # current rows under the training minimum
+    above_range_fraction: float  # ... over the training maximum
+    reference_mean: float
+    current_mean: float  # from the binned data
+    reference_std: float
+
+
+class CategoricalStats(_Model):
+    chi2: float
+    chi2_dof: int
+    chi2_p_value: float
+    js_distance: float  # Jensen-Shannon distance, base 2, in [0, 1]
+    psi: float
+    unseen_fraction: float  # current rows outside the reference categories
+    reference_unseen_fraction: float
+
+
+class Histogram(_Model):
+    """What the HTML report draws: reference vs current shares over the same buckets."""
+
+    labels: list[str] = Field(max_length=1_024)  # bucket labels (numeric: left edges; "<min", ">max")
+    reference: list[float] = Field(max_length=1_024)  # shares, sum to 1 (or all 0)
+    current: list[float] = Field(max_length=1_024)
+
+
+class FeatureDrift(_Model):
+    name: str
+    kind: Literal["numeric", "categorical"]
+    type: str
+    critical: bool = False
+    verdict: FeatureVerdict
+    reason: str = ""
+    reference_count: int = 0
+    current_count: int = 0  # non-null values checked
+    rows_without_column: int = 0  # rows of files that lack the column
+    rows_with_wrong_type: int = 0  # rows of files where the column had another type
+    reference_null_fraction: float = 0.0
+    current_null_fraction: float = 0.0
+    null_p_value: float | None = None
+    p_value: float | None = None  # of the distribution test (KS or chi-square)
+    p_value_adjusted: float | None = None  # after the multiple-testing correction
+    numeric: NumericStats | None = None
+    categorical: CategoricalStats | None = None
+    histogram: Histogram | None = None
+
+
+class DriftReport(_Model):
+    format_version: Literal[1] = 1
+    check_id: str = ""
+    model: str
+    version: int = Field(ge=0)  # the model version whose reference profile was used
+    versions_seen: list[int] = Field(default_factory=list, max_length=1_000)  # versions in the captures
+    window_start: datetime | None = None
+    window_end: datetime | None = None
+    created_at: datetime
+    verdict: ModelVerdict
+    reason: str
+    row_count: int = Field(ge=0)  # rows in the window
+    rejected_rows: int = Field(default=0, ge=0)  # captured rows compaction could not type (kept aside)
+    checked_features: int = Field(default=0, ge=0)
+    drifted_features: list[str] = Field(default_factory=list)
+    drift_share: float = Field(default=0.0, ge=0, le=1)
+    config: DriftConfig
+    features: list[FeatureDrift] = Field(default_factory=list, max_length=1_000)
+    problems: list[str] = Field(default_factory=list, max_length=1_000)
