@@ -2,20 +2,63 @@
 
 Writes that change status or aliases belong to the release logic; this module reads and
 creates versions.
+
+Besides the layout in functions/models/registry.py, registration keeps one marker per run:
+    pk=MODEL#<name>  sk=RUN#<run id>   {version}   (a retried Register finds its version)
 """
 
 from __future__ import annotations
 
+import json
+from decimal import Decimal
 from typing import Any
 
-from boto3.dynamodb.types import TypeDeserializer
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from functions.dal.clients import client
-from functions.models.errors import StoreUnavailable
-from functions.models.registry import MODEL_SK, ModelRecord, ModelVersion, model_pk, version_sk
+from functions.models.errors import Conflict, StoreUnavailable
+from functions.models.registry import (
+    MODEL_SK,
+    MODELS_INDEX_PK,
+    ModelRecord,
+    ModelVersion,
+    model_pk,
+    version_sk,
+)
 
 _DESERIALIZER = TypeDeserializer()
+_SERIALIZER = TypeSerializer()
+MAX_ATTEMPTS = 8
+MAX_PAGE = 1000
+
+
+def run_marker_sk(run_id: str) -> str:
+    return f"RUN#{run_id}"
+
+
+def to_attributes(record: ModelVersion | ModelRecord) -> dict[str, Any]:
+    """A record as low-level DynamoDB attributes (floats as exact decimals), without keys."""
+    plain = json.loads(record.model_dump_json(), parse_float=Decimal)
+    return {k: _SERIALIZER.serialize(v) for k, v in plain.items()}
+
+
+def version_item(version: ModelVersion) -> dict[str, Any]:
+    return {
+        "pk": {"S": model_pk(version.model)},
+        "sk": {"S": version_sk(version.version)},
+        **to_attributes(version),
+    }
+
+
+def model_item(record: ModelRecord) -> dict[str, Any]:
+    return {
+        "pk": {"S": model_pk(record.name)},
+        "sk": {"S": MODEL_SK},
+        "gsi1pk": {"S": MODELS_INDEX_PK},
+        "gsi1sk": {"S": record.name},
+        **to_attributes(record),
+    }
 
 
 def from_item(item: dict[str, Any]) -> dict[str, Any]:
@@ -57,3 +100,115 @@ def get_model(table: str, name: str) -> ModelRecord | None:
 def get_version(table: str, name: str, version: int) -> ModelVersion | None:
     item = _get(table, model_pk(name), version_sk(version))
     return ModelVersion.model_validate(item) if item else None
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response["Error"]["Code"])
+
+
+def version_for_run(table: str, name: str, run_id: str) -> int | None:
+    """The version a run registered, if it registered one."""
+    item = _get(table, model_pk(name), run_marker_sk(run_id))
+    return int(item["version"]) if item else None
+
+
+def create_version(
+    table: str,
+    version: ModelVersion,
+    *,
+    expected_latest: int,
+    new_model: ModelRecord | None,
+    extra_items: list[dict[str, Any]] | None = None,
+) -> None:
+    """Write `version` as number `expected_latest + 1` in one transaction: the model's counter
+    (conditional on still being `expected_latest`; or `new_model` created when it has none yet),
+    the version (must not exist), the run's marker (must not exist) and `extra_items` (the audit
+    event). Raises Conflict when any condition fails; nothing is written then."""
+    if version.version != expected_latest + 1:
+        raise ValueError("version number must follow the counter")
+    if new_model is not None:
+        counter: dict[str, Any] = {
+            "Put": {
+                "TableName": table,
+                "Item": model_item(new_model),
+                "ConditionExpression": "attribute_not_exists(pk)",
+            }
+        }
+    else:
+        counter = {
+            "Update": {
+                "TableName": table,
+                "Key": {"pk": {"S": model_pk(version.model)}, "sk": {"S": MODEL_SK}},
+                "UpdateExpression": "SET latest_version = :n, updated_at = :t",
+                "ConditionExpression": "latest_version = :prev",
+                "ExpressionAttributeValues": {
+                    ":n": {"N": str(version.version)},
+                    ":prev": {"N": str(expected_latest)},
+                    ":t": {"S": version.created_at.isoformat()},
+                },
+            }
+        }
+    items = [
+        counter,
+        {"Put": {"TableName": table, "Item": version_item(version), "ConditionExpression": "attribute_not_exists(pk)"}},
+        {
+            "Put": {
+                "TableName": table,
+                "Item": {
+                    "pk": {"S": model_pk(version.model)},
+                    "sk": {"S": run_marker_sk(version.run_id)},
+                    "kind": {"S": "run-marker"},
+                    "version": {"N": str(version.version)},
+                },
+                "ConditionExpression": "attribute_not_exists(pk)",
+            }
+        },
+        *(extra_items or []),
+    ]
+    try:
+        client("dynamodb").transact_write_items(TransactItems=items)
+    except ClientError as exc:
+        if _code(exc) == "TransactionCanceledException":
+            raise Conflict(f"registration of {version.model} v{version.version} lost a race") from exc
+        raise StoreUnavailable(f"registry write failed: {_code(exc)}") from exc
+
+
+def _query(params: dict[str, Any], limit: int) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    try:
+        while len(items) < limit:
+            reply = client("dynamodb").query(**params, Limit=min(MAX_PAGE, limit - len(items)))
+            items.extend(reply.get("Items", []))
+            if "LastEvaluatedKey" not in reply:
+                break
+            params["ExclusiveStartKey"] = reply["LastEvaluatedKey"]
+    except ClientError as exc:
+        raise StoreUnavailable(f"registry read failed: {_code(exc)}") from exc
+    return items
+
+
+def list_models(table: str, limit: int = MAX_PAGE) -> list[ModelRecord]:
+    items = _query(
+        {
+            "TableName": table,
+            "IndexName": "gsi1",
+            "KeyConditionExpression": "gsi1pk = :p",
+            "ExpressionAttributeValues": {":p": {"S": MODELS_INDEX_PK}},
+        },
+        limit,
+    )
+    return [ModelRecord.model_validate(from_item(i)) for i in items]
+
+
+def list_versions(table: str, name: str, limit: int = MAX_PAGE) -> list[ModelVersion]:
+    """The model's versions, oldest first."""
+    items = _query(
+        {
+            "TableName": table,
+            "KeyConditionExpression": "pk = :p AND begins_with(sk, :v)",
+            "ExpressionAttributeValues": {":p": {"S": model_pk(name)}, ":v": {"S": "VERSION#"}},
+            "ConsistentRead": True,
+        },
+        limit,
+    )
+    return [ModelVersion.model_validate(from_item(i)) for i in items]

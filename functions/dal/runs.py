@@ -1,0 +1,110 @@
+"""Run records in the metadata table (see functions/models/runs.py for the key layout).
+
+A run record is one item updated under an optimistic lock (`revision`), so a step's start, end
+and a Catch's failure never overwrite each other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from functions.dal.clients import client
+from functions.models.errors import Conflict, NotFound, StoreUnavailable
+from functions.models.runs import RUNS_INDEX_PK, RunRecord, run_pk, run_sk
+
+MAX_ATTEMPTS = 8
+MAX_PAGE = 100
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response["Error"]["Code"])
+
+
+def _item(record: RunRecord, revision: int) -> dict[str, Any]:
+    return {
+        "pk": {"S": run_pk(record.model)},
+        "sk": {"S": run_sk(record.run_id)},
+        "gsi1pk": {"S": RUNS_INDEX_PK},
+        "gsi1sk": {"S": f"{record.started_at.isoformat()}#{record.run_id}"},
+        "kind": {"S": "run"},
+        "status": {"S": record.status.value},
+        "revision": {"N": str(revision)},
+        "doc": {"S": record.model_dump_json()},
+    }
+
+
+def _read(table: str, model: str, run_id: str) -> tuple[RunRecord, int] | None:
+    try:
+        item = (
+            client("dynamodb")
+            .get_item(
+                TableName=table, Key={"pk": {"S": run_pk(model)}, "sk": {"S": run_sk(run_id)}}, ConsistentRead=True
+            )
+            .get("Item")
+        )
+    except ClientError as exc:
+        raise StoreUnavailable(f"run read failed: {_code(exc)}") from exc
+    if not item:
+        return None
+    return RunRecord.model_validate_json(item["doc"]["S"]), int(item["revision"]["N"])
+
+
+def get_run(table: str, model: str, run_id: str) -> RunRecord:
+    found = _read(table, model, run_id)
+    if found is None:
+        raise NotFound(f"no run {run_id!r} of model {model!r}")
+    return found[0]
+
+
+def create_run(table: str, record: RunRecord) -> RunRecord:
+    """Create the run; when it already exists (a redriven or repeated start) return it as stored."""
+    try:
+        client("dynamodb").put_item(
+            TableName=table, Item=_item(record, 1), ConditionExpression="attribute_not_exists(pk)"
+        )
+    except ClientError as exc:
+        if _code(exc) == "ConditionalCheckFailedException":
+            return get_run(table, record.model, record.run_id)
+        raise StoreUnavailable(f"run write failed: {_code(exc)}") from exc
+    return record
+
+
+def update_run(table: str, model: str, run_id: str, change: Callable[[RunRecord], RunRecord]) -> RunRecord:
+    """Apply `change` to the stored record under the optimistic lock, retrying on a race."""
+    for _ in range(MAX_ATTEMPTS):
+        found = _read(table, model, run_id)
+        if found is None:
+            raise NotFound(f"no run {run_id!r} of model {model!r}")
+        current, revision = found
+        updated = change(current.model_copy(deep=True))
+        try:
+            client("dynamodb").put_item(
+                TableName=table,
+                Item=_item(updated, revision + 1),
+                ConditionExpression="revision = :r",
+                ExpressionAttributeValues={":r": {"N": str(revision)}},
+            )
+        except ClientError as exc:
+            if _code(exc) == "ConditionalCheckFailedException":
+                continue
+            raise StoreUnavailable(f"run write failed: {_code(exc)}") from exc
+        return updated
+    raise Conflict(f"run {run_id}: too many concurrent updates")
+
+
+def list_runs(table: str, model: str, limit: int = MAX_PAGE) -> list[RunRecord]:
+    """The model's runs, newest first."""
+    try:
+        reply = client("dynamodb").query(
+            TableName=table,
+            KeyConditionExpression="pk = :p AND begins_with(sk, :r)",
+            ExpressionAttributeValues={":p": {"S": run_pk(model)}, ":r": {"S": "RUN#"}},
+            Limit=limit,
+        )
+    except ClientError as exc:
+        raise StoreUnavailable(f"run read failed: {_code(exc)}") from exc
+    runs = [RunRecord.model_validate_json(i["doc"]["S"]) for i in reply.get("Items", [])]
+    return sorted(runs, key=lambda r: r.started_at, reverse=True)

@@ -1,0 +1,31 @@
+"""Step Functions: start the lifecycle workflow (a duplicate start is a no-op)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from functions.dal.clients import client
+from functions.models.errors import StoreUnavailable
+
+
+def start_execution(state_machine_arn: str, name: str, payload: dict[str, Any]) -> tuple[str, bool]:
+    """Start `name`; returns (execution arn, started). An execution of that name that already
+    exists (running or finished) is not started again: (its arn, False)."""
+    sfn = client("stepfunctions")
+    try:
+        reply = sfn.start_execution(stateMachineArn=state_machine_arn, name=name, input=json.dumps(payload))
+    except ClientError as exc:
+        code = exc.response["Error"]["Code"]
+        if code == "ExecutionAlreadyExists":
+            return execution_arn(state_machine_arn, name), False
+        raise StoreUnavailable(f"could not start the lifecycle workflow: {code}") from exc
+    return str(reply["executionArn"]), True
+
+
+def execution_arn(state_machine_arn: str, name: str) -> str:
+    """arn:aws:states:r:a:stateMachine:sm -> arn:aws:states:r:a:execution:sm:name"""
+    prefix, _, machine = state_machine_arn.rpartition(":stateMachine:")
+    return f"{prefix}:execution:{machine}:{name}"

@@ -1,0 +1,22 @@
+"""Lifecycle task Evaluate: holdout metrics, production comparison, ONNX parity and latency, gates.
+
+Input: the workflow state with `train`; output: EvaluationResult (state key `evaluation`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from functions.logic import lifecycle
+from functions.models.runs import LifecycleState
+from functions.models.settings import get_settings
+from functions.observability import logger, tracer
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    state = LifecycleState.model_validate(event)
+    return lifecycle.evaluate(get_settings(), state).model_dump(mode="json")

@@ -1,0 +1,331 @@
+"""The lifecycle workflow's steps as use cases: start a run, train, evaluate, record failures.
+
+Each step records its start and end (with outcome and error) on the run record; typed errors
+propagate so the state machine's Retry/Catch match them by name.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+from functions.dal import artifacts as store
+from functions.dal import registry as registry_dal
+from functions.dal import runs as runs_dal
+from functions.dal import specs as specs_dal
+from functions.logic import evaluation as ev
+from functions.logic import training as tr
+from functions.models.errors import InvalidInput, StepwiseError
+from functions.models.registry import Feature
+from functions.models.runs import (
+    GATE_FAILED_ERROR,
+    DatasetRef,
+    EvaluationResult,
+    LifecycleState,
+    RunRecord,
+    RunRecordRequest,
+    RunStarted,
+    RunStatus,
+    StepName,
+    StepRecord,
+    TrainResult,
+    execution_name,
+)
+from functions.models.settings import Settings
+from functions.models.specs import SpecRecord
+from functions.observability import logger
+
+MAX_CAUSE = 4_000
+Clock = Callable[[], datetime]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+# -- datasets (the validation stage's records) -----------------------------------------------
+def dataset_ref(settings: Settings, dataset: str, version: int) -> DatasetRef:
+    """The exact validated object of `dataset` version `version`, with its contract's column types."""
+    from functions.dal import datasets as datasets_dal  # the validation stage's records
+
+    record = datasets_dal.get_version(settings.metadata_table, dataset, version)
+    columns: list[Feature] = []
+    contract = datasets_dal.get_contract(settings.metadata_table, dataset, record.contract_version)
+    for col in contract.contract.columns:
+        columns.append(Feature(name=col.name, type=col.type, nullable=col.nullable, categories=col.categories))
+    return DatasetRef(
+        dataset=record.dataset,
+        version=record.version,
+        bucket=record.bucket,
+        key=record.key,
+        version_id=record.version_id,
+        sha256=record.sha256,
+        contract_version=record.contract_version,
+        format=record.format,
+        columns=columns,
+    )
+
+
+def load_dataset(ref: DatasetRef) -> tr.pa.Table:
+    data = store.get_verified(
+        ref.bucket, ref.key, ref.sha256, ref.version_id, what=f"dataset {ref.dataset}@{ref.version}"
+    )
+    return tr.read_table(data, ref.key, ref.format)
+
+
+def spec_of(settings: Settings, state: LifecycleState) -> SpecRecord:
+    record = specs_dal.get_spec(settings.metadata_table, state.spec, state.spec_version)
+    if record.spec.dataset != state.dataset:
+        raise InvalidInput(
+            f"spec {record.name} v{record.version} trains on {record.spec.dataset!r}, not {state.dataset!r}"
+        )
+    return record
+
+
+# -- run record -------------------------------------------------------------------------------
+def _run_id(state: LifecycleState) -> str:
+    if state.run is None:
+        raise InvalidInput("the workflow state has no run; the start step did not run")
+    return state.run.run_id
+
+
+def _model(state: LifecycleState) -> str:
+    assert state.run is not None
+    return state.run.model
+
+
+def _begin(step: str, now: datetime) -> Callable[[RunRecord], RunRecord]:
+    def change(run: RunRecord) -> RunRecord:
+        previous = [s for s in run.steps if s.name == step]
+        attempt = previous[-1].attempt + 1 if previous else 1
+        run.steps = [s for s in run.steps if not (s.name == step and s.outcome == "running")]
+        run.steps.append(StepRecord(name=step, started_at=now, attempt=attempt))
+        return run
+
+    return change
+
+
+def _end(step: str, now: datetime, outcome: str, error: str = "", cause: str = "") -> Callable[[RunRecord], RunRecord]:
+    def change(run: RunRecord) -> RunRecord:
+        for record in reversed(run.steps):
+            if record.name == step and record.outcome == "running":
+                record.ended_at = now
+                record.outcome = outcome  # type: ignore[assignment]
+                record.error = error
+                record.cause = cause[:MAX_CAUSE]
+                break
+        else:
+            if outcome == "failed":  # the step never got to record its start (e.g. a Lambda timeout)
+                run.steps.append(
+                    StepRecord(
+                        name=step, started_at=now, ended_at=now, outcome="failed", error=error, cause=cause[:MAX_CAUSE]
+                    )
+                )
+        return run
+
+    return change
+
+
+@contextmanager
+def recorded_step(settings: Settings, state: LifecycleState, step: str, clock: Clock = utcnow) -> Iterator[None]:
+    """Record the step's start; its end with outcome, or its failure with the error's name."""
+    table, model, run_id = settings.metadata_table, _model(state), _run_id(state)
+    runs_dal.update_run(table, model, run_id, _begin(step, clock()))
+    try:
+        yield
+    except Exception as exc:
+        try:
+            runs_dal.update_run(table, model, run_id, _end(step, clock(), "failed", type(exc).__name__, str(exc)))
+        except StepwiseError:
+            logger.exception("could not record the failure of step %s on run %s", step, run_id)
+        raise
+    runs_dal.update_run(table, model, run_id, _end(step, clock(), "succeeded"))
+
+
+def start_run(settings: Settings, req: RunRecordRequest, clock: Clock = utcnow) -> RunStarted:
+    state = req.state
+    spec = spec_of(settings, state)
+    now = clock()
+    run_id = req.execution_name or execution_name(spec.spec.model, state.dataset_version, spec.version)
+    record = runs_dal.create_run(
+        settings.metadata_table,
+        RunRecord(
+            run_id=run_id,
+            model=spec.spec.model,
+            spec_name=spec.name,
+            spec_version=spec.version,
+            dataset=state.dataset,
+            dataset_version=state.dataset_version,
+            execution_arn=req.execution_arn,
+            started_by=state.started_by,
+            started_at=now,
+            steps=[StepRecord(name=StepName.START, started_at=now, ended_at=now, outcome="succeeded")],
+        ),
+    )
+    return RunStarted(run_id=record.run_id, model=record.model, compute=spec.spec.compute, started_at=record.started_at)
+
+
+def fail_run(settings: Settings, req: RunRecordRequest, clock: Clock = utcnow) -> RunRecord:
+    """From a Catch: the step failed with `req.state.error`; the run is FAILED (REJECTED for gates)."""
+    state = req.state
+    error = state.error.error if state.error else "UnknownError"
+    cause = state.error.cause if state.error else ""
+    now = clock()
+    step_end = _end(req.step or "unknown", now, "failed", error, cause)
+
+    def change(run: RunRecord) -> RunRecord:
+        run = step_end(run)
+        if run.status == RunStatus.RUNNING:
+            run.status = RunStatus.FAILED
+        run.ended_at = run.ended_at or now
+        run.error = run.error or error
+        run.cause = run.cause or cause[:MAX_CAUSE]
+        return run
+
+    return runs_dal.update_run(settings.metadata_table, _model(state), _run_id(state), change)
+
+
+def finish_run(settings: Settings, req: RunRecordRequest, clock: Clock = utcnow) -> RunRecord:
+    """After Register: the run produced a version (REGISTERED, or REJECTED by a gate)."""
+    state = req.state
+    if state.registered is None:
+        raise InvalidInput("finish needs the registered version in the state")
+    registered = state.registered
+    rejected = registered.status.value == "REJECTED"
+    now = clock()
+
+    def change(run: RunRecord) -> RunRecord:
+        run.version = registered.version
+        run.status = RunStatus.REJECTED if rejected else RunStatus.REGISTERED
+        run.ended_at = now
+        if rejected:
+            run.error = GATE_FAILED_ERROR
+            run.cause = "; ".join(registered.reasons)[:MAX_CAUSE]
+        return run
+
+    return runs_dal.update_run(settings.metadata_table, _model(state), _run_id(state), change)
+
+
+# -- train -----------------------------------------------------------------------------------
+def artifact_prefix(model: str, run_id: str) -> str:
+    return f"models/{model}/runs/{run_id}/"
+
+
+def train(settings: Settings, state: LifecycleState, clock: Clock = utcnow) -> TrainResult:
+    with recorded_step(settings, state, StepName.TRAIN, clock):
+        return _train(settings, state, clock)
+
+
+def _train(settings: Settings, state: LifecycleState, clock: Clock) -> TrainResult:
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    record = spec_of(settings, state)
+    spec = record.spec
+    ref = dataset_ref(settings, state.dataset, state.dataset_version)
+    table = load_dataset(ref)
+    timings["read_seconds"] = time.perf_counter() - started
+    prepared = tr.prepare(spec, table, ref.columns)
+    fitted = tr.fit(spec, prepared)
+    timings["fit_seconds"] = fitted.fit_seconds
+    started = time.perf_counter()
+    onnx_bytes = tr.export_onnx(fitted, prepared.features)
+    skops_bytes = tr.dump_skops(fitted)
+    timings["export_seconds"] = time.perf_counter() - started
+    profile_bytes = tr.reference_profile(prepared.table.take(prepared.train_idx), prepared.features, clock())
+    run_id, bucket = _run_id(state), settings.artifacts_bucket
+    prefix = artifact_prefix(spec.model, run_id)
+    artifacts = {
+        "skops": store.put_artifact(bucket, prefix + "model.skops", skops_bytes),
+        "onnx": store.put_artifact(bucket, prefix + "model.onnx", onnx_bytes),
+        "profile": store.put_artifact(bucket, prefix + "profile.json", profile_bytes, "application/json"),
+    }
+    return TrainResult(
+        run_id=run_id,
+        model=spec.model,
+        spec_name=record.name,
+        spec_version=record.version,
+        dataset=ref,
+        task=spec.task,
+        features=prepared.features,
+        target=spec.target,
+        class_labels=fitted.class_labels,
+        artifacts=artifacts,
+        parameters=tr.pipeline_parameters(spec, fitted),
+        seed=spec.split.seed,
+        train_rows=len(prepared.train_idx),
+        holdout_rows=len(prepared.holdout_idx),
+        timings=timings,
+    )
+
+
+# -- evaluate --------------------------------------------------------------------------------
+def evaluate(settings: Settings, state: LifecycleState, clock: Clock = utcnow) -> EvaluationResult:
+    with recorded_step(settings, state, StepName.EVALUATE, clock):
+        return _evaluate(settings, state)
+
+
+def _evaluate(settings: Settings, state: LifecycleState) -> EvaluationResult:
+    if state.train is None:
+        raise InvalidInput("evaluate needs the train step's result in the state")
+    trained = state.train
+    started = time.perf_counter()
+    spec = spec_of(settings, state).spec
+    table = load_dataset(trained.dataset)
+    prepared = tr.prepare(spec, table, trained.dataset.columns)
+    holdout = prepared.frame.iloc[prepared.holdout_idx]
+    y_holdout = prepared.y[prepared.holdout_idx]
+    candidate = tr.load_skops(store.get_artifact(trained.artifacts["skops"], "candidate skops artifact"))
+    session = ev.onnx_session(store.get_artifact(trained.artifacts["onnx"], "candidate ONNX artifact"))
+    reference = ev.sklearn_predictions(candidate, holdout, spec.task)
+    feeds = tr.onnx_feeds(holdout, trained.features)
+    served = ev.onnx_predictions(session, feeds, spec.task)
+    metrics = ev.compute_metrics(spec.metrics, y_holdout, reference, trained.class_labels)
+    parity = ev.parity(reference, served, spec.gates.parity_tolerance)
+    latency = ev.single_row_latency(session, feeds, spec.latency_calls)
+    production_version, production_metrics, note = _production_metrics(settings, trained, spec, prepared)
+    sizes = {name: a.size_bytes for name, a in trained.artifacts.items() if name in ("onnx", "skops")}
+    verdicts = ev.judge(spec, metrics, production_metrics, note, parity, latency, sizes)
+    return EvaluationResult(
+        metrics=metrics,
+        primary_metric=spec.primary.value,
+        production_version=production_version,
+        production_metrics=production_metrics or {},
+        parity_max_abs_diff=parity.max_abs_diff if parity.max_abs_diff < float("inf") else 1e308,
+        parity_label_mismatches=parity.label_mismatches,
+        latency=latency,
+        gates=verdicts,
+        passed=all(v.passed for v in verdicts),
+        timings={"evaluate_seconds": time.perf_counter() - started},
+    )
+
+
+def _production_metrics(
+    settings: Settings, trained: TrainResult, spec: tr.TrainingSpec, prepared: tr.Prepared
+) -> tuple[int | None, dict[str, float] | None, str]:
+    """The production version's metrics on this holdout; its skops artifact is loaded only after
+    its bytes verify against the registry's sha256 (IntegrityError otherwise)."""
+    record = registry_dal.get_model(settings.registry_table, trained.model)
+    if record is None or record.production_version is None:
+        return None, None, "no production version to compare with"
+    version = registry_dal.get_version(settings.registry_table, trained.model, record.production_version)
+    if version is None or "skops" not in version.artifacts:
+        return record.production_version, None, f"production v{record.production_version} has no skops artifact"
+    if version.task != spec.task:
+        return record.production_version, None, f"production v{version.version} is a {version.task} model"
+    missing = ev.features_available(version.features, prepared.table.column_names)
+    if missing:
+        note = f"production v{version.version} needs columns {missing} that this dataset lacks"
+        return version.version, None, note
+    pipeline = tr.load_skops(
+        store.get_artifact(version.artifacts["skops"], f"production {trained.model} v{version.version} skops artifact")
+    )
+    frame = tr.to_frame(prepared.table, version.features).iloc[prepared.holdout_idx]
+    predictions = ev.sklearn_predictions(pipeline, frame, spec.task)
+    labels = version.class_labels if spec.task == "classification" else None
+    try:
+        metrics = ev.compute_metrics(spec.metrics, prepared.y[prepared.holdout_idx], predictions, labels)
+    except ValueError as exc:  # e.g. the holdout has a class production never saw
+        return version.version, None, f"production v{version.version} not comparable: {exc}"
+    return version.version, metrics, ""

@@ -1,0 +1,124 @@
+"""Register: the evaluated candidate becomes the model's next version, with its full lineage.
+
+The number comes from the model's counter under a conditional write, in one transaction with
+the version, the run's marker and the audit event: two concurrent registrations get distinct
+numbers, a retried Register returns the version it already wrote, and a failure leaves nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from functions.dal import registry as registry_dal
+from functions.dal.audit import audit_put
+from functions.logic.evaluation import failed_reasons
+from functions.logic.lifecycle import recorded_step
+from functions.models.audit import Actor, AuditEvent, model_target
+from functions.models.errors import Conflict, InvalidInput
+from functions.models.registry import ModelRecord, ModelVersion, VersionStatus
+from functions.models.runs import LifecycleState, Registered, StepName
+from functions.models.settings import Settings
+
+MAX_ATTEMPTS = 10
+Clock = Callable[[], datetime]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def candidate_version(state: LifecycleState, settings: Settings, number: int, now: datetime) -> ModelVersion:
+    """The version record of this run's candidate, as number `number`."""
+    if state.train is None or state.evaluation is None or state.run is None:
+        raise InvalidInput("register needs the train and evaluate results in the state")
+    trained, evaluated = state.train, state.evaluation
+    reasons = failed_reasons(evaluated.gates)
+    timings = {**trained.timings, **evaluated.timings}
+    timings["latency_median_ms"] = evaluated.latency.median_ms
+    timings["latency_p99_ms"] = evaluated.latency.p99_ms
+    return ModelVersion(
+        model=trained.model,
+        version=number,
+        status=VersionStatus.PENDING_APPROVAL if evaluated.passed and not reasons else VersionStatus.REJECTED,
+        created_at=now,
+        updated_at=now,
+        task=trained.task,
+        features=trained.features,
+        target=trained.target,
+        class_labels=trained.class_labels,
+        artifacts=trained.artifacts,
+        metrics=evaluated.metrics,
+        primary_metric=evaluated.primary_metric,
+        gates=evaluated.gates,
+        reasons=reasons,
+        spec_name=trained.spec_name,
+        spec_version=trained.spec_version,
+        dataset=trained.dataset.dataset,
+        dataset_version=trained.dataset.version,
+        contract_version=trained.dataset.contract_version,
+        data_key=trained.dataset.key,
+        data_version_id=trained.dataset.version_id,
+        data_sha256=trained.dataset.sha256,
+        run_id=trained.run_id,
+        started_by=state.started_by,
+        code_version=settings.code_version,
+        parameters=trained.parameters,
+        seed=trained.seed,
+        timings=timings,
+    )
+
+
+def register(settings: Settings, state: LifecycleState, clock: Clock = utcnow) -> Registered:
+    with recorded_step(settings, state, StepName.REGISTER, clock):
+        return register_candidate(settings, state, clock)
+
+
+def register_candidate(settings: Settings, state: LifecycleState, clock: Clock = utcnow) -> Registered:
+    table = settings.registry_table
+    if state.train is None or state.run is None:
+        raise InvalidInput("register needs the train result in the state")
+    model, run_id = state.train.model, state.run.run_id
+    for _ in range(MAX_ATTEMPTS):
+        done = _already_registered(table, model, run_id)
+        if done is not None:
+            return done
+        record = registry_dal.get_model(table, model)
+        latest = record.latest_version if record else 0
+        now = clock()
+        version = candidate_version(state, settings, latest + 1, now)
+        new_model = None
+        if record is None:
+            new_model = ModelRecord(name=model, latest_version=version.version, created_at=now, updated_at=now)
+        action = "version.register" if version.status == VersionStatus.PENDING_APPROVAL else "version.reject"
+        event = AuditEvent.of(
+            Actor(identity=f"workflow:{run_id}"),
+            action,
+            model_target(model),
+            version=version.version,
+            before=None,
+            after={"status": version.status.value, "run_id": run_id, "data_sha256": version.data_sha256},
+            reason="; ".join(version.reasons) or "passed every gate",
+        )
+        try:
+            registry_dal.create_version(
+                table,
+                version,
+                expected_latest=latest,
+                new_model=new_model,
+                extra_items=[audit_put(settings.metadata_table, event)],
+            )
+        except Conflict:
+            continue  # another registration took the number (or this run already registered)
+        return Registered(model=model, version=version.version, status=version.status, reasons=version.reasons)
+    raise Conflict(f"could not register a version of {model}: too many concurrent registrations")
+
+
+def _already_registered(table: str, model: str, run_id: str) -> Registered | None:
+    number = registry_dal.version_for_run(table, model, run_id)
+    if number is None:
+        return None
+    version = registry_dal.get_version(table, model, number)
+    if version is None:
+        return None
+    return Registered(model=model, version=number, status=version.status, reasons=version.reasons)

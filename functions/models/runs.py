@@ -1,0 +1,192 @@
+"""Lifecycle runs: the workflow's state between steps, and the run record.
+
+Workflow state (the execution's JSON; each task adds its result under its own key):
+    {"spec": "churn", "spec_version": 3, "dataset": "churn", "dataset_version": 7,
+     "started_by": "...",
+     "run": RunStarted, "train": TrainResult, "evaluation": EvaluationResult,
+     "registered": Registered, "error": {"Error": ..., "Cause": ...}}
+
+Run record key layout (metadata table):
+    pk=RUN#<model>  sk=RUN#<run id>     RunRecord  (gsi1pk=RUNS, gsi1sk=<started iso>#<run id>)
+The run id is the execution name `<model>-<dataset version>-<spec version>`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from functions.models.registry import NAME_PATTERN, Artifact, Feature, GateVerdict, VersionStatus
+
+RUNS_INDEX_PK = "RUNS"
+GATE_FAILED_ERROR = "GateFailed"  # the execution's error when a gate failed (version REJECTED)
+MAX_EXECUTION_NAME = 80
+
+
+def run_pk(model: str) -> str:
+    return f"RUN#{model}"
+
+
+def run_sk(run_id: str) -> str:
+    return f"RUN#{run_id}"
+
+
+def execution_name(model: str, dataset_version: int, spec_version: int) -> str:
+    """`<model>-<dataset version>-<spec version>`: a second start of the same triple is a no-op."""
+    suffix = f"-{dataset_version}-{spec_version}"
+    return model[: MAX_EXECUTION_NAME - len(suffix)] + suffix
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class StepName(StrEnum):
+    START = "start"
+    TRAIN = "train"
+    EVALUATE = "evaluate"
+    REGISTER = "register"
+
+
+class RunStatus(StrEnum):
+    RUNNING = "RUNNING"
+    REGISTERED = "REGISTERED"  # a version registered, waiting for approval
+    REJECTED = "REJECTED"  # a version registered as REJECTED (a gate failed)
+    FAILED = "FAILED"  # a step failed; nothing registered
+
+
+class StepRecord(_Model):
+    name: str = Field(min_length=1, max_length=64)
+    started_at: datetime
+    ended_at: datetime | None = None
+    outcome: Literal["running", "succeeded", "failed"] = "running"
+    error: str = ""  # the typed error's name, as the state machine saw it
+    cause: str = Field("", max_length=4_000)
+    attempt: int = Field(1, ge=1)
+
+
+class RunRecord(_Model):
+    run_id: str = Field(min_length=1, max_length=MAX_EXECUTION_NAME)
+    model: str = Field(pattern=NAME_PATTERN)
+    spec_name: str
+    spec_version: int = Field(ge=1)
+    dataset: str
+    dataset_version: int = Field(ge=1)
+    execution_arn: str = ""
+    started_by: str = ""
+    status: RunStatus = RunStatus.RUNNING
+    started_at: datetime
+    ended_at: datetime | None = None
+    steps: list[StepRecord] = Field(default_factory=list, max_length=64)
+    version: int | None = None  # the registered version
+    error: str = ""
+    cause: str = Field("", max_length=4_000)
+
+
+class LifecycleInput(BaseModel):
+    """What starts an execution (and stays at the top of its state)."""
+
+    model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
+
+    spec: str = Field(pattern=NAME_PATTERN)
+    spec_version: int = Field(ge=1)
+    dataset: str = Field(pattern=NAME_PATTERN)
+    dataset_version: int = Field(ge=1)
+    started_by: str = Field("", max_length=2_048)
+
+
+class DatasetRef(_Model):
+    """The exact object a run trained on: the lineage of every version."""
+
+    dataset: str
+    version: int = Field(ge=1)
+    bucket: str
+    key: str
+    version_id: str = ""
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    contract_version: int = Field(0, ge=0)
+    format: Literal["parquet", "csv", "jsonl", ""] = ""
+    columns: list[Feature] = Field(default_factory=list, max_length=1_000)  # types from the contract
+
+
+class RunStarted(_Model):
+    run_id: str
+    model: str
+    compute: Literal["lambda", "sagemaker"] = "lambda"
+    started_at: datetime
+
+
+class TrainResult(_Model):
+    run_id: str
+    model: str
+    spec_name: str
+    spec_version: int
+    dataset: DatasetRef
+    task: Literal["classification", "regression"]
+    features: list[Feature]
+    target: str
+    class_labels: list[str] | None = None
+    artifacts: dict[str, Artifact]  # "skops", "onnx", "profile"
+    parameters: dict[str, str | int | float | bool | None] = Field(default_factory=dict)
+    seed: int
+    train_rows: int
+    holdout_rows: int
+    timings: dict[str, float] = Field(default_factory=dict)
+
+
+class LatencyFigures(_Model):
+    calls: int
+    median_ms: float
+    p99_ms: float
+
+
+class EvaluationResult(_Model):
+    metrics: dict[str, float]
+    primary_metric: str
+    production_version: int | None = None
+    production_metrics: dict[str, float] = Field(default_factory=dict)
+    parity_max_abs_diff: float
+    parity_label_mismatches: int
+    latency: LatencyFigures
+    gates: list[GateVerdict]
+    passed: bool
+    timings: dict[str, float] = Field(default_factory=dict)
+
+
+class Registered(_Model):
+    model: str
+    version: int
+    status: VersionStatus
+    reasons: list[str] = Field(default_factory=list)
+
+
+class StepFailure(BaseModel):
+    """Step Functions' Catch output: {"Error": name, "Cause": text}."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    error: str = Field("", alias="Error")
+    cause: str = Field("", alias="Cause")
+
+
+class LifecycleState(LifecycleInput):
+    run: RunStarted | None = None
+    train: TrainResult | None = None
+    evaluation: EvaluationResult | None = None
+    registered: Registered | None = None
+    error: StepFailure | None = None
+
+
+class RunRecordRequest(BaseModel):
+    """The run-record task: `start` a run, `fail` it (from a Catch), or `finish` it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    action: Literal["start", "fail", "finish"]
+    step: str = ""
+    state: LifecycleState
+    execution_name: str = ""
+    execution_arn: str = ""
