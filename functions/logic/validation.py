@@ -134,7 +134,7 @@ def _string_mask(values: pa.ChunkedArray, bad: callable) -> pa.ChunkedArray | No
                 continue
             rows = verdict.take(chunk.indices)
         else:
-            rows = bad(chunk)
+            rows = pc.and_kleene(bad(chunk), pc.is_valid(chunk))  # a null is never offending here
         any_bad = any_bad or bool(_count(rows))
         out.append(rows)
     return pa.chunked_array(out, type=pa.bool_()) if any_bad else None

@@ -6,7 +6,7 @@ Key layout in the metadata table: see functions/dal/datasets.py.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -145,8 +145,10 @@ class LifecycleStart(_Record):
     reason: str = ""
 
 
-def plain(value: Any) -> Any:
-    """JSON-safe value for a report example."""
-    if value is None:
-        return None
-    return str(value)
+REPORTS_PREFIX = "reports/validation/"
+
+
+def report_key(dataset: str, object_version: str) -> str:
+    """Where the artifacts bucket keeps the report of one uploaded object version (the version id
+    S3 gave the upload; `etag-<etag>` in an unversioned bucket). `stepwise upload` polls it."""
+    return f"{REPORTS_PREFIX}{dataset}/{object_version}.json"

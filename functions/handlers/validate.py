@@ -1,0 +1,76 @@
+"""Validation Lambda: S3 ObjectCreated under raw/<dataset>/ -> validate, then version or quarantine.
+
+Invoked asynchronously by the data bucket's notification. Idempotent on bucket + key + version id
+(Powertools idempotency on the metadata table), so a repeated delivery returns the first outcome
+and registers nothing new. Store failures raise (the asynchronous retry and the DLQ take over);
+a bad file never raises: it is quarantined with its report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import lru_cache
+from typing import Any
+from urllib.parse import unquote_plus
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.data_classes import S3Event
+from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from functions.dal.datasets import idempotency_store
+from functions.logic.validation_upload import process_upload
+from functions.models.audit import Actor
+from functions.models.datasets import UploadRef
+from functions.models.settings import get_settings
+from functions.observability import logger, metrics, tracer
+
+IDEMPOTENCY = IdempotencyConfig(
+    event_key_jmespath="[bucket, key, version_id, etag]",
+    raise_on_no_idempotency_key=True,
+    expires_after_seconds=7 * 24 * 3600,
+    use_local_cache=True,
+)
+
+
+def upload_refs(event: dict[str, Any]) -> list[UploadRef]:
+    """The uploads an S3 notification names (keys URL-decoded)."""
+    refs = []
+    for record in S3Event(event).records:
+        obj = record.s3.get_object
+        refs.append(
+            UploadRef(
+                bucket=record.s3.bucket.name,
+                key=unquote_plus(obj["key"]),
+                version_id=obj.get("versionId") or "",
+                etag=(obj.get("eTag") or "").strip('"'),
+                size=int(obj.get("size") or 0),
+                uploaded_by=(record.get("userIdentity") or {}).get("principalId", ""),
+            )
+        )
+    return refs
+
+
+def _validate(ref: UploadRef) -> dict[str, Any]:
+    settings = get_settings()
+    actor = Actor(identity=ref.uploaded_by or "s3:upload", correlation_id=logger.get_correlation_id() or "")
+    return process_upload(ref, settings, actor).model_dump(mode="json")
+
+
+@lru_cache(maxsize=4)
+def _validate_once(table: str) -> Callable[..., dict[str, Any]]:
+    return idempotent_function(  # type: ignore[no-any-return]
+        data_keyword_argument="ref", config=IDEMPOTENCY, persistence_store=idempotency_store(table)
+    )(_validate)
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    IDEMPOTENCY.register_lambda_context(context)
+    once = _validate_once(get_settings().metadata_table)
+    outcomes = [once(ref=ref) for ref in upload_refs(event)]
+    for outcome in outcomes:
+        metrics.add_metric(name=f"Uploads_{outcome['verdict']}", unit=MetricUnit.Count, value=1)
+    return {"outcomes": outcomes}
