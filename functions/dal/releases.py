@@ -1,0 +1,183 @@
+"""Registry writes that change a version's status or a model's aliases, always as one
+DynamoDB transaction with their audit events.
+
+Guards, all checked by DynamoDB rather than by a read before the write:
+- a status change is conditional on the status it was read with (`#status = :from`), so two
+  writers that read the same status cannot both move it;
+- an alias move is conditional on ModelRecord.revision (optimistic lock) and bumps it, so a
+  stale writer gets a Conflict instead of silently overwriting;
+- the audit event is a `Put` with attribute_not_exists(pk) in the same transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from boto3.dynamodb.types import TypeSerializer
+from botocore.exceptions import BotoCoreError, ClientError
+
+from functions.dal.audit import audit_put
+from functions.dal.clients import client
+from functions.dal.registry import from_item
+from functions.models.audit import AuditEvent
+from functions.models.errors import Conflict, IntegrityError, NotFound, StoreUnavailable
+from functions.models.registry import (
+    MODEL_SK,
+    ModelRecord,
+    ModelVersion,
+    VersionStatus,
+    model_pk,
+    version_sk,
+)
+
+_SERIALIZER = TypeSerializer()
+_CHUNK = 1024 * 1024
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def attr(value: Any) -> dict[str, Any]:
+    """A Python value as a low-level DynamoDB attribute value."""
+    return _SERIALIZER.serialize(_plain(value))
+
+
+def when(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def transition_item(
+    table: str,
+    version: ModelVersion,
+    to: VersionStatus,
+    now: datetime,
+    *,
+    reason: str = "",
+    production_periods: list[dict[str, str]] | None = None,
+) -> dict[str, Any]:
+    """Update `version` from the status it was read with to `to`; fails if it changed since."""
+    sets = ["#status = :to", "updated_at = :now"]
+    values: dict[str, Any] = {
+        ":to": attr(to.value),
+        ":from": attr(version.status.value),
+        ":now": attr(when(now)),
+    }
+    if reason:
+        sets.append("reasons = list_append(if_not_exists(reasons, :empty), :reason)")
+        values[":empty"] = {"L": []}
+        values[":reason"] = attr([f"{to.value}: {reason}"])
+    if production_periods is not None:
+        sets.append("production_periods = :periods")
+        values[":periods"] = attr(production_periods)
+    return {
+        "Update": {
+            "TableName": table,
+            "Key": {"pk": attr(model_pk(version.model)), "sk": attr(version_sk(version.version))},
+            "UpdateExpression": "SET " + ", ".join(sets),
+            "ConditionExpression": "attribute_exists(pk) AND #status = :from",
+            "ExpressionAttributeNames": {"#status": "status"},
+            "ExpressionAttributeValues": values,
+        }
+    }
+
+
+def alias_item(table: str, before: ModelRecord, after: ModelRecord) -> dict[str, Any]:
+    """Move the aliases from `before` to `after` if the record's revision is still before's."""
+    if after.revision != before.revision + 1:
+        raise ValueError("an alias move bumps the revision by one")
+    condition = "#rev = :old"
+    if before.revision == 0:  # a record written without a revision counts as revision 0
+        condition = "(attribute_not_exists(#rev) OR #rev = :old)"
+    return {
+        "Update": {
+            "TableName": table,
+            "Key": {"pk": attr(model_pk(before.name)), "sk": attr(MODEL_SK)},
+            "UpdateExpression": (
+                "SET production_version = :prod, candidate_version = :cand, candidate_weight = :weight, "
+                "shadow = :shadow, previous_production = :prev, #rev = :new, updated_at = :now"
+            ),
+            "ConditionExpression": f"attribute_exists(pk) AND {condition}",
+            "ExpressionAttributeNames": {"#rev": "revision"},
+            "ExpressionAttributeValues": {
+                ":prod": attr(after.production_version),
+                ":cand": attr(after.candidate_version),
+                ":weight": attr(after.candidate_weight),
+                ":shadow": attr(after.shadow),
+                ":prev": attr(after.previous_production),
+                ":new": attr(after.revision),
+                ":old": attr(before.revision),
+                ":now": attr(when(after.updated_at)),
+            },
+        }
+    }
+
+
+def commit(items: list[dict[str, Any]], events: list[AuditEvent], *, metadata_table: str, what: str) -> None:
+    """Write `items` and the audit `events` as one transaction, or nothing.
+
+    Raises Conflict naming `what` when any guard fails (a concurrent writer got there first).
+    """
+    if not events:
+        raise ValueError("every registry change carries at least one audit event")
+    transaction = [*items, *(audit_put(metadata_table, e) for e in events)]
+    try:
+        client("dynamodb").transact_write_items(TransactItems=transaction)
+    except ClientError as exc:
+        code = exc.response["Error"]["Code"]
+        if code == "TransactionCanceledException":
+            reasons = [r.get("Code", "None") for r in exc.response.get("CancellationReasons", [])]
+            if not reasons or any(r in ("ConditionalCheckFailed", "TransactionConflict") for r in reasons):
+                raise Conflict(f"{what}: the registry changed since it was read; read again and retry") from exc
+        if code in ("TransactionConflictException", "ConditionalCheckFailedException"):
+            raise Conflict(f"{what}: a concurrent change got there first; read again and retry") from exc
+        raise StoreUnavailable(f"{what}: registry write failed ({code})") from exc
+
+
+def list_versions(table: str, model: str) -> list[ModelVersion]:
+    """Every version of `model`, oldest first (consistent read)."""
+    params: dict[str, Any] = {
+        "TableName": table,
+        "KeyConditionExpression": "pk = :p AND begins_with(sk, :v)",
+        "ExpressionAttributeValues": {":p": attr(model_pk(model)), ":v": attr("VERSION#")},
+        "ConsistentRead": True,
+    }
+    versions: list[ModelVersion] = []
+    try:
+        while True:
+            reply = client("dynamodb").query(**params)
+            versions.extend(ModelVersion.model_validate(from_item(i)) for i in reply.get("Items", []))
+            if "LastEvaluatedKey" not in reply:
+                return versions
+            params["ExclusiveStartKey"] = reply["LastEvaluatedKey"]
+    except ClientError as exc:
+        raise StoreUnavailable(f"registry read failed: {exc.response['Error']['Code']}") from exc
+
+
+def artifact_sha256(uri: str) -> str:
+    """The sha256 of the stored bytes at s3://bucket/key (moto verifies no checksums: we do)."""
+    if not uri.startswith("s3://") or "/" not in uri[5:]:
+        raise IntegrityError(f"not an S3 artifact uri: {uri}")
+    bucket, key = uri[5:].split("/", 1)
+    digest = hashlib.sha256()
+    try:
+        body = client("s3").get_object(Bucket=bucket, Key=key)["Body"]
+        for chunk in iter(lambda: body.read(_CHUNK), b""):
+            digest.update(chunk)
+    except ClientError as exc:
+        code = exc.response["Error"]["Code"]
+        if code in ("NoSuchKey", "NoSuchBucket", "404"):
+            raise NotFound(f"artifact {uri} is missing") from exc
+        raise StoreUnavailable(f"artifact read failed: {code}") from exc
+    except BotoCoreError as exc:
+        raise StoreUnavailable(f"artifact read failed: {type(exc).__name__}") from exc
+    return digest.hexdigest()

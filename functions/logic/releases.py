@@ -1,0 +1,378 @@
+"""Release use cases: approve/reject/retire a version, promote, canary, roll back.
+
+Each use case is two steps: `plan_*` is pure (the state read in, the changes and audit events
+out, illegal moves refused), `apply` writes the plan as one guarded transaction. Races are
+tests of the two steps interleaved: plans made from the same read conflict when applied.
+
+Invariants (held by the guards in functions/dal/releases.py):
+- a version's status only follows registry.TRANSITIONS; an illegal move names from and to;
+- PRODUCTION/CANARY are entered and left only together with the alias move on ModelRecord,
+  under its revision lock, so a model has at most one PRODUCTION and one CANARY version;
+- every change carries its audit event in the same transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from functions.dal import registry as registry_dal
+from functions.dal import releases as dal
+from functions.models.approvals import IllegalTransition, ServingMismatch
+from functions.models.audit import Actor, AuditEvent, model_target, utcnow
+from functions.models.errors import Conflict, IntegrityError, NotFound
+from functions.models.registry import TRANSITIONS, ModelRecord, ModelVersion, VersionStatus
+from functions.models.settings import Settings
+
+S = VersionStatus
+MAX_PREVIOUS = 50
+# statuses whose reason goes into ModelVersion.reasons (every reason goes into the audit trail)
+EXPLAINED = frozenset({S.REJECTED, S.ROLLED_BACK, S.RETIRED})
+
+
+@dataclass(frozen=True)
+class StatusChange:
+    version: ModelVersion  # as read: its status is the guard
+    to: VersionStatus
+    reason: str = ""
+    periods: list[dict[str, str]] | None = None
+
+
+@dataclass(frozen=True)
+class Plan:
+    what: str
+    model: str
+    changes: list[StatusChange] = field(default_factory=list)
+    record_before: ModelRecord | None = None
+    record_after: ModelRecord | None = None
+    events: list[AuditEvent] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class State:
+    record: ModelRecord
+    versions: dict[int, ModelVersion]
+
+    def version(self, number: int) -> ModelVersion:
+        try:
+            return self.versions[number]
+        except KeyError:
+            raise NotFound(f"{self.record.name} has no version {number}") from None
+
+
+# -- reads --------------------------------------------------------------------------------
+def read_state(settings: Settings, model: str) -> State:
+    record = registry_dal.get_model(settings.registry_table, model)
+    if record is None:
+        raise NotFound(f"no model {model!r}")
+    versions = {v.version: v for v in dal.list_versions(settings.registry_table, model)}
+    return State(record=record, versions=versions)
+
+
+# -- planning (pure) --------------------------------------------------------------------
+def check_transition(version: ModelVersion, to: VersionStatus) -> None:
+    if to not in TRANSITIONS[version.status]:
+        raise IllegalTransition(
+            f"{version.model} version {version.version}: {version.status.value} -> {to.value} is not allowed"
+        )
+
+
+def _aliases(record: ModelRecord) -> dict[str, Any]:
+    return {
+        "production_version": record.production_version,
+        "candidate_version": record.candidate_version,
+        "candidate_weight": record.candidate_weight,
+        "revision": record.revision,
+    }
+
+
+def _status_event(actor: Actor, change: StatusChange, action: str) -> AuditEvent:
+    v = change.version
+    return AuditEvent.of(
+        actor,
+        action,
+        model_target(v.model),
+        version=v.version,
+        before={"status": v.status.value},
+        after={"status": change.to.value},
+        reason=change.reason,
+    )
+
+
+def _plan(
+    what: str,
+    actor: Actor,
+    model: str,
+    changes: list[tuple[StatusChange, str]],
+    record: ModelRecord | None = None,
+    after: dict[str, Any] | None = None,
+    *,
+    now: datetime,
+    reason: str = "",
+) -> Plan:
+    for change, _ in changes:
+        check_transition(change.version, change.to)
+    events = [_status_event(actor, change, action) for change, action in changes]
+    record_after = None
+    if record is not None and after is not None:
+        record_after = record.model_copy(update={**after, "revision": record.revision + 1, "updated_at": now})
+        events.append(
+            AuditEvent.of(
+                actor,
+                "model.aliases",
+                model_target(model),
+                before=_aliases(record),
+                after=_aliases(record_after),
+                reason=reason,
+            )
+        )
+    return Plan(
+        what=what,
+        model=model,
+        changes=[c for c, _ in changes],
+        record_before=record if record_after else None,
+        record_after=record_after,
+        events=events,
+    )
+
+
+def _enter_production(v: ModelVersion, actor: Actor, reason: str, now: datetime) -> list[dict[str, str]]:
+    return [*v.production_periods, {"from": dal.when(now), "promoted_by": actor.identity, "reason": reason}]
+
+
+def _leave_production(v: ModelVersion, actor: Actor, to: VersionStatus, now: datetime) -> list[dict[str, str]]:
+    periods = [dict(p) for p in v.production_periods]
+    if periods and "to" not in periods[-1]:
+        periods[-1].update({"to": dal.when(now), "ended_by": actor.identity, "ended_as": to.value})
+    return periods
+
+
+def plan_transition(
+    state: State, number: int, to: VersionStatus, actor: Actor, reason: str, *, action: str, now: datetime
+) -> Plan:
+    """A status change that moves no alias: approve, reject, retire."""
+    v = state.version(number)
+    if number in (state.record.production_version, state.record.candidate_version):
+        raise Conflict(f"{v.model} version {number} is serving; replace it before moving it to {to.value}")
+    change = StatusChange(v, to, reason)
+    return _plan(action, actor, v.model, [(change, action)], now=now, reason=reason)
+
+
+def plan_promote(state: State, number: int, actor: Actor, reason: str = "", *, now: datetime) -> Plan:
+    """All traffic to `number` (APPROVED, or the CANARY being completed); production -> ARCHIVED."""
+    record, v = state.record, state.version(number)
+    check_transition(v, S.PRODUCTION)
+    if record.candidate_version not in (None, number):
+        raise Conflict(
+            f"{v.model}: a canary of version {record.candidate_version} is in progress; complete or roll it back first"
+        )
+    changes = [
+        (StatusChange(v, S.PRODUCTION, reason, _enter_production(v, actor, reason, now)), "version.promote"),
+    ]
+    previous = list(record.previous_production)
+    if record.production_version is not None:
+        old = state.version(record.production_version)
+        changes.append(
+            (StatusChange(old, S.ARCHIVED, reason, _leave_production(old, actor, S.ARCHIVED, now)), "version.archive")
+        )
+        previous = [p for p in previous if p != old.version] + [old.version]
+    after = {
+        "production_version": number,
+        "candidate_version": None,
+        "candidate_weight": 0.0,
+        "previous_production": previous[-MAX_PREVIOUS:],
+    }
+    what = "complete canary" if v.status == S.CANARY else "promote"
+    return _plan(what, actor, v.model, changes, record, after, now=now, reason=reason)
+
+
+def plan_start_canary(
+    state: State, number: int, weight: float, actor: Actor, reason: str = "", *, now: datetime
+) -> Plan:
+    record, v = state.record, state.version(number)
+    check_transition(v, S.CANARY)
+    if not 0 < weight < 1:
+        raise Conflict(f"a canary weight is between 0 and 1 exclusive, not {weight}")
+    if record.production_version is None:
+        raise Conflict(f"{v.model} has no production version to canary against; release it all at once")
+    if record.candidate_version is not None:
+        raise Conflict(f"{v.model}: a canary of version {record.candidate_version} is already in progress")
+    after = {"candidate_version": number, "candidate_weight": weight}
+    changes = [(StatusChange(v, S.CANARY, reason), "version.canary")]
+    return _plan("start canary", actor, v.model, changes, record, after, now=now, reason=reason)
+
+
+def plan_rollback_canary(state: State, number: int, actor: Actor, reason: str, *, now: datetime) -> Plan:
+    record, v = state.record, state.version(number)
+    check_transition(v, S.ROLLED_BACK)
+    if record.candidate_version != number:
+        raise Conflict(f"{v.model} version {number} is not the canary (the canary is {record.candidate_version})")
+    after = {"candidate_version": None, "candidate_weight": 0.0}
+    changes = [(StatusChange(v, S.ROLLED_BACK, reason), "version.rollback")]
+    return _plan("roll back canary", actor, v.model, changes, record, after, now=now, reason=reason)
+
+
+def rollback_target(state: State, to_version: int | None) -> ModelVersion:
+    """The version production goes back to: the named one, or the latest previous that is ARCHIVED."""
+    record = state.record
+    if to_version is not None:
+        target = state.version(to_version)
+        was_production = to_version in record.previous_production or bool(target.production_periods)
+        if target.status != S.ARCHIVED or not was_production:
+            raise Conflict(
+                f"{record.name} version {to_version} ({target.status.value}) was not in production before; "
+                "rollback only returns to a former production version"
+            )
+        return target
+    for number in reversed(record.previous_production):
+        candidate = state.versions.get(number)
+        if candidate is not None and candidate.status == S.ARCHIVED:
+            return candidate
+    raise Conflict(f"{record.name} has no earlier production version to roll back to")
+
+
+def plan_rollback_production(
+    state: State, actor: Actor, reason: str, to_version: int | None = None, *, now: datetime
+) -> Plan:
+    """Production -> ROLLED_BACK, the target (ARCHIVED, was production) -> PRODUCTION."""
+    record = state.record
+    if record.production_version is None:
+        raise Conflict(f"{record.name} has no production version to roll back")
+    if record.candidate_version is not None:
+        raise Conflict(
+            f"{record.name}: a canary of version {record.candidate_version} is in progress; roll it back first"
+        )
+    if to_version == record.production_version:
+        raise Conflict(f"{record.name} version {to_version} is already in production")
+    current = state.version(record.production_version)
+    target = rollback_target(state, to_version)
+    changes = [
+        (
+            StatusChange(current, S.ROLLED_BACK, reason, _leave_production(current, actor, S.ROLLED_BACK, now)),
+            "version.rollback",
+        ),
+        (StatusChange(target, S.PRODUCTION, reason, _enter_production(target, actor, reason, now)), "version.restore"),
+    ]
+    after = {
+        "production_version": target.version,
+        "candidate_version": None,
+        "candidate_weight": 0.0,
+        "previous_production": [p for p in record.previous_production if p != target.version],
+    }
+    return _plan("roll back production", actor, record.name, changes, record, after, now=now, reason=reason)
+
+
+# -- writing ------------------------------------------------------------------------------
+def apply(settings: Settings, plan: Plan, extra_items: list[dict[str, Any]] | None = None) -> Plan:
+    """Write the plan (and any extra guarded items, e.g. an approval decision) in one transaction."""
+    now = plan.record_after.updated_at if plan.record_after else utcnow()
+    items = [
+        dal.transition_item(
+            settings.registry_table,
+            c.version,
+            c.to,
+            now,
+            reason=c.reason if c.to in EXPLAINED else "",
+            production_periods=c.periods,
+        )
+        for c in plan.changes
+    ]
+    if plan.record_before is not None and plan.record_after is not None:
+        items.append(dal.alias_item(settings.registry_table, plan.record_before, plan.record_after))
+    dal.commit([*items, *(extra_items or [])], plan.events, metadata_table=settings.metadata_table, what=plan.what)
+    return plan
+
+
+def verify_artifact(version: ModelVersion) -> None:
+    """The ONNX artifact's stored bytes still hash to the registry's sha256."""
+    artifact = version.artifacts.get("onnx")
+    if artifact is None:
+        raise IntegrityError(f"{version.model} version {version.version} has no ONNX artifact to serve")
+    actual = dal.artifact_sha256(artifact.uri)
+    if actual != artifact.sha256:
+        raise IntegrityError(
+            f"{version.model} version {version.version}: {artifact.uri} hashes to {actual}, "
+            f"the registry says {artifact.sha256}"
+        )
+
+
+def verify_serving(settings: Settings, expected: ModelRecord) -> ModelRecord:
+    """Read back what serving resolves (the ModelRecord aliases) and fail loudly if it differs."""
+    actual = registry_dal.get_model(settings.registry_table, expected.name)
+    if actual is None:
+        raise ServingMismatch(f"model {expected.name!r} vanished from the registry")
+    want, got = _aliases(expected), _aliases(actual)
+    if want != got:
+        raise ServingMismatch(f"{expected.name}: serving resolves {got}, the release wrote {want}")
+    for number, status in ((actual.production_version, S.PRODUCTION), (actual.candidate_version, S.CANARY)):
+        if number is None:
+            continue
+        v = registry_dal.get_version(settings.registry_table, expected.name, number)
+        if v is None or v.status != status:
+            raise ServingMismatch(
+                f"{expected.name}: alias points at version {number} whose status is "
+                f"{v.status.value if v else 'missing'}, expected {status.value}"
+            )
+    return actual
+
+
+# -- use cases (read, plan, write) --------------------------------------------------------
+def approve(settings: Settings, model: str, number: int, actor: Actor, reason: str) -> Plan:
+    state = read_state(settings, model)
+    return apply(
+        settings, plan_transition(state, number, S.APPROVED, actor, reason, action="version.approve", now=utcnow())
+    )
+
+
+def reject(settings: Settings, model: str, number: int, actor: Actor, reason: str) -> Plan:
+    state = read_state(settings, model)
+    return apply(
+        settings, plan_transition(state, number, S.REJECTED, actor, reason, action="version.reject", now=utcnow())
+    )
+
+
+def retire(settings: Settings, model: str, number: int, actor: Actor, reason: str) -> Plan:
+    state = read_state(settings, model)
+    return apply(
+        settings, plan_transition(state, number, S.RETIRED, actor, reason, action="version.retire", now=utcnow())
+    )
+
+
+def promote(settings: Settings, model: str, number: int, actor: Actor, reason: str = "") -> ModelRecord:
+    state = read_state(settings, model)
+    plan = apply(settings, plan_promote(state, number, actor, reason, now=utcnow()))
+    assert plan.record_after is not None
+    return verify_serving(settings, plan.record_after)
+
+
+def start_canary(
+    settings: Settings, model: str, number: int, weight: float, actor: Actor, reason: str = ""
+) -> ModelRecord:
+    state = read_state(settings, model)
+    plan = apply(settings, plan_start_canary(state, number, weight, actor, reason, now=utcnow()))
+    assert plan.record_after is not None
+    return verify_serving(settings, plan.record_after)
+
+
+def rollback_canary(settings: Settings, model: str, number: int, actor: Actor, reason: str) -> ModelRecord:
+    state = read_state(settings, model)
+    plan = apply(settings, plan_rollback_canary(state, number, actor, reason, now=utcnow()))
+    assert plan.record_after is not None
+    return verify_serving(settings, plan.record_after)
+
+
+def rollback(settings: Settings, model: str, actor: Actor, reason: str, to_version: int | None = None) -> ModelRecord:
+    """One call: an in-progress canary is rolled back (production untouched); otherwise production
+    goes back to the previous (or the named) former production version, whose artifact must verify."""
+    state = read_state(settings, model)
+    now = utcnow()
+    if state.record.candidate_version is not None and to_version is None:
+        plan = plan_rollback_canary(state, state.record.candidate_version, actor, reason, now=now)
+    else:
+        plan = plan_rollback_production(state, actor, reason, to_version, now=now)
+        restored = next(c.version for c in plan.changes if c.to == S.PRODUCTION)
+        verify_artifact(restored)
+    apply(settings, plan)
+    assert plan.record_after is not None
+    return verify_serving(settings, plan.record_after)

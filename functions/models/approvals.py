@@ -1,0 +1,198 @@
+"""Approvals and releases: requests, decisions, release strategies, workflow task events and the
+typed errors the state machine matches by name.
+
+Approval request layout (metadata table):
+    pk=APPROVAL#<id>  sk=APPROVAL
+    gsi1pk=APPROVALS#PENDING (then APPROVALS#DECIDED)  gsi1sk=<requested-at iso>#<id>
+    status (S), task_token (S, server-side only), data (S: ApprovalRequest as JSON, no token)
+The id is `<model>-<version>` (one request per version), so `stepwise approve MODEL VERSION`
+needs no lookup.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from functions.models.errors import Conflict, StepwiseError
+from functions.models.registry import NAME_PATTERN, GateVerdict
+
+APPROVAL_SK = "APPROVAL"
+PENDING_INDEX_PK = "APPROVALS#PENDING"
+DECIDED_INDEX_PK = "APPROVALS#DECIDED"
+ID_PATTERN = r"^[a-z][a-z0-9-]{0,62}-[0-9]{1,9}$"
+DEFAULT_APPROVAL_TIMEOUT_SECONDS = 7 * 24 * 3600
+
+
+def approval_id(model: str, version: int) -> str:
+    return f"{model}-{version}"
+
+
+def approval_pk(id_: str) -> str:
+    return f"APPROVAL#{id_}"
+
+
+# -- typed errors (class names are matched by the state machine's Retry/Catch) ------------
+class ApprovalRejected(StepwiseError):
+    """An approver rejected the version (SendTaskFailure error name)."""
+
+    status_code = 409
+
+
+class ApprovalExpired(StepwiseError):
+    """Nobody decided before the approval's timeout; the version is REJECTED (expired)."""
+
+    status_code = 410
+
+
+class CanaryCheckFailed(StepwiseError):
+    """The canary's error rate, latency or quality failed its check; the canary was rolled back."""
+
+    status_code = 409
+
+
+class ServingMismatch(StepwiseError):
+    """After a release step, what serving resolves differs from what the step wrote."""
+
+    status_code = 500
+
+
+class IllegalTransition(Conflict):
+    """A status change the declared state machine does not allow (names from and to)."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+def _reason(value: str) -> str:
+    value = value.strip()
+    if not value:
+        raise ValueError("a reason is required")
+    return value
+
+
+# -- approvals ------------------------------------------------------------------------
+class ApprovalStatus(StrEnum):
+    PENDING = "PENDING"
+    APPROVED = "APPROVED"
+    REJECTED = "REJECTED"
+    EXPIRED = "EXPIRED"
+
+
+class ProductionComparison(_Model):
+    production_version: int | None = None
+    production_metrics: dict[str, float] = Field(default_factory=dict, max_length=200)
+    primary_metric: str = ""
+    delta: float | None = None  # candidate minus production on the primary metric
+
+
+class Decision(_Model):
+    approved: bool
+    who: str = Field(min_length=1, max_length=2048)
+    reason: str = Field(min_length=1, max_length=4096)
+    at: datetime
+
+
+class ApprovalRequest(_Model):
+    """What an approver sees. The task token is kept beside it, never inside it."""
+
+    id: str = Field(pattern=ID_PATTERN)
+    model: str = Field(pattern=NAME_PATTERN)
+    version: int = Field(ge=1)
+    status: ApprovalStatus = ApprovalStatus.PENDING
+    metrics: dict[str, float] = Field(default_factory=dict, max_length=200)
+    gates: list[GateVerdict] = Field(default_factory=list, max_length=200)
+    comparison: ProductionComparison = Field(default_factory=lambda: ProductionComparison())
+    artifact_sha256: str = ""
+    started_by: str = ""
+    run_id: str = ""
+    execution: str = ""  # the waiting workflow execution
+    requested_at: datetime
+    expires_at: datetime
+    decision: Decision | None = None
+
+
+class DecisionRequest(_Model):
+    """Body of POST /v1/approvals/{id}/approve|reject. The approver is never in the body."""
+
+    reason: str = Field(max_length=4096)
+
+    _check = field_validator("reason")(_reason)
+
+
+class ApprovalList(_Model):
+    approvals: list[ApprovalRequest] = Field(max_length=1000)
+
+
+# -- releases -------------------------------------------------------------------------
+class CanaryCheck(_Model):
+    """Thresholds of the automatic check after the bake time."""
+
+    max_error_rate: float = Field(default=0.01, ge=0, le=1)
+    max_p99_latency_ms: float = Field(default=500.0, gt=0)
+    min_quality: float | None = None  # on the primary metric, where labels arrived
+    min_requests: int = Field(default=0, ge=0)  # fewer requests than this count as "no data"
+    on_no_data: Literal["pass", "fail"] = "pass"
+
+
+class ReleaseStrategy(_Model):
+    kind: Literal["all_at_once", "canary"] = "all_at_once"
+    weight: float = Field(default=0.1, gt=0, lt=1)
+    bake_seconds: int = Field(default=600, ge=0, le=7 * 24 * 3600)
+    check: CanaryCheck = Field(default_factory=lambda: CanaryCheck())
+
+
+class ApprovalTaskEvent(_Model):
+    """Payload of the waitForTaskToken task (the state machine builds it)."""
+
+    token: str = Field(min_length=1, max_length=4096)
+    model: str = Field(pattern=NAME_PATTERN)
+    version: int = Field(ge=1)
+    execution: str = ""
+    timeout_seconds: int = Field(default=DEFAULT_APPROVAL_TIMEOUT_SECONDS, ge=1)
+
+
+class ReleaseTaskEvent(_Model):
+    """Payload of every release task: which step, on which version, with which strategy."""
+
+    action: Literal["promote", "start_canary", "check_canary", "complete_canary", "rollback_canary", "expire"]
+    model: str = Field(pattern=NAME_PATTERN)
+    version: int = Field(ge=1)
+    execution: str = ""
+    strategy: ReleaseStrategy = Field(default_factory=lambda: ReleaseStrategy())
+    reason: str = ""
+    error: dict[str, Any] | None = None  # the caught error ($.error) when rolling back
+
+
+class ReleaseResult(_Model):
+    model: str
+    version: int
+    action: str
+    production_version: int | None
+    candidate_version: int | None
+    candidate_weight: float
+    revision: int
+    verdict: Literal["pass", "fail", "no_data"] | None = None
+    detail: str = ""
+
+
+class RollbackRequest(_Model):
+    """Body of POST /v1/models/{name}/rollback."""
+
+    reason: str = Field(max_length=4096)
+    to_version: int | None = Field(default=None, ge=1)
+
+    _check = field_validator("reason")(_reason)
+
+
+class CanaryMetrics(_Model):
+    """What the canary check reads: None means no data."""
+
+    requests: int | None = None
+    error_rate: float | None = None
+    p99_latency_ms: float | None = None
+    quality: float | None = None

@@ -1,0 +1,164 @@
+from __future__ import annotations
+
+import boto3
+import pytest
+
+from functions.dal import audit
+from functions.logic import releases
+from functions.models.approvals import IllegalTransition
+from functions.models.audit import Actor, model_target, utcnow
+from functions.models.errors import Conflict, IntegrityError
+from functions.models.registry import VersionStatus as S
+from functions.models.settings import Settings, get_settings
+from tests.integration.conftest import Stores
+from tests.integration.release_support import register
+
+OPS = Actor(identity="arn:aws:iam::123456789012:user/ops", correlation_id="c-ops")
+
+
+def approved(stores: Stores, model: str = "churn") -> int:
+    v = register(stores, model)
+    releases.approve(get_settings(), model, v.version, OPS, "looks good")
+    return v.version
+
+
+def statuses(settings: Settings, model: str) -> dict[int, S]:
+    return {n: v.status for n, v in releases.read_state(settings, model).versions.items()}
+
+
+def actions(stores: Stores, model: str) -> list[tuple[str, int | None]]:
+    return [(e.action, e.version) for e in audit.list_events(stores.metadata_table, target=model_target(model))]
+
+
+def test_release_promote_archives_the_previous_production(stores: Stores) -> None:
+    # Given version 1 in production and version 2 approved
+    s = get_settings()
+    v1 = approved(stores)
+    releases.promote(s, "churn", v1, OPS, "first")
+    v2 = approved(stores)
+    # When version 2 is promoted
+    record = releases.promote(s, "churn", v2, OPS, "better")
+    # Then 2 serves, 1 is archived and remembered as the previous production
+    assert (record.production_version, record.previous_production, record.revision) == (2, [1], 2)
+    assert statuses(s, "churn") == {1: S.ARCHIVED, 2: S.PRODUCTION}
+    periods = releases.read_state(s, "churn").versions[1].production_periods
+    assert periods[0]["promoted_by"] == OPS.identity and periods[0]["ended_as"] == "ARCHIVED"
+
+
+def test_release_illegal_transition_is_refused_naming_from_and_to(stores: Stores) -> None:
+    # Given a version still waiting for approval
+    v = register(stores, "churn")
+    # When it is promoted, Then the refusal names both statuses and nothing changes
+    with pytest.raises(IllegalTransition, match="PENDING_APPROVAL -> PRODUCTION"):
+        releases.promote(get_settings(), "churn", v.version, OPS)
+    assert statuses(get_settings(), "churn") == {1: S.PENDING_APPROVAL}
+
+
+def test_release_two_promotions_from_one_stale_read_leave_one_production(stores: Stores) -> None:
+    # Given two approved versions and two writers that read the registry at the same time
+    s = get_settings()
+    v1, v2 = approved(stores), approved(stores)
+    stale = releases.read_state(s, "churn")
+    first = releases.plan_promote(stale, v1, OPS, "writer A", now=utcnow())
+    second = releases.plan_promote(stale, v2, OPS, "writer B", now=utcnow())
+    # When both write, one after the other
+    releases.apply(s, first)
+    with pytest.raises(Conflict, match="promote"):
+        releases.apply(s, second)
+    # Then exactly one production, and only the winner's change is audited
+    assert statuses(s, "churn") == {1: S.PRODUCTION, 2: S.APPROVED}
+    assert ("version.promote", 2) not in actions(stores, "churn")
+    assert releases.read_state(s, "churn").record.production_version == 1
+
+
+def test_release_rollback_after_bad_canary_keeps_previous_production(stores: Stores) -> None:
+    # Given version 1 in production and version 2 in canary at 10%
+    s = get_settings()
+    v1 = approved(stores)
+    releases.promote(s, "churn", v1, OPS)
+    v2 = approved(stores)
+    canary = releases.start_canary(s, "churn", v2, 0.1, OPS, "try it")
+    assert (canary.production_version, canary.candidate_version, canary.candidate_weight) == (1, 2, 0.1)
+    # When the canary is rolled back (one call)
+    record = releases.rollback(s, "churn", OPS, "error rate 7%")
+    # Then version 1 still serves alone, 2 is ROLLED_BACK with the reason, both steps audited
+    assert (record.production_version, record.candidate_version, record.candidate_weight) == (1, None, 0.0)
+    v2_after = releases.read_state(s, "churn").versions[2]
+    assert v2_after.status == S.ROLLED_BACK and v2_after.reasons == ["ROLLED_BACK: error rate 7%"]
+    trail = actions(stores, "churn")
+    assert trail.index(("version.canary", 2)) < trail.index(("version.rollback", 2))
+
+
+def test_release_complete_canary_moves_all_traffic(stores: Stores) -> None:
+    s = get_settings()
+    releases.promote(s, "churn", approved(stores), OPS)
+    v2 = approved(stores)
+    releases.start_canary(s, "churn", v2, 0.25, OPS)
+    # When the canary completes
+    record = releases.promote(s, "churn", v2, OPS, "canary passed")
+    # Then it is production and no candidate remains
+    assert (record.production_version, record.candidate_version, record.previous_production) == (2, None, [1])
+
+
+def test_release_rollback_production_returns_to_previous(stores: Stores) -> None:
+    # Given 1 then 2 in production
+    s = get_settings()
+    for _ in range(2):
+        releases.promote(s, "churn", approved(stores), OPS)
+    # When production is rolled back
+    record = releases.rollback(s, "churn", OPS, "bad predictions")
+    # Then 1 serves again, 2 is ROLLED_BACK
+    assert (record.production_version, record.previous_production) == (1, [])
+    assert statuses(s, "churn") == {1: S.PRODUCTION, 2: S.ROLLED_BACK}
+    assert [a for a in actions(stores, "churn") if a[0] in ("version.rollback", "version.restore")] == [
+        ("version.rollback", 2),
+        ("version.restore", 1),
+    ]
+
+
+def test_release_rollback_to_named_version_needs_former_production(stores: Stores) -> None:
+    # Given 1, 2, 3 promoted in turn and 4 approved but never in production
+    s = get_settings()
+    for _ in range(3):
+        releases.promote(s, "churn", approved(stores), OPS)
+    v4 = approved(stores)
+    # When rolling back to 4, Then refused; to 1, accepted
+    with pytest.raises(Conflict, match="was not in production"):
+        releases.rollback(s, "churn", OPS, "x", to_version=v4)
+    record = releases.rollback(s, "churn", OPS, "back to the first", to_version=1)
+    assert (record.production_version, record.previous_production) == (1, [2])
+
+
+def test_release_rollback_refuses_a_tampered_artifact(stores: Stores) -> None:
+    # Given 1 then 2 in production, and 1's ONNX bytes replaced in S3
+    s = get_settings()
+    for _ in range(2):
+        releases.promote(s, "churn", approved(stores), OPS)
+    boto3.client("s3").put_object(Bucket=stores.artifacts_bucket, Key="models/churn/1/model.onnx", Body=b"evil")
+    # When rolling back, Then it fails on integrity and 2 keeps serving
+    with pytest.raises(IntegrityError, match="hashes to"):
+        releases.rollback(s, "churn", OPS, "x")
+    assert releases.read_state(s, "churn").record.production_version == 2
+
+
+def test_release_retire_refuses_a_serving_version(stores: Stores) -> None:
+    s = get_settings()
+    v1 = approved(stores)
+    releases.promote(s, "churn", v1, OPS)
+    with pytest.raises(Conflict, match="serving"):
+        releases.retire(s, "churn", v1, OPS, "old")
+    assert statuses(s, "churn") == {1: S.PRODUCTION}
+
+
+def test_release_stale_status_write_is_a_conflict(stores: Stores) -> None:
+    # Given two approvers reading the same pending version
+    s = get_settings()
+    v = register(stores, "churn")
+    stale = releases.read_state(s, "churn")
+    approve = releases.plan_transition(stale, v.version, S.APPROVED, OPS, "ok", action="version.approve", now=utcnow())
+    reject = releases.plan_transition(stale, v.version, S.REJECTED, OPS, "no", action="version.reject", now=utcnow())
+    # When both write, Then the second is a conflict, not a silent overwrite
+    releases.apply(s, approve)
+    with pytest.raises(Conflict):
+        releases.apply(s, reject)
+    assert statuses(s, "churn") == {1: S.APPROVED}
