@@ -8,6 +8,7 @@ numbers, a retried Register returns the version it already wrote, and a failure 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from functions.dal import registry as registry_dal
@@ -74,43 +75,69 @@ def register(settings: Settings, state: LifecycleState, clock: Clock = utcnow) -
         return register_candidate(settings, state, clock)
 
 
+@dataclass
+class Plan:
+    """A registration as read from the counter: written only if the counter has not moved."""
+
+    version: ModelVersion
+    expected_latest: int
+    new_model: ModelRecord | None
+    event: AuditEvent
+
+
+def plan(settings: Settings, state: LifecycleState, clock: Clock = utcnow) -> Plan:
+    """Read the model's counter and draft the next version (nothing is written)."""
+    if state.train is None or state.run is None:
+        raise InvalidInput("register needs the train result in the state")
+    model, run_id = state.train.model, state.run.run_id
+    record = registry_dal.get_model(settings.registry_table, model)
+    latest = record.latest_version if record else 0
+    now = clock()
+    version = candidate_version(state, settings, latest + 1, now)
+    new_model = None
+    if record is None:
+        new_model = ModelRecord(
+            name=model, latest_version=version.version, candidate_weight=0.0, revision=0, created_at=now, updated_at=now
+        )
+    action = "version.register" if version.status == VersionStatus.PENDING_APPROVAL else "version.reject"
+    event = AuditEvent.of(
+        Actor(identity=f"workflow:{run_id}", correlation_id=run_id),
+        action,
+        model_target(model),
+        version=version.version,
+        before=None,
+        after={"status": version.status.value, "run_id": run_id, "data_sha256": version.data_sha256},
+        reason="; ".join(version.reasons) or "passed every gate",
+    )
+    return Plan(version=version, expected_latest=latest, new_model=new_model, event=event)
+
+
+def commit(settings: Settings, drafted: Plan) -> Registered:
+    """Write the drafted version in one transaction; Conflict (and nothing written) if the
+    counter moved, the number is taken or this run already registered."""
+    registry_dal.create_version(
+        settings.registry_table,
+        drafted.version,
+        expected_latest=drafted.expected_latest,
+        new_model=drafted.new_model,
+        extra_items=[audit_put(settings.metadata_table, drafted.event)],
+    )
+    v = drafted.version
+    return Registered(model=v.model, version=v.version, status=v.status, reasons=v.reasons)
+
+
 def register_candidate(settings: Settings, state: LifecycleState, clock: Clock = utcnow) -> Registered:
-    table = settings.registry_table
     if state.train is None or state.run is None:
         raise InvalidInput("register needs the train result in the state")
     model, run_id = state.train.model, state.run.run_id
     for _ in range(MAX_ATTEMPTS):
-        done = _already_registered(table, model, run_id)
+        done = _already_registered(settings.registry_table, model, run_id)
         if done is not None:
             return done
-        record = registry_dal.get_model(table, model)
-        latest = record.latest_version if record else 0
-        now = clock()
-        version = candidate_version(state, settings, latest + 1, now)
-        new_model = None
-        if record is None:
-            new_model = ModelRecord(name=model, latest_version=version.version, created_at=now, updated_at=now)
-        action = "version.register" if version.status == VersionStatus.PENDING_APPROVAL else "version.reject"
-        event = AuditEvent.of(
-            Actor(identity=f"workflow:{run_id}"),
-            action,
-            model_target(model),
-            version=version.version,
-            before=None,
-            after={"status": version.status.value, "run_id": run_id, "data_sha256": version.data_sha256},
-            reason="; ".join(version.reasons) or "passed every gate",
-        )
         try:
-            registry_dal.create_version(
-                table,
-                version,
-                expected_latest=latest,
-                new_model=new_model,
-                extra_items=[audit_put(settings.metadata_table, event)],
-            )
+            return commit(settings, plan(settings, state, clock))
         except Conflict:
             continue  # another registration took the number (or this run already registered)
-        return Registered(model=model, version=version.version, status=version.status, reasons=version.reasons)
     raise Conflict(f"could not register a version of {model}: too many concurrent registrations")
 
 

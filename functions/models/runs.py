@@ -64,8 +64,8 @@ class StepRecord(_Model):
     ended_at: datetime | None = None
     outcome: Literal["running", "succeeded", "failed"] = "running"
     error: str = ""  # the typed error's name, as the state machine saw it
-    cause: str = Field("", max_length=4_000)
-    attempt: int = Field(1, ge=1)
+    cause: str = Field(default="", max_length=4_000)
+    attempt: int = Field(default=1, ge=1)
 
 
 class RunRecord(_Model):
@@ -83,7 +83,7 @@ class RunRecord(_Model):
     steps: list[StepRecord] = Field(default_factory=list, max_length=64)
     version: int | None = None  # the registered version
     error: str = ""
-    cause: str = Field("", max_length=4_000)
+    cause: str = Field(default="", max_length=4_000)
 
 
 class LifecycleInput(BaseModel):
@@ -95,7 +95,7 @@ class LifecycleInput(BaseModel):
     spec_version: int = Field(ge=1)
     dataset: str = Field(pattern=NAME_PATTERN)
     dataset_version: int = Field(ge=1)
-    started_by: str = Field("", max_length=2_048)
+    started_by: str = Field(default="", max_length=2_048)
 
 
 class DatasetRef(_Model):
@@ -107,7 +107,7 @@ class DatasetRef(_Model):
     key: str
     version_id: str = ""
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
-    contract_version: int = Field(0, ge=0)
+    contract_version: int = Field(default=0, ge=0)
     format: Literal["parquet", "csv", "jsonl", ""] = ""
     columns: list[Feature] = Field(default_factory=list, max_length=1_000)  # types from the contract
 
@@ -168,8 +168,8 @@ class StepFailure(BaseModel):
 
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
-    error: str = Field("", alias="Error")
-    cause: str = Field("", alias="Cause")
+    error: str = Field(default="", alias="Error")
+    cause: str = Field(default="", alias="Cause")
 
 
 class LifecycleState(LifecycleInput):

@@ -120,8 +120,8 @@ class EstimatorSpec(_Spec):
 
 
 class SplitSpec(_Spec):
-    holdout_fraction: float = Field(0.2, ge=0.05, le=0.5)
-    seed: int = Field(0, ge=0, le=2**31 - 1)
+    holdout_fraction: float = Field(default=0.2, ge=0.05, le=0.5)
+    seed: int = Field(default=0, ge=0, le=2**31 - 1)
     stratify: bool = True  # classification only
 
 
@@ -130,10 +130,10 @@ class GateSpec(_Spec):
 
     min_primary: float | None = None  # for higher-is-better primary metrics
     max_primary: float | None = None  # for lower-is-better primary metrics
-    max_regression: float | None = Field(None, ge=0)  # allowed worsening of the primary metric vs production
-    max_p99_latency_ms: float | None = Field(None, gt=0)  # ONNX single-row predict, in-process
-    max_artifact_bytes: int | None = Field(None, gt=0)  # each of the ONNX and skops files
-    parity_tolerance: float = Field(1e-5, gt=0, le=1e-2)
+    max_regression: float | None = Field(default=None, ge=0)  # allowed worsening of the primary metric vs production
+    max_p99_latency_ms: float | None = Field(default=None, gt=0)  # ONNX single-row predict, in-process
+    max_artifact_bytes: int | None = Field(default=None, gt=0)  # each of the ONNX and skops files
+    parity_tolerance: float = Field(default=1e-5, gt=0, le=1e-2)
 
 
 class TrainingSpec(_Spec):
@@ -144,13 +144,13 @@ class TrainingSpec(_Spec):
     features: list[str] = Field(min_length=1, max_length=1_000)
     task: Task
     estimator: EstimatorSpec
-    split: SplitSpec = Field(default_factory=SplitSpec)
+    split: SplitSpec = Field(default_factory=lambda: SplitSpec())
     metrics: list[Metric] = Field(default_factory=list, max_length=16)  # empty: the task's defaults
     primary_metric: Metric | None = None  # default: the first metric
-    gates: GateSpec = Field(default_factory=GateSpec)
+    gates: GateSpec = Field(default_factory=lambda: GateSpec())
     compute: Literal["lambda", "sagemaker"] = "lambda"  # where the train step runs
-    latency_calls: int = Field(300, ge=50, le=5_000)  # single-row ONNX calls measured
-    description: str = Field("", max_length=1_000)
+    latency_calls: int = Field(default=300, ge=50, le=5_000)  # single-row ONNX calls measured
+    description: str = Field(default="", max_length=1_000)
 
     @model_validator(mode="after")
     def _coherent(self) -> TrainingSpec:

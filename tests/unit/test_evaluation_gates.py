@@ -41,7 +41,13 @@ def verdicts(s: TrainingSpec, metrics: dict[str, float], production: dict[str, f
 def test_gates_pass_when_every_threshold_holds() -> None:
     s = spec({"min_primary": 0.8, "max_regression": 0.02, "max_p99_latency_ms": 5, "max_artifact_bytes": 10_000})
     result = verdicts(s, {"accuracy": 0.85}, {"accuracy": 0.86})
-    assert set(result) == {"onnx_parity", "primary_metric", "max_regression", "max_p99_latency_ms", "max_artifact_bytes"}
+    assert set(result) == {
+        "onnx_parity",
+        "primary_metric",
+        "max_regression",
+        "max_p99_latency_ms",
+        "max_artifact_bytes",
+    }
     assert all(v.passed for v in result.values())
 
 

@@ -30,7 +30,7 @@ def test_spec_defaults_metrics_and_primary_from_the_task() -> None:
 
 
 def test_spec_refuses_an_estimator_outside_the_allow_list() -> None:
-    with pytest.raises(ValidationError, match="estimator.name"):
+    with pytest.raises(ValidationError, match=r"estimator\.name"):
         TrainingSpec.model_validate(spec(estimator={"name": "SVC"}))
 
 

@@ -75,8 +75,12 @@ def test_training_is_reproducible_for_the_same_spec_and_data() -> None:
     o2 = ev.onnx_session(onnx_2).run(None, feeds)[1]
     assert o1.tobytes() == o2.tobytes()
     y = first.y[first.holdout_idx]
-    m1 = ev.compute_metrics(spec.metrics, y, ev.sklearn_predictions(fitted_1.pipeline, holdout, spec.task), fitted_1.class_labels)
-    m2 = ev.compute_metrics(spec.metrics, y, ev.sklearn_predictions(fitted_2.pipeline, holdout, spec.task), fitted_1.class_labels)
+    m1 = ev.compute_metrics(
+        spec.metrics, y, ev.sklearn_predictions(fitted_1.pipeline, holdout, spec.task), fitted_1.class_labels
+    )
+    m2 = ev.compute_metrics(
+        spec.metrics, y, ev.sklearn_predictions(fitted_2.pipeline, holdout, spec.task), fitted_1.class_labels
+    )
     assert m1 == m2 and set(m1) == {"accuracy", "f1", "roc_auc", "log_loss"}
 
 
