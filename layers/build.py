@@ -36,6 +36,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -567,6 +568,115 @@ def prune(keep: Sequence[Path], build: Path = BUILD) -> list[Path]:
     return gone
 
 
+# -- reading a synthesized cloud assembly -------------------------------------------------
+LAMBDA_UNZIPPED_LIMIT = 262_144_000  # 250 MB as Lambda counts it (250 * 1024 * 1024 bytes): code + layers
+
+
+@dataclass
+class PackagedLayer:
+    logical_id: str
+    name: str | None  # layers/<name>, from the stack's construct metadata; None for an imported layer
+    path: Path | None  # the staged asset (directory or .zip) in the assembly; None for an imported layer
+
+    def size_bytes(self) -> int:
+        if self.path is None:
+            raise LookupError(f"layer {self.logical_id} is not an asset of this assembly; its size is unknown")
+        return asset_size_bytes(self.path)
+
+
+@dataclass
+class PackagedFunction:
+    """A zip-packaged Lambda function of a synthesized template, with its code and layer assets."""
+
+    logical_id: str
+    handler: str
+    architecture: str
+    code: Path
+    layers: list[PackagedLayer]
+    environment: dict[str, Any]
+
+    @property
+    def handler_module(self) -> str:
+        return self.handler.rsplit(".", 1)[0]
+
+    def size_bytes(self) -> int:
+        return asset_size_bytes(self.code) + sum(layer.size_bytes() for layer in self.layers)
+
+
+def asset_size_bytes(path: Path) -> int:
+    """Unzipped bytes of a staged asset: a directory, or a .zip file's members."""
+    if path.is_dir():
+        return size_bytes(path)
+    with zipfile.ZipFile(path) as archive:
+        return sum(info.file_size for info in archive.infolist())
+
+
+def _metadata(outdir: Path, artifact: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    if "additionalMetadataFile" in artifact:
+        data: dict[str, list[dict[str, Any]]] = json.loads((outdir / artifact["additionalMetadataFile"]).read_text())
+        return data
+    return artifact.get("metadata", {})
+
+
+def zip_functions(outdir: Path, stack: str) -> tuple[list[PackagedFunction], list[str]]:
+    """The zip functions of `stack` in the assembly at `outdir`, and the logical ids of its image
+    functions (container images are not subject to the 250 MB zip limit)."""
+    manifest = json.loads((outdir / "manifest.json").read_text())
+    artifacts = manifest["artifacts"]
+    template = json.loads((outdir / artifacts[stack]["properties"]["templateFile"]).read_text())
+    assets: dict[str, Path] = {}
+    for name, artifact in artifacts.items():
+        if artifact.get("type") == "cdk:asset-manifest" and name.startswith(f"{stack}."):
+            files = json.loads((outdir / artifact["properties"]["file"]).read_text()).get("files", {})
+            for entry in files.values():
+                for dest in entry["destinations"].values():
+                    assets[dest["objectKey"]] = outdir / entry["source"]["path"]
+    layer_names: dict[str, str] = {}
+    metadata = _metadata(outdir, artifacts[stack])
+    for path, entries in metadata.items():
+        for entry in entries:
+            if entry["type"] == LAYER_METADATA:
+                for inner in metadata.get(f"{path}/Resource", []):
+                    if inner["type"] == "aws:cdk:logicalId":
+                        layer_names[inner["data"]] = entry["data"]
+
+    resources = template.get("Resources", {})
+
+    def layer(ref: object) -> PackagedLayer:
+        if (
+            isinstance(ref, dict)
+            and "Ref" in ref
+            and resources.get(ref["Ref"], {}).get("Type") == ("AWS::Lambda::LayerVersion")
+        ):
+            lid = ref["Ref"]
+            key = resources[lid]["Properties"]["Content"]["S3Key"]
+            return PackagedLayer(lid, layer_names.get(lid), assets.get(key) if isinstance(key, str) else None)
+        return PackagedLayer(json.dumps(ref), None, None)
+
+    functions, images = [], []
+    for lid, res in sorted(resources.items()):
+        if res.get("Type") != "AWS::Lambda::Function":
+            continue
+        props = res.get("Properties", {})
+        if props.get("PackageType") == "Image" or "ImageUri" in props.get("Code", {}):
+            images.append(lid)
+            continue
+        key = props.get("Code", {}).get("S3Key")
+        if not isinstance(key, str) or key not in assets:
+            continue  # inline code (ZipFile) or an object not staged here: e.g. CDK's own helper functions
+        functions.append(
+            PackagedFunction(
+                logical_id=lid,
+                handler=props.get("Handler", ""),
+                architecture=(props.get("Architectures") or ["x86_64"])[0],
+                code=assets[key],
+                layers=[layer(ref) for ref in props.get("Layers", [])],
+                environment=props.get("Environment", {}).get("Variables", {}),
+            )
+        )
+    return functions, images
+
+
 # -- command line ---------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
@@ -579,7 +689,11 @@ def main(argv: list[str] | None = None) -> int:
     mode.add_argument("--check", action="store_true", help="only resolve: does every pinned package have a wheel?")
     mode.add_argument("--local", action="store_true", help="build for this interpreter with the Lambda build's pins")
     mode.add_argument("--prune", action="store_true", help="delete cached builds that are not current")
+    mode.add_argument("--sizes", metavar="CDK_OUT", help="print each zip function's unzipped code + layers size")
+    parser.add_argument("--stack", default="Stepwise", help="stack artifact for --sizes (default %(default)s)")
     args = parser.parse_args(argv)
+    if args.sizes:
+        return print_sizes(Path(args.sizes), args.stack)
     names = args.names or layer_names()
     target = Target(args.arch, args.python)
     failed = 0
@@ -610,6 +724,20 @@ def main(argv: list[str] | None = None) -> int:
         for pkg, sub in manifest["substitutions"].items():
             print(f"  {pkg}: {sub['lambda']} has no wheel here; using {sub['local']}")
     return 1 if failed else 0
+
+
+def print_sizes(outdir: Path, stack: str) -> int:
+    functions, images = zip_functions(outdir, stack)
+    for fn in functions:
+        layers = ", ".join(f"{layer.name or layer.logical_id} {layer.size_bytes() / 1e6:.1f}" for layer in fn.layers)
+        share = fn.size_bytes() / LAMBDA_UNZIPPED_LIMIT
+        print(
+            f"{fn.logical_id} ({fn.handler_module}, {fn.architecture}): {fn.size_bytes() / 1e6:.1f} MB unzipped "
+            f"= {share:.0%} of Lambda's limit; code {asset_size_bytes(fn.code) / 1e6:.1f} MB; layers: {layers or '-'}"
+        )
+    for lid in images:
+        print(f"{lid}: container image (not subject to the zip limit)")
+    return 0
 
 
 if __name__ == "__main__":
