@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import json
 from typing import Any
 
@@ -200,7 +201,7 @@ def test_plan_chunks_csv_ranges_cover_every_line_once() -> None:
     source = BytesSource(data)
     chunks = plan_chunks(source, "csv", 100)
     assert chunks[0].start == data.index(b"\n") + 1 and chunks[-1].end == len(data)
-    assert all(a.end == b.start for a, b in zip(chunks, chunks[1:], strict=False))
+    assert all(a.end == b.start for a, b in itertools.pairwise(chunks))
     assert all(data[c.start - 1 : c.start] == b"\n" for c in chunks)
 
 
