@@ -35,6 +35,7 @@ class LocalSession:
         self.cloud = LocalCloud(context=self.context, log_level=self.log_level, app_module=self.app_module)
         self.api: ApiServer | None = None
         self._moto_server: Any = None
+        self.target: Target | None = None
 
     def start(self) -> Target:
         logging.getLogger("moto").setLevel(logging.ERROR)
@@ -57,7 +58,7 @@ class LocalSession:
             "stack": self.cloud.deployment.stack_id if self.cloud.deployment else "",
         }
         self.api.start()
-        return Target(
+        self.target = Target(
             api_url=self.api.url,
             outputs=self.cloud.outputs,
             region=REGION,
@@ -66,6 +67,7 @@ class LocalSession:
             in_process=True,
             stack=self.api.info["stack"],
         )
+        return self.target
 
     def stop(self) -> None:
         if self.api:
