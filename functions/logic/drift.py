@@ -1,9 +1,9 @@
 """The drift check: stream a window's rows in batches, bin them against the reference profile,
 then test each feature and decide per feature and per model.
 
-Memory stays at the profile plus one batch: each batch is reduced to per-feature bin counts and
-dropped. Nothing here knows S3 or Lambda; `iter_parquet_batches` reads local files or file objects
-row group by row group.
+Memory stays at the profile plus one column of one batch: each column is reduced to bin counts and
+dropped. Nothing here knows S3 or Lambda; `iter_parquet_row_groups` reads local files or file
+objects row group by row group, column by column.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from functions.logic import drift_stats as st
-from functions.logic.profile import bin_numeric, numeric_values
+from functions.logic.profile import BinScratch, bin_numeric, numeric_values
 from functions.models.drift import (
     CategoricalStats,
     DriftConfig,
@@ -38,20 +38,44 @@ VERSION_COLUMN = "__version"  # written by compaction; the model version that an
 _ARROW_ERRORS = (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError)
 
 
+class ParquetRowGroup:
+    """One row group of a Parquet file, read one column at a time when the check asks for it.
+
+    The check holds a single column chunk at once (not the whole row group): Arrow's reader keeps
+    per-column buffers until a multi-column read ends, several times the decoded size.
+    """
+
+    def __init__(self, parquet: pq.ParquetFile, index: int) -> None:
+        self._parquet = parquet
+        self._index = index
+        self.num_rows = parquet.metadata.row_group(index).num_rows
+        self.names = frozenset(parquet.schema_arrow.names)
+
+    def column(self, name: str) -> pa.ChunkedArray:
+        return self._parquet.read_row_group(self._index, columns=[name], use_threads=False).column(0)
+
+
+def iter_parquet_row_groups(sources: Iterable[str | IO[bytes] | pa.NativeFile]) -> Iterator[ParquetRowGroup]:
+    """The row groups of each Parquet source in order (nothing is read until a column is asked for)."""
+    for source in sources:
+        parquet = pq.ParquetFile(source, pre_buffer=False)
+        for index in range(parquet.num_row_groups):
+            yield ParquetRowGroup(parquet, index)
+
+
 def iter_parquet_batches(
     sources: Iterable[str | IO[bytes] | pa.NativeFile], columns: list[str] | None = None
 ) -> Iterator[pa.RecordBatch]:
-    """Record batches of each Parquet source, one row group at a time, only the wanted columns.
-
-    Columns a file lacks are skipped (the check reports them missing), never an error.
-    """
+    """Record batches of each Parquet source, one row group at a time, only the wanted columns that
+    exist (for callers that want whole rows; the check itself reads by column)."""
     for source in sources:
-        parquet = pq.ParquetFile(source)
+        parquet = pq.ParquetFile(source, pre_buffer=False)
         present = set(parquet.schema_arrow.names)
         wanted = None if columns is None else [c for c in columns if c in present]
         for index in range(parquet.num_row_groups):
-            table = parquet.read_row_group(index, columns=wanted, use_threads=False)
-            yield from table.to_batches(max_chunksize=None)
+            batches = parquet.read_row_group(index, columns=wanted, use_threads=False).to_batches()
+            while batches:
+                yield batches.pop(0)
 
 
 @dataclass
@@ -92,6 +116,7 @@ class DriftAccumulator:
         self.profile = profile
         self.rows = 0
         self.versions: set[int] = set()
+        self._scratch = BinScratch()
         self._numeric: dict[str, _NumericState] = {}
         self._categorical: dict[str, _CategoricalState] = {}
         for f in profile.features:
@@ -107,28 +132,31 @@ class DriftAccumulator:
         """The columns a batch should carry (features and the answering version)."""
         return [f.name for f in self.profile.features] + [VERSION_COLUMN]
 
-    def add(self, batch: pa.RecordBatch | pa.Table) -> None:
+    def add(self, batch: pa.RecordBatch | pa.Table | ParquetRowGroup) -> None:
+        """Count one batch, table or Parquet row group (read column by column)."""
         n = batch.num_rows
         if n == 0:
             return
         self.rows += n
-        names = set(batch.schema.names)
+        if isinstance(batch, ParquetRowGroup):
+            names, column = batch.names, batch.column
+        else:
+            names, column = frozenset(batch.schema.names), batch.column
         if VERSION_COLUMN in names:
-            seen = pc.unique(batch.column(VERSION_COLUMN).drop_null())
+            seen = pc.unique(column(VERSION_COLUMN).drop_null())
             self.versions.update(int(v) for v in seen.to_pylist())  # a handful of distinct values
         for name, ns in self._numeric.items():
             if name not in names:
                 ns.rows_without_column += n
             else:
-                self._add_numeric(ns, batch.column(name), n)
+                self._add_numeric(ns, column(name), n)
         for name, cs in self._categorical.items():
             if name not in names:
                 cs.rows_without_column += n
             else:
-                self._add_categorical(cs, batch.column(name), n)
+                self._add_categorical(cs, column(name), n)
 
-    @staticmethod
-    def _add_numeric(state: _NumericState, column: pa.Array | pa.ChunkedArray, n: int) -> None:
+    def _add_numeric(self, state: _NumericState, column: pa.Array | pa.ChunkedArray, n: int) -> None:
         if pa.types.is_boolean(column.type) or _is_stringish(column.type):
             state.rows_with_wrong_type += n
             state.wrong_types.add(str(column.type))
@@ -140,7 +168,7 @@ class DriftAccumulator:
             state.wrong_types.add(str(column.type))
             return
         p = state.profile
-        counts = bin_numeric(values, p.bin_low, p.bin_width, p.n_bins)
+        counts = bin_numeric(values, p.bin_low, p.bin_width, p.n_bins, self._scratch)
         state.counts += counts
         state.nulls += n - int(counts.sum())  # nulls and NaN
         if counts[0]:
@@ -462,7 +490,7 @@ def finish(
 
 def check_drift(
     profile: ReferenceProfile,
-    batches: Iterable[pa.RecordBatch | pa.Table],
+    batches: Iterable[pa.RecordBatch | pa.Table | ParquetRowGroup],
     config: DriftConfig | None = None,
     *,
     model: str,

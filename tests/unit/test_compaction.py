@@ -21,7 +21,7 @@ from functions.logic.compaction import (
     stored_schema,
     to_parquet_bytes,
 )
-from functions.logic.drift import check_drift, iter_parquet_batches
+from functions.logic.drift import check_drift, iter_parquet_row_groups
 from functions.logic.profile import build_reference_profile
 from functions.models.drift import FeatureVerdict
 from functions.models.registry import Feature
@@ -138,7 +138,7 @@ def test_compaction_parquet_feeds_the_drift_check() -> None:
     data = to_parquet_bytes(compacted.table, row_group_size=1_000)
     assert pq.ParquetFile(io.BytesIO(data)).num_row_groups == 3
     # When checked
-    report = check_drift(profile, iter_parquet_batches([io.BytesIO(data)]), model="churn", version=3)
+    report = check_drift(profile, iter_parquet_row_groups([io.BytesIO(data)]), model="churn", version=3)
     # Then the rows and versions are seen and nothing drifts
     assert report.row_count == 3_000 and report.versions_seen == [3]
     assert all(f.verdict == FeatureVerdict.NO_DRIFT for f in report.features)

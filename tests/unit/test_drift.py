@@ -7,7 +7,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from functions.logic.drift import VERSION_COLUMN, check_drift, iter_parquet_batches
+from functions.logic.drift import VERSION_COLUMN, check_drift, iter_parquet_batches, iter_parquet_row_groups
 from functions.logic.profile import build_reference_profile
 from functions.models.drift import DriftConfig, DriftReport, FeatureVerdict, ModelVerdict
 from functions.models.profile import ReferenceProfile
@@ -198,10 +198,9 @@ def test_iter_parquet_batches_streams_row_groups_and_skips_absent_columns(tmp_pa
     # Then each batch is one row group with only the wanted columns
     assert [b.num_rows for b in batches] == [1_000] * 6
     assert batches[0].schema.names == ["x0", "c4"] and batches[-1].schema.names == ["x0"]
-    report = check_drift(
-        _profile(),
-        iter_parquet_batches([str(tmp_path / "a.parquet")], [f.name for f in FEATURES] + [VERSION_COLUMN]),
-        model="m",
-        version=1,
-    )
-    assert report.versions_seen == [3] and report.row_count == 3_000
+    profile = _profile()
+    by_column = check_drift(profile, iter_parquet_row_groups([str(tmp_path / "b.parquet")]), model="m", version=1)
+    by_batch = check_drift(profile, iter_parquet_batches([str(tmp_path / "b.parquet")]), model="m", version=1)
+    assert by_column.versions_seen == [3] and by_column.row_count == 3_000
+    assert by_column.features == by_batch.features
+    assert by_column.features[-1].verdict == FeatureVerdict.MISSING_COLUMN
