@@ -123,3 +123,31 @@ class DriftReport(_Model):
     config: DriftConfig
     features: list[FeatureDrift] = Field(default_factory=list, max_length=1_000)
     problems: list[str] = Field(default_factory=list, max_length=1_000)
+
+
+# ---------------------------------------------------------------- retraining guardrails
+
+
+class RetrainingPolicy(_Model):
+    """When a drift (or performance) verdict may start the lifecycle workflow."""
+
+    enabled: bool = True
+    cooldown_hours: float = Field(default=24.0, ge=0, le=24 * 90)  # since the last started run
+    daily_cap: int = Field(default=1, ge=0, le=100)  # started runs per rolling 24 hours
+    on_verdicts: list[str] = Field(default_factory=lambda: ["drift"], max_length=8)
+
+
+class RetrainingDecision(_Model):
+    """Recorded for every verdict that could trigger retraining, started or not."""
+
+    model: str
+    decided_at: datetime
+    check_id: str = ""
+    verdict: str
+    action: Literal["start", "skip"]
+    reason: str
+    spec_name: str = ""
+    dataset: str = ""
+    dataset_version: int = Field(default=0, ge=0)
+    execution_arn: str = ""
+    started: bool = False  # the workflow accepted the start (False: skipped, or an execution of that name exists)
