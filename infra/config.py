@@ -16,6 +16,9 @@ class StackConfig(BaseModel):
     log_retention_days: int = Field(30, ge=1)
     api_throttle_rate: float = Field(50.0, gt=0, allow_inf_nan=False)
     api_throttle_burst: int = Field(100, gt=0)
+    # serving: the inference function (None: unreserved, shares the account pool)
+    inference_reserved_concurrency: int | None = Field(None, ge=0)
+    inference_memory_mb: int = Field(1024, ge=128, le=10_240)
 
     @classmethod
     def from_context(cls, scope: Construct) -> StackConfig:

@@ -28,6 +28,10 @@ class Settings(BaseModel):
     model_cache_size: int = Field(4, alias="STEPWISE_MODEL_CACHE_SIZE", ge=1, le=64)
     max_instances: int = Field(1000, alias="STEPWISE_MAX_INSTANCES", ge=1, le=100_000)
     capture_sample_rate: float = Field(1.0, alias="STEPWISE_CAPTURE_SAMPLE_RATE", ge=0, le=1)
+    capture_flush_rows: int = Field(5000, alias="STEPWISE_CAPTURE_FLUSH_ROWS", ge=1, le=1_000_000)
+    capture_flush_seconds: float = Field(
+        60.0, alias="STEPWISE_CAPTURE_FLUSH_SECONDS", ge=0, le=3600, allow_inf_nan=False
+    )
     # ingestion (validation of uploads): read whole up to chunk bytes, in chunks above, refuse above max
     validate_chunk_bytes: int = Field(256 * 1024**2, alias="STEPWISE_VALIDATE_CHUNK_BYTES", ge=1)
     validate_max_bytes: int = Field(50 * 1024**3, alias="STEPWISE_VALIDATE_MAX_BYTES", ge=1)

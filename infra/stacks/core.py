@@ -14,6 +14,7 @@ from infra.assets import functions_asset_dir, functions_code_version
 from infra.config import StackConfig
 from infra.constructs.api import Api
 from infra.constructs.function import ARCHITECTURES, RUNTIME, RUNTIME_VERSION, StepwiseFunction, _retention
+from infra.constructs.serving import Serving
 from infra.constructs.storage import AccessLogs, ArtifactStore, DataStore
 from infra.constructs.tables import Metadata, Registry
 from infra.nag import acknowledge
@@ -53,6 +54,15 @@ class StepwiseStack(Stack):
         self.synchronous_only(api_fn)
         self.grant_health_probes(api_fn)
         self.api.add_route("GET", "/v1/health", api_fn)
+        self.serving = Serving(
+            self,
+            c.SERVING_ID,
+            reserved_concurrency=config.inference_reserved_concurrency,
+            memory_mb=config.inference_memory_mb,
+        )
+        self.synchronous_only(self.serving.function)
+        for method, path in self.serving.routes:
+            self.api.add_route(method, path, self.serving.function)
 
         self.outputs()
         self.acknowledge()

@@ -1,0 +1,202 @@
+"""Inference Lambda: POST /v1/models/{name}/predict and POST /v1/models/{name}/feedback.
+
+Thin: parse the JSON body, call functions/logic/serving.py, shape the reply, emit metrics.
+Import graph: Powertools, pydantic, boto3, numpy, onnxruntime only (no scikit-learn, scipy or
+pyarrow; tests/unit/test_serving_imports.py holds it to that).
+
+Metrics (namespace Stepwise; dimensions service, model, version once the model is resolved):
+    Invocations, Rows, Latency (ms), ModelCacheHits, ModelCacheMisses, ClientErrors,
+    ServerErrors, IntegrityFailures, ShadowErrors, CaptureRows, CaptureErrors, FeedbackLabels.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import signal
+import threading
+import time
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.params import Path
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import ValidationError
+
+from functions.logic.serving import Serving
+from functions.models.errors import IntegrityError, StepwiseError
+from functions.models.registry import NAME_PATTERN
+from functions.models.serving import BodyInvalid, FeedbackRequest, RequestInvalid, error_details
+from functions.models.settings import get_settings
+from functions.observability import NAMESPACE, SERVICE, logger, metrics, tracer
+
+JSON = "application/json"
+ModelName = Annotated[str, Path(pattern=NAME_PATTERN, max_length=63)]
+
+app = APIGatewayRestResolver(enable_validation=True)
+_serving: Serving | None = None
+
+
+def serving() -> Serving:
+    """The execution environment's serving state (caches, capture buffer), made on first use."""
+    global _serving
+    if _serving is None:
+        _serving = Serving(get_settings())
+    return _serving
+
+
+def reset(state: Serving | None = None) -> Serving | None:
+    """Replace the execution environment's state (tests: a fresh cache, a controllable clock).
+    Returns the previous state, flushed."""
+    global _serving
+    previous, _serving = _serving, state
+    if previous is not None:
+        previous.shutdown()
+    return previous
+
+
+def _reject_constant(token: str) -> Any:
+    raise BodyInvalid(f"the body uses {token}, which is not JSON; send finite numbers")
+
+
+def parse_body(raw: str | None) -> Any:
+    if not raw:
+        raise BodyInvalid("the body is empty; send a JSON object")
+    try:
+        return json.loads(raw, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:
+        raise BodyInvalid("the body is not valid JSON") from exc
+
+
+def reply(status: int, body: dict[str, Any]) -> Response:
+    return Response(status_code=status, content_type=JSON, body=json.dumps(body, separators=(",", ":")))
+
+
+@app.post("/v1/models/<name>/predict")
+def predict(name: ModelName):  # type: ignore[no-untyped-def]  # no return annotation: no response re-validation
+    started = time.perf_counter()
+    payload = parse_body(app.current_event.decoded_body)
+    state = serving()
+    routed = state.route(name, payload)
+    if routed.refused_version is not None:
+        _count_integrity_failure()
+    metrics.add_dimension("model", name)  # only names the registry knows: bounded cardinality
+    metrics.add_dimension("version", str(routed.route.version))
+    outcome = state.score(routed, payload)
+    metrics.add_metric("Rows", MetricUnit.Count, outcome.rows)
+    metrics.add_metric("ModelCacheHits" if outcome.cache_hit else "ModelCacheMisses", MetricUnit.Count, 1)
+    if outcome.captured:
+        metrics.add_metric("CaptureRows", MetricUnit.Count, outcome.rows)
+    if outcome.shadow_error:
+        metrics.add_metric("ShadowErrors", MetricUnit.Count, 1)
+    body = outcome.reply.model_dump_json(exclude_none=outcome.reply.probabilities is None)
+    metrics.add_metric("Latency", MetricUnit.Milliseconds, (time.perf_counter() - started) * 1e3)
+    return Response(status_code=200, content_type=JSON, body=body)
+
+
+@app.post("/v1/models/<name>/feedback")
+def feedback(name: ModelName):  # type: ignore[no-untyped-def]
+    payload = parse_body(app.current_event.decoded_body)
+    try:
+        request = FeedbackRequest.model_validate(payload)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False, include_input=False, include_context=False)
+        raise RequestInvalid("the feedback does not match the schema", error_details(errors)) from None
+    result = serving().feedback(name, request)
+    metrics.add_dimension("model", name)
+    metrics.add_metric("FeedbackLabels", MetricUnit.Count, result.accepted)
+    return Response(status_code=200, content_type=JSON, body=result.model_dump_json())
+
+
+# -- errors: typed errors keep their status; bodies never carry stack traces or ARNs ----------
+@app.exception_handler(RequestInvalid)
+def handle_invalid(exc: RequestInvalid) -> Response:
+    metrics.add_metric("ClientErrors", MetricUnit.Count, 1)
+    return reply(exc.status_code, {"error": "ValidationError", "message": exc.message, "details": exc.details})
+
+
+def _count_integrity_failure() -> None:
+    """IntegrityFailures with the service dimension only: the one metric the alarm watches."""
+    with single_metric(name="IntegrityFailures", unit=MetricUnit.Count, value=1, namespace=NAMESPACE) as metric:
+        metric.add_dimension("service", SERVICE)
+
+
+@app.exception_handler(IntegrityError)
+def handle_integrity(exc: IntegrityError) -> Response:
+    logger.error("model artifact refused", extra={"reason": exc.message})
+    _count_integrity_failure()
+    metrics.add_metric("ServerErrors", MetricUnit.Count, 1)
+    return reply(503, {"error": "ModelUnavailable", "message": exc.message})
+
+
+@app.exception_handler(StepwiseError)
+def handle_typed(exc: StepwiseError) -> Response:
+    metrics.add_metric("ServerErrors" if exc.status_code >= 500 else "ClientErrors", MetricUnit.Count, 1)
+    if exc.status_code >= 500:
+        logger.warning("request failed", extra={"error": type(exc).__name__, "reason": exc.message})
+    return reply(exc.status_code, {"error": type(exc).__name__, "message": exc.message})
+
+
+@app.exception_handler(RequestValidationError)
+def handle_validation(exc: RequestValidationError) -> Response:
+    metrics.add_metric("ClientErrors", MetricUnit.Count, 1)
+    details = error_details(list(exc.errors()))
+    return reply(
+        422, {"error": "ValidationError", "message": "the request does not match the schema", "details": details}
+    )
+
+
+@app.not_found
+def handle_not_found(exc: NotFoundError) -> Response:
+    return reply(404, {"error": "NotFound", "message": "no such route"})
+
+
+@app.exception_handler(Exception)
+def handle_unexpected(exc: Exception) -> Response:
+    logger.exception("unhandled error")
+    metrics.add_metric("ServerErrors", MetricUnit.Count, 1)
+    return reply(
+        500,
+        {
+            "error": "InternalError",
+            "message": "internal error; see logs",
+            "correlation_id": logger.get_correlation_id(),
+        },
+    )
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    metrics.add_metric("Invocations", MetricUnit.Count, 1)
+    return app.resolve(event, context)
+
+
+# -- shutdown: flush captured rows when the runtime stops --------------------------------------
+def _flush_on_exit() -> None:
+    if _serving is not None:
+        written = _serving.shutdown()
+        if written:
+            logger.info("capture flushed at shutdown", extra={"rows": written})
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    _flush_on_exit()
+    previous = _previous_sigterm
+    if callable(previous):
+        previous(signum, frame)
+    else:
+        raise SystemExit(0)
+
+
+atexit.register(_flush_on_exit)
+_previous_sigterm: Any = None
+if threading.current_thread() is threading.main_thread():
+    # Lambda sends SIGTERM to the runtime on shutdown when an extension is registered; the
+    # age bound (STEPWISE_CAPTURE_FLUSH_SECONDS) limits what an environment can hold otherwise.
+    _previous_sigterm = signal.signal(signal.SIGTERM, _on_sigterm)

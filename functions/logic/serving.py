@@ -1,0 +1,356 @@
+"""Serving use cases: resolve a model's aliases (short TTL cache), load versions (verified, LRU),
+route, validate against the answering version's contract, score, capture; and store feedback.
+
+One `Serving` lives per execution environment (the handler module holds it); nothing here knows
+about Lambda or HTTP.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from functions.dal import model_store
+from functions.dal import registry as registry_dal
+from functions.dal.captures import put_jsonl_gz
+from functions.logic.capture import FEEDBACK_PREFIX, CaptureBuffer, CapturedRequest, encode, iso_ms, partition_key
+from functions.logic.routing import Route, choose
+from functions.logic.serving_runtime import OnnxModel
+from functions.models.errors import IntegrityError, NotFound, StepwiseError
+from functions.models.registry import ModelRecord
+from functions.models.serving import (
+    REQUEST_ID_PATTERN,
+    FeedbackReply,
+    FeedbackRequest,
+    ModelUnavailable,
+    PredictReply,
+    RequestInvalid,
+    error_details,
+)
+from functions.models.settings import Settings
+from functions.observability import logger
+
+MAX_ARTIFACT_BYTES = 512 * 1024 * 1024
+_REQUEST_ID = re.compile(REQUEST_ID_PATTERN)
+
+
+class AliasCache:
+    """ModelRecord per model name, re-read from the registry after `ttl` seconds (also caches
+    "no such model", so a flood of unknown names costs one read per name per TTL)."""
+
+    def __init__(self, table: str, ttl: float, clock: Callable[[], float]) -> None:
+        self.table = table
+        self.ttl = ttl
+        self._clock = clock
+        self._entries: dict[str, tuple[float, ModelRecord | None]] = {}
+
+    def get(self, name: str) -> ModelRecord:
+        now = self._clock()
+        entry = self._entries.get(name)
+        if entry is None or now >= entry[0]:
+            record = registry_dal.get_model(self.table, name)
+            if len(self._entries) > 1_000:
+                self._entries.clear()
+            entry = (now + self.ttl, record)
+            self._entries[name] = entry
+        if entry[1] is None:
+            raise NotFound(f"no model named {name!r}")
+        return entry[1]
+
+
+class ModelCache:
+    """Loaded versions, at most `capacity`, least recently used evicted. A version whose artifact
+    fails verification is remembered as refused for `retry_after` seconds and never served."""
+
+    def __init__(
+        self,
+        *,
+        table: str,
+        artifacts_bucket: str,
+        capacity: int,
+        max_instances: int,
+        retry_after: float,
+        clock: Callable[[], float],
+    ) -> None:
+        self.table = table
+        self.artifacts_bucket = artifacts_bucket
+        self.capacity = capacity
+        self.max_instances = max_instances
+        self.retry_after = retry_after
+        self._clock = clock
+        self._models: OrderedDict[tuple[str, int], OnnxModel] = OrderedDict()
+        self._refused: dict[tuple[str, int], tuple[float, StepwiseError]] = {}
+        self._lock = threading.Lock()
+        self.loads = 0
+
+    def __contains__(self, key: tuple[str, int]) -> bool:
+        return key in self._models
+
+    def get(self, name: str, version: int) -> tuple[OnnxModel, bool]:
+        """(model, cache hit)."""
+        key = (name, version)
+        model = self._models.get(key)
+        if model is not None:
+            self._models.move_to_end(key)
+            return model, True
+        with self._lock:
+            model = self._models.get(key)
+            if model is not None:
+                return model, True
+            refused = self._refused.get(key)
+            if refused is not None and self._clock() < refused[0]:
+                raise refused[1]
+            try:
+                model = self._load(name, version)
+            except (IntegrityError, ModelUnavailable) as exc:
+                self._refused[key] = (self._clock() + self.retry_after, exc)
+                raise
+            self._refused.pop(key, None)
+            self._models[key] = model
+            while len(self._models) > self.capacity:
+                evicted, _ = self._models.popitem(last=False)
+                logger.info("model evicted from cache", extra={"model": evicted[0], "version": evicted[1]})
+            return model, False
+
+    def _load(self, name: str, version: int) -> OnnxModel:
+        record = registry_dal.get_version(self.table, name, version)
+        if record is None:
+            raise ModelUnavailable(f"{name} v{version} is aliased but not registered")
+        artifact = record.artifacts.get("onnx")
+        if artifact is None:
+            raise ModelUnavailable(f"{name} v{version} has no ONNX artifact")
+        bucket, _ = model_store.split_uri(artifact.uri)
+        if bucket != self.artifacts_bucket:
+            raise IntegrityError(f"{name} v{version}: the artifact is outside the artifacts bucket; not served")
+        started = time.perf_counter()
+        try:
+            content = model_store.read_artifact(artifact.uri, max_bytes=min(MAX_ARTIFACT_BYTES, artifact.size_bytes))
+        except IntegrityError as exc:
+            raise IntegrityError(f"{name} v{version}: {exc.message} (failed verification); not served") from exc
+        model = OnnxModel.load(record, content, max_instances=self.max_instances)
+        self.loads += 1
+        logger.info(
+            "model loaded",
+            extra={
+                "model": name,
+                "version": version,
+                "bytes": len(content),
+                "ms": (time.perf_counter() - started) * 1e3,
+            },
+        )
+        return model
+
+
+@dataclass
+class Routed:
+    """A request's answering version, loaded."""
+
+    name: str
+    request_id: str | None
+    route: Route
+    model: OnnxModel
+    cache_hit: bool
+    refused_version: int | None = None  # a canary whose artifact was refused (production answered)
+
+
+@dataclass
+class Outcome:
+    """What a predict call did: the reply, and facts for metrics."""
+
+    reply: PredictReply
+    route: Route
+    rows: int
+    cache_hit: bool
+    shadow_error: bool = False
+    captured: bool = False
+    flushed_rows: int = 0
+
+
+def _request_id(payload: Any) -> str | None:
+    """The caller's request id, checked before routing (the version's model re-checks it)."""
+    if not isinstance(payload, dict):
+        raise RequestInvalid(
+            "the body must be a JSON object",
+            [{"field": "body", "reason": "must be a JSON object", "type": "dict_type"}],
+        )
+    value = payload.get("request_id")
+    if value is None:
+        return None
+    if not isinstance(value, str) or _REQUEST_ID.fullmatch(value) is None:
+        raise RequestInvalid(
+            "request_id is not valid",
+            [{"field": "request_id", "reason": f"must be a string matching {REQUEST_ID_PATTERN}", "type": "pattern"}],
+        )
+    return value
+
+
+def _iso(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment.isoformat() + "Z"
+
+
+class Serving:
+    """The inference use cases of one execution environment."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        capture: CaptureBuffer | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wall_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+        draw: Callable[[], float] = random.random,
+    ) -> None:
+        self.settings = settings
+        self._wall_ms = wall_ms
+        self._draw = draw
+        self.aliases = AliasCache(settings.registry_table, settings.alias_cache_ttl_seconds, clock)
+        self.models = ModelCache(
+            table=settings.registry_table,
+            artifacts_bucket=settings.artifacts_bucket,
+            capacity=settings.model_cache_size,
+            max_instances=settings.max_instances,
+            retry_after=max(settings.alias_cache_ttl_seconds, 1.0),
+            clock=clock,
+        )
+        self.capture = capture or CaptureBuffer(
+            settings.data_bucket,
+            sample_rate=settings.capture_sample_rate,
+            max_rows=settings.capture_flush_rows,
+            max_age_s=settings.capture_flush_seconds,
+            clock=clock,
+            wall_ms=wall_ms,
+            draw=draw,
+        )
+
+    # -- predict ---------------------------------------------------------------------------
+    def route(self, name: str, payload: Any) -> Routed:
+        """Resolve the aliases, choose the answering version and load it (404, 422 or 503 here)."""
+        record = self.aliases.get(name)
+        request_id = _request_id(payload)
+        route = choose(record, request_id, self._draw)
+        try:
+            model, hit = self.models.get(name, route.version)
+        except (IntegrityError, ModelUnavailable):
+            if route.variant != "candidate" or record.production_version is None:
+                raise
+            # a refused canary never answers: production does; the refusal is logged (and alarmed
+            # through the IntegrityFailures metric of the request that first refused it)
+            logger.error("candidate refused; production answers", extra={"model": name, "version": route.version})
+            refused = route.version
+            route = Route(record.production_version, "production")
+            model, hit = self.models.get(name, route.version)
+            return Routed(name, request_id, route, model, hit, refused_version=refused)
+        return Routed(name=name, request_id=request_id, route=route, model=model, cache_hit=hit)
+
+    def predict(self, name: str, payload: Any) -> Outcome:
+        return self.score(self.route(name, payload), payload)
+
+    def score(self, routed: Routed, payload: Any) -> Outcome:
+        """Validate against the answering version's contract, score, capture, shadow-score."""
+        model, route, name = routed.model, routed.route, routed.name
+        try:
+            request = model.request_model.model_validate(payload)
+        except ValidationError as exc:
+            errors = exc.errors(include_url=False, include_input=False, include_context=False)
+            raise RequestInvalid(
+                f"{len(errors)} field(s) do not match the input contract", error_details(errors)
+            ) from None
+        rows = model.rows(request.instances)  # type: ignore[attr-defined]
+        predictions, probabilities = model.score(rows)
+        rid = routed.request_id or uuid.uuid4().hex
+        now_ms = self._wall_ms()
+        outcome = Outcome(
+            reply=PredictReply.model_construct(
+                model=name,
+                version=route.version,
+                predictions=predictions,
+                probabilities=probabilities,
+                request_id=rid,
+            ),
+            route=route,
+            rows=len(rows),
+            cache_hit=routed.cache_hit,
+        )
+        capture = self.capture
+        sampled = capture.sampled()
+        if sampled:
+            capture.add(
+                CapturedRequest(
+                    name,
+                    route.version,
+                    route.variant,
+                    rid,
+                    now_ms,
+                    model.feature_names,
+                    rows,
+                    predictions,
+                    probabilities,
+                )
+            )
+            outcome.captured = True
+        if route.shadow_version is not None:
+            outcome.shadow_error = not self._shadow(name, route.shadow_version, payload, rid, now_ms, sampled)
+        if capture.due():
+            outcome.flushed_rows = capture.flush()
+        return outcome
+
+    def _shadow(self, name: str, version: int, payload: Any, rid: str, now_ms: int, sampled: bool) -> bool:
+        """Score with the shadow version; its failures never reach the caller. True if it scored."""
+        try:
+            model, _ = self.models.get(name, version)
+            request = model.request_model.model_validate(payload)
+            rows = model.rows(request.instances)  # type: ignore[attr-defined]
+            predictions, probabilities = model.score(rows)
+        except Exception:
+            logger.warning("shadow scoring failed", extra={"model": name, "version": version}, exc_info=True)
+            return False
+        if sampled:
+            self.capture.add(
+                CapturedRequest(
+                    name, version, "shadow", rid, now_ms, model.feature_names, rows, predictions, probabilities
+                )
+            )
+        return True
+
+    # -- feedback --------------------------------------------------------------------------
+    def feedback(self, name: str, request: FeedbackRequest) -> FeedbackReply:
+        """Ground-truth labels, one gzip JSON Lines object per call under feedback/<model>/dt=.../."""
+        self.aliases.get(name)  # 404 for unknown models
+        now_ms = self._wall_ms()
+        received = iso_ms(now_ms)
+        text = [
+            json.dumps(
+                {
+                    "request_id": label.request_id,
+                    "model": name,
+                    "label": label.label,
+                    "time": received,
+                    "event_time": _iso(label.event_time),
+                },
+                separators=(",", ":"),
+                allow_nan=False,
+            )
+            for label in request.labels
+        ]
+        key = partition_key(FEEDBACK_PREFIX, name, now_ms, hourly=False, now_ms=now_ms)
+        put_jsonl_gz(self.settings.data_bucket, key, encode(text))
+        return FeedbackReply(model=name, accepted=len(text), key=key)
+
+    def shutdown(self) -> int:
+        """Flush the capture buffer (the runtime is going away)."""
+        return self.capture.flush()

@@ -1,0 +1,148 @@
+"""One model version in memory: verified ONNX bytes -> an ONNX Runtime session, its input contract,
+and the conversion of validated rows into the session's inputs.
+
+ONNX export contract (what the lifecycle's skl2onnx export must look like to be served):
+- inputs: either ONE 2-D numeric tensor ([N, n_features], float/double/int64) whose columns are
+  `ModelVersion.features` in order (bool -> 0/1, null -> NaN), or ONE
+  INPUT PER FEATURE named after the feature, shape [N, 1] (what the lifecycle exports: float for
+  int/float/bool, string for string/category/timestamp features; null -> NaN or "").
+- outputs: regressors: the first output, [N] or [N, 1]. Classifiers: the label output first
+  ([N], int64 or string) and the probabilities second, either a tensor [N, n_classes] (export with
+  skl2onnx option zipmap=False, faster) or a ZipMap sequence of maps; columns follow
+  `ModelVersion.class_labels`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+from pydantic import BaseModel
+
+from functions.models.errors import IntegrityError
+from functions.models.registry import ModelVersion
+from functions.models.serving import ModelUnavailable, request_model
+
+_NUMERIC = {"tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(int64)": np.int64}
+_COLUMN_KINDS = {
+    "tensor(float)": np.float32,
+    "tensor(double)": np.float64,
+    "tensor(int64)": np.int64,
+    "tensor(int32)": np.int32,
+    "tensor(bool)": np.bool_,
+    "tensor(string)": np.object_,
+}
+
+
+def verify(content: bytes, sha256: str, size_bytes: int, *, what: str) -> None:
+    """Raise IntegrityError unless the bytes are exactly the registered ones."""
+    digest = hashlib.sha256(content).hexdigest()
+    if len(content) != size_bytes or digest != sha256:
+        raise IntegrityError(f"{what}: artifact failed verification (sha256 mismatch); this version is not served")
+
+
+def _session(content: bytes) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    # Lambda gives a fraction of a few vCPUs; small batches are fastest on one thread, no spinning.
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.log_severity_level = 3
+    return ort.InferenceSession(content, options, providers=["CPUExecutionProvider"])
+
+
+@dataclass
+class OnnxModel:
+    """A verified, loaded version: validates rows with its request model and scores them."""
+
+    version: ModelVersion
+    session: ort.InferenceSession
+    request_model: type[BaseModel]
+    feature_names: tuple[str, ...]
+    classifier: bool
+    matrix_input: str | None = None  # name of the single 2-D input, or None for per-feature inputs
+    matrix_dtype: Any = np.float32
+    column_dtypes: dict[str, Any] = field(default_factory=dict)
+    output_names: list[str] = field(default_factory=list)
+
+    @classmethod
+    def load(cls, version: ModelVersion, content: bytes, *, max_instances: int) -> OnnxModel:
+        what = f"{version.model} v{version.version}"
+        artifact = version.artifacts["onnx"]
+        verify(content, artifact.sha256, artifact.size_bytes, what=what)
+        try:
+            session = _session(content)
+        except Exception as exc:  # ONNX Runtime raises its own (pybind) exception types
+            raise ModelUnavailable(f"{what}: the ONNX artifact does not load") from exc
+        names = tuple(f.name for f in version.features)
+        model = cls(
+            version=version,
+            session=session,
+            request_model=request_model(version, max_instances),
+            feature_names=names,
+            classifier=version.task == "classification",
+        )
+        model._bind_inputs(what)
+        outputs = session.get_outputs()
+        if not outputs or (model.classifier and len(outputs) < 2):
+            raise ModelUnavailable(f"{what}: the ONNX export lacks the label/probabilities outputs")
+        model.output_names = [o.name for o in outputs[: 2 if model.classifier else 1]]
+        return model
+
+    def _bind_inputs(self, what: str) -> None:
+        inputs = self.session.get_inputs()
+        kinds = {f.type for f in self.version.features}
+        if len(inputs) == 1 and len(inputs[0].shape) == 2 and inputs[0].type in _NUMERIC:
+            width = inputs[0].shape[1]
+            if isinstance(width, int) and width != len(self.feature_names):
+                raise ModelUnavailable(
+                    f"{what}: the ONNX input has {width} columns, the version {len(self.feature_names)}"
+                )
+            if kinds & {"string", "category", "timestamp"}:
+                raise ModelUnavailable(f"{what}: string features cannot feed a numeric ONNX matrix input")
+            self.matrix_input = inputs[0].name
+            self.matrix_dtype = _NUMERIC[inputs[0].type]
+            return
+        by_name = {i.name: i for i in inputs}
+        if set(by_name) != set(self.feature_names):
+            raise ModelUnavailable(f"{what}: the ONNX inputs do not match the version's features")
+        for name, node in by_name.items():
+            if node.type not in _COLUMN_KINDS:
+                raise ModelUnavailable(f"{what}: ONNX input {name!r} has unsupported type {node.type}")
+            self.column_dtypes[name] = _COLUMN_KINDS[node.type]
+
+    # -- scoring ---------------------------------------------------------------------------
+    def rows(self, instances: list[BaseModel]) -> list[list[Any]]:
+        """Validated instances as value lists in feature order (fields are declared in that order)."""
+        return [list(inst.__dict__.values()) for inst in instances]
+
+    def feeds(self, rows: list[list[Any]]) -> dict[str, Any]:
+        if self.matrix_input is not None:
+            return {self.matrix_input: np.array(rows, dtype=self.matrix_dtype)}
+        feeds = {}
+        for j, name in enumerate(self.feature_names):
+            dtype = self.column_dtypes[name]
+            column = [row[j] for row in rows]
+            if dtype is np.object_:
+                column = ["" if v is None else v for v in column]
+            feeds[name] = np.array(column, dtype=dtype).reshape(-1, 1)
+        return feeds
+
+    def score(self, rows: list[list[Any]]) -> tuple[list[Any], list[list[float]] | None]:
+        """(predictions, probabilities or None). Non-finite numbers become None."""
+        outputs = self.session.run(self.output_names, self.feeds(rows))
+        first = outputs[0]
+        predictions: list[Any] = (first.ravel() if first.ndim > 1 else first).tolist()
+        if first.dtype.kind == "f" and not np.isfinite(first).all():
+            predictions = [p if math.isfinite(p) else None for p in predictions]
+        if not self.classifier:
+            return predictions, None
+        raw = outputs[1]
+        # a tensor [N, n_classes], or a ZipMap: a list of {class: probability}
+        probabilities = raw.tolist() if isinstance(raw, np.ndarray) else [list(m.values()) for m in raw]
+        return predictions, probabilities

@@ -1,0 +1,190 @@
+"""Serving vocabulary: the predict and feedback contracts, the capture line, serving errors.
+
+The predict request model is not declared here once: it is built per model version from the
+version's feature schema (`request_model`), so that unknown fields, missing features, wrong
+types, non-finite numbers and over-long strings are refused with the field's name.
+
+Capture line (one JSON object per line, gzip JSON Lines, read by the monitoring drift check):
+    key  captures/<model>/dt=YYYY-MM-DD/hour=HH/<epoch ms>-<uuid>.jsonl.gz   (data bucket)
+    line {"request_id": str, "model": str, "version": int,
+          "variant": "production" | "candidate" | "shadow", "time": "YYYY-MM-DDTHH:MM:SS.mmmZ",
+          "features": {name: value | null, ...}, "prediction": number | string | null,
+          "probabilities": [float, ...] | null}   (classifiers: in ModelVersion.class_labels order;
+          null for regressors; a non-finite number, never expected, is written as null)
+Feedback line (ground truth, gzip JSON Lines):
+    key  feedback/<model>/dt=YYYY-MM-DD/<epoch ms>-<uuid>.jsonl.gz              (data bucket)
+    line {"request_id": str, "model": str, "label": number | string | bool,
+          "time": "YYYY-MM-DDTHH:MM:SS.mmmZ" (received), "event_time": str | null}
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from functools import partial
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, create_model
+
+from functions.models.errors import StepwiseError
+from functions.models.registry import Feature, ModelVersion
+
+Variant = Literal["production", "candidate", "shadow"]
+
+REQUEST_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/+=@-]{0,127}$"
+DEFAULT_STRING_MAX_LENGTH = 1_024
+MAX_FEEDBACK_LABELS = 1_000
+FLOAT_LIMIT = 3.0e38  # inside float32: every accepted number stays finite in the ONNX tensor
+INT_LIMIT = 2**53  # exactly representable as a float64
+MAX_ERROR_DETAILS = 20
+
+RequestId = Annotated[str, Field(pattern=REQUEST_ID_PATTERN, strict=True)]
+
+
+# -- errors ------------------------------------------------------------------------------------
+class RequestInvalid(StepwiseError):
+    """The body does not match the answering version's input contract."""
+
+    status_code = 422
+
+    def __init__(self, message: str, details: list[dict[str, str]]) -> None:
+        super().__init__(message)
+        self.details = details
+
+
+class BodyInvalid(StepwiseError):
+    """The body is not a JSON document (or uses NaN/Infinity, which JSON does not have)."""
+
+    status_code = 400
+
+
+class ModelUnavailable(StepwiseError):
+    """The model exists but cannot answer now (no production version, artifact unusable)."""
+
+    status_code = 503
+
+
+# -- predict -----------------------------------------------------------------------------------
+class PredictReply(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    model: str
+    version: int
+    predictions: list[float | int | str | bool | None]
+    probabilities: list[list[float]] | None = None
+    request_id: str
+
+
+def _field_type(feature: Feature) -> Any:
+    if feature.type == "float":
+        kind: Any = Annotated[float, Field(strict=True, allow_inf_nan=False, ge=-FLOAT_LIMIT, le=FLOAT_LIMIT)]
+    elif feature.type == "int":
+        kind = Annotated[int, Field(strict=True, ge=-INT_LIMIT, le=INT_LIMIT)]
+    elif feature.type == "bool":
+        kind = StrictBool
+    elif feature.type == "timestamp":  # an ISO-8601 string, passed to the model as given
+        kind = Annotated[str, Field(strict=True, max_length=64), AfterValidator(_iso_timestamp)]
+    else:  # string, category
+        max_length = feature.max_length or DEFAULT_STRING_MAX_LENGTH
+        kind = Annotated[str, Field(strict=True, max_length=max_length)]
+        if feature.type == "category" and feature.categories:
+            known = frozenset(feature.categories)
+            kind = Annotated[kind, AfterValidator(partial(_known_category, known=known))]
+    return kind | None if feature.nullable else kind
+
+
+def _iso_timestamp(value: str) -> str:
+    try:
+        datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError("not an ISO-8601 date-time") from None
+    return value
+
+
+def _known_category(value: str, known: frozenset[str]) -> str:
+    if value not in known:
+        raise ValueError(f"not one of the model's {len(known)} known categories")
+    return value
+
+
+def instance_model(version: ModelVersion) -> type[BaseModel]:
+    """One row: a field per feature (aliased by the feature's name), in the schema's order.
+
+    Non-nullable features are required; nullable ones may be null or left out.
+    """
+    fields: dict[str, Any] = {}
+    for i, feature in enumerate(version.features):
+        default = None if feature.nullable else ...
+        fields[f"f{i}"] = (_field_type(feature), Field(default, alias=feature.name))
+    return create_model(  # type: ignore[no-any-return, call-overload]
+        f"Instance_{version.model.replace('-', '_')}_v{version.version}",
+        __config__=ConfigDict(extra="forbid", allow_inf_nan=False, populate_by_name=False),
+        **fields,
+    )
+
+
+def request_model(version: ModelVersion, max_instances: int) -> type[BaseModel]:
+    """The predict body for this version: 1..max_instances rows and an optional request id."""
+    row = instance_model(version)
+    return create_model(  # type: ignore[no-any-return, call-overload]
+        f"PredictRequest_{version.model.replace('-', '_')}_v{version.version}",
+        __config__=ConfigDict(extra="forbid", allow_inf_nan=False),
+        instances=(Annotated[list[row], Field(min_length=1, max_length=max_instances)], ...),  # type: ignore[valid-type, arg-type]
+        request_id=(RequestId | None, None),
+    )
+
+
+def error_details(errors: list[Any]) -> list[dict[str, str]]:
+    """pydantic errors as [{"field": "instances.0.age", "reason": "..."}] (the first few)."""
+    return [
+        {
+            "field": ".".join(str(p) for p in err.get("loc", ())) or "body",
+            "reason": str(err.get("msg", "")),
+            "type": str(err.get("type", "")),
+        }
+        for err in errors[:MAX_ERROR_DETAILS]
+    ]
+
+
+# -- feedback ----------------------------------------------------------------------------------
+class FeedbackLabel(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    request_id: RequestId
+    label: Annotated[
+        StrictBool
+        | Annotated[int, Field(strict=True, ge=-INT_LIMIT, le=INT_LIMIT)]
+        | Annotated[float, Field(strict=True, allow_inf_nan=False)]
+        | Annotated[str, Field(strict=True, min_length=1, max_length=DEFAULT_STRING_MAX_LENGTH)],
+        Field(union_mode="left_to_right"),
+    ]
+    event_time: datetime | None = None  # when the outcome happened, if the caller knows
+
+
+class FeedbackRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    labels: list[FeedbackLabel] = Field(min_length=1, max_length=MAX_FEEDBACK_LABELS)
+
+
+class FeedbackReply(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: str
+    accepted: int
+    key: str
+
+
+# -- capture -----------------------------------------------------------------------------------
+class CaptureLine(BaseModel):
+    """Documents (and tests) one capture line; the writer serializes rows without building these."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    request_id: str
+    model: str
+    version: int
+    variant: Variant
+    time: str
+    features: dict[str, Any]
+    prediction: float | int | str | bool | None
+    probabilities: list[float | None] | None  # null entries only where the model produced a non-finite number

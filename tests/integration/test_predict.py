@@ -1,0 +1,447 @@
+"""The inference handler on moto: predictions, aliases and their TTL, canary and shadow routing,
+artifact verification, capture and feedback."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import pyarrow.json as pj
+import pytest
+
+from functions.handlers import predict
+from functions.logic.serving import Serving
+from functions.models.serving import CaptureLine
+from functions.models.settings import Settings, get_settings
+from tests.integration.conftest import Stores
+from tests.integration.test_predict_support import (
+    Context,
+    TrainedModel,
+    breast_cancer_classifier,
+    churn_instances,
+    churn_pipeline,
+    feedback_event,
+    predict_event,
+    put_model,
+    put_version,
+)
+
+NAME = "breast-cancer"
+TTL = 5.0
+CAPTURE_KEY = re.compile(r"^captures/breast-cancer/dt=\d{4}-\d{2}-\d{2}/hour=\d{2}/\d{13}-[0-9a-f]{32}\.jsonl\.gz$")
+
+
+@dataclass
+class Clock:
+    now: float = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class Served:
+    stores: Stores
+    model: TrainedModel
+    clock: Clock
+    state: Serving
+
+    def call(self, body: Any, *, name: str = NAME, raw: str | None = None) -> tuple[int, dict[str, Any]]:
+        reply = predict.lambda_handler(predict_event(name, body, raw=raw), Context())
+        return reply["statusCode"], json.loads(reply["body"])
+
+
+def fresh_state(clock: Clock, **overrides: Any) -> Serving:
+    settings = get_settings().model_copy(update={"alias_cache_ttl_seconds": TTL, **overrides})
+    state = Serving(settings, clock=clock)
+    predict.reset(state)
+    return state
+
+
+@pytest.fixture
+def served(stores: Stores) -> Iterator[Served]:
+    """breast-cancer v1 (random forest) in production, a fresh execution environment."""
+    model = breast_cancer_classifier()
+    put_version(stores, NAME, 1, model)
+    put_model(stores, NAME, production=1)
+    clock = Clock()
+    yield Served(stores, model, clock, fresh_state(clock))
+    predict.reset(None)
+
+
+def captured_lines(stores: Stores) -> list[dict[str, Any]]:
+    s3 = boto3.client("s3")
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=stores.data_bucket, Prefix="captures/").get("Contents", [])]
+    lines = []
+    for key in keys:
+        assert CAPTURE_KEY.match(key), key
+        body = s3.get_object(Bucket=stores.data_bucket, Key=key)["Body"].read()
+        import gzip
+
+        lines += [json.loads(line) for line in gzip.decompress(body).decode().splitlines()]
+    return lines
+
+
+# -- predictions -------------------------------------------------------------------------------
+def test_predict_answers_from_production_with_sklearn_predictions(served: Served) -> None:
+    # Given v1 in production; When three rows are posted with a request id
+    status, body = served.call({"instances": served.model.instances(0, 3), "request_id": "req-1"})
+    # Then v1 answers with scikit-learn's labels and one probability pair per row
+    assert status == 200
+    assert body["model"] == NAME and body["version"] == 1 and body["request_id"] == "req-1"
+    assert body["predictions"] == served.model.expected[:3]
+    assert len(body["probabilities"]) == 3
+    assert all(math.isclose(sum(p), 1.0, abs_tol=1e-5) for p in body["probabilities"])
+
+
+def test_predict_matches_sklearn_on_the_whole_dataset(served: Served) -> None:
+    # Given all 569 rows; When posted in one request; Then every label equals scikit-learn's
+    count = len(served.model.x)
+    status, body = served.call({"instances": served.model.instances(0, count)})
+    assert status == 200
+    assert body["predictions"] == served.model.expected
+    assert re.fullmatch(r"[0-9a-f]{32}", body["request_id"])  # generated when not given
+
+
+def test_predict_loads_each_version_once_per_environment(served: Served) -> None:
+    for i in range(5):
+        assert served.call({"instances": served.model.instances(i)})[0] == 200
+    assert served.state.models.loads == 1
+
+
+def test_predict_unknown_model_is_404(served: Served) -> None:
+    status, body = served.call({"instances": served.model.instances()}, name="no-such-model")
+    assert status == 404
+    assert body["error"] == "NotFound"
+
+
+def test_predict_model_without_production_is_503(served: Served) -> None:
+    put_model(served.stores, "unreleased", production=None)
+    status, body = served.call({"instances": served.model.instances()}, name="unreleased")
+    assert status == 503
+    assert "no production version" in body["message"]
+
+
+# -- aliases: promotion and rollback within the TTL ---------------------------------------------
+def test_predict_promotion_and_rollback_take_effect_after_the_ttl(served: Served) -> None:
+    # Given v2 registered while v1 answers
+    put_version(served.stores, NAME, 2, breast_cancer_classifier("rf", 20, 1))
+    body = {"instances": served.model.instances()}
+    assert served.call(body)[1]["version"] == 1
+    # When v2 is promoted (the release rewrites the ModelRecord)
+    put_model(served.stores, NAME, production=2, revision=1)
+    # Then v1 still answers within the TTL, and v2 from the TTL on, with no restart
+    served.clock.now += TTL - 0.5
+    assert served.call(body)[1]["version"] == 1
+    served.clock.now += 0.5
+    assert served.call(body)[1]["version"] == 2
+    # When rolled back; Then v1 answers again after the TTL (still cached: no reload)
+    put_model(served.stores, NAME, production=1, revision=2)
+    served.clock.now += TTL
+    assert served.call(body)[1]["version"] == 1
+    assert served.state.models.loads == 2
+
+
+def test_predict_keeps_at_most_the_configured_number_of_versions(stores: Stores) -> None:
+    # Given a cache of 2 versions and 3 models in production
+    clock = Clock()
+    state = fresh_state(clock, model_cache_size=2)
+    trained = breast_cancer_classifier()
+    for name in ("m-a", "m-b", "m-c"):
+        put_version(stores, name, 1, trained)
+        put_model(stores, name, production=1)
+    try:
+        for name in ("m-a", "m-b", "m-c", "m-a"):
+            reply = predict.lambda_handler(predict_event(name, {"instances": trained.instances()}), Context())
+            assert reply["statusCode"] == 200
+        # Then the least recently used was evicted and reloaded
+        assert ("m-b", 1) not in state.models and ("m-a", 1) in state.models
+        assert state.models.loads == 4
+    finally:
+        predict.reset(None)
+
+
+# -- canary and shadow -------------------------------------------------------------------------
+def test_predict_canary_answers_its_weight_of_requests(served: Served) -> None:
+    # Given v2 as a 10% canary
+    put_version(served.stores, NAME, 2, breast_cancer_classifier("rf", 20, 1))
+    put_model(served.stores, NAME, production=1, candidate=2, weight=0.1)
+    served.clock.now += TTL
+    instances = served.model.instances()
+    # When 2,000 requests with distinct ids are served
+    versions = Counter(served.call({"instances": instances, "request_id": f"r-{i}"})[1]["version"] for i in range(2000))
+    # Then about 10% are answered by v2: within 4.5 sd of Binomial(2000, 0.1) (mean 200, sd 13.4)
+    assert set(versions) == {1, 2}
+    assert 140 <= versions[2] <= 260
+    # And a request id always gets the same version
+    for rid in ("r-1", "r-7", "r-42", "r-1999"):
+        seen = {served.call({"instances": instances, "request_id": rid})[1]["version"] for _ in range(10)}
+        assert len(seen) == 1
+
+
+def test_predict_canary_without_request_id_draws_at_random(served: Served) -> None:
+    put_version(served.stores, NAME, 2, breast_cancer_classifier("rf", 20, 1))
+    put_model(served.stores, NAME, production=1, candidate=2, weight=0.5)
+    served.clock.now += TTL
+    versions = Counter(served.call({"instances": served.model.instances()})[1]["version"] for _ in range(400))
+    assert 140 <= versions[2] <= 260  # Binomial(400, 0.5): mean 200, sd 10
+
+
+def test_predict_shadow_scores_the_candidate_but_production_answers(served: Served) -> None:
+    # Given v2 in shadow mode
+    put_version(served.stores, NAME, 2, breast_cancer_classifier("rf", 20, 1))
+    put_model(served.stores, NAME, production=1, candidate=2, weight=0.5, shadow=True)
+    served.clock.now += TTL
+    # When 50 requests are served
+    for i in range(50):
+        status, body = served.call({"instances": served.model.instances(i), "request_id": f"s-{i}"})
+        assert (status, body["version"]) == (200, 1)
+    # Then both versions scored every request: captured as production and shadow
+    predict.reset(None)
+    variants = Counter((line["variant"], line["version"]) for line in captured_lines(served.stores))
+    assert variants == {("production", 1): 50, ("shadow", 2): 50}
+
+
+# -- artifact verification ---------------------------------------------------------------------
+def test_predict_refuses_a_tampered_artifact(served: Served) -> None:
+    # Given v3 whose bytes in S3 differ from the registered sha256 (one byte changed)
+    tampered = bytearray(served.model.onnx)
+    tampered[len(tampered) // 2] ^= 0xFF
+    put_version(served.stores, NAME, 3, served.model, content=bytes(tampered))
+    put_model(served.stores, NAME, production=3, revision=1)
+    served.clock.now += TTL
+    # When requests arrive; Then each gets a 503 naming the failed verification, none is served
+    for _ in range(3):
+        status, body = served.call({"instances": served.model.instances()})
+        assert status == 503
+        assert body["error"] == "ModelUnavailable"
+        assert "failed verification" in body["message"]
+        assert "arn:" not in json.dumps(body) and "Traceback" not in json.dumps(body)
+    assert ("breast-cancer", 3) not in served.state.models
+
+
+def test_predict_tampered_candidate_never_answers(served: Served) -> None:
+    # Given a tampered v3 as a 50% canary
+    put_version(served.stores, NAME, 3, served.model, content=served.model.onnx + b"\x00")
+    put_model(served.stores, NAME, production=1, candidate=3, weight=0.5)
+    served.clock.now += TTL
+    # When 100 requests are served; Then production answers all of them
+    versions = {
+        served.call({"instances": served.model.instances(), "request_id": f"t-{i}"})[1]["version"] for i in range(100)
+    }
+    assert versions == {1}
+
+
+# -- capture -----------------------------------------------------------------------------------
+def test_capture_files_are_readable_by_pyarrow_with_the_documented_schema(served: Served) -> None:
+    # Given 20 served requests of 3 rows
+    for i in range(20):
+        assert served.call({"instances": served.model.instances(i, 3), "request_id": f"c-{i}"})[0] == 200
+    # Then they made no S3 write yet (batched); When the environment shuts down
+    assert served.state.capture.objects_written == 0
+    predict.reset(None)
+    # Then the rows are in S3 under captures/<model>/dt=/hour=/, readable by pyarrow.json
+    s3 = boto3.client("s3")
+    objects = s3.list_objects_v2(Bucket=served.stores.data_bucket, Prefix="captures/")["Contents"]
+    assert len(objects) == 1 and CAPTURE_KEY.match(objects[0]["Key"])
+    local = served.stores  # read through pyarrow from a local copy of the object
+    body = s3.get_object(Bucket=local.data_bucket, Key=objects[0]["Key"])["Body"].read()
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "part.jsonl.gz"
+        path.write_bytes(body)
+        table = pj.read_json(str(path))
+    assert table.num_rows == 60
+    assert set(table.column_names) == set(CaptureLine.model_fields)
+    rows = table.to_pylist()
+    for row in rows:
+        CaptureLine.model_validate(row)
+    assert {r["variant"] for r in rows} == {"production"}
+    assert rows[0]["request_id"] == "c-0" and rows[0]["version"] == 1
+    assert set(rows[0]["features"]) == set(served.model.names)
+    assert rows[0]["prediction"] == served.model.expected[0]
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z", rows[0]["time"])
+
+
+def test_capture_flushes_by_size_during_traffic(stores: Stores) -> None:
+    # Given a buffer of 10 rows
+    trained = breast_cancer_classifier()
+    put_version(stores, NAME, 1, trained)
+    put_model(stores, NAME, production=1)
+    state = fresh_state(Clock(), capture_flush_rows=10)
+    try:
+        for i in range(25):
+            predict.lambda_handler(predict_event(NAME, {"instances": trained.instances(i)}), Context())
+        # Then every 10th request wrote one object
+        assert state.capture.objects_written == 2 and state.capture.pending_rows == 5
+    finally:
+        predict.reset(None)
+
+
+def test_capture_flushes_by_age(served: Served) -> None:
+    served.call({"instances": served.model.instances()})
+    served.clock.now += get_settings().capture_flush_seconds
+    served.call({"instances": served.model.instances()})
+    assert served.state.capture.objects_written == 1 and served.state.capture.rows_written == 2
+
+
+def test_capture_failure_does_not_fail_predictions(stores: Stores) -> None:
+    # Given captures go to a bucket that does not exist, flushed on every request
+    trained = breast_cancer_classifier()
+    put_version(stores, NAME, 1, trained)
+    put_model(stores, NAME, production=1)
+    state = fresh_state(Clock(), data_bucket="no-such-bucket", capture_flush_rows=1)
+    try:
+        # When requests are served; Then they all succeed and the failures are counted
+        for i in range(5):
+            reply = predict.lambda_handler(predict_event(NAME, {"instances": trained.instances(i)}), Context())
+            assert reply["statusCode"] == 200
+        assert state.capture.failures == 5 and state.capture.rows_dropped == 5
+    finally:
+        predict.reset(None)
+
+
+def test_capture_sampling_keeps_about_the_rate(stores: Stores) -> None:
+    trained = breast_cancer_classifier()
+    put_version(stores, NAME, 1, trained)
+    put_model(stores, NAME, production=1)
+    state = fresh_state(Clock(), capture_sample_rate=0.25, capture_flush_rows=10_000)
+    try:
+        for i in range(400):
+            predict.lambda_handler(predict_event(NAME, {"instances": trained.instances(i % 100)}), Context())
+        assert 60 <= state.capture.pending_rows <= 140  # Binomial(400, 0.25): mean 100, sd 8.7
+    finally:
+        predict.reset(None)
+
+
+# -- feedback ----------------------------------------------------------------------------------
+def test_feedback_is_stored_as_json_lines_for_monitoring(served: Served) -> None:
+    labels = [{"request_id": f"req-{i}", "label": i % 2} for i in range(10)]
+    reply = predict.lambda_handler(feedback_event(NAME, {"labels": labels}), Context())
+    body = json.loads(reply["body"])
+    assert reply["statusCode"] == 200 and body["accepted"] == 10
+    assert re.fullmatch(r"feedback/breast-cancer/dt=\d{4}-\d{2}-\d{2}/\d{13}-[0-9a-f]{32}\.jsonl\.gz", body["key"])
+    raw = boto3.client("s3").get_object(Bucket=served.stores.data_bucket, Key=body["key"])["Body"]
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "f.jsonl.gz"
+        path.write_bytes(raw.read())
+        rows = pj.read_json(str(path)).to_pylist()
+    assert [(r["request_id"], r["label"], r["model"]) for r in rows] == [(f"req-{i}", i % 2, NAME) for i in range(10)]
+
+
+def test_feedback_for_an_unknown_model_is_404(served: Served) -> None:
+    reply = predict.lambda_handler(feedback_event("nope", {"labels": [{"request_id": "a", "label": 1}]}), Context())
+    assert reply["statusCode"] == 404
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{"labels": []}, {"labels": [{"request_id": "a"}]}, {"labels": [{"request_id": "a", "label": 1, "x": 2}]}, []],
+)
+def test_feedback_rejects_malformed_labels(served: Served, body: Any) -> None:
+    reply = predict.lambda_handler(feedback_event(NAME, body), Context())
+    assert reply["statusCode"] == 422
+    assert json.loads(reply["body"])["details"]
+
+
+# -- the input contract ------------------------------------------------------------------------
+def _bad_requests(model: TrainedModel) -> list[tuple[str, Any, str | None, int, str]]:
+    good = model.instances()[0]
+    first = model.names[0]
+    missing = {k: v for k, v in good.items() if k != first}
+    return [
+        ("unknown field", {"instances": [good | {"colour": 1.0}]}, None, 422, "instances.0.colour"),
+        ("missing feature", {"instances": [missing]}, None, 422, f"instances.0.{first}"),
+        ("wrong type", {"instances": [good | {first: "12.5"}]}, None, 422, f"instances.0.{first}"),
+        ("bool for float", {"instances": [good | {first: True}]}, None, 422, f"instances.0.{first}"),
+        ("null", {"instances": [good | {first: None}]}, None, 422, f"instances.0.{first}"),
+        ("overflow", {"instances": [good | {first: 1e39}]}, None, 422, f"instances.0.{first}"),
+        (
+            "infinity",
+            None,
+            json.dumps({"instances": [good | {first: 0.123456}]}).replace("0.123456", "1e999"),
+            422,
+            f"instances.0.{first}",
+        ),
+        ("NaN token", None, json.dumps({"instances": [good | {first: float("nan")}]}), 400, ""),
+        ("no rows", {"instances": []}, None, 422, "instances"),
+        ("too many rows", {"instances": [good] * 1001}, None, 422, "instances"),
+        ("no instances", {"rows": [good]}, None, 422, "instances"),
+        ("not an object", [good], None, 422, "body"),
+        ("bad request id", {"instances": [good], "request_id": "x" * 500}, None, 422, "request_id"),
+        ("not json", None, "{instances: ", 400, ""),
+        ("empty", None, "", 400, ""),
+    ]
+
+
+@pytest.mark.parametrize("case", range(15))
+def test_predict_rejects_a_bad_request_naming_the_field(served: Served, case: int) -> None:
+    label, body, raw, status, field = _bad_requests(served.model)[case]
+    got, reply = served.call(body, raw=raw)
+    assert got == status, (label, reply)
+    assert reply["error"] in {"ValidationError", "BodyInvalid"}
+    if field:
+        assert field in [d["field"] for d in reply["details"]], (label, reply)
+        assert all(d["reason"] for d in reply["details"])
+
+
+def test_predict_rejects_a_malformed_model_name(served: Served) -> None:
+    status, body = served.call({"instances": served.model.instances()}, name="Bad_Name!")
+    assert status == 422
+    assert body["error"] == "ValidationError"
+
+
+def test_predict_respects_the_configured_row_limit(stores: Stores) -> None:
+    trained = breast_cancer_classifier()
+    put_version(stores, NAME, 1, trained)
+    put_model(stores, NAME, production=1)
+    fresh_state(Clock(), max_instances=5)
+    try:
+        ok = predict.lambda_handler(predict_event(NAME, {"instances": trained.instances(0, 5)}), Context())
+        too_many = predict.lambda_handler(predict_event(NAME, {"instances": trained.instances(0, 6)}), Context())
+        assert (ok["statusCode"], too_many["statusCode"]) == (200, 422)
+    finally:
+        predict.reset(None)
+
+
+def test_settings_carry_the_serving_knobs() -> None:
+    settings = Settings.model_validate({"STEPWISE_CAPTURE_FLUSH_ROWS": "10", "STEPWISE_CAPTURE_FLUSH_SECONDS": "2.5"})
+    assert (settings.capture_flush_rows, settings.capture_flush_seconds) == (10, 2.5)
+
+
+def test_predict_serves_a_per_feature_export_with_categories_and_string_labels(stores: Stores) -> None:
+    # Given a lifecycle-style export: one input per feature, a category, string labels
+    trained = churn_pipeline()
+    put_version(stores, "churn", 1, trained)
+    put_model(stores, "churn", production=1)
+    fresh_state(Clock())
+    try:
+        # When 50 rows are posted (one with a null charge)
+        instances = churn_instances(trained, 50)
+        instances[0]["charges"] = None
+        reply = predict.lambda_handler(predict_event("churn", {"instances": instances}), Context())
+        body = json.loads(reply["body"])
+        # Then the labels are scikit-learn's (strings), with probabilities in class_labels order
+        assert reply["statusCode"] == 200
+        assert body["predictions"][1:] == trained.expected[1:50]
+        assert body["predictions"][0] in {"yes", "no"}
+        assert len(body["probabilities"][0]) == len(trained.class_labels or [])
+        # And an unknown category is refused, naming the field
+        bad = predict.lambda_handler(
+            predict_event("churn", {"instances": [instances[1] | {"plan": "gold"}]}), Context()
+        )
+        assert bad["statusCode"] == 422
+        assert json.loads(bad["body"])["details"][0]["field"] == "instances.0.plan"
+    finally:
+        predict.reset(None)
