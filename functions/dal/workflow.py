@@ -13,8 +13,17 @@ from functions.models.errors import StoreUnavailable
 
 def start_execution(state_machine_arn: str, name: str, payload: dict[str, Any]) -> tuple[str, bool]:
     """Start `name`; returns (execution arn, started). An execution of that name that already
-    exists (running or finished) is not started again: (its arn, False)."""
+    exists (running or finished) is not started again: (its arn, False). (StartExecution itself
+    is idempotent for a running execution with the same input, so ask first to tell the two apart.)"""
     sfn = client("stepfunctions")
+    existing = execution_arn(state_machine_arn, name)
+    try:
+        sfn.describe_execution(executionArn=existing)
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != "ExecutionDoesNotExist":
+            raise StoreUnavailable(f"could not read the lifecycle workflow: {exc.response['Error']['Code']}") from exc
+    else:
+        return existing, False
     try:
         reply = sfn.start_execution(stateMachineArn=state_machine_arn, name=name, input=json.dumps(payload))
     except ClientError as exc:

@@ -15,11 +15,13 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.handlers.routes import health
+from functions.handlers.routes import models as model_routes
 from functions.models.errors import StepwiseError
 from functions.observability import logger, metrics, tracer
 
 app = APIGatewayRestResolver(enable_validation=True)
 app.include_router(health.router)
+app.include_router(model_routes.router)
 
 
 def error_reply(status: int, code: str, message: str, **extra: object) -> Response:

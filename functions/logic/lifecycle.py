@@ -23,6 +23,7 @@ from functions.models.runs import (
     GATE_FAILED_ERROR,
     DatasetRef,
     EvaluationResult,
+    LifecycleInput,
     LifecycleState,
     RunRecord,
     RunRecordRequest,
@@ -329,3 +330,30 @@ def _production_metrics(
     except ValueError as exc:  # e.g. the holdout has a class production never saw
         return version.version, None, f"production v{version.version} not comparable: {exc}"
     return version.version, metrics, ""
+
+
+# -- starting the workflow -------------------------------------------------------------------
+def start_training(
+    settings: Settings, spec_name: str, dataset: str, dataset_version: int, started_by: str
+) -> tuple[str, bool, str]:
+    """Start the workflow for the latest version of `spec_name` on `dataset`@`dataset_version`.
+
+    Returns (execution arn, started, execution name); a second start of the same
+    model/dataset version/spec version is a no-op (started False)."""
+    from functions.dal import workflow
+
+    if not settings.lifecycle_state_machine_arn:
+        raise InvalidInput("the lifecycle workflow is not deployed (STEPWISE_LIFECYCLE_SM_ARN is unset)")
+    spec = specs_dal.get_spec(settings.metadata_table, spec_name)
+    if spec.spec.dataset != dataset:
+        raise InvalidInput(f"spec {spec_name!r} trains on dataset {spec.spec.dataset!r}, not {dataset!r}")
+    name = execution_name(spec.spec.model, dataset_version, spec.version)
+    payload = LifecycleInput(
+        spec=spec.name,
+        spec_version=spec.version,
+        dataset=dataset,
+        dataset_version=dataset_version,
+        started_by=started_by,
+    )
+    arn, started = workflow.start_execution(settings.lifecycle_state_machine_arn, name, payload.model_dump())
+    return arn, started, name

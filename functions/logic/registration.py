@@ -16,9 +16,9 @@ from functions.dal.audit import audit_put
 from functions.logic.evaluation import failed_reasons
 from functions.logic.lifecycle import recorded_step
 from functions.models.audit import Actor, AuditEvent, model_target
-from functions.models.errors import Conflict, InvalidInput
+from functions.models.errors import Conflict, InvalidInput, NotFound
 from functions.models.registry import ModelRecord, ModelVersion, VersionStatus
-from functions.models.runs import LifecycleState, Registered, StepName
+from functions.models.runs import LifecycleState, ModelSummary, Registered, StepName, VersionSummary
 from functions.models.settings import Settings
 
 MAX_ATTEMPTS = 10
@@ -149,3 +149,51 @@ def _already_registered(table: str, model: str, run_id: str) -> Registered | Non
     if version is None:
         return None
     return Registered(model=model, version=number, status=version.status, reasons=version.reasons)
+
+
+# -- registry reads ---------------------------------------------------------------------------
+def model_summaries(settings: Settings) -> list[ModelSummary]:
+    summaries: list[ModelSummary] = []
+    for record in registry_dal.list_models(settings.registry_table):
+        versions = registry_dal.list_versions(settings.registry_table, record.name)
+        by_status: dict[str, int] = {}
+        for v in versions:
+            by_status[v.status.value] = by_status.get(v.status.value, 0) + 1
+        summaries.append(
+            ModelSummary(
+                name=record.name,
+                latest_version=record.latest_version,
+                production_version=record.production_version,
+                candidate_version=record.candidate_version,
+                candidate_weight=record.candidate_weight,
+                versions=len(versions),
+                by_status=by_status,
+                updated_at=record.updated_at,
+            )
+        )
+    return sorted(summaries, key=lambda s: s.name)
+
+
+def version_summaries(settings: Settings, model: str) -> list[VersionSummary]:
+    if registry_dal.get_model(settings.registry_table, model) is None:
+        raise NotFound(f"no model named {model!r}")
+    return [
+        VersionSummary(
+            version=v.version,
+            status=v.status,
+            primary_metric=v.primary_metric,
+            primary_value=v.metrics.get(v.primary_metric),
+            dataset=v.dataset,
+            dataset_version=v.dataset_version,
+            spec_version=v.spec_version,
+            created_at=v.created_at,
+        )
+        for v in registry_dal.list_versions(settings.registry_table, model)
+    ]
+
+
+def version_detail(settings: Settings, model: str, version: int) -> ModelVersion:
+    found = registry_dal.get_version(settings.registry_table, model, version)
+    if found is None:
+        raise NotFound(f"model {model!r} has no version {version}")
+    return found

@@ -190,3 +190,37 @@ class RunRecordRequest(BaseModel):
     state: LifecycleState
     execution_name: str = ""
     execution_arn: str = ""
+
+
+# -- registry views (GET /v1/models...) -------------------------------------------------------
+class ModelSummary(_Model):
+    name: str
+    latest_version: int
+    production_version: int | None = None
+    candidate_version: int | None = None
+    candidate_weight: float = 0.0
+    versions: int = 0
+    by_status: dict[str, int] = Field(default_factory=dict)
+    updated_at: datetime
+
+
+class VersionSummary(_Model):
+    version: int
+    status: VersionStatus
+    primary_metric: str
+    primary_value: float | None = None
+    dataset: str
+    dataset_version: int
+    spec_version: int
+    created_at: datetime
+
+
+class TrainRequest(_Model):
+    spec: str = Field(pattern=NAME_PATTERN)
+    dataset_version: int = Field(ge=1)
+
+
+class TrainStarted(_Model):
+    execution_arn: str
+    execution_name: str
+    started: bool

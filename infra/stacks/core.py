@@ -7,6 +7,7 @@ from importlib.metadata import PackageNotFoundError, version
 from aws_cdk import CfnOutput, Duration, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from infra import constants as c
@@ -14,6 +15,18 @@ from infra.assets import functions_asset_dir, functions_code_version
 from infra.config import StackConfig
 from infra.constructs.api import Api
 from infra.constructs.function import ARCHITECTURES, RUNTIME, RUNTIME_VERSION, StepwiseFunction, _retention
+from infra.constructs.lifecycle import (
+    EVALUATE_HANDLER,
+    REGISTER_HANDLER,
+    RUN_RECORD_HANDLER,
+    TRAIN_HANDLER,
+    ImageFunction,
+    Lifecycle,
+    SageMakerTraining,
+    allow_objects,
+    allow_table,
+    training_image_context,
+)
 from infra.constructs.serving import Serving
 from infra.constructs.storage import AccessLogs, ArtifactStore, DataStore
 from infra.constructs.tables import Metadata, Registry
@@ -63,6 +76,8 @@ class StepwiseStack(Stack):
         self.synchronous_only(self.serving.function)
         for method, path in self.serving.routes:
             self.api.add_route(method, path, self.serving.function)
+        self.lifecycle = self.add_lifecycle()
+        self.add_model_routes(api_fn)
 
         self.outputs()
         self.acknowledge()
@@ -143,6 +158,103 @@ class StepwiseStack(Stack):
         CfnOutput(self, c.OUT_API_ID, value=self.api.rest_api.rest_api_id)
         CfnOutput(self, c.OUT_API_URL, value=self.api.rest_api.url)
         CfnOutput(self, c.OUT_VERSION, value=stack_version())
+        CfnOutput(self, c.OUT_LIFECYCLE_SM_ARN, value=self.lifecycle.state_machine.state_machine_arn)
+
+    # -- lifecycle (issue 4) ----------------------------------------------------------------
+    SAGEMAKER_SKLEARN_IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3"
+
+    def add_lifecycle(self, after_register: sfn.IChainable | None = None) -> Lifecycle:
+        """Train/evaluate (container image), register and run-record functions, and the workflow."""
+        retention = _retention(self.config.log_retention_days)
+        image = training_image_context()
+        image_fns = [
+            ImageFunction(
+                self,
+                id_,
+                context_dir=image,
+                handler=handler,
+                environment=self.base_environment(),
+                architecture=self.config.architecture,
+                log_retention=retention,
+                description=description,
+            ).function
+            for id_, handler, description in (
+                (c.TRAIN_FUNCTION_ID, TRAIN_HANDLER, "Lifecycle: train"),
+                (c.EVALUATE_FUNCTION_ID, EVALUATE_HANDLER, "Lifecycle: evaluate and gate"),
+            )
+        ]
+        train_fn, evaluate_fn = image_fns
+        register_fn = self.function(
+            c.REGISTER_FUNCTION_ID, REGISTER_HANDLER, description="Lifecycle: register a version"
+        ).function
+        run_fn = self.function(
+            c.RUN_RECORD_FUNCTION_ID, RUN_RECORD_HANDLER, description="Lifecycle: run record"
+        ).function
+        read_items = ["dynamodb:GetItem"]
+        write_items = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem"]
+        for fn in (*image_fns, register_fn, run_fn):
+            self.synchronous_only(fn)
+            allow_table(fn, self.metadata.table, write_items)  # specs, datasets, run records, audit
+            allow_table(fn, self.registry.table, read_items)
+        for fn in image_fns:
+            allow_objects(fn, self.data.bucket, "validated/", ["s3:GetObject", "s3:GetObjectVersion"], "datasets")
+        allow_objects(train_fn, self.artifacts.bucket, "models/", ["s3:GetObject", "s3:PutObject"], "artifacts")
+        allow_objects(evaluate_fn, self.artifacts.bucket, "models/", ["s3:GetObject"], "artifacts")
+        allow_table(register_fn, self.registry.table, [*write_items, "dynamodb:Query"])
+        sagemaker = SageMakerTraining(
+            self,
+            c.SAGEMAKER_TRAINING_ID,
+            image_uri=str(self.node.try_get_context("stepwise:sagemaker_image") or self.SAGEMAKER_SKLEARN_IMAGE),
+            data_bucket=self.data.bucket,
+            artifacts_bucket=self.artifacts.bucket,
+        )
+        return Lifecycle(
+            self,
+            c.LIFECYCLE_ID,
+            run_record_fn=run_fn,
+            train_fn=train_fn,
+            evaluate_fn=evaluate_fn,
+            register_fn=register_fn,
+            log_retention=retention,
+            sagemaker=sagemaker,
+            after_register=after_register,
+        )
+
+    def allow_lifecycle_start(self, fn: lambda_.Function) -> None:
+        """A function that starts the lifecycle workflow: its ARN in the environment, and the grant."""
+        machine = self.lifecycle.state_machine
+        fn.add_environment(c.ENV_LIFECYCLE_SM_ARN, machine.state_machine_arn)
+        machine.grant_start_execution(fn)
+        fn.add_to_role_policy(
+            iam.PolicyStatement(actions=["states:DescribeExecution"], resources=[self.lifecycle.executions_arn])
+        )
+        assert fn.role is not None
+        acknowledge(
+            fn.role,
+            f"AwsSolutions::AwsSolutions-IAM5[Resource::{self.lifecycle.executions_nag_id}]",
+            "DescribeExecution on the lifecycle workflow's executions (one per run), to tell a new start from a "
+            "repeated one.",
+        )
+
+    def add_model_routes(self, api_fn: lambda_.Function) -> None:
+        """Registry reads, specs and runs on the control API (functions/handlers/routes/models.py)."""
+        allow_table(api_fn, self.registry.table, ["dynamodb:GetItem", "dynamodb:Query"], index=True)
+        allow_table(
+            api_fn,
+            self.metadata.table,
+            ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem"],
+        )
+        self.allow_lifecycle_start(api_fn)
+        for method, path in (
+            ("GET", "/v1/models"),
+            ("GET", "/v1/models/{name}/versions"),
+            ("GET", "/v1/models/{name}/versions/{version}"),
+            ("GET", "/v1/models/{name}/runs"),
+            ("PUT", "/v1/specs/{name}"),
+            ("GET", "/v1/specs/{name}"),
+            ("POST", "/v1/models/{name}/train"),
+        ):
+            self.api.add_route(method, path, api_fn)
 
     def synchronous_only(self, fn: lambda_.IFunction) -> None:
         acknowledge(

@@ -1,0 +1,449 @@
+"""The lifecycle workflow: one standard state machine for every model.
+
+    StartRun -> [compute?] Train (Lambda image) | SageMakerTrain -> CollectTraining
+             -> Evaluate -> Register -> FinishRun -> [gates passed?] after_register (default Succeed)
+                                                                    | GateFailed (Fail)
+
+Input: {"spec", "spec_version", "dataset", "dataset_version", "started_by"}; executions are named
+`<model>-<dataset version>-<spec version>` by the starter. Every task has Retry for transient
+errors and a Catch that records the failure on the run record (naming the step and the error)
+before the execution fails with the step's own error name.
+
+Train and Evaluate need scikit-learn, scipy, numpy and pyarrow (~270 MB): they run from a
+container image built from layers/training (Dockerfile + pinned requirements + functions/). The
+image asset is only staged at synth (no Docker); it is built at deploy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+
+from aws_cdk import ArnFormat, Duration, RemovalPolicy, Size, Stack
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_ecr_assets as ecr_assets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_stepfunctions as sfn
+from aws_cdk import aws_stepfunctions_tasks as tasks
+from constructs import Construct
+
+from infra.nag import acknowledge
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+TRAINING_DIR = ROOT / "layers" / "training"
+STAGING = ROOT / ".build"
+_IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".mypy_cache")
+
+TRAIN_HANDLER = "functions.handlers.train.lambda_handler"
+EVALUATE_HANDLER = "functions.handlers.evaluate.lambda_handler"
+REGISTER_HANDLER = "functions.handlers.register.lambda_handler"
+RUN_RECORD_HANDLER = "functions.handlers.run_record.lambda_handler"
+
+# Errors worth retrying: our StoreUnavailable and Lambda's own transient failures.
+TRANSIENT_ERRORS = [
+    "StoreUnavailable",
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+    "Lambda.TooManyRequestsException",
+]
+GATE_FAILED_ERROR = "GateFailed"  # functions/models/runs.py GATE_FAILED_ERROR
+PLATFORMS = {"arm64": ecr_assets.Platform.LINUX_ARM64, "x86_64": ecr_assets.Platform.LINUX_AMD64}
+ARCHITECTURES = {"arm64": lambda_.Architecture.ARM_64, "x86_64": lambda_.Architecture.X86_64}
+
+
+def _logical_arn(resource: Construct) -> str:
+    return f"<{Stack.of(resource).get_logical_id(resource.node.default_child)}.Arn>"  # type: ignore[arg-type]
+
+
+def allow_objects(fn: lambda_.IFunction, bucket: s3.IBucket, prefix: str, actions: list[str], why: str) -> None:
+    """Explicit object actions under one prefix (no wildcard actions), acknowledged for cdk-nag."""
+    fn.add_to_role_policy(iam.PolicyStatement(actions=actions, resources=[bucket.arn_for_objects(f"{prefix}*")]))
+    assert fn.role is not None
+    acknowledge(
+        fn.role,
+        f"AwsSolutions::AwsSolutions-IAM5[Resource::{_logical_arn(bucket)}/{prefix}*]",
+        f"Objects under {prefix} only ({why}); object keys are per dataset, model and run.",
+    )
+
+
+def allow_table(fn: lambda_.IFunction, table: dynamodb.ITable, actions: list[str], *, index: bool = False) -> None:
+    """Explicit item actions on one table (and its indexes for Query when `index`)."""
+    resources = [table.table_arn]
+    if index:
+        resources.append(f"{table.table_arn}/index/*")
+        assert fn.role is not None
+        acknowledge(
+            fn.role,
+            f"AwsSolutions::AwsSolutions-IAM5[Resource::{_logical_arn(table)}/index/*]",
+            "Query on the table's own secondary indexes (gsi1).",
+        )
+    fn.add_to_role_policy(iam.PolicyStatement(actions=actions, resources=resources))
+
+
+def training_image_context() -> Path:
+    """The image's build context: the Dockerfile, its requirements and a copy of functions/,
+    staged under .build/ by content hash (so the image asset changes when the code does)."""
+    sources = [TRAINING_DIR / "Dockerfile", TRAINING_DIR / "requirements.txt"]
+    digest = hashlib.sha256()
+    for path in [*sources, *sorted((ROOT / "functions").rglob("*.py"))]:
+        digest.update(str(path.relative_to(ROOT)).encode())
+        digest.update(path.read_bytes())
+    out = STAGING / f"training-image-{digest.hexdigest()[:16]}"
+    if not (out / "functions").is_dir():
+        tmp = out.with_name(out.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        for path in sources:
+            shutil.copy2(path, tmp / path.name)
+        shutil.copytree(ROOT / "functions", tmp / "functions", ignore=_IGNORED)
+        shutil.rmtree(out, ignore_errors=True)
+        tmp.rename(out)
+    return out
+
+
+class ImageFunction(Construct):
+    """A Lambda function from the training image, with the same defaults as StepwiseFunction:
+    its own role and retained log group, X-Ray, JSON logs."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        context_dir: Path,
+        handler: str,
+        environment: Mapping[str, str],
+        architecture: str,
+        log_retention: logs.RetentionDays,
+        memory_mb: int = 3008,
+        timeout: Duration | None = None,
+        description: str = "",
+    ) -> None:
+        super().__init__(scope, id_)
+        self.log_group = logs.LogGroup(self, "Logs", retention=log_retention, removal_policy=RemovalPolicy.RETAIN)
+        self.role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"), description=id_)
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["logs:CreateLogStream", "logs:PutLogEvents"], resources=[self.log_group.log_group_arn]
+            )
+        )
+        self.function = lambda_.DockerImageFunction(
+            self,
+            "Function",
+            code=lambda_.DockerImageCode.from_image_asset(
+                str(context_dir), cmd=[handler], platform=PLATFORMS[architecture]
+            ),
+            architecture=ARCHITECTURES[architecture],
+            environment={
+                "POWERTOOLS_SERVICE_NAME": "stepwise",
+                "POWERTOOLS_METRICS_NAMESPACE": "Stepwise",
+                **environment,
+            },
+            memory_size=memory_mb,
+            ephemeral_storage_size=Size.mebibytes(2048),
+            timeout=timeout or Duration.minutes(15),
+            tracing=lambda_.Tracing.ACTIVE,
+            logging_format=lambda_.LoggingFormat.JSON,
+            application_log_level_v2=lambda_.ApplicationLogLevel.INFO,
+            system_log_level_v2=lambda_.SystemLogLevel.WARN,
+            log_group=self.log_group,
+            role=self.role,
+            description=description,
+        )
+        acknowledge(
+            self.role,
+            "AwsSolutions::AwsSolutions-IAM5[Resource::*]",
+            "X-Ray's PutTraceSegments and PutTelemetryRecords support no resource-level permissions.",
+        )
+
+
+class SageMakerTraining(Construct):
+    """Settings of the optional SageMaker training path (a spec with compute="sagemaker")."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        image_uri: str,
+        data_bucket: s3.IBucket,
+        artifacts_bucket: s3.IBucket,
+        instance_type: str = "ml.m5.xlarge",
+        max_runtime: Duration | None = None,
+    ) -> None:
+        super().__init__(scope, id_)
+        self.image_uri = image_uri
+        self.data_bucket = data_bucket
+        self.artifacts_bucket = artifacts_bucket
+        self.instance_type = instance_type
+        self.max_runtime = max_runtime or Duration.hours(2)
+        self.role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+            description="SageMaker training jobs of the lifecycle workflow",
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(actions=["s3:GetObject"], resources=[data_bucket.arn_for_objects("validated/*")])
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["s3:GetObject", "s3:PutObject"], resources=[artifacts_bucket.arn_for_objects("models/*")]
+            )
+        )
+        for rule, reason in (
+            (f"Resource::{_logical_arn(data_bucket)}/validated/*", "Reads validated dataset objects."),
+            (f"Resource::{_logical_arn(artifacts_bucket)}/models/*", "Writes the run's model artifacts."),
+            (f"Resource::{_logical_arn(artifacts_bucket)}/sagemaker/*", "The training job's output prefix."),
+            (
+                "Resource::*",
+                "The job's input channel is a per-run S3 location from the execution state, so the "
+                "CreateTrainingJob integration grants s3:GetObject/ListBucket without a fixed resource.",
+            ),
+            ("Action::s3:Abort*", "CDK's output-location grant for the training job (multipart uploads)."),
+            ("Action::s3:DeleteObject*", "CDK's output-location grant for the training job."),
+            ("Action::s3:GetBucket*", "CDK's grant for the training job's output bucket."),
+            ("Action::s3:GetObject*", "CDK's grant for the training job's output bucket."),
+            ("Action::s3:List*", "CDK's grant for the training job's output bucket."),
+        ):
+            acknowledge(self.role, f"AwsSolutions::AwsSolutions-IAM5[{rule}]", reason)
+
+
+class Lifecycle(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        run_record_fn: lambda_.IFunction,
+        train_fn: lambda_.IFunction,
+        evaluate_fn: lambda_.IFunction,
+        register_fn: lambda_.IFunction,
+        log_retention: logs.RetentionDays,
+        sagemaker: SageMakerTraining | None = None,
+        after_register: sfn.IChainable | None = None,
+        timeout: Duration | None = None,
+    ) -> None:
+        super().__init__(scope, id_)
+        self._run_record_fn = run_record_fn
+        failed = sfn.Fail(
+            self,
+            "Failed",
+            error_path=sfn.JsonPath.string_at("$.error.Error"),
+            cause_path=sfn.JsonPath.string_at("$.error.Cause"),
+        )
+        self._failed = failed
+
+        start = self._task(
+            "StartRun",
+            run_record_fn,
+            "$.run",
+            step="start",
+            payload=sfn.TaskInput.from_object(
+                {
+                    "action": "start",
+                    "state": sfn.JsonPath.entire_payload,
+                    "execution_name": sfn.JsonPath.string_at("$$.Execution.Name"),
+                    "execution_arn": sfn.JsonPath.string_at("$$.Execution.Id"),
+                }
+            ),
+        )
+        train = self._task("Train", train_fn, "$.train", step="train")
+        evaluate = self._task("Evaluate", evaluate_fn, "$.evaluation", step="evaluate")
+        register = self._task("Register", register_fn, "$.registered", step="register")
+        finish = self._task(
+            "FinishRun",
+            run_record_fn,
+            sfn.JsonPath.DISCARD,
+            step="finish",
+            payload=sfn.TaskInput.from_object({"action": "finish", "state": sfn.JsonPath.entire_payload}),
+        )
+        gate_failed = sfn.Fail(
+            self,
+            "GateFailedState",
+            state_name=GATE_FAILED_ERROR,
+            error=GATE_FAILED_ERROR,
+            cause="A gate failed: the version is registered as REJECTED with the reasons (see $.registered).",
+        )
+        passed = after_register if after_register is not None else sfn.Succeed(self, "Registered")
+        gates = (
+            sfn.Choice(self, "GatesPassed")
+            .when(sfn.Condition.string_equals("$.registered.status", "REJECTED"), gate_failed)
+            .otherwise(passed)
+        )
+        evaluate.next(register).next(finish).next(gates)
+
+        self.training_job: tasks.SageMakerCreateTrainingJob | None = None
+        if sagemaker is not None:
+            collect = self._task(
+                "CollectTraining",
+                train_fn,
+                "$.train",
+                step="train",
+                payload=sfn.TaskInput.from_object({"collect": True, "state": sfn.JsonPath.entire_payload}),
+            )
+            job = self._training_job(sagemaker)
+            job.add_catch(self._record_failure("train"), errors=["States.ALL"], result_path="$.error")
+            job.next(collect)
+            collect.next(evaluate)
+            compute = (
+                sfn.Choice(self, "Compute")
+                .when(sfn.Condition.string_equals("$.run.compute", "sagemaker"), job)
+                .otherwise(train)
+            )
+            start.next(compute)
+        else:
+            start.next(train)
+        train.next(evaluate)
+
+        self.log_group = logs.LogGroup(self, "Logs", retention=log_retention, removal_policy=RemovalPolicy.RETAIN)
+        self.state_machine = sfn.StateMachine(
+            self,
+            "StateMachine",
+            definition_body=sfn.DefinitionBody.from_chainable(start),
+            state_machine_type=sfn.StateMachineType.STANDARD,
+            tracing_enabled=True,
+            timeout=timeout or Duration.days(8),
+            logs=sfn.LogOptions(destination=self.log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
+            comment="Stepwise lifecycle: train, evaluate, register (and what follows registration)",
+        )
+        stack = Stack.of(self)
+        name_id = stack.get_logical_id(self.state_machine.node.default_child)  # type: ignore[arg-type]
+        self.executions_arn = stack.format_arn(
+            service="states",
+            resource="execution",
+            resource_name=f"{self.state_machine.state_machine_name}:*",
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
+        # how cdk-nag names that resource in its findings
+        self.executions_nag_id = (
+            f"arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:<{name_id}.Name>:*"
+        )
+        acknowledge(
+            self.state_machine,
+            "AwsSolutions::AwsSolutions-IAM5[Resource::*]",
+            "Step Functions log delivery and X-Ray (logs:*LogDelivery*, xray:Put*) support no resource-level "
+            "permissions; CDK generates these statements.",
+        )
+        for fn in (run_record_fn, train_fn, evaluate_fn, register_fn):
+            acknowledge(
+                self.state_machine,
+                f"AwsSolutions::AwsSolutions-IAM5[Resource::{_logical_arn(fn)}:*]",
+                "lambda:InvokeFunction on the function's versions and aliases (CDK's grant for LambdaInvoke).",
+            )
+        if sagemaker is not None:
+            acknowledge(
+                self.state_machine,
+                "AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:sagemaker:<AWS::Region>:"
+                "<AWS::AccountId>:training-job/*]",
+                "Training jobs are named per run; the integration creates, describes and stops them.",
+            )
+
+    # -- building blocks ---------------------------------------------------------------------
+    def _task(
+        self,
+        id_: str,
+        fn: lambda_.IFunction,
+        result_path: str,
+        *,
+        step: str,
+        payload: sfn.TaskInput | None = None,
+    ) -> tasks.LambdaInvoke:
+        task = tasks.LambdaInvoke(
+            self,
+            id_,
+            lambda_function=fn,
+            payload=payload or sfn.TaskInput.from_json_path_at("$"),
+            payload_response_only=True,
+            retry_on_service_exceptions=False,
+            result_path=result_path,
+        )
+        task.add_retry(
+            errors=TRANSIENT_ERRORS,
+            interval=Duration.seconds(2),
+            max_attempts=3,
+            backoff_rate=2.0,
+            jitter_strategy=sfn.JitterType.FULL,
+        )
+        task.add_catch(self._record_failure(step), errors=["States.ALL"], result_path="$.error")
+        return task
+
+    def _record_failure(self, step: str) -> sfn.IChainable:
+        """RecordFailure<Step>: the run record notes the failed step and its error, then Failed."""
+        state_id = f"RecordFailure{step.capitalize()}"
+        existing = self.node.try_find_child(state_id)
+        if existing is not None:
+            return existing  # type: ignore[return-value]
+        record = tasks.LambdaInvoke(
+            self,
+            state_id,
+            lambda_function=self._run_record_fn,
+            payload=sfn.TaskInput.from_object({"action": "fail", "step": step, "state": sfn.JsonPath.entire_payload}),
+            payload_response_only=True,
+            retry_on_service_exceptions=False,
+            result_path=sfn.JsonPath.DISCARD,
+        )
+        record.add_retry(errors=TRANSIENT_ERRORS, interval=Duration.seconds(2), max_attempts=3, backoff_rate=2.0)
+        # If even the record cannot be written, the execution still fails with the step's error.
+        record.add_catch(self._failed, errors=["States.ALL"], result_path=sfn.JsonPath.DISCARD)
+        record.next(self._failed)
+        return record
+
+    def _training_job(self, sm: SageMakerTraining) -> tasks.SageMakerCreateTrainingJob:
+        """Train with a SageMaker training job (scikit-learn container) instead of Lambda. The job
+        runs `python -m functions.handlers.train` with the run as hyperparameters, writes the
+        artifacts and train-result.json under models/<model>/runs/<run id>/; CollectTraining
+        verifies them and hands the TrainResult on."""
+        return tasks.SageMakerCreateTrainingJob(
+            self,
+            "SageMakerTrain",
+            training_job_name=sfn.JsonPath.string_at("$.run.run_id"),
+            role=sm.role,
+            algorithm_specification=tasks.AlgorithmSpecification(
+                training_image=tasks.DockerImage.from_registry(sm.image_uri),
+                training_input_mode=tasks.InputMode.FILE,
+            ),
+            hyperparameters={
+                "spec": sfn.JsonPath.string_at("$.spec"),
+                "spec_version": sfn.JsonPath.format("{}", sfn.JsonPath.string_at("$.spec_version")),
+                "dataset": sfn.JsonPath.string_at("$.dataset"),
+                "dataset_version": sfn.JsonPath.format("{}", sfn.JsonPath.string_at("$.dataset_version")),
+                "run_id": sfn.JsonPath.string_at("$.run.run_id"),
+                "sagemaker_program": "functions/handlers/train.py",
+            },
+            input_data_config=[
+                tasks.Channel(
+                    channel_name="train",
+                    data_source=tasks.DataSource(
+                        s3_data_source=tasks.S3DataSource(
+                            s3_location=tasks.S3Location.from_json_expression("$.run.data_uri"),
+                            s3_data_type=tasks.S3DataType.S3_PREFIX,
+                        )
+                    ),
+                )
+            ],
+            output_data_config=tasks.OutputDataConfig(
+                s3_output_location=tasks.S3Location.from_bucket(sm.artifacts_bucket, "sagemaker/")
+            ),
+            resource_config=tasks.ResourceConfig(
+                instance_count=1,
+                instance_type=_instance_type(sm.instance_type),
+                volume_size=Size.gibibytes(50),
+            ),
+            stopping_condition=tasks.StoppingCondition(max_runtime=sm.max_runtime),
+            integration_pattern=sfn.IntegrationPattern.RUN_JOB,
+            result_path="$.sagemaker",
+            result_selector={"job_name.$": "$.TrainingJobName", "status.$": "$.TrainingJobStatus"},
+        )
+
+
+def _instance_type(name: str) -> object:
+    from aws_cdk import aws_ec2 as ec2
+
+    return ec2.InstanceType(name.removeprefix("ml."))
