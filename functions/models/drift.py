@@ -151,3 +151,46 @@ class RetrainingDecision(_Model):
     dataset_version: int = Field(default=0, ge=0)
     execution_arn: str = ""
     started: bool = False  # the workflow accepted the start (False: skipped, or an execution of that name exists)
+
+
+# ---------------------------------------------------------------- the drift Lambda's event and reply
+
+
+class DriftCheckRequest(_Model):
+    """Event of the drift Lambda for one model (on demand: CLI, API route).
+
+    The hourly schedule sends {"all_models": true, "window_hours": 1} instead (DriftScheduleEvent).
+    """
+
+    model: str = Field(pattern=r"^[a-z][a-z0-9-]{0,62}$")
+    window_hours: float = Field(default=1.0, gt=0, le=24 * 31)
+    end: datetime | None = None  # default: now
+    version: int | None = Field(default=None, ge=1)  # reference version; default: production
+    config: DriftConfig = Field(default_factory=DriftConfig)
+    retrain: bool = True
+    policy: RetrainingPolicy = Field(default_factory=RetrainingPolicy)
+    requested_by: str = Field(default="schedule", max_length=2_048)
+    check_id: str = Field(default="", max_length=64, pattern=r"^[A-Za-z0-9-]*$")
+
+
+class DriftScheduleEvent(_Model):
+    all_models: Literal[True]
+    window_hours: float = Field(default=1.0, gt=0, le=24 * 31)
+
+
+class DriftCheckResult(_Model):
+    check_id: str
+    model: str
+    version: int
+    verdict: ModelVerdict
+    reason: str
+    row_count: int
+    rejected_rows: int = 0
+    drift_share: float
+    drifted_features: list[str] = Field(default_factory=list)
+    window_start: datetime
+    window_end: datetime
+    report_json: str
+    report_html: str
+    hours_compacted: int = 0
+    retraining: RetrainingDecision | None = None

@@ -1,0 +1,188 @@
+"""Monitoring stores: captured objects and compacted Parquet in the data bucket, drift reports in
+the artifacts bucket, check summaries and retraining decisions in the metadata table.
+
+Layout:
+    data bucket
+        captures/<model>/dt=YYYY-MM-DD/hour=HH/<epoch ms>-<uuid>.jsonl.gz          (serving writes)
+        monitoring/<model>/compacted/dt=YYYY-MM-DD/hour=HH.parquet                  (one per closed hour)
+        monitoring/<model>/rejected/dt=YYYY-MM-DD/hour=HH.jsonl.gz                  (rows that did not fit)
+    artifacts bucket
+        reports/drift/<model>/<window end %Y%m%dT%H%M%SZ>-<check id>.json | .html
+    metadata table
+        pk=MONITOR#<model>  sk=CHECK#<created iso>#<check id>    check summary (gsi1pk=DRIFT_CHECKS)
+        pk=MONITOR#<model>  sk=RETRAIN#<decided iso>#<check id>  retraining decision (gsi1pk=RETRAINING)
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from functions.dal.clients import client
+from functions.models.drift import DriftReport, RetrainingDecision
+from functions.models.errors import StoreUnavailable
+
+CAPTURES_PREFIX = "captures/"
+MONITORING_PREFIX = "monitoring/"
+DRIFT_REPORTS_PREFIX = "reports/drift/"
+CHECKS_INDEX_PK = "DRIFT_CHECKS"
+RETRAINING_INDEX_PK = "RETRAINING"
+MAX_PAGE = 100
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def hour_partition(moment: datetime) -> str:
+    return f"dt={moment:%Y-%m-%d}/hour={moment:%H}"
+
+
+def capture_prefix(model: str, hour: datetime) -> str:
+    return f"{CAPTURES_PREFIX}{model}/{hour_partition(hour)}/"
+
+
+def compacted_key(model: str, hour: datetime) -> str:
+    return f"{MONITORING_PREFIX}{model}/compacted/{hour_partition(hour)}.parquet"
+
+
+def rejected_key(model: str, hour: datetime) -> str:
+    return f"{MONITORING_PREFIX}{model}/rejected/{hour_partition(hour)}.jsonl.gz"
+
+
+def report_key(model: str, window_end: datetime, check_id: str, suffix: str) -> str:
+    return f"{DRIFT_REPORTS_PREFIX}{model}/{window_end:%Y%m%dT%H%M%SZ}-{check_id}.{suffix}"
+
+
+def list_keys(bucket: str, prefix: str) -> list[str]:
+    """Every key under a prefix, in key order."""
+    keys: list[str] = []
+    try:
+        for page in client("s3").get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            keys.extend(obj["Key"] for obj in page.get("Contents", []))
+    except ClientError as exc:
+        raise StoreUnavailable(f"listing s3://{bucket}/{prefix} failed: {_code(exc)}") from exc
+    return sorted(keys)
+
+
+def head_metadata(bucket: str, key: str) -> dict[str, str] | None:
+    """The object's user metadata, or None when it does not exist."""
+    try:
+        reply = client("s3").head_object(Bucket=bucket, Key=key)
+    except ClientError as exc:
+        if _code(exc) in ("404", "NoSuchKey", "NotFound"):
+            return None
+        raise StoreUnavailable(f"head of s3://{bucket}/{key} failed: {_code(exc)}") from exc
+    return dict(reply.get("Metadata", {}))
+
+
+def read_objects(bucket: str, keys: list[str]) -> Iterator[bytes]:
+    """The bytes of each key in turn (one object in memory at a time)."""
+    for key in keys:
+        try:
+            yield client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+        except ClientError as exc:
+            if _code(exc) in ("NoSuchKey", "404"):
+                continue  # expired by the lifecycle rule between list and get
+            raise StoreUnavailable(f"read of s3://{bucket}/{key} failed: {_code(exc)}") from exc
+
+
+def download(bucket: str, key: str, path: Path) -> Path:
+    """Stream an object to a local file (the drift Lambda's /tmp), never whole in memory."""
+    try:
+        client("s3").download_file(bucket, key, str(path))
+    except ClientError as exc:
+        raise StoreUnavailable(f"download of s3://{bucket}/{key} failed: {_code(exc)}") from exc
+    return path
+
+
+def put(bucket: str, key: str, body: bytes, content_type: str, metadata: dict[str, str] | None = None) -> str:
+    """Write an object; returns its s3 uri."""
+    try:
+        client("s3").put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type, Metadata=metadata or {})
+    except ClientError as exc:
+        raise StoreUnavailable(f"write of s3://{bucket}/{key} failed: {_code(exc)}") from exc
+    return f"s3://{bucket}/{key}"
+
+
+def put_check_summary(table: str, report: DriftReport, json_uri: str, html_uri: str) -> None:
+    created = report.created_at.isoformat()
+    summary = {
+        "check_id": report.check_id,
+        "model": report.model,
+        "version": report.version,
+        "verdict": report.verdict.value,
+        "reason": report.reason,
+        "row_count": report.row_count,
+        "drift_share": report.drift_share,
+        "drifted_features": report.drifted_features,
+        "window_start": report.window_start.isoformat() if report.window_start else None,
+        "window_end": report.window_end.isoformat() if report.window_end else None,
+        "created_at": created,
+        "report_json": json_uri,
+        "report_html": html_uri,
+    }
+    _put_item(
+        table,
+        {
+            "pk": {"S": f"MONITOR#{report.model}"},
+            "sk": {"S": f"CHECK#{created}#{report.check_id}"},
+            "gsi1pk": {"S": CHECKS_INDEX_PK},
+            "gsi1sk": {"S": f"{created}#{report.model}"},
+            "kind": {"S": "drift_check"},
+            "verdict": {"S": report.verdict.value},
+            "doc": {"S": json.dumps(summary)},
+        },
+    )
+
+
+def put_decision(table: str, decision: RetrainingDecision) -> None:
+    decided = decision.decided_at.isoformat()
+    _put_item(
+        table,
+        {
+            "pk": {"S": f"MONITOR#{decision.model}"},
+            "sk": {"S": f"RETRAIN#{decided}#{decision.check_id}"},
+            "gsi1pk": {"S": RETRAINING_INDEX_PK},
+            "gsi1sk": {"S": f"{decided}#{decision.model}"},
+            "kind": {"S": "retraining_decision"},
+            "action": {"S": decision.action},
+            "doc": {"S": decision.model_dump_json()},
+        },
+    )
+
+
+def _put_item(table: str, item: dict[str, Any]) -> None:
+    try:
+        client("dynamodb").put_item(TableName=table, Item=item)
+    except ClientError as exc:
+        raise StoreUnavailable(f"metadata write failed: {_code(exc)}") from exc
+
+
+def _query(table: str, model: str, sk_prefix: str, limit: int) -> list[dict[str, Any]]:
+    try:
+        reply = client("dynamodb").query(
+            TableName=table,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :sk)",
+            ExpressionAttributeValues={":pk": {"S": f"MONITOR#{model}"}, ":sk": {"S": sk_prefix}},
+            ScanIndexForward=False,
+            Limit=limit,
+        )
+    except ClientError as exc:
+        raise StoreUnavailable(f"metadata query failed: {_code(exc)}") from exc
+    return list(reply.get("Items", []))
+
+
+def recent_decisions(table: str, model: str, limit: int = MAX_PAGE) -> list[RetrainingDecision]:
+    """The model's latest retraining decisions, newest first."""
+    return [RetrainingDecision.model_validate_json(i["doc"]["S"]) for i in _query(table, model, "RETRAIN#", limit)]
+
+
+def recent_checks(table: str, model: str, limit: int = MAX_PAGE) -> list[dict[str, Any]]:
+    """The model's latest check summaries, newest first."""
+    return [json.loads(i["doc"]["S"]) for i in _query(table, model, "CHECK#", limit)]

@@ -1,0 +1,74 @@
+"""Drift Lambda: one model on demand, or every model with a production version on the schedule.
+
+Events:
+    {"model": "churn", "window_hours": 24, ...}          DriftCheckRequest -> DriftCheckResult
+    {"all_models": true, "window_hours": 1}              DriftScheduleEvent -> {"results": [...], "errors": [...]}
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from functions.dal import registry as registry_dal
+from functions.logic.drift_check import run_drift_check
+from functions.models.drift import DriftCheckRequest, DriftCheckResult, DriftReport, DriftScheduleEvent
+from functions.models.errors import StepwiseError
+from functions.models.settings import get_settings
+from functions.observability import logger, metrics, tracer
+
+
+def publish_metrics(result: DriftCheckResult, report: DriftReport) -> None:
+    """EMF: drift share and drifted-feature count per model, a score per feature."""
+    metrics.add_dimension(name="Model", value=result.model)
+    metrics.add_metric(name="DriftShare", unit=MetricUnit.Percent, value=result.drift_share * 100)
+    metrics.add_metric(name="DriftedFeatures", unit=MetricUnit.Count, value=len(result.drifted_features))
+    metrics.add_metric(name="DriftCheckRows", unit=MetricUnit.Count, value=result.row_count)
+    metrics.add_metric(name="CapturedRowsRejected", unit=MetricUnit.Count, value=result.rejected_rows)
+    for f in report.features:
+        score = f.numeric.ks_d if f.numeric else f.categorical.js_distance if f.categorical else None
+        if score is not None:
+            metrics.add_metadata(key=f"score_{f.name}", value=round(score, 6))
+    metrics.flush_metrics()  # one EMF document per model (dimensions differ)
+
+
+def _check(req: DriftCheckRequest) -> DriftCheckResult:
+    with tempfile.TemporaryDirectory(prefix="drift-") as tmp:
+        result, report = run_drift_check(req, get_settings(), workdir=Path(tmp))
+    publish_metrics(result, report)
+    logger.info(
+        "drift check",
+        extra={
+            "model": result.model,
+            "verdict": result.verdict,
+            "drift_share": result.drift_share,
+            "drifted": result.drifted_features,
+            "retraining": result.retraining.action if result.retraining else None,
+            "report": result.report_html,
+        },
+    )
+    return result
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    if event.get("all_models"):
+        schedule = DriftScheduleEvent.model_validate(event)
+        results, errors = [], []
+        for record in registry_dal.list_models(get_settings().registry_table, limit=1_000):
+            if not record.production_version:
+                continue
+            try:
+                req = DriftCheckRequest(model=record.name, window_hours=schedule.window_hours)
+                results.append(_check(req).model_dump(mode="json"))
+            except StepwiseError as exc:  # one model's problem does not stop the others
+                logger.warning("drift check failed", extra={"model": record.name, "error": exc.message})
+                errors.append({"model": record.name, "error": type(exc).__name__, "message": exc.message})
+        return {"results": results, "errors": errors}
+    return _check(DriftCheckRequest.model_validate(event)).model_dump(mode="json")

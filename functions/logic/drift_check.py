@@ -1,0 +1,212 @@
+"""One drift check of one model, end to end: load the reference profile (sha256 verified), compact
+what is still raw in the window, stream the window's Parquet, write the JSON and HTML reports,
+record the summary, and decide on retraining.
+
+Closed hours (their end plus a grace period is past) are compacted once to Parquet in the data
+bucket, with the rows that did not fit kept aside next to it; the open hour is compacted in memory
+for this check only. Parquet is streamed from local files (the Lambda's /tmp), column chunk by
+column chunk, so memory stays at the profile plus one column chunk.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from functions.dal import artifacts
+from functions.dal import datasets as datasets_dal
+from functions.dal import monitoring as store
+from functions.dal import registry as registry_dal
+from functions.dal import runs as runs_dal
+from functions.logic.compaction import compact_objects, rejected_to_jsonl_gz, to_parquet_bytes
+from functions.logic.drift import check_drift, iter_parquet_row_groups
+from functions.logic.drift_report import render_html
+from functions.logic.lifecycle import start_training
+from functions.logic.retraining import Starter, TrainingTarget, decide_retraining, retrain
+from functions.models.drift import DriftCheckRequest, DriftCheckResult, DriftReport
+from functions.models.errors import NotFound
+from functions.models.profile import ReferenceProfile
+from functions.models.registry import ModelVersion
+from functions.models.settings import Settings
+from functions.observability import logger
+
+GRACE = timedelta(minutes=10)  # captures of an hour may land this long after it ends (buffer flush)
+
+
+def window_hours(end: datetime, hours: float) -> list[datetime]:
+    """Start of each hour partition that overlaps (end - hours, end]."""
+    start = end - timedelta(hours=hours)
+    first = start.replace(minute=0, second=0, microsecond=0)
+    count = math.ceil((end - first).total_seconds() / 3600)
+    return [first + timedelta(hours=i) for i in range(count)]
+
+
+def _reference(settings: Settings, req: DriftCheckRequest) -> tuple[ModelVersion, ReferenceProfile]:
+    record = registry_dal.get_model(settings.registry_table, req.model)
+    if record is None:
+        raise NotFound(f"no model {req.model!r}")
+    number = req.version or record.production_version
+    if not number:
+        raise NotFound(f"model {req.model!r} has no production version; name a version to check against")
+    version = registry_dal.get_version(settings.registry_table, req.model, number)
+    if version is None:
+        raise NotFound(f"no version {number} of model {req.model!r}")
+    artifact = version.artifacts.get("profile")
+    if artifact is None:
+        raise NotFound(f"{req.model} v{number} has no reference profile (artifacts['profile'])")
+    return version, ReferenceProfile.from_bytes(artifacts.get_artifact(artifact, what="reference profile"))
+
+
+def _hour_file(
+    settings: Settings, version: ModelVersion, hour: datetime, now: datetime, workdir: Path
+) -> tuple[Path | None, int, bool]:
+    """A local Parquet file of one hour's captures: (path or None, rejected rows, compacted now)."""
+    bucket, model = settings.data_bucket, version.model
+    key = store.compacted_key(model, hour)
+    local = workdir / f"{hour:%Y%m%d%H}.parquet"
+    meta = store.head_metadata(bucket, key)
+    if meta is not None:
+        return store.download(bucket, key, local), int(meta.get("rejected-rows", "0")), False
+    raw_keys = store.list_keys(bucket, store.capture_prefix(model, hour))
+    if not raw_keys:
+        return None, 0, False
+    result = compact_objects(
+        store.read_objects(bucket, raw_keys),
+        version.features,
+        version.task,
+        on_object_error=lambda i, exc: logger.warning("capture object is not gzip", extra={"key": raw_keys[i]}),
+    )
+    data = to_parquet_bytes(result.table)
+    closed = hour + timedelta(hours=1) + GRACE <= now
+    if closed:
+        if result.rejected_lines:
+            store.put(
+                bucket, store.rejected_key(model, hour), rejected_to_jsonl_gz(result.rejected_lines), "application/gzip"
+            )
+        store.put(
+            bucket,
+            key,
+            data,
+            "application/vnd.apache.parquet",
+            {
+                "rejected-rows": str(result.rejected),
+                "input-rows": str(result.input_rows),
+                "source-objects": str(len(raw_keys)),
+            },
+        )
+    if result.rejected:
+        logger.warning(
+            "captured rows kept aside",
+            extra={"model": model, "hour": hour.isoformat(), "reasons": result.rejected_reasons},
+        )
+    local.write_bytes(data)
+    return local, result.rejected, closed
+
+
+def lifecycle_starter(settings: Settings) -> Starter:
+    """Start the lifecycle workflow through the lifecycle's own entry point."""
+
+    def start(target: TrainingTarget) -> tuple[str, bool]:
+        arn, started, _ = start_training(
+            settings, target.spec_name, target.dataset, target.dataset_version, started_by="drift-monitor"
+        )
+        return arn, started
+
+    return start
+
+
+def _training_target(settings: Settings, version: ModelVersion) -> TrainingTarget | None:
+    """The current version's spec on the newest validated version of its dataset."""
+    if not (version.spec_name and version.dataset):
+        return None
+    try:
+        latest = datasets_dal.get_summary(settings.metadata_table, version.dataset).latest_version
+    except NotFound:
+        return None
+    return TrainingTarget(version.spec_name, version.dataset, latest) if latest else None
+
+
+def run_drift_check(
+    req: DriftCheckRequest,
+    settings: Settings,
+    *,
+    workdir: Path,
+    now: datetime | None = None,
+    starter: Callable[[Settings], Starter] = lifecycle_starter,
+) -> tuple[DriftCheckResult, DriftReport]:
+    """Check one model's window; write reports and the summary; decide on retraining."""
+    now = now or datetime.now(UTC)
+    end = req.end or now
+    check_id = req.check_id or uuid.uuid4().hex[:16]
+    version, profile = _reference(settings, req)
+    files: list[Path] = []
+    rejected = 0
+    compacted = 0
+    for hour in window_hours(end, req.window_hours):
+        path, bad, fresh = _hour_file(settings, version, hour, now, workdir)
+        rejected += bad
+        compacted += int(fresh)
+        if path is not None:
+            files.append(path)
+    report = check_drift(
+        profile,
+        iter_parquet_row_groups([str(p) for p in files]),
+        req.config,
+        model=req.model,
+        version=version.version,
+        window_start=end - timedelta(hours=req.window_hours),
+        window_end=end,
+        rejected_rows=rejected,
+        check_id=check_id,
+        now=now,
+    )
+    for p in files:
+        p.unlink(missing_ok=True)
+    json_uri = store.put(
+        settings.artifacts_bucket,
+        store.report_key(req.model, end, check_id, "json"),
+        report.model_dump_json().encode(),
+        "application/json",
+    )
+    html_uri = store.put(
+        settings.artifacts_bucket,
+        store.report_key(req.model, end, check_id, "html"),
+        render_html(report).encode(),
+        "text/html; charset=utf-8",
+    )
+    store.put_check_summary(settings.metadata_table, report, json_uri, html_uri)
+    decision = None
+    if req.retrain and report.verdict.value in req.policy.on_verdicts:
+        decision = decide_retraining(
+            model=req.model,
+            verdict=report.verdict.value,
+            check_id=check_id,
+            now=now,
+            policy=req.policy,
+            runs=runs_dal.list_runs(settings.metadata_table, req.model),
+            history=store.recent_decisions(settings.metadata_table, req.model),
+            target=_training_target(settings, version),
+        )
+        decision = retrain(decision, starter(settings))
+        store.put_decision(settings.metadata_table, decision)
+    result = DriftCheckResult(
+        check_id=check_id,
+        model=req.model,
+        version=version.version,
+        verdict=report.verdict,
+        reason=report.reason,
+        row_count=report.row_count,
+        rejected_rows=rejected,
+        drift_share=report.drift_share,
+        drifted_features=report.drifted_features,
+        window_start=end - timedelta(hours=req.window_hours),
+        window_end=end,
+        report_json=json_uri,
+        report_html=html_uri,
+        hours_compacted=compacted,
+        retraining=decision,
+    )
+    return result, report

@@ -1,0 +1,203 @@
+from __future__ import annotations
+
+import gzip
+import io
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import boto3
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from functions.dal import artifacts, monitoring
+from functions.dal import registry as registry_dal
+from functions.handlers import drift as drift_handler
+from functions.logic import drift_check
+from functions.logic.profile import build_reference_profile
+from functions.logic.retraining import TrainingTarget
+from functions.models.drift import DriftCheckRequest, DriftReport, ModelVerdict, RetrainingPolicy
+from functions.models.errors import NotFound
+from functions.models.registry import Feature, ModelRecord, ModelVersion, VersionStatus
+from functions.models.settings import get_settings
+from tests.integration.conftest import Stores
+
+FEATURES = [Feature(name="x", type="float"), Feature(name="y", type="float"), Feature(name="c", type="category")]
+NOW = datetime(2026, 11, 26, 12, 30, tzinfo=UTC)
+
+
+class Context(LambdaContext):
+    _function_name = "drift"
+    _memory_limit_in_mb = 1024
+    _invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:drift"
+    _aws_request_id = "req-1"
+
+
+def _rows(n: int, seed: int, shift: float = 0.0) -> pa.Table:
+    rng = np.random.default_rng(seed)
+    return pa.table(
+        {
+            "x": rng.normal(size=n) + shift,
+            "y": rng.normal(size=n),
+            "c": pa.array(np.array(["a", "b", "c"])[rng.choice(3, size=n, p=[0.2, 0.5, 0.3])]),
+        }
+    )
+
+
+def _register(stores: Stores, model: str = "churn", with_profile: bool = True) -> None:
+    now = NOW - timedelta(days=1)
+    arts = {}
+    if with_profile:
+        profile = build_reference_profile(_rows(5_000, 1), FEATURES).to_bytes()
+        arts["profile"] = artifacts.put_artifact(stores.artifacts_bucket, f"models/{model}/1/profile.json", profile)
+    version = ModelVersion(
+        model=model,
+        version=1,
+        status=VersionStatus.PRODUCTION,
+        created_at=now,
+        updated_at=now,
+        task="regression",
+        features=FEATURES,
+        target="t",
+        artifacts=arts,
+        spec_name=f"{model}-spec",
+        dataset=model,
+        dataset_version=1,
+    )
+    record = ModelRecord(name=model, latest_version=1, production_version=1, created_at=now, updated_at=now)
+    ddb = boto3.client("dynamodb")
+    ddb.put_item(TableName=stores.registry_table, Item=registry_dal.version_item(version))
+    ddb.put_item(TableName=stores.registry_table, Item=registry_dal.model_item(record))
+
+
+def _capture(stores: Stores, hour: datetime, table: pa.Table, extra_lines: list[str] | None = None) -> None:
+    rows = table.to_pylist()
+    lines = [
+        json.dumps(
+            {
+                "request_id": f"r{i}",
+                "model": "churn",
+                "version": 1,
+                "variant": "production",
+                "time": (hour + timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+                "features": row,
+                "prediction": 0.5,
+                "probabilities": None,
+            }
+        )
+        for i, row in enumerate(rows)
+    ] + (extra_lines or [])
+    key = f"{monitoring.capture_prefix('churn', hour)}{int(hour.timestamp() * 1000)}-abc.jsonl.gz"
+    boto3.client("s3").put_object(Bucket=stores.data_bucket, Key=key, Body=gzip.compress("\n".join(lines).encode()))
+
+
+def _fake_start(calls: list[TrainingTarget]) -> Any:
+    def starter(settings: object) -> Any:
+        def start(target: TrainingTarget) -> tuple[str, bool]:
+            calls.append(target)
+            return f"arn:aws:states:us-east-1:123456789012:execution:lifecycle:run-{len(calls)}", True
+
+        return start
+
+    return starter
+
+
+def test_drift_check_compacts_checks_reports_and_decides(
+    stores: Stores, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a model with a profile, shifted captures in a closed hour (with one bad line) and the open hour
+    _register(stores)
+    _capture(stores, datetime(2026, 11, 26, 10, tzinfo=UTC), _rows(3_000, 2, shift=0.5), ['{"broken": '])
+    _capture(stores, datetime(2026, 11, 26, 12, tzinfo=UTC), _rows(1_000, 3, shift=0.5))
+    monkeypatch.setattr(drift_check, "_training_target", lambda s, v: TrainingTarget("churn-spec", "churn", 4))
+    calls: list[TrainingTarget] = []
+    req = DriftCheckRequest(model="churn", window_hours=3, end=NOW)
+    # When the check runs
+    result, report = drift_check.run_drift_check(
+        req, get_settings(), workdir=tmp_path, now=NOW, starter=_fake_start(calls)
+    )
+    # Then x drifts, rows of both hours were read, the bad line is counted
+    assert result.verdict == ModelVerdict.DRIFT and result.drifted_features == ["x"]
+    assert result.row_count == 4_000 and result.rejected_rows == 1 and result.hours_compacted == 1
+    s3 = boto3.client("s3")
+    # the closed hour is compacted once (with its rejected line kept aside), the open hour is not
+    hour10 = datetime(2026, 11, 26, 10, tzinfo=UTC)
+    head = s3.head_object(Bucket=stores.data_bucket, Key=monitoring.compacted_key("churn", hour10))
+    assert head["Metadata"]["rejected-rows"] == "1"
+    rejected = s3.get_object(Bucket=stores.data_bucket, Key=monitoring.rejected_key("churn", hour10))["Body"].read()
+    assert gzip.decompress(rejected).rstrip(b"\n") == b'{"broken": '
+    compacted = s3.get_object(Bucket=stores.data_bucket, Key=monitoring.compacted_key("churn", hour10))["Body"].read()
+    assert pq.read_table(io.BytesIO(compacted)).num_rows == 3_000
+    assert monitoring.head_metadata(stores.data_bucket, monitoring.compacted_key("churn", NOW)) is None
+    # the reports are in the artifacts bucket, the summary in the metadata table
+    key = result.report_json.split("/", 3)[3]
+    stored = DriftReport.model_validate_json(s3.get_object(Bucket=stores.artifacts_bucket, Key=key)["Body"].read())
+    assert stored == report
+    html = s3.get_object(Bucket=stores.artifacts_bucket, Key=result.report_html.split("/", 3)[3])
+    assert html["ContentType"].startswith("text/html") and b"<svg" in html["Body"].read()
+    assert monitoring.recent_checks(stores.metadata_table, "churn")[0]["verdict"] == "drift"
+    # retraining started once and was recorded
+    assert result.retraining is not None and result.retraining.started and len(calls) == 1
+
+    # When a second check runs inside the cooldown
+    again, _ = drift_check.run_drift_check(
+        DriftCheckRequest(model="churn", window_hours=3, end=NOW, policy=RetrainingPolicy(cooldown_hours=24)),
+        get_settings(),
+        workdir=tmp_path,
+        now=NOW + timedelta(hours=1),
+        starter=_fake_start(calls),
+    )
+    # Then hour 10 is read as compacted (its rejected count from the object's metadata), hour 12, now
+    # closed, is compacted; and the decision is a skip with the reason
+    assert again.hours_compacted == 1 and again.rejected_rows == 1 and again.row_count == 4_000
+    assert again.retraining is not None and again.retraining.action == "skip"
+    assert "cooldown" in again.retraining.reason and len(calls) == 1
+    decisions = monitoring.recent_decisions(stores.metadata_table, "churn")
+    assert [d.action for d in decisions] == ["skip", "start"]
+
+
+def test_drift_check_empty_window_writes_a_no_data_report(stores: Stores, tmp_path: Path) -> None:
+    _register(stores)
+    result, report = drift_check.run_drift_check(
+        DriftCheckRequest(model="churn", window_hours=2, end=NOW), get_settings(), workdir=tmp_path, now=NOW
+    )
+    assert result.verdict == ModelVerdict.NO_DATA and report.row_count == 0
+    assert result.retraining is None
+    assert monitoring.recent_checks(stores.metadata_table, "churn")[0]["verdict"] == "no_data"
+
+
+def test_drift_check_without_profile_is_not_found(stores: Stores, tmp_path: Path) -> None:
+    _register(stores, with_profile=False)
+    with pytest.raises(NotFound, match="reference profile"):
+        drift_check.run_drift_check(DriftCheckRequest(model="churn"), get_settings(), workdir=tmp_path, now=NOW)
+
+
+def test_drift_check_tampered_profile_is_refused(stores: Stores, tmp_path: Path) -> None:
+    _register(stores)
+    boto3.client("s3").put_object(Bucket=stores.artifacts_bucket, Key="models/churn/1/profile.json", Body=b"{}")
+    with pytest.raises(Exception, match="sha256"):
+        drift_check.run_drift_check(DriftCheckRequest(model="churn"), get_settings(), workdir=tmp_path, now=NOW)
+
+
+def test_drift_handler_schedule_checks_every_production_model(stores: Stores) -> None:
+    # Given two models, one without a profile, and captures of the current hour for the first
+    _register(stores, "churn")
+    _register(stores, "fraud", with_profile=False)
+    now = datetime.now(UTC)
+    _capture(stores, now.replace(minute=0, second=0, microsecond=0), _rows(1_500, 5))
+    # When the schedule fires
+    reply = drift_handler.lambda_handler({"all_models": True, "window_hours": 1}, Context())
+    # Then churn is checked and fraud's problem is reported without stopping the run
+    assert [r["model"] for r in reply["results"]] == ["churn"]
+    assert reply["results"][0]["verdict"] == "no_drift" and reply["results"][0]["row_count"] == 1_500
+    assert reply["errors"][0]["model"] == "fraud" and reply["errors"][0]["error"] == "NotFound"
+
+
+def test_drift_handler_on_demand_returns_the_result(stores: Stores) -> None:
+    _register(stores)
+    reply = drift_handler.lambda_handler({"model": "churn", "window_hours": 24, "retrain": False}, Context())
+    assert reply["verdict"] == "no_data" and reply["report_html"].endswith(".html")
