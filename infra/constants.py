@@ -66,3 +66,13 @@ PREFIX_FEEDBACK = "feedback/"
 
 # artifacts bucket prefixes
 PREFIX_MODELS = "models/"
+
+# ingestion (issue 3): construct ids, outputs, env vars, artifacts prefix of validation reports
+INGESTION_ID = "Ingestion"
+VALIDATE_FUNCTION_ID = "ValidateFunction"
+DATA_LAYER_ID = "DataLayer"
+OUT_VALIDATE_FUNCTION = "ValidateFunctionName"
+OUT_VALIDATE_DLQ_URL = "ValidateDeadLetterQueueUrl"
+ENV_VALIDATE_CHUNK_BYTES = "STEPWISE_VALIDATE_CHUNK_BYTES"
+ENV_VALIDATE_MAX_BYTES = "STEPWISE_VALIDATE_MAX_BYTES"
+PREFIX_VALIDATION_REPORTS = "reports/validation/"

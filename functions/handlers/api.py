@@ -14,6 +14,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from functions.handlers.routes import datasets as dataset_routes
 from functions.handlers.routes import health
 from functions.handlers.routes import models as model_routes
 from functions.models.errors import StepwiseError
@@ -21,6 +22,7 @@ from functions.observability import logger, metrics, tracer
 
 app = APIGatewayRestResolver(enable_validation=True)
 app.include_router(health.router)
+app.include_router(dataset_routes.router)
 app.include_router(model_routes.router)
 
 

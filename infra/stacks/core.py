@@ -15,6 +15,7 @@ from infra.assets import functions_asset_dir, functions_code_version
 from infra.config import StackConfig
 from infra.constructs.api import Api
 from infra.constructs.function import ARCHITECTURES, RUNTIME, RUNTIME_VERSION, StepwiseFunction, _retention
+from infra.constructs.ingestion import add_dataset_routes, add_ingestion
 from infra.constructs.lifecycle import (
     EVALUATE_HANDLER,
     REGISTER_HANDLER,
@@ -78,6 +79,8 @@ class StepwiseStack(Stack):
             self.api.add_route(method, path, self.serving.function)
         self.lifecycle = self.add_lifecycle()
         self.add_model_routes(api_fn)
+        self.ingestion = add_ingestion(self)
+        add_dataset_routes(self, api_fn)
 
         self.outputs()
         self.acknowledge()

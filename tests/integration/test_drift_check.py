@@ -68,7 +68,15 @@ def _register(stores: Stores, model: str = "churn", with_profile: bool = True) -
         dataset=model,
         dataset_version=1,
     )
-    record = ModelRecord(name=model, latest_version=1, production_version=1, created_at=now, updated_at=now)
+    record = ModelRecord(
+        name=model,
+        latest_version=1,
+        production_version=1,
+        candidate_weight=0.0,
+        revision=0,
+        created_at=now,
+        updated_at=now,
+    )
     ddb = boto3.client("dynamodb")
     ddb.put_item(TableName=stores.registry_table, Item=registry_dal.version_item(version))
     ddb.put_item(TableName=stores.registry_table, Item=registry_dal.model_item(record))
