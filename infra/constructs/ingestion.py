@@ -1,0 +1,185 @@
+"""Ingestion: an object created under raw/ in the data bucket invokes the validation Lambda.
+
+    data bucket (raw/*) --S3 notification, async--> validation Lambda --on failure--> SQS DLQ
+
+The function is made by the stack (`StepwiseStack.function`, the shared code asset) with the data
+layer (pyarrow, numpy, Powertools, pydantic); this construct wires the notification, the
+asynchronous-invocation settings and the dead-letter queue. `add_ingestion(stack)` builds it and
+makes the grants (least privilege: read and delete raw/*, write validated/* and quarantine/*,
+write reports/validation/* in the artifacts bucket, the metadata table, start the lifecycle).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_destinations as destinations
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_s3_notifications as s3n
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from infra import constants as c
+from infra.nag import acknowledge
+
+if TYPE_CHECKING:
+    from infra.stacks.core import StepwiseStack
+
+VALIDATE_HANDLER = "functions.handlers.validate.lambda_handler"
+VALIDATE_MEMORY_MB = 3008  # a 256 MB chunk, its decoded columns and the report fit with room
+VALIDATE_TIMEOUT = Duration.minutes(5)
+CHUNK_BYTES = 256 * 1024**2  # read whole up to this (STEPWISE_VALIDATE_CHUNK_BYTES)
+MAX_BYTES = 50 * 1024**3  # refuse above this (STEPWISE_VALIDATE_MAX_BYTES)
+MAX_EVENT_AGE = Duration.hours(6)
+RETRY_ATTEMPTS = 2
+
+DATASET_ROUTES = (
+    ("GET", "/v1/datasets"),
+    ("GET", "/v1/datasets/{name}"),
+    ("PUT", "/v1/datasets/{name}/contract"),
+    ("GET", "/v1/datasets/{name}/contract"),
+    ("GET", "/v1/datasets/{name}/contracts"),
+    ("GET", "/v1/datasets/{name}/versions"),
+    ("GET", "/v1/datasets/{name}/versions/{version}"),
+)
+
+
+class Ingestion(Construct):
+    """The notification from raw/ to the validation function, its retries and its DLQ."""
+
+    def __init__(self, scope: Construct, id_: str, *, data_bucket: s3.Bucket, function: lambda_.Function) -> None:
+        super().__init__(scope, id_)
+        self.function = function
+        self.dead_letters = sqs.Queue(
+            self,
+            "DeadLetters",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        function.configure_async_invoke(
+            max_event_age=MAX_EVENT_AGE,
+            retry_attempts=RETRY_ATTEMPTS,
+            on_failure=destinations.SqsDestination(self.dead_letters),
+        )
+        data_bucket.add_event_notification(
+            s3.EventType.OBJECT_CREATED,
+            s3n.LambdaDestination(function),
+            s3.NotificationKeyFilter(prefix=c.PREFIX_RAW),
+        )
+        acknowledge(
+            self.dead_letters,
+            "AwsSolutions::AwsSolutions-SQS3",
+            "This queue is the dead-letter destination itself (of the validation Lambda's async invokes).",
+        )
+        acknowledge(
+            self.dead_letters,
+            "Serverless::Serverless-SQSRedrivePolicy",
+            "This queue is the terminal dead-letter queue; its messages are inspected, not redriven.",
+        )
+        acknowledge(
+            function,
+            "Serverless::Serverless-LambdaDLQ",
+            "Failed asynchronous invocations go to the SQS on-failure destination (EventInvokeConfig), "
+            "which records the event and the error; a DeadLetterConfig would send each failure twice.",
+        )
+
+
+def add_ingestion(stack: StepwiseStack) -> Ingestion:
+    """The data layer, the validation function, its grants, and the Ingestion construct."""
+    layer = stack.layer(c.DATA_LAYER_ID, "data", "pyarrow, numpy, Powertools and pydantic (validation)")
+    fn = stack.function(
+        c.VALIDATE_FUNCTION_ID,
+        VALIDATE_HANDLER,
+        layers=[layer],
+        environment={c.ENV_VALIDATE_CHUNK_BYTES: str(CHUNK_BYTES), c.ENV_VALIDATE_MAX_BYTES: str(MAX_BYTES)},
+        memory_mb=VALIDATE_MEMORY_MB,
+        timeout=VALIDATE_TIMEOUT,
+        description="Ingestion: validate uploads under raw/ against their data contract",
+    ).function
+    data = stack.data.bucket
+    _allow_objects(fn, data, c.PREFIX_RAW, ["s3:GetObject", "s3:GetObjectVersion"], "read uploads")
+    _allow_objects(fn, data, c.PREFIX_RAW, ["s3:DeleteObject", "s3:DeleteObjectVersion"], "move bad uploads")
+    _allow_objects(fn, data, c.PREFIX_VALIDATED, ["s3:PutObject"], "copy passed uploads")
+    _allow_objects(fn, data, c.PREFIX_QUARANTINE, ["s3:PutObject"], "quarantine failed uploads with reports")
+    _allow_objects(fn, stack.artifacts.bucket, c.PREFIX_VALIDATION_REPORTS, ["s3:PutObject"], "validation reports")
+    # items only (no index): contracts, versions, upload guards, idempotency records, audit events
+    fn.add_to_role_policy(
+        iam.PolicyStatement(
+            actions=[
+                "dynamodb:GetItem",
+                "dynamodb:PutItem",
+                "dynamodb:UpdateItem",
+                "dynamodb:DeleteItem",
+                "dynamodb:ConditionCheckItem",
+                "dynamodb:Query",
+            ],
+            resources=[stack.metadata.table.table_arn],
+        )
+    )
+    if getattr(stack, "lifecycle", None) is not None:  # the lifecycle workflow (issue 4) is in the stack
+        stack.allow_lifecycle_start(fn)
+    ingestion = Ingestion(stack, c.INGESTION_ID, data_bucket=data, function=fn)
+    _acknowledge_notifications_handler(stack)
+    CfnOutput(stack, c.OUT_VALIDATE_FUNCTION, value=fn.function_name)
+    CfnOutput(stack, c.OUT_VALIDATE_DLQ_URL, value=ingestion.dead_letters.queue_url)
+    return ingestion
+
+
+def _allow_objects(fn: lambda_.Function, bucket: s3.IBucket, prefix: str, actions: list[str], why: str) -> None:
+    """Explicit object actions under one prefix, acknowledged for cdk-nag (keys are per upload)."""
+    fn.add_to_role_policy(iam.PolicyStatement(actions=actions, resources=[bucket.arn_for_objects(f"{prefix}*")]))
+    bucket_id = Stack.of(bucket).get_logical_id(bucket.node.default_child)  # type: ignore[arg-type]
+    assert fn.role is not None
+    acknowledge(
+        fn.role,
+        f"AwsSolutions::AwsSolutions-IAM5[Resource::<{bucket_id}.Arn>/{prefix}*]",
+        f"Objects under {prefix} only ({why}); object keys are per dataset and upload.",
+    )
+
+
+def add_dataset_routes(stack: StepwiseStack, api_fn: lambda_.Function) -> None:
+    """Contracts and dataset versions on the control API (functions/handlers/routes/datasets.py)."""
+    table = stack.metadata.table
+    api_fn.add_to_role_policy(
+        iam.PolicyStatement(
+            actions=[
+                "dynamodb:GetItem",
+                "dynamodb:PutItem",
+                "dynamodb:UpdateItem",
+                "dynamodb:ConditionCheckItem",
+                "dynamodb:Query",
+            ],
+            resources=[table.table_arn, f"{table.table_arn}/index/*"],
+        )
+    )
+    table_id = Stack.of(table).get_logical_id(table.node.default_child)  # type: ignore[arg-type]
+    assert api_fn.role is not None
+    acknowledge(
+        api_fn.role,
+        f"AwsSolutions::AwsSolutions-IAM5[Resource::<{table_id}.Arn>/index/*]",
+        "Query on the metadata table's own secondary index (gsi1: the list of datasets).",
+    )
+    for method, path in DATASET_ROUTES:
+        stack.api.add_route(method, path, api_fn)
+
+
+def _acknowledge_notifications_handler(stack: StepwiseStack) -> None:
+    """CDK's singleton Lambda behind Custom::S3BucketNotifications (one per stack)."""
+    for child in stack.node.children:
+        if child.node.id.startswith("BucketNotificationsHandler"):
+            acknowledge(
+                child,
+                "AwsSolutions::AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+                "AWSLambdaBasicExecutionRole]",
+                "CDK's bucket-notification custom resource handler; it only writes its own logs.",
+            )
+            acknowledge(
+                child,
+                "AwsSolutions::AwsSolutions-IAM5[Resource::*]",
+                "CDK's bucket-notification handler needs s3:PutBucketNotification; CDK scopes it as written.",
+            )
