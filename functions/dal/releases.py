@@ -22,6 +22,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from functions.dal.audit import audit_put
 from functions.dal.clients import client
 from functions.dal.registry import from_item
+from functions.models.approvals import CanaryMetrics
 from functions.models.audit import AuditEvent
 from functions.models.errors import Conflict, IntegrityError, NotFound, StoreUnavailable
 from functions.models.registry import (
@@ -181,3 +182,52 @@ def artifact_sha256(uri: str) -> str:
     except BotoCoreError as exc:
         raise StoreUnavailable(f"artifact read failed: {type(exc).__name__}") from exc
     return digest.hexdigest()
+
+
+def canary_metrics(
+    namespace: str, service: str, model: str, version: int, start: datetime, end: datetime
+) -> CanaryMetrics:
+    """The candidate's serving metrics over [start, end] from CloudWatch (None where no data).
+
+    Serving (functions/handlers/predict.py) publishes, per prediction, with dimensions
+    service/model/version: `Latency` (ms; its SampleCount is the successful requests) and, on a
+    failure, `ServerErrors`; `Quality` (Average) where labels arrived is read if present.
+    """
+    dims = [
+        {"Name": "service", "Value": service},
+        {"Name": "model", "Value": model},
+        {"Name": "version", "Value": str(version)},
+    ]
+    period = max(60, int((end - start).total_seconds()) // 60 * 60 or 60)
+
+    def query(id_: str, name: str, stat: str) -> dict[str, Any]:
+        return {
+            "Id": id_,
+            "MetricStat": {
+                "Metric": {"Namespace": namespace, "MetricName": name, "Dimensions": dims},
+                "Period": period,
+                "Stat": stat,
+            },
+            "ReturnData": True,
+        }
+
+    queries = [
+        query("ok", "Latency", "SampleCount"),
+        query("p99", "Latency", "p99"),
+        query("errors", "ServerErrors", "Sum"),
+        query("quality", "Quality", "Average"),
+    ]
+    try:
+        reply = client("cloudwatch").get_metric_data(MetricDataQueries=queries, StartTime=start, EndTime=end)
+    except ClientError as exc:
+        raise StoreUnavailable(f"metrics read failed: {exc.response['Error']['Code']}") from exc
+    values = {r["Id"]: [float(v) for v in r.get("Values", [])] for r in reply.get("MetricDataResults", [])}
+    ok, errors = values.get("ok", []), values.get("errors", [])
+    requests = int(sum(ok) + sum(errors)) if (ok or errors) else None
+    p99s, quality = values.get("p99", []), values.get("quality", [])
+    return CanaryMetrics(
+        requests=requests,
+        error_rate=(sum(errors) / requests) if requests else None,
+        p99_latency_ms=max(p99s) if p99s else None,
+        quality=min(quality) if quality else None,
+    )

@@ -19,7 +19,7 @@ from typing import Any
 
 from functions.dal import registry as registry_dal
 from functions.dal import releases as dal
-from functions.models.approvals import IllegalTransition, ServingMismatch
+from functions.models.approvals import CanaryCheck, CanaryCheckFailed, CanaryMetrics, IllegalTransition, ServingMismatch
 from functions.models.audit import Actor, AuditEvent, model_target, utcnow
 from functions.models.errors import Conflict, IntegrityError, NotFound
 from functions.models.registry import TRANSITIONS, ModelRecord, ModelVersion, VersionStatus
@@ -376,3 +376,36 @@ def rollback(settings: Settings, model: str, actor: Actor, reason: str, to_versi
     apply(settings, plan)
     assert plan.record_after is not None
     return verify_serving(settings, plan.record_after)
+
+
+# -- the canary's automatic check ----------------------------------------------------------
+def judge_canary(observed: CanaryMetrics, check: CanaryCheck) -> tuple[str, str]:
+    """("pass" | "fail" | "no_data", why). No data (no requests reached the candidate, e.g. in
+    moto or on a quiet model) is its own verdict; `check.on_no_data` decides whether it blocks."""
+    if not observed.requests or observed.requests < max(check.min_requests, 1):
+        return "no_data", f"{observed.requests or 0} requests reached the candidate (need {max(check.min_requests, 1)})"
+    failures = []
+    if observed.error_rate is not None and observed.error_rate > check.max_error_rate:
+        failures.append(f"error rate {observed.error_rate:.2%} > {check.max_error_rate:.2%}")
+    if observed.p99_latency_ms is not None and observed.p99_latency_ms > check.max_p99_latency_ms:
+        failures.append(f"p99 latency {observed.p99_latency_ms:.0f} ms > {check.max_p99_latency_ms:.0f} ms")
+    if check.min_quality is not None and observed.quality is not None and observed.quality < check.min_quality:
+        failures.append(f"quality {observed.quality:.4f} < {check.min_quality:.4f}")
+    if failures:
+        return "fail", "; ".join(failures)
+    return (
+        "pass",
+        f"{observed.requests} requests, error rate {observed.error_rate or 0:.2%}, p99 {observed.p99_latency_ms} ms",
+    )
+
+
+def check_canary(
+    settings: Settings, model: str, number: int, check: CanaryCheck, observed: CanaryMetrics, actor: Actor
+) -> tuple[str, str]:
+    """Judge the canary; a failing one (or no data when `on_no_data="fail"`) is rolled back and
+    CanaryCheckFailed raised, so the previous production keeps serving."""
+    verdict, detail = judge_canary(observed, check)
+    if verdict == "fail" or (verdict == "no_data" and check.on_no_data == "fail"):
+        rollback_canary(settings, model, number, actor, f"canary check failed: {detail}")
+        raise CanaryCheckFailed(f"{model} version {number}: canary check failed ({detail}); rolled back")
+    return verdict, detail

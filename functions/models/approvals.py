@@ -116,6 +116,35 @@ class ApprovalRequest(_Model):
     decision: Decision | None = None
 
 
+def _names(value: str) -> set[str]:
+    """A principal and, for an ARN, its last path segment (user name or role session)."""
+    value = value.strip()
+    if not value:
+        return set()
+    names = {value}
+    if value.startswith("arn:") and "/" in value:
+        names.add(value.rsplit("/", 1)[1])
+    return names
+
+
+class CallerIdentity(_Model):
+    """The caller as API Gateway's IAM authorizer names it (requestContext.identity)."""
+
+    user_arn: str = Field(default="", max_length=2048)
+    caller: str = Field(default="", max_length=2048)
+    access_key: str = Field(default="", max_length=256)
+
+    @property
+    def principal(self) -> str:
+        """The name recorded as approver: the ARN when there is one."""
+        return self.user_arn or self.caller or self.access_key
+
+    def is_(self, identity: str) -> bool:
+        """Whether `identity` (e.g. ModelVersion.started_by) names this caller, in any of its forms."""
+        mine = _names(self.user_arn) | _names(self.caller) | _names(self.access_key)
+        return bool(mine & _names(identity))
+
+
 class DecisionRequest(_Model):
     """Body of POST /v1/approvals/{id}/approve|reject. The approver is never in the body."""
 
@@ -178,6 +207,7 @@ class ReleaseResult(_Model):
     revision: int
     verdict: Literal["pass", "fail", "no_data"] | None = None
     detail: str = ""
+    bake_seconds: int | None = None  # set by start_canary: the workflow's Wait reads it
 
 
 class RollbackRequest(_Model):

@@ -98,7 +98,7 @@ def register(
             }
         )
     else:
-        record = ModelRecord(name=model, latest_version=1, created_at=NOW, updated_at=NOW)
+        record = ModelRecord.model_validate({"name": model, "latest_version": 1, "created_at": NOW, "updated_at": NOW})
         items.append(
             {
                 "Put": {

@@ -1,0 +1,153 @@
+"""Approval requests in the metadata table, the task-token callbacks and the SNS notice.
+
+Layout: see functions/models/approvals.py. The task token is an attribute of its own, read
+only by `get` for the callback and removed when the request is decided; ApprovalRequest (what
+the API returns) never contains it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from functions.dal.clients import client
+from functions.dal.releases import attr
+from functions.models.approvals import (
+    APPROVAL_SK,
+    DECIDED_INDEX_PK,
+    PENDING_INDEX_PK,
+    ApprovalRequest,
+    ApprovalStatus,
+    approval_pk,
+)
+from functions.models.audit import iso
+from functions.models.errors import Gone, StoreUnavailable
+
+_GONE_CODES = ("TaskTimedOut", "TaskDoesNotExist", "InvalidToken")
+
+
+@dataclass(frozen=True)
+class StoredApproval:
+    request: ApprovalRequest
+    task_token: str  # server-side only
+
+
+def _data(request: ApprovalRequest) -> dict[str, Any]:
+    return attr(request.model_dump_json())
+
+
+def _index_sk(request: ApprovalRequest) -> str:
+    return f"{iso(request.requested_at)}#{request.id}"
+
+
+def put_item(table: str, request: ApprovalRequest, task_token: str) -> dict[str, Any]:
+    """TransactWriteItems `Put` of a pending request; a retried task replaces a pending one's token,
+    never a decided one."""
+    return {
+        "Put": {
+            "TableName": table,
+            "Item": {
+                "pk": attr(approval_pk(request.id)),
+                "sk": attr(APPROVAL_SK),
+                "gsi1pk": attr(PENDING_INDEX_PK),
+                "gsi1sk": attr(_index_sk(request)),
+                "kind": attr("approval"),
+                "status": attr(request.status.value),
+                "task_token": attr(task_token),
+                "data": _data(request),
+            },
+            "ConditionExpression": "attribute_not_exists(pk) OR #status = :pending",
+            "ExpressionAttributeNames": {"#status": "status"},
+            "ExpressionAttributeValues": {":pending": attr(ApprovalStatus.PENDING.value)},
+        }
+    }
+
+
+def decision_item(table: str, after: ApprovalRequest) -> dict[str, Any]:
+    """TransactWriteItems `Update`: PENDING -> decided (or EXPIRED); fails if decided already."""
+    return {
+        "Update": {
+            "TableName": table,
+            "Key": {"pk": attr(approval_pk(after.id)), "sk": attr(APPROVAL_SK)},
+            "UpdateExpression": "SET #status = :to, #data = :data, gsi1pk = :decided REMOVE task_token",
+            "ConditionExpression": "attribute_exists(pk) AND #status = :pending",
+            "ExpressionAttributeNames": {"#status": "status", "#data": "data"},
+            "ExpressionAttributeValues": {
+                ":to": attr(after.status.value),
+                ":data": _data(after),
+                ":decided": attr(DECIDED_INDEX_PK),
+                ":pending": attr(ApprovalStatus.PENDING.value),
+            },
+        }
+    }
+
+
+def _request(item: dict[str, Any]) -> ApprovalRequest:
+    return ApprovalRequest.model_validate_json(item["data"]["S"])
+
+
+def get(table: str, id_: str) -> StoredApproval | None:
+    try:
+        reply = client("dynamodb").get_item(
+            TableName=table, Key={"pk": attr(approval_pk(id_)), "sk": attr(APPROVAL_SK)}, ConsistentRead=True
+        )
+    except ClientError as exc:
+        raise StoreUnavailable(f"approval read failed: {exc.response['Error']['Code']}") from exc
+    item = reply.get("Item")
+    if not item:
+        return None
+    return StoredApproval(request=_request(item), task_token=item.get("task_token", {}).get("S", ""))
+
+
+def list_pending(table: str, limit: int = 1000) -> list[ApprovalRequest]:
+    """Pending requests, oldest first."""
+    params: dict[str, Any] = {
+        "TableName": table,
+        "IndexName": "gsi1",
+        "KeyConditionExpression": "gsi1pk = :p",
+        "ExpressionAttributeValues": {":p": attr(PENDING_INDEX_PK)},
+    }
+    found: list[ApprovalRequest] = []
+    try:
+        while len(found) < limit:
+            reply = client("dynamodb").query(**params)
+            found.extend(_request(i) for i in reply.get("Items", []))
+            if "LastEvaluatedKey" not in reply:
+                break
+            params["ExclusiveStartKey"] = reply["LastEvaluatedKey"]
+    except ClientError as exc:
+        raise StoreUnavailable(f"approval read failed: {exc.response['Error']['Code']}") from exc
+    return found[:limit]
+
+
+def send_success(task_token: str, output: dict[str, Any]) -> None:
+    _callback("send_task_success", taskToken=task_token, output=json.dumps(output, default=str))
+
+
+def send_failure(task_token: str, error: str, cause: str) -> None:
+    _callback("send_task_failure", taskToken=task_token, error=error[:256], cause=cause[:32768])
+
+
+def _callback(method: str, **kwargs: str) -> None:
+    try:
+        getattr(client("stepfunctions"), method)(**kwargs)
+    except ClientError as exc:
+        code = exc.response["Error"]["Code"]
+        if code in _GONE_CODES:
+            raise Gone(f"the workflow no longer waits for this decision ({code})") from exc
+        raise StoreUnavailable(f"Step Functions callback failed: {code}") from exc
+    except BotoCoreError as exc:
+        raise StoreUnavailable(f"Step Functions callback failed: {type(exc).__name__}") from exc
+
+
+def publish(topic_arn: str, subject: str, message: dict[str, Any]) -> str:
+    try:
+        reply = client("sns").publish(
+            TopicArn=topic_arn, Subject=subject[:100], Message=json.dumps(message, default=str, indent=2)
+        )
+    except ClientError as exc:
+        raise StoreUnavailable(f"approval notice failed: {exc.response['Error']['Code']}") from exc
+    return str(reply.get("MessageId", ""))

@@ -1,0 +1,91 @@
+"""The workflow's release tasks, one Lambda dispatching on `action`:
+
+promote          APPROVED -> PRODUCTION (all at once)
+start_canary     APPROVED -> CANARY at strategy.weight
+check_canary     after the bake time: the candidate's error rate, latency (and quality) from the
+                 serving metrics; failing -> canary rolled back, CanaryCheckFailed raised
+complete_canary  CANARY -> PRODUCTION
+rollback_canary  CANARY -> ROLLED_BACK (reason from the caught error)
+expire           approval timed out: request EXPIRED, version REJECTED, ApprovalExpired raised
+
+Every step that moves an alias reads back what serving resolves and raises ServingMismatch if it
+differs. Typed errors propagate by class name to the state machine's Retry/Catch.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import ValidationError
+
+from functions.dal.releases import canary_metrics
+from functions.logic import approvals, releases
+from functions.models.approvals import ApprovalExpired, ReleaseResult, ReleaseTaskEvent
+from functions.models.audit import Actor, utcnow
+from functions.models.errors import InvalidInput
+from functions.models.registry import ModelRecord
+from functions.models.settings import get_settings
+from functions.observability import NAMESPACE, SERVICE, logger, metrics, tracer
+
+
+def _result(task: ReleaseTaskEvent, record: ModelRecord, **extra: Any) -> dict[str, Any]:
+    return ReleaseResult(
+        model=task.model,
+        version=task.version,
+        action=task.action,
+        production_version=record.production_version,
+        candidate_version=record.candidate_version,
+        candidate_weight=record.candidate_weight,
+        revision=record.revision,
+        **extra,
+    ).model_dump(mode="json")
+
+
+def _cause(task: ReleaseTaskEvent) -> str:
+    if task.reason:
+        return task.reason
+    if task.error:
+        return f"{task.error.get('Error', 'error')}: {str(task.error.get('Cause', ''))[:500]}"
+    return "rolled back by the workflow"
+
+
+def run(task: ReleaseTaskEvent) -> dict[str, Any]:
+    settings = get_settings()
+    actor = Actor(identity=f"workflow:{task.execution or 'unknown'}", correlation_id=task.execution)
+    if task.action == "promote" or task.action == "complete_canary":
+        record = releases.promote(settings, task.model, task.version, actor, task.reason or task.action)
+        return _result(task, record)
+    if task.action == "start_canary":
+        w = task.strategy.weight
+        record = releases.start_canary(settings, task.model, task.version, w, actor, task.reason or "canary")
+        return _result(task, record, bake_seconds=task.strategy.bake_seconds)
+    if task.action == "check_canary":
+        end = utcnow()
+        start = end - timedelta(seconds=max(task.strategy.bake_seconds, 60))
+        observed = canary_metrics(NAMESPACE, SERVICE, task.model, task.version, start, end)
+        verdict, detail = releases.check_canary(
+            settings, task.model, task.version, task.strategy.check, observed, actor
+        )
+        logger.info("canary check", extra={"verdict": verdict, "detail": detail})
+        state = releases.read_state(settings, task.model)
+        return _result(task, state.record, verdict=verdict, detail=detail)
+    if task.action == "rollback_canary":
+        record = releases.rollback_canary(settings, task.model, task.version, actor, _cause(task))
+        return _result(task, record)
+    # expire
+    approvals.expire(settings, task.model, task.version, execution=task.execution)
+    raise ApprovalExpired(f"{task.model} version {task.version}: nobody decided in time; the version is REJECTED")
+
+
+@logger.inject_lambda_context(log_event=False)
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    try:
+        task = ReleaseTaskEvent.model_validate(event)
+    except ValidationError as exc:
+        raise InvalidInput(f"release task input: {exc.errors(include_url=False)}") from None
+    logger.append_keys(model=task.model, version=task.version, action=task.action, execution=task.execution)
+    return run(task)

@@ -1,0 +1,27 @@
+"""Release routes: one-call rollback, recorded with the caller's identity and a reason."""
+
+from __future__ import annotations
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.router import APIGatewayRouter
+
+from functions.handlers.routes.approvals import JSON, body_as, caller
+from functions.logic import releases
+from functions.models.approvals import RollbackRequest
+from functions.models.audit import Actor
+from functions.models.errors import Forbidden
+from functions.models.settings import get_settings
+from functions.observability import logger
+
+router = APIGatewayRouter()
+
+
+@router.post("/v1/models/<name>/rollback")
+def rollback(name: str):  # no return annotation: no response re-validation
+    request = body_as(router, RollbackRequest)
+    who = caller(router).principal
+    if not who:
+        raise Forbidden("no caller identity: rollback needs an IAM-authorized caller")
+    actor = Actor(identity=who, correlation_id=logger.get_correlation_id() or "")
+    record = releases.rollback(get_settings(), name, actor, request.reason, to_version=request.to_version)
+    return Response(status_code=200, content_type=JSON, body=record.model_dump_json())

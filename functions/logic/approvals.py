@@ -1,0 +1,223 @@
+"""Approval use cases: request (the workflow's waitForTaskToken task), list, decide, expire.
+
+A decision is one transaction: the request PENDING -> APPROVED/REJECTED (guarded, so a second
+decision is a 409), the version PENDING_APPROVAL -> APPROVED/REJECTED (guarded by its status),
+and two audit events (the status change and the decision). Only then is the waiting workflow
+called back (SendTaskSuccess / SendTaskFailure with error `ApprovalRejected`).
+
+If the callback finds the workflow no longer waiting (its approval timed out between our expiry
+check and the callback), the decision stays recorded and the caller gets 410; the workflow's
+timeout path (`expire`) then moves the version to REJECTED (APPROVED -> REJECTED is declared).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime, timedelta
+
+from functions.dal import approvals as dal
+from functions.dal import releases as releases_dal
+from functions.logic import releases
+from functions.models.approvals import (
+    ApprovalRequest,
+    ApprovalStatus,
+    ApprovalTaskEvent,
+    CallerIdentity,
+    Decision,
+    ProductionComparison,
+    approval_id,
+)
+from functions.models.audit import Actor, AuditEvent, model_target, utcnow
+from functions.models.errors import Conflict, Forbidden, Gone, InvalidInput, NotFound
+from functions.models.registry import VersionStatus
+from functions.models.settings import Settings
+
+S = VersionStatus
+
+
+def _comparison(state: releases.State, metrics: dict[str, float], primary: str) -> ProductionComparison:
+    number = state.record.production_version
+    if number is None:
+        return ProductionComparison(primary_metric=primary)
+    production = state.versions.get(number)
+    prod_metrics = dict(production.metrics) if production else {}
+    delta = None
+    if primary and primary in metrics and primary in prod_metrics:
+        delta = metrics[primary] - prod_metrics[primary]
+    return ProductionComparison(
+        production_version=number, production_metrics=prod_metrics, primary_metric=primary, delta=delta
+    )
+
+
+def request_approval(settings: Settings, event: ApprovalTaskEvent, *, now: datetime | None = None) -> ApprovalRequest:
+    """Store the request with its task token, audit it, and notify approvers."""
+    now = now or utcnow()
+    state = releases.read_state(settings, event.model)
+    version = state.version(event.version)
+    if version.status != S.PENDING_APPROVAL:
+        raise Conflict(
+            f"{event.model} version {event.version} is {version.status.value}, not PENDING_APPROVAL; nothing to approve"
+        )
+    onnx = version.artifacts.get("onnx")
+    request = ApprovalRequest(
+        id=approval_id(event.model, event.version),
+        model=event.model,
+        version=event.version,
+        metrics=dict(version.metrics),
+        gates=list(version.gates),
+        comparison=_comparison(state, version.metrics, version.primary_metric),
+        artifact_sha256=onnx.sha256 if onnx else "",
+        started_by=version.started_by,
+        run_id=version.run_id,
+        execution=event.execution,
+        requested_at=now,
+        expires_at=now + timedelta(seconds=event.timeout_seconds),
+    )
+    actor = Actor(identity=f"workflow:{event.execution or 'unknown'}", correlation_id=event.execution)
+    audit = AuditEvent.of(
+        actor,
+        "approval.request",
+        model_target(event.model),
+        version=event.version,
+        after={"approval": request.id, "expires_at": request.expires_at.isoformat()},
+    )
+    releases_dal.commit(
+        [dal.put_item(settings.metadata_table, request, event.token)],
+        [audit],
+        metadata_table=settings.metadata_table,
+        what=f"approval request {request.id}",
+    )
+    if settings.approvals_topic_arn:
+        dal.publish(
+            settings.approvals_topic_arn,
+            f"Stepwise: approve {event.model} version {event.version}?",
+            {
+                **request.model_dump(mode="json"),
+                "approve": f"stepwise approve {event.model} {event.version} --reason ...",
+                "reject": f"stepwise reject {event.model} {event.version} --reason ...",
+            },
+        )
+    return request
+
+
+def list_pending(settings: Settings) -> list[ApprovalRequest]:
+    return dal.list_pending(settings.metadata_table)
+
+
+def get_request(settings: Settings, id_: str) -> ApprovalRequest:
+    stored = dal.get(settings.metadata_table, id_)
+    if stored is None:
+        raise NotFound(f"no approval request {id_!r}")
+    return stored.request
+
+
+def decide(
+    settings: Settings,
+    id_: str,
+    *,
+    approve: bool,
+    caller: CallerIdentity,
+    reason: str,
+    correlation_id: str = "",
+    now: datetime | None = None,
+) -> ApprovalRequest:
+    """Approve or reject a pending request as `caller` (never a name taken from the body)."""
+    now = now or utcnow()
+    reason = reason.strip()
+    if not reason:
+        raise InvalidInput("a reason is required")
+    if not caller.principal:
+        raise Forbidden("no caller identity: approvals need an IAM-authorized caller")
+    stored = dal.get(settings.metadata_table, id_)
+    if stored is None:
+        raise NotFound(f"no approval request {id_!r}")
+    request = stored.request
+    if request.status == ApprovalStatus.EXPIRED:
+        raise Gone(f"approval request {id_} expired at {request.expires_at.isoformat()}")
+    if request.status != ApprovalStatus.PENDING:
+        who = request.decision.who if request.decision else "someone"
+        raise Conflict(f"approval request {id_} was already decided ({request.status.value} by {who})")
+    if now >= request.expires_at:
+        raise Gone(f"approval request {id_} expired at {request.expires_at.isoformat()}")
+    if settings.four_eyes and request.started_by and caller.is_(request.started_by):
+        raise Forbidden(f"four-eyes: {caller.principal} started the training run of {id_} and cannot decide it")
+
+    actor = Actor(identity=caller.principal, correlation_id=correlation_id)
+    decision = Decision(approved=approve, who=caller.principal, reason=reason, at=now)
+    after = request.model_copy(
+        update={"status": ApprovalStatus.APPROVED if approve else ApprovalStatus.REJECTED, "decision": decision}
+    )
+    state = releases.read_state(settings, request.model)
+    to = S.APPROVED if approve else S.REJECTED
+    action = "version.approve" if approve else "version.reject"
+    plan = releases.plan_transition(state, request.version, to, actor, reason, action=action, now=now)
+    decided = AuditEvent.of(
+        actor,
+        "approval.decide",
+        model_target(request.model),
+        version=request.version,
+        before={"approval": request.id, "status": request.status.value},
+        after={"approval": request.id, "status": after.status.value},
+        reason=reason,
+    )
+    plan = dataclasses.replace(plan, what=f"decision on {id_}", events=[*plan.events, decided])
+    releases.apply(settings, plan, extra_items=[dal.decision_item(settings.metadata_table, after)])
+
+    if approve:
+        dal.send_success(
+            stored.task_token,
+            {
+                "approved": True,
+                "model": request.model,
+                "version": request.version,
+                "approver": caller.principal,
+                "reason": reason,
+                "approval": request.id,
+            },
+        )
+    else:
+        dal.send_failure(stored.task_token, "ApprovalRejected", f"{caller.principal}: {reason}")
+    return after
+
+
+def expire(
+    settings: Settings, model: str, number: int, *, execution: str = "", now: datetime | None = None
+) -> ApprovalRequest:
+    """The workflow's approval timed out: the request EXPIRED, the version REJECTED (expired).
+
+    Idempotent: an already expired request is returned as is. Raising ApprovalExpired is the
+    workflow task's job (the execution fails with that typed error)."""
+    now = now or utcnow()
+    id_ = approval_id(model, number)
+    stored = dal.get(settings.metadata_table, id_)
+    if stored is None:
+        raise NotFound(f"no approval request {id_!r}")
+    request = stored.request
+    if request.status == ApprovalStatus.EXPIRED:
+        return request
+    state = releases.read_state(settings, model)
+    version = state.version(number)
+    actor = Actor(identity=f"workflow:{execution or request.execution or 'unknown'}", correlation_id=execution)
+    reason = f"approval expired: nobody decided by {request.expires_at.isoformat()}"
+    after = request.model_copy(update={"status": ApprovalStatus.EXPIRED})
+    events = [
+        AuditEvent.of(
+            actor,
+            "approval.expire",
+            model_target(model),
+            version=number,
+            before={"approval": id_, "status": request.status.value},
+            after={"approval": id_, "status": ApprovalStatus.EXPIRED.value},
+            reason=reason,
+        )
+    ]
+    extra = [dal.decision_item(settings.metadata_table, after)] if request.status == ApprovalStatus.PENDING else []
+    if version.status == S.REJECTED:
+        plan = releases.Plan(what=f"expiry of {id_}", model=model, events=events)
+    else:  # PENDING_APPROVAL, or APPROVED by a decision the workflow never received
+        plan = releases.plan_transition(state, number, S.REJECTED, actor, reason, action="version.reject", now=now)
+        plan = dataclasses.replace(plan, what=f"expiry of {id_}", events=[*plan.events, *events])
+    if not extra and not plan.changes:
+        return request
+    releases.apply(settings, plan, extra_items=extra)
+    return after

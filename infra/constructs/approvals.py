@@ -1,0 +1,259 @@
+"""Approvals and controlled release: the approvals SNS topic and the workflow states that follow
+registration (plugged into the lifecycle workflow as its `after_register`).
+
+    [release strategy given?] -> RequestApproval (lambda:invoke.waitForTaskToken, TimeoutSeconds)
+        | States.Timeout  -> ExpireApproval (version REJECTED, expired) -> fails: ApprovalExpired
+        | ApprovalRejected -> ApprovalRejected (Fail)
+    -> [strategy] all_at_once: Promote -> Released
+                  canary:      StartCanary -> BakeCanary (Wait) -> CheckCanary -> CompleteCanary -> Released
+                               CheckCanary: CanaryCheckFailed -> CanaryFailed (Fail; already rolled back)
+                                            any other error -> RollbackCanary -> CanaryRolledBack (Fail)
+
+State input contract: `$.registered.model`, `$.registered.version` (the Register step's output) and,
+optionally, `$.release` (a ReleaseStrategy; default all at once). Every release step reads back
+what serving resolves and fails with ServingMismatch if it differs.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, Stack
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_stepfunctions as sfn
+from aws_cdk import aws_stepfunctions_tasks as tasks
+from constructs import Construct, IConstruct
+
+from infra.nag import acknowledge
+
+DEFAULT_APPROVAL_TIMEOUT = Duration.days(7)
+TRANSIENT_ERRORS = [
+    "StoreUnavailable",
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+    "Lambda.TooManyRequestsException",
+]
+# Error names (functions/models/approvals.py class names) the state machine matches.
+APPROVAL_REJECTED = "ApprovalRejected"
+APPROVAL_EXPIRED = "ApprovalExpired"
+CANARY_CHECK_FAILED = "CanaryCheckFailed"
+
+APPROVAL_HANDLER = "functions.handlers.approval.lambda_handler"
+RELEASE_HANDLER = "functions.handlers.release.lambda_handler"
+
+
+def logical_arn(resource: IConstruct) -> str:
+    """How cdk-nag names a resource's ARN in a finding: <LogicalId.Arn>."""
+    return f"<{Stack.of(resource).get_logical_id(resource.node.default_child)}.Arn>"  # type: ignore[arg-type]
+
+
+class Approvals(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        approval_fn: lambda_.IFunction,
+        release_fn: lambda_.IFunction,
+        approval_timeout: Duration = DEFAULT_APPROVAL_TIMEOUT,
+        model_path: str = "$.registered.model",
+        version_path: str = "$.registered.version",
+    ) -> None:
+        super().__init__(scope, id_)
+        self.approval_fn = approval_fn
+        self.release_fn = release_fn
+        self.topic = sns.Topic(
+            self,
+            "Topic",
+            display_name="Stepwise approvals",
+            master_key=kms.Alias.from_alias_name(self, "TopicKey", "alias/aws/sns"),
+            enforce_ssl=True,
+        )
+        self._model = sfn.JsonPath.string_at(model_path)
+        self._version = sfn.JsonPath.number_at(version_path)
+        self.chain: sfn.IChainable = self._build(approval_timeout)
+        stack = Stack.of(self)
+        for fn in (approval_fn, release_fn):
+            if fn.node.default_child is None:  # an imported function: nothing of ours to grant
+                continue
+            # The state machine's role gets lambda:InvokeFunction on fn and fn:* (versions, aliases).
+            acknowledge(
+                stack,
+                f"AwsSolutions::AwsSolutions-IAM5[Resource::{logical_arn(fn)}:*]",
+                "lambda:InvokeFunction on the function's versions and aliases (CDK's grant for LambdaInvoke).",
+            )
+
+    # -- states ---------------------------------------------------------------------------
+    def _release_task(self, state_id: str, action: str, result_path: str, **extra: object) -> tasks.LambdaInvoke:
+        task = tasks.LambdaInvoke(
+            self,
+            state_id,
+            lambda_function=self.release_fn,
+            payload=sfn.TaskInput.from_object(
+                {
+                    "action": action,
+                    "model": self._model,
+                    "version": self._version,
+                    "execution": sfn.JsonPath.execution_id,
+                    "strategy": sfn.JsonPath.object_at("$.release"),
+                    **extra,
+                }
+            ),
+            payload_response_only=True,
+            retry_on_service_exceptions=False,
+            result_path=result_path,
+            task_timeout=sfn.Timeout.duration(Duration.minutes(2)),
+        )
+        task.add_retry(errors=TRANSIENT_ERRORS, interval=Duration.seconds(2), max_attempts=3, backoff_rate=2.0)
+        return task
+
+    def _build(self, approval_timeout: Duration) -> sfn.IChainable:
+        default_strategy = sfn.Pass(
+            self,
+            "DefaultReleaseStrategy",
+            result=sfn.Result.from_object({"kind": "all_at_once"}),
+            result_path="$.release",
+        )
+        request = tasks.LambdaInvoke(
+            self,
+            "RequestApproval",
+            lambda_function=self.approval_fn,
+            integration_pattern=sfn.IntegrationPattern.WAIT_FOR_TASK_TOKEN,
+            payload=sfn.TaskInput.from_object(
+                {
+                    "token": sfn.JsonPath.task_token,
+                    "model": self._model,
+                    "version": self._version,
+                    "execution": sfn.JsonPath.execution_id,
+                    "timeout_seconds": approval_timeout.to_seconds(),
+                }
+            ),
+            task_timeout=sfn.Timeout.duration(approval_timeout),
+            retry_on_service_exceptions=False,
+            result_path="$.approval",
+            comment="Waits for POST /v1/approvals/{id}/approve|reject (stepwise approve MODEL VERSION)",
+        )
+        request.add_retry(errors=TRANSIENT_ERRORS, interval=Duration.seconds(2), max_attempts=3, backoff_rate=2.0)
+        expire = self._release_task("ExpireApproval", "expire", "$.expiry")
+        rejected = sfn.Fail(
+            self,
+            "ApprovalRejectedState",
+            state_name="ApprovalRejected",
+            error=APPROVAL_REJECTED,
+            cause_path=sfn.JsonPath.string_at("$.error.Cause"),
+        )
+        request.add_catch(expire, errors=["States.Timeout"], result_path="$.error")
+        request.add_catch(rejected, errors=[APPROVAL_REJECTED], result_path="$.error")
+
+        released = sfn.Pass(self, "Released")
+        promote = self._release_task("Promote", "promote", "$.releaseResult")
+        promote.next(released)
+
+        start_canary = self._release_task("StartCanary", "start_canary", "$.canary")
+        bake = sfn.Wait(self, "BakeCanary", time=sfn.WaitTime.seconds_path("$.canary.bake_seconds"))
+        check = self._release_task("CheckCanary", "check_canary", "$.canaryCheck")
+        complete = self._release_task("CompleteCanary", "complete_canary", "$.releaseResult")
+        rollback = self._release_task(
+            "RollbackCanary", "rollback_canary", "$.rollback", error=sfn.JsonPath.object_at("$.error")
+        )
+        canary_failed = sfn.Fail(
+            self, "CanaryFailed", error=CANARY_CHECK_FAILED, cause_path=sfn.JsonPath.string_at("$.error.Cause")
+        )
+        rolled_back = sfn.Fail(
+            self,
+            "CanaryRolledBack",
+            error_path=sfn.JsonPath.string_at("$.error.Error"),
+            cause_path=sfn.JsonPath.string_at("$.error.Cause"),
+        )
+        check.add_catch(canary_failed, errors=[CANARY_CHECK_FAILED], result_path="$.error")
+        check.add_catch(rollback, errors=["States.ALL"], result_path="$.error")
+        complete.add_catch(rollback, errors=["States.ALL"], result_path="$.error")
+        rollback.next(rolled_back)
+        start_canary.next(bake).next(check).next(complete).next(released)
+
+        strategy = (
+            sfn.Choice(self, "ReleaseStrategy")
+            .when(sfn.Condition.string_equals("$.release.kind", "canary"), start_canary)
+            .otherwise(promote)
+        )
+        request.next(strategy)
+        has_strategy = (
+            sfn.Choice(self, "ReleaseStrategyGiven")
+            .when(sfn.Condition.is_present("$.release.kind"), request)
+            .otherwise(default_strategy.next(request))
+        )
+        return has_strategy
+
+
+# -- grants (least privilege; called by the stack) -------------------------------------------
+def _leading_keys(*prefixes: str) -> dict[str, dict[str, list[str]]]:
+    return {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [f"{p}*" for p in prefixes]}}
+
+
+def grant_release_access(
+    fn: lambda_.IFunction,
+    *,
+    registry: dynamodb.ITable,
+    metadata: dynamodb.ITable,
+    artifacts: s3.IBucket | None = None,
+) -> None:
+    """What approval/release code needs: registry reads and status/alias updates; metadata reads,
+    approval items put/updated, audit items put only (no UpdateItem/DeleteItem reach AUDIT#)."""
+    statements = [
+        iam.PolicyStatement(
+            actions=["dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem"],
+            resources=[registry.table_arn],
+        ),
+        iam.PolicyStatement(
+            actions=["dynamodb:GetItem", "dynamodb:Query"],
+            resources=[metadata.table_arn, f"{metadata.table_arn}/index/*"],
+        ),
+        iam.PolicyStatement(
+            actions=["dynamodb:PutItem"],
+            resources=[metadata.table_arn],
+            conditions=_leading_keys("AUDIT#", "APPROVAL#"),
+        ),
+        iam.PolicyStatement(
+            actions=["dynamodb:UpdateItem"],
+            resources=[metadata.table_arn],
+            conditions=_leading_keys("APPROVAL#"),
+        ),
+    ]
+    if artifacts is not None:  # rollback verifies the restored version's ONNX sha256
+        statements.append(
+            iam.PolicyStatement(actions=["s3:GetObject"], resources=[artifacts.arn_for_objects("models/*")])
+        )
+    for statement in statements:
+        fn.add_to_role_policy(statement)
+    role = fn.role
+    if role is not None:
+        acknowledge(
+            role,
+            f"AwsSolutions::AwsSolutions-IAM5[Resource::{logical_arn(metadata)}/index/*]",
+            "Queries the metadata table's gsi1 (pending approvals, audit by time).",
+        )
+        if artifacts is not None:
+            acknowledge(
+                role,
+                f"AwsSolutions::AwsSolutions-IAM5[Resource::{logical_arn(artifacts)}/models/*]",
+                "Reads model artifacts to verify their sha256 before a rollback restores them.",
+            )
+
+
+def grant_canary_metrics(fn: lambda_.IFunction) -> None:
+    fn.add_to_role_policy(iam.PolicyStatement(actions=["cloudwatch:GetMetricData"], resources=["*"]))
+    # The X-Ray Resource::* acknowledgment on the role (StepwiseFunction) covers this finding too.
+
+
+def grant_decisions(fn: lambda_.IFunction, state_machine: sfn.IStateMachine) -> None:
+    """The API answers waiting approval tasks of the lifecycle workflow (and nothing else)."""
+    fn.add_to_role_policy(
+        iam.PolicyStatement(
+            actions=["states:SendTaskSuccess", "states:SendTaskFailure"],
+            resources=[state_machine.state_machine_arn],
+        )
+    )
