@@ -14,9 +14,11 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from functions.handlers.routes import approvals as approval_routes
 from functions.handlers.routes import datasets as dataset_routes
 from functions.handlers.routes import health
 from functions.handlers.routes import models as model_routes
+from functions.handlers.routes import releases as release_routes
 from functions.models.errors import StepwiseError
 from functions.observability import logger, metrics, tracer
 
@@ -24,6 +26,8 @@ app = APIGatewayRestResolver(enable_validation=True)
 app.include_router(health.router)
 app.include_router(dataset_routes.router)
 app.include_router(model_routes.router)
+app.include_router(approval_routes.router)
+app.include_router(release_routes.router)
 
 
 def error_reply(status: int, code: str, message: str, **extra: object) -> Response:
