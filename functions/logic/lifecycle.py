@@ -148,6 +148,7 @@ def recorded_step(settings: Settings, state: LifecycleState, step: str, clock: C
 def start_run(settings: Settings, req: RunRecordRequest, clock: Clock = utcnow) -> RunStarted:
     state = req.state
     spec = spec_of(settings, state)
+    ref = dataset_ref(settings, state.dataset, state.dataset_version)  # fails early when it is missing
     now = clock()
     run_id = req.execution_name or execution_name(spec.spec.model, state.dataset_version, spec.version)
     record = runs_dal.create_run(
@@ -165,7 +166,13 @@ def start_run(settings: Settings, req: RunRecordRequest, clock: Clock = utcnow) 
             steps=[StepRecord(name=StepName.START, started_at=now, ended_at=now, outcome="succeeded")],
         ),
     )
-    return RunStarted(run_id=record.run_id, model=record.model, compute=spec.spec.compute, started_at=record.started_at)
+    return RunStarted(
+        run_id=record.run_id,
+        model=record.model,
+        compute=spec.spec.compute,
+        started_at=record.started_at,
+        data_uri=store.s3_uri(ref.bucket, ref.key),
+    )
 
 
 def fail_run(settings: Settings, req: RunRecordRequest, clock: Clock = utcnow) -> RunRecord:
@@ -259,6 +266,27 @@ def _train(settings: Settings, state: LifecycleState, clock: Clock) -> TrainResu
         holdout_rows=len(prepared.holdout_idx),
         timings=timings,
     )
+
+
+TRAIN_RESULT_FILE = "train-result.json"
+
+
+def train_and_publish(settings: Settings, state: LifecycleState, clock: Clock = utcnow) -> TrainResult:
+    """The SageMaker path: train, then leave the TrainResult next to the artifacts."""
+    result = _train(settings, state, clock)
+    key = artifact_prefix(result.model, result.run_id) + TRAIN_RESULT_FILE
+    store.put_artifact(settings.artifacts_bucket, key, result.model_dump_json().encode(), "application/json")
+    return result
+
+
+def collect_training(settings: Settings, state: LifecycleState, clock: Clock = utcnow) -> TrainResult:
+    """After a SageMaker training job: the TrainResult it left, with every artifact verified."""
+    with recorded_step(settings, state, StepName.TRAIN, clock):
+        key = artifact_prefix(_model(state), _run_id(state)) + TRAIN_RESULT_FILE
+        result = TrainResult.model_validate_json(store.get_object(settings.artifacts_bucket, key))
+        for name, artifact in result.artifacts.items():
+            store.get_artifact(artifact, f"{name} artifact of {result.run_id}")
+        return result
 
 
 # -- evaluate --------------------------------------------------------------------------------

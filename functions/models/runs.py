@@ -117,6 +117,7 @@ class RunStarted(_Model):
     model: str
     compute: Literal["lambda", "sagemaker"] = "lambda"
     started_at: datetime
+    data_uri: str = ""  # s3://bucket/key of the dataset version (the SageMaker job's input)
 
 
 class TrainResult(_Model):

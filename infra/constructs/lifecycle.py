@@ -174,10 +174,14 @@ class SageMakerTraining(Construct):
         image_uri: str,
         data_bucket: s3.IBucket,
         artifacts_bucket: s3.IBucket,
+        metadata_table: dynamodb.ITable,
+        registry_table: dynamodb.ITable,
+        environment: Mapping[str, str],
         instance_type: str = "ml.m5.xlarge",
         max_runtime: Duration | None = None,
     ) -> None:
         super().__init__(scope, id_)
+        self.environment = environment  # the functions' settings (tables, buckets, code version)
         self.image_uri = image_uri
         self.data_bucket = data_bucket
         self.artifacts_bucket = artifacts_bucket
@@ -197,6 +201,13 @@ class SageMakerTraining(Construct):
                 actions=["s3:GetObject", "s3:PutObject"], resources=[artifacts_bucket.arn_for_objects("models/*")]
             )
         )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
+                resources=[metadata_table.table_arn],
+            )
+        )
+        self.role.add_to_policy(iam.PolicyStatement(actions=["dynamodb:GetItem"], resources=[registry_table.table_arn]))
         for rule, reason in (
             (f"Resource::{_logical_arn(data_bucket)}/validated/*", "Reads validated dataset objects."),
             (f"Resource::{_logical_arn(artifacts_bucket)}/models/*", "Writes the run's model artifacts."),
@@ -332,6 +343,8 @@ class Lifecycle(Construct):
             "permissions; CDK generates these statements.",
         )
         for fn in (run_record_fn, train_fn, evaluate_fn, register_fn):
+            if fn.node.default_child is None:
+                continue  # an imported function: its ARN is literal, not a logical id
             acknowledge(
                 self.state_machine,
                 f"AwsSolutions::AwsSolutions-IAM5[Resource::{_logical_arn(fn)}:*]",
@@ -359,7 +372,7 @@ class Lifecycle(Construct):
             self,
             id_,
             lambda_function=fn,
-            payload=payload or sfn.TaskInput.from_json_path_at("$"),
+            payload=payload,  # None: the whole state is the function's event
             payload_response_only=True,
             retry_on_service_exceptions=False,
             result_path=result_path,
@@ -405,6 +418,7 @@ class Lifecycle(Construct):
             "SageMakerTrain",
             training_job_name=sfn.JsonPath.string_at("$.run.run_id"),
             role=sm.role,
+            environment=dict(sm.environment),
             algorithm_specification=tasks.AlgorithmSpecification(
                 training_image=tasks.DockerImage.from_registry(sm.image_uri),
                 training_input_mode=tasks.InputMode.FILE,
@@ -415,6 +429,7 @@ class Lifecycle(Construct):
                 "dataset": sfn.JsonPath.string_at("$.dataset"),
                 "dataset_version": sfn.JsonPath.format("{}", sfn.JsonPath.string_at("$.dataset_version")),
                 "run_id": sfn.JsonPath.string_at("$.run.run_id"),
+                "model": sfn.JsonPath.string_at("$.run.model"),
                 "sagemaker_program": "functions/handlers/train.py",
             },
             input_data_config=[

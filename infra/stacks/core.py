@@ -210,6 +210,9 @@ class StepwiseStack(Stack):
             image_uri=str(self.node.try_get_context("stepwise:sagemaker_image") or self.SAGEMAKER_SKLEARN_IMAGE),
             data_bucket=self.data.bucket,
             artifacts_bucket=self.artifacts.bucket,
+            metadata_table=self.metadata.table,
+            registry_table=self.registry.table,
+            environment=self.base_environment(),
         )
         return Lifecycle(
             self,
