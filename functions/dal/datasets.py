@@ -238,7 +238,7 @@ def version_of_upload(table: str, name: str, upload: str) -> int | None:
 
 def _version_from_item(item: dict[str, Any]) -> DatasetVersion:
     record = DatasetVersion.model_validate_json(item["doc"]["S"])
-    updates = {
+    updates: dict[str, Any] = {
         attr: item[attr]["S"]
         for attr in ("training_status", "training_execution", "training_reason")
         if attr in item and "S" in item[attr]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -121,7 +122,7 @@ def _examples(mask: pa.ChunkedArray, values: pa.ChunkedArray, offset: int = 0) -
     return found
 
 
-def _string_mask(values: pa.ChunkedArray, bad: callable) -> pa.ChunkedArray | None:  # type: ignore[valid-type]
+def _string_mask(values: pa.ChunkedArray, bad: Callable[[pa.Array], pa.Array]) -> pa.ChunkedArray | None:
     """Apply `bad(string array) -> bool array` to each chunk; dictionary chunks are decided on
     their dictionary and mapped to rows with a take. None when no row is offending."""
     out = []

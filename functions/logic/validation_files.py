@@ -42,7 +42,10 @@ _JSON_COLUMN = re.compile(r"Column\(/([^)]*)\)")
 
 
 class ByteSource(Protocol):
-    size: int
+    @property
+    def size(self) -> int:
+        """Total bytes."""
+        ...
 
     def read(self, start: int, end: int) -> bytes:
         """Bytes [start, end)."""
@@ -54,7 +57,7 @@ class BytesSource:
     data: bytes
 
     @property
-    def size(self) -> int:  # type: ignore[override]
+    def size(self) -> int:
         return len(self.data)
 
     def read(self, start: int, end: int) -> bytes:
@@ -173,7 +176,7 @@ def plan_chunks(source: ByteSource, fmt: FileFormat, chunk_bytes: int) -> list[C
             size += rg_size
         return [Chunk(index=i, row_groups=tuple(g)) for i, g in enumerate(groups)]
     start = header_end(source, fmt)
-    chunks = []
+    chunks: list[Chunk] = []
     while start < source.size or not chunks:
         end = _next_line(source, min(source.size, start + chunk_bytes))
         chunks.append(Chunk(index=len(chunks), start=start, end=end))

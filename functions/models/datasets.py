@@ -35,25 +35,25 @@ class RuleResult(_Record):
     rule: str  # e.g. "range:age" (see functions/models/contracts.py for the names)
     column: str | None = None
     passed: bool
-    offending: int = Field(0, ge=0)
+    offending: int = Field(default=0, ge=0)
     examples: list[Example] = Field(default_factory=list, max_length=MAX_EXAMPLES)
     message: str = ""
 
 
 class ValidationReport(_Record):
     dataset: str
-    contract_version: int = Field(0, ge=0)  # 0: no contract
+    contract_version: int = Field(default=0, ge=0)  # 0: no contract
     source: str = ""  # s3://bucket/key?versionId=...
     format: FileFormat | None = None
     verdict: Verdict
     reason: str = ""  # one line: why the file failed or could not be read
-    rows: int = Field(0, ge=0)
-    columns: int = Field(0, ge=0)
-    size_bytes: int = Field(0, ge=0)
-    chunks: int = Field(1, ge=0)
+    rows: int = Field(default=0, ge=0)
+    columns: int = Field(default=0, ge=0)
+    size_bytes: int = Field(default=0, ge=0)
+    chunks: int = Field(default=1, ge=0)
     schema_fingerprint: str = ""
     rules: list[RuleResult] = Field(default_factory=list)
-    elapsed_ms: float = Field(0.0, ge=0)
+    elapsed_ms: float = Field(default=0.0, ge=0)
 
     @property
     def passed(self) -> bool:
@@ -122,7 +122,7 @@ class UploadRef(_Record):
     key: str  # URL-decoded
     version_id: str = ""
     etag: str = ""
-    size: int = Field(0, ge=0)
+    size: int = Field(default=0, ge=0)
     uploaded_by: str = ""
 
 

@@ -198,17 +198,17 @@ def run_datasets(args: argparse.Namespace, target_factory: Any) -> int:
         if not reply.ok:
             print(f"HTTP {reply.status}: {_error_text(reply.body)}")
             return 1
-        rows = [
+        summary = [
             (d["dataset"], d["latest_contract_version"], d["latest_version"], d["updated_at"])
             for d in reply.body["datasets"]
         ]
-        print(table(rows, ["dataset", "contract", "versions", "updated"]) if rows else "no datasets")
+        print(table(summary, ["dataset", "contract", "versions", "updated"]) if summary else "no datasets")
         return 0
     reply = target.api("GET", f"/v1/datasets/{args.name}/versions")
     if not reply.ok:
         print(f"HTTP {reply.status}: {_error_text(reply.body)}")
         return 1
-    rows = [
+    rows: list[tuple[Any, ...]] = [
         (
             f"{args.name}@{v['version']}",
             "passed",
@@ -221,7 +221,7 @@ def run_datasets(args: argparse.Namespace, target_factory: Any) -> int:
         )
         for v in reply.body["versions"]
     ]
-    rows += [(("-", "quarantined", "", "", when, "", "", key)) for key, when in quarantined(target, args.name)]
+    rows += [("-", "quarantined", "", "", when, "", "", key) for key, when in quarantined(target, args.name)]
     headers = ["version", "verdict", "rows", "contract", "created", "sha256", "training", "upload"]
     print(table(rows, headers) if rows else f"{args.name}: no versions and no quarantined uploads")
     return 0

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -38,7 +39,7 @@ def _reply(status: int, body: Any) -> Response[Any]:
     return Response(status_code=status, content_type=JSON, body=data)
 
 
-def _dump(items: list[BaseModel]) -> list[Any]:
+def _dump(items: Sequence[BaseModel]) -> list[Any]:
     return [json.loads(i.model_dump_json()) for i in items]
 
 
