@@ -103,6 +103,7 @@ def run_steps(state: dict[str, Any], until: str = "register") -> dict[str, Any]:
     if until == "evaluate":
         return state
     state["registered"] = register.lambda_handler(state, Context())
+    run_record.lambda_handler({"action": "finish", "state": state}, Context())
     return state
 
 

@@ -95,3 +95,26 @@ def test_train_route_starts_once_per_model_dataset_and_spec_version(stores: Stor
         "started_by": "arn:aws:iam::123456789012:user/operator",
     }
     assert call("POST", "/v1/models/other/train", {"spec": "toy", "dataset_version": 4})[0] == 400
+
+
+def test_cli_renders_the_registry_reads(trained: dict[str, Any]) -> None:
+    from stepwise.commands import models as cli
+
+    models_text = cli.render_models(call("GET", "/v1/models")[1])
+    assert "toy-model" in models_text and "PENDING_APPROVAL 1" in models_text
+    versions_text = cli.render_versions(call("GET", "/v1/models/toy-model/versions")[1])
+    assert "PENDING_APPROVAL" in versions_text and "toy@1" in versions_text
+    detail = cli.render_version(call("GET", "/v1/models/toy-model/versions/1")[1])
+    assert "onnx_parity" in detail and trained["train"]["dataset"]["sha256"] in detail and "(primary)" in detail
+    runs_text = cli.render_runs(call("GET", "/v1/models/toy-model/runs")[1])
+    assert "REGISTERED -> version 1" in runs_text and "register" in runs_text
+
+
+def test_cli_parser_knows_the_model_commands() -> None:
+    from stepwise.cli import build_parser
+
+    parser = build_parser()
+    args = parser.parse_args(["spec", "put", "spec.json"])
+    assert args.func.__name__ == "run_spec_put"
+    assert parser.parse_args(["show", "churn-model", "3"]).version == 3
+    assert parser.parse_args(["runs", "churn-model"]).func.__name__ == "run_runs"
