@@ -23,6 +23,7 @@ from pathlib import Path
 
 from aws_cdk import ArnFormat, Duration, RemovalPolicy, Size, Stack
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
@@ -30,7 +31,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
-from constructs import Construct
+from constructs import Construct, IConstruct
 
 from infra.nag import acknowledge
 
@@ -57,7 +58,7 @@ PLATFORMS = {"arm64": ecr_assets.Platform.LINUX_ARM64, "x86_64": ecr_assets.Plat
 ARCHITECTURES = {"arm64": lambda_.Architecture.ARM_64, "x86_64": lambda_.Architecture.X86_64}
 
 
-def _logical_arn(resource: Construct) -> str:
+def _logical_arn(resource: IConstruct) -> str:
     return f"<{Stack.of(resource).get_logical_id(resource.node.default_child)}.Arn>"  # type: ignore[arg-type]
 
 
@@ -458,7 +459,5 @@ class Lifecycle(Construct):
         )
 
 
-def _instance_type(name: str) -> object:
-    from aws_cdk import aws_ec2 as ec2
-
+def _instance_type(name: str) -> ec2.InstanceType:
     return ec2.InstanceType(name.removeprefix("ml."))
