@@ -17,6 +17,7 @@ COMMAND_MODULES = [
     "stepwise.commands.local",
     "stepwise.commands.status",
     "stepwise.commands.demo",
+    "stepwise.commands.predict",
     "stepwise.commands.release",
     "stepwise.commands.models",
     "stepwise.commands.data",

@@ -1,8 +1,8 @@
 """Capture of served rows for monitoring: buffered per execution environment, written to S3 as
 gzip JSON Lines in batches, so most requests make no S3 call.
 
-A request's rows are kept as references (no serialization on the request path); `flush()` turns
-them into lines, groups them by (model, day, hour) and writes one object per group:
+Each captured request's rows are serialized to JSON lines at once (a steady few microseconds per
+row); `flush()` compresses (gzip level 1) and writes one object per (model, hour):
     captures/<model>/dt=YYYY-MM-DD/hour=HH/<epoch ms>-<uuid>.jsonl.gz
 (line format: functions/models/serving.py). The buffer is flushed when it holds `max_rows` rows,
 when its oldest row is `max_age_s` old (checked on each request), and on the runtime's shutdown.
@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import gzip
 import json
+import math
 import random
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,6 +30,7 @@ from functions.observability import logger
 CAPTURES_PREFIX = "captures/"
 FEEDBACK_PREFIX = "feedback/"
 
+GZIP_LEVEL = 1  # fastest: the flush (compression + PUT) is paid by the request that triggers it
 Writer = Callable[[str, str, bytes], None]
 
 
@@ -59,31 +61,34 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"not JSON serializable: {type(value).__name__}")
 
 
+_dumps = json.JSONEncoder(separators=(",", ":"), allow_nan=False, default=_json_default).encode
+
+
 def _finite_or_none(value: Any) -> Any:
-    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+    if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
 
 
 def lines(request: CapturedRequest) -> list[str]:
-    moment = iso_ms(request.time_ms)
+    """The request's capture lines (functions/models/serving.py documents the format)."""
+    head = (
+        f'{{"request_id":{_dumps(request.request_id)},"model":{_dumps(request.model)},'
+        f'"version":{int(request.version)},"variant":"{request.variant}","time":"{iso_ms(request.time_ms)}",'
+        '"features":'
+    )
     names = request.feature_names
+    probabilities = request.probabilities
     out = []
     for i, row in enumerate(request.rows):
-        probabilities = request.probabilities[i] if request.probabilities is not None else None
-        if probabilities is not None:
-            probabilities = [_finite_or_none(p) for p in probabilities]
-        line = {
-            "request_id": request.request_id,
-            "model": request.model,
-            "version": request.version,
-            "variant": request.variant,
-            "time": moment,
-            "features": dict(zip(names, row, strict=True)),
-            "prediction": _finite_or_none(request.predictions[i]),
-            "probabilities": probabilities,
-        }
-        out.append(json.dumps(line, separators=(",", ":"), default=_json_default, allow_nan=False))
+        if probabilities is None:
+            probs = "null"
+        else:
+            p = probabilities[i]
+            probs = _dumps(p if math.isfinite(sum(p)) else [_finite_or_none(v) for v in p])
+        features = _dumps(dict(zip(names, row, strict=True)))
+        prediction = _dumps(_finite_or_none(request.predictions[i]))
+        out.append(f'{head}{features},"prediction":{prediction},"probabilities":{probs}}}')
     return out
 
 
@@ -95,6 +100,19 @@ def partition_key(prefix: str, model: str, epoch_ms: int, *, hourly: bool, now_m
 
 def encode(text_lines: list[str]) -> bytes:
     return gzip.compress(("\n".join(text_lines) + "\n").encode(), compresslevel=6, mtime=0)
+
+
+@dataclass(slots=True)
+class _Stream:
+    """One object being built: the serialized lines of one (model, hour)."""
+
+    model: str
+    first_ms: int
+    parts: list[str] = field(default_factory=list)
+    rows: int = 0
+
+    def finish(self) -> bytes:
+        return gzip.compress("".join(self.parts).encode(), compresslevel=GZIP_LEVEL, mtime=0)
 
 
 class CaptureBuffer:
@@ -121,7 +139,7 @@ class CaptureBuffer:
         self._clock = clock
         self._wall_ms = wall_ms
         self._draw = draw
-        self._pending: list[CapturedRequest] = []
+        self._streams: dict[tuple[str, int], _Stream] = {}
         self._rows = 0
         self._oldest = 0.0
         # counters since start (tests and the shutdown log read them)
@@ -140,38 +158,49 @@ class CaptureBuffer:
         return rate >= 1.0 or (rate > 0.0 and self._draw() < rate)
 
     def add(self, request: CapturedRequest) -> None:
-        if not self._pending:
+        """Serialize the request's rows now (values are final; a steady few microseconds per row);
+        compression waits for the flush. A request that cannot be serialized is dropped, counted."""
+        try:
+            text = "\n".join(lines(request)) + "\n"
+        except (TypeError, ValueError):
+            self.failures += 1
+            self.rows_dropped += len(request.rows)
+            logger.exception("capture rows not serializable; dropped", extra={"model": request.model})
+            return
+        if not self._streams:
             self._oldest = self._clock()
-        self._pending.append(request)
+        key = (request.model, request.time_ms // 3_600_000)
+        stream = self._streams.get(key)
+        if stream is None:
+            stream = self._streams[key] = _Stream(request.model, request.time_ms)
+        stream.parts.append(text)
+        stream.rows += len(request.rows)
         self._rows += len(request.rows)
 
     def due(self) -> bool:
-        return bool(self._pending) and (self._rows >= self.max_rows or self._clock() - self._oldest >= self.max_age_s)
+        return bool(self._streams) and (self._rows >= self.max_rows or self._clock() - self._oldest >= self.max_age_s)
 
     def flush(self) -> int:
-        """Write everything pending; return the rows written. Never raises."""
-        pending, self._pending, self._rows = self._pending, [], 0
-        if not pending or not self.bucket:
-            self.rows_dropped += sum(len(p.rows) for p in pending)
+        """Write everything pending, one object per (model, hour); return the rows written.
+        Never raises: a failed write is logged and counted, and its rows are dropped."""
+        streams, self._streams, self._rows = self._streams, {}, 0
+        if not self.bucket:
+            self.rows_dropped += sum(s.rows for s in streams.values())
             return 0
-        groups: dict[tuple[str, str], list[CapturedRequest]] = {}
-        for request in pending:
-            hour = iso_ms(request.time_ms)[:13]
-            groups.setdefault((request.model, hour), []).append(request)
         written = 0
         now_ms = self._wall_ms()
-        for (model, _), requests in groups.items():
-            rows = sum(len(r.rows) for r in requests)
+        for stream in streams.values():
             try:
-                body = encode([line for r in requests for line in lines(r)])
-                key = partition_key(CAPTURES_PREFIX, model, requests[0].time_ms, hourly=True, now_ms=now_ms)
-                self._writer(self.bucket, key, body)
+                key = partition_key(CAPTURES_PREFIX, stream.model, stream.first_ms, hourly=True, now_ms=now_ms)
+                self._writer(self.bucket, key, stream.finish())
             except Exception:  # capture must never fail a prediction, whatever went wrong
                 self.failures += 1
-                self.rows_dropped += rows
-                logger.exception("capture write failed; rows dropped", extra={"model": model, "rows": rows})
+                self.rows_dropped += stream.rows
+                logger.exception(
+                    "capture write failed; rows dropped", extra={"model": stream.model, "rows": stream.rows}
+                )
                 continue
-            written += rows
+            written += stream.rows
             self.objects_written += 1
         self.rows_written += written
         return written

@@ -28,7 +28,7 @@ class Settings(BaseModel):
     model_cache_size: int = Field(4, alias="STEPWISE_MODEL_CACHE_SIZE", ge=1, le=64)
     max_instances: int = Field(1000, alias="STEPWISE_MAX_INSTANCES", ge=1, le=100_000)
     capture_sample_rate: float = Field(1.0, alias="STEPWISE_CAPTURE_SAMPLE_RATE", ge=0, le=1)
-    capture_flush_rows: int = Field(5000, alias="STEPWISE_CAPTURE_FLUSH_ROWS", ge=1, le=1_000_000)
+    capture_flush_rows: int = Field(20_000, alias="STEPWISE_CAPTURE_FLUSH_ROWS", ge=1, le=1_000_000)
     capture_flush_seconds: float = Field(
         60.0, alias="STEPWISE_CAPTURE_FLUSH_SECONDS", ge=0, le=3600, allow_inf_nan=False
     )
