@@ -19,6 +19,10 @@ class StackConfig(BaseModel):
     # serving: the inference function (None: unreserved, shares the account pool)
     inference_reserved_concurrency: int | None = Field(None, ge=0)
     inference_memory_mb: int = Field(1024, ge=128, le=10_240)
+    # approvals (issue 5): how long the workflow waits for a decision (the lifecycle state machine's
+    # own timeout must be longer); four-eyes: the run's starter cannot approve it (off for demos only)
+    approval_timeout_seconds: int = Field(7 * 24 * 3600, ge=1, le=365 * 24 * 3600)
+    four_eyes: bool = True
 
     @classmethod
     def from_context(cls, scope: Construct) -> StackConfig:

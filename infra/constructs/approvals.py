@@ -200,14 +200,14 @@ def grant_release_access(
     registry: dynamodb.ITable,
     metadata: dynamodb.ITable,
     artifacts: s3.IBucket | None = None,
+    write_registry: bool = True,
 ) -> None:
-    """What approval/release code needs: registry reads and status/alias updates; metadata reads,
-    approval items put/updated, audit items put only (no UpdateItem/DeleteItem reach AUDIT#)."""
+    """What approval/release code needs: registry reads and (`write_registry`) status/alias updates;
+    metadata reads, approval items put/updated, audit items put only (no UpdateItem/DeleteItem
+    reach AUDIT#)."""
+    registry_actions = ["dynamodb:GetItem", "dynamodb:Query"] + (["dynamodb:UpdateItem"] if write_registry else [])
     statements = [
-        iam.PolicyStatement(
-            actions=["dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem"],
-            resources=[registry.table_arn],
-        ),
+        iam.PolicyStatement(actions=registry_actions, resources=[registry.table_arn]),
         iam.PolicyStatement(
             actions=["dynamodb:GetItem", "dynamodb:Query"],
             resources=[metadata.table_arn, f"{metadata.table_arn}/index/*"],

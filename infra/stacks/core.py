@@ -14,6 +14,14 @@ from infra import constants as c
 from infra.assets import functions_asset_dir, functions_code_version
 from infra.config import StackConfig
 from infra.constructs.api import Api
+from infra.constructs.approvals import (
+    APPROVAL_HANDLER,
+    RELEASE_HANDLER,
+    Approvals,
+    grant_canary_metrics,
+    grant_decisions,
+    grant_release_access,
+)
 from infra.constructs.function import ARCHITECTURES, RUNTIME, RUNTIME_VERSION, StepwiseFunction, _retention
 from infra.constructs.ingestion import add_dataset_routes, add_ingestion
 from infra.constructs.lifecycle import (
@@ -77,8 +85,10 @@ class StepwiseStack(Stack):
         self.synchronous_only(self.serving.function)
         for method, path in self.serving.routes:
             self.api.add_route(method, path, self.serving.function)
-        self.lifecycle = self.add_lifecycle()
+        self.approvals = self.add_approvals()
+        self.lifecycle = self.add_lifecycle(after_register=self.approvals.chain)
         self.add_model_routes(api_fn)
+        self.add_release_routes(api_fn)
         self.ingestion = add_ingestion(self)
         add_dataset_routes(self, api_fn)
 
@@ -162,6 +172,7 @@ class StepwiseStack(Stack):
         CfnOutput(self, c.OUT_API_URL, value=self.api.rest_api.url)
         CfnOutput(self, c.OUT_VERSION, value=stack_version())
         CfnOutput(self, c.OUT_LIFECYCLE_SM_ARN, value=self.lifecycle.state_machine.state_machine_arn)
+        CfnOutput(self, c.OUT_APPROVALS_TOPIC_ARN, value=self.approvals.topic.topic_arn)
 
     # -- lifecycle (issue 4) ----------------------------------------------------------------
     SAGEMAKER_SKLEARN_IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3"
@@ -259,6 +270,50 @@ class StepwiseStack(Stack):
             ("PUT", "/v1/specs/{name}"),
             ("GET", "/v1/specs/{name}"),
             ("POST", "/v1/models/{name}/train"),
+        ):
+            self.api.add_route(method, path, api_fn)
+
+    # -- approvals and release (issue 5) -----------------------------------------------------
+    def add_approvals(self) -> Approvals:
+        """The approval (waitForTaskToken) and release functions, the topic, and the state chain
+        the lifecycle runs after Register."""
+        approval_fn = self.function(
+            c.APPROVAL_FUNCTION_ID, APPROVAL_HANDLER, description="Lifecycle: request an approval"
+        ).function
+        release_fn = self.function(
+            c.RELEASE_FUNCTION_ID, RELEASE_HANDLER, description="Lifecycle: promote, canary, roll back"
+        ).function
+        approvals = Approvals(
+            self,
+            c.APPROVALS_ID,
+            approval_fn=approval_fn,
+            release_fn=release_fn,
+            approval_timeout=Duration.seconds(self.config.approval_timeout_seconds),
+        )
+        approval_fn.add_environment(c.ENV_APPROVALS_TOPIC_ARN, approvals.topic.topic_arn)
+        approvals.topic.grant_publish(approval_fn)
+        grant_release_access(
+            approval_fn, registry=self.registry.table, metadata=self.metadata.table, write_registry=False
+        )
+        grant_release_access(release_fn, registry=self.registry.table, metadata=self.metadata.table)
+        grant_canary_metrics(release_fn)
+        for fn in (approval_fn, release_fn):
+            self.synchronous_only(fn)
+        return approvals
+
+    def add_release_routes(self, api_fn: lambda_.Function) -> None:
+        """Approvals and rollback on the control API; decisions answer the lifecycle's waiting task."""
+        api_fn.add_environment(c.ENV_FOUR_EYES, "true" if self.config.four_eyes else "false")
+        grant_release_access(
+            api_fn, registry=self.registry.table, metadata=self.metadata.table, artifacts=self.artifacts.bucket
+        )
+        grant_decisions(api_fn, self.lifecycle.state_machine)
+        for method, path in (
+            ("GET", "/v1/approvals"),
+            ("GET", "/v1/approvals/{approval_id}"),
+            ("POST", "/v1/approvals/{approval_id}/approve"),
+            ("POST", "/v1/approvals/{approval_id}/reject"),
+            ("POST", "/v1/models/{name}/rollback"),
         ):
             self.api.add_route(method, path, api_fn)
 
