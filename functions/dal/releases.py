@@ -185,7 +185,13 @@ def artifact_sha256(uri: str) -> str:
 
 
 def canary_metrics(
-    namespace: str, service: str, model: str, version: int, start: datetime, end: datetime
+    namespace: str,
+    service: str,
+    model: str,
+    version: int,
+    start: datetime,
+    end: datetime,
+    latency_stat: str = "p99",
 ) -> CanaryMetrics:
     """The candidate's serving metrics over [start, end] from CloudWatch (None where no data).
 
@@ -213,7 +219,7 @@ def canary_metrics(
 
     queries = [
         query("ok", "Latency", "SampleCount"),
-        query("p99", "Latency", "p99"),
+        query("latency", "Latency", latency_stat),
         query("errors", "ServerErrors", "Sum"),
         query("quality", "Quality", "Average"),
     ]
@@ -224,10 +230,10 @@ def canary_metrics(
     values = {r["Id"]: [float(v) for v in r.get("Values", [])] for r in reply.get("MetricDataResults", [])}
     ok, errors = values.get("ok", []), values.get("errors", [])
     requests = int(sum(ok) + sum(errors)) if (ok or errors) else None
-    p99s, quality = values.get("p99", []), values.get("quality", [])
+    latencies, quality = values.get("latency", []), values.get("quality", [])
     return CanaryMetrics(
         requests=requests,
         error_rate=(sum(errors) / requests) if requests else None,
-        p99_latency_ms=max(p99s) if p99s else None,
+        latency_ms=max(latencies) if latencies else None,
         quality=min(quality) if quality else None,
     )

@@ -62,9 +62,10 @@ def run(task: ReleaseTaskEvent) -> dict[str, Any]:
         record = releases.start_canary(settings, task.model, task.version, w, actor, task.reason or "canary")
         return _result(task, record, bake_seconds=task.strategy.bake_seconds)
     if task.action == "check_canary":
-        end = utcnow()
-        start = end - timedelta(seconds=max(task.strategy.bake_seconds, 60))
-        observed = canary_metrics(NAMESPACE, SERVICE, task.model, task.version, start, end)
+        now = utcnow()  # the bake window, with the current (still filling) minute included
+        start, end = now - timedelta(seconds=max(task.strategy.bake_seconds, 60)), now + timedelta(seconds=60)
+        check = task.strategy.check
+        observed = canary_metrics(NAMESPACE, SERVICE, task.model, task.version, start, end, check.latency_stat)
         verdict, detail = releases.check_canary(
             settings, task.model, task.version, task.strategy.check, observed, actor
         )

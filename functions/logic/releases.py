@@ -387,16 +387,15 @@ def judge_canary(observed: CanaryMetrics, check: CanaryCheck) -> tuple[str, str]
     failures = []
     if observed.error_rate is not None and observed.error_rate > check.max_error_rate:
         failures.append(f"error rate {observed.error_rate:.2%} > {check.max_error_rate:.2%}")
-    if observed.p99_latency_ms is not None and observed.p99_latency_ms > check.max_p99_latency_ms:
-        failures.append(f"p99 latency {observed.p99_latency_ms:.0f} ms > {check.max_p99_latency_ms:.0f} ms")
+    if observed.latency_ms is not None and observed.latency_ms > check.max_latency_ms:
+        stat = check.latency_stat
+        failures.append(f"{stat} latency {observed.latency_ms:.0f} ms > {check.max_latency_ms:.0f} ms")
     if check.min_quality is not None and observed.quality is not None and observed.quality < check.min_quality:
         failures.append(f"quality {observed.quality:.4f} < {check.min_quality:.4f}")
     if failures:
         return "fail", "; ".join(failures)
-    return (
-        "pass",
-        f"{observed.requests} requests, error rate {observed.error_rate or 0:.2%}, p99 {observed.p99_latency_ms} ms",
-    )
+    rate = observed.error_rate or 0
+    return "pass", f"{observed.requests} requests, error rate {rate:.2%}, {check.latency_stat} {observed.latency_ms} ms"
 
 
 def check_canary(

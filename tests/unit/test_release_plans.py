@@ -83,14 +83,14 @@ def test_release_rollback_target_skips_versions_no_longer_archived() -> None:
     [
         (CanaryMetrics(), "no_data"),
         (CanaryMetrics(requests=0), "no_data"),
-        (CanaryMetrics(requests=100, error_rate=0.0, p99_latency_ms=20), "pass"),
-        (CanaryMetrics(requests=100, error_rate=0.05, p99_latency_ms=20), "fail"),
-        (CanaryMetrics(requests=100, error_rate=0.0, p99_latency_ms=900), "fail"),
-        (CanaryMetrics(requests=100, error_rate=0.0, p99_latency_ms=20, quality=0.5), "fail"),
+        (CanaryMetrics(requests=100, error_rate=0.0, latency_ms=20), "pass"),
+        (CanaryMetrics(requests=100, error_rate=0.05, latency_ms=20), "fail"),
+        (CanaryMetrics(requests=100, error_rate=0.0, latency_ms=900), "fail"),
+        (CanaryMetrics(requests=100, error_rate=0.0, latency_ms=20, quality=0.5), "fail"),
     ],
 )
 def test_release_judge_canary(observed: CanaryMetrics, verdict: str) -> None:
-    check = CanaryCheck(max_error_rate=0.01, max_p99_latency_ms=500, min_quality=0.7)
+    check = CanaryCheck(max_error_rate=0.01, max_latency_ms=500, min_quality=0.7)
     assert releases.judge_canary(observed, check)[0] == verdict
 
 
