@@ -30,6 +30,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from functions.dal.artifacts import get_object
 from functions.dal.audit import audit_put
 from functions.dal.clients import client
+from functions.dal.workflow import start_execution
 from functions.models.audit import Actor, AuditEvent, contract_target, dataset_target, iso
 from functions.models.contracts import DataContract
 from functions.models.datasets import ContractRecord, DatasetSummary, DatasetVersion, LifecycleStart
@@ -426,6 +427,19 @@ def delete_object(bucket: str, key: str, version_id: str = "") -> None:
         client("s3").delete_object(**kwargs)
     except ClientError as exc:
         raise StoreUnavailable(f"delete of s3://{bucket}/{key} failed: {_code(exc)}") from exc
+
+
+def start_chunked_validation(state_machine_arn: str, name: str, payload: dict[str, Any]) -> str:
+    """Start the chunked-validation state machine once per upload (a repeated start is a no-op)."""
+    arn, _ = start_execution(state_machine_arn, name, payload)
+    return arn
+
+
+def put_bytes(bucket: str, key: str, body: bytes) -> None:
+    try:
+        client("s3").put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/octet-stream")
+    except ClientError as exc:
+        raise StoreUnavailable(f"write of s3://{bucket}/{key} failed: {_code(exc)}") from exc
 
 
 def put_json(bucket: str, key: str, body: str) -> str:

@@ -19,9 +19,10 @@ from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idemp
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.dal.datasets import idempotency_store
-from functions.logic.validation_upload import process_upload
+from functions.logic.validation_upload import check_chunk_step, finish_step, plan_chunks_step, process_upload
 from functions.models.audit import Actor
 from functions.models.datasets import UploadRef
+from functions.models.errors import InvalidInput
 from functions.models.settings import get_settings
 from functions.observability import logger, metrics, tracer
 
@@ -74,3 +75,20 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     for outcome in outcomes:
         metrics.add_metric(name=f"Uploads_{outcome['verdict']}", unit=MetricUnit.Count, value=1)
     return {"outcomes": outcomes}
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+def chunk_step_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """The chunked-validation state machine's tasks: {"step": "plan" | "check" | "finish", ...}."""
+    settings = get_settings()
+    step = event.get("step")
+    if step == "plan":
+        return plan_chunks_step(event, settings)
+    if step == "check":
+        return check_chunk_step(event, settings)
+    if step == "finish":
+        upload = event.get("upload") or {}
+        actor = Actor(identity=upload.get("uploaded_by") or "s3:upload", correlation_id=context.aws_request_id)
+        return finish_step(event, settings, actor)
+    raise InvalidInput(f"unknown chunked-validation step {step!r}")

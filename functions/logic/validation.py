@@ -16,6 +16,7 @@ import hashlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -457,3 +458,52 @@ def unreadable(
         chunks=0,
         rules=[RuleResult(rule=rule, passed=False, message=reason)],
     )
+
+
+# -- partials between the steps of a distributed validation -----------------------------------------
+
+
+def partial_to_doc(part: Partial) -> tuple[dict[str, object], bytes | None]:
+    """A partial as a JSON document, and its key column as Arrow IPC bytes (None without a key)."""
+    doc: dict[str, object] = {
+        "rows": part.rows,
+        "present": part.present,
+        "types": part.types,
+        "nulls": part.nulls,
+        "failed_types": sorted(part.failed_types),
+        "tallies": {
+            rule: {
+                "offending": t.offending,
+                "examples": [e.model_dump() for e in t.examples],
+                "message": t.message,
+            }
+            for rule, t in part.tallies.items()
+        },
+    }
+    keys = None
+    if part.keys is not None:
+        sink = pa.BufferOutputStream()
+        table = pa.table({"key": part.keys})
+        with pa.ipc.new_stream(sink, table.schema) as writer:
+            writer.write_table(table)
+        keys = sink.getvalue().to_pybytes()
+    return doc, keys
+
+
+def partial_from_doc(doc: dict[str, Any], keys: bytes | None) -> Partial:
+    part = Partial(
+        rows=int(doc["rows"]),
+        present=list(doc["present"]),
+        types=dict(doc["types"]),
+        nulls={k: int(v) for k, v in doc["nulls"].items()},
+        failed_types=set(doc["failed_types"]),
+    )
+    for rule, t in doc["tallies"].items():
+        part.tallies[rule] = RuleTally(
+            offending=int(t["offending"]),
+            examples=[Example.model_validate(e) for e in t["examples"]],
+            message=str(t["message"]),
+        )
+    if keys is not None:
+        part.keys = pa.ipc.open_stream(pa.BufferReader(keys)).read_all().column("key")
+    return part

@@ -129,7 +129,7 @@ class UploadRef(_Record):
 class UploadOutcome(_Record):
     dataset: str
     key: str
-    verdict: Verdict | Literal["skipped"]
+    verdict: Verdict | Literal["skipped", "delegated"]  # delegated: validating in chunks (AWS)
     reason: str = ""
     version: int | None = None
     report_uri: str = ""

@@ -35,6 +35,7 @@ class Settings(BaseModel):
     # ingestion (validation of uploads): read whole up to chunk bytes, in chunks above, refuse above max
     validate_chunk_bytes: int = Field(256 * 1024**2, alias="STEPWISE_VALIDATE_CHUNK_BYTES", ge=1)
     validate_max_bytes: int = Field(50 * 1024**3, alias="STEPWISE_VALIDATE_MAX_BYTES", ge=1)
+    validate_state_machine_arn: str = Field("", alias="STEPWISE_VALIDATE_SM_ARN")  # chunked validation (AWS)
     # governance
     four_eyes: bool = Field(True, alias="STEPWISE_FOUR_EYES")
 

@@ -17,12 +17,16 @@ from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_destinations as destinations
+from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_notifications as s3n
 from aws_cdk import aws_sqs as sqs
+from aws_cdk import aws_stepfunctions as sfn
+from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from infra import constants as c
+from infra.constructs.function import _retention
 from infra.nag import acknowledge
 
 if TYPE_CHECKING:
@@ -31,6 +35,10 @@ if TYPE_CHECKING:
 VALIDATE_HANDLER = "functions.handlers.validate.lambda_handler"
 VALIDATE_MEMORY_MB = 3008  # a 256 MB chunk, its decoded columns and the report fit with room
 VALIDATE_TIMEOUT = Duration.minutes(5)
+CHUNK_HANDLER = "functions.handlers.validate.chunk_step_handler"
+CHUNK_TIMEOUT = Duration.minutes(15)  # Finish streams the whole file once for its sha256
+CHUNK_CONCURRENCY = 100
+PREFIX_WORK = "work/validation/"  # artifacts bucket: partials (functions/logic/validation_upload.py WORK)
 CHUNK_BYTES = 256 * 1024**2  # read whole up to this (STEPWISE_VALIDATE_CHUNK_BYTES)
 MAX_BYTES = 50 * 1024**3  # refuse above this (STEPWISE_VALIDATE_MAX_BYTES)
 MAX_EVENT_AGE = Duration.hours(6)
@@ -48,11 +56,24 @@ DATASET_ROUTES = (
 
 
 class Ingestion(Construct):
-    """The notification from raw/ to the validation function, its retries and its DLQ."""
+    """The notification from raw/ to the validation function, its retries and its DLQ, and the
+    chunked-validation state machine (Plan -> Distributed Map of CheckChunk -> Finish) that the
+    validation function hands files bigger than CHUNK_BYTES to."""
 
-    def __init__(self, scope: Construct, id_: str, *, data_bucket: s3.Bucket, function: lambda_.Function) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        data_bucket: s3.Bucket,
+        function: lambda_.Function,
+        chunk_function: lambda_.Function,
+        log_retention: logs.RetentionDays,
+    ) -> None:
         super().__init__(scope, id_)
         self.function = function
+        self.chunk_function = chunk_function
+        self.state_machine = self._chunked_validation(chunk_function, log_retention)
         self.dead_letters = sqs.Queue(
             self,
             "DeadLetters",
@@ -88,19 +109,136 @@ class Ingestion(Construct):
             "which records the event and the error; a DeadLetterConfig would send each failure twice.",
         )
 
+    def _chunked_validation(self, fn: lambda_.Function, log_retention: logs.RetentionDays) -> sfn.StateMachine:
+        def step(id_: str, name: str, fields: dict[str, str]) -> tasks.LambdaInvoke:
+            task = tasks.LambdaInvoke(
+                self,
+                id_,
+                lambda_function=fn,
+                payload=sfn.TaskInput.from_object({"step": name, **{f"{k}.$": v for k, v in fields.items()}}),
+                payload_response_only=True,
+                retry_on_service_exceptions=True,
+            )
+            task.add_retry(errors=["StoreUnavailable"], interval=Duration.seconds(5), max_attempts=3, backoff_rate=2)
+            return task
+
+        upload = {"upload": "$.upload", "contract_version": "$.contract_version"}
+        plan = step("Plan", "plan", upload)
+        chunks = sfn.DistributedMap(
+            self,
+            "Chunks",
+            items_path="$.chunks",
+            item_selector={
+                "step": "check",
+                "upload.$": "$.upload",
+                "contract_version.$": "$.contract_version",
+                "format.$": "$.format",
+                "chunk.$": "$$.Map.Item.Value",
+            },
+            max_concurrency=CHUNK_CONCURRENCY,
+            map_execution_type=sfn.StateMachineType.EXPRESS,
+            result_path="$.results",
+        )
+        check = tasks.LambdaInvoke(
+            self,
+            "CheckChunk",
+            lambda_function=fn,
+            payload_response_only=True,
+            retry_on_service_exceptions=True,
+        )
+        check.add_retry(errors=["StoreUnavailable"], interval=Duration.seconds(5), max_attempts=3, backoff_rate=2)
+        chunks.item_processor(check)
+        finish = step(
+            "Finish",
+            "finish",
+            {**upload, "format": "$.format", "reason": "$.reason", "results": "$.results"},
+        )
+        log_group = logs.LogGroup(
+            self, "ChunkedValidationLogs", retention=log_retention, removal_policy=RemovalPolicy.RETAIN
+        )
+        machine = sfn.StateMachine(
+            self,
+            "ChunkedValidation",
+            definition_body=sfn.DefinitionBody.from_chainable(plan.next(chunks).next(finish)),
+            state_machine_type=sfn.StateMachineType.STANDARD,
+            timeout=Duration.hours(6),
+            tracing_enabled=True,
+            logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
+        )
+        assert machine.role is not None
+        acknowledge(
+            machine.role,
+            "AwsSolutions::AwsSolutions-IAM5[Resource::<"
+            + Stack.of(fn).get_logical_id(fn.node.default_child)  # type: ignore[arg-type]
+            + ".Arn>:*]",
+            "lambda:InvokeFunction on the chunk function's versions and aliases (CDK's LambdaInvoke grant).",
+        )
+        acknowledge(
+            machine.role,
+            "AwsSolutions::AwsSolutions-IAM5[Resource::*]",
+            "X-Ray and CloudWatch Logs delivery actions support no resource-level permissions.",
+        )
+        machine_id = Stack.of(machine).get_logical_id(machine.node.default_child)  # type: ignore[arg-type]
+        executions = (
+            "arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:"
+            '{"Fn::Select":[6,{"Fn::Split":[":",{"Ref":"' + machine_id + '"}]}]}'
+        )
+        for suffix in (":*", "/*:*"):
+            acknowledge(
+                machine,
+                f"AwsSolutions::AwsSolutions-IAM5[Resource::{executions}{suffix}]",
+                "The Distributed Map's own child executions (their names are made by Step Functions).",
+            )
+        return machine
+
 
 def add_ingestion(stack: StepwiseStack) -> Ingestion:
-    """The data layer, the validation function, its grants, and the Ingestion construct."""
+    """The data layer, the validation and chunk functions, their grants, and the Ingestion construct."""
     layer = stack.layer(c.DATA_LAYER_ID, "data", "pyarrow, numpy, Powertools and pydantic (validation)")
+    limits = {c.ENV_VALIDATE_CHUNK_BYTES: str(CHUNK_BYTES), c.ENV_VALIDATE_MAX_BYTES: str(MAX_BYTES)}
     fn = stack.function(
         c.VALIDATE_FUNCTION_ID,
         VALIDATE_HANDLER,
         layers=[layer],
-        environment={c.ENV_VALIDATE_CHUNK_BYTES: str(CHUNK_BYTES), c.ENV_VALIDATE_MAX_BYTES: str(MAX_BYTES)},
+        environment=limits,
         memory_mb=VALIDATE_MEMORY_MB,
         timeout=VALIDATE_TIMEOUT,
         description="Ingestion: validate uploads under raw/ against their data contract",
     ).function
+    chunk_fn = stack.function(
+        c.VALIDATE_CHUNKS_FUNCTION_ID,
+        CHUNK_HANDLER,
+        layers=[layer],
+        environment=limits,
+        memory_mb=VALIDATE_MEMORY_MB,
+        timeout=CHUNK_TIMEOUT,
+        description="Ingestion: plan, check and conclude chunked validations (state machine tasks)",
+    ).function
+    stack.synchronous_only(chunk_fn)
+    for each in (fn, chunk_fn):
+        _grant_validation(stack, each)
+    _allow_objects(
+        chunk_fn, stack.artifacts.bucket, PREFIX_WORK, ["s3:GetObject", "s3:PutObject"], "partial results of chunks"
+    )
+    ingestion = Ingestion(
+        stack,
+        c.INGESTION_ID,
+        data_bucket=stack.data.bucket,
+        function=fn,
+        chunk_function=chunk_fn,
+        log_retention=_retention(stack.config.log_retention_days),
+    )
+    fn.add_environment(c.ENV_VALIDATE_SM_ARN, ingestion.state_machine.state_machine_arn)
+    ingestion.state_machine.grant_start_execution(fn)
+    _acknowledge_notifications_handler(stack)
+    CfnOutput(stack, c.OUT_VALIDATE_FUNCTION, value=fn.function_name)
+    CfnOutput(stack, c.OUT_VALIDATE_DLQ_URL, value=ingestion.dead_letters.queue_url)
+    CfnOutput(stack, c.OUT_VALIDATE_SM_ARN, value=ingestion.state_machine.state_machine_arn)
+    return ingestion
+
+
+def _grant_validation(stack: StepwiseStack, fn: lambda_.Function) -> None:
+    """What judging and concluding an upload needs (least privilege, explicit actions)."""
     data = stack.data.bucket
     _allow_objects(fn, data, c.PREFIX_RAW, ["s3:GetObject", "s3:GetObjectVersion"], "read uploads")
     _allow_objects(fn, data, c.PREFIX_RAW, ["s3:DeleteObject", "s3:DeleteObjectVersion"], "move bad uploads")
@@ -123,11 +261,6 @@ def add_ingestion(stack: StepwiseStack) -> Ingestion:
     )
     if getattr(stack, "lifecycle", None) is not None:  # the lifecycle workflow (issue 4) is in the stack
         stack.allow_lifecycle_start(fn)
-    ingestion = Ingestion(stack, c.INGESTION_ID, data_bucket=data, function=fn)
-    _acknowledge_notifications_handler(stack)
-    CfnOutput(stack, c.OUT_VALIDATE_FUNCTION, value=fn.function_name)
-    CfnOutput(stack, c.OUT_VALIDATE_DLQ_URL, value=ingestion.dead_letters.queue_url)
-    return ingestion
 
 
 def _allow_objects(fn: lambda_.Function, bucket: s3.IBucket, prefix: str, actions: list[str], why: str) -> None:

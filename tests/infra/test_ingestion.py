@@ -3,11 +3,12 @@ DLQ, least-privilege grants, data layer, and the dataset routes."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 from infra import constants as c
-from infra.constructs.ingestion import DATASET_ROUTES, MAX_EVENT_AGE, RETRY_ATTEMPTS, VALIDATE_HANDLER
+from infra.constructs.ingestion import CHUNK_HANDLER, DATASET_ROUTES, MAX_EVENT_AGE, RETRY_ATTEMPTS, VALIDATE_HANDLER
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -118,3 +119,46 @@ def test_ingestion_dataset_routes_are_on_the_api(resources: dict[str, Any]) -> N
 def test_ingestion_outputs_name_the_function_and_dlq(assembly: Any) -> None:
     outputs = assembly.template["Outputs"]
     assert c.OUT_VALIDATE_FUNCTION in outputs and c.OUT_VALIDATE_DLQ_URL in outputs
+
+
+def _definition(resources: dict[str, Any], logical_prefix: str) -> dict[str, Any]:
+    machines = [
+        v for k, v in _of_type(resources, "AWS::StepFunctions::StateMachine").items() if k.startswith(logical_prefix)
+    ]
+    assert len(machines) == 1
+    parts = machines[0]["Properties"]["DefinitionString"]["Fn::Join"][1]
+    return json.loads("".join(p if isinstance(p, str) else "ref" for p in parts))  # type: ignore[no-any-return]
+
+
+def test_ingestion_chunked_validation_is_a_distributed_map(resources: dict[str, Any]) -> None:
+    # Plan -> Distributed Map over the planned chunks (express children) -> Finish
+    definition = _definition(resources, c.INGESTION_ID)
+    states = definition["States"]
+    assert definition["StartAt"] == "Plan" and states["Plan"]["Next"] == "Chunks"
+    chunks = states["Chunks"]
+    assert chunks["Type"] == "Map" and chunks["ItemsPath"] == "$.chunks"
+    assert chunks["ItemProcessor"]["ProcessorConfig"] == {"Mode": "DISTRIBUTED", "ExecutionType": "EXPRESS"}
+    assert chunks["ItemSelector"]["chunk.$"] == "$$.Map.Item.Value" and chunks["ItemSelector"]["step"] == "check"
+    assert chunks["ResultPath"] == "$.results" and chunks["Next"] == "Finish"
+    assert states["Finish"]["Parameters"]["step"] == "finish" and states["Finish"]["End"] is True
+    for task in (states["Plan"], chunks["ItemProcessor"]["States"]["CheckChunk"], states["Finish"]):
+        assert any(r["ErrorEquals"] == ["StoreUnavailable"] for r in task["Retry"])
+
+
+def test_ingestion_validation_function_knows_and_may_start_the_state_machine(resources: dict[str, Any]) -> None:
+    _, fn = _validate_fn(resources)
+    env = fn["Properties"]["Environment"]["Variables"]
+    machine_ref = env[c.ENV_VALIDATE_SM_ARN]["Ref"]
+    assert resources[machine_ref]["Type"] == "AWS::StepFunctions::StateMachine"
+    props = resources[machine_ref]["Properties"]
+    assert props["TracingConfiguration"] == {"Enabled": True}
+    assert props["LoggingConfiguration"]["Level"] == "ALL"
+    role_id = fn["Properties"]["Role"]["Fn::GetAtt"][0]
+    starts = [s for s in _policy_statements(resources, role_id) if s["Action"] == "states:StartExecution"]
+    assert {"Ref": machine_ref} in [s["Resource"] for s in starts]
+    chunk_fns = [
+        v
+        for v in _of_type(resources, "AWS::Lambda::Function").values()
+        if v["Properties"].get("Handler") == CHUNK_HANDLER
+    ]
+    assert len(chunk_fns) == 1 and chunk_fns[0]["Properties"]["Timeout"] == 900
