@@ -16,6 +16,8 @@ from __future__ import annotations
 import argparse
 import gc
 import io
+import json
+import os
 import statistics
 import sys
 import time
@@ -31,7 +33,7 @@ import pyarrow.parquet as pq
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from functions.logic.validation import check_table, finish
-from functions.logic.validation_files import BytesSource, check_chunk
+from functions.logic.validation_files import BytesSource, Limits, check_chunk, validate_source
 from functions.models.contracts import DataContract
 
 NUMERIC = 20
@@ -95,7 +97,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--out", default="benchmarks/out")
+    parser.add_argument(
+        "--big-rows", type=int, default=0, help="also validate a CSV of this many rows in sequential 64 MB chunks"
+    )
     args = parser.parse_args(argv)
+    figures: dict[str, object] = {"load average at start": os.getloadavg()[0], "cpus": os.cpu_count()}
     pa.set_cpu_count(1)
     pa.set_io_thread_count(1)
     c = contract()
@@ -125,9 +131,11 @@ def main(argv: list[str] | None = None) -> int:
     report = finish([check_table(loaded, c)], c, dataset="bench", contract_version=1)
     assert report.passed, report.reason
     print(f"verdict: {report.verdict}, {len(report.rules)} rules")
+    figures["rules"] = len(report.rules)
 
     t_validate = timed(lambda: finish([check_table(loaded, c)], c, dataset="bench", contract_version=1), args.repeat)
     med = statistics.median(t_validate)
+    figures["validate M rows/s (median)"] = round(args.rows / med / 1e6, 2)
     print(
         f"validate (loaded table): median {med * 1000:.1f} ms over {args.repeat} runs "
         f"-> {args.rows / med / 1e6:.2f} M rows/s"
@@ -138,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         lambda: finish([check_chunk(source, "parquet", None, c)], c, dataset="bench", contract_version=1), args.repeat
     )
     med_full = statistics.median(t_full)
+    figures["read parquet + validate M rows/s"] = round(args.rows / med_full / 1e6, 2)
     print(f"read parquet + validate: median {med_full * 1000:.1f} ms -> {args.rows / med_full / 1e6:.2f} M rows/s")
 
     schema_types = {f.name: pa.float64() if f.name.startswith("x") else pa.int64() for f in loaded.schema}
@@ -153,12 +162,14 @@ def main(argv: list[str] | None = None) -> int:
 
     t_csv = timed(read_csv, args.repeat)
     med_csv = statistics.median(t_csv)
+    figures["csv read M rows/s (explicit schema)"] = round(args.rows / med_csv / 1e6, 2)
     print(f"read csv (explicit schema): median {med_csv * 1000:.1f} ms -> {args.rows / med_csv / 1e6:.2f} M rows/s")
     t_csv_full = timed(
         lambda: finish([check_chunk(csv_source, "csv", None, c)], c, dataset="bench", contract_version=1),
         max(3, args.repeat // 2),
     )
     med_csv_full = statistics.median(t_csv_full)
+    figures["read csv + validate M rows/s"] = round(args.rows / med_csv_full / 1e6, 2)
     print(f"read csv + validate: median {med_csv_full * 1000:.1f} ms -> {args.rows / med_csv_full / 1e6:.2f} M rows/s")
 
     # memory of one validation beyond the loaded table: Arrow allocations through a proxy pool
@@ -182,9 +193,69 @@ def main(argv: list[str] | None = None) -> int:
         f"peak memory beyond the loaded table ({loaded.nbytes / 1e6:.0f} MB): "
         f"{(arrow_peak + py_peak) / 1e6:.1f} MB (Arrow {arrow_peak / 1e6:.1f} MB + numpy/Python {py_peak / 1e6:.1f} MB)"
     )
+    figures["peak MB beyond the loaded table"] = round((arrow_peak + py_peak) / 1e6, 1)
     if reset:
         print(f"RSS high-water mark during the run: +{max(0, peak_kb - base_kb) / 1024:.1f} MB")
+    if args.big_rows:
+        big_file(args.big_rows, c, out, figures)
+    figures["load average at end"] = os.getloadavg()[0]
+    print(
+        f"machine: {os.cpu_count()} cpus, load average {figures['load average at start']:.1f} at start, "
+        f"{figures['load average at end']:.1f} at end"
+    )
+    if os.environ.get("STEPWISE_BENCH_JSON"):
+        Path(os.environ["STEPWISE_BENCH_JSON"]).write_text(json.dumps(figures))
     return 0
+
+
+def big_file(rows: int, c: DataContract, out: Path, figures: dict[str, object]) -> None:
+    """A CSV bigger than one chunk, written in pieces and validated in sequential 64 MB chunks from
+    disk (the local cloud's path for files over STEPWISE_VALIDATE_CHUNK_BYTES)."""
+    path = out / "validate-big.csv"
+    piece = 1_000_000
+    with path.open("wb") as fh:
+        for start in range(0, rows, piece):
+            table = generate(min(piece, rows - start), seed=start)
+            table = table.set_column(0, "id", pa.array(np.arange(start, start + table.num_rows, dtype=np.int64) + 1))
+            floats = {n: pc.round(table[n], 4) for n in table.column_names if pa.types.is_floating(table[n].type)}
+            for name, col in floats.items():
+                table = table.set_column(table.schema.get_field_index(name), name, col)
+            buf = io.BytesIO()
+            pcsv.write_csv(table, buf, write_options=pcsv.WriteOptions(quoting_style="none", include_header=start == 0))
+            fh.write(buf.getvalue())
+    size = path.stat().st_size
+    source = FileSource(path)
+    base_kb = status_kb("VmRSS")
+    rss_peak_reset()
+    started = time.perf_counter()
+    report = validate_source(
+        source, path.name, c, dataset="bench", contract_version=1, limits=Limits(chunk_bytes=64 * 1024**2)
+    )
+    elapsed = time.perf_counter() - started
+    peak_kb = status_kb("VmHWM")
+    assert report.passed, report.reason
+    print(
+        f"big csv: {rows} rows, {size / 1e9:.2f} GB, {report.chunks} chunks, {elapsed:.1f} s "
+        f"-> {rows / elapsed / 1e6:.2f} M rows/s, RSS peak +{(peak_kb - base_kb) / 1024:.0f} MB"
+    )
+    figures["big csv GB"] = round(size / 1e9, 2)
+    figures["big csv chunks"] = report.chunks
+    figures["big csv M rows/s"] = round(rows / elapsed / 1e6, 2)
+    figures["big csv RSS peak MB"] = round((peak_kb - base_kb) / 1024)
+    path.unlink()
+
+
+class FileSource:
+    """A ByteSource over a local file (ranged reads, like S3RangeSource does on S3)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.size = path.stat().st_size
+
+    def read(self, start: int, end: int) -> bytes:
+        with self.path.open("rb") as fh:
+            fh.seek(start)
+            return fh.read(max(0, end - start))
 
 
 if __name__ == "__main__":
