@@ -23,7 +23,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         task = ApprovalTaskEvent.model_validate(event)
     except ValidationError as exc:
         raise InvalidInput(
-            f"approval task input: {exc.error_count()} errors: {exc.errors(include_url=False)}"
+            f"approval task input: {exc.error_count()} errors: {exc.errors(include_url=False, include_input=False)}"
         ) from None
     logger.append_keys(model=task.model, version=task.version, execution=task.execution)
     request = request_approval(get_settings(), task)

@@ -87,6 +87,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     try:
         task = ReleaseTaskEvent.model_validate(event)
     except ValidationError as exc:
-        raise InvalidInput(f"release task input: {exc.errors(include_url=False)}") from None
+        raise InvalidInput(f"release task input: {exc.errors(include_url=False, include_input=False)}") from None
     logger.append_keys(model=task.model, version=task.version, action=task.action, execution=task.execution)
     return run(task)

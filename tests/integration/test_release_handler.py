@@ -145,3 +145,11 @@ def test_approval_request_for_a_decided_version_is_refused(stores: Stores) -> No
 
     with pytest.raises(Conflict, match="not PENDING_APPROVAL"):
         approvals.request_approval(get_settings(), ApprovalTaskEvent(token="t", model="churn", version=1))
+
+
+def test_approval_task_input_errors_never_echo_the_token(stores: Stores) -> None:
+    from functions.models.errors import InvalidInput
+
+    with pytest.raises(InvalidInput) as raised:
+        approval.lambda_handler({"token": "secret-token", "model": "Not A Name", "version": 0}, Context())
+    assert "secret-token" not in str(raised.value)
