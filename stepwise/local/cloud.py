@@ -15,6 +15,7 @@ import contextlib
 import io
 import json
 import tempfile
+import time
 import uuid
 import zipfile
 from dataclasses import dataclass, field
@@ -24,12 +25,14 @@ from typing import Any
 
 import boto3
 from moto import mock_aws
+from moto import settings as moto_settings
 from moto.cloudformation.models import cloudformation_backends
 from moto.cloudformation.parsing import clean_json
 from moto.core import DEFAULT_ACCOUNT_ID
 
+from stepwise.local import emulated
 from stepwise.local.assembly import Assembly, synthesize
-from stepwise.local.runtime import FunctionRuntime, LambdaRouter
+from stepwise.local.runtime import FunctionRuntime, LambdaRouter, answer_custom_resources
 
 REGION = "us-east-1"
 ACCOUNT = DEFAULT_ACCOUNT_ID
@@ -82,6 +85,11 @@ class LocalCloud:
         self.assembly = synthesize(self.outdir, self.context, self.app_module)
         self._mock.start()
         self.router.install()
+        emulated.register()
+        # moto asks Docker where its server is, for custom resources' cfn-response URL; the
+        # local cloud answers custom resources itself, so no Docker is asked.
+        self._server_host = moto_settings.moto_server_host
+        moto_settings.moto_server_host = lambda: "http://127.0.0.1"  # type: ignore[assignment]
         try:
             self._bootstrap()
             self._publish_assets()
@@ -95,6 +103,8 @@ class LocalCloud:
 
     def stop(self) -> None:
         self.router.uninstall()
+        if hasattr(self, "_server_host"):
+            moto_settings.moto_server_host = self._server_host
         with contextlib.suppress(RuntimeError):  # already stopped
             self._mock.stop()
         if self._tmp:
@@ -147,6 +157,15 @@ class LocalCloud:
             TemplateBody=json.dumps(self.assembly.template),
             Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"],
         )["StackId"]
+        expected = (
+            len(self.assembly.resources_of_type("Custom::S3BucketNotifications"))
+            + sum(1 for r in self.assembly.template["Resources"].values() if r["Type"].startswith("Custom::"))
+            - len(self.assembly.resources_of_type("Custom::S3BucketNotifications"))
+        )
+        deadline = time.monotonic() + 60  # moto invokes custom-resource providers from threads
+        while len(self.router.custom_resources) < expected and time.monotonic() < deadline:
+            time.sleep(0.02)
+        answer_custom_resources(self.router.custom_resources)
         described = cfn.describe_stacks(StackName=stack_id)["Stacks"][0]
         if not described["StackStatus"].endswith("_COMPLETE") or "ROLLBACK" in described["StackStatus"]:
             events = cfn.describe_stack_events(StackName=stack_id)["StackEvents"]
@@ -156,12 +175,22 @@ class LocalCloud:
         outputs = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
         resources = [r for r in resources if "LogicalResourceId" in r]
         deployed = {r["LogicalResourceId"] for r in resources}
+        template_types = {k: v["Type"] for k, v in self.assembly.template["Resources"].items()}
+        emulated_here = [
+            Emulation(
+                r["LogicalResourceId"], r["ResourceType"], "emulated from its properties (stepwise/local/emulated.py)"
+            )
+            for r in resources
+            if template_types.get(r["LogicalResourceId"]) in emulated.EMULATED_TYPES
+        ]
         skipped = [
             Emulation(lid, res["Type"], "not created by moto's CloudFormation")
             for lid, res in self.assembly.template["Resources"].items()
             if lid not in deployed and res["Type"] != "AWS::CDK::Metadata"
         ]
-        return Deployment(stack_id=stack_id, outputs=outputs, resources=resources, skipped=skipped)
+        return Deployment(
+            stack_id=stack_id, outputs=outputs, resources=resources, skipped=skipped, emulated=emulated_here
+        )
 
     def resolve(self, value: Any) -> Any:
         """Resolve intrinsic functions (Ref, Fn::GetAtt, Fn::Join, ...) against the deployed stack."""
@@ -219,6 +248,7 @@ class LocalCloud:
 
     def _recreate_state_machine(self, logical_id: str) -> None:
         from moto.stepfunctions.models import stepfunctions_backends
+        from moto.stepfunctions.parser.api import InvalidDefinition
         from moto.stepfunctions.parser.models import stepfunctions_parser_backends
 
         assert self.deployment is not None
@@ -226,6 +256,19 @@ class LocalCloud:
         standard = stepfunctions_backends[ACCOUNT][REGION]
         machine = standard.describe_state_machine(arn)
         executing = stepfunctions_parser_backends[ACCOUNT][REGION]
+        try:
+            self._create_executing(executing, machine)
+        except InvalidDefinition as exc:
+            self.deployment.skipped.append(
+                Emulation(logical_id, "AWS::StepFunctions::StateMachine", f"cannot execute locally: {exc.message}")
+            )
+            return
+        self.deployment.emulated.append(
+            Emulation(logical_id, "AWS::StepFunctions::StateMachine", "re-created in moto's executing backend")
+        )
+
+    @staticmethod
+    def _create_executing(executing: Any, machine: Any) -> None:
         executing.create_state_machine(
             name=machine.name,
             definition=machine.definition,
@@ -233,9 +276,6 @@ class LocalCloud:
             loggingConfiguration=machine.loggingConfiguration,  # type: ignore[arg-type]
             tracingConfiguration=machine.tracingConfiguration,  # type: ignore[arg-type]
             sm_type=getattr(machine, "type", None),
-        )
-        self.deployment.emulated.append(
-            Emulation(logical_id, "AWS::StepFunctions::StateMachine", "re-created in moto's executing backend")
         )
 
     # -- schedules (moto's EventBridge does not deliver to Lambda or Step Functions) ---------

@@ -182,6 +182,7 @@ class LambdaRouter:
     def __init__(self) -> None:
         self.functions: dict[str, FunctionRuntime] = {}
         self.unrouted: list[str] = []
+        self.custom_resources: list[dict[str, Any]] = []
         self._originals: list[tuple[type, str, Any]] = []
 
     def add(self, runtime: FunctionRuntime) -> None:
@@ -192,13 +193,20 @@ class LambdaRouter:
         runtime = self.functions.get(
             function_name.rsplit(":", 1)[-1] if ":function:" in function_name else function_name
         )
-        if runtime is None:
+        if runtime is None and isinstance(event, dict) and {"RequestType", "ResponseURL", "StackId"} <= set(event):
+            # A CDK custom-resource provider (inline code, not ours): its effect is applied from
+            # the resource's own properties by the local cloud, which answers CloudFormation
+            # SUCCESS once the stack's own resources are created (answer_custom_resources).
+            self.custom_resources.append(event)
+            result: Any = {}
+            error: str | None = None
+        elif runtime is None:
             self.unrouted.append(function_name)
-            result: Any = {
+            result = {
                 "errorType": "NotRoutedLocally",
                 "errorMessage": f"{function_name} has no handler in the local cloud",
             }
-            error: str | None = "Unhandled"
+            error = "Unhandled"
         else:
             result, error = runtime.invoke(event)
         if error:
@@ -244,3 +252,15 @@ class LambdaRouter:
         if self._originals:
             sys.stdout, sys.stderr = self._streams
         self._originals.clear()
+
+
+def answer_custom_resources(events: list[dict[str, Any]]) -> None:
+    """What each provider's cfn-response PUT does: mark the custom resource created."""
+    from moto.cloudformation.models import cloudformation_backends
+
+    for event in events:
+        stack_id = str(event["StackId"])
+        account, region = stack_id.split(":")[4], stack_id.split(":")[3]
+        stack = cloudformation_backends[account][region].get_stack(stack_id)
+        stack.get_custom_resource(event["LogicalResourceId"]).set_data({})
+        stack.verify_readiness()

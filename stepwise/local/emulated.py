@@ -1,0 +1,108 @@
+"""CloudFormation resource types moto's CloudFormation does not create, emulated from the
+template's own properties so the rest of the template (Fn::GetAtt, Ref, outputs) resolves.
+
+- AWS::CloudWatch::Alarm: created in moto's CloudWatch (put_metric_alarm with the template's
+  properties); Arn attribute as on AWS. Alarms are stored, not evaluated.
+- AWS::S3::BucketPolicy: put on the bucket in moto's S3 (moto does not enforce bucket policies).
+
+Everything else moto skips stays skipped and is reported by the local cloud.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import boto3
+from moto.cloudformation import parsing
+from moto.core.common_models import CloudFormationModel
+
+_ALARM_PARAMS = {
+    "AlarmName", "AlarmDescription", "ActionsEnabled", "OKActions", "AlarmActions",
+    "InsufficientDataActions", "MetricName", "Namespace", "Statistic", "ExtendedStatistic",
+    "Dimensions", "Period", "Unit", "EvaluationPeriods", "DatapointsToAlarm", "Threshold",
+    "ComparisonOperator", "TreatMissingData", "EvaluateLowSampleCountPercentile", "Metrics",
+    "ThresholdMetricId",
+}  # fmt: skip
+
+
+def _client(service: str, region: str) -> Any:
+    return boto3.client(service, region_name=region, aws_access_key_id="local", aws_secret_access_key="local")
+
+
+class EmulatedAlarm(CloudFormationModel):
+    def __init__(self, name: str, account_id: str, region: str) -> None:
+        self.name = name
+        self.arn = f"arn:aws:cloudwatch:{region}:{account_id}:alarm:{name}"
+
+    @staticmethod
+    def cloudformation_type() -> str:
+        return "AWS::CloudWatch::Alarm"
+
+    @staticmethod
+    def cloudformation_name_type() -> str:
+        return "AlarmName"
+
+    @property
+    def physical_resource_id(self) -> str:
+        return self.name
+
+    @classmethod
+    def has_cfn_attr(cls, attr: str) -> bool:
+        return attr == "Arn"
+
+    def get_cfn_attribute(self, attribute_name: str) -> Any:
+        return self.arn
+
+    @classmethod
+    def create_from_cloudformation_json(  # type: ignore[override]
+        cls, resource_name: str, cloudformation_json: dict[str, Any], account_id: str, region_name: str, **kwargs: Any
+    ) -> EmulatedAlarm:
+        props = {k: v for k, v in cloudformation_json["Properties"].items() if k in _ALARM_PARAMS}
+        props["AlarmName"] = props.get("AlarmName") or resource_name
+        if "Threshold" in props:
+            props["Threshold"] = float(props["Threshold"])
+        for key in ("Period", "EvaluationPeriods", "DatapointsToAlarm"):
+            if key in props:
+                props[key] = int(props[key])
+        for metric in props.get("Metrics", []):
+            stat = metric.get("MetricStat")
+            if stat and "Period" in stat:
+                stat["Period"] = int(stat["Period"])
+        _client("cloudwatch", region_name).put_metric_alarm(**props)
+        return cls(props["AlarmName"], account_id, region_name)
+
+
+class EmulatedBucketPolicy(CloudFormationModel):
+    def __init__(self, bucket: str) -> None:
+        self.bucket = bucket
+
+    @staticmethod
+    def cloudformation_type() -> str:
+        return "AWS::S3::BucketPolicy"
+
+    @staticmethod
+    def cloudformation_name_type() -> str:
+        return ""
+
+    @property
+    def physical_resource_id(self) -> str:
+        return self.bucket
+
+    @classmethod
+    def create_from_cloudformation_json(  # type: ignore[override]
+        cls, resource_name: str, cloudformation_json: dict[str, Any], account_id: str, region_name: str, **kwargs: Any
+    ) -> EmulatedBucketPolicy:
+        props = cloudformation_json["Properties"]
+        _client("s3", region_name).put_bucket_policy(Bucket=props["Bucket"], Policy=json.dumps(props["PolicyDocument"]))
+        return cls(props["Bucket"])
+
+
+EMULATED_TYPES = {EmulatedAlarm.cloudformation_type(), EmulatedBucketPolicy.cloudformation_type()}
+
+
+def register() -> None:
+    """Make moto's CloudFormation see the emulated models (it lists CloudFormationModel's subclasses)."""
+    parsing.get_model_list.cache_clear()
+    parsing.get_model_map.cache_clear()
+    parsing.get_name_type_map.cache_clear()

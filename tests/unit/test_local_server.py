@@ -1,0 +1,28 @@
+"""The local API server's own pieces: path templates and caller identity from SigV4."""
+
+from __future__ import annotations
+
+from stepwise.local.server import _compile, _identity
+
+
+def test_compile_matches_path_parameters_and_greedy_proxy() -> None:
+    pattern, params = _compile("/v1/models/{name}/versions/{version}")
+    match = pattern.match("/v1/models/churn/versions/12")
+    assert params == ("name", "version")
+    assert match is not None and match.groups() == ("churn", "12")
+    assert pattern.match("/v1/models/churn/versions") is None
+    proxy, names = _compile("/files/{path+}")
+    assert names == ("path",)
+    assert proxy.match("/files/a/b/c") is not None
+
+
+def test_identity_comes_from_the_signing_access_key() -> None:
+    header = "AWS4-HMAC-SHA256 Credential=LOCALalice/20261126/us-east-1/execute-api/aws4_request, SignedHeaders=host"
+    who = _identity({"Authorization": header})
+    assert who is not None
+    assert who["caller"] == "alice"
+    assert who["userArn"].endswith(":user/alice")
+
+
+def test_identity_is_none_for_an_unsigned_request() -> None:
+    assert _identity({"accept": "application/json"}) is None
