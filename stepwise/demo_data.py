@@ -115,3 +115,49 @@ def write_demo_files(out_dir: Path, training_spec: str | None = None) -> DemoFil
         bad=bad_path,
         rows=good.num_rows,
     )
+
+
+# -- steps for `stepwise demo` (stepwise/demo.py: each step gets the demo context) ---------------------
+
+
+def data_steps(workdir: Path, training_spec: str | None = None) -> list[tuple[str, Any]]:
+    """Put the wine contract, upload the good file (one version registered) and the bad one
+    (quarantined naming its rules). A step takes the demo context (.target, .say, .state)."""
+    from stepwise.commands.data import put_contract, render_report, upload
+
+    def files(ctx: Any) -> DemoFiles:
+        if "wine_files" not in ctx.state:
+            ctx.state["wine_files"] = write_demo_files(workdir, training_spec)
+        return ctx.state["wine_files"]  # type: ignore[no-any-return]
+
+    def step_contract(ctx: Any) -> None:
+        f = files(ctx)
+        record = put_contract(ctx.target, f.dataset, f.contract)
+        ctx.say(
+            f"PUT /v1/datasets/{f.dataset}/contract -> version {record['version']} "
+            f"({len(f.contract['columns'])} columns)"
+        )
+
+    def step_good(ctx: Any) -> None:
+        f = files(ctx)
+        result = upload(ctx.target, f.good, f.dataset)
+        ctx.say(render_report(result.report))
+        if not result.passed or result.version is None:
+            raise RuntimeError(f"the good wine file did not pass: {result.report.get('reason')}")
+        ctx.state["wine_version"] = result.version["version"]
+        ctx.say(f"registered {f.dataset}@{result.version['version']}: {result.version['rows']} rows")
+
+    def step_bad(ctx: Any) -> None:
+        f = files(ctx)
+        result = upload(ctx.target, f.bad, f.dataset)
+        ctx.say(render_report(result.report))
+        failed = sorted(r["rule"] for r in result.report.get("rules", []) if not r["passed"])
+        if result.passed or failed != sorted(f.bad_rules):
+            raise RuntimeError(f"the bad wine file should fail {f.bad_rules}, it failed {failed}")
+        ctx.say(f"quarantined under quarantine/{f.dataset}/ with its report; no version registered")
+
+    return [
+        ("put the wine data contract", step_contract),
+        ("upload a good wine file: one dataset version", step_good),
+        ("upload a bad wine file: quarantined with its report", step_bad),
+    ]

@@ -121,3 +121,25 @@ def test_cli_contract_show_prints_the_requested_version(
     out = capsys.readouterr().out
     assert out.startswith("contract wine version 1") and '"key": "id"' in out
     assert cli("contract", "show", "nosuch") == 1
+
+
+def test_demo_data_steps_register_one_version_and_quarantine_one(cli: Any, tmp_path: Path) -> None:
+    # Given the demo's data steps and a context like stepwise/demo.py's
+    from stepwise.cli import resolve  # the fixture's in-process target
+    from stepwise.demo_data import data_steps
+
+    class Ctx:
+        target = resolve()
+        state: dict[str, Any] = {}
+        said: list[str] = []
+
+        def say(self, text: str) -> None:
+            self.said.append(text)
+
+    ctx = Ctx()
+    # When every step runs
+    for _, step in data_steps(tmp_path):
+        step(ctx)
+    # Then one version is registered and the bad file is quarantined
+    assert ctx.state["wine_version"] == 1
+    assert any("quarantined under quarantine/wine/" in s for s in ctx.said)
