@@ -117,11 +117,13 @@ class ApprovalRequest(_Model):
 
 
 def _names(value: str) -> set[str]:
-    """A principal and, for an ARN, its last path segment (user name or role session)."""
+    """A principal in its comparable forms: as given; without the `AWS:` prefix S3 event
+    principalIds carry (`AWS:AIDA...` is API Gateway's `caller` `AIDA...`); for an ARN, its last
+    path segment (user name or role session)."""
     value = value.strip()
     if not value:
         return set()
-    names = {value}
+    names = {value, value.removeprefix("AWS:")}
     if value.startswith("arn:") and "/" in value:
         names.add(value.rsplit("/", 1)[1])
     return names

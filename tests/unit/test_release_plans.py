@@ -100,6 +100,7 @@ def test_release_judge_canary(observed: CanaryMetrics, verdict: str) -> None:
         ("arn:aws:iam::123456789012:user/alice", True),
         ("alice", True),
         ("LOCALalice", True),
+        ("AWS:AIDAALICE", True),  # an S3 event's principalId for the same IAM user
         ("arn:aws:iam::123456789012:user/bob", False),
         ("", False),
     ],
