@@ -77,7 +77,13 @@ SLIM_GLOBS: tuple[tuple[str, str], ...] = (
     ("pyarrow/libarrow_python_flight.so*", "Arrow Flight RPC: not used"),
     ("pyarrow/_substrait*.so", "Substrait query plans: not used"),
     ("pyarrow/substrait.py", "Substrait query plans: not used"),
-    ("pyarrow/libarrow_substrait.so*", "Substrait query plans: not used"),
+    ("pyarrow/_pyarrow_cpp_tests*.so", "Arrow's C++ test harness"),
+    # Wheels cannot hold symlinks, so a library can ship three times: libX.so (link-time name),
+    # libX.so.2600 (the SONAME the extension modules load) and libX.so.2600.1.0 (the real name).
+    ("pyarrow/libarrow_python.so", "link-time copy of libarrow_python.so.<soversion>"),
+    ("pyarrow/libarrow_python.so.*.*.*", "full-version copy of libarrow_python.so.<soversion>"),
+    ("pyarrow/libarrow_python_parquet_encryption.so", "link-time copy of the .so.<soversion>"),
+    ("pyarrow/libarrow_python_parquet_encryption.so.*.*.*", "full-version copy of the .so.<soversion>"),
     ("onnxruntime/transformers", "transformer-model optimisation tools: offline, not inference"),
     ("onnxruntime/quantization", "model quantisation tools: offline, not inference"),
     ("onnxruntime/tools", "model conversion and inspection tools: offline, not inference"),
@@ -162,8 +168,18 @@ def canonical(name: str) -> str:
 
 
 def layer_names(root: Path = LAYERS) -> list[str]:
-    """Every layer: each directory of `root` with a requirements.txt."""
-    return sorted(p.parent.name for p in root.glob("*/requirements.txt") if not p.parent.name.startswith("."))
+    """Every layer: each directory of `root` with a requirements.txt and no Dockerfile."""
+    return sorted(
+        p.parent.name
+        for p in root.glob("*/requirements.txt")
+        if not p.parent.name.startswith(".") and not (p.parent / "Dockerfile").exists()
+    )
+
+
+def image_names(root: Path = LAYERS) -> list[str]:
+    """Container image contexts kept beside the layers: directories with a Dockerfile and a
+    requirements.txt (e.g. layers/training). They are not layers; `--check` resolves their pins."""
+    return sorted(p.parent.name for p in root.glob("*/Dockerfile") if (p.parent / "requirements.txt").is_file())
 
 
 def requirements_file(name: str, root: Path = LAYERS) -> Path:
@@ -523,11 +539,13 @@ def slim(root: Path) -> Removed:
             if path.is_dir() and path.name not in BOTOCORE_SERVICES:
                 removed.add(path, root)
                 _remove(path)
-    for pattern, _reason in SLIM_GLOBS:
-        for path in sorted(root.glob(pattern)):
-            if path.exists() or path.is_symlink():
-                removed.add(path, root)
-                _remove(path)
+    doomed = sorted({path for pattern, _reason in SLIM_GLOBS for path in root.glob(pattern)})
+    for path in _still_linked(root, doomed):
+        doomed.remove(path)  # a remaining binary loads it: keep it whatever the rule says
+    for path in doomed:
+        if path.exists() or path.is_symlink():
+            removed.add(path, root)
+            _remove(path)
     for dirpath, dirnames, filenames in os.walk(root, topdown=True):
         here = Path(dirpath)
         nested = here != root
@@ -545,6 +563,29 @@ def slim(root: Path) -> Removed:
         if path != root and not any(path.iterdir()):
             path.rmdir()
     return removed
+
+
+_SHARED_LIBRARY = re.compile(r"^lib[^/]*\.so(\.\d+)*$")
+
+
+def _still_linked(root: Path, doomed: Sequence[Path]) -> set[Path]:
+    """The shared libraries among `doomed` that a binary staying in the layer names (a NEEDED
+    entry is the library's file name, NUL-terminated, in the binary's string table)."""
+    libraries = {p for p in doomed if p.is_file() and _SHARED_LIBRARY.match(p.name)}
+    if not libraries:
+        return set()
+    gone = set(doomed)
+    binaries = [p for p in root.rglob("*.so*") if p.is_file() and not any(q in gone for q in (p, *p.parents))]
+    kept: set[Path] = set()
+    searching = list(binaries)
+    while searching:
+        found: set[Path] = set()
+        for binary in searching:
+            data = binary.read_bytes()
+            found |= {lib for lib in libraries - kept - found if lib.name.encode() + b"\0" in data}
+        kept |= found
+        searching = sorted(found)  # what a kept library loads stays too
+    return kept
 
 
 def size_bytes(path: Path) -> int:
@@ -686,7 +727,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--arch", default=DEFAULT_ARCH, choices=sorted(PLATFORMS))
     parser.add_argument("--python", default=TARGET_PYTHON, help="the function runtime's Python (default %(default)s)")
     mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--check", action="store_true", help="only resolve: does every pinned package have a wheel?")
+    mode.add_argument(
+        "--check", action="store_true", help="only resolve (layers and images): does every pinned package have a wheel?"
+    )
     mode.add_argument("--local", action="store_true", help="build for this interpreter with the Lambda build's pins")
     mode.add_argument("--prune", action="store_true", help="delete cached builds that are not current")
     mode.add_argument("--sizes", metavar="CDK_OUT", help="print each zip function's unzipped code + layers size")
@@ -702,6 +745,8 @@ def main(argv: list[str] | None = None) -> int:
         for path in prune(keep):
             print(f"removed {path}")
         return 0
+    if args.check and not args.names:
+        names = layer_names() + image_names()
     for name in names:
         lines = flatten_requirements(requirements_file(name))
         for line in unpinned(lines):
@@ -709,7 +754,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             if args.check:
                 res = resolve(lines, target)
-                print(f"{name}: resolves for {target.describe()}: {len(res.wheels)} wheels")
+                kind = "image" if name in image_names() else "layer"
+                print(f"{name} ({kind}): resolves for {target.describe()}: {len(res.wheels)} wheels")
                 for wheel in res.wheels:
                     print(f"  {wheel}")
                 continue

@@ -23,6 +23,7 @@ from layers.build import (
     build_layer,
     build_local_layer,
     flatten_requirements,
+    image_names,
     layer_names,
     read_manifest,
     requirement_name,
@@ -73,6 +74,16 @@ def test_layers_resolve_for_the_runtime_on_the_configured_architecture(name: str
             report(f"\n{name}: resolves for {CONFIGURED_ARCH} and {other}")
         except LayerBuildError as exc:
             report(f"\n{name}: resolves for {CONFIGURED_ARCH} only; {other}: {exc}")
+
+
+@pytest.mark.parametrize("name", image_names())
+def test_layers_image_requirements_are_pinned_and_resolve_for_the_configured_architecture(name: str) -> None:
+    """Container images (layers/<name>/Dockerfile) install with --only-binary on the Lambda base
+    image at deploy time; a missing wheel would fail `cdk deploy`, so resolve it here first."""
+    lines = flatten_requirements(requirements_file(name))
+    assert not unpinned(lines), f"image {name}: not pinned with ==: {unpinned(lines)}"
+    resolution = resolve(lines, Target(CONFIGURED_ARCH))
+    assert {requirement_name(line) for line in lines} <= set(resolution.packages)
 
 
 def test_layers_without_wheels_for_the_target_fail_with_the_package_named(tmp_path: Path) -> None:

@@ -96,11 +96,14 @@ def test_requirement_name_is_canonical() -> None:
     assert build.requirement_name("Typing_Extensions[x]==4.1") == "typing-extensions"
 
 
-def test_layer_names_lists_directories_with_requirements(tmp_path: Path) -> None:
+def test_layer_names_lists_directories_with_requirements_but_no_dockerfile(tmp_path: Path) -> None:
     make_layer(tmp_path, "base", "a==1\n")
     (tmp_path / "empty").mkdir()
     make_layer(tmp_path, ".build", "a==1\n")
+    make_layer(tmp_path, "training", "a==1\n")
+    (tmp_path / "training" / "Dockerfile").write_text("FROM scratch\n")
     assert build.layer_names(tmp_path) == ["base"]
+    assert build.image_names(tmp_path) == ["training"]
 
 
 # -- targets and cache keys -----------------------------------------------------------------
@@ -235,6 +238,19 @@ def test_slim_removes_what_nothing_imports_and_keeps_the_rest(tmp_path: Path) ->
     assert removed.bytes == 5 * removed.files
     # And no empty directory is left behind
     assert all(any(p.iterdir()) for p in tmp_path.rglob("*") if p.is_dir())
+
+
+def test_slim_keeps_a_rule_matched_library_that_a_remaining_binary_loads(tmp_path: Path) -> None:
+    # Given a library a slimming rule matches, named (NUL-terminated) by a binary that stays
+    (tmp_path / "pyarrow").mkdir()
+    (tmp_path / "pyarrow" / "lib.cpython-314-aarch64-linux-gnu.so").write_bytes(b"ELF..libarrow_flight.so.2600\0..")
+    (tmp_path / "pyarrow" / "libarrow_flight.so.2600").write_bytes(b"ELF")
+    (tmp_path / "pyarrow" / "libarrow_python_flight.so.2600").write_bytes(b"ELF")
+    # When slimmed
+    build.slim(tmp_path)
+    # Then the loaded library stays and the unreferenced one goes
+    assert (tmp_path / "pyarrow" / "libarrow_flight.so.2600").exists()
+    assert not (tmp_path / "pyarrow" / "libarrow_python_flight.so.2600").exists()
 
 
 def test_recipe_digest_follows_the_slimming_rules(monkeypatch: pytest.MonkeyPatch) -> None:
