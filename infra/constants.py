@@ -84,3 +84,13 @@ PREFIX_VALIDATION_REPORTS = "reports/validation/"
 VALIDATE_CHUNKS_FUNCTION_ID = "ValidateChunksFunction"
 OUT_VALIDATE_SM_ARN = "ValidateStateMachineArn"
 ENV_VALIDATE_SM_ARN = "STEPWISE_VALIDATE_SM_ARN"
+
+# monitoring (issue 7): construct ids, outputs, env vars, prefixes
+MONITORING_ID = "Monitoring"
+DRIFT_FUNCTION_ID = "DriftFunction"
+OUT_DRIFT_FUNCTION = "DriftFunctionName"
+OUT_ALARM_TOPIC_ARN = "AlarmTopicArn"
+OUT_DASHBOARD = "MonitoringDashboardName"
+ENV_DRIFT_FUNCTION = "STEPWISE_DRIFT_FUNCTION"
+PREFIX_MONITORING = "monitoring/"  # data bucket: compacted captures, rows kept aside
+PREFIX_DRIFT_REPORTS = "reports/drift/"  # artifacts bucket

@@ -71,7 +71,13 @@ def list_keys(bucket: str, prefix: str) -> list[str]:
 
 
 def head_metadata(bucket: str, key: str) -> dict[str, str] | None:
-    """The object's user metadata, or None when it does not exist."""
+    """The object's user metadata, or None when it does not exist.
+
+    Existence is asked with a prefix listing first: the drift role may list only under its
+    prefixes, and without s3:ListBucket on the key S3 answers a missing object with 403, not 404.
+    """
+    if key not in list_keys(bucket, key):
+        return None
     try:
         reply = client("s3").head_object(Bucket=bucket, Key=key)
     except ClientError as exc:
@@ -186,3 +192,13 @@ def recent_decisions(table: str, model: str, limit: int = MAX_PAGE) -> list[Retr
 def recent_checks(table: str, model: str, limit: int = MAX_PAGE) -> list[dict[str, Any]]:
     """The model's latest check summaries, newest first."""
     return [json.loads(i["doc"]["S"]) for i in _query(table, model, "CHECK#", limit)]
+
+
+def invoke_async(function_name: str, payload: dict[str, Any]) -> None:
+    """Invoke a Lambda asynchronously (the drift check outlives an API request)."""
+    try:
+        client("lambda").invoke(
+            FunctionName=function_name, InvocationType="Event", Payload=json.dumps(payload).encode()
+        )
+    except ClientError as exc:
+        raise StoreUnavailable(f"could not start the drift check: {_code(exc)}") from exc

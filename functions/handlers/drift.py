@@ -11,29 +11,39 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.dal import registry as registry_dal
 from functions.logic.drift_check import run_drift_check
-from functions.models.drift import DriftCheckRequest, DriftCheckResult, DriftReport, DriftScheduleEvent
+from functions.models.drift import DriftCheckRequest, DriftCheckResult, DriftReport, DriftScheduleEvent, ModelVerdict
 from functions.models.errors import StepwiseError
 from functions.models.settings import get_settings
-from functions.observability import logger, metrics, tracer
+from functions.observability import NAMESPACE, logger, metrics, tracer
 
 
 def publish_metrics(result: DriftCheckResult, report: DriftReport) -> None:
-    """EMF: drift share and drifted-feature count per model, a score per feature."""
+    """EMF. Service level (alarms): DriftChecks, DriftedModels. Per model: DriftShare (%),
+    DriftedFeatures, DriftCheckRows, CapturedRowsRejected. Per model and feature: FeatureDriftScore
+    (KS D for numeric features, Jensen-Shannon distance for categorical ones)."""
+    metrics.add_metric(name="DriftChecks", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name="DriftedModels", unit=MetricUnit.Count, value=int(result.verdict == ModelVerdict.DRIFT))
+    metrics.flush_metrics()
     metrics.add_dimension(name="Model", value=result.model)
     metrics.add_metric(name="DriftShare", unit=MetricUnit.Percent, value=result.drift_share * 100)
     metrics.add_metric(name="DriftedFeatures", unit=MetricUnit.Count, value=len(result.drifted_features))
     metrics.add_metric(name="DriftCheckRows", unit=MetricUnit.Count, value=result.row_count)
     metrics.add_metric(name="CapturedRowsRejected", unit=MetricUnit.Count, value=result.rejected_rows)
+    metrics.flush_metrics()
     for f in report.features:
         score = f.numeric.ks_d if f.numeric else f.categorical.js_distance if f.categorical else None
-        if score is not None:
-            metrics.add_metadata(key=f"score_{f.name}", value=round(score, 6))
-    metrics.flush_metrics()  # one EMF document per model (dimensions differ)
+        if score is None:
+            continue
+        with single_metric(
+            name="FeatureDriftScore", unit=MetricUnit.NoUnit, value=score, namespace=NAMESPACE
+        ) as metric:
+            metric.add_dimension(name="Model", value=result.model)
+            metric.add_dimension(name="Feature", value=f.name[:250])
 
 
 def _check(req: DriftCheckRequest) -> DriftCheckResult:

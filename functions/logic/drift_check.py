@@ -24,7 +24,6 @@ from functions.dal import runs as runs_dal
 from functions.logic.compaction import compact_objects, rejected_to_jsonl_gz, to_parquet_bytes
 from functions.logic.drift import check_drift, iter_parquet_row_groups
 from functions.logic.drift_report import render_html
-from functions.logic.lifecycle import start_training
 from functions.logic.retraining import Starter, TrainingTarget, decide_retraining, retrain
 from functions.models.drift import DriftCheckRequest, DriftCheckResult, DriftReport
 from functions.models.errors import NotFound
@@ -110,6 +109,8 @@ def lifecycle_starter(settings: Settings) -> Starter:
     """Start the lifecycle workflow through the lifecycle's own entry point."""
 
     def start(target: TrainingTarget) -> tuple[str, bool]:
+        from functions.logic.lifecycle import start_training  # only when a retraining starts
+
         arn, started, _ = start_training(
             settings, target.spec_name, target.dataset, target.dataset_version, started_by="drift-monitor"
         )

@@ -194,3 +194,22 @@ class DriftCheckResult(_Model):
     report_html: str
     hours_compacted: int = 0
     retraining: RetrainingDecision | None = None
+
+
+class DriftRunBody(_Model):
+    """Body of POST /v1/models/{name}/drift (all optional)."""
+
+    window_hours: float = Field(default=24.0, gt=0, le=24 * 31)
+    retrain: bool = True
+    config: DriftConfig = Field(default_factory=DriftConfig)
+
+
+class DriftCheckAccepted(_Model):
+    """202 reply of the drift route: the check runs asynchronously and writes these reports."""
+
+    check_id: str
+    model: str
+    window_start: datetime
+    window_end: datetime
+    report_json: str
+    report_html: str

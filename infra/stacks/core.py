@@ -24,6 +24,7 @@ from infra.constructs.approvals import (
 )
 from infra.constructs.function import ARCHITECTURES, RUNTIME, RUNTIME_VERSION, StepwiseFunction, _retention
 from infra.constructs.ingestion import add_dataset_routes, add_ingestion
+from infra.constructs.monitoring import Monitoring
 from infra.constructs.lifecycle import (
     EVALUATE_HANDLER,
     REGISTER_HANDLER,
@@ -91,6 +92,9 @@ class StepwiseStack(Stack):
         self.add_release_routes(api_fn)
         self.ingestion = add_ingestion(self)
         add_dataset_routes(self, api_fn)
+        self.monitoring = Monitoring(
+            self, c.MONITORING_ID, api_function=api_fn, serving_function=self.serving.function
+        )
 
         self.outputs()
         self.acknowledge()

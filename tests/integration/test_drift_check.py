@@ -209,3 +209,35 @@ def test_drift_handler_on_demand_returns_the_result(stores: Stores) -> None:
     _register(stores)
     reply = drift_handler.lambda_handler({"model": "churn", "window_hours": 24, "retrain": False}, Context())
     assert reply["verdict"] == "no_data" and reply["report_html"].endswith(".html")
+
+
+def test_drift_route_starts_an_async_check(stores: Stores, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a registered model and the drift function's name in the API's environment
+    from functions.handlers import api
+    from tests.conftest import load_event
+
+    _register(stores)
+    monkeypatch.setenv("STEPWISE_DRIFT_FUNCTION", "stepwise-drift")
+    get_settings.cache_clear()
+    invoked: list[tuple[str, dict[str, Any]]] = []
+    monkeypatch.setattr(monitoring, "invoke_async", lambda name, payload: invoked.append((name, payload)))
+    # When the route is called
+    reply = api.lambda_handler(load_event("apigw/drift.json"), Context())
+    # Then it answers 202 with the report locations and invoked the drift function with a valid request
+    assert reply["statusCode"] == 202
+    body = json.loads(reply["body"])
+    (name, payload) = invoked[0]
+    req = DriftCheckRequest.model_validate(payload)
+    assert name == "stepwise-drift" and req.model == "churn" and req.window_hours == 24 and not req.retrain
+    assert req.requested_by == "arn:aws:iam::123456789012:user/operator"
+    assert body["check_id"] == req.check_id and body["report_html"].endswith(f"{req.check_id}.html")
+
+
+def test_drift_route_unknown_model_is_404(stores: Stores, monkeypatch: pytest.MonkeyPatch) -> None:
+    from functions.handlers import api
+    from tests.conftest import load_event
+
+    monkeypatch.setenv("STEPWISE_DRIFT_FUNCTION", "stepwise-drift")
+    get_settings.cache_clear()
+    reply = api.lambda_handler(load_event("apigw/drift.json"), Context())
+    assert reply["statusCode"] == 404

@@ -1,0 +1,43 @@
+"""Start a drift check on demand (the API route): validate, invoke the drift Lambda asynchronously,
+answer with where its reports will be. Imports no numpy/pyarrow: it runs in the API function."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from functions.dal import monitoring as store
+from functions.dal import registry as registry_dal
+from functions.models.drift import DriftCheckAccepted, DriftCheckRequest, DriftRunBody
+from functions.models.errors import InvalidInput, NotFound
+from functions.models.settings import Settings
+
+
+def request_check(
+    model: str, body: DriftRunBody, requested_by: str, settings: Settings, now: datetime | None = None
+) -> DriftCheckAccepted:
+    """Start a check of `model` asynchronously (API route); NotFound for an unknown model."""
+    if registry_dal.get_model(settings.registry_table, model) is None:
+        raise NotFound(f"no model {model!r}")
+    if not settings.drift_function_name:
+        raise InvalidInput("the drift function is not deployed (STEPWISE_DRIFT_FUNCTION is unset)")
+    end = now or datetime.now(UTC)
+    req = DriftCheckRequest(
+        model=model,
+        window_hours=body.window_hours,
+        end=end,
+        config=body.config,
+        retrain=body.retrain,
+        requested_by=requested_by,
+        check_id=uuid.uuid4().hex[:16],
+    )
+    store.invoke_async(settings.drift_function_name, req.model_dump(mode="json"))
+    bucket = settings.artifacts_bucket
+    return DriftCheckAccepted(
+        check_id=req.check_id,
+        model=model,
+        window_start=end - timedelta(hours=body.window_hours),
+        window_end=end,
+        report_json=f"s3://{bucket}/{store.report_key(model, end, req.check_id, 'json')}",
+        report_html=f"s3://{bucket}/{store.report_key(model, end, req.check_id, 'html')}",
+    )

@@ -1,0 +1,294 @@
+"""Monitoring: the drift Lambda on an hourly EventBridge schedule (every model with a production
+version), its least-privilege grants, the on-demand route, alarms to an SNS topic, a dashboard.
+
+The drift function reuses the data layer (layers/data: pyarrow, numpy, Powertools, pydantic) that
+ingestion builds. Alarms: any model drifted (DriftedModels), drift-check errors, inference errors and
+inference p99 latency. Per-model drift share is on the dashboard (a SEARCH over the Model
+dimension); per-model alarms need the model names, which only exist at run time.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aws_cdk import CfnOutput, Duration, RemovalPolicy
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cw_actions
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_destinations as destinations
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from infra import constants as c
+from infra.nag import acknowledge
+
+if TYPE_CHECKING:
+    from infra.stacks.core import StepwiseStack
+
+DRIFT_HANDLER = "functions.handlers.drift.lambda_handler"
+DRIFT_MEMORY_MB = 1769  # one full vCPU; memory use is the profile plus one column chunk
+DRIFT_TIMEOUT = Duration.minutes(15)
+DRIFT_ROUTE = ("POST", "/v1/models/{name}/drift")
+NAMESPACE = "Stepwise"
+SERVICE_DIMENSION = {"service": "stepwise"}
+HOURLY = Duration.hours(1)
+
+
+class Monitoring(Construct):
+    """Exposes `function`, `rule`, `dead_letters`, `topic`, `alarms` (name -> Alarm), `dashboard`."""
+
+    def __init__(
+        self,
+        scope: StepwiseStack,
+        id_: str,
+        *,
+        layer: lambda_.ILayerVersion | None = None,
+        api_function: lambda_.Function | None = None,
+        serving_function: lambda_.IFunction | None = None,
+        schedule: Duration = HOURLY,
+        window_hours: float = 1.0,
+        alarm_topic: sns.ITopic | None = None,
+        memory_mb: int = DRIFT_MEMORY_MB,
+    ) -> None:
+        super().__init__(scope, id_)
+        stack = scope
+        if layer is None:  # the data layer ingestion builds (layers/data), else build it here
+            found = stack.node.try_find_child(c.DATA_LAYER_ID)
+            layer = (
+                found
+                if isinstance(found, lambda_.LayerVersion)
+                else stack.layer(c.DATA_LAYER_ID, "data", "pyarrow, numpy, Powertools and pydantic")
+            )
+        self.function = stack.function(
+            c.DRIFT_FUNCTION_ID,
+            DRIFT_HANDLER,
+            layers=[layer],
+            memory_mb=memory_mb,
+            timeout=DRIFT_TIMEOUT,
+            description="Monitoring: compact captures, drift check, reports, retraining decision",
+        ).function
+        self._grant(stack)
+
+        # asynchronous invokes (schedule, API route): retried, then recorded in a queue
+        self.dead_letters = sqs.Queue(
+            self,
+            "DeadLetters",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        self.function.configure_async_invoke(
+            max_event_age=Duration.hours(2),
+            retry_attempts=1,
+            on_failure=destinations.SqsDestination(self.dead_letters),
+        )
+        self.rule = events.Rule(
+            self,
+            "Schedule",
+            description="Hourly drift check of every model with a production version",
+            schedule=events.Schedule.rate(schedule),
+            targets=[
+                targets.LambdaFunction(
+                    self.function,
+                    event=events.RuleTargetInput.from_object({"all_models": True, "window_hours": window_hours}),
+                    retry_attempts=2,
+                    dead_letter_queue=self.dead_letters,
+                )
+            ],
+        )
+        if api_function is not None:
+            api_function.add_environment(c.ENV_DRIFT_FUNCTION, self.function.function_name)
+            api_function.add_to_role_policy(  # the function itself, not its versions (grant_invoke adds :*)
+                iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[self.function.function_arn])
+            )
+            stack.api.add_route(*DRIFT_ROUTE, api_function)
+
+        self.topic = alarm_topic or sns.Topic(
+            self,
+            "AlarmTopic",
+            display_name="Stepwise monitoring alarms",
+            master_key=kms.Alias.from_alias_name(self, "AlarmTopicKey", "alias/aws/sns"),
+            enforce_ssl=True,
+        )
+        self.alarms = self._alarms(serving_function)
+        for alarm in self.alarms.values():
+            alarm.add_alarm_action(cw_actions.SnsAction(self.topic))
+        self.dashboard = self._dashboard(serving_function)
+        CfnOutput(stack, c.OUT_DRIFT_FUNCTION, value=self.function.function_name)
+        CfnOutput(stack, c.OUT_ALARM_TOPIC_ARN, value=self.topic.topic_arn)
+        CfnOutput(stack, c.OUT_DASHBOARD, value=self.dashboard.dashboard_name)
+        self._acknowledge(stack)
+
+    # -- grants -----------------------------------------------------------------------------
+    def _grant(self, stack: StepwiseStack) -> None:
+        fn, data, artifacts = self.function, stack.data.bucket, stack.artifacts.bucket
+        fn.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["s3:ListBucket"],
+                resources=[data.bucket_arn],
+                conditions={"StringLike": {"s3:prefix": [f"{c.PREFIX_CAPTURES}*", f"{c.PREFIX_MONITORING}*"]}},
+            )
+        )
+        self._objects(stack, data, c.PREFIX_CAPTURES, ["s3:GetObject"], "reads captured objects")
+        self._objects(stack, data, c.PREFIX_MONITORING, ["s3:GetObject", "s3:PutObject"], "compacted captures")
+        self._objects(stack, artifacts, c.PREFIX_MODELS, ["s3:GetObject"], "reads reference profiles")
+        self._objects(stack, artifacts, c.PREFIX_DRIFT_REPORTS, ["s3:PutObject"], "writes drift reports")
+        fn.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:GetItem", "dynamodb:Query"],
+                resources=[stack.registry.table.table_arn, f"{stack.registry.table.table_arn}/index/*"],
+            )
+        )
+        fn.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem"],
+                resources=[stack.metadata.table.table_arn],
+            )
+        )
+        if getattr(stack, "lifecycle", None) is not None:
+            stack.allow_lifecycle_start(fn)
+
+    def _objects(self, stack: StepwiseStack, bucket: s3.IBucket, prefix: str, actions: list[str], why: str) -> None:
+        self.function.add_to_role_policy(
+            iam.PolicyStatement(actions=actions, resources=[bucket.arn_for_objects(f"{prefix}*")])
+        )
+        logical_id = stack.resolve(stack.get_logical_id(bucket.node.default_child))  # type: ignore[arg-type]
+        acknowledge(
+            self.function.role,  # type: ignore[arg-type]
+            f"AwsSolutions::AwsSolutions-IAM5[Resource::<{logical_id}.Arn>/{prefix}*]",
+            f"The drift function {why} under {prefix} only; keys are per model and hour.",
+        )
+
+    # -- alarms and dashboard --------------------------------------------------------------------
+    @staticmethod
+    def _metric(name: str, statistic: str, period: Duration = HOURLY) -> cloudwatch.Metric:
+        return cloudwatch.Metric(
+            namespace=NAMESPACE,
+            metric_name=name,
+            dimensions_map=SERVICE_DIMENSION,
+            statistic=statistic,
+            period=period,
+        )
+
+    def _alarms(self, serving: lambda_.IFunction | None) -> dict[str, cloudwatch.Alarm]:
+        at_least = cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD
+        alarms = {
+            "DriftedModels": cloudwatch.Alarm(
+                self,
+                "DriftAlarm",
+                alarm_description="A drift check found a model drifted (see the drift report in the artifacts bucket)",
+                metric=self._metric("DriftedModels", "Maximum"),
+                threshold=1,
+                evaluation_periods=1,
+                comparison_operator=at_least,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            ),
+            "DriftCheckErrors": cloudwatch.Alarm(
+                self,
+                "DriftCheckErrorsAlarm",
+                alarm_description="The drift Lambda failed (see its logs and the dead-letter queue)",
+                metric=self.function.metric_errors(period=Duration.hours(1), statistic="Sum"),
+                threshold=1,
+                evaluation_periods=1,
+                comparison_operator=at_least,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            ),
+        }
+        if serving is not None:
+            alarms["InferenceErrors"] = cloudwatch.Alarm(
+                self,
+                "InferenceErrorsAlarm",
+                alarm_description="The inference Lambda failed invocations (5 or more in 5 minutes)",
+                metric=serving.metric_errors(period=Duration.minutes(5), statistic="Sum"),
+                threshold=5,
+                evaluation_periods=1,
+                comparison_operator=at_least,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            )
+            alarms["InferenceP99"] = cloudwatch.Alarm(
+                self,
+                "InferenceLatencyAlarm",
+                alarm_description="Inference p99 duration above 1 s for 3 of 3 five-minute periods",
+                metric=serving.metric_duration(period=Duration.minutes(5), statistic="p99"),
+                threshold=1_000,
+                evaluation_periods=3,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            )
+        return alarms
+
+    def _dashboard(self, serving: lambda_.IFunction | None) -> cloudwatch.Dashboard:
+        dashboard = cloudwatch.Dashboard(self, "Dashboard", default_interval=Duration.days(7))
+        share = cloudwatch.MathExpression(
+            expression=f"SEARCH('{{{NAMESPACE},Model,service}} MetricName=\"DriftShare\"', 'Maximum', 3600)",
+            using_metrics={},
+            label="",
+            period=Duration.hours(1),
+        )
+        scores = cloudwatch.MathExpression(
+            expression=f"SEARCH('{{{NAMESPACE},Feature,Model}} MetricName=\"FeatureDriftScore\"', 'Maximum', 3600)",
+            using_metrics={},
+            label="",
+            period=Duration.hours(1),
+        )
+        dashboard.add_widgets(
+            cloudwatch.GraphWidget(title="Drift share per model (%)", left=[share], width=12),
+            cloudwatch.GraphWidget(title="Feature drift score (KS D / JS distance)", left=[scores], width=12),
+        )
+        dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title="Drift checks",
+                left=[self._metric("DriftedModels", "Sum"), self._metric("DriftChecks", "Sum")],
+                right=[self.function.metric_errors(period=Duration.hours(1), statistic="Sum")],
+                width=12,
+            ),
+            cloudwatch.AlarmStatusWidget(title="Alarms", alarms=list(self.alarms.values()), width=12),
+        )
+        if serving is not None:
+            dashboard.add_widgets(
+                cloudwatch.GraphWidget(
+                    title="Inference invocations and errors",
+                    left=[serving.metric_invocations(period=Duration.minutes(5), statistic="Sum")],
+                    right=[serving.metric_errors(period=Duration.minutes(5), statistic="Sum")],
+                    width=12,
+                ),
+                cloudwatch.GraphWidget(
+                    title="Inference duration p50 / p99 (ms)",
+                    left=[
+                        serving.metric_duration(period=Duration.minutes(5), statistic="p50"),
+                        serving.metric_duration(period=Duration.minutes(5), statistic="p99"),
+                    ],
+                    width=12,
+                ),
+            )
+        return dashboard
+
+    def _acknowledge(self, stack: StepwiseStack) -> None:
+        acknowledge(
+            self.dead_letters,
+            "AwsSolutions::AwsSolutions-SQS3",
+            "This queue is the dead-letter destination itself (drift schedule target and async invokes).",
+        )
+        acknowledge(
+            self.dead_letters,
+            "Serverless::Serverless-SQSRedrivePolicy",
+            "This queue is the terminal dead-letter queue; its messages are inspected, not redriven.",
+        )
+        acknowledge(
+            self.function,
+            "Serverless::Serverless-LambdaDLQ",
+            "Failed asynchronous invocations go to the SQS on-failure destination (EventInvokeConfig).",
+        )
+        registry_id = stack.resolve(stack.get_logical_id(stack.registry.table.node.default_child))  # type: ignore[arg-type]
+        acknowledge(
+            self.function.role,  # type: ignore[arg-type]
+            f"AwsSolutions::AwsSolutions-IAM5[Resource::<{registry_id}.Arn>/index/*]",
+            "Query on the registry's own secondary index (gsi1: the list of models).",
+        )

@@ -1,0 +1,93 @@
+"""Monitoring in the synthesized template: drift function, schedule, grants, route, alarms, dashboard."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from infra import constants as c
+from infra.constructs.monitoring import DRIFT_HANDLER
+
+
+def _of_type(resources: dict[str, dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
+    return {k: v for k, v in resources.items() if v["Type"] == kind}
+
+
+def _drift(resources: dict[str, dict[str, Any]]) -> tuple[str, dict[str, Any]]:
+    found = [
+        (k, v)
+        for k, v in _of_type(resources, "AWS::Lambda::Function").items()
+        if v["Properties"].get("Handler") == DRIFT_HANDLER
+    ]
+    assert len(found) == 1
+    return found[0]
+
+
+def test_monitoring_drift_function_uses_the_data_layer(resources: dict[str, Any]) -> None:
+    logical_id, fn = _drift(resources)
+    assert logical_id.startswith(c.DRIFT_FUNCTION_ID)
+    props = fn["Properties"]
+    (layer,) = props["Layers"]
+    assert layer["Ref"].startswith(c.DATA_LAYER_ID)
+    assert props["Timeout"] == 900 and props["MemorySize"] >= 1769
+    assert len([k for k in _of_type(resources, "AWS::Lambda::LayerVersion") if k.startswith(c.DATA_LAYER_ID)]) == 1
+
+
+def test_monitoring_schedule_is_hourly_for_all_models(resources: dict[str, Any]) -> None:
+    logical_id, _ = _drift(resources)
+    rules = [
+        r
+        for r in _of_type(resources, "AWS::Events::Rule").values()
+        if any(t["Arn"] == {"Fn::GetAtt": [logical_id, "Arn"]} for t in r["Properties"]["Targets"])
+    ]
+    assert len(rules) == 1
+    rule = rules[0]["Properties"]
+    assert rule["ScheduleExpression"] == "rate(1 hour)"
+    (target,) = rule["Targets"]
+    assert json.loads(target["Input"]) == {"all_models": True, "window_hours": 1}
+    assert "DeadLetterConfig" in target and target["RetryPolicy"]["MaximumRetryAttempts"] == 2
+
+
+def test_monitoring_grants_are_scoped_to_prefixes(resources: dict[str, Any]) -> None:
+    logical_id, fn = _drift(resources)
+    role_id = fn["Properties"]["Role"]["Fn::GetAtt"][0]
+    statements = [
+        s
+        for res in _of_type(resources, "AWS::IAM::Policy").values()
+        if {"Ref": role_id} in res["Properties"]["Roles"]
+        for s in res["Properties"]["PolicyDocument"]["Statement"]
+    ]
+    text = json.dumps(statements)
+    for prefix in ("/captures/*", "/monitoring/*", "/models/*", "/reports/drift/*"):
+        assert prefix in text
+    actions = {a for s in statements for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
+    assert "s3:DeleteObject" not in actions and "dynamodb:DeleteItem" not in actions
+    assert "states:StartExecution" in actions
+    assert all("*" not in a for a in actions)
+    listing = next(s for s in statements if s["Action"] == "s3:ListBucket")
+    assert listing["Condition"]["StringLike"]["s3:prefix"] == ["captures/*", "monitoring/*"]
+
+
+def test_monitoring_alarms_notify_the_topic(resources: dict[str, Any]) -> None:
+    alarms = _of_type(resources, "AWS::CloudWatch::Alarm")
+    names = {v["Properties"].get("MetricName") for v in alarms.values()}
+    assert {"DriftedModels", "Errors", "Duration"} <= names
+    ours = [a for k, a in alarms.items() if k.startswith(c.MONITORING_ID)]
+    assert len(ours) == 4
+    for alarm in ours:
+        (action,) = alarm["Properties"]["AlarmActions"]
+        assert action["Ref"].startswith(f"{c.MONITORING_ID}AlarmTopic")
+    p99 = next(a for a in ours if a["Properties"].get("ExtendedStatistic") == "p99")
+    assert p99["Properties"]["MetricName"] == "Duration"
+
+
+def test_monitoring_dashboard_and_route(resources: dict[str, Any], assembly: Any) -> None:
+    (dashboard,) = _of_type(resources, "AWS::CloudWatch::Dashboard").values()
+    body = json.dumps(dashboard["Properties"]["DashboardBody"])
+    assert "DriftShare" in body and "FeatureDriftScore" in body
+    paths = {
+        v["Properties"]["PathPart"] for v in _of_type(resources, "AWS::ApiGateway::Resource").values()
+    }
+    assert "drift" in paths
+    outputs = assembly.template["Outputs"]
+    assert {c.OUT_DRIFT_FUNCTION, c.OUT_ALARM_TOPIC_ARN, c.OUT_DASHBOARD} <= set(outputs)
