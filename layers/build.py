@@ -361,7 +361,12 @@ def resolve(lines: Sequence[str], target: Target, *, runner: Runner = run_pip) -
     raise LayerBuildError(_unresolvable_message(lines, target, errors, runner))
 
 
+_NETWORK = re.compile(r"NewConnectionError|Temporary failure in name resolution|Network is unreachable|timed out", re.I)
+
+
 def _unresolvable_message(lines: Sequence[str], target: Target, errors: str, runner: Runner) -> str:
+    if _NETWORK.search(errors):
+        return f"pip could not reach the package index while resolving for {target.describe()}:\n{errors}"
     missing = missing_wheels(lines, target, runner=runner)
     parts = [f"cannot resolve wheels for {target.describe()}:"]
     if missing:
@@ -446,7 +451,7 @@ def _build(
             proc = runner(pip_command(req, target, tmp / "python", report=report, constraints=constraints))
             if proc.returncode != 0:
                 message = f"layer {name!r}: " + _unresolvable_message(install_lines, target, _pip_errors(proc), runner)
-                if hint is not None:
+                if hint is not None and not _NETWORK.search(message):
                     message += hint(install_lines, target, runner)
                 raise LayerBuildError(message)
             resolution = _read_report(report)

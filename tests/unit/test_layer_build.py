@@ -179,6 +179,16 @@ def test_build_layer_without_wheels_names_the_package_and_suggests_the_other_arc
     assert not list((tmp_path / ".build").glob("*.json"))
 
 
+def test_build_layer_says_when_the_package_index_is_unreachable(tmp_path: Path) -> None:
+    make_layer(tmp_path, "demo", "demo==1.0\n")
+
+    def offline(cmd: list[str]) -> subprocess.CompletedProcess[str]:
+        return subprocess.CompletedProcess(cmd, 1, "", "WARNING: Retrying ... NewConnectionError('Failed')\nERROR: x")
+
+    with pytest.raises(LayerBuildError, match="could not reach the package index"):
+        build.build_layer("demo", Target("arm64"), root=tmp_path, build=tmp_path / ".build", runner=offline)
+
+
 def test_build_local_layer_pins_the_lambda_versions_and_caps_those_without_local_wheels(tmp_path: Path) -> None:
     # Given a Lambda build that resolved numpy 2.5.5, which has no wheel for the local interpreter
     make_layer(tmp_path, "demo", "numpy==2.5.5\ndemo==1.0\n")
