@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "stepwise.commands.release",
     "stepwise.commands.models",
     "stepwise.commands.data",
+    "stepwise.commands.drift",
 ]
 
 TargetFactory = Callable[[], Target]
