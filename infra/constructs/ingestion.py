@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
+from aws_cdk import CfnOutput, CfnResource, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_destinations as destinations
@@ -26,7 +26,7 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from infra import constants as c
-from infra.constructs.function import _retention
+from infra.constructs.function import RUNTIME, _retention
 from infra.nag import acknowledge
 
 if TYPE_CHECKING:
@@ -302,9 +302,20 @@ def add_dataset_routes(stack: StepwiseStack, api_fn: lambda_.Function) -> None:
 
 
 def _acknowledge_notifications_handler(stack: StepwiseStack) -> None:
-    """CDK's singleton Lambda behind Custom::S3BucketNotifications (one per stack)."""
+    """CDK's singleton Lambda behind Custom::S3BucketNotifications (one per stack): held to the
+    stack's function standard (runtime, X-Ray, JSON logs), and its CDK-made grants acknowledged."""
     for child in stack.node.children:
         if child.node.id.startswith("BucketNotificationsHandler"):
+            function = child.node.find_child("Resource")
+            assert isinstance(function, CfnResource)
+            function.add_property_override("Runtime", RUNTIME.name)
+            function.add_property_override("TracingConfig", {"Mode": "Active"})
+            function.add_property_override("LoggingConfig", {"LogFormat": "JSON"})
+            role = child.node.find_child("Role")
+            assert isinstance(role, iam.Role)
+            role.add_to_policy(
+                iam.PolicyStatement(actions=["xray:PutTraceSegments", "xray:PutTelemetryRecords"], resources=["*"])
+            )
             acknowledge(
                 child,
                 "AwsSolutions::AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"

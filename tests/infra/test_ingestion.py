@@ -162,3 +162,13 @@ def test_ingestion_validation_function_knows_and_may_start_the_state_machine(res
         if v["Properties"].get("Handler") == CHUNK_HANDLER
     ]
     assert len(chunk_fns) == 1 and chunk_fns[0]["Properties"]["Timeout"] == 900
+
+
+def test_ingestion_cdk_notification_handler_meets_the_function_standard(resources: dict[str, Any]) -> None:
+    handlers = [
+        v["Properties"]
+        for k, v in _of_type(resources, "AWS::Lambda::Function").items()
+        if k.startswith("BucketNotificationsHandler")
+    ]
+    assert len(handlers) == 1
+    assert handlers[0]["Runtime"] == "python3.14" and handlers[0]["TracingConfig"] == {"Mode": "Active"}
