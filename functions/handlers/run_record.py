@@ -25,5 +25,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     if request.action == "start":
         return lifecycle.start_run(settings, request).model_dump(mode="json")
     if request.action == "fail":
-        return lifecycle.fail_run(settings, request).model_dump(mode="json")
+        failed = lifecycle.fail_run(settings, request)
+        return failed.model_dump(mode="json") if failed else {"recorded": False}
     return lifecycle.finish_run(settings, request).model_dump(mode="json")

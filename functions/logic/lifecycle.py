@@ -175,9 +175,13 @@ def start_run(settings: Settings, req: RunRecordRequest, clock: Clock = utcnow) 
     )
 
 
-def fail_run(settings: Settings, req: RunRecordRequest, clock: Clock = utcnow) -> RunRecord:
-    """From a Catch: the step failed with `req.state.error`; the run is FAILED (REJECTED for gates)."""
+def fail_run(settings: Settings, req: RunRecordRequest, clock: Clock = utcnow) -> RunRecord | None:
+    """From a Catch: the step failed with `req.state.error`; the run is FAILED. None when the run
+    record was never created (StartRun itself failed, e.g. an unknown spec or dataset version)."""
     state = req.state
+    if state.run is None:
+        logger.warning("no run record to mark failed", extra={"step": req.step, "error": state.error})
+        return None
     error = state.error.error if state.error else "UnknownError"
     cause = state.error.cause if state.error else ""
     now = clock()

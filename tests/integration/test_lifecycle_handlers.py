@@ -205,14 +205,24 @@ def test_evaluate_compares_with_production_on_the_same_holdout(stores: Stores) -
     assert second["evaluation"]["production_metrics"] == first["evaluation"]["metrics"]
 
 
-def test_train_refuses_a_dataset_object_that_changed(stores: Stores) -> None:
+def test_artifacts_refuse_bytes_that_do_not_match_the_recorded_sha256(stores: Stores) -> None:
+    # Given an artifact stored with its sha256, then overwritten under the same key
+    from functions.dal import artifacts
+
+    stored = artifacts.put_artifact(stores.artifacts_bucket, "models/m/runs/r/model.onnx", b"model bytes")
+    assert artifacts.get_artifact(stored) == b"model bytes"
+    boto3.client("s3").put_object(Bucket=stores.artifacts_bucket, Key="models/m/runs/r/model.onnx", Body=b"evil")
+    # When it is loaded; Then it is refused, naming both hashes
+    with pytest.raises(IntegrityError) as refused:
+        artifacts.get_artifact(stored, "candidate ONNX artifact")
+    message = str(refused.value)
+    assert message.startswith("refusing to load candidate ONNX artifact s3://stepwise-artifacts/models/m/runs/r/")
+    assert stored.sha256 in message and "registry records" in message
+
+
+def test_train_fails_when_the_dataset_object_version_is_gone(stores: Stores) -> None:
     dataset = seed_dataset(stores, "toy", classification_table(), "label")
     spec = seed_spec(stores, toy_spec())
-    # the version record names a version id; a different object under the key does not matter,
-    # but a record whose sha256 does not match its bytes is refused
-    client = boto3.client("s3")
-    client.put_object(Bucket=dataset.bucket, Key=dataset.key, Body=b"other")
-    if dataset.version_id:
-        client.delete_object(Bucket=dataset.bucket, Key=dataset.key, VersionId=dataset.version_id)
-    with pytest.raises((IntegrityError, NotFound)):
+    boto3.client("s3").delete_object(Bucket=dataset.bucket, Key=dataset.key, VersionId=dataset.version_id)
+    with pytest.raises(NotFound, match="does not exist"):
         run_steps(start_state(spec, dataset), until="train")

@@ -181,3 +181,12 @@ def test_lifecycle_state_machine_train_error_fails_the_run_naming_step_and_error
     # not retried (not transient), and nothing half-written in the registry
     assert routed["train"] == 1
     assert registry_dal.get_model(stores.registry_table, "toy-model") is None
+
+
+def test_lifecycle_state_machine_unknown_dataset_version_fails_at_start(stores: Stores, routed: dict[str, int]) -> None:
+    dataset = seed_dataset(stores, "toy", classification_table(), "label")
+    spec = seed_spec(stores, toy_spec())
+    payload = start_state(spec, dataset) | {"dataset_version": 9}
+    result = run(payload, "toy-model-9-1")
+    assert result["status"] == "FAILED" and result.get("error") == "NotFound"
+    assert "train" not in routed
