@@ -34,6 +34,7 @@ from functions.models.drift import (
 )
 from functions.models.profile import CategoricalProfile, NumericProfile, ReferenceProfile
 
+MIN_EXPECTED = 5.0  # categories expected fewer times than this are tested together (chi-square validity)
 VERSION_COLUMN = "__version"  # written by compaction; the model version that answered
 _ARROW_ERRORS = (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError)
 
@@ -356,9 +357,10 @@ def _categorical_feature(state: _CategoricalState, config: DriftConfig) -> tuple
                 "reason": f"{n_cur} current / {p.count} reference values, minimum {config.min_rows}",
             }
         ), []
-    chi2, dof, chi2_p = st.chi2_homogeneity(ref, cur)
-    js = st.js_distance(ref, cur)
-    psi = st.psi(ref, cur)
+    ref_m, cur_m = st.merge_rare(ref, cur, min_expected=MIN_EXPECTED)
+    chi2, dof, chi2_p = st.chi2_homogeneity(ref_m, cur_m)
+    js = st.js_distance(ref_m, cur_m)
+    psi = st.psi(ref_m, cur_m)
     stats = CategoricalStats(
         chi2=chi2,
         chi2_dof=dof,

@@ -112,6 +112,25 @@ def chi2_homogeneity(reference: np.ndarray, current: np.ndarray) -> tuple[float,
     return stat, dof, chi2_sf(stat, dof)
 
 
+def merge_rare(reference: np.ndarray, current: np.ndarray, min_expected: float = 5.0) -> tuple[np.ndarray, np.ndarray]:
+    """Sum the categories that either sample would see fewer than min_expected times (at the other's
+    share) into one bucket, so sparse categories neither invalidate the chi-square test nor inflate
+    JS distance and PSI with sampling noise. The last entry (the unseen bucket) is never merged."""
+    n, m = float(reference.sum()), float(current.sum())
+    if n == 0 or m == 0 or len(reference) < 3:
+        return reference, current
+    pooled = (reference + current) / (n + m)
+    rare = pooled * min(n, m) < min_expected
+    rare[-1] = False
+    if rare.sum() < 2:
+        return reference, current
+    keep = ~rare
+    return (
+        np.append(reference[keep], reference[rare].sum()),
+        np.append(current[keep], current[rare].sum()),
+    )
+
+
 def _shares(counts: np.ndarray) -> np.ndarray:
     total = counts.sum()
     return counts / total if total else np.zeros(len(counts), dtype=np.float64)

@@ -204,3 +204,20 @@ def test_iter_parquet_batches_streams_row_groups_and_skips_absent_columns(tmp_pa
     assert by_column.versions_seen == [3] and by_column.row_count == 3_000
     assert by_column.features == by_batch.features
     assert by_column.features[-1].verdict == FeatureVerdict.MISSING_COLUMN
+
+
+def test_drift_sparse_string_feature_does_not_flag_sampling_noise() -> None:
+    # Given a string feature with 800 Zipf-distributed values and small windows of the same distribution
+    values = np.array([f"v{i}" for i in range(800)])
+    p = 1 / np.arange(1, 801)
+    p /= p.sum()
+    flagged = 0
+    for seed in range(10):
+        rng = np.random.default_rng(seed)
+        profile = build_reference_profile(
+            pa.table({"s": values[rng.choice(800, size=50_000, p=p)]}), [Feature(name="s", type="string")]
+        )
+        report = _check(profile, pa.table({"s": values[rng.choice(800, size=1_500, p=p)]}))
+        flagged += report.drifted_features == ["s"]
+    # Then rare values are tested together and nothing is flagged
+    assert flagged == 0

@@ -98,3 +98,10 @@ def test_adjust_p_values_bonferroni_and_bh_match_references() -> None:
     assert st.adjust_p_values(p, "bonferroni") == pytest.approx(np.minimum(p * 25, 1))
     assert st.adjust_p_values(p, "benjamini-hochberg") == pytest.approx(stats.false_discovery_control(p, method="bh"))
     assert st.adjust_p_values([], "bonferroni") == []
+
+
+def test_merge_rare_sums_sparse_categories_but_keeps_unseen() -> None:
+    ref, cur = np.array([5_000, 4_000, 3, 2, 1, 0]), np.array([500, 400, 1, 0, 0, 7])
+    r, c = st.merge_rare(ref, cur, min_expected=5)
+    assert r.tolist() == [5_000, 4_000, 0, 6] and c.tolist() == [500, 400, 7, 1]
+    assert r.sum() == ref.sum() and c.sum() == cur.sum()
