@@ -101,19 +101,38 @@ def machine() -> dict[str, Any]:
 
 
 # -- running --------------------------------------------------------------------------------
+def _is_log_record(data: dict[str, Any]) -> bool:
+    """A structured log line (Powertools' JSON logs go to stdout), not figures."""
+    return "level" in data and ("message" in data or "timestamp" in data)
+
+
 def parse_figures(stdout: str) -> dict[str, Any]:
-    """`figure: value` lines and the scalar items of JSON-object lines, in order."""
+    """Figures from a benchmark's stdout, in order: `figure: value` lines; the scalar items of
+    JSON-object lines (log records skipped); and the rows under a `figure  value ...` header of a
+    column-aligned table (columns two or more spaces apart; a blank line ends the table)."""
     figures: dict[str, Any] = {}
+    in_table = False
     for line in stdout.splitlines():
         stripped = line.strip()
+        columns = re.split(r"\s{2,}", stripped)
+        if not stripped:
+            in_table = False
+            continue
+        if columns[0].lower() == "figure" and len(columns) > 1:
+            in_table = True
+            continue
         if stripped.startswith("{") and stripped.endswith("}"):
             try:
                 data = json.loads(stripped)
             except json.JSONDecodeError:
                 data = None
             if isinstance(data, dict):
-                figures.update({k: v for k, v in data.items() if isinstance(v, str | int | float | bool)})
+                if not _is_log_record(data):
+                    figures.update({k: v for k, v in data.items() if isinstance(v, str | int | float | bool)})
                 continue
+        if in_table and len(columns) > 1:
+            figures[columns[0]] = " ".join(columns[1:])
+            continue
         match = _FIGURE.match(line)
         if match:
             figures[match.group(1)] = match.group(2)
@@ -179,9 +198,10 @@ def _cell(value: Any) -> str:
 def render(results: dict[str, Any]) -> str:
     m = results["machine"]
     versions = ", ".join(f"{k} {v}" for k, v in m["packages"].items() if v)
+    load = f", load average {m['load_average'][0]:.1f} when done" if m.get("load_average") else ""
     lines = [
         f"Measured {results['finished']} on {m['cpu']} ({m['arch']}, {m['cores']} cores, "
-        f"{m['memory_gb']} GB), Python {m['python']}, commit {m['commit']}; {versions}.",
+        f"{m['memory_gb']} GB{load}), Python {m['python']}, commit {m['commit']}; {versions}.",
         "",
         "| benchmark | figure | value |",
         "| --- | --- | --- |",
@@ -215,6 +235,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--from", dest="source", metavar="JSON", help="render an earlier results file; run nothing")
     parser.add_argument("--update-readme", action="store_true", help=f"paste the table between {START} and {END}")
     parser.add_argument("--out", default=str(OUT), help="output directory (default benchmarks/out)")
+    parser.add_argument(
+        "--merge", action="store_true", help="keep the other benchmarks' results from the output's latest.json"
+    )
     args = parser.parse_args(argv)
 
     if args.source:
@@ -226,6 +249,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"running {name} ...", file=sys.stderr, flush=True)
             benches.append(run_benchmark(name, args.timeout))
             print(f"  {name}: {benches[-1]['status']}", file=sys.stderr, flush=True)
+        latest = Path(args.out) / "latest.json"
+        if args.merge and latest.is_file():
+            ran = {b["name"] for b in benches}
+            earlier = [b for b in json.loads(latest.read_text())["benchmarks"] if b["name"] not in ran]
+            benches = sorted(benches + earlier, key=lambda b: (*SUITE, b["name"]).index(b["name"]))
         results = {
             "started": started.strftime("%Y-%m-%d %H:%M UTC"),
             "finished": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),

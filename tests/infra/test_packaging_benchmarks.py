@@ -21,6 +21,23 @@ def test_parse_figures_reads_figure_lines_and_json_objects() -> None:
     assert run.parse_figures(stdout) == {"rows/second": "5.1 M", "peak_mb": 80}
 
 
+def test_parse_figures_reads_an_aligned_table_and_skips_log_records() -> None:
+    stdout = (
+        '{"level":"INFO","message":"model loaded","ms":25.6}\n'
+        "inference benchmark: median of 3 runs\n"
+        "figure                 value  target\n"
+        "rows_1_median_ms      0.1580  <= 1.0  ok\n"
+        "cpus                  2.0000  \n"
+        "\n"
+        "after the table  not a figure\n"
+    )
+    assert run.parse_figures(stdout) == {
+        "inference benchmark": "median of 3 runs",
+        "rows_1_median_ms": "0.1580 <= 1.0 ok",
+        "cpus": "2.0000",
+    }
+
+
 def test_run_benchmark_reports_a_missing_script_as_missing(bench_dir: Path) -> None:
     result = run.run_benchmark("predict", timeout=30)
     assert result["status"] == "missing"
