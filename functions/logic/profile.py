@@ -57,11 +57,15 @@ def numeric_values(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
 def bin_edges(low: float, high: float, n_bins: int) -> tuple[float, float]:
     """(bin_low, bin_width) of n_bins fixed-width bins covering [low, high]."""
     span = high - low
-    if span == 0:
-        return low, 1.0 / n_bins
+    if span == 0:  # a constant: it sits mid-bin in the first bin
+        width = 1.0 / n_bins
+        return low - width / 2, width
     if not math.isfinite(span) or span < 0:
         raise ValueError(f"cannot bin the range [{low}, {high}]")
-    width = span / (n_bins - 2 * _RANGE_SLACK)
+    # a bin never narrower than 1e-9 of the values' magnitude (nor 1e-300): float rounding of
+    # (x - low) / width then stays far inside the slack, so min and max land in range
+    floor = max(1e-9 * max(abs(low), abs(high)), 1e-300)
+    width = max(span / (n_bins - 2 * _RANGE_SLACK), floor)
     return low - _RANGE_SLACK * width, width
 
 

@@ -6,6 +6,8 @@ from datetime import UTC, datetime
 import numpy as np
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from functions.logic.profile import bin_edges, bin_numeric, build_reference_profile
 from functions.models.profile import CategoricalProfile, NumericProfile, ReferenceProfile
@@ -146,3 +148,26 @@ def test_bin_numeric_counts_out_of_range_and_ignores_nan() -> None:
     low, width = bin_edges(0.0, 1.0, 4)
     counts = bin_numeric(np.array([-5.0, 0.0, 0.3, 0.99, 1.0, 1.5, np.nan, np.inf, -np.inf]), low, width, 4)
     assert counts.tolist() == [2, 1, 1, 0, 2, 2]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    values=st.lists(st.floats(-1e6, 1e6, allow_nan=False), min_size=1, max_size=200),
+    probe=st.lists(st.floats(-2e6, 2e6, allow_nan=False), max_size=200),
+    n_bins=st.integers(1, 64),
+)
+def test_bin_numeric_matches_edges_by_search(values: list[float], probe: list[float], n_bins: int) -> None:
+    # Given bins over the values' range, and any probe values
+    low, width = bin_edges(min(values), max(values), n_bins)
+    arr = np.array(probe + values)
+    # When binned
+    counts = bin_numeric(arr, low, width, n_bins)
+    # Then every value is counted once, the range ends are in range, and each value falls in the bin
+    # whose edges hold it (up to float rounding at an edge)
+    assert counts.sum() == arr.size
+    assert counts[0] == int((arr < low).sum()) or abs(arr - low).min() < 1e-9 * max(1.0, abs(low))
+    inside = bin_numeric(np.array(values), low, width, n_bins)
+    assert inside[0] == 0 and inside[-1] == 0
+    edges = low + np.arange(n_bins + 1) * width
+    expected = np.bincount(np.clip(np.searchsorted(edges, arr, side="right"), 0, n_bins + 1), minlength=n_bins + 2)
+    assert np.abs(counts - expected).sum() <= 2 * int(np.isclose(arr[:, None], edges[None, :], rtol=1e-12).sum())
