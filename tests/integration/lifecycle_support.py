@@ -48,7 +48,7 @@ def column_type(t: pa.DataType) -> str:
 
 def seed_dataset(stores: Stores, name: str, table: pa.Table, target: str) -> DatasetVersion:
     """Contract from the table's schema, the Parquet object under validated/, its version record."""
-    actor = Actor(identity="tester")
+    actor = Actor(identity="tester", correlation_id="")
     columns = [{"name": f.name, "type": column_type(f.type), "nullable": f.name != target} for f in table.schema]
     contract = DataContract.model_validate({"columns": columns, "target": target})
     record = datasets_dal.put_contract(stores.metadata_table, name, contract, actor, NOW)

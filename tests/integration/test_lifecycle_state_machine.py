@@ -97,8 +97,8 @@ def routed(stores: Stores) -> Iterator[dict[str, int]]:
             }
         return json.dumps(result).encode()
 
-    LambdaBackend.invoke = invoke  # type: ignore[method-assign]
-    LambdaSimpleBackend.invoke = invoke  # type: ignore[method-assign]
+    LambdaBackend.invoke = invoke  # type: ignore[method-assign,assignment]
+    LambdaSimpleBackend.invoke = invoke  # type: ignore[method-assign,assignment]
     try:
         zipped = io.BytesIO()
         with zipfile.ZipFile(zipped, "w") as z:
