@@ -19,6 +19,7 @@ class StackConfig(BaseModel):
     # serving: the inference function (None: unreserved, shares the account pool)
     inference_reserved_concurrency: int | None = Field(None, ge=0)
     inference_memory_mb: int = Field(1024, ge=128, le=10_240)
+    inference_alias_cache_ttl_seconds: float = Field(5.0, ge=0, le=300, allow_inf_nan=False)
     # approvals (issue 5): how long the workflow waits for a decision (the lifecycle state machine's
     # own timeout must be longer); four-eyes: the run's starter cannot approve it (off for demos only)
     approval_timeout_seconds: int = Field(7 * 24 * 3600, ge=1, le=365 * 24 * 3600)

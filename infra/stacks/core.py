@@ -82,6 +82,7 @@ class StepwiseStack(Stack):
             c.SERVING_ID,
             reserved_concurrency=config.inference_reserved_concurrency,
             memory_mb=config.inference_memory_mb,
+            environment={c.ENV_ALIAS_CACHE_TTL: str(config.inference_alias_cache_ttl_seconds)},
         )
         self.synchronous_only(self.serving.function)
         for method, path in self.serving.routes:

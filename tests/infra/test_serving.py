@@ -1,11 +1,12 @@
-"""Serving in the synthesized template: the inference function, its layer, grants and routes."""
+"""Serving in the synthesized template: the inference function, its layer, grants and routes;
+and its settings (reserved concurrency, alias TTL) from CDK context."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-from aws_cdk.assertions import Template
+from aws_cdk.assertions import Match, Template
 
 from infra import constants as c
 from infra.app import build_app
@@ -39,6 +40,7 @@ def test_serving_function_runs_the_inference_handler_with_its_own_layer(resource
     (layer,) = props["Layers"]
     assert layer["Ref"].startswith(c.INFERENCE_LAYER_ID)
     assert "ReservedConcurrentExecutions" not in props  # unreserved unless configured
+    assert props["Environment"]["Variables"][c.ENV_ALIAS_CACHE_TTL] == "5.0"
 
 
 def test_serving_grants_are_least_privilege(resources: dict[str, Any]) -> None:
@@ -84,9 +86,14 @@ def test_serving_alarms_on_refused_artifacts(resources: dict[str, Any]) -> None:
 
 
 def test_serving_reserved_concurrency_is_configurable(tmp_path: Any) -> None:
-    _app, stack = build_app(outdir=str(tmp_path), context={"stepwise:inference_reserved_concurrency": 7})
+    context = {"stepwise:inference_reserved_concurrency": 7, "stepwise:inference_alias_cache_ttl_seconds": 1.5}
+    _app, stack = build_app(outdir=str(tmp_path), context=context)
     template = Template.from_stack(stack)
     template.has_resource_properties(
         "AWS::Lambda::Function",
-        {"Handler": "functions.handlers.predict.lambda_handler", "ReservedConcurrentExecutions": 7},
+        {
+            "Handler": "functions.handlers.predict.lambda_handler",
+            "ReservedConcurrentExecutions": 7,
+            "Environment": {"Variables": Match.object_like({c.ENV_ALIAS_CACHE_TTL: "1.5"})},
+        },
     )
