@@ -189,6 +189,49 @@ def _to_stored(
     return table.cast(target), bad
 
 
+def _keep_fitting(
+    parsed: pa.Table,
+    lines: Sequence[bytes],
+    features: Sequence[Feature],
+    target: pa.Schema,
+    rejected: list[bytes],
+    reasons: dict[str, int],
+) -> pa.Table:
+    """The typed rows that fit; the others' lines go to `rejected`, counted by their first reason."""
+    stored, bad = _to_stored(parsed, features, target)
+    if not bad:
+        return stored
+    any_bad = np.zeros(stored.num_rows, dtype=bool)
+    for reason, mask in bad.items():
+        fresh = mask & ~any_bad  # a row counts once, under its first reason
+        reasons[reason] = reasons.get(reason, 0) + int(fresh.sum())
+        any_bad |= mask
+    rejected.extend(lines[int(i)] for i in np.flatnonzero(any_bad))
+    return stored.filter(pa.array(~any_bad))
+
+
+def compact_text(
+    raw: bytes, features: Sequence[Feature], task: Literal["classification", "regression"]
+) -> CompactionResult:
+    """Compact a whole JSON Lines text in one vectorised parse; only when it (or a row) does not
+    fit is it split into lines (compact_lines isolates the bad ones)."""
+    target = stored_schema(features, task)
+    try:
+        parsed = _parse(raw, _json_schema(features))
+    except _ARROW_ERRORS:
+        return compact_lines(raw.split(b"\n"), features, task)
+    stored, bad = _to_stored(parsed, features, target)
+    if not bad:
+        return CompactionResult(table=stored, input_rows=stored.num_rows)
+    lines = [line for line in raw.split(b"\n") if line.strip()]  # error path: align rows with lines
+    if len(lines) != parsed.num_rows:
+        return compact_lines(lines, features, task)
+    rejected: list[bytes] = []
+    reasons: dict[str, int] = {}
+    table = _keep_fitting(parsed, lines, features, target, rejected, reasons)
+    return CompactionResult(table=table, rejected_lines=rejected, rejected_reasons=reasons, input_rows=len(lines))
+
+
 def compact_lines(
     lines: Iterable[bytes],
     features: Sequence[Feature],
@@ -215,17 +258,7 @@ def compact_lines(
                 "not JSON of the capture format, or a value of another type", 0
             ) + len(unparsable)
         for table, block in parsed:
-            stored, bad = _to_stored(table, features, target)
-            if not bad:
-                kept.append(stored)
-                continue
-            any_bad = np.zeros(stored.num_rows, dtype=bool)
-            for reason, mask in bad.items():
-                fresh = mask & ~any_bad  # a row counts once, under its first reason
-                reasons[reason] = reasons.get(reason, 0) + int(fresh.sum())
-                any_bad |= mask
-            rejected.extend(block[i] for i in np.flatnonzero(any_bad))
-            kept.append(stored.filter(pa.array(~any_bad)))
+            kept.append(_keep_fitting(table, block, features, target, rejected, reasons))
         pending.clear()
 
     for line in lines:
@@ -242,8 +275,8 @@ def compact_lines(
     return CompactionResult(table=table, rejected_lines=rejected, rejected_reasons=reasons, input_rows=total)
 
 
-def gunzip_lines(data: bytes) -> list[bytes]:
-    """The lines of a gzip JSON Lines object (bounded inflation)."""
+def gunzip(data: bytes) -> bytes:
+    """The text of a gzip JSON Lines object (bounded inflation, concatenated members)."""
     inflater = zlib.decompressobj(wbits=31)
     raw = inflater.decompress(data, MAX_DECOMPRESSED_BYTES)
     if inflater.unconsumed_tail:
@@ -254,7 +287,12 @@ def gunzip_lines(data: bytes) -> list[bytes]:
         raw += inflater.decompress(rest, MAX_DECOMPRESSED_BYTES - len(raw))
         if inflater.unconsumed_tail:
             raise ValueError(f"capture object inflates past {MAX_DECOMPRESSED_BYTES} bytes")
-    return raw.split(b"\n")
+    return raw
+
+
+def gunzip_lines(data: bytes) -> list[bytes]:
+    """The lines of a gzip JSON Lines object."""
+    return gunzip(data).split(b"\n")
 
 
 def compact_objects(
@@ -273,13 +311,13 @@ def compact_objects(
     broken = 0
     for index, data in enumerate(objects):
         try:
-            lines = gunzip_lines(data)
+            raw = gunzip(data)
         except (zlib.error, ValueError, EOFError) as exc:
             broken += 1
             if on_object_error:
                 on_object_error(index, exc)
             continue
-        parts.append(compact_lines(lines, features, task))
+        parts.append(compact_text(raw, features, task))
     target = stored_schema(features, task)
     tables = [p.table for p in parts if p.table.num_rows]
     table = pa.concat_tables(tables).unify_dictionaries().combine_chunks() if tables else target.empty_table()

@@ -142,3 +142,16 @@ def test_compaction_parquet_feeds_the_drift_check() -> None:
     # Then the rows and versions are seen and nothing drifts
     assert report.row_count == 3_000 and report.versions_seen == [3]
     assert all(f.verdict == FeatureVerdict.NO_DRIFT for f in report.features)
+
+
+@pytest.mark.parametrize("broken", [b"", b"not json"])
+def test_compaction_of_an_object_keeps_rows_aligned_with_their_lines(broken: bytes) -> None:
+    # Given one object: good rows, a row with a fractional int, blank lines, maybe an unparsable line
+    rows = [line(), line(features={"n": 2.5}), b"", b"   ", line(request_id="last"), broken]
+    data = gzip.compress(b"\n".join(rows))
+    # When compacted
+    result = compact_objects([data], FEATURES, "classification")
+    # Then exactly the bad lines are kept aside and the good rows kept in order
+    assert result.table.column("__request_id").to_pylist() == ["req-1", "last"]
+    assert sorted(result.rejected_lines) == sorted([line(features={"n": 2.5}), *([broken] if broken else [])])
+    assert result.input_rows == 3 + bool(broken)
