@@ -22,7 +22,7 @@ from functions.dal import monitoring as store
 from functions.dal import registry as registry_dal
 from functions.dal import runs as runs_dal
 from functions.logic.compaction import compact_objects, rejected_to_jsonl_gz, to_parquet_bytes
-from functions.logic.drift import check_drift, iter_parquet_row_groups
+from functions.logic.drift import DriftAccumulator, finish, iter_parquet_row_groups
 from functions.logic.drift_report import render_html
 from functions.logic.retraining import Starter, TrainingTarget, decide_retraining, retrain
 from functions.models.drift import DriftCheckRequest, DriftCheckResult, DriftReport
@@ -143,18 +143,19 @@ def run_drift_check(
     end = req.end or now
     check_id = req.check_id or uuid.uuid4().hex[:16]
     version, profile = _reference(settings, req)
-    files: list[Path] = []
+    acc = DriftAccumulator(profile)
     rejected = 0
     compacted = 0
-    for hour in window_hours(end, req.window_hours):
+    for hour in window_hours(end, req.window_hours):  # one hour's file on local disk at a time
         path, bad, fresh = _hour_file(settings, version, hour, now, workdir)
         rejected += bad
         compacted += int(fresh)
         if path is not None:
-            files.append(path)
-    report = check_drift(
-        profile,
-        iter_parquet_row_groups([str(p) for p in files]),
+            for row_group in iter_parquet_row_groups([str(path)]):
+                acc.add(row_group)
+            path.unlink(missing_ok=True)
+    report = finish(
+        acc,
         req.config,
         model=req.model,
         version=version.version,
@@ -164,8 +165,6 @@ def run_drift_check(
         check_id=check_id,
         now=now,
     )
-    for p in files:
-        p.unlink(missing_ok=True)
     json_uri = store.put(
         settings.artifacts_bucket,
         store.report_key(req.model, end, check_id, "json"),
