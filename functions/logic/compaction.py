@@ -109,7 +109,32 @@ def _json_schema(features: Sequence[Feature]) -> pa.Schema:
     )
 
 
+def _objects_only(block: bytes) -> bool:
+    """Whether every non-blank line starts with "{" (vectorised over the line starts).
+
+    pyarrow's JSON reader crashes the process (SIGSEGV, apache/arrow#47409) on a top-level `null`
+    line, so a block holding any line that is not an object never reaches it.
+    """
+    buf = np.frombuffer(block, dtype=np.uint8)
+    if buf.size == 0:
+        return True
+    starts = np.concatenate([[0], np.flatnonzero(buf == 10) + 1])
+    starts = starts[starts < buf.size]
+    first = buf[starts]
+    if bool(np.all(first == ord("{"))):
+        return True
+    odd = starts[first != ord("{")]
+    for start in odd.tolist():  # lines starting with whitespace or something else: rare
+        end = block.find(b"\n", start)
+        stripped = block[start : end if end >= 0 else len(block)].strip()
+        if stripped and not stripped.startswith(b"{"):
+            return False
+    return True
+
+
 def _parse(block: bytes, schema: pa.Schema) -> pa.Table:
+    if not _objects_only(block):
+        raise pa.ArrowInvalid("a line is not a JSON object")
     options = pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="infer")
     return pj.read_json(io.BytesIO(block), parse_options=options, read_options=pj.ReadOptions(use_threads=False))
 

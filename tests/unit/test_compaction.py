@@ -9,6 +9,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from functions.logic.compaction import (
     PREDICTION,
@@ -155,3 +157,56 @@ def test_compaction_of_an_object_keeps_rows_aligned_with_their_lines(broken: byt
     assert result.table.column("__request_id").to_pylist() == ["req-1", "last"]
     assert sorted(result.rejected_lines) == sorted([line(features={"n": 2.5}), *([broken] if broken else [])])
     assert result.input_rows == 3 + bool(broken)
+
+
+_VALUES = {
+    "x": st.one_of(st.floats(-1e9, 1e9, allow_nan=False), st.integers(-1000, 1000), st.text(max_size=3), st.none()),
+    "n": st.one_of(st.integers(-(2**40), 2**40), st.floats(-10, 10, allow_nan=False), st.booleans(), st.none()),
+    "c": st.one_of(st.sampled_from(["a", "b", "z"]), st.integers(0, 3), st.none()),
+    "b": st.one_of(st.booleans(), st.integers(0, 1), st.none()),
+}
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    rows=st.lists(
+        st.one_of(
+            st.fixed_dictionaries({}, optional=_VALUES).map(lambda f: line(features=f)),
+            st.sampled_from(
+                [
+                    b"{",
+                    b"[]",
+                    b"null",
+                    b'"text"',
+                    b'{"features": 3}',
+                    b'{"features": {"x": {"y": 1}}}',
+                    b'{"features": {"x": [null, 1]}}',
+                    b"\xff\xfe{",
+                    b'{"version": "3", "features": {}}',
+                    b'{"version": 1e40, "features": {}}',
+                    b'{"probabilities": [null, 1], "features": {}}',
+                    b'{"probabilities": 5, "features": {}}',
+                    b'{"time": 5, "features": {}}',
+                    b'{"features": {}, "prediction": [1]}',
+                ]
+            ),
+        ),
+        max_size=40,
+    )
+)
+def test_compaction_never_loses_a_row(rows: list[bytes]) -> None:
+    # Given any mix of capture lines, some with values of the wrong type, some not captures at all
+    # When compacted (as one object)
+    result = compact_objects([gzip.compress(b"\n".join(rows))], FEATURES, "classification")
+    # Then every line is either a typed row or kept aside, never both, never neither
+    assert result.table.num_rows + result.rejected == len(rows) == result.input_rows
+    assert sum(result.rejected_reasons.values()) == result.rejected
+    assert result.table.schema == stored_schema(FEATURES, "classification")
+
+
+@pytest.mark.parametrize("first", [b"null", b"  null", b"3", b"[]"])
+def test_compaction_top_level_non_objects_are_kept_aside_not_crashing(first: bytes) -> None:
+    # Given an object whose first line is not a JSON object (a top-level null crashes pyarrow's reader)
+    result = compact_objects([gzip.compress(b"\n".join([first, line()]))], FEATURES, "classification")
+    # Then that line is kept aside and the next one compacted
+    assert result.rejected_lines == [first] and result.table.num_rows == 1
