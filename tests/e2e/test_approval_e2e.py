@@ -11,7 +11,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from infra import constants as c
+from stepwise.cli import main
 from stepwise.commands.data import upload
+from stepwise.local.session import LocalSession
 from stepwise.target import Target
 from tests.e2e.test_lifecycle_e2e import CONTRACT, SPEC, wait_for
 from tests.unit.lifecycle_data import classification_table
@@ -39,7 +41,9 @@ def _executions(local: Target) -> list[dict[str, Any]]:
     return list(sf.list_executions(stateMachineArn=arn)["executions"])
 
 
-def test_approval_e2e_wait_decide_release(local: Target, tmp_path: Path) -> None:
+def test_approval_e2e_wait_decide_release(
+    local: Target, local_session: LocalSession, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     # Given a trained version waiting for approval
     assert local.api("PUT", "/v1/specs/toy", SPEC).status == 201
     assert local.api("PUT", "/v1/datasets/toy/contract", CONTRACT).ok
@@ -57,10 +61,12 @@ def test_approval_e2e_wait_decide_release(local: Target, tmp_path: Path) -> None
     assert reply.status == 403, (trainer, reply.body)
     # an empty reason: 400
     assert local.api("POST", "/v1/approvals/toy-model-1/approve", {"reason": " "}, identity="alice").status == 400
-    # alice approves: 200, recorded with her identity
-    reply = local.api("POST", "/v1/approvals/toy-model-1/approve", {"reason": "gates pass"}, identity="alice")
-    assert reply.status == 200, reply.body
-    assert reply.body["decision"]["who"].endswith("user/alice")
+    # the CLI lists it, and alice approves with it: recorded with her identity
+    endpoint = ["--endpoint", local_session.api.url] if local_session.api else []
+    assert main([*endpoint, "approvals"]) == 0
+    assert "toy-model" in capsys.readouterr().out
+    assert main([*endpoint, "--as", "alice", "approve", "toy-model", "1", "--reason", "gates pass"]) == 0
+    assert "APPROVED by arn:aws:iam::123456789012:user/alice (gates pass)" in capsys.readouterr().out
     # a second decision: 409
     assert local.api("POST", "/v1/approvals/toy-model-1/reject", {"reason": "no"}, identity="bob").status == 409
 
@@ -86,3 +92,5 @@ def test_approval_e2e_wait_decide_release(local: Target, tmp_path: Path) -> None
     # And with one production version only, rollback has nothing to return to: 409
     reply = local.api("POST", "/v1/models/toy-model/rollback", {"reason": "test"}, identity="alice")
     assert reply.status == 409, reply.body
+    assert main([*endpoint, "--as", "alice", "rollback", "toy-model", "--reason", "test"]) == 1
+    assert "HTTP 409" in capsys.readouterr().out
