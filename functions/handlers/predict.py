@@ -26,6 +26,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
+from pydantic_core import from_json
 
 from functions.logic.serving import Serving
 from functions.models.errors import IntegrityError, StepwiseError
@@ -59,17 +60,15 @@ def reset(state: Serving | None = None) -> Serving | None:
     return previous
 
 
-def _reject_constant(token: str) -> Any:
-    raise BodyInvalid(f"the body uses {token}, which is not JSON; send finite numbers")
-
-
 def parse_body(raw: str | None) -> Any:
+    """The JSON body (a Rust parser: twice as fast as json.loads). NaN and Infinity are not JSON
+    and are refused here; numbers too large for a float become inf and fail validation."""
     if not raw:
         raise BodyInvalid("the body is empty; send a JSON object")
     try:
-        return json.loads(raw, parse_constant=_reject_constant)
-    except (ValueError, RecursionError) as exc:
-        raise BodyInvalid("the body is not valid JSON") from exc
+        return from_json(raw, allow_inf_nan=False)
+    except ValueError as exc:
+        raise BodyInvalid(f"the body is not valid JSON (NaN and Infinity are not JSON): {exc}") from None
 
 
 def reply(status: int, body: dict[str, Any]) -> Response:
@@ -86,6 +85,8 @@ def predict(name: ModelName):  # type: ignore[no-untyped-def]  # no return annot
         _count_integrity_failure()
     metrics.add_dimension("model", name)  # only names the registry knows: bounded cardinality
     metrics.add_dimension("version", str(routed.route.version))
+    tracer.put_annotation(key="model", value=name)
+    tracer.put_annotation(key="version", value=routed.route.version)
     outcome = state.score(routed, payload)
     metrics.add_metric("Rows", MetricUnit.Count, outcome.rows)
     metrics.add_metric("ModelCacheHits" if outcome.cache_hit else "ModelCacheMisses", MetricUnit.Count, 1)

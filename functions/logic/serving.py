@@ -39,7 +39,7 @@ from functions.models.serving import (
     error_details,
 )
 from functions.models.settings import Settings
-from functions.observability import logger
+from functions.observability import logger, tracer
 
 MAX_ARTIFACT_BYTES = 512 * 1024 * 1024
 _REQUEST_ID = re.compile(REQUEST_ID_PATTERN)
@@ -123,6 +123,7 @@ class ModelCache:
                 logger.info("model evicted from cache", extra={"model": evicted[0], "version": evicted[1]})
             return model, False
 
+    @tracer.capture_method(capture_response=False)
     def _load(self, name: str, version: int) -> OnnxModel:
         record = registry_dal.get_version(self.table, name, version)
         if record is None:
