@@ -86,7 +86,7 @@ def predict(name: ModelName):  # type: ignore[no-untyped-def]  # no return annot
     metrics.add_dimension("model", name)  # only names the registry knows: bounded cardinality
     metrics.add_dimension("version", str(routed.route.version))
     tracer.put_annotation(key="model", value=name)
-    tracer.put_annotation(key="version", value=routed.route.version)
+    tracer.put_annotation(key="version", value=str(routed.route.version))
     outcome = state.score(routed, payload)
     metrics.add_metric("Rows", MetricUnit.Count, outcome.rows)
     metrics.add_metric("ModelCacheHits" if outcome.cache_hit else "ModelCacheMisses", MetricUnit.Count, 1)
