@@ -127,3 +127,50 @@ def test_training_parameters_record_the_seed_and_estimator() -> None:
     params = tr.pipeline_parameters(spec, fitted)
     assert params["estimator"] == "RandomForestRegressor"
     assert params["random_state"] == 3 and params["n_estimators"] == 10
+
+
+def test_training_float32_alignment_keeps_predictions_and_fixes_onnx_parity() -> None:
+    # Given the wine data (bundled with scikit-learn), where HistGradientBoosting thresholds
+    # round onto training values in float32
+    from stepwise.demo_data import wine_table
+
+    table = wine_table()
+    features = [n for n in table.column_names if n not in ("id", "label", "region")]
+    spec = TrainingSpec.model_validate(
+        {
+            "name": "wine",
+            "model": "wine-model",
+            "dataset": "wine",
+            "target": "label",
+            "features": features,
+            "task": "classification",
+            "estimator": {"name": "HistGradientBoostingClassifier", "params": {"max_iter": 30}},
+            "split": {"seed": 7, "holdout_fraction": 0.25},
+        }
+    )
+    prepared = tr.prepare(spec, table, [])
+    pipeline = tr.build_pipeline(spec, prepared.features)
+    pipeline.fit(prepared.frame.iloc[prepared.train_idx], prepared.y[prepared.train_idx])
+    before = pipeline.predict_proba(prepared.frame)
+    # When its constants are aligned to float32
+    tr.align_to_float32(pipeline)
+    # Then scikit-learn predicts exactly as before, and ONNX now matches it
+    assert np.array_equal(before, pipeline.predict_proba(prepared.frame))
+    fitted = tr.Fitted(pipeline=pipeline, class_labels=[str(c) for c in pipeline.classes_], fit_seconds=0.0)
+    holdout = prepared.frame.iloc[prepared.holdout_idx]
+    served = ev.onnx_predictions(
+        ev.onnx_session(tr.export_onnx(fitted, prepared.features)),
+        tr.onnx_feeds(holdout, prepared.features),
+        "classification",
+    )
+    result = ev.parity(ev.sklearn_predictions(pipeline, holdout, "classification"), served, 1e-5)
+    assert result.passed and result.max_abs_diff < 1e-6, result
+
+
+def test_training_floor_float32_is_the_largest_float32_not_above() -> None:
+    values = np.array([0.1, 1.0, -0.1, 1e-40, 3.4e38])
+    floored = tr.floor_float32(values)
+    assert np.all(floored <= values)
+    assert np.all(floored.astype(np.float32).astype(np.float64) == floored)
+    above = np.nextafter(floored.astype(np.float32), np.float32(np.inf)).astype(np.float64)
+    assert np.all(above > values)
