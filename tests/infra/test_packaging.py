@@ -16,6 +16,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -180,12 +181,15 @@ def slowest_imports(importtime: str, top: int = 5) -> list[tuple[str, float]]:
 
 # -- fixtures -------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def assembly(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The CDK app synthesized as `cdk synth` would (this builds the Lambda layers)."""
-    outdir = tmp_path_factory.mktemp("cdk.out")
-    app, _ = build_app(outdir=str(outdir))
-    app.synth()
-    return outdir
+def assembly() -> Iterator[Path]:
+    """The CDK app synthesized as `cdk synth` would (this builds the Lambda layers).
+
+    Not under pytest's tmp_path: pytest keeps only the newest three base temp directories, so
+    another pytest session starting on a shared machine would delete these assets mid-test."""
+    with tempfile.TemporaryDirectory(prefix="stepwise-packaging-") as outdir:
+        app, _ = build_app(outdir=outdir)
+        app.synth()
+        yield Path(outdir)
 
 
 @pytest.fixture(scope="module")
@@ -271,12 +275,17 @@ def test_packaging_layer_binaries_match_each_functions_architecture_and_runtime(
 
 
 @pytest.mark.slow  # builds and stages a second set of layers (about 20 s warm, a minute cold)
-def test_packaging_x86_64_setting_builds_every_layer_for_x86_64(tmp_path: Path) -> None:
-    # Given the stack setting stepwise:architecture=x86_64 (`-c stepwise:architecture=x86_64`)
-    app, _ = build_app(outdir=str(tmp_path), context={"stepwise:architecture": "x86_64"})
-    # When synthesized
-    app.synth()
-    functions, _ = zip_functions(tmp_path, c.STACK_NAME)
+def test_packaging_x86_64_setting_builds_every_layer_for_x86_64() -> None:
+    with tempfile.TemporaryDirectory(prefix="stepwise-packaging-") as outdir:
+        # Given the stack setting stepwise:architecture=x86_64 (`-c stepwise:architecture=x86_64`)
+        app, _ = build_app(outdir=outdir, context={"stepwise:architecture": "x86_64"})
+        # When synthesized
+        app.synth()
+        check_x86_64(Path(outdir))
+
+
+def check_x86_64(outdir: Path) -> None:
+    functions, _ = zip_functions(outdir, c.STACK_NAME)
     # Then every zip function runs on x86_64 with layers built for it
     assert functions
     for fn in functions:
