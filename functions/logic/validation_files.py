@@ -6,8 +6,10 @@ planned as chunks (Parquet: runs of row groups; CSV and JSON Lines: newline-alig
 and validated one after the other with the same report. On AWS the same `plan_chunks` /
 `check_chunk` / `finish` steps run as a Step Functions Distributed Map (infra/constructs/ingestion.py).
 
-Limitation: CSV byte-range chunks split at newlines, so quoted fields with embedded newlines are
-only supported in files validated in one piece.
+Limitations: CSV byte-range chunks split at newlines, so quoted fields with embedded newlines are
+only supported in files validated in one piece. JSON Lines is read with the contract's schema, so
+a declared field absent from every line reads as nulls (its nulls rule catches a required one)
+rather than failing the columns rule.
 """
 
 from __future__ import annotations
@@ -219,11 +221,10 @@ def read_chunk(
         if fmt == "csv":
             present = csv_header(source)
             start, end = (header_end(source, fmt), source.size) if chunk is None else (chunk.start, chunk.end)
-            data = source.read(start, end)
             wanted = [n for n in present if n in declared]
             return (
                 pcsv.read_csv(
-                    io.BytesIO(data),
+                    _stream(source, start, end),
                     read_options=pcsv.ReadOptions(column_names=present, block_size=8 << 20),
                     convert_options=pcsv.ConvertOptions(
                         column_types={n: pa.string() if n in as_text else arrow_type(declared[n].type) for n in wanted},
@@ -238,7 +239,7 @@ def read_chunk(
             [(c.name, pa.string() if c.type == "category" else arrow_type(c.type)) for c in contract.columns]
         )
         table = pjson.read_json(
-            io.BytesIO(source.read(start, end)),
+            _stream(source, start, end),
             read_options=pjson.ReadOptions(block_size=8 << 20),
             parse_options=pjson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="infer"),
         )
@@ -256,6 +257,13 @@ def read_chunk(
         raise Unreadable(_reason(fmt, exc)) from exc
     except MemoryError as exc:
         raise Unreadable("the file does not fit in this function's memory") from exc
+
+
+def _stream(source: ByteSource, start: int, end: int) -> pa.NativeFile | io.BytesIO:
+    """Bytes [start, end) as a stream for the Arrow readers (no copy for an in-memory file)."""
+    if isinstance(source, BytesSource):
+        return pa.BufferReader(pa.py_buffer(source.data).slice(start, end - start))
+    return io.BytesIO(source.read(start, end))
 
 
 def _failed_column(fmt: FileFormat, message: str, source: ByteSource, contract: DataContract) -> str | None:
