@@ -13,12 +13,14 @@ Invariants (held by the guards in functions/dal/releases.py):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from functions.dal import registry as registry_dal
 from functions.dal import releases as dal
+from functions.logic.routing import choose
 from functions.models.approvals import CanaryCheck, CanaryCheckFailed, CanaryMetrics, IllegalTransition, ServingMismatch
 from functions.models.audit import Actor, AuditEvent, model_target, utcnow
 from functions.models.errors import Conflict, IntegrityError, NotFound
@@ -297,14 +299,29 @@ def verify_artifact(version: ModelVersion) -> None:
         )
 
 
+def _fixed(point: float) -> Callable[[], float]:
+    return lambda: point
+
+
 def verify_serving(settings: Settings, expected: ModelRecord) -> ModelRecord:
-    """Read back what serving resolves (the ModelRecord aliases) and fail loudly if it differs."""
+    """Read back what serving resolves (the ModelRecord aliases, routed by serving's own `choose`)
+    and fail loudly if it differs. Serving instances may keep the previous aliases for up to
+    STEPWISE_ALIAS_CACHE_TTL seconds."""
     actual = registry_dal.get_model(settings.registry_table, expected.name)
     if actual is None:
         raise ServingMismatch(f"model {expected.name!r} vanished from the registry")
     want, got = _aliases(expected), _aliases(actual)
     if want != got:
         raise ServingMismatch(f"{expected.name}: serving resolves {got}, the release wrote {want}")
+    if actual.production_version is not None:  # serving's own routing answers with the versions written
+        routed = {choose(actual, None, draw=_fixed(point)).version for point in (0.0, 1.0 - 1e-9)}
+        wanted: set[int | None] = {expected.production_version}
+        if expected.candidate_version is not None and expected.candidate_weight > 0 and not expected.shadow:
+            wanted.add(expected.candidate_version)
+        if routed != wanted:
+            raise ServingMismatch(
+                f"{expected.name}: serving routes to versions {sorted(routed)}, expected {sorted(map(str, wanted))}"
+            )
     for number, status in ((actual.production_version, S.PRODUCTION), (actual.candidate_version, S.CANARY)):
         if number is None:
             continue

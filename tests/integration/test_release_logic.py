@@ -5,7 +5,7 @@ import pytest
 
 from functions.dal import audit
 from functions.logic import releases
-from functions.models.approvals import IllegalTransition
+from functions.models.approvals import IllegalTransition, ServingMismatch
 from functions.models.audit import Actor, model_target, utcnow
 from functions.models.errors import Conflict, IntegrityError
 from functions.models.registry import VersionStatus as S
@@ -162,3 +162,21 @@ def test_release_stale_status_write_is_a_conflict(stores: Stores) -> None:
     with pytest.raises(Conflict):
         releases.apply(s, reject)
     assert statuses(s, "churn") == {1: S.APPROVED}
+
+
+def test_release_verify_serving_fails_loudly_when_serving_resolves_otherwise(stores: Stores) -> None:
+    # Given a promotion written, then the record changed behind the release's back
+    s = get_settings()
+    v1 = approved(stores)
+    plan = releases.apply(s, releases.plan_promote(releases.read_state(s, "churn"), v1, OPS, now=utcnow()))
+    assert plan.record_after is not None
+    assert releases.verify_serving(s, plan.record_after).production_version == 1
+    boto3.client("dynamodb").update_item(
+        TableName=stores.registry_table,
+        Key={"pk": {"S": "MODEL#churn"}, "sk": {"S": "MODEL"}},
+        UpdateExpression="SET candidate_version = :c, candidate_weight = :w",
+        ExpressionAttributeValues={":c": {"N": "1"}, ":w": {"N": "0.5"}},
+    )
+    # When the release reads back what serving resolves, Then it fails naming the difference
+    with pytest.raises(ServingMismatch, match="serving resolves"):
+        releases.verify_serving(s, plan.record_after)
