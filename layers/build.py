@@ -423,9 +423,27 @@ def build_local_layer(
     pins = read_manifest(lambda_build)["packages"]
     target = target or local_target()
     lines = flatten_requirements(requirements_file(name, root))
+    return _build(local_layer_dir(name, pins, target, lines, build), name, lines, target, runner=runner, pins=pins)
+
+
+def local_layer_dir(name: str, pins: dict[str, str], target: Target, lines: Sequence[str], build: Path = BUILD) -> Path:
     extra = json.dumps(pins, sort_keys=True)
-    out = build / "local" / f"{name}-{target.tag}-{build_key(lines, target, extra)}"
-    return _build(out, name, lines, target, runner=runner, pins=pins)
+    return build / "local" / f"{name}-{target.tag}-{build_key(lines, target, extra)}"
+
+
+def current_builds(python: str = TARGET_PYTHON, root: Path = LAYERS, build: Path = BUILD) -> list[Path]:
+    """The cache directories the current requirements and recipe use: each layer on each
+    architecture, and the local (import-test) build of each Lambda build that exists."""
+    current = []
+    for name in layer_names(root):
+        lines = flatten_requirements(requirements_file(name, root))
+        for arch in PLATFORMS:
+            out = layer_dir(name, Target(arch, python), root=root, build=build)
+            current.append(out)
+            if arch == DEFAULT_ARCH and manifest_path(out).is_file():
+                pins = read_manifest(out)["packages"]
+                current.append(local_layer_dir(name, pins, local_target(), lines, build))
+    return current
 
 
 def _build(
@@ -751,8 +769,7 @@ def main(argv: list[str] | None = None) -> int:
     target = Target(args.arch, args.python)
     failed = 0
     if args.prune:
-        keep = [layer_dir(n, Target(a, args.python)) for n in layer_names() for a in PLATFORMS]
-        for path in prune(keep):
+        for path in prune(current_builds(args.python)):
             print(f"removed {path}")
         return 0
     if args.check and not args.names:

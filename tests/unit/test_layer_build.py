@@ -205,6 +205,25 @@ def test_build_local_layer_pins_the_lambda_versions_and_caps_those_without_local
     assert manifest["target"] == {"arch": "x86_64", "python": "3.11", "platforms": list(Target("x86_64").platforms)}
 
 
+def test_prune_keeps_the_current_builds_and_removes_the_rest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given current arm64 and local builds of a layer, and a stale build from older requirements
+    monkeypatch.setattr(build, "local_target", lambda: Target("x86_64", "3.11"))
+    make_layer(tmp_path, "demo", "demo==1.0\n")
+    cache = tmp_path / ".build"
+    pip = FakePip()
+    current = build.build_layer("demo", Target("arm64"), root=tmp_path, build=cache, runner=pip)
+    local = build.build_local_layer("demo", root=tmp_path, build=cache, runner=pip)
+    stale = cache / "demo-arm64-py314-000000000000"
+    (stale / "python").mkdir(parents=True)
+    build.manifest_path(stale).write_text("{}")
+    # When pruned
+    gone = build.prune(build.current_builds(root=tmp_path, build=cache), build=cache)
+    # Then only the stale build went
+    assert gone == [stale]
+    assert current.is_dir() and local.is_dir()
+    assert not build.manifest_path(stale).exists()
+
+
 # -- slimming -------------------------------------------------------------------------------
 def test_slim_removes_what_nothing_imports_and_keeps_the_rest(tmp_path: Path) -> None:
     # Given an installed layer tree
