@@ -3,12 +3,15 @@ artifact verification, capture and feedback."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import math
 import re
+import tempfile
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -26,6 +29,7 @@ from tests.integration.test_predict_support import (
     breast_cancer_classifier,
     churn_instances,
     churn_pipeline,
+    diabetes_regressor,
     feedback_event,
     predict_event,
     put_model,
@@ -75,15 +79,14 @@ def served(stores: Stores) -> Iterator[Served]:
     predict.reset(None)
 
 
-def captured_lines(stores: Stores) -> list[dict[str, Any]]:
+def captured_lines(stores: Stores, model: str = NAME) -> list[dict[str, Any]]:
     s3 = boto3.client("s3")
-    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=stores.data_bucket, Prefix="captures/").get("Contents", [])]
+    prefix = f"captures/{model}/"
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=stores.data_bucket, Prefix=prefix).get("Contents", [])]
     lines = []
     for key in keys:
-        assert CAPTURE_KEY.match(key), key
+        assert model != NAME or CAPTURE_KEY.match(key), key
         body = s3.get_object(Bucket=stores.data_bucket, Key=key)["Body"].read()
-        import gzip
-
         lines += [json.loads(line) for line in gzip.decompress(body).decode().splitlines()]
     return lines
 
@@ -252,9 +255,6 @@ def test_capture_files_are_readable_by_pyarrow_with_the_documented_schema(served
     assert len(objects) == 1 and CAPTURE_KEY.match(objects[0]["Key"])
     local = served.stores  # read through pyarrow from a local copy of the object
     body = s3.get_object(Bucket=local.data_bucket, Key=objects[0]["Key"])["Body"].read()
-    import tempfile
-    from pathlib import Path
-
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "part.jsonl.gz"
         path.write_bytes(body)
@@ -330,9 +330,6 @@ def test_feedback_is_stored_as_json_lines_for_monitoring(served: Served) -> None
     assert reply["statusCode"] == 200 and body["accepted"] == 10
     assert re.fullmatch(r"feedback/breast-cancer/dt=\d{4}-\d{2}-\d{2}/\d{13}-[0-9a-f]{32}\.jsonl\.gz", body["key"])
     raw = boto3.client("s3").get_object(Bucket=served.stores.data_bucket, Key=body["key"])["Body"]
-    import tempfile
-    from pathlib import Path
-
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "f.jsonl.gz"
         path.write_bytes(raw.read())
@@ -443,5 +440,27 @@ def test_predict_serves_a_per_feature_export_with_categories_and_string_labels(s
         )
         assert bad["statusCode"] == 422
         assert json.loads(bad["body"])["details"][0]["field"] == "instances.0.plan"
+    finally:
+        predict.reset(None)
+
+
+def test_predict_serves_a_regressor_without_probabilities(stores: Stores) -> None:
+    # Given a regressor in production
+    trained = diabetes_regressor()
+    put_version(stores, "diabetes", 1, trained)
+    put_model(stores, "diabetes", production=1)
+    fresh_state(Clock())
+    try:
+        # When 20 rows are posted; Then the predictions are scikit-learn's (float32 precision)
+        reply = predict.lambda_handler(predict_event("diabetes", {"instances": trained.instances(0, 20)}), Context())
+        body = json.loads(reply["body"])
+        assert reply["statusCode"] == 200 and "probabilities" not in body
+        assert all(
+            math.isclose(a, b, rel_tol=1e-4) for a, b in zip(body["predictions"], trained.expected[:20], strict=True)
+        )
+        # And the capture lines carry probabilities null
+        predict.reset(None)
+        lines = captured_lines(stores, "diabetes")
+        assert len(lines) == 20 and all(line["probabilities"] is None for line in lines)
     finally:
         predict.reset(None)

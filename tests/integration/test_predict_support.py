@@ -252,3 +252,25 @@ def churn_instances(trained: TrainedModel, count: int) -> list[dict[str, Any]]:
     return [
         {"tenure": int(t), "charges": float(c), "plan": str(p), "active": bool(a)} for t, c, p, a in trained.x[:count]
     ]
+
+
+@cache
+def diabetes_regressor() -> TrainedModel:
+    """A regressor (10 float features, ONNX output [N, 1])."""
+    from skl2onnx import to_onnx
+    from skl2onnx.common.data_types import FloatTensorType
+    from sklearn.datasets import load_diabetes
+    from sklearn.ensemble import RandomForestRegressor
+
+    data = load_diabetes()
+    x = data.data.astype(np.float32).astype(np.float64)
+    model = RandomForestRegressor(n_estimators=20, max_depth=6, random_state=0).fit(x, data.target)
+    onx = to_onnx(model, initial_types=[("input", FloatTensorType([None, x.shape[1]]))])
+    return TrainedModel(
+        onnx=onx.SerializeToString(),
+        features=[Feature(name=str(n), type="float") for n in data.feature_names],
+        task="regression",
+        class_labels=None,
+        x=x,
+        expected=model.predict(x).tolist(),
+    )
