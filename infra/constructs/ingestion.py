@@ -27,6 +27,7 @@ from constructs import Construct
 
 from infra import constants as c
 from infra.constructs.function import RUNTIME, _retention
+from infra.constructs.lifecycle import allow_objects, allow_table
 from infra.nag import acknowledge
 
 if TYPE_CHECKING:
@@ -44,6 +45,13 @@ MAX_BYTES = 50 * 1024**3  # refuse above this (STEPWISE_VALIDATE_MAX_BYTES)
 MAX_EVENT_AGE = Duration.hours(6)
 RETRY_ATTEMPTS = 2
 
+ITEM_ACTIONS = [
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:ConditionCheckItem",
+    "dynamodb:Query",
+]
 DATASET_ROUTES = (
     ("GET", "/v1/datasets"),
     ("GET", "/v1/datasets/{name}"),
@@ -217,7 +225,7 @@ def add_ingestion(stack: StepwiseStack) -> Ingestion:
     stack.synchronous_only(chunk_fn)
     for each in (fn, chunk_fn):
         _grant_validation(stack, each)
-    _allow_objects(
+    allow_objects(
         chunk_fn, stack.artifacts.bucket, PREFIX_WORK, ["s3:GetObject", "s3:PutObject"], "partial results of chunks"
     )
     ingestion = Ingestion(
@@ -240,63 +248,21 @@ def add_ingestion(stack: StepwiseStack) -> Ingestion:
 def _grant_validation(stack: StepwiseStack, fn: lambda_.Function) -> None:
     """What judging and concluding an upload needs (least privilege, explicit actions)."""
     data = stack.data.bucket
-    _allow_objects(fn, data, c.PREFIX_RAW, ["s3:GetObject", "s3:GetObjectVersion"], "read uploads")
-    _allow_objects(fn, data, c.PREFIX_RAW, ["s3:DeleteObject", "s3:DeleteObjectVersion"], "move bad uploads")
-    _allow_objects(fn, data, c.PREFIX_VALIDATED, ["s3:PutObject"], "copy passed uploads")
-    _allow_objects(fn, data, c.PREFIX_QUARANTINE, ["s3:PutObject"], "quarantine failed uploads with reports")
-    _allow_objects(fn, stack.artifacts.bucket, c.PREFIX_VALIDATION_REPORTS, ["s3:PutObject"], "validation reports")
+    allow_objects(fn, data, c.PREFIX_RAW, ["s3:GetObject", "s3:GetObjectVersion"], "read uploads")
+    allow_objects(fn, data, c.PREFIX_RAW, ["s3:DeleteObject", "s3:DeleteObjectVersion"], "move bad uploads")
+    allow_objects(fn, data, c.PREFIX_VALIDATED, ["s3:PutObject"], "copy passed uploads")
+    allow_objects(fn, data, c.PREFIX_QUARANTINE, ["s3:PutObject"], "quarantine failed uploads with reports")
+    allow_objects(fn, stack.artifacts.bucket, c.PREFIX_VALIDATION_REPORTS, ["s3:PutObject"], "validation reports")
     # items only (no index): contracts, versions, upload guards, idempotency records, audit events
-    fn.add_to_role_policy(
-        iam.PolicyStatement(
-            actions=[
-                "dynamodb:GetItem",
-                "dynamodb:PutItem",
-                "dynamodb:UpdateItem",
-                "dynamodb:DeleteItem",
-                "dynamodb:ConditionCheckItem",
-                "dynamodb:Query",
-            ],
-            resources=[stack.metadata.table.table_arn],
-        )
-    )
+    allow_table(fn, stack.metadata.table, [*ITEM_ACTIONS, "dynamodb:DeleteItem"])
     if getattr(stack, "lifecycle", None) is not None:  # the lifecycle workflow (issue 4) is in the stack
         stack.allow_lifecycle_start(fn)
 
 
-def _allow_objects(fn: lambda_.Function, bucket: s3.IBucket, prefix: str, actions: list[str], why: str) -> None:
-    """Explicit object actions under one prefix, acknowledged for cdk-nag (keys are per upload)."""
-    fn.add_to_role_policy(iam.PolicyStatement(actions=actions, resources=[bucket.arn_for_objects(f"{prefix}*")]))
-    bucket_id = Stack.of(bucket).get_logical_id(bucket.node.default_child)  # type: ignore[arg-type]
-    assert fn.role is not None
-    acknowledge(
-        fn.role,
-        f"AwsSolutions::AwsSolutions-IAM5[Resource::<{bucket_id}.Arn>/{prefix}*]",
-        f"Objects under {prefix} only ({why}); object keys are per dataset and upload.",
-    )
-
-
 def add_dataset_routes(stack: StepwiseStack, api_fn: lambda_.Function) -> None:
-    """Contracts and dataset versions on the control API (functions/handlers/routes/datasets.py)."""
-    table = stack.metadata.table
-    api_fn.add_to_role_policy(
-        iam.PolicyStatement(
-            actions=[
-                "dynamodb:GetItem",
-                "dynamodb:PutItem",
-                "dynamodb:UpdateItem",
-                "dynamodb:ConditionCheckItem",
-                "dynamodb:Query",
-            ],
-            resources=[table.table_arn, f"{table.table_arn}/index/*"],
-        )
-    )
-    table_id = Stack.of(table).get_logical_id(table.node.default_child)  # type: ignore[arg-type]
-    assert api_fn.role is not None
-    acknowledge(
-        api_fn.role,
-        f"AwsSolutions::AwsSolutions-IAM5[Resource::<{table_id}.Arn>/index/*]",
-        "Query on the metadata table's own secondary index (gsi1: the list of datasets).",
-    )
+    """Contracts and dataset versions on the control API (functions/handlers/routes/datasets.py);
+    Query on gsi1 lists the datasets."""
+    allow_table(api_fn, stack.metadata.table, ITEM_ACTIONS, index=True)
     for method, path in DATASET_ROUTES:
         stack.api.add_route(method, path, api_fn)
 
