@@ -2,6 +2,7 @@
 and the handler's cold import time.
 
     .venv/bin/python -m benchmarks.predict [--runs 3] [--iterations 2000] [--json]
+    .venv/bin/python -m benchmarks.run predict        # the same, through the benchmark runner
 
 The model is like the demo's: a 100-tree random forest on load_breast_cancer (30 float features),
 exported with skl2onnx (zipmap off), served from moto S3/DynamoDB in-process. The handler runs
@@ -42,6 +43,7 @@ def _env() -> None:
             "AWS_REGION": "us-east-1",
             "POWERTOOLS_TRACE_DISABLED": "1",
             "POWERTOOLS_METRICS_NAMESPACE": "Stepwise",
+            "POWERTOOLS_LOG_LEVEL": "WARNING",
             "STEPWISE_DATA_BUCKET": "bench-data",
             "STEPWISE_ARTIFACTS_BUCKET": "bench-artifacts",
             "STEPWISE_REGISTRY_TABLE": "bench-registry",
@@ -155,6 +157,9 @@ def main(argv: list[str] | None = None) -> int:
     result["cold_import_cpu_s"] = statistics.median(import_cpus)
     result["load_avg_1m_before"], result["load_avg_1m_after"] = load_before[0], load_after[0]
     result["cpus"] = float(os.cpu_count() or 0)
+    figures_file = os.environ.get("STEPWISE_BENCH_JSON")  # benchmarks/run.py reads figures from here
+    if figures_file:
+        Path(figures_file).write_text(json.dumps(result))
     if args.json:
         print(json.dumps(result))
         return 0
