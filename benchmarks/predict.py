@@ -10,7 +10,9 @@ whole: Powertools resolver with validation, logger context, metrics (EMF to stdo
 /dev/null here), alias cache (5 s TTL), the version's pydantic contract, routing, ONNX Runtime,
 capture (sample rate 1, streamed into gzip, flushed to moto S3 every 20,000 rows). Tracing is disabled (no
 X-Ray daemon). Every figure is the median over `--runs` runs; the load average is printed,
-since the machine may be shared. Figures are printed, never asserted.
+since the machine may be shared: then the wall-clock figures include time other processes held
+the CPU, and the CPU-time figures (thread CPU per call, process CPU for the import) show what the
+work itself costs. Figures are printed, never asserted.
 """
 
 from __future__ import annotations
@@ -57,18 +59,19 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def timed(fn: Any, iterations: int, warmup: int) -> tuple[list[float], float]:
-    """(wall-clock ms per call, mean CPU ms per call): CPU time shows the cost on a busy machine."""
+def timed(fn: Any, iterations: int, warmup: int) -> tuple[list[float], list[float]]:
+    """(wall-clock ms, thread CPU ms) per call. On a shared machine the wall clock includes the
+    time other processes held the CPU; the thread's CPU time is what the call itself cost."""
     for _ in range(warmup):
         fn()
-    samples = []
-    clock = time.perf_counter
-    cpu_started = time.thread_time()
+    walls, cpus = [], []
+    clock, cpu = time.perf_counter, time.thread_time
     for _ in range(iterations):
-        started = clock()
+        started, cpu_started = clock(), cpu()
         fn()
-        samples.append((clock() - started) * 1e3)
-    return samples, (time.thread_time() - cpu_started) * 1e3 / iterations
+        walls.append((clock() - started) * 1e3)
+        cpus.append((cpu() - cpu_started) * 1e3)
+    return walls, cpus
 
 
 def cold_import_seconds(runs: int) -> tuple[list[float], list[float]]:
@@ -134,8 +137,11 @@ def warm_figures(iterations: int) -> dict[str, float]:
                 figures[f"rows_{n}_p99_ms"] = percentile(handler, 0.99)
                 figures[f"rows_{n}_bare_ort_median_ms"] = statistics.median(ort)
                 figures[f"rows_{n}_overhead_median_ms"] = statistics.median(handler) - statistics.median(ort)
-                figures[f"rows_{n}_cpu_mean_ms"] = handler_cpu
-                figures[f"rows_{n}_overhead_cpu_mean_ms"] = handler_cpu - ort_cpu
+                figures[f"rows_{n}_cpu_median_ms"] = statistics.median(handler_cpu)
+                figures[f"rows_{n}_cpu_p99_ms"] = percentile(handler_cpu, 0.99)
+                figures[f"rows_{n}_overhead_cpu_median_ms"] = statistics.median(handler_cpu) - statistics.median(
+                    ort_cpu
+                )
         predict.reset(None)
     return figures
 
@@ -170,6 +176,11 @@ def main(argv: list[str] | None = None) -> int:
         "rows_1_p99_ms": TARGETS["one_row_p99_ms"],
         "rows_1_overhead_median_ms": TARGETS["overhead_median_ms"],
         "cold_import_s": TARGETS["cold_import_s"],
+        # the same targets on CPU time: what a call costs when it has a core to itself
+        "rows_1_cpu_median_ms": TARGETS["one_row_median_ms"],
+        "rows_1_cpu_p99_ms": TARGETS["one_row_p99_ms"],
+        "rows_1_overhead_cpu_median_ms": TARGETS["overhead_median_ms"],
+        "cold_import_cpu_s": TARGETS["cold_import_s"],
     }
     for key, value in result.items():
         target = checks.get(key)
