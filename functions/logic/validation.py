@@ -103,7 +103,7 @@ def _count(mask: pa.ChunkedArray | pa.Array) -> int:
     return int(pc.sum(mask).as_py() or 0)
 
 
-def _examples(mask: pa.ChunkedArray, values: pa.ChunkedArray, offset: int = 0) -> list[Example]:
+def _examples(mask: pa.ChunkedArray, values: pa.ChunkedArray) -> list[Example]:
     """Row numbers and values of the first MAX_EXAMPLES True entries of mask."""
     found: list[Example] = []
     start = 0
@@ -116,7 +116,7 @@ def _examples(mask: pa.ChunkedArray, values: pa.ChunkedArray, offset: int = 0) -
             rows = pc.add(idx, start)
             picked = values.take(rows)
             found.extend(
-                Example(row=offset + r, value=None if v is None else str(v))
+                Example(row=r, value=None if v is None else str(v))
                 for r, v in zip(rows.to_pylist(), picked.to_pylist(), strict=True)
             )
         start += len(chunk)
