@@ -124,7 +124,8 @@ def upload(target: Target, path: Path, dataset: str, timeout: float = 300.0) -> 
     """Put the file under raw/<dataset>/ and wait for its report (and its version, if it passed)."""
     s3 = target.client("s3")
     key = f"{RAW}{dataset}/{path.name}"
-    reply = s3.put_object(Bucket=target.data_bucket, Key=key, Body=path.read_bytes())
+    with path.open("rb") as body:  # streamed; one PUT takes up to 5 GB
+        reply = s3.put_object(Bucket=target.data_bucket, Key=key, Body=body)
     object_version = reply.get("VersionId") or f"etag-{reply['ETag'].strip(chr(34))}"
     deadline = time.monotonic() + timeout
     report = None
