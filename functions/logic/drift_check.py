@@ -3,7 +3,8 @@ what is still raw in the window, stream the window's Parquet, write the JSON and
 record the summary, and decide on retraining.
 
 Closed hours (their end plus a grace period is past) are compacted once to Parquet in the data
-bucket, with the rows that did not fit kept aside next to it; the open hour is compacted in memory
+bucket, with the rows that did not fit kept aside next to it (again only if capture objects arrive
+later than the grace period); the open hour is compacted in memory
 for this check only. Parquet is streamed from local files (the Lambda's /tmp), column chunk by
 column chunk, so memory stays at the profile plus one column chunk.
 """
@@ -67,9 +68,10 @@ def _hour_file(
     key = store.compacted_key(model, hour)
     local = workdir / f"{hour:%Y%m%d%H}.parquet"
     meta = store.head_metadata(bucket, key)
-    if meta is not None:
-        return store.download(bucket, key, local), int(meta.get("rejected-rows", "0")), False
     raw_keys = store.list_keys(bucket, store.capture_prefix(model, hour))
+    # compacted already, and no capture object arrived since (raw ones may have expired: fewer is fine)
+    if meta is not None and len(raw_keys) <= int(meta.get("source-objects", "0")):
+        return store.download(bucket, key, local), int(meta.get("rejected-rows", "0")), False
     if not raw_keys:
         return None, 0, False
     result = compact_objects(

@@ -118,7 +118,7 @@ class DriftReport(_Model):
     row_count: int = Field(ge=0)  # rows in the window
     rejected_rows: int = Field(default=0, ge=0)  # captured rows compaction could not type (kept aside)
     checked_features: int = Field(default=0, ge=0)
-    drifted_features: list[str] = Field(default_factory=list)
+    drifted_features: list[str] = Field(default_factory=list, max_length=1_000)
     drift_share: float = Field(default=0.0, ge=0, le=1)
     config: DriftConfig
     features: list[FeatureDrift] = Field(default_factory=list, max_length=1_000)
@@ -187,7 +187,7 @@ class DriftCheckResult(_Model):
     row_count: int
     rejected_rows: int = 0
     drift_share: float
-    drifted_features: list[str] = Field(default_factory=list)
+    drifted_features: list[str] = Field(default_factory=list, max_length=1_000)
     window_start: datetime
     window_end: datetime
     report_json: str

@@ -241,3 +241,22 @@ def test_drift_route_unknown_model_is_404(stores: Stores, monkeypatch: pytest.Mo
     get_settings.cache_clear()
     reply = api.lambda_handler(load_event("apigw/drift.json"), Context())
     assert reply["statusCode"] == 404
+
+
+def test_drift_check_recompacts_an_hour_when_late_captures_arrive(stores: Stores, tmp_path: Path) -> None:
+    # Given an hour compacted by a first check
+    _register(stores)
+    hour = datetime(2026, 11, 26, 9, tzinfo=UTC)
+    _capture(stores, hour, _rows(1_000, 2))
+    req = DriftCheckRequest(model="churn", window_hours=4, end=NOW, retrain=False)
+    first, _ = drift_check.run_drift_check(req, get_settings(), workdir=tmp_path, now=NOW)
+    # When a capture object of that hour lands late and the next check runs
+    key = f"{monitoring.capture_prefix('churn', hour)}{int(hour.timestamp() * 1000) + 1}-late.jsonl.gz"
+    late = json.dumps({"request_id": "late", "features": {"x": 0.1, "y": 0.2, "c": "a"}, "version": 1})
+    boto3.client("s3").put_object(Bucket=stores.data_bucket, Key=key, Body=gzip.compress(late.encode()))
+    second, _ = drift_check.run_drift_check(req, get_settings(), workdir=tmp_path, now=NOW)
+    third, _ = drift_check.run_drift_check(req, get_settings(), workdir=tmp_path, now=NOW)
+    # Then the hour is compacted again with the late row, once
+    assert (first.row_count, first.hours_compacted) == (1_000, 1)
+    assert (second.row_count, second.hours_compacted) == (1_001, 1)
+    assert (third.row_count, third.hours_compacted) == (1_001, 0)
