@@ -7,9 +7,11 @@ DemoFailure (or any error) to stop the demo with a non-zero exit.
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from stepwise.local.session import LocalSession
@@ -46,13 +48,16 @@ def foundation_steps() -> list[Step]:
     return [("check health over HTTP", step_health)]
 
 
-def all_steps() -> list[Step]:
-    return [*foundation_steps()]
+def all_steps(workdir: Path) -> list[Step]:
+    from stepwise.demo_data import data_steps
+
+    return [*foundation_steps(), *data_steps(workdir / "data")]
 
 
 def run_demo(port: int = 0, serve: bool = False, steps: list[Step] | None = None) -> int:
     timings: list[tuple[str, float]] = []
-    plan = steps if steps is not None else all_steps()
+    workdir = Path(tempfile.mkdtemp(prefix="stepwise-demo-"))
+    plan = steps if steps is not None else all_steps(workdir)
     total = len(plan) + 1
     started = time.perf_counter()
     print(f"[1/{total}] synthesize the CDK app and deploy its template into a local cloud (moto)", flush=True)

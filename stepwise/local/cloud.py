@@ -82,7 +82,10 @@ class LocalCloud:
 
     # -- lifecycle -----------------------------------------------------------------------
     def start(self) -> Deployment:
-        self.assembly = synthesize(self.outdir, self.context, self.app_module)
+        # Assets are read where they lie (content-addressed build dirs) instead of being copied into
+        # a fresh cloud assembly each time, as SAM does with the same CDK context key.
+        context = {"aws:cdk:disable-asset-staging": True, **self.context}
+        self.assembly = synthesize(self.outdir, context, self.app_module)
         self._mock.start()
         self.router.install()
         emulated.register()
@@ -141,12 +144,23 @@ class LocalCloud:
         return f"cdk-{BOOTSTRAP_QUALIFIER}-assets-{ACCOUNT}-{REGION}"
 
     def _publish_assets(self) -> None:
+        """Upload each file asset where `cdk deploy` would. Layer assets are published as a zip of
+        their file list: their packages never run here (handlers import this environment's), and
+        copying hundreds of MB into moto would only cost time."""
         assert self.assembly is not None
         s3 = self.client("s3")
+        layer_keys = {
+            str(res["Properties"]["Content"].get("S3Key"))
+            for res in self.assembly.resources_of_type("AWS::Lambda::LayerVersion").values()
+        }
         for asset in self.assembly.file_assets:
             bucket = asset.bucket_template.replace("${AWS::AccountId}", ACCOUNT).replace("${AWS::Region}", REGION)
-            body = _zip_dir(asset.source) if asset.source.is_dir() else asset.source.read_bytes()
-            s3.put_object(Bucket=bucket, Key=asset.object_key, Body=body)
+            if asset.object_key in layer_keys and asset.source.is_dir():
+                s3.put_object(Bucket=bucket, Key=asset.object_key, Body=_manifest_zip(asset.source))
+                continue
+            source = _zipped(asset.id, asset.source) if asset.source.is_dir() else asset.source
+            with source.open("rb") as body:
+                s3.put_object(Bucket=bucket, Key=asset.object_key, Body=body)
 
     # -- cdk deploy ----------------------------------------------------------------------
     def _deploy(self) -> Deployment:
@@ -259,8 +273,12 @@ class LocalCloud:
         try:
             self._create_executing(executing, machine)
         except InvalidDefinition as exc:
-            self.deployment.skipped.append(
-                Emulation(logical_id, "AWS::StepFunctions::StateMachine", f"cannot execute locally: {exc.message}")
+            self.deployment.emulated.append(
+                Emulation(
+                    logical_id,
+                    "AWS::StepFunctions::StateMachine",
+                    f"deployed, but moto's interpreter cannot execute it: {exc.message}",
+                )
             )
             return
         self.deployment.emulated.append(
@@ -314,13 +332,31 @@ class LocalCloud:
         return fired
 
 
-def _zip_dir(path: Path) -> bytes:
+def _manifest_zip(path: Path) -> bytes:
+    files = sorted(p for p in path.rglob("*") if p.is_file())
+    listing = "".join(f"{p.stat().st_size}\t{p.relative_to(path).as_posix()}\n" for p in files)
     buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
-        for file in sorted(path.rglob("*")):
-            if file.is_file():
-                zf.write(file, file.relative_to(path).as_posix())
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("STEPWISE_LOCAL_LAYER_MANIFEST.txt", listing)
     return buf.getvalue()
+
+
+ASSET_CACHE = Path(__file__).resolve().parents[2] / ".build" / "local-assets"
+
+
+def _zipped(asset_id: str, path: Path) -> Path:
+    """The directory asset zipped as `cdk deploy` would publish it, kept by its content hash
+    (the asset id) so the next local cloud reuses it. Stored, not deflated: moto only keeps it."""
+    target = ASSET_CACHE / f"{asset_id}.zip"
+    if not target.exists():
+        ASSET_CACHE.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f"{target.name}.{uuid.uuid4().hex}.tmp")
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as zf:
+            for file in sorted(path.rglob("*")):
+                if file.is_file():
+                    zf.write(file, file.relative_to(path).as_posix())
+        tmp.replace(target)
+    return target
 
 
 def _notification_config(config: dict[str, Any]) -> dict[str, Any]:

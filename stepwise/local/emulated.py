@@ -3,14 +3,15 @@ template's own properties so the rest of the template (Fn::GetAtt, Ref, outputs)
 
 - AWS::CloudWatch::Alarm: created in moto's CloudWatch (put_metric_alarm with the template's
   properties); Arn attribute as on AWS. Alarms are stored, not evaluated.
-- AWS::S3::BucketPolicy: put on the bucket in moto's S3 (moto does not enforce bucket policies).
+
+AWS::S3::BucketPolicy stays skipped on purpose: moto would evaluate the SSL-only Deny against its
+in-process calls (no TLS) and refuse every request, which AWS would not.
 
 Everything else moto skips stays skipped and is reported by the local cloud.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import boto3
@@ -73,32 +74,7 @@ class EmulatedAlarm(CloudFormationModel):
         return cls(props["AlarmName"], account_id, region_name)
 
 
-class EmulatedBucketPolicy(CloudFormationModel):
-    def __init__(self, bucket: str) -> None:
-        self.bucket = bucket
-
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::S3::BucketPolicy"
-
-    @staticmethod
-    def cloudformation_name_type() -> str:
-        return ""
-
-    @property
-    def physical_resource_id(self) -> str:
-        return self.bucket
-
-    @classmethod
-    def create_from_cloudformation_json(  # type: ignore[override]
-        cls, resource_name: str, cloudformation_json: dict[str, Any], account_id: str, region_name: str, **kwargs: Any
-    ) -> EmulatedBucketPolicy:
-        props = cloudformation_json["Properties"]
-        _client("s3", region_name).put_bucket_policy(Bucket=props["Bucket"], Policy=json.dumps(props["PolicyDocument"]))
-        return cls(props["Bucket"])
-
-
-EMULATED_TYPES = {EmulatedAlarm.cloudformation_type(), EmulatedBucketPolicy.cloudformation_type()}
+EMULATED_TYPES = {EmulatedAlarm.cloudformation_type()}
 
 
 def register() -> None:

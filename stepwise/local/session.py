@@ -17,6 +17,8 @@ DIFFERENCES = [
     "(the CLI's --as NAME); unsigned requests act as 'anonymous' unless --strict-auth",
     "Lambda code runs in this process from each function's asset, with its own environment; "
     "memory and timeout limits are not enforced",
+    "layers are published as a list of their files: handlers import this environment's packages "
+    "(tests/infra/test_packaging.py imports each function from its real layers instead)",
     "EventBridge schedules do not fire by themselves: `stepwise local fire RULE` (or the demo) fires them",
     "metrics and alarms are not evaluated (CloudWatch is not emulated)",
 ]
