@@ -110,7 +110,7 @@ class ModelCache:
                 return model, True
             refused = self._refused.get(key)
             if refused is not None and self._clock() < refused[0]:
-                raise refused[1]
+                raise type(refused[1])(refused[1].message)  # a fresh error: no traceback growth
             try:
                 model = self._load(name, version)
             except (IntegrityError, ModelUnavailable) as exc:
