@@ -50,8 +50,14 @@ def foundation_steps() -> list[Step]:
 
 def all_steps(workdir: Path) -> list[Step]:
     from stepwise.demo_data import data_steps
+    from stepwise.demo_lifecycle import SPEC_NAME, lifecycle_steps, spec_steps
 
-    return [*foundation_steps(), *data_steps(workdir / "data")]
+    return [
+        *foundation_steps(),
+        *spec_steps(),  # before the data: the contract names the spec, so a good upload trains
+        *data_steps(workdir / "data", training_spec=SPEC_NAME),
+        *lifecycle_steps(),
+    ]
 
 
 def run_demo(port: int = 0, serve: bool = False, steps: list[Step] | None = None) -> int:

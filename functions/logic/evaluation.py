@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from functions.models.registry import Feature, GateVerdict
+from functions.models.registry import Feature, GateVerdict, failed_gate_reasons
 from functions.models.runs import LatencyFigures
 from functions.models.specs import LOWER_IS_BETTER, Metric, TrainingSpec
 
@@ -218,7 +218,7 @@ def judge(
 
 
 def failed_reasons(verdicts: list[GateVerdict]) -> list[str]:
-    return [f"gate {v.gate} failed: {v.reason}" for v in verdicts if not v.passed]
+    return failed_gate_reasons(verdicts)
 
 
 def features_available(features: list[Feature], columns: list[str]) -> list[str]:

@@ -10,13 +10,12 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from functions.dal import artifacts as store
 from functions.dal import registry as registry_dal
 from functions.dal import runs as runs_dal
 from functions.dal import specs as specs_dal
-from functions.logic import evaluation as ev
-from functions.logic import training as tr
 from functions.models.errors import InvalidInput, StepwiseError
 from functions.models.registry import Feature
 from functions.models.runs import (
@@ -37,6 +36,12 @@ from functions.models.runs import (
 from functions.models.settings import Settings
 from functions.models.specs import SpecRecord
 from functions.observability import logger
+
+if TYPE_CHECKING:  # numpy, pyarrow and scikit-learn load only where a step trains or evaluates:
+    # run records and registry reads also import this module from functions without them.
+    import pyarrow as pa
+
+    from functions.logic import training as tr
 
 MAX_CAUSE = 4_000
 Clock = Callable[[], datetime]
@@ -69,7 +74,9 @@ def dataset_ref(settings: Settings, dataset: str, version: int) -> DatasetRef:
     )
 
 
-def load_dataset(ref: DatasetRef) -> tr.pa.Table:
+def load_dataset(ref: DatasetRef) -> pa.Table:
+    from functions.logic import training as tr
+
     data = store.get_verified(
         ref.bucket, ref.key, ref.sha256, ref.version_id, what=f"dataset {ref.dataset}@{ref.version}"
     )
@@ -231,6 +238,8 @@ def train(settings: Settings, state: LifecycleState, clock: Clock = utcnow) -> T
 
 
 def _train(settings: Settings, state: LifecycleState, clock: Clock) -> TrainResult:
+    from functions.logic import training as tr
+
     timings: dict[str, float] = {}
     started = time.perf_counter()
     record = spec_of(settings, state)
@@ -300,6 +309,9 @@ def evaluate(settings: Settings, state: LifecycleState, clock: Clock = utcnow) -
 
 
 def _evaluate(settings: Settings, state: LifecycleState) -> EvaluationResult:
+    from functions.logic import evaluation as ev
+    from functions.logic import training as tr
+
     if state.train is None:
         raise InvalidInput("evaluate needs the train step's result in the state")
     trained = state.train
@@ -339,6 +351,9 @@ def _production_metrics(
 ) -> tuple[int | None, dict[str, float] | None, str]:
     """The production version's metrics on this holdout; its skops artifact is loaded only after
     its bytes verify against the registry's sha256 (IntegrityError otherwise)."""
+    from functions.logic import evaluation as ev
+    from functions.logic import training as tr
+
     record = registry_dal.get_model(settings.registry_table, trained.model)
     if record is None or record.production_version is None:
         return None, None, "no production version to compare with"

@@ -13,11 +13,10 @@ from datetime import UTC, datetime
 
 from functions.dal import registry as registry_dal
 from functions.dal.audit import audit_put
-from functions.logic.evaluation import failed_reasons
 from functions.logic.lifecycle import recorded_step
 from functions.models.audit import Actor, AuditEvent, model_target
 from functions.models.errors import Conflict, InvalidInput, NotFound
-from functions.models.registry import ModelRecord, ModelVersion, VersionStatus
+from functions.models.registry import ModelRecord, ModelVersion, VersionStatus, failed_gate_reasons
 from functions.models.runs import LifecycleState, ModelSummary, Registered, StepName, VersionSummary
 from functions.models.settings import Settings
 
@@ -34,7 +33,7 @@ def candidate_version(state: LifecycleState, settings: Settings, number: int, no
     if state.train is None or state.evaluation is None or state.run is None:
         raise InvalidInput("register needs the train and evaluate results in the state")
     trained, evaluated = state.train, state.evaluation
-    reasons = failed_reasons(evaluated.gates)
+    reasons = failed_gate_reasons(evaluated.gates)
     timings = {**trained.timings, **evaluated.timings}
     timings["latency_median_ms"] = evaluated.latency.median_ms
     timings["latency_p99_ms"] = evaluated.latency.p99_ms

@@ -89,6 +89,11 @@ class GateVerdict(_Record):
     reason: str = ""
 
 
+def failed_gate_reasons(verdicts: list[GateVerdict]) -> list[str]:
+    """The reasons a version is REJECTED, one per failed gate."""
+    return [f"gate {v.gate} failed: {v.reason}" for v in verdicts if not v.passed]
+
+
 class ModelVersion(_Record):
     model: str = Field(pattern=NAME_PATTERN)
     version: int = Field(ge=1)
