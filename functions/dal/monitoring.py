@@ -11,6 +11,7 @@ Layout:
     metadata table
         pk=MONITOR#<model>  sk=CHECK#<created iso>#<check id>    check summary (gsi1pk=DRIFT_CHECKS)
         pk=MONITOR#<model>  sk=RETRAIN#<decided iso>#<check id>  retraining decision (gsi1pk=RETRAINING)
+        pk=MONITOR#<model>  sk=SETTINGS                          drift settings (config + retraining policy)
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from functions.dal.clients import client
-from functions.models.drift import DriftReport, RetrainingDecision
+from functions.models.drift import DriftReport, DriftSettings, RetrainingDecision
 from functions.models.errors import StoreUnavailable
 
 CAPTURES_PREFIX = "captures/"
@@ -161,6 +162,30 @@ def put_decision(table: str, decision: RetrainingDecision) -> None:
             "doc": {"S": decision.model_dump_json()},
         },
     )
+
+
+def put_settings(table: str, model: str, settings: DriftSettings) -> None:
+    _put_item(
+        table,
+        {
+            "pk": {"S": f"MONITOR#{model}"},
+            "sk": {"S": "SETTINGS"},
+            "kind": {"S": "drift_settings"},
+            "doc": {"S": settings.model_dump_json()},
+        },
+    )
+
+
+def get_settings(table: str, model: str) -> DriftSettings | None:
+    try:
+        item = (
+            client("dynamodb")
+            .get_item(TableName=table, Key={"pk": {"S": f"MONITOR#{model}"}, "sk": {"S": "SETTINGS"}})
+            .get("Item")
+        )
+    except ClientError as exc:
+        raise StoreUnavailable(f"metadata read failed: {_code(exc)}") from exc
+    return DriftSettings.model_validate_json(item["doc"]["S"]) if item else None
 
 
 def _put_item(table: str, item: dict[str, Any]) -> None:

@@ -14,9 +14,17 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from functions.dal import monitoring as monitoring_dal
 from functions.dal import registry as registry_dal
 from functions.logic.drift_check import run_drift_check
-from functions.models.drift import DriftCheckRequest, DriftCheckResult, DriftReport, DriftScheduleEvent, ModelVerdict
+from functions.models.drift import (
+    DriftCheckRequest,
+    DriftCheckResult,
+    DriftReport,
+    DriftScheduleEvent,
+    DriftSettings,
+    ModelVerdict,
+)
 from functions.models.errors import StepwiseError
 from functions.models.settings import get_settings
 from functions.observability import NAMESPACE, logger, metrics, tracer
@@ -75,7 +83,10 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             if not record.production_version:
                 continue
             try:
-                req = DriftCheckRequest(model=record.name, window_hours=schedule.window_hours)
+                stored = monitoring_dal.get_settings(get_settings().metadata_table, record.name) or DriftSettings()
+                req = DriftCheckRequest(
+                    model=record.name, window_hours=schedule.window_hours, config=stored.config, policy=stored.policy
+                )
                 results.append(_check(req).model_dump(mode="json"))
             except StepwiseError as exc:  # one model's problem does not stop the others
                 logger.warning("drift check failed", extra={"model": record.name, "error": exc.message})

@@ -8,9 +8,31 @@ from datetime import UTC, datetime, timedelta
 
 from functions.dal import monitoring as store
 from functions.dal import registry as registry_dal
-from functions.models.drift import DriftCheckAccepted, DriftCheckRequest, DriftRunBody
+from functions.models.drift import DriftCheckAccepted, DriftCheckRequest, DriftRunBody, DriftSettings
 from functions.models.errors import InvalidInput, NotFound
 from functions.models.settings import Settings
+
+
+def _stored(settings: Settings, model: str) -> DriftSettings:
+    return store.get_settings(settings.metadata_table, model) or DriftSettings()
+
+
+def put_drift_settings(
+    model: str, body: DriftSettings, requested_by: str, settings: Settings, now: datetime | None = None
+) -> DriftSettings:
+    """Store a model's drift settings (critical features, thresholds, retraining policy)."""
+    if registry_dal.get_model(settings.registry_table, model) is None:
+        raise NotFound(f"no model {model!r}")
+    stored = body.model_copy(update={"updated_at": now or datetime.now(UTC), "updated_by": requested_by})
+    store.put_settings(settings.metadata_table, model, stored)
+    return stored
+
+
+def get_drift_settings(model: str, settings: Settings) -> DriftSettings:
+    """The model's stored drift settings, or the defaults."""
+    if registry_dal.get_model(settings.registry_table, model) is None:
+        raise NotFound(f"no model {model!r}")
+    return _stored(settings, model)
 
 
 def request_check(
@@ -26,7 +48,8 @@ def request_check(
         model=model,
         window_hours=body.window_hours,
         end=end,
-        config=body.config,
+        config=body.config or _stored(settings, model).config,
+        policy=_stored(settings, model).policy,
         retrain=body.retrain,
         requested_by=requested_by,
         check_id=uuid.uuid4().hex[:16],

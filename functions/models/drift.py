@@ -197,11 +197,12 @@ class DriftCheckResult(_Model):
 
 
 class DriftRunBody(_Model):
-    """Body of POST /v1/models/{name}/drift (all optional)."""
+    """Body of POST /v1/models/{name}/drift (all optional; config defaults to the model's stored
+    drift settings, else DriftConfig())."""
 
     window_hours: float = Field(default=24.0, gt=0, le=24 * 31)
     retrain: bool = True
-    config: DriftConfig = Field(default_factory=DriftConfig)
+    config: DriftConfig | None = None
 
 
 class DriftCheckAccepted(_Model):
@@ -213,3 +214,12 @@ class DriftCheckAccepted(_Model):
     window_end: datetime
     report_json: str
     report_html: str
+
+
+class DriftSettings(_Model):
+    """A model's stored drift settings (the schedule and the API use them as defaults)."""
+
+    config: DriftConfig = Field(default_factory=DriftConfig)
+    policy: RetrainingPolicy = Field(default_factory=RetrainingPolicy)
+    updated_at: datetime | None = None
+    updated_by: str = Field(default="", max_length=2_048)

@@ -34,7 +34,11 @@ if TYPE_CHECKING:
 DRIFT_HANDLER = "functions.handlers.drift.lambda_handler"
 DRIFT_MEMORY_MB = 1769  # one full vCPU; memory use is the profile plus one column chunk
 DRIFT_TIMEOUT = Duration.minutes(15)
-DRIFT_ROUTE = ("POST", "/v1/models/{name}/drift")
+DRIFT_ROUTES = (
+    ("POST", "/v1/models/{name}/drift"),
+    ("PUT", "/v1/models/{name}/drift/settings"),
+    ("GET", "/v1/models/{name}/drift/settings"),
+)
 NAMESPACE = "Stepwise"
 SERVICE_DIMENSION = {"service": "stepwise"}
 HOURLY = Duration.hours(1)
@@ -108,7 +112,16 @@ class Monitoring(Construct):
             api_function.add_to_role_policy(  # the function itself, not its versions (grant_invoke adds :*)
                 iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[self.function.function_arn])
             )
-            stack.api.add_route(*DRIFT_ROUTE, api_function)
+            api_function.add_to_role_policy(  # drift settings items; models are read from the registry
+                iam.PolicyStatement(
+                    actions=["dynamodb:GetItem", "dynamodb:PutItem"], resources=[stack.metadata.table.table_arn]
+                )
+            )
+            api_function.add_to_role_policy(
+                iam.PolicyStatement(actions=["dynamodb:GetItem"], resources=[stack.registry.table.table_arn])
+            )
+            for method, path in DRIFT_ROUTES:
+                stack.api.add_route(method, path, api_function)
 
         self.topic = alarm_topic or sns.Topic(
             self,

@@ -88,6 +88,6 @@ def test_monitoring_dashboard_and_route(resources: dict[str, Any], assembly: Any
     paths = {
         v["Properties"]["PathPart"] for v in _of_type(resources, "AWS::ApiGateway::Resource").values()
     }
-    assert "drift" in paths
+    assert {"drift", "settings"} <= paths
     outputs = assembly.template["Outputs"]
     assert {c.OUT_DRIFT_FUNCTION, c.OUT_ALARM_TOPIC_ARN, c.OUT_DASHBOARD} <= set(outputs)

@@ -260,3 +260,42 @@ def test_drift_check_recompacts_an_hour_when_late_captures_arrive(stores: Stores
     assert (first.row_count, first.hours_compacted) == (1_000, 1)
     assert (second.row_count, second.hours_compacted) == (1_001, 1)
     assert (third.row_count, third.hours_compacted) == (1_001, 0)
+
+
+def _route_event(method: str, path: str, body: dict[str, Any] | None) -> dict[str, Any]:
+    from tests.conftest import load_event
+
+    event = load_event("apigw/drift.json")
+    resource = "/v1/models/{name}/drift" + ("/settings" if path.endswith("/settings") else "")
+    event.update(resource=resource, path=path, httpMethod=method, body=json.dumps(body) if body else None)
+    event["requestContext"].update(resourcePath=resource, httpMethod=method)
+    return event
+
+
+def test_drift_settings_route_stores_what_the_schedule_uses(stores: Stores) -> None:
+    # Given a model with default settings
+    from functions.handlers import api
+
+    _register(stores)
+    reply = api.lambda_handler(_route_event("GET", "/v1/models/churn/drift/settings", None), Context())
+    assert reply["statusCode"] == 200 and json.loads(reply["body"])["config"]["critical_features"] == []
+    # When x is declared critical and a tiny drift share is set
+    settings = {"config": {"critical_features": ["x"]}, "policy": {"enabled": False}}
+    reply = api.lambda_handler(_route_event("PUT", "/v1/models/churn/drift/settings", settings), Context())
+    assert reply["statusCode"] == 200, reply["body"]
+    assert json.loads(reply["body"])["updated_by"] == "arn:aws:iam::123456789012:user/operator"
+    # Then the schedule checks with them: x alone drifts, the model drifts, retraining is disabled
+    now = datetime.now(UTC)
+    _capture(stores, now.replace(minute=0, second=0, microsecond=0), _rows(2_000, 5, shift=0.5))
+    result = drift_handler.lambda_handler({"all_models": True, "window_hours": 1}, Context())["results"][0]
+    assert result["verdict"] == "drift" and "critical" in result["reason"]
+    assert result["retraining"]["action"] == "skip" and "disabled" in result["retraining"]["reason"]
+
+
+def test_drift_settings_route_refuses_unknown_fields(stores: Stores) -> None:
+    from functions.handlers import api
+
+    _register(stores)
+    bad = {"config": {"alpha": 2}}
+    reply = api.lambda_handler(_route_event("PUT", "/v1/models/churn/drift/settings", bad), Context())
+    assert reply["statusCode"] == 400

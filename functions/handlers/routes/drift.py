@@ -1,5 +1,10 @@
-"""POST /v1/models/{name}/drift: start a drift check now (asynchronously); 202 with the report
-locations. The requester is the caller's IAM identity."""
+"""Drift routes. The requester is the caller's IAM identity.
+
+POST /v1/models/{name}/drift           start a check now (asynchronously); 202 with the report locations
+PUT  /v1/models/{name}/drift/settings  store the model's DriftSettings (thresholds, critical features,
+                                       retraining policy): used by the schedule and as the route's default
+GET  /v1/models/{name}/drift/settings  the stored settings, or the defaults
+"""
 
 from __future__ import annotations
 
@@ -10,8 +15,8 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 from pydantic import ValidationError
 
-from functions.logic.drift_request import request_check
-from functions.models.drift import DriftRunBody
+from functions.logic.drift_request import get_drift_settings, put_drift_settings, request_check
+from functions.models.drift import DriftRunBody, DriftSettings
 from functions.models.errors import InvalidInput
 from functions.models.registry import NAME_PATTERN
 from functions.models.settings import get_settings
@@ -32,3 +37,25 @@ def start_drift_check(name: str):  # no return annotation: no response re-valida
     who = identity.user_arn or identity.caller or "unknown"
     accepted = request_check(name, body, who, get_settings())
     return Response(status_code=202, content_type="application/json", body=accepted.model_dump_json())
+
+
+@router.put("/v1/models/<name>/drift/settings")
+def put_settings(name: str):  # no return annotation: no response re-validation
+    if not re.fullmatch(NAME_PATTERN, name):
+        raise InvalidInput(f"invalid model name {name!r}")
+    try:
+        body = DriftSettings.model_validate(json.loads(router.current_event.decoded_body or "{}"))
+    except ValueError as exc:
+        detail = "; ".join(e["msg"] for e in exc.errors()) if isinstance(exc, ValidationError) else str(exc)
+        raise InvalidInput(f"invalid body: {detail}") from None
+    identity = router.current_event.request_context.identity
+    stored = put_drift_settings(name, body, identity.user_arn or identity.caller or "unknown", get_settings())
+    return Response(status_code=200, content_type="application/json", body=stored.model_dump_json())
+
+
+@router.get("/v1/models/<name>/drift/settings")
+def get_settings_route(name: str):  # no return annotation: no response re-validation
+    if not re.fullmatch(NAME_PATTERN, name):
+        raise InvalidInput(f"invalid model name {name!r}")
+    stored = get_drift_settings(name, get_settings())
+    return Response(status_code=200, content_type="application/json", body=stored.model_dump_json())
