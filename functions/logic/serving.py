@@ -301,6 +301,7 @@ class Serving:
                     rows,
                     predictions,
                     probabilities,
+                    model.capture_template,
                 )
             )
             outcome.captured = True
@@ -323,7 +324,16 @@ class Serving:
         if sampled:
             self.capture.add(
                 CapturedRequest(
-                    name, version, "shadow", rid, now_ms, model.feature_names, rows, predictions, probabilities
+                    name,
+                    version,
+                    "shadow",
+                    rid,
+                    now_ms,
+                    model.feature_names,
+                    rows,
+                    predictions,
+                    probabilities,
+                    model.capture_template,
                 )
             )
         return True

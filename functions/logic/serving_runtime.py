@@ -23,6 +23,7 @@ import numpy as np
 import onnxruntime as ort
 from pydantic import BaseModel
 
+from functions.logic.capture import numbers_template
 from functions.models.errors import IntegrityError
 from functions.models.registry import ModelVersion
 from functions.models.serving import ModelUnavailable, request_model
@@ -69,6 +70,7 @@ class OnnxModel:
     matrix_dtype: Any = np.float32
     column_dtypes: dict[str, Any] = field(default_factory=dict)
     output_names: list[str] = field(default_factory=list)
+    capture_template: str | None = None  # capture.numbers_template when every feature is a number
 
     @classmethod
     def load(cls, version: ModelVersion, content: bytes, *, max_instances: int) -> OnnxModel:
@@ -87,6 +89,8 @@ class OnnxModel:
             feature_names=names,
             classifier=version.task == "classification",
         )
+        if all(f.type in ("int", "float") and not f.nullable for f in version.features):
+            model.capture_template = numbers_template(names)
         model._bind_inputs(what)
         outputs = session.get_outputs()
         if not outputs or (model.classifier and len(outputs) < 2):

@@ -9,7 +9,15 @@ from pathlib import Path
 
 import pyarrow.json as pj
 
-from functions.logic.capture import CaptureBuffer, CapturedRequest, encode, iso_ms, lines, partition_key
+from functions.logic.capture import (
+    CaptureBuffer,
+    CapturedRequest,
+    encode,
+    iso_ms,
+    lines,
+    numbers_template,
+    partition_key,
+)
 from functions.models.serving import CaptureLine
 
 T = 1_795_000_000_123  # 2026-11-19T...Z
@@ -94,3 +102,14 @@ def test_capture_without_bucket_drops_and_counts() -> None:
     buffer = CaptureBuffer("", sample_rate=1.0, max_rows=1, max_age_s=1)
     buffer.add(request())
     assert buffer.flush() == 0 and buffer.rows_dropped == 2
+
+
+def test_capture_numbers_template_encodes_exactly_like_json() -> None:
+    # Given numeric rows (validated, finite) and names that need escaping
+    names = ("mean radius", 'quote"d', "50%", "n")
+    rows = [[17.99, 0.1, -3.5e-07, 41], [1e300, -0.0, 2.0, -(2**53)]]
+    plain = CapturedRequest("m", 1, "production", "r", T, names, rows, [1, 0], None)
+    fast = CapturedRequest("m", 1, "production", "r", T, names, rows, [1, 0], None, numbers_template(names))
+    # Then the template gives the same lines as the JSON encoder
+    assert lines(fast) == lines(plain)
+    assert [json.loads(line)["features"] for line in lines(fast)] == [dict(zip(names, r, strict=True)) for r in rows]
