@@ -49,7 +49,7 @@ def test_monitoring_schedule_is_hourly_for_all_models(resources: dict[str, Any])
 
 
 def test_monitoring_grants_are_scoped_to_prefixes(resources: dict[str, Any]) -> None:
-    logical_id, fn = _drift(resources)
+    _, fn = _drift(resources)
     role_id = fn["Properties"]["Role"]["Fn::GetAtt"][0]
     statements = [
         s
