@@ -29,6 +29,8 @@ import pyarrow.parquet as pq
 from functions.logic.validation import Partial, arrow_type, check_table, finish, unreadable
 from functions.models.contracts import DataContract
 from functions.models.datasets import FileFormat, ValidationReport
+from functions.models.errors import StepwiseError
+from functions.observability import logger
 
 PARQUET_MAGIC = b"PAR1"
 SUFFIXES: dict[str, FileFormat] = {
@@ -340,6 +342,12 @@ def validate_source(
                 partials.append(check_chunk(source, fmt, chunk, contract))
     except Unreadable as exc:
         return unreadable(str(exc), fmt=fmt, **common)  # type: ignore[arg-type]
+    except StepwiseError:
+        raise  # a store that did not answer: the caller retries
+    except Exception as exc:  # a file that trips something unforeseen still gets a report
+        logger.exception("validation failed unexpectedly", extra={"dataset": dataset, "source": uri})
+        reason = f"could not be validated: {type(exc).__name__}: {str(exc)[:300]}"
+        return unreadable(reason, fmt=fmt, **common)  # type: ignore[arg-type]
     return finish(
         partials,
         contract,

@@ -218,3 +218,19 @@ def test_plan_chunks_csv_ranges_cover_every_line_once() -> None:
 def test_duplicate_rows_counts_rows_with_repeated_keys(keys: list[Any], expected: int) -> None:
     count, _ = duplicate_rows(pa.chunked_array([pa.array(keys)]))
     assert count == expected
+
+
+def test_validation_unexpected_reader_failure_still_gets_a_report() -> None:
+    # Given a source whose bytes cannot be fetched consistently (a bug or a torn read)
+    class Torn(BytesSource):
+        def read(self, start: int, end: int) -> bytes:
+            if start > 0:
+                raise RuntimeError("torn read")
+            return super().read(start, end)
+
+    data = to_csv({k: (v * 30)[:100] for k, v in rows().items()})
+    report = validate_source(
+        Torn(data), "f.csv", CONTRACT, dataset="d", contract_version=1, limits=Limits(chunk_bytes=64)
+    )
+    # Then the verdict is a report that names the failure, not an exception
+    assert report.verdict == "unreadable" and "RuntimeError: torn read" in report.reason
