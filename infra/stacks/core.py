@@ -24,7 +24,6 @@ from infra.constructs.approvals import (
 )
 from infra.constructs.function import ARCHITECTURES, RUNTIME, RUNTIME_VERSION, StepwiseFunction, _retention
 from infra.constructs.ingestion import add_dataset_routes, add_ingestion
-from infra.constructs.monitoring import Monitoring
 from infra.constructs.lifecycle import (
     EVALUATE_HANDLER,
     REGISTER_HANDLER,
@@ -37,6 +36,7 @@ from infra.constructs.lifecycle import (
     allow_table,
     training_image_context,
 )
+from infra.constructs.monitoring import Monitoring
 from infra.constructs.serving import Serving
 from infra.constructs.storage import AccessLogs, ArtifactStore, DataStore
 from infra.constructs.tables import Metadata, Registry
