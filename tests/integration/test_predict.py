@@ -464,3 +464,14 @@ def test_predict_serves_a_regressor_without_probabilities(stores: Stores) -> Non
         assert len(lines) == 20 and all(line["probabilities"] is None for line in lines)
     finally:
         predict.reset(None)
+
+
+def test_predict_store_outage_is_a_503_without_internals(served: Served) -> None:
+    # Given the registry table is gone (a store outage) and the alias cache has expired
+    boto3.client("dynamodb").delete_table(TableName=served.stores.registry_table)
+    served.clock.now += TTL
+    # When a request arrives; Then a JSON 503 that names no ARN, table or stack trace
+    status, body = served.call({"instances": served.model.instances()})
+    assert status == 503 and body["error"] == "StoreUnavailable"
+    text = json.dumps(body)
+    assert "arn:" not in text and served.stores.registry_table not in text and "Traceback" not in text
