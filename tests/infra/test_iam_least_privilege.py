@@ -1,0 +1,311 @@
+"""Least privilege as a test: the exact IAM actions each Lambda function's role may use.
+
+The table below was generated once from the synthesized template, reviewed, and frozen: a grant
+that adds an action to a function fails here until the table (and its review) changes with it.
+Besides the action sets, every statement is held to:
+- no `Resource: "*"` except for actions AWS documents as having no resource-level permissions
+  (RESOURCE_LESS), and then only on a policy whose cdk-nag IAM5 `Resource::*` finding is
+  acknowledged with a reason;
+- no wildcard actions (`s3:*`, `dynamodb:Get*`), no NotAction/NotResource, Allow only;
+- no S3 object grant on a whole bucket (`<bucket>/*`): object grants name a prefix;
+- no AWS-managed policy, except on CDK's own bucket-notification handler.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+import pytest
+
+from stepwise.local.assembly import Assembly
+
+Template = dict[str, Any]
+
+_LOGS = {"logs:CreateLogStream", "logs:PutLogEvents"}
+_XRAY = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+_BASE = _LOGS | _XRAY
+_LIFECYCLE_TABLES = {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem"}
+_VALIDATION = {
+    "s3:GetObject",
+    "s3:GetObjectVersion",
+    "s3:DeleteObject",
+    "s3:DeleteObjectVersion",
+    "s3:PutObject",
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:ConditionCheckItem",
+    "dynamodb:Query",
+    "dynamodb:DeleteItem",
+    "states:StartExecution",
+    "states:DescribeExecution",
+}
+
+# function logical-id prefix -> the exact set of actions its role allows (all its policies)
+EXPECTED_ACTIONS: dict[str, set[str]] = {
+    "ApiFunction": _BASE
+    | {
+        "s3:ListBucket",  # health: HeadBucket
+        "s3:GetObject",  # rollback verifies artifacts/models/* sha256
+        "dynamodb:DescribeTable",  # health
+        "dynamodb:GetItem",
+        "dynamodb:Query",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:ConditionCheckItem",
+        "states:StartExecution",  # POST /train
+        "states:DescribeExecution",
+        "states:SendTaskSuccess",  # approvals answer the waiting task
+        "states:SendTaskFailure",
+        "lambda:InvokeFunction",  # POST /drift: the drift function only
+    },
+    "InferenceFunction": _BASE | {"dynamodb:GetItem", "s3:GetObject", "s3:PutObject"},
+    "ApprovalFunction": _BASE
+    | {"sns:Publish", "dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem"}
+    | {"dynamodb:UpdateItem"},
+    "ReleaseFunction": _BASE
+    | {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem", "cloudwatch:GetMetricData"},
+    "TrainFunction": _BASE | _LIFECYCLE_TABLES | {"s3:GetObject", "s3:GetObjectVersion", "s3:PutObject"},
+    "EvaluateFunction": _BASE | _LIFECYCLE_TABLES | {"s3:GetObject", "s3:GetObjectVersion"},
+    "RegisterFunction": _BASE | _LIFECYCLE_TABLES | {"dynamodb:Query"},
+    "RunRecordFunction": _BASE | _LIFECYCLE_TABLES,
+    "ValidateFunction": _BASE
+    | _VALIDATION
+    | {"sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"},  # on-failure destination
+    "ValidateChunksFunction": _BASE | _VALIDATION,
+    "DriftFunction": _BASE
+    | {
+        "s3:ListBucket",  # conditioned on captures/ and monitoring/ prefixes
+        "s3:GetObject",
+        "s3:PutObject",
+        "dynamodb:GetItem",
+        "dynamodb:Query",
+        "dynamodb:PutItem",
+        "states:StartExecution",  # retraining
+        "states:DescribeExecution",
+        "sqs:SendMessage",  # on-failure destination
+        "sqs:GetQueueAttributes",
+        "sqs:GetQueueUrl",
+    },
+    # CDK's singleton behind Custom::S3BucketNotifications (plus AWSLambdaBasicExecutionRole)
+    "BucketNotificationsHandler": _XRAY | {"s3:PutBucketNotification"},
+}
+
+# Actions with no resource-level permissions (Service Authorization Reference: resource types "-").
+RESOURCE_LESS = {
+    "xray:PutTraceSegments",
+    "xray:PutTelemetryRecords",
+    "cloudwatch:PutMetricData",
+    "cloudwatch:GetMetricData",
+}
+
+MANAGED_POLICY_ALLOWED = {"BucketNotificationsHandler": {"AWSLambdaBasicExecutionRole"}}
+
+
+# -- reading the template ---------------------------------------------------------------------
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _role_of(function: dict[str, Any]) -> str:
+    role = function["Properties"]["Role"]
+    assert isinstance(role, dict) and "Fn::GetAtt" in role, role
+    return str(role["Fn::GetAtt"][0])
+
+
+def function_roles(template: Template) -> dict[str, str]:
+    """Lambda function logical id -> its role's logical id."""
+    return {lid: _role_of(r) for lid, r in template["Resources"].items() if r["Type"] == "AWS::Lambda::Function"}
+
+
+def role_statements(template: Template, role: str) -> list[tuple[str, dict[str, Any]]]:
+    """(policy logical id, statement) for every statement attached to the role: its inline
+    policies and every AWS::IAM::Policy that lists it."""
+    resources = template["Resources"]
+    out: list[tuple[str, dict[str, Any]]] = []
+    for policy in resources[role]["Properties"].get("Policies", []):
+        out += [(role, s) for s in _as_list(policy["PolicyDocument"]["Statement"])]
+    for lid, res in resources.items():
+        if res["Type"] in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
+            roles = res["Properties"].get("Roles", [])
+            if {"Ref": role} in roles:
+                out += [(lid, s) for s in _as_list(res["Properties"]["PolicyDocument"]["Statement"])]
+    return out
+
+
+def _prefix_of(logical_id: str) -> str | None:
+    matches = [p for p in EXPECTED_ACTIONS if logical_id.startswith(p)]
+    return max(matches, key=len) if matches else None  # ValidateChunksFunction before ValidateFunction
+
+
+def _acknowledged_star_policies(report: dict[str, Any]) -> set[str]:
+    """cdk paths of policies whose AwsSolutions-IAM5 Resource::* finding is acknowledged."""
+    paths: set[str] = set()
+    for plugin in report["pluginReports"]:
+        for suppressed in plugin.get("suppressedViolations", []):
+            if suppressed["ruleName"] == "AwsSolutions-IAM5[Resource::*]" and suppressed["reason"].strip():
+                paths |= {v["constructPath"] for v in suppressed["violatingConstructs"]}
+    return paths
+
+
+def _is_bucket_wide(resource: Any) -> bool:
+    """`<bucket arn>/*` (every object) rather than `<bucket arn>/<prefix>*`."""
+    if isinstance(resource, dict) and "Fn::Join" in resource:
+        parts = resource["Fn::Join"][1]
+        if len(parts) == 2 and isinstance(parts[1], str):
+            head = parts[0]
+            is_bucket = isinstance(head, dict) and "Bucket" in json.dumps(head)
+            return is_bucket and parts[1] == "/*"
+    return False
+
+
+def check_least_privilege(template: Template, acknowledged_star: set[str], paths: dict[str, str]) -> list[str]:
+    """Every difference from the frozen table and every rule broken, as readable lines."""
+    problems: list[str] = []
+    resources = template["Resources"]
+    seen: set[str] = set()
+    for function, role in sorted(function_roles(template).items()):
+        prefix = _prefix_of(function)
+        if prefix is None:
+            problems.append(f"{function}: no row in EXPECTED_ACTIONS (a new function needs a reviewed row)")
+            continue
+        seen.add(prefix)
+        actions: set[str] = set()
+        for policy, statement in role_statements(template, role):
+            where = f"{function} ({policy})"
+            if statement.get("Effect") != "Allow" or "NotAction" in statement or "NotResource" in statement:
+                problems.append(f"{where}: only plain Allow statements are expected: {statement}")
+                continue
+            stmt_actions = {str(a) for a in _as_list(statement["Action"])}
+            actions |= stmt_actions
+            problems += [f"{where}: wildcard action {a}" for a in sorted(stmt_actions) if "*" in a]
+            stmt_resources = _as_list(statement["Resource"])
+            if "*" in stmt_resources:
+                wide = stmt_actions - RESOURCE_LESS
+                if wide:
+                    problems.append(f"{where}: Resource '*' for {sorted(wide)} (they support resource-level scoping)")
+                path = paths.get(policy)
+                if path not in acknowledged_star:
+                    problems.append(f"{where}: Resource '*' without a cdk-nag IAM5[Resource::*] acknowledgment")
+            problems += [
+                f"{where}: {sorted(stmt_actions)} on a whole bucket" for r in stmt_resources if _is_bucket_wide(r)
+            ]
+        expected = EXPECTED_ACTIONS[prefix]
+        if actions != expected:
+            problems.append(
+                f"{function}: actions differ from the reviewed table: added {sorted(actions - expected)}, "
+                f"removed {sorted(expected - actions)}"
+            )
+        managed = resources[role]["Properties"].get("ManagedPolicyArns", [])
+        names = {json.dumps(m).rsplit("/", 1)[-1].strip('"]} ') for m in managed}
+        if names - MANAGED_POLICY_ALLOWED.get(prefix, set()):
+            problems.append(f"{function}: AWS-managed policies {sorted(names)}")
+    problems += [f"{p}: row for a function that is not in the template" for p in sorted(set(EXPECTED_ACTIONS) - seen)]
+    return problems
+
+
+# -- fixtures -----------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def star_acknowledged(assembly: Assembly) -> set[str]:
+    return _acknowledged_star_policies(json.loads((assembly.outdir / "validation-report.json").read_text()))
+
+
+@pytest.fixture(scope="module")
+def policy_paths(assembly: Assembly) -> dict[str, str]:
+    """logical id -> construct path, from the stack's metadata file (aws:cdk:logicalId entries)."""
+    metadata = json.loads((assembly.outdir / f"{assembly.stack_name}.metadata.json").read_text())
+    return {
+        entry["data"]: path.lstrip("/")
+        for path, entries in metadata.items()
+        for entry in entries
+        if entry["type"] == "aws:cdk:logicalId"
+    }
+
+
+# -- tests ----------------------------------------------------------------------------------------
+def test_function_roles_allow_exactly_the_reviewed_actions(
+    assembly: Assembly, star_acknowledged: set[str], policy_paths: dict[str, str]
+) -> None:
+    # Given the synthesized template and cdk-nag's report
+    # When every function role's statements are compared with the reviewed table
+    problems = check_least_privilege(assembly.template, star_acknowledged, policy_paths)
+    # Then nothing differs and no rule is broken
+    assert problems == [], "\n".join(problems)
+
+
+def test_function_roles_every_star_resource_is_resource_less_and_acknowledged(
+    assembly: Assembly, star_acknowledged: set[str], policy_paths: dict[str, str]
+) -> None:
+    # Given every statement of every function role that uses Resource "*"
+    stars = [
+        (policy, statement)
+        for role in function_roles(assembly.template).values()
+        for policy, statement in role_statements(assembly.template, role)
+        if "*" in _as_list(statement["Resource"])
+    ]
+    # Then there are some (X-Ray), each names only resource-less actions, each is acknowledged
+    assert stars
+    for policy, statement in stars:
+        assert set(_as_list(statement["Action"])) <= RESOURCE_LESS, statement
+        assert policy_paths.get(policy) in star_acknowledged, policy
+
+
+def test_least_privilege_check_catches_an_added_action(
+    assembly: Assembly, star_acknowledged: set[str], policy_paths: dict[str, str]
+) -> None:
+    # Given a copy of the template where the inference role also gets s3:DeleteObject on its prefix
+    widened = copy.deepcopy(assembly.template)
+    role = function_roles(widened)[_one(widened, "InferenceFunction")]
+    _, statement = next((p, s) for p, s in role_statements(widened, role) if "s3:GetObject" in _as_list(s["Action"]))
+    statement["Action"] = [*_as_list(statement["Action"]), "s3:DeleteObject"]
+    # When the check runs
+    problems = check_least_privilege(widened, star_acknowledged, policy_paths)
+    # Then it names the function and the added action
+    assert any("InferenceFunction" in p and "s3:DeleteObject" in p for p in problems), problems
+
+
+def test_least_privilege_check_catches_a_star_resource_and_a_wildcard_action(
+    assembly: Assembly, star_acknowledged: set[str], policy_paths: dict[str, str]
+) -> None:
+    # Given a copy where the API function's registry read becomes Resource "*", and another where
+    # the drift function's S3 read becomes s3:Get* on the whole artifacts bucket
+    star = copy.deepcopy(assembly.template)
+    role = function_roles(star)[_one(star, "ApiFunction")]
+    _, statement = next(
+        (p, s) for p, s in role_statements(star, role) if "dynamodb:DescribeTable" in _as_list(s["Action"])
+    )
+    statement["Resource"] = "*"
+    wildcard = copy.deepcopy(assembly.template)
+    role = function_roles(wildcard)[_one(wildcard, "DriftFunction")]
+    _, statement = next((p, s) for p, s in role_statements(wildcard, role) if _as_list(s["Action"]) == ["s3:GetObject"])
+    bucket = json.dumps(statement["Resource"])
+    statement["Action"] = "s3:Get*"
+    statement["Resource"] = {"Fn::Join": ["", [json.loads(bucket)["Fn::Join"][1][0], "/*"]]}
+    # When the check runs on each
+    star_problems = check_least_privilege(star, star_acknowledged, policy_paths)
+    wildcard_problems = check_least_privilege(wildcard, star_acknowledged, policy_paths)
+    # Then both are caught
+    assert any("Resource '*' for ['dynamodb:DescribeTable']" in p for p in star_problems), star_problems
+    assert any("wildcard action s3:Get*" in p for p in wildcard_problems), wildcard_problems
+    assert any("whole bucket" in p for p in wildcard_problems), wildcard_problems
+
+
+def test_least_privilege_check_catches_a_function_without_a_reviewed_row(
+    assembly: Assembly, star_acknowledged: set[str], policy_paths: dict[str, str]
+) -> None:
+    # Given a copy with one more function (the inference function's twin under a new name)
+    grown = copy.deepcopy(assembly.template)
+    original = _one(grown, "InferenceFunction")
+    grown["Resources"]["ShadowScorer1234ABCD"] = copy.deepcopy(grown["Resources"][original])
+    # When the check runs
+    problems = check_least_privilege(grown, star_acknowledged, policy_paths)
+    # Then the new function needs a row
+    assert any(p.startswith("ShadowScorer1234ABCD: no row") for p in problems), problems
+
+
+def _one(template: Template, prefix: str) -> str:
+    found = [lid for lid in function_roles(template) if _prefix_of(lid) == prefix]
+    assert len(found) == 1, (prefix, found)
+    return found[0]
