@@ -257,8 +257,41 @@ class LocalCloud:
                 )
             elif kind == "AWS::StepFunctions::StateMachine":
                 self._recreate_state_machine(logical_id)
+            elif kind == "AWS::S3::Bucket":
+                applied = self._complete_bucket(logical_id, res.get("Properties", {}))
+                if applied:
+                    self.deployment.emulated.append(
+                        Emulation(logical_id, kind, f"applied what moto's CloudFormation ignores: {', '.join(applied)}")
+                    )
             elif kind.startswith("Custom::") or kind == "AWS::CloudFormation::CustomResource":
                 self.deployment.emulated.append(Emulation(logical_id, kind, "custom resource: handler not run"))
+
+    def _complete_bucket(self, logical_id: str, props: dict[str, Any]) -> list[str]:
+        """moto's CloudFormation creates buckets with encryption and tags only: apply the
+        template's versioning, public access block and lifecycle rules through the S3 API."""
+        assert self.deployment is not None
+        s3 = self.client("s3")
+        bucket = self.deployment.physical_id(logical_id)
+        resolved = self.resolve({k: v for k, v in props.items() if k in _BUCKET_EXTRAS})
+        applied = []
+        if "VersioningConfiguration" in resolved:
+            s3.put_bucket_versioning(
+                Bucket=bucket, VersioningConfiguration={"Status": resolved["VersioningConfiguration"]["Status"]}
+            )
+            applied.append("versioning")
+        if "PublicAccessBlockConfiguration" in resolved:
+            s3.put_public_access_block(
+                Bucket=bucket, PublicAccessBlockConfiguration=resolved["PublicAccessBlockConfiguration"]
+            )
+            applied.append("public access block")
+        rules = resolved.get("LifecycleConfiguration", {}).get("Rules", [])
+        if rules:
+            with contextlib.suppress(Exception):  # a rule moto's S3 API refuses stays reported, not fatal
+                s3.put_bucket_lifecycle_configuration(
+                    Bucket=bucket, LifecycleConfiguration={"Rules": [_lifecycle_rule(r) for r in rules]}
+                )
+                applied.append("lifecycle rules")
+        return applied
 
     def _recreate_state_machine(self, logical_id: str) -> None:
         from moto.stepfunctions.models import stepfunctions_backends
@@ -330,6 +363,36 @@ class LocalCloud:
                     self.client("stepfunctions").start_execution(stateMachineArn=arn, input=json.dumps(event))
                 fired.append(f"{logical_id} -> {arn}")
         return fired
+
+
+_BUCKET_EXTRAS = ("VersioningConfiguration", "PublicAccessBlockConfiguration", "LifecycleConfiguration")
+
+
+def _lifecycle_rule(rule: dict[str, Any]) -> dict[str, Any]:
+    """A CloudFormation lifecycle rule in the S3 API's shape."""
+    out: dict[str, Any] = {"ID": rule.get("Id", "rule"), "Status": rule.get("Status", "Enabled")}
+    filters: dict[str, Any] = {}
+    if "Prefix" in rule:
+        filters["Prefix"] = rule["Prefix"]
+    if rule.get("TagFilters"):
+        tags = rule["TagFilters"]
+        filters = {"And": {**filters, "Tags": tags}} if (filters or len(tags) > 1) else {"Tag": tags[0]}
+    out["Filter"] = filters
+    if "ExpirationInDays" in rule:
+        out["Expiration"] = {"Days": int(rule["ExpirationInDays"])}
+    if "NoncurrentVersionExpiration" in rule:
+        out["NoncurrentVersionExpiration"] = {
+            "NoncurrentDays": int(rule["NoncurrentVersionExpiration"]["NoncurrentDays"])
+        }
+    if "AbortIncompleteMultipartUpload" in rule:
+        out["AbortIncompleteMultipartUpload"] = {
+            "DaysAfterInitiation": int(rule["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"])
+        }
+    if rule.get("Transitions"):
+        out["Transitions"] = [
+            {"Days": int(t["TransitionInDays"]), "StorageClass": t["StorageClass"]} for t in rule["Transitions"]
+        ]
+    return out
 
 
 def _manifest_zip(path: Path) -> bytes:

@@ -57,3 +57,14 @@ def test_status_lists_the_deployed_resources_and_health(local: Target) -> None:
     assert healthy
     for resource in stack_resources(local):
         assert resource["LogicalResourceId"] in text
+
+
+def test_local_cloud_buckets_get_the_templates_versioning_and_public_access_block(local: Target) -> None:
+    # moto's CloudFormation ignores these properties; the local cloud applies them from the template
+    s3 = local.client("s3")
+    for bucket in (local.data_bucket, local.artifacts_bucket):
+        assert s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
+        block = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
+        assert all(block.values())
+    version_id = s3.put_object(Bucket=local.data_bucket, Key="probe/versioned.txt", Body=b"x")["VersionId"]
+    assert version_id and version_id != "null"
