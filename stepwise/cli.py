@@ -17,8 +17,8 @@ COMMAND_MODULES = [
     "stepwise.commands.local",
     "stepwise.commands.status",
     "stepwise.commands.demo",
-    "stepwise.commands.predict",
     "stepwise.commands.release",
+    "stepwise.commands.predict",
     "stepwise.commands.models",
     "stepwise.commands.data",
     "stepwise.commands.drift",
@@ -39,9 +39,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+GLOBAL_OPTIONS = ("--endpoint", "--stack", "--region", "--as")
+
+
+def hoist_global_options(argv: Sequence[str]) -> list[str]:
+    """Accept the target options anywhere (`stepwise status --stack S` as well as
+    `stepwise --stack S status`) by moving them, with their values, before the command."""
+    front: list[str] = []
+    rest: list[str] = []
+    items = list(argv)
+    i = 0
+    while i < len(items):
+        arg = items[i]
+        name = arg.split("=", 1)[0]
+        if arg == "--":
+            rest += items[i:]
+            break
+        if name in GLOBAL_OPTIONS:
+            if "=" in arg:
+                front.append(arg)
+            else:
+                front += items[i : i + 2]
+                i += 1
+        else:
+            rest.append(arg)
+        i += 1
+    return front + rest
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(hoist_global_options(sys.argv[1:] if argv is None else argv))
 
     def target() -> Target:
         return resolve(args.endpoint, args.stack, args.region, args.identity)
