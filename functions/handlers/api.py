@@ -15,8 +15,10 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.handlers.routes import approvals as approval_routes
+from functions.handlers.routes import audit as audit_routes
 from functions.handlers.routes import datasets as dataset_routes
 from functions.handlers.routes import drift as drift_routes
+from functions.handlers.routes import governance as governance_routes
 from functions.handlers.routes import health
 from functions.handlers.routes import models as model_routes
 from functions.handlers.routes import releases as release_routes
@@ -30,6 +32,8 @@ app.include_router(model_routes.router)
 app.include_router(approval_routes.router)
 app.include_router(release_routes.router)
 app.include_router(drift_routes.router)
+app.include_router(governance_routes.router)
+app.include_router(audit_routes.router)
 
 
 def error_reply(status: int, code: str, message: str, **extra: object) -> Response:

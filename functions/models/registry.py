@@ -125,6 +125,7 @@ class ModelVersion(_Record):
     seed: int = 0
     timings: dict[str, float] = Field(default_factory=dict)
     production_periods: list[dict[str, str]] = Field(default_factory=list)
+    restored_from: int | None = Field(default=None, ge=1)  # re-registered from this (retired) version
 
 
 class ModelRecord(_Record):

@@ -151,6 +151,8 @@ class TrainingSpec(_Spec):
     compute: Literal["lambda", "sagemaker"] = "lambda"  # where the train step runs
     latency_calls: int = Field(default=300, ge=50, le=5_000)  # single-row ONNX calls measured
     description: str = Field(default="", max_length=1_000)
+    intended_use: str = Field(default="", max_length=2_000)  # the model card's "intended use"
+    limitations: str = Field(default="", max_length=2_000)  # the model card's "limitations"
 
     @model_validator(mode="after")
     def _coherent(self) -> TrainingSpec:

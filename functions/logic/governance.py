@@ -1,0 +1,44 @@
+"""Audit reads: the append-only trail, oldest first, of one model (with its datasets' events when
+asked) or of everything."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from functions.dal import audit as audit_dal
+from functions.models.audit import AuditEvent, model_target
+from functions.models.errors import InvalidInput
+from functions.models.settings import Settings
+
+MAX_EVENTS = 1000
+
+
+def parse_since(raw: str | None) -> datetime | None:
+    """An ISO date or time (UTC when no zone is given); None for no bound."""
+    if not raw:
+        return None
+    from datetime import UTC
+
+    try:
+        moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidInput(f"since must be an ISO date or time, not {raw!r}") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def audit_events(
+    settings: Settings,
+    *,
+    model: str | None = None,
+    target: str | None = None,
+    since: datetime | None = None,
+    limit: int = MAX_EVENTS,
+) -> list[AuditEvent]:
+    """Events oldest first: of `model` (its target), of any `target` (`dataset/wine`), or all."""
+    if not 1 <= limit <= MAX_EVENTS:
+        raise InvalidInput(f"limit is between 1 and {MAX_EVENTS}")
+    if model and target:
+        raise InvalidInput("give a model or a target, not both")
+    chosen = model_target(model) if model else target
+    events = audit_dal.list_events(settings.metadata_table, target=chosen, since=since, limit=limit)
+    return sorted(events, key=lambda e: e.sort_key)
