@@ -5,8 +5,9 @@ Capture line (written by serving, functions/logic/capture.py):
      "time": ISO-8601 UTC, "features": {name: value, ...}, "prediction": number|string,
      "probabilities": [float]|null}
 
-Parquet layout: one column per feature under its own name, typed by the schema (int -> int64,
-float -> float64, bool -> bool, string -> string, category -> dictionary<int32, string>,
+Parquet layout (rows in capture order, shadow-variant rows moved last): one column per feature
+under its own name, typed by the schema (int -> int64, float -> float64, bool -> bool,
+string -> string, category -> dictionary<int32, string>,
 timestamp -> timestamp[ms, UTC]), plus envelope columns with a reserved "__" prefix:
 __request_id, __model, __version (int32), __variant, __time (timestamp[ms, UTC]), __prediction
 (float64 for regression, string for classification), __probabilities (list<float64>).
@@ -346,6 +347,9 @@ def compact_objects(
     target = stored_schema(features, task)
     tables = [p.table for p in parts if p.table.num_rows]
     table = pa.concat_tables(tables).unify_dictionaries().combine_chunks() if tables else target.empty_table()
+    if table.num_rows and pc.any(pc.equal(table.column(VARIANT), "shadow")).as_py():
+        # shadow rows last (stable): most row groups then hold none, and the check skips the filter
+        table = table.take(pc.sort_indices(table, sort_keys=[(VARIANT, "ascending")]))
     reasons: dict[str, int] = {}
     for p in parts:
         for k, v in p.rejected_reasons.items():

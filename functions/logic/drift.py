@@ -36,6 +36,8 @@ from functions.models.profile import CategoricalProfile, NumericProfile, Referen
 
 MIN_EXPECTED = 5.0  # categories expected fewer times than this are tested together (chi-square validity)
 VERSION_COLUMN = "__version"  # written by compaction; the model version that answered
+VARIANT_COLUMN = "__variant"  # production | candidate | shadow
+SHADOW = "shadow"
 _ARROW_ERRORS = (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError)
 
 
@@ -54,6 +56,21 @@ class ParquetRowGroup:
 
     def column(self, name: str) -> pa.ChunkedArray:
         return self._parquet.read_row_group(self._index, columns=[name], use_threads=False).column(0)
+
+    def may_hold(self, name: str, value: str) -> bool:
+        """False only when the column's statistics exclude `value` (then it need not be read)."""
+        metadata = self._parquet.metadata.row_group(self._index)
+        for i in range(metadata.num_columns):
+            chunk = metadata.column(i)
+            if chunk.path_in_schema == name:
+                stats = chunk.statistics
+                if stats is None or not stats.has_min_max:
+                    return True
+                low, high = stats.min, stats.max
+                if isinstance(low, bytes) and isinstance(high, bytes):
+                    low, high = low.decode(errors="replace"), high.decode(errors="replace")
+                return bool(low <= value <= high)
+        return True
 
 
 def iter_parquet_row_groups(sources: Iterable[str | IO[bytes] | pa.NativeFile]) -> Iterator[ParquetRowGroup]:
@@ -117,6 +134,7 @@ class DriftAccumulator:
         self.profile = profile
         self.rows = 0
         self.versions: set[int] = set()
+        self.shadow_rows = 0  # rows of shadow scoring, not counted (their requests are counted once)
         self._scratch = BinScratch()
         self._numeric: dict[str, _NumericState] = {}
         self._categorical: dict[str, _CategoricalState] = {}
@@ -131,18 +149,36 @@ class DriftAccumulator:
     @property
     def columns(self) -> list[str]:
         """The columns a batch should carry (features and the answering version)."""
-        return [f.name for f in self.profile.features] + [VERSION_COLUMN]
+        return [f.name for f in self.profile.features] + [VERSION_COLUMN, VARIANT_COLUMN]
 
     def add(self, batch: pa.RecordBatch | pa.Table | ParquetRowGroup) -> None:
         """Count one batch, table or Parquet row group (read column by column)."""
         n = batch.num_rows
         if n == 0:
             return
-        self.rows += n
         if isinstance(batch, ParquetRowGroup):
-            names, column = batch.names, batch.column
+            names, read = batch.names, batch.column
+            shadow_possible = VARIANT_COLUMN in names and batch.may_hold(VARIANT_COLUMN, SHADOW)
         else:
-            names, column = frozenset(batch.schema.names), batch.column
+            names, read = frozenset(batch.schema.names), batch.column
+            shadow_possible = VARIANT_COLUMN in names
+        # shadow rows repeat a request the production version answered: its features count once
+        keep: pa.Array | None = None
+        if shadow_possible:
+            not_shadow = pc.fill_null(pc.not_equal(read(VARIANT_COLUMN), SHADOW), True)
+            kept = int(pc.sum(not_shadow).as_py() or 0)
+            if kept < n:
+                keep = not_shadow.combine_chunks() if isinstance(not_shadow, pa.ChunkedArray) else not_shadow
+                self.shadow_rows += n - kept
+                n = kept
+        self.rows += n
+        if n == 0:
+            return
+
+        def column(name: str) -> pa.Array | pa.ChunkedArray:
+            values = read(name)
+            return values.filter(keep) if keep is not None else values
+
         if VERSION_COLUMN in names:
             seen = pc.unique(column(VERSION_COLUMN).drop_null())
             self.versions.update(int(v) for v in seen.to_pylist())  # a handful of distinct values
@@ -480,6 +516,7 @@ def finish(
         verdict=verdict,
         reason=reason,
         row_count=acc.rows,
+        shadow_rows=acc.shadow_rows,
         rejected_rows=rejected_rows,
         checked_features=len(checked),
         drifted_features=drifted,

@@ -141,6 +141,7 @@ def render_html(report: DriftReport) -> str:
         ("window", window),
         ("rows", _fmt(report.row_count)),
         ("rows kept aside by compaction", _fmt(report.rejected_rows)),
+        ("shadow rows (not counted twice)", _fmt(report.shadow_rows)),
         ("features checked / drifted", f"{report.checked_features} / {len(report.drifted_features)}"),
         ("drift share", f"{report.drift_share:.1%} (threshold {report.config.drift_share:.0%})"),
         ("check", escape(report.check_id)),

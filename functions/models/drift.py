@@ -116,6 +116,7 @@ class DriftReport(_Model):
     verdict: ModelVerdict
     reason: str
     row_count: int = Field(ge=0)  # rows in the window
+    shadow_rows: int = Field(default=0, ge=0)  # shadow scorings of counted requests, not counted again
     rejected_rows: int = Field(default=0, ge=0)  # captured rows compaction could not type (kept aside)
     checked_features: int = Field(default=0, ge=0)
     drifted_features: list[str] = Field(default_factory=list, max_length=1_000)

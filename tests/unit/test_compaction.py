@@ -210,3 +210,9 @@ def test_compaction_top_level_non_objects_are_kept_aside_not_crashing(first: byt
     result = compact_objects([gzip.compress(b"\n".join([first, line()]))], FEATURES, "classification")
     # Then that line is kept aside and the next one compacted
     assert result.rejected_lines == [first] and result.table.num_rows == 1
+
+
+def test_compaction_moves_shadow_rows_last_in_order() -> None:
+    rows = [line(request_id="p1"), line(request_id="s1", variant="shadow"), line(request_id="p2")]
+    result = compact_objects([gzip.compress(b"\n".join(rows))], FEATURES, "classification")
+    assert result.table.column("__request_id").to_pylist() == ["p1", "p2", "s1"]

@@ -221,3 +221,19 @@ def test_drift_sparse_string_feature_does_not_flag_sampling_noise() -> None:
         flagged += report.drifted_features == ["s"]
     # Then rare values are tested together and nothing is flagged
     assert flagged == 0
+
+
+def test_drift_shadow_rows_count_once(tmp_path: Path) -> None:
+    # Given 4,000 production rows and the same requests scored again in the shadow (shifted values
+    # there would be drift if counted)
+    profile = _profile()
+    production = make_table(4_000, 2).append_column("__variant", pa.array(["production"] * 4_000))
+    shadow = make_table(4_000, 3, "mean").append_column("__variant", pa.array(["shadow"] * 4_000))
+    both = pa.concat_tables([production, shadow])
+    pq.write_table(both, tmp_path / "w.parquet", row_group_size=4_000)
+    # When checked as batches and as Parquet row groups (the first row group's statistics exclude shadow)
+    for batches in ([both], iter_parquet_row_groups([str(tmp_path / "w.parquet")])):
+        report = check_drift(profile, batches, model="m", version=1)
+        # Then only the production rows are counted
+        assert report.row_count == 4_000 and report.shadow_rows == 4_000
+        assert report.drifted_features == []
