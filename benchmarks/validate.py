@@ -50,7 +50,7 @@ def contract() -> DataContract:
         columns.append({"name": f"c{i}", "type": "category", "categories": CATEGORIES, "max_null_fraction": 0.1})
     columns[-1] = {**columns[-1], "pattern": "[a-z]+"}
     return DataContract.model_validate(
-        {"columns": columns, "key": "id", "min_rows": 1, "max_rows": 10_000_000, "target": "id"}
+        {"columns": columns, "key": "id", "min_rows": 1, "max_rows": 1_000_000_000, "target": "id"}
     )
 
 
