@@ -14,6 +14,10 @@ class StackConfig(BaseModel):
     stage: str = Field("dev", pattern=r"^[a-z][a-z0-9-]{0,15}$")
     architecture: Literal["arm64", "x86_64"] = "arm64"
     log_retention_days: int = Field(30, ge=1)
+    # S3 lifecycle: captured inference traffic (data bucket captures/) and validation/drift reports
+    # (artifacts bucket reports/) expire after this many days; noncurrent versions after 90 days
+    capture_retention_days: int = Field(90, ge=1, le=3650)
+    report_retention_days: int = Field(365, ge=1, le=3650)
     api_throttle_rate: float = Field(50.0, gt=0, allow_inf_nan=False)
     api_throttle_burst: int = Field(100, gt=0)
     # serving: the inference function (None: unreserved, shares the account pool)

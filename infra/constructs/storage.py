@@ -6,10 +6,20 @@ from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from infra import constants as c
 from infra.nag import acknowledge
 
+REPORTS_PREFIX = "reports/"  # artifacts bucket: validation and drift reports (reports/validation/, reports/drift/)
 
-def _hardened_bucket(scope: Construct, id_: str, *, access_logs: s3.IBucket | None, log_prefix: str) -> s3.Bucket:
+
+def _hardened_bucket(
+    scope: Construct,
+    id_: str,
+    *,
+    access_logs: s3.IBucket | None,
+    log_prefix: str,
+    extra_rules: list[s3.LifecycleRule] | None = None,
+) -> s3.Bucket:
     return s3.Bucket(
         scope,
         id_,
@@ -26,9 +36,15 @@ def _hardened_bucket(scope: Construct, id_: str, *, access_logs: s3.IBucket | No
                 id="expire-noncurrent",
                 noncurrent_version_expiration=Duration.days(90),
                 abort_incomplete_multipart_upload_after=Duration.days(7),
-            )
+            ),
+            *(extra_rules or []),
         ],
     )
+
+
+def _expire(rule_id: str, prefix: str, days: int | None) -> list[s3.LifecycleRule]:
+    """Current objects under `prefix` expire after `days` (then noncurrent-version expiry removes them)."""
+    return [] if days is None else [s3.LifecycleRule(id=rule_id, prefix=prefix, expiration=Duration.days(days))]
 
 
 class AccessLogs(Construct):
@@ -47,14 +63,30 @@ class AccessLogs(Construct):
 class DataStore(Construct):
     """raw/ (uploads), validated/, quarantine/, captures/."""
 
-    def __init__(self, scope: Construct, id_: str, *, access_logs: s3.IBucket) -> None:
+    def __init__(
+        self, scope: Construct, id_: str, *, access_logs: s3.IBucket, capture_expiration_days: int | None = None
+    ) -> None:
         super().__init__(scope, id_)
-        self.bucket = _hardened_bucket(self, "Bucket", access_logs=access_logs, log_prefix="data/")
+        self.bucket = _hardened_bucket(
+            self,
+            "Bucket",
+            access_logs=access_logs,
+            log_prefix="data/",
+            extra_rules=_expire("expire-captures", c.PREFIX_CAPTURES, capture_expiration_days),
+        )
 
 
 class ArtifactStore(Construct):
     """Models, reports, reference profiles."""
 
-    def __init__(self, scope: Construct, id_: str, *, access_logs: s3.IBucket) -> None:
+    def __init__(
+        self, scope: Construct, id_: str, *, access_logs: s3.IBucket, report_expiration_days: int | None = None
+    ) -> None:
         super().__init__(scope, id_)
-        self.bucket = _hardened_bucket(self, "Bucket", access_logs=access_logs, log_prefix="artifacts/")
+        self.bucket = _hardened_bucket(
+            self,
+            "Bucket",
+            access_logs=access_logs,
+            log_prefix="artifacts/",
+            extra_rules=_expire("expire-reports", REPORTS_PREFIX, report_expiration_days),
+        )

@@ -23,6 +23,7 @@ from infra.constructs.approvals import (
     grant_release_access,
 )
 from infra.constructs.function import ARCHITECTURES, RUNTIME, RUNTIME_VERSION, StepwiseFunction, _retention
+from infra.constructs.hardening import HARDENING_ID, Hardening
 from infra.constructs.ingestion import add_dataset_routes, add_ingestion
 from infra.constructs.lifecycle import (
     EVALUATE_HANDLER,
@@ -56,8 +57,18 @@ class StepwiseStack(Stack):
         super().__init__(scope, id_, **kwargs)  # type: ignore[arg-type]
         self.config = config
         access_logs = AccessLogs(self, c.ACCESS_LOGS_ID)
-        self.data = DataStore(self, c.DATA_STORE_ID, access_logs=access_logs.bucket)
-        self.artifacts = ArtifactStore(self, c.ARTIFACT_STORE_ID, access_logs=access_logs.bucket)
+        self.data = DataStore(
+            self,
+            c.DATA_STORE_ID,
+            access_logs=access_logs.bucket,
+            capture_expiration_days=config.capture_retention_days,
+        )
+        self.artifacts = ArtifactStore(
+            self,
+            c.ARTIFACT_STORE_ID,
+            access_logs=access_logs.bucket,
+            report_expiration_days=config.report_retention_days,
+        )
         self.registry = Registry(self, c.REGISTRY_ID)
         self.metadata = Metadata(self, c.METADATA_ID)
 
@@ -95,6 +106,16 @@ class StepwiseStack(Stack):
         add_dataset_routes(self, api_fn)
         self.monitoring = Monitoring(
             self, c.MONITORING_ID, api_function=api_fn, serving_function=self.serving.function
+        )
+        self.hardening = Hardening(
+            self,
+            HARDENING_ID,
+            dead_letter_queues={
+                "Ingestion": self.ingestion.dead_letters,
+                "Monitoring": self.monitoring.dead_letters,
+            },
+            alarm_topic=self.monitoring.topic,
+            log_retention=_retention(config.log_retention_days),
         )
 
         self.outputs()

@@ -1,0 +1,66 @@
+"""Cross-cutting reliability pieces (issue 9) that belong to no single component:
+
+- a CloudWatch alarm on the depth of every dead-letter queue (a message there is an event that
+  was never processed: someone must look), sent to the monitoring alarm topic;
+- a retained log group with the stack's retention for CDK's bucket-notification handler, which
+  would otherwise log to an implicit /aws/lambda/... group kept forever.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from aws_cdk import CfnResource, Duration, RemovalPolicy, Stack
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cw_actions
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+HARDENING_ID = "Hardening"
+DLQ_ALARM_PERIOD = Duration.minutes(5)
+
+
+class Hardening(Construct):
+    """Exposes `dlq_alarms` (name -> Alarm)."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        dead_letter_queues: Mapping[str, sqs.IQueue],
+        alarm_topic: sns.ITopic | None,
+        log_retention: logs.RetentionDays,
+    ) -> None:
+        super().__init__(scope, id_)
+        self.dlq_alarms: dict[str, cloudwatch.Alarm] = {}
+        for name, queue in dead_letter_queues.items():
+            alarm = cloudwatch.Alarm(
+                self,
+                f"{name}DeadLettersAlarm",
+                alarm_description=f"{name}: events that failed every retry are waiting in the dead-letter queue",
+                metric=queue.metric_approximate_number_of_messages_visible(
+                    period=DLQ_ALARM_PERIOD, statistic="Maximum"
+                ),
+                threshold=1,
+                evaluation_periods=1,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            )
+            if alarm_topic is not None:
+                alarm.add_alarm_action(cw_actions.SnsAction(alarm_topic))
+            self.dlq_alarms[name] = alarm
+        self._notification_handler_logs(Stack.of(self), log_retention)
+
+    def _notification_handler_logs(self, stack: Stack, retention: logs.RetentionDays) -> None:
+        for child in stack.node.children:
+            if not child.node.id.startswith("BucketNotificationsHandler"):
+                continue
+            function = child.node.find_child("Resource")
+            assert isinstance(function, CfnResource)
+            log_group = logs.LogGroup(
+                self, "BucketNotificationsHandlerLogs", retention=retention, removal_policy=RemovalPolicy.RETAIN
+            )
+            function.add_property_override("LoggingConfig.LogGroup", log_group.log_group_name)
