@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,10 @@ def hour_partition(moment: datetime) -> str:
 
 def capture_prefix(model: str, hour: datetime) -> str:
     return f"{CAPTURES_PREFIX}{model}/{hour_partition(hour)}/"
+
+
+def feedback_prefix(model: str, day: date) -> str:
+    return f"feedback/{model}/dt={day:%Y-%m-%d}/"
 
 
 def compacted_key(model: str, hour: datetime) -> str:

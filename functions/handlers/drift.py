@@ -31,17 +31,22 @@ from functions.observability import NAMESPACE, logger, metrics, tracer
 
 
 def publish_metrics(result: DriftCheckResult, report: DriftReport) -> None:
-    """EMF. Service level (alarms): DriftChecks, DriftedModels. Per model: DriftShare (%),
-    DriftedFeatures, DriftCheckRows, CapturedRowsRejected. Per model and feature: FeatureDriftScore
-    (KS D for numeric features, Jensen-Shannon distance for categorical ones)."""
+    """EMF. Service level (alarms): DriftChecks, DriftedModels, PerformanceDrops. Per model:
+    DriftShare (%), DriftedFeatures, DriftCheckRows, CapturedRowsRejected, Performance_<metric>.
+    Per model and feature: FeatureDriftScore (KS D for numeric features, Jensen-Shannon distance
+    for categorical ones)."""
     metrics.add_metric(name="DriftChecks", unit=MetricUnit.Count, value=1)
     metrics.add_metric(name="DriftedModels", unit=MetricUnit.Count, value=int(result.verdict == ModelVerdict.DRIFT))
+    dropped = report.performance is not None and report.performance.verdict == "drop"
+    metrics.add_metric(name="PerformanceDrops", unit=MetricUnit.Count, value=int(dropped))
     metrics.flush_metrics()
     metrics.add_dimension(name="Model", value=result.model)
     metrics.add_metric(name="DriftShare", unit=MetricUnit.Percent, value=result.drift_share * 100)
     metrics.add_metric(name="DriftedFeatures", unit=MetricUnit.Count, value=len(result.drifted_features))
     metrics.add_metric(name="DriftCheckRows", unit=MetricUnit.Count, value=result.row_count)
     metrics.add_metric(name="CapturedRowsRejected", unit=MetricUnit.Count, value=result.rejected_rows)
+    for m in report.performance.metrics if report.performance else []:
+        metrics.add_metric(name=f"Performance_{m.name}", unit=MetricUnit.NoUnit, value=m.value)
     metrics.flush_metrics()
     for f in report.features:
         score = f.numeric.ks_d if f.numeric else f.categorical.js_distance if f.categorical else None

@@ -17,13 +17,23 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pyarrow as pa
+
 from functions.dal import artifacts
 from functions.dal import datasets as datasets_dal
 from functions.dal import monitoring as store
 from functions.dal import registry as registry_dal
 from functions.dal import runs as runs_dal
-from functions.logic.compaction import compact_objects, rejected_to_jsonl_gz, to_parquet_bytes
+from functions.logic.compaction import (
+    PREDICTION,
+    REQUEST_ID,
+    VARIANT,
+    compact_objects,
+    rejected_to_jsonl_gz,
+    to_parquet_bytes,
+)
 from functions.logic.drift import DriftAccumulator, finish, iter_parquet_row_groups
+from functions.logic.drift_performance import evaluate, load_labels, matching_predictions
 from functions.logic.drift_report import render_html
 from functions.logic.retraining import Starter, TrainingTarget, decide_retraining, retrain
 from functions.models.drift import DriftCheckRequest, DriftCheckResult, DriftReport
@@ -107,6 +117,16 @@ def _hour_file(
     return local, result.rejected, closed
 
 
+_EMPTY_PREDICTIONS = pa.schema([("request_id", pa.string()), ("prediction", pa.string())]).empty_table()
+
+
+def _labels(settings: Settings, model: str, start: datetime, end: datetime) -> pa.Table:
+    """Feedback labels received in the window's days (feedback is partitioned by day)."""
+    days = {(start + timedelta(days=i)).date() for i in range((end.date() - start.date()).days + 1)}
+    keys = [k for day in sorted(days) for k in store.list_keys(settings.data_bucket, store.feedback_prefix(model, day))]
+    return load_labels(store.read_objects(settings.data_bucket, keys))
+
+
 def lifecycle_starter(settings: Settings) -> Starter:
     """Start the lifecycle workflow through the lifecycle's own entry point."""
 
@@ -148,6 +168,10 @@ def run_drift_check(
     acc = DriftAccumulator(profile)
     rejected = 0
     compacted = 0
+    start = end - timedelta(hours=req.window_hours)
+    labels = _labels(settings, req.model, start, end)
+    label_ids = labels.column("request_id").combine_chunks()
+    predictions: list[pa.Table] = []
     for hour in window_hours(end, req.window_hours):  # one hour's file on local disk at a time
         path, bad, fresh = _hour_file(settings, version, hour, now, workdir)
         rejected += bad
@@ -155,6 +179,10 @@ def run_drift_check(
         if path is not None:
             for row_group in iter_parquet_row_groups([str(path)]):
                 acc.add(row_group)
+                if len(label_ids) and {REQUEST_ID, PREDICTION} <= row_group.names:
+                    wanted = [c for c in (REQUEST_ID, PREDICTION, VARIANT) if c in row_group.names]
+                    part = pa.table({c: row_group.column(c) for c in wanted})
+                    predictions.append(matching_predictions(part, label_ids))
             path.unlink(missing_ok=True)
     report = finish(
         acc,
@@ -167,6 +195,17 @@ def run_drift_check(
         check_id=check_id,
         now=now,
     )
+    if len(label_ids):
+        joined = pa.concat_tables(predictions) if predictions else _EMPTY_PREDICTIONS
+        performance = evaluate(
+            joined,
+            labels,
+            version.task,
+            version.metrics,
+            min_labels=req.config.min_labels,
+            max_drop=req.config.max_performance_drop,
+        )
+        report = report.model_copy(update={"performance": performance})
     json_uri = store.put(
         settings.artifacts_bucket,
         store.report_key(req.model, end, check_id, "json"),
@@ -181,10 +220,13 @@ def run_drift_check(
     )
     store.put_check_summary(settings.metadata_table, report, json_uri, html_uri)
     decision = None
-    if req.retrain and report.verdict.value in req.policy.on_verdicts:
+    trigger = report.verdict.value
+    if report.performance is not None and report.performance.verdict == "drop" and trigger != "drift":
+        trigger = "performance_drop"
+    if req.retrain and trigger in req.policy.on_verdicts:
         decision = decide_retraining(
             model=req.model,
-            verdict=report.verdict.value,
+            verdict=trigger,
             check_id=check_id,
             now=now,
             policy=req.policy,

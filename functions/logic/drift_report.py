@@ -15,6 +15,8 @@ _VERDICT_COLOURS: dict[str, str] = {
     FeatureVerdict.WRONG_TYPE: "#d68910",
     ModelVerdict.NO_DATA: "#7f8c8d",
     ModelVerdict.SCHEMA_MISMATCH: "#d68910",
+    "ok": "#1e8449",
+    "insufficient_labels": "#7f8c8d",
 }
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;color:#222;max-width:1200px}
@@ -155,6 +157,21 @@ def render_html(report: DriftReport) -> str:
         f'<td class="n">{_fmt(f.current_null_fraction)}</td></tr>'
         for f in report.features
     )
+    perf = report.performance
+    performance = (
+        f"<h2>Performance {_badge(perf.verdict)}</h2><p>{escape(perf.reason)}</p>"
+        f'<p class="muted">{perf.matched} labelled predictions of {perf.labels} labels '
+        f"({perf.ambiguous_requests_rows} rows of multi-row requests not joined)</p>"
+        "<table><tr><th>metric</th><th>window</th><th>at registration</th><th>worse by</th></tr>"
+        + "".join(
+            f'<tr><td>{escape(m.name)}</td><td class="n">{_fmt(m.value)}</td><td class="n">{_fmt(m.reference)}</td>'
+            f'<td class="n">{_fmt(m.drop)}{" (drop)" if m.dropped else ""}</td></tr>'
+            for m in perf.metrics
+        )
+        + "</table>"
+        if perf is not None
+        else ""
+    )
     problems = (
         "<h2>Problems</h2><ul>" + "".join(f"<li>{escape(p)}</li>" for p in report.problems) + "</ul>"
         if report.problems
@@ -166,7 +183,7 @@ def render_html(report: DriftReport) -> str:
         f"<h1>Drift report: {escape(report.model)} {_badge(report.verdict)}</h1>"
         f"<p>{escape(report.reason)}</p>"
         "<table>" + "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in summary) + "</table>"
-        f"{problems}"
+        f"{problems}{performance}"
         "<h2>Features</h2><table><tr><th>feature</th><th>kind</th><th>verdict</th><th>p adjusted</th>"
         "<th>KS D / JS</th><th>PSI</th><th>null fraction</th></tr>"
         f"{overview}</table>"

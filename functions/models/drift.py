@@ -34,6 +34,8 @@ class DriftConfig(_Model):
     drift_share: float = Field(default=0.2, gt=0, le=1)  # model drifts when this share of checked features drift
     critical_features: list[str] = Field(default_factory=list, max_length=1_000)  # ... or any of these
     report_bins: int = Field(default=64, ge=4, le=512)  # histogram resolution kept in the report
+    min_labels: int = Field(default=200, ge=1)  # labelled predictions needed for a performance verdict
+    max_performance_drop: float = Field(default=0.05, ge=0)  # accuracy/F1: absolute; RMSE/MAE: relative
 
 
 class FeatureVerdict(StrEnum):
@@ -104,6 +106,25 @@ class FeatureDrift(_Model):
     histogram: Histogram | None = None
 
 
+class PerformanceMetric(_Model):
+    name: str
+    value: float
+    reference: float | None = None  # recorded at registration (ModelVersion.metrics)
+    drop: float | None = None  # how much worse (absolute for accuracy/F1, relative for RMSE/MAE)
+    dropped: bool = False
+
+
+class PerformanceReport(_Model):
+    """Predictions joined with feedback labels by request id."""
+
+    verdict: Literal["ok", "drop", "insufficient_labels"]
+    reason: str = ""
+    labels: int = Field(default=0, ge=0)  # distinct labelled requests found
+    matched: int = Field(default=0, ge=0)  # labelled predictions scored
+    ambiguous_requests_rows: int = Field(default=0, ge=0)  # rows of multi-row requests (not joined)
+    metrics: list[PerformanceMetric] = Field(default_factory=list, max_length=16)
+
+
 class DriftReport(_Model):
     format_version: Literal[1] = 1
     check_id: str = ""
@@ -124,6 +145,7 @@ class DriftReport(_Model):
     config: DriftConfig
     features: list[FeatureDrift] = Field(default_factory=list, max_length=1_000)
     problems: list[str] = Field(default_factory=list, max_length=1_000)
+    performance: PerformanceReport | None = None
 
 
 # ---------------------------------------------------------------- retraining guardrails
@@ -135,7 +157,7 @@ class RetrainingPolicy(_Model):
     enabled: bool = True
     cooldown_hours: float = Field(default=24.0, ge=0, le=24 * 90)  # since the last started run
     daily_cap: int = Field(default=1, ge=0, le=100)  # started runs per rolling 24 hours
-    on_verdicts: list[str] = Field(default_factory=lambda: ["drift"], max_length=8)
+    on_verdicts: list[str] = Field(default_factory=lambda: ["drift", "performance_drop"], max_length=8)
 
 
 class RetrainingDecision(_Model):

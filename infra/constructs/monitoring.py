@@ -2,7 +2,8 @@
 version), its least-privilege grants, the on-demand route, alarms to an SNS topic, a dashboard.
 
 The drift function reuses the data layer (layers/data: pyarrow, numpy, Powertools, pydantic) that
-ingestion builds. Alarms: any model drifted (DriftedModels), drift-check errors, inference errors and
+ingestion builds. Alarms: any model drifted (DriftedModels), any performance drop on labelled
+traffic (PerformanceDrops), drift-check errors, inference errors and
 inference p99 latency. Per-model drift share is on the dashboard (a SEARCH over the Model
 dimension); per-model alarms need the model names, which only exist at run time.
 """
@@ -203,6 +204,16 @@ class Monitoring(Construct):
                 comparison_operator=at_least,
                 treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
             ),
+            "PerformanceDrops": cloudwatch.Alarm(
+                self,
+                "PerformanceAlarm",
+                alarm_description="A model's accuracy/F1 or RMSE/MAE on labelled traffic is worse than at registration",
+                metric=self._metric("PerformanceDrops", "Maximum"),
+                threshold=1,
+                evaluation_periods=1,
+                comparison_operator=at_least,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            ),
             "DriftCheckErrors": cloudwatch.Alarm(
                 self,
                 "DriftCheckErrorsAlarm",
@@ -258,7 +269,11 @@ class Monitoring(Construct):
         dashboard.add_widgets(
             cloudwatch.GraphWidget(
                 title="Drift checks",
-                left=[self._metric("DriftedModels", "Sum"), self._metric("DriftChecks", "Sum")],
+                left=[
+                    self._metric("DriftedModels", "Sum"),
+                    self._metric("PerformanceDrops", "Sum"),
+                    self._metric("DriftChecks", "Sum"),
+                ],
                 right=[self.function.metric_errors(period=Duration.hours(1), statistic="Sum")],
                 width=12,
             ),

@@ -71,9 +71,9 @@ def test_monitoring_grants_are_scoped_to_prefixes(resources: dict[str, Any]) -> 
 def test_monitoring_alarms_notify_the_topic(resources: dict[str, Any]) -> None:
     alarms = _of_type(resources, "AWS::CloudWatch::Alarm")
     names = {v["Properties"].get("MetricName") for v in alarms.values()}
-    assert {"DriftedModels", "Errors", "Duration"} <= names
+    assert {"DriftedModels", "PerformanceDrops", "Errors", "Duration"} <= names
     ours = [a for k, a in alarms.items() if k.startswith(c.MONITORING_ID)]
-    assert len(ours) == 4
+    assert len(ours) == 5
     for alarm in ours:
         (action,) = alarm["Properties"]["AlarmActions"]
         assert action["Ref"].startswith(f"{c.MONITORING_ID}AlarmTopic")
@@ -85,9 +85,7 @@ def test_monitoring_dashboard_and_route(resources: dict[str, Any], assembly: Any
     (dashboard,) = _of_type(resources, "AWS::CloudWatch::Dashboard").values()
     body = json.dumps(dashboard["Properties"]["DashboardBody"])
     assert "DriftShare" in body and "FeatureDriftScore" in body
-    paths = {
-        v["Properties"]["PathPart"] for v in _of_type(resources, "AWS::ApiGateway::Resource").values()
-    }
+    paths = {v["Properties"]["PathPart"] for v in _of_type(resources, "AWS::ApiGateway::Resource").values()}
     assert {"drift", "settings"} <= paths
     outputs = assembly.template["Outputs"]
     assert {c.OUT_DRIFT_FUNCTION, c.OUT_ALARM_TOPIC_ARN, c.OUT_DASHBOARD} <= set(outputs)

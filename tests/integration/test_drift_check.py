@@ -299,3 +299,43 @@ def test_drift_settings_route_refuses_unknown_fields(stores: Stores) -> None:
     bad = {"config": {"alpha": 2}}
     reply = api.lambda_handler(_route_event("PUT", "/v1/models/churn/drift/settings", bad), Context())
     assert reply["statusCode"] == 400
+
+
+def test_drift_check_scores_labelled_traffic_and_retrains_on_a_drop(
+    stores: Stores, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given unshifted traffic whose predictions (0.5) are far from the labels, RMSE 0.1 at registration
+    _register(stores)
+    ddb = boto3.client("dynamodb")
+    item = ddb.get_item(
+        TableName=stores.registry_table, Key={"pk": {"S": "MODEL#churn"}, "sk": {"S": "VERSION#00000001"}}
+    )
+    version = ModelVersion.model_validate(registry_dal.from_item(item["Item"])).model_copy(
+        update={"metrics": {"rmse": 0.1, "mae": 0.1}}
+    )
+    ddb.put_item(TableName=stores.registry_table, Item=registry_dal.version_item(version))
+    hour = datetime(2026, 11, 26, 10, tzinfo=UTC)
+    _capture(stores, hour, _rows(2_000, 2))
+    labels = "\n".join(json.dumps({"request_id": f"r{i}", "model": "churn", "label": 2.5}) for i in range(300))
+    boto3.client("s3").put_object(
+        Bucket=stores.data_bucket,
+        Key="feedback/churn/dt=2026-11-26/1-a.jsonl.gz",
+        Body=gzip.compress(labels.encode()),
+    )
+    monkeypatch.setattr(drift_check, "_training_target", lambda s, v: TrainingTarget("churn-spec", "churn", 4))
+    calls: list[TrainingTarget] = []
+    # When checked
+    result, report = drift_check.run_drift_check(
+        DriftCheckRequest(model="churn", window_hours=3, end=NOW),
+        get_settings(),
+        workdir=tmp_path,
+        now=NOW,
+        starter=_fake_start(calls),
+    )
+    # Then the features do not drift but performance dropped, and that starts retraining
+    assert result.verdict == ModelVerdict.NO_DRIFT
+    assert report.performance is not None and report.performance.verdict == "drop"
+    assert report.performance.matched == 300
+    rmse = next(m for m in report.performance.metrics if m.name == "rmse")
+    assert rmse.value == pytest.approx(2.0) and rmse.dropped
+    assert result.retraining is not None and result.retraining.verdict == "performance_drop" and len(calls) == 1
