@@ -28,6 +28,10 @@ class StackConfig(BaseModel):
     # own timeout must be longer); four-eyes: the run's starter cannot approve it (off for demos only)
     approval_timeout_seconds: int = Field(7 * 24 * 3600, ge=1, le=365 * 24 * 3600)
     four_eyes: bool = True
+    # governance (issue 8): retired artifacts move to a colder storage class after this many days;
+    # audit exports stay locked (Object Lock, governance mode) this long
+    retired_artifact_transition_days: int = Field(30, ge=1, le=3650)
+    audit_retention_days: int = Field(7 * 365, ge=1, le=36500)
 
     @classmethod
     def from_context(cls, scope: Construct) -> StackConfig:

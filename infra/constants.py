@@ -94,3 +94,12 @@ OUT_DASHBOARD = "MonitoringDashboardName"
 ENV_DRIFT_FUNCTION = "STEPWISE_DRIFT_FUNCTION"
 PREFIX_MONITORING = "monitoring/"  # data bucket: compacted captures, rows kept aside
 PREFIX_DRIFT_REPORTS = "reports/drift/"  # artifacts bucket
+
+# governance (issue 8): construct ids, outputs, env vars, prefixes
+GOVERNANCE_ID = "Governance"
+AUDIT_EXPORT_FUNCTION_ID = "AuditExportFunction"
+OUT_AUDIT_ARCHIVE_BUCKET = "AuditArchiveBucketName"
+OUT_AUDIT_EXPORT_FUNCTION = "AuditExportFunctionName"
+ENV_AUDIT_ARCHIVE_BUCKET = "STEPWISE_AUDIT_ARCHIVE_BUCKET"
+PREFIX_AUDIT_EXPORT = "audit/"  # audit archive bucket (Object Lock, governance mode): Parquet per day
+RETIRED_TAG = "stepwise-retired"  # artifacts tagged "true" move to a colder class (lifecycle rule)

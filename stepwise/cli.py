@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "stepwise.commands.models",
     "stepwise.commands.data",
     "stepwise.commands.drift",
+    "stepwise.commands.governance",
 ]
 
 TargetFactory = Callable[[], Target]

@@ -38,6 +38,7 @@ class Settings(BaseModel):
     validate_state_machine_arn: str = Field("", alias="STEPWISE_VALIDATE_SM_ARN")  # chunked validation (AWS)
     # governance
     four_eyes: bool = Field(True, alias="STEPWISE_FOUR_EYES")
+    audit_archive_bucket: str = Field("", alias="STEPWISE_AUDIT_ARCHIVE_BUCKET")  # Object Lock (governance)
     # monitoring: the drift Lambda the API's drift route invokes
     drift_function_name: str = Field("", alias="STEPWISE_DRIFT_FUNCTION")
 

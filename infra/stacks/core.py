@@ -23,6 +23,7 @@ from infra.constructs.approvals import (
     grant_release_access,
 )
 from infra.constructs.function import ARCHITECTURES, RUNTIME, RUNTIME_VERSION, StepwiseFunction, _retention
+from infra.constructs.governance import Governance
 from infra.constructs.hardening import HARDENING_ID, Hardening
 from infra.constructs.ingestion import add_dataset_routes, add_ingestion
 from infra.constructs.lifecycle import (
@@ -106,6 +107,13 @@ class StepwiseStack(Stack):
         add_dataset_routes(self, api_fn)
         self.monitoring = Monitoring(
             self, c.MONITORING_ID, api_function=api_fn, serving_function=self.serving.function
+        )
+        self.governance = Governance(
+            self,
+            c.GOVERNANCE_ID,
+            api_function=api_fn,
+            retired_transition_days=config.retired_artifact_transition_days,
+            audit_retention_days=config.audit_retention_days,
         )
         self.hardening = Hardening(
             self,

@@ -1,0 +1,28 @@
+"""The audit archive: Parquet files in the Object Lock (governance mode) bucket. Write-only; the
+bucket's default retention locks every object version written here."""
+
+from __future__ import annotations
+
+import hashlib
+
+from botocore.exceptions import ClientError
+
+from functions.dal.clients import client
+from functions.models.errors import StoreUnavailable
+
+
+def put_parquet(bucket: str, key: str, body: bytes) -> str:
+    """Write one export (with a checksum, as Object Lock buckets require); its version id."""
+    digest = hashlib.sha256(body).hexdigest()
+    try:
+        reply = client("s3").put_object(
+            Bucket=bucket,
+            Key=key,
+            Body=body,
+            ContentType="application/vnd.apache.parquet",
+            ChecksumAlgorithm="SHA256",
+            Metadata={"sha256": digest},
+        )
+    except ClientError as exc:
+        raise StoreUnavailable(f"audit export write failed: {exc.response['Error']['Code']}") from exc
+    return str(reply.get("VersionId") or "")

@@ -1,0 +1,236 @@
+"""Governance: lineage/audit/retirement routes and their grants, the artifacts bucket's rule for
+retired artifacts, the audit archive (Object Lock, governance mode) with its daily export, and the
+guard that keeps audit items append-only.
+
+Audit items stay in the metadata table (pk=AUDIT#<target>), written in the same transaction as the
+change they record. No function may update or delete them: an explicit Deny of UpdateItem,
+DeleteItem and BatchWriteItem on items whose partition key starts with AUDIT# is attached to every
+role in the stack (an Aspect, so roles added later are covered too). An explicit Deny overrides any
+Allow, including table-wide UpdateItem grants other components need for their own items.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import jsii
+from aws_cdk import Aspects, CfnOutput, Duration, IAspect, RemovalPolicy
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_destinations as destinations
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct, IConstruct
+
+from infra import constants as c
+from infra.nag import acknowledge
+
+if TYPE_CHECKING:
+    from infra.stacks.core import StepwiseStack
+
+AUDIT_EXPORT_HANDLER = "functions.handlers.audit_export.lambda_handler"
+AUDIT_LEADING_KEY = "AUDIT#*"
+AUDIT_MUTATIONS = ["dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"]
+GOVERNANCE_ROUTES = (
+    ("GET", "/v1/audit"),
+    ("GET", "/v1/explain/{request_id}"),
+    ("GET", "/v1/models/{name}/versions/{version}/lineage"),
+    ("GET", "/v1/models/{name}/versions/{version}/card"),
+    ("POST", "/v1/models/{name}/versions/{version}/retire"),
+    ("POST", "/v1/models/{name}/versions/{version}/restore"),
+)
+
+
+def audit_deny_statement(table: dynamodb.ITable) -> iam.PolicyStatement:
+    return iam.PolicyStatement(
+        effect=iam.Effect.DENY,
+        actions=AUDIT_MUTATIONS,
+        resources=[table.table_arn],
+        conditions={"ForAnyValue:StringLike": {"dynamodb:LeadingKeys": [AUDIT_LEADING_KEY]}},
+    )
+
+
+@jsii.implements(IAspect)
+class AppendOnlyAudit:
+    """Every IAM role in scope gets the explicit Deny on audit items."""
+
+    def __init__(self, table: dynamodb.ITable) -> None:
+        self.table = table
+
+    def visit(self, node: IConstruct) -> None:
+        if isinstance(node, iam.Role):
+            node.add_to_principal_policy(audit_deny_statement(self.table))
+
+
+class Governance(Construct):
+    """Exposes `archive` (audit archive bucket), `export_function`, `rule` (daily export), `dead_letters`."""
+
+    def __init__(
+        self,
+        scope: StepwiseStack,
+        id_: str,
+        *,
+        api_function: lambda_.Function,
+        retired_transition_days: int = 30,
+        audit_retention_days: int = 365 * 7,
+        export_schedule: events.Schedule | None = None,
+    ) -> None:
+        super().__init__(scope, id_)
+        stack = scope
+        self._routes(stack, api_function)
+        stack.artifacts.bucket.add_lifecycle_rule(
+            id="retired-artifacts-colder",
+            tag_filters={c.RETIRED_TAG: "true"},
+            transitions=[
+                s3.Transition(
+                    storage_class=s3.StorageClass.GLACIER_INSTANT_RETRIEVAL,  # still readable: restore, explain
+                    transition_after=Duration.days(retired_transition_days),
+                )
+            ],
+        )
+        self.archive = s3.Bucket(
+            self,
+            "AuditArchive",
+            versioned=True,
+            object_lock_enabled=True,
+            object_lock_default_retention=s3.ObjectLockRetention.governance(Duration.days(audit_retention_days)),
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            enforce_ssl=True,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            server_access_logs_bucket=stack.node.find_child(c.ACCESS_LOGS_ID).bucket,  # type: ignore[attr-defined]
+            server_access_logs_prefix="audit-archive/",
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        found = stack.node.try_find_child(c.DATA_LAYER_ID)
+        layer = (
+            found
+            if isinstance(found, lambda_.LayerVersion)
+            else stack.layer(c.DATA_LAYER_ID, "data", "pyarrow, numpy, Powertools and pydantic")
+        )
+        self.export_function = stack.function(
+            c.AUDIT_EXPORT_FUNCTION_ID,
+            AUDIT_EXPORT_HANDLER,
+            layers=[layer],
+            memory_mb=1024,
+            timeout=Duration.minutes(5),
+            environment={c.ENV_AUDIT_ARCHIVE_BUCKET: self.archive.bucket_name},
+            description="Governance: daily export of the audit trail to the Object Lock archive (Parquet)",
+        ).function
+        # asynchronous invokes (the schedule): retried, then recorded in a queue
+        self.dead_letters = sqs.Queue(
+            self,
+            "DeadLetters",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        self.export_function.configure_async_invoke(
+            max_event_age=Duration.hours(6),
+            retry_attempts=2,
+            on_failure=destinations.SqsDestination(self.dead_letters),
+        )
+        self.export_function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:Query"],
+                resources=[f"{stack.metadata.table.table_arn}/index/*"],
+            )
+        )
+        self.export_function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["s3:PutObject"], resources=[self.archive.arn_for_objects(f"{c.PREFIX_AUDIT_EXPORT}*")]
+            )
+        )
+        role = self.export_function.role
+        assert role is not None
+        acknowledge(
+            role,
+            f"AwsSolutions::AwsSolutions-IAM5[Resource::{_logical_arn(stack, stack.metadata.table)}/index/*]",
+            "Queries the metadata table's gsi1 (audit events by time) and nothing else.",
+        )
+        acknowledge(
+            role,
+            f"AwsSolutions::AwsSolutions-IAM5[Resource::{_logical_arn(stack, self.archive)}/{c.PREFIX_AUDIT_EXPORT}*]",
+            "Writes audit exports under audit/ (one object per day and export) in the Object Lock archive.",
+        )
+        self.rule = events.Rule(
+            self,
+            "DailyExport",
+            description="Daily export of yesterday's audit events to the audit archive (Parquet, Object Lock)",
+            schedule=export_schedule or events.Schedule.cron(minute="15", hour="0"),
+            targets=[
+                targets.LambdaFunction(self.export_function, retry_attempts=2, dead_letter_queue=self.dead_letters)
+            ],
+        )
+        acknowledge(
+            self.dead_letters,
+            "AwsSolutions::AwsSolutions-SQS3",
+            "This queue is the dead-letter destination itself (export schedule target and async invokes).",
+        )
+        acknowledge(
+            self.dead_letters,
+            "Serverless::Serverless-SQSRedrivePolicy",
+            "This queue is the terminal dead-letter queue; its messages are inspected, not redriven.",
+        )
+        acknowledge(
+            self.export_function,
+            "Serverless::Serverless-LambdaDLQ",
+            "Failed asynchronous invocations go to the SQS on-failure destination (EventInvokeConfig).",
+        )
+        Aspects.of(stack).add(AppendOnlyAudit(stack.metadata.table))
+        CfnOutput(stack, c.OUT_AUDIT_ARCHIVE_BUCKET, value=self.archive.bucket_name)
+        CfnOutput(stack, c.OUT_AUDIT_EXPORT_FUNCTION, value=self.export_function.function_name)
+
+    def _routes(self, stack: StepwiseStack, fn: lambda_.Function) -> None:
+        """Lineage and explain read captures, reports and model artifacts; retire tags artifacts and
+        writes cards; restore registers a version (registry Put/Update)."""
+        data, artifacts = stack.data.bucket, stack.artifacts.bucket
+        fn.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["s3:ListBucket"],
+                resources=[data.bucket_arn],
+                conditions={"StringLike": {"s3:prefix": [f"{c.PREFIX_CAPTURES}*"]}},
+            )
+        )
+        grants = (
+            (data, c.PREFIX_CAPTURES, ["s3:GetObject"], "reads capture lines to find a request id (explain)"),
+            (
+                artifacts,
+                c.PREFIX_VALIDATION_REPORTS,
+                ["s3:GetObject", "s3:GetObjectVersion"],
+                "reads validation reports",
+            ),
+            (
+                artifacts,
+                c.PREFIX_MODELS,
+                ["s3:GetObject", "s3:PutObject", "s3:PutObjectTagging", "s3:GetObjectTagging"],
+                "verifies artifacts, writes model cards, tags retired artifacts",
+            ),
+        )
+        for bucket, prefix, actions, why in grants:
+            fn.add_to_role_policy(
+                iam.PolicyStatement(actions=actions, resources=[bucket.arn_for_objects(f"{prefix}*")])
+            )
+            assert fn.role is not None
+            acknowledge(
+                fn.role,
+                f"AwsSolutions::AwsSolutions-IAM5[Resource::{_logical_arn(stack, bucket)}/{prefix}*]",
+                f"The API {why} under {prefix} only.",
+            )
+        fn.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem"],
+                resources=[stack.registry.table.table_arn],
+            )
+        )
+        for method, path in GOVERNANCE_ROUTES:
+            stack.api.add_route(method, path, fn)
+
+
+def _logical_arn(stack: StepwiseStack, resource: IConstruct) -> str:
+    logical_id = stack.resolve(stack.get_logical_id(resource.node.default_child))  # type: ignore[arg-type]
+    return f"<{logical_id}.Arn>"

@@ -1,0 +1,211 @@
+"""Governance: the audit trail, lineage, model cards, retirement (all over the HTTPS API, signed as
+the caller: `--as NAME` locally).
+
+stepwise audit [MODEL] [--target KIND/NAME] [--since ISO] [--json]   events in order, with who
+stepwise lineage MODEL VERSION [--json]       production periods -> version -> run -> dataset object
+                                              -> evaluation -> approval
+stepwise explain REQUEST_ID [--model M] [--since ISO] [--json]
+                                              the version that answered a prediction, and its lineage
+stepwise card MODEL VERSION [--html]          the model card (rendered from the records, stored)
+stepwise retire MODEL VERSION --reason "..."  take a non-serving version out of service
+stepwise restore MODEL VERSION [--reason ...] re-verify a retired version's artifacts and register
+                                              them again as a new version
+stepwise reproduce MODEL VERSION [--json]     retrain from the recorded dataset version, spec and
+                                              seed; are the holdout predictions identical?
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from stepwise.output import table
+from stepwise.target import ApiReply
+
+
+def register(sub: Any) -> None:
+    audit = sub.add_parser("audit", help="the audit trail: every state-changing action, in order, with who")
+    audit.add_argument("model", nargs="?")
+    audit.add_argument("--target", help="another target, e.g. dataset/wine or contract/wine")
+    audit.add_argument("--since", help="ISO date or time (UTC)")
+    audit.add_argument("--json", action="store_true")
+    audit.set_defaults(func=run_audit)
+
+    lineage = sub.add_parser("lineage", help="how a version was made and who let it in")
+    lineage.add_argument("model")
+    lineage.add_argument("version", type=int)
+    lineage.add_argument("--json", action="store_true")
+    lineage.set_defaults(func=run_lineage)
+
+    explain = sub.add_parser("explain", help="the version that answered a prediction, and its lineage")
+    explain.add_argument("request_id")
+    explain.add_argument("--model", help="search this model's captures only")
+    explain.add_argument("--since", help="search captures from this ISO date on")
+    explain.add_argument("--json", action="store_true")
+    explain.set_defaults(func=run_explain)
+
+    card = sub.add_parser("card", help="a version's model card (Markdown; --html for the HTML's location)")
+    card.add_argument("model")
+    card.add_argument("version", type=int)
+    card.set_defaults(func=run_card)
+
+    retire = sub.add_parser("retire", help="retire a version that no longer serves (records stay)")
+    retire.add_argument("model")
+    retire.add_argument("version", type=int)
+    retire.add_argument("--reason", required=True)
+    retire.set_defaults(func=run_retire)
+
+    restore = sub.add_parser("restore", help="re-verify a retired version and register it again")
+    restore.add_argument("model")
+    restore.add_argument("version", type=int)
+    restore.add_argument("--reason", default="")
+    restore.set_defaults(func=run_restore)
+
+
+def _failed(reply: ApiReply) -> int:
+    body = reply.body if isinstance(reply.body, dict) else {"message": reply.body}
+    print(f"error: HTTP {reply.status} {body.get('error', '')}: {body.get('message', '')}")
+    return 1
+
+
+def _short(value: Any, width: int = 60) -> str:
+    text = "" if value is None else (value if isinstance(value, str) else json.dumps(value, sort_keys=True))
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def render_audit(body: dict[str, Any]) -> str:
+    rows = [
+        (
+            e["time"][:23],
+            e["who"],
+            e["action"],
+            e["target"] + (f" v{e['version']}" if e.get("version") else ""),
+            _short(e.get("before")) + " -> " + _short(e.get("after")) if e.get("before") else _short(e.get("after")),
+            _short(e.get("reason"), 50),
+        )
+        for e in body["events"]
+    ]
+    if not rows:
+        return "no audit events"
+    return table(rows, ["time", "who", "action", "target", "change", "reason"])
+
+
+def render_lineage(lin: dict[str, Any]) -> str:
+    ds, run, ev, ap = lin["dataset"], lin["run"], lin["evaluation"], lin.get("approval")
+    lines = [f"{lin['model']} version {lin['version']}: {lin['status']} (registered {lin['created_at']})"]
+    periods = lin.get("production_periods") or []
+    lines.append("production periods:" if periods else "production periods: never in production")
+    lines += [
+        f"  {p['started']} -> {p['ended'] or 'now'}  promoted by {p['promoted_by'] or '-'}"
+        + (f"; ended as {p['ended_as']} by {p['ended_by']}" if p.get("ended") else "")
+        for p in periods
+    ]
+    params = ", ".join(f"{k}={v}" for k, v in sorted(run.get("parameters", {}).items()))
+    lines += [
+        "training run:",
+        f"  run         {run['run_id']} ({run.get('status') or '?'})",
+        f"  execution   {run.get('execution_arn') or '-'}",
+        f"  started by  {run.get('started_by') or '-'}",
+        f"  spec        {run['spec_name']} v{run['spec_version']}, seed {run['seed']}, code {run['code_version']}",
+        f"  parameters  {params or '-'}",
+        "dataset version:",
+        f"  dataset     {ds['dataset']}@{ds['version']} (contract v{ds['contract_version']})",
+        f"  object      s3://{ds.get('bucket') or '?'}/{ds['key']}",
+        f"  version id  {ds.get('version_id') or '-'}",
+        f"  sha256      {ds['sha256']}",
+        f"  report      {ds.get('report_uri') or '-'} ({ds.get('report_verdict') or '?'})",
+        f"  uploaded by {ds.get('uploaded_by') or '-'}",
+        "evaluation:",
+        "  metrics     "
+        + ", ".join(
+            f"{k} {v:.4f}" + ("*" if k == ev["primary_metric"] else "") for k, v in sorted(ev["metrics"].items())
+        ),
+        "  gates       "
+        + ", ".join(f"{g['gate']} {'pass' if g['passed'] else 'FAIL'}" for g in ev["gates"])
+        + ("" if ev["gates"] else "-"),
+    ]
+    c = ev["comparison"]
+    if c.get("production_version") is None and c.get("delta") is None:
+        lines.append("  vs prod     no production version at evaluation")
+    else:
+        delta = "-" if c.get("delta") is None else f"{c['delta']:+.4f}"
+        lines.append(f"  vs prod     v{c.get('production_version') or '?'}: {c.get('primary_metric')} {delta}")
+    lines.append("approval:")
+    if ap:
+        lines.append(f"  {ap['status']} by {ap.get('who') or '-'} at {ap.get('at') or '-'}: {ap.get('reason') or '-'}")
+    else:
+        lines.append("  none")
+    for m in lin.get("missing", []):
+        lines.append(f"MISSING {m}")
+    return "\n".join(lines)
+
+
+def _json_or(args: argparse.Namespace, body: Any, text: str) -> None:
+    print(json.dumps(body, indent=2) if args.json else text)
+
+
+def run_audit(args: argparse.Namespace, target_factory: Any) -> int:
+    query = {k: v for k, v in (("model", args.model), ("target", args.target), ("since", args.since)) if v}
+    reply = target_factory().api("GET", "/v1/audit" + (f"?{urlencode(query)}" if query else ""))
+    if not reply.ok:
+        return _failed(reply)
+    _json_or(args, reply.body, render_audit(reply.body))
+    return 0
+
+
+def run_lineage(args: argparse.Namespace, target_factory: Any) -> int:
+    reply = target_factory().api("GET", f"/v1/models/{args.model}/versions/{args.version}/lineage")
+    if not reply.ok:
+        return _failed(reply)
+    _json_or(args, reply.body, render_lineage(reply.body))
+    return 0
+
+
+def run_explain(args: argparse.Namespace, target_factory: Any) -> int:
+    query = {k: v for k, v in (("model", args.model), ("since", args.since)) if v}
+    path = f"/v1/explain/{quote(args.request_id, safe='')}" + (f"?{urlencode(query)}" if query else "")
+    reply = target_factory().api("GET", path)
+    if not reply.ok:
+        return _failed(reply)
+    b = reply.body
+    head = f"request {b['request_id']} was answered by {b['model']} version {b['version']}"
+    head += f" ({b['variant']}, {b['time']})"
+    _json_or(args, b, head + "\n" + render_lineage(b["lineage"]))
+    return 0
+
+
+def run_card(args: argparse.Namespace, target_factory: Any) -> int:
+    reply = target_factory().api("GET", f"/v1/models/{args.model}/versions/{args.version}/card")
+    if not reply.ok:
+        return _failed(reply)
+    print(reply.body["markdown"])
+    print(f"(stored at {reply.body['markdown_uri']} and {reply.body['html_uri']})")
+    return 0
+
+
+def run_retire(args: argparse.Namespace, target_factory: Any) -> int:
+    reason = (args.reason or "").strip()
+    if not reason:
+        print("error: --reason must not be empty")
+        return 2
+    reply = target_factory().api("POST", f"/v1/models/{args.model}/versions/{args.version}/retire", {"reason": reason})
+    if not reply.ok:
+        return _failed(reply)
+    b = reply.body
+    print(f"{b['model']} version {b['version']}: {b['status']} ({b['reason']}); {len(b['tagged'])} artifacts tagged")
+    return 0
+
+
+def run_restore(args: argparse.Namespace, target_factory: Any) -> int:
+    reply = target_factory().api(
+        "POST", f"/v1/models/{args.model}/versions/{args.version}/restore", {"reason": args.reason}
+    )
+    if not reply.ok:
+        return _failed(reply)
+    b = reply.body
+    verified = ", ".join(f"{k} {v[:12]}..." for k, v in sorted(b["verified"].items()))
+    print(f"{b['model']} version {b['from_version']} re-verified ({verified}) and registered as version {b['version']}")
+    print(f"status {b['status']}")
+    return 0
