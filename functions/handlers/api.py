@@ -22,10 +22,12 @@ from functions.handlers.routes import governance as governance_routes
 from functions.handlers.routes import health
 from functions.handlers.routes import models as model_routes
 from functions.handlers.routes import releases as release_routes
+from functions.handlers.routes.openapi import add_openapi_route
 from functions.models.errors import StepwiseError
 from functions.observability import logger, metrics, tracer
 
 app = APIGatewayRestResolver(enable_validation=True)
+add_openapi_route(app)  # GET /v1/openapi.json, built on first request from every router included below
 app.include_router(health.router)
 app.include_router(dataset_routes.router)
 app.include_router(model_routes.router)

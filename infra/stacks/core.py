@@ -89,6 +89,7 @@ class StepwiseStack(Stack):
         self.synchronous_only(api_fn)
         self.grant_health_probes(api_fn)
         self.api.add_route("GET", "/v1/health", api_fn)
+        self.api.add_route("GET", "/v1/openapi.json", api_fn)  # functions/handlers/routes/openapi.py
         self.serving = Serving(
             self,
             c.SERVING_ID,
