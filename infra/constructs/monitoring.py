@@ -147,10 +147,15 @@ class Monitoring(Construct):
             iam.PolicyStatement(
                 actions=["s3:ListBucket"],
                 resources=[data.bucket_arn],
-                conditions={"StringLike": {"s3:prefix": [f"{c.PREFIX_CAPTURES}*", f"{c.PREFIX_MONITORING}*"]}},
+                conditions={
+                    "StringLike": {
+                        "s3:prefix": [f"{c.PREFIX_CAPTURES}*", f"{c.PREFIX_MONITORING}*", f"{c.PREFIX_FEEDBACK}*"]
+                    }
+                },
             )
         )
         self._objects(stack, data, c.PREFIX_CAPTURES, ["s3:GetObject"], "reads captured objects")
+        self._objects(stack, data, c.PREFIX_FEEDBACK, ["s3:GetObject"], "reads feedback labels")
         self._objects(stack, data, c.PREFIX_MONITORING, ["s3:GetObject", "s3:PutObject"], "compacted captures")
         self._objects(stack, artifacts, c.PREFIX_MODELS, ["s3:GetObject"], "reads reference profiles")
         self._objects(stack, artifacts, c.PREFIX_DRIFT_REPORTS, ["s3:PutObject"], "writes drift reports")

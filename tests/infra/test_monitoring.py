@@ -58,14 +58,15 @@ def test_monitoring_grants_are_scoped_to_prefixes(resources: dict[str, Any]) -> 
         for s in res["Properties"]["PolicyDocument"]["Statement"]
     ]
     text = json.dumps(statements)
-    for prefix in ("/captures/*", "/monitoring/*", "/models/*", "/reports/drift/*"):
+    for prefix in ("/captures/*", "/feedback/*", "/monitoring/*", "/models/*", "/reports/drift/*"):
         assert prefix in text
-    actions = {a for s in statements for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
+    allowed = [s for s in statements if s.get("Effect", "Allow") == "Allow"]  # governance adds Denies
+    actions = {a for s in allowed for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
     assert "s3:DeleteObject" not in actions and "dynamodb:DeleteItem" not in actions
     assert "states:StartExecution" in actions
     assert all("*" not in a for a in actions)
     listing = next(s for s in statements if s["Action"] == "s3:ListBucket")
-    assert listing["Condition"]["StringLike"]["s3:prefix"] == ["captures/*", "monitoring/*"]
+    assert listing["Condition"]["StringLike"]["s3:prefix"] == ["captures/*", "monitoring/*", "feedback/*"]
 
 
 def test_monitoring_alarms_notify_the_topic(resources: dict[str, Any]) -> None:
