@@ -237,7 +237,9 @@ def read_chunk(
                 present,
             )
         start, end = (0, source.size) if chunk is None else (chunk.start, chunk.end)
-        schema = pa.schema([(c.name, arrow_type(c.type)) for c in contract.columns])
+        schema = pa.schema(
+            [(c.name, pa.string() if c.type == "category" else arrow_type(c.type)) for c in contract.columns]
+        )
         table = pjson.read_json(
             _stream(source, start, end),
             read_options=pjson.ReadOptions(block_size=8 << 20),
