@@ -1,7 +1,8 @@
 """Cross-cutting reliability pieces (issue 9) that belong to no single component:
 
 - a CloudWatch alarm on the depth of every dead-letter queue (a message there is an event that
-  was never processed: someone must look), sent to the monitoring alarm topic;
+  was never processed: someone must look), sent to the monitoring alarm topic: the queues given,
+  and every other SQS queue already in the stack;
 - a retained log group with the stack's retention for CDK's bucket-notification handler, which
   would otherwise log to an implicit /aws/lambda/... group kept forever.
 """
@@ -36,7 +37,8 @@ class Hardening(Construct):
     ) -> None:
         super().__init__(scope, id_)
         self.dlq_alarms: dict[str, cloudwatch.Alarm] = {}
-        for name, queue in dead_letter_queues.items():
+        queues = {**_other_queues(Stack.of(self), dead_letter_queues), **dead_letter_queues}
+        for name, queue in queues.items():
             alarm = cloudwatch.Alarm(
                 self,
                 f"{name}DeadLettersAlarm",
@@ -64,3 +66,16 @@ class Hardening(Construct):
                 self, "BucketNotificationsHandlerLogs", retention=retention, removal_policy=RemovalPolicy.RETAIN
             )
             function.add_property_override("LoggingConfig.LogGroup", log_group.log_group_name)
+
+
+def _other_queues(stack: Stack, named: Mapping[str, sqs.IQueue]) -> dict[str, sqs.IQueue]:
+    """Every other SQS queue already in the stack (all of ours are dead-letter queues), named by
+    the construct that holds it, so a component's new DLQ gets its alarm without a wiring change
+    (tests/infra/test_delivery.py fails for a DLQ made after this construct)."""
+    known = {id(q) for q in named.values()}
+    found: dict[str, sqs.IQueue] = {}
+    for node in stack.node.find_all():
+        if isinstance(node, sqs.Queue) and id(node) not in known and node.node.scope is not None:
+            name = node.node.scope.node.id
+            found[name if name not in named and name not in found else node.node.path.replace("/", "")] = node
+    return found

@@ -2,8 +2,9 @@
 stack, buckets and tables are protected, logs are kept for a bounded time, and captured traffic
 and old reports expire.
 
-Documented exceptions (STATELESS_BY_DESIGN): SNS topics store no messages (delivery is immediate;
-subscriptions live in the template), so deleting one loses no data.
+Documented exceptions: SNS topics store no messages (delivery is immediate; subscriptions live in
+the template), so deleting one loses no data (STATELESS_BY_DESIGN); a bucket with S3 Object Lock
+(the audit archive) keeps noncurrent versions by design, so it needs no noncurrent-expiry rule.
 """
 
 from __future__ import annotations
@@ -71,7 +72,8 @@ def check_data_safety(template: Template) -> list[str]:
         if not props.get("LoggingConfiguration") and not _is_access_log_bucket(template, lid):
             problems.append(f"{lid}: server access logging is off")
         rules = props.get("LifecycleConfiguration", {}).get("Rules", [])
-        if not any(r.get("NoncurrentVersionExpiration") and r.get("Status") == "Enabled" for r in rules):
+        locked = props.get("ObjectLockEnabled") is True  # an audit archive: versions are kept by design
+        if not locked and not any(r.get("NoncurrentVersionExpiration") and r.get("Status") == "Enabled" for r in rules):
             problems.append(f"{lid}: noncurrent versions never expire")
 
     for lid, table in _of_type(template, "AWS::DynamoDB::Table").items():

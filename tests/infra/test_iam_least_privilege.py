@@ -6,7 +6,8 @@ Besides the action sets, every statement is held to:
 - no `Resource: "*"` except for actions AWS documents as having no resource-level permissions
   (RESOURCE_LESS), and then only on a policy whose cdk-nag IAM5 `Resource::*` finding is
   acknowledged with a reason;
-- no wildcard actions (`s3:*`, `dynamodb:Get*`), no NotAction/NotResource, Allow only;
+- no wildcard actions (`s3:*`, `dynamodb:Get*`), no NotAction/NotResource on an Allow (explicit
+  Deny statements only narrow, and are not counted);
 - no S3 object grant on a whole bucket (`<bucket>/*`): object grants name a prefix;
 - no AWS-managed policy, except on CDK's own bucket-notification handler.
 """
@@ -175,6 +176,8 @@ def check_least_privilege(template: Template, acknowledged_star: set[str], paths
         actions: set[str] = set()
         for policy, statement in role_statements(template, role):
             where = f"{function} ({policy})"
+            if statement.get("Effect") == "Deny":
+                continue  # an explicit deny only narrows (e.g. no UpdateItem on AUDIT# items)
             if statement.get("Effect") != "Allow" or "NotAction" in statement or "NotResource" in statement:
                 problems.append(f"{where}: only plain Allow statements are expected: {statement}")
                 continue
