@@ -10,7 +10,7 @@ import gzip
 import json
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from functions.dal.clients import client
 from functions.models.errors import NotFound, StoreUnavailable
@@ -108,6 +108,8 @@ def put_text(bucket: str, key: str, text: str, content_type: str) -> str:
         client("s3").put_object(Bucket=bucket, Key=key, Body=text.encode(), ContentType=content_type)
     except ClientError as exc:
         raise StoreUnavailable(f"write of s3://{bucket}/{key} failed: {_code(exc)}") from exc
+    except BotoCoreError as exc:
+        raise StoreUnavailable(f"write of s3://{bucket}/{key} failed: {type(exc).__name__}") from exc
     return f"s3://{bucket}/{key}"
 
 

@@ -134,10 +134,27 @@ def register_candidate(settings: Settings, state: LifecycleState, clock: Clock =
         if done is not None:
             return done
         try:
-            return commit(settings, plan(settings, state, clock))
+            registered = commit(settings, plan(settings, state, clock))
         except Conflict:
             continue  # another registration took the number (or this run already registered)
+        write_card(settings, registered)
+        return registered
     raise Conflict(f"could not register a version of {model}: too many concurrent registrations")
+
+
+def write_card(settings: Settings, registered: Registered) -> None:
+    """The version's model card beside its artifacts (functions/logic/model_card.py). The card is a
+    view of the records: a failed write is logged and never fails the registration."""
+    from functions.logic import model_card
+    from functions.models.errors import StepwiseError
+    from functions.observability import logger
+
+    if not settings.artifacts_bucket:
+        return
+    try:
+        model_card.write_card(settings, registered.model, registered.version)
+    except StepwiseError:
+        logger.exception("model card of %s v%s not written", registered.model, registered.version)
 
 
 def _already_registered(table: str, model: str, run_id: str) -> Registered | None:

@@ -81,6 +81,7 @@ class Governance(Construct):
         super().__init__(scope, id_)
         stack = scope
         self._routes(stack, api_function)
+        self._registration_cards(stack)
         stack.artifacts.bucket.add_lifecycle_rule(
             id="retired-artifacts-colder",
             tag_filters={c.RETIRED_TAG: "true"},
@@ -184,6 +185,32 @@ class Governance(Construct):
         Aspects.of(stack).add(AppendOnlyAudit(stack.metadata.table))
         CfnOutput(stack, c.OUT_AUDIT_ARCHIVE_BUCKET, value=self.archive.bucket_name)
         CfnOutput(stack, c.OUT_AUDIT_EXPORT_FUNCTION, value=self.export_function.function_name)
+
+    def _registration_cards(self, stack: StepwiseStack) -> None:
+        """Registration writes the version's model card: it reads the lineage (audit events by
+        query, validation report) and writes models/.../card.{md,html}."""
+        found = stack.node.try_find_child(c.REGISTER_FUNCTION_ID)
+        fn = getattr(found, "function", None)
+        if not isinstance(fn, lambda_.Function) or fn.role is None:
+            return
+        fn.add_to_role_policy(
+            iam.PolicyStatement(actions=["dynamodb:Query"], resources=[stack.metadata.table.table_arn])
+        )
+        for bucket_prefix, actions, why in (
+            (c.PREFIX_VALIDATION_REPORTS, ["s3:GetObject", "s3:GetObjectVersion"], "reads validation reports"),
+            (c.PREFIX_MODELS, ["s3:PutObject"], "writes model cards beside the artifacts"),
+        ):
+            fn.add_to_role_policy(
+                iam.PolicyStatement(
+                    actions=actions, resources=[stack.artifacts.bucket.arn_for_objects(f"{bucket_prefix}*")]
+                )
+            )
+            artifacts_arn = _logical_arn(stack, stack.artifacts.bucket)
+            acknowledge(
+                fn.role,
+                f"AwsSolutions::AwsSolutions-IAM5[Resource::{artifacts_arn}/{bucket_prefix}*]",
+                f"Registration {why} under {bucket_prefix} only.",
+            )
 
     def _routes(self, stack: StepwiseStack, fn: lambda_.Function) -> None:
         """Lineage and explain read captures, reports and model artifacts; retire tags artifacts and

@@ -1,0 +1,74 @@
+"""The audit export on moto: one day's events as Parquet in an Object Lock (governance) bucket."""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, date, datetime
+
+import boto3
+import pyarrow.parquet as pq
+import pytest
+from botocore.exceptions import ClientError
+
+from functions.dal import audit as audit_dal
+from functions.handlers import audit_export
+from functions.models.audit import AuditEvent, model_target
+from functions.models.settings import get_settings
+from infra import constants as c
+from tests.integration.approval_support import Context
+from tests.integration.conftest import Stores
+
+ARCHIVE = "stepwise-audit-archive"
+DAY = date(2026, 4, 2)
+
+
+@pytest.fixture
+def archive(stores: Stores, monkeypatch: pytest.MonkeyPatch) -> str:
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket=ARCHIVE, ObjectLockEnabledForBucket=True)
+    s3.put_object_lock_configuration(
+        Bucket=ARCHIVE,
+        ObjectLockConfiguration={
+            "ObjectLockEnabled": "Enabled",
+            "Rule": {"DefaultRetention": {"Mode": "GOVERNANCE", "Days": 30}},
+        },
+    )
+    monkeypatch.setenv(c.ENV_AUDIT_ARCHIVE_BUCKET, ARCHIVE)
+    get_settings.cache_clear()
+    return ARCHIVE
+
+
+def _event(action: str, hour: int, day: int = 2) -> AuditEvent:
+    return AuditEvent(
+        who="alice", action=action, target=model_target("m"), version=1, time=datetime(2026, 4, day, hour, tzinfo=UTC)
+    )
+
+
+def test_audit_export_writes_the_day_as_parquet_under_object_lock(stores: Stores, archive: str) -> None:
+    # Given events on the day, the day before and the day after
+    for e in (
+        _event("version.register", 1),
+        _event("version.approve", 23),
+        _event("x.before", 23, 1),
+        _event("x.after", 0, 3),
+    ):
+        audit_dal.record(stores.metadata_table, e)
+    # When the export Lambda runs for that day
+    result = audit_export.lambda_handler({"day": DAY.isoformat()}, Context())
+    # Then the day's events (only) are in one Parquet object under audit/dt=<day>/, in time order
+    assert result["events"] == 2 and result["key"].startswith(f"audit/dt={DAY.isoformat()}/")
+    s3 = boto3.client("s3")
+    body = s3.get_object(Bucket=archive, Key=result["key"])["Body"].read()
+    table = pq.read_table(io.BytesIO(body))
+    assert table.column("action").to_pylist() == ["version.register", "version.approve"]
+    assert table.column("who").to_pylist() == ["alice", "alice"] and table.column("version").to_pylist() == [1, 1]
+    # And the object is locked in governance mode: deleting its version without bypass fails
+    head = s3.head_object(Bucket=archive, Key=result["key"], VersionId=result["version_id"])
+    assert head["ObjectLockMode"] == "GOVERNANCE" and head["ObjectLockRetainUntilDate"] > datetime.now(UTC)
+    with pytest.raises(ClientError):
+        s3.delete_object(Bucket=archive, Key=result["key"], VersionId=result["version_id"])
+
+
+def test_audit_export_on_schedule_exports_yesterday(stores: Stores, archive: str) -> None:
+    result = audit_export.lambda_handler({}, Context())
+    assert result["events"] == 0 and result["day"] < datetime.now(UTC).date().isoformat()
