@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from stepwise.demo_release import DEMO_CONTEXT
 from stepwise.local.session import LocalSession
 from stepwise.target import Target
 
@@ -51,12 +52,14 @@ def foundation_steps() -> list[Step]:
 def all_steps(workdir: Path) -> list[Step]:
     from stepwise.demo_data import data_steps
     from stepwise.demo_lifecycle import SPEC_NAME, lifecycle_steps, spec_steps
+    from stepwise.demo_release import release_steps
 
     return [
         *foundation_steps(),
         *spec_steps(),  # before the data: the contract names the spec, so a good upload trains
         *data_steps(workdir / "data", training_spec=SPEC_NAME),
         *lifecycle_steps(),
+        *release_steps(),
     ]
 
 
@@ -68,7 +71,7 @@ def run_demo(port: int = 0, serve: bool = False, steps: list[Step] | None = None
     started = time.perf_counter()
     print(f"[1/{total}] synthesize the CDK app and deploy its template into a local cloud (moto)", flush=True)
     t0 = time.perf_counter()
-    session = LocalSession(port=port, aws_port=(port + 1) if serve and port else None, context={})
+    session = LocalSession(port=port, aws_port=(port + 1) if serve and port else None, context=dict(DEMO_CONTEXT))
     try:
         target = session.start()
     except Exception as exc:

@@ -79,6 +79,7 @@ class LocalCloud:
         self._mock = mock_aws(config=MOTO_CONFIG)  # type: ignore[call-overload]
         self.assembly: Assembly | None = None
         self.deployment: Deployment | None = None
+        self._mock_started = False
 
     # -- lifecycle -----------------------------------------------------------------------
     def start(self) -> Deployment:
@@ -87,6 +88,7 @@ class LocalCloud:
         context = {"aws:cdk:disable-asset-staging": True, **self.context}
         self.assembly = synthesize(self.outdir, context, self.app_module)
         self._mock.start()
+        self._mock_started = True
         self.router.install()
         emulated.register()
         # moto asks Docker where its server is, for custom resources' cfn-response URL; the
@@ -104,7 +106,19 @@ class LocalCloud:
             raise
         return self.deployment
 
+    def shutdown_functions(self, name_contains: str = "") -> list[str]:
+        """Recycle execution environments (Lambda's SHUTDOWN phase: exit hooks run, buffers flush)."""
+        done = []
+        for name, runtime in self.router.functions.items():
+            if name_contains in name:
+                runtime.shutdown()
+                done.append(name)
+        return done
+
     def stop(self) -> None:
+        with contextlib.suppress(Exception):  # flush what handlers buffered while moto still answers
+            if self._mock_started:
+                self.shutdown_functions()
         self.router.uninstall()
         if hasattr(self, "_server_host"):
             moto_settings.moto_server_host = self._server_host

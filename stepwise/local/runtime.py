@@ -8,6 +8,7 @@ that invokes another function synchronously runs it nested on the same thread.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import importlib
 import io
@@ -96,6 +97,7 @@ class FunctionRuntime:
     invocations: int = 0
     errors: int = 0
     _modules: dict[str, ModuleType] = field(default_factory=dict)
+    shutdown_hooks: list[tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]] = field(default_factory=list)
     _packages: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
@@ -136,9 +138,19 @@ class FunctionRuntime:
             sink.write(f"{cat.__name__}: {msg}\n")
 
         warnings.showwarning = to_log  # type: ignore[assignment]
+        # Exit hooks a handler registers run at this environment's SHUTDOWN (see shutdown()),
+        # while the local cloud still answers, not when this whole process exits.
+        real_register = atexit.register
+
+        def register_shutdown(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Callable[..., Any]:
+            self.shutdown_hooks.append((func, args, kwargs))
+            return func
+
+        atexit.register = register_shutdown  # type: ignore[assignment]
         try:
             yield
         finally:
+            atexit.register = real_register
             warnings_context.__exit__(None, None, None)
             _CURRENT.sink = None
             sink.close()
@@ -152,6 +164,16 @@ class FunctionRuntime:
         module_name, _, attr = self.handler.rpartition(".")
         module = importlib.import_module(module_name)
         return getattr(module, attr)  # type: ignore[no-any-return]
+
+    def shutdown(self) -> None:
+        """Lambda's SHUTDOWN phase for this execution environment: run its exit hooks (e.g. the
+        inference function's capture flush). The next invocation starts a fresh environment."""
+        with _LOCK, self._execution_environment():
+            hooks, self.shutdown_hooks = list(self.shutdown_hooks), []
+            for func, args, kwargs in hooks:
+                with contextlib.suppress(Exception):
+                    func(*args, **kwargs)
+        self._modules = {}
 
     def invoke(self, event: Any) -> tuple[Any, str | None]:
         """Run the handler: (result, None) or (error payload, "Unhandled") as Lambda reports it."""

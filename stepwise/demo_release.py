@@ -1,0 +1,92 @@
+"""Demo steps for approval, release and serving: a named operator approves the waiting version,
+the workflow releases it, and a few hundred predictions go to it over HTTP.
+
+Four-eyes is relaxed for the demo (the local cloud is deployed with `stepwise:four_eyes=false`):
+on AWS the identity that started a run may never approve it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from typing import Any
+
+from functions.models.approvals import approval_id
+from stepwise.commands.models import render_models
+from stepwise.commands.predict import predict_all
+from stepwise.commands.release import render_approvals
+from stepwise.demo_lifecycle import MODEL
+
+OPERATOR = "demo-operator"
+RELEASE_WAIT_SECONDS = 120.0
+DEMO_CONTEXT = {"stepwise:four_eyes": False}
+
+
+def _failure(message: str) -> Exception:
+    from stepwise.demo import DemoFailure
+
+    return DemoFailure(message)
+
+
+def step_approve(ctx: Any) -> None:
+    version = ctx.state["lifecycle_version"]
+    pending = ctx.target.api("GET", "/v1/approvals")
+    if not pending.ok:
+        raise _failure(f"GET /v1/approvals answered HTTP {pending.status}: {pending.body}")
+    ctx.say(render_approvals(pending.body))
+    ctx.say(f"four-eyes is relaxed for this demo; on AWS the run's starter may not approve it ({OPERATOR} approves)")
+    reason = "demo: gates passed, holdout accuracy above 0.85"
+    reply = ctx.target.api(
+        "POST", f"/v1/approvals/{approval_id(MODEL, version)}/approve", {"reason": reason}, identity=OPERATOR
+    )
+    if not reply.ok:
+        raise _failure(f"approve answered HTTP {reply.status}: {reply.body}")
+    decision = reply.body.get("decision") or {}
+    ctx.say(f"POST /v1/approvals/{approval_id(MODEL, version)}/approve as {OPERATOR} -> {reply.body.get('status')}")
+    ctx.say(f"  recorded: by {decision.get('who')}, reason {decision.get('reason')!r}")
+
+
+def step_released(ctx: Any) -> None:
+    version = ctx.state["lifecycle_version"]
+    deadline = time.monotonic() + RELEASE_WAIT_SECONDS
+    while True:
+        reply = ctx.target.api("GET", "/v1/models")
+        models = reply.body.get("models", []) if reply.ok and isinstance(reply.body, dict) else []
+        record = next((m for m in models if m.get("name") == MODEL), None)
+        if record and record.get("production_version") == version:
+            break
+        if time.monotonic() > deadline:
+            raise _failure(f"{MODEL} v{version} did not reach production within {RELEASE_WAIT_SECONDS:.0f} s")
+        time.sleep(0.5)
+    ctx.say(render_models(reply.body))
+
+
+def step_predict(ctx: Any) -> None:
+    from stepwise.demo_data import wine_table
+
+    table = wine_table()
+    features = [c for c in table.column_names if c not in ("id", "label")]
+    rows = table.select(features).to_pylist()
+    labels = table.column("label").to_pylist()
+    rows = (rows * 2)[:300]
+    results: list[dict[str, Any]] = []
+    for start in range(0, len(rows), 10):  # 30 HTTP requests of 10 rows
+        batch, failed = predict_all(ctx.target, MODEL, rows[start : start + 10], 10, None)
+        if failed is not None:
+            raise _failure(f"predict answered HTTP {failed.status}: {failed.body}")
+        results += batch
+    versions = Counter(r["version"] for r in results)
+    correct = sum(str(r["prediction"]) == str(labels[i % len(labels)]) for i, r in enumerate(results))
+    ctx.state["request_ids"] = sorted({r["request_id"] for r in results})
+    ctx.say(f"{len(results)} rows in 30 POST /v1/models/{MODEL}/predict calls; answered by versions {dict(versions)}")
+    ctx.say(f"{correct}/{len(results)} predictions match the known cultivar; every reply names its version")
+    if set(versions) != {ctx.state["lifecycle_version"]}:
+        raise _failure(f"expected only v{ctx.state['lifecycle_version']} to answer, got {dict(versions)}")
+
+
+def release_steps() -> list[tuple[str, Any]]:
+    return [
+        (f"approve {MODEL} as {OPERATOR} over HTTPS (task token resumes the workflow)", step_approve),
+        ("the workflow releases it: stepwise models", step_released),
+        ("send 300 predictions over HTTP to the local API", step_predict),
+    ]
