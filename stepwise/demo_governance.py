@@ -1,0 +1,84 @@
+"""Demo steps of governance: the production version's lineage and audit trail, then the retirement
+of an older (archived or rejected) version; retiring the production version is refused (409).
+
+    steps = [..., *lifecycle_steps(), <approval and release steps>, *governance_steps()]
+
+Runs after a version of the demo model reached PRODUCTION. With no older version to retire (one
+upload, one version), the retire step says so and shows the 409 for production only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stepwise.commands.governance import render_audit, render_lineage
+from stepwise.demo_lifecycle import MODEL
+
+RETIRABLE = ("ARCHIVED", "REJECTED", "ROLLED_BACK", "APPROVED")
+
+
+def _failure(message: str) -> Exception:
+    from stepwise.demo import DemoFailure
+
+    return DemoFailure(message)
+
+
+def _production(ctx: Any) -> int:
+    reply = ctx.target.api("GET", "/v1/models")
+    models = reply.body.get("models", []) if reply.ok else []
+    model = next((m for m in models if m["name"] == MODEL), None)
+    if model is None or model.get("production_version") is None:
+        raise _failure(f"{MODEL} has no production version (HTTP {reply.status})")
+    return int(model["production_version"])
+
+
+def step_lineage(ctx: Any) -> None:
+    version = _production(ctx)
+    reply = ctx.target.api("GET", f"/v1/models/{MODEL}/versions/{version}/lineage")
+    if not reply.ok:
+        raise _failure(f"lineage answered HTTP {reply.status}: {reply.body}")
+    ctx.say(f"stepwise lineage {MODEL} {version}")
+    ctx.say(render_lineage(reply.body))
+    if reply.body.get("missing"):
+        raise _failure(f"unresolved lineage links: {reply.body['missing']}")
+
+
+def step_audit(ctx: Any) -> None:
+    reply = ctx.target.api("GET", f"/v1/audit?model={MODEL}")
+    if not reply.ok:
+        raise _failure(f"audit answered HTTP {reply.status}: {reply.body}")
+    ctx.say(f"stepwise audit {MODEL}")
+    ctx.say(render_audit(reply.body))
+
+
+def step_retire(ctx: Any) -> None:
+    production = _production(ctx)
+    refused = ctx.target.api(
+        "POST", f"/v1/models/{MODEL}/versions/{production}/retire", {"reason": "demo: try production"}
+    )
+    if refused.status != 409:
+        raise _failure(f"retiring the production version answered HTTP {refused.status}, not 409")
+    ctx.say(f"retire {MODEL} {production} (production) -> 409: {refused.body.get('message')}")
+    versions = ctx.target.api("GET", f"/v1/models/{MODEL}/versions").body.get("versions", [])
+    older = [v for v in versions if v["version"] != production and v["status"] in RETIRABLE]
+    if not older:
+        ctx.say("no older (archived or rejected) version to retire in this run")
+        return
+    victim = older[0]["version"]
+    reply = ctx.target.api(
+        "POST", f"/v1/models/{MODEL}/versions/{victim}/retire", {"reason": "demo: superseded by production"}
+    )
+    if not reply.ok:
+        raise _failure(f"retire answered HTTP {reply.status}: {reply.body}")
+    ctx.say(
+        f"retire {MODEL} {victim} -> {reply.body['status']}; {len(reply.body['tagged'])} artifacts tagged for the "
+        f"colder storage class; card {reply.body['card_uri']}"
+    )
+
+
+def governance_steps() -> list[tuple[str, Any]]:
+    return [
+        (f"stepwise lineage {MODEL} (the production version, down to the uploaded object)", step_lineage),
+        (f"stepwise audit {MODEL}: every action in order, with identities", step_audit),
+        ("stepwise retire: production refused (409), an older version retired", step_retire),
+    ]

@@ -1,0 +1,124 @@
+"""Governance on the local cloud (the real template): after spec, contract, the demo's wine upload,
+approval and a prediction, the audit trail lists the actions in order with identities, lineage
+resolves down to the uploaded object's version id and sha256, explain works from the prediction's
+request id, retiring production is a 409 and retiring a rejected version works."""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stepwise.cli import main
+from stepwise.commands.data import put_contract, upload
+from stepwise.demo_data import write_demo_files
+from stepwise.demo_lifecycle import MODEL, SPEC_NAME, wine_spec
+from stepwise.local.session import LocalSession
+from stepwise.target import Target
+from tests.e2e.test_lifecycle_e2e import wait_for
+
+pytestmark = pytest.mark.slow
+
+
+def _status(local: Target, version: int) -> str:
+    reply = local.api("GET", f"/v1/models/{MODEL}/versions/{version}")
+    return str(reply.body.get("status", "")) if reply.ok else ""
+
+
+def _pending(local: Target, version: int) -> bool:
+    return any(a["version"] == version for a in local.api("GET", "/v1/approvals").body.get("approvals", []))
+
+
+def _flush_captures(session: LocalSession) -> None:
+    """The inference function's buffer, flushed as its runtime's shutdown would."""
+    (runtime,) = [
+        fn
+        for fn in session.cloud.router.functions.values()  # type: ignore[attr-defined]
+        if fn.handler == "functions.handlers.predict.lambda_handler"
+    ]
+    with runtime._execution_environment():
+        sys.modules["functions.handlers.predict"]._flush_on_exit()
+
+
+def test_governance_audit_lineage_explain_retire(
+    local: Target, local_session: LocalSession, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    endpoint = ["--endpoint", local_session.api.url] if local_session.api else []
+    # Given the spec, the wine contract naming it, and the demo's good wine file uploaded
+    assert local.api("PUT", f"/v1/specs/{SPEC_NAME}", wine_spec()).status == 201
+    files = write_demo_files(tmp_path, training_spec=SPEC_NAME)
+    put_contract(local, files.dataset, files.contract)
+    uploaded = upload(local, files.good, files.dataset, timeout=120)
+    assert uploaded.passed and uploaded.version is not None, uploaded.report
+    # When version 1 waits for approval and alice approves it
+    wait_for(lambda: _pending(local, 1))
+    reply = local.api("POST", f"/v1/approvals/{MODEL}-1/approve", {"reason": "gates pass"}, identity="alice")
+    assert reply.status == 200, reply.body
+    wait_for(lambda: _status(local, 1) == "PRODUCTION")
+    # And a prediction is served
+    row = {k: v for k, v in _first_row(files.good).items() if k not in ("id", "label")}
+    predicted = local.api("POST", f"/v1/models/{MODEL}/predict", {"instances": [row], "request_id": "gov-req-1"})
+    assert predicted.status == 200 and predicted.body["version"] == 1, predicted.body
+    _flush_captures(local_session)
+
+    # Then the audit trail lists the actions in order, each with an identity
+    reply = local.api("GET", f"/v1/audit?model={MODEL}")
+    assert reply.ok, reply.body
+    events = reply.body["events"]
+    actions = [e["action"] for e in events]
+    assert all(e["who"] for e in events)
+    order = ["version.register", "approval.request", "version.approve", "approval.decide", "version.promote"]
+    assert [a for a in actions if a in order] == order, actions
+    decided = next(e for e in events if e["action"] == "approval.decide")
+    assert decided["who"].endswith("user/alice") and decided["reason"] == "gates pass"
+    assert next(e for e in events if e["action"] == "version.register")["who"].startswith("workflow:")
+    assert main([*endpoint, "audit", MODEL]) == 0
+    assert "approval.decide" in capsys.readouterr().out
+    datasets = local.api("GET", "/v1/audit?target=dataset/wine").body["events"]
+    assert [e["action"] for e in datasets] == ["dataset.version.create"]
+
+    # And lineage resolves every link down to the uploaded object's version id and sha256
+    lineage = local.api("GET", f"/v1/models/{MODEL}/versions/1/lineage").body
+    assert lineage["missing"] == [], lineage["missing"]
+    ds = lineage["dataset"]
+    assert ds["source_version_id"] == uploaded.version_id and ds["source_version_id"]
+    assert ds["sha256"] == hashlib.sha256(files.good.read_bytes()).hexdigest()
+    assert ds["version_id"] and ds["report_verdict"] == "passed"
+    assert lineage["run"]["execution_arn"] and lineage["run"]["seed"] == 7
+    assert lineage["approval"]["who"].endswith("user/alice")
+    assert lineage["production_periods"][0]["promoted_by"]
+    assert main([*endpoint, "lineage", MODEL, "1"]) == 0
+    assert ds["sha256"] in capsys.readouterr().out
+
+    # And explain finds the version from the prediction's request id
+    explained = local.api("GET", f"/v1/explain/{predicted.body['request_id']}").body
+    assert (explained["model"], explained["version"]) == (MODEL, 1), explained
+    assert main([*endpoint, "explain", predicted.body["request_id"]]) == 0
+    assert f"answered by {MODEL} version 1" in capsys.readouterr().out
+
+    # When production is retired: 409 and nothing changes
+    before = local.api("GET", "/v1/models").body
+    reply = local.api("POST", f"/v1/models/{MODEL}/versions/1/retire", {"reason": "old"}, identity="bob")
+    assert reply.status == 409, reply.body
+    assert local.api("GET", "/v1/models").body == before and _status(local, 1) == "PRODUCTION"
+
+    # When a second upload trains version 2 and bob rejects it, then it is retired: RETIRED
+    second = tmp_path / "wine-again.parquet"
+    second.write_bytes(files.good.read_bytes())
+    assert upload(local, second, files.dataset, timeout=120).passed
+    wait_for(lambda: _pending(local, 2))
+    assert local.api("POST", f"/v1/approvals/{MODEL}-2/reject", {"reason": "no"}, identity="bob").ok
+    assert main([*endpoint, "--as", "bob", "retire", MODEL, "2", "--reason", "rejected, never served"]) == 0
+    assert "RETIRED" in capsys.readouterr().out and _status(local, 2) == "RETIRED"
+    assert local.api("GET", "/v1/models").body["models"][0]["production_version"] == 1
+    card = local.api("GET", f"/v1/models/{MODEL}/versions/2/card").body
+    assert "RETIRED" in card["markdown"]
+
+
+def _first_row(path: Path) -> dict[str, Any]:
+    import pyarrow.parquet as pq
+
+    return pq.read_table(path).slice(0, 1).to_pylist()[0]  # type: ignore[no-any-return]
