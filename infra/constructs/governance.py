@@ -5,8 +5,9 @@ guard that keeps audit items append-only.
 Audit items stay in the metadata table (pk=AUDIT#<target>), written in the same transaction as the
 change they record. No function may update or delete them: an explicit Deny of UpdateItem,
 DeleteItem and BatchWriteItem on items whose partition key starts with AUDIT# is attached to every
-role in the stack (an Aspect, so roles added later are covered too). An explicit Deny overrides any
-Allow, including table-wide UpdateItem grants other components need for their own items.
+role in the stack through one customer-managed policy (`AppendOnlyAudit`, attached by an Aspect, so
+roles added later are covered too). An explicit Deny overrides any Allow, including table-wide
+UpdateItem grants other components need for their own items; the roles' own policies stay Allow-only.
 """
 
 from __future__ import annotations
@@ -55,14 +56,14 @@ def audit_deny_statement(table: dynamodb.ITable) -> iam.PolicyStatement:
 
 @jsii.implements(IAspect)
 class AppendOnlyAudit:
-    """Every IAM role in scope gets the explicit Deny on audit items."""
+    """Every IAM role in scope is attached to the customer-managed policy holding the Deny."""
 
-    def __init__(self, table: dynamodb.ITable) -> None:
-        self.table = table
+    def __init__(self, policy: iam.ManagedPolicy) -> None:
+        self.policy = policy
 
     def visit(self, node: IConstruct) -> None:
         if isinstance(node, iam.Role):
-            node.add_to_principal_policy(audit_deny_statement(self.table))
+            self.policy.attach_to_role(node)
 
 
 class Governance(Construct):
@@ -182,7 +183,14 @@ class Governance(Construct):
             "Serverless::Serverless-LambdaDLQ",
             "Failed asynchronous invocations go to the SQS on-failure destination (EventInvokeConfig).",
         )
-        Aspects.of(stack).add(AppendOnlyAudit(stack.metadata.table))
+        # one customer-managed policy with the Deny, attached to every role (the grants stay Allow-only)
+        self.append_only_audit = iam.ManagedPolicy(
+            self,
+            "AppendOnlyAudit",
+            description="Audit events are append-only: no UpdateItem/DeleteItem/BatchWriteItem on AUDIT# items",
+            statements=[audit_deny_statement(stack.metadata.table)],
+        )
+        Aspects.of(stack).add(AppendOnlyAudit(self.append_only_audit))
         CfnOutput(stack, c.OUT_AUDIT_ARCHIVE_BUCKET, value=self.archive.bucket_name)
         CfnOutput(stack, c.OUT_AUDIT_EXPORT_FUNCTION, value=self.export_function.function_name)
 
@@ -197,7 +205,7 @@ class Governance(Construct):
             iam.PolicyStatement(actions=["dynamodb:Query"], resources=[stack.metadata.table.table_arn])
         )
         for bucket_prefix, actions, why in (
-            (c.PREFIX_VALIDATION_REPORTS, ["s3:GetObject", "s3:GetObjectVersion"], "reads validation reports"),
+            (c.PREFIX_VALIDATION_REPORTS, ["s3:GetObject"], "reads validation reports"),
             (c.PREFIX_MODELS, ["s3:PutObject"], "writes model cards beside the artifacts"),
         ):
             fn.add_to_role_policy(
@@ -225,16 +233,11 @@ class Governance(Construct):
         )
         grants = (
             (data, c.PREFIX_CAPTURES, ["s3:GetObject"], "reads capture lines to find a request id (explain)"),
-            (
-                artifacts,
-                c.PREFIX_VALIDATION_REPORTS,
-                ["s3:GetObject", "s3:GetObjectVersion"],
-                "reads validation reports",
-            ),
+            (artifacts, c.PREFIX_VALIDATION_REPORTS, ["s3:GetObject"], "reads validation reports"),
             (
                 artifacts,
                 c.PREFIX_MODELS,
-                ["s3:GetObject", "s3:PutObject", "s3:PutObjectTagging", "s3:GetObjectTagging"],
+                ["s3:GetObject", "s3:PutObject", "s3:PutObjectTagging"],
                 "verifies artifacts, writes model cards, tags retired artifacts",
             ),
         )

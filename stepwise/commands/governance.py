@@ -11,7 +11,9 @@ stepwise retire MODEL VERSION --reason "..."  take a non-serving version out of 
 stepwise restore MODEL VERSION [--reason ...] re-verify a retired version's artifacts and register
                                               them again as a new version
 stepwise reproduce MODEL VERSION [--json]     retrain from the recorded dataset version, spec and
-                                              seed; are the holdout predictions identical?
+                                              seed (in this process, with the train step's logic,
+                                              against the target's stores); are the holdout
+                                              predictions identical? (exit 3 when not)
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from stepwise.output import table
-from stepwise.target import ApiReply
+from stepwise.target import ApiReply, Target
 
 
 def register(sub: Any) -> None:
@@ -62,6 +64,12 @@ def register(sub: Any) -> None:
     restore.add_argument("version", type=int)
     restore.add_argument("--reason", default="")
     restore.set_defaults(func=run_restore)
+
+    reproduce = sub.add_parser("reproduce", help="retrain a version from its records; identical holdout predictions?")
+    reproduce.add_argument("model")
+    reproduce.add_argument("version", type=int)
+    reproduce.add_argument("--json", action="store_true")
+    reproduce.set_defaults(func=run_reproduce)
 
 
 def _failed(reply: ApiReply) -> int:
@@ -209,3 +217,65 @@ def run_restore(args: argparse.Namespace, target_factory: Any) -> int:
     print(f"{b['model']} version {b['from_version']} re-verified ({verified}) and registered as version {b['version']}")
     print(f"status {b['status']}")
     return 0
+
+
+def stack_settings(target: Target) -> Any:
+    """The functions' settings for this target, from its stack outputs (reproduce runs the train
+    step's logic in this process, against the target's stores)."""
+    from functions.models.settings import Settings
+    from infra import constants as c
+
+    return Settings(
+        data_bucket=target.output(c.OUT_DATA_BUCKET),
+        artifacts_bucket=target.output(c.OUT_ARTIFACTS_BUCKET),
+        registry_table=target.output(c.OUT_REGISTRY_TABLE),
+        metadata_table=target.output(c.OUT_METADATA_TABLE),
+    )
+
+
+def _point_boto3_at(target: Target) -> None:
+    """A local cloud served over HTTP: the functions' boto3 clients talk to its moto endpoint."""
+    import os
+
+    from functions.dal.clients import client
+    from stepwise.target import local_credentials
+
+    if target.local and target.aws_endpoint and not target.in_process:
+        creds = local_credentials(target.identity)
+        os.environ.update(
+            AWS_ENDPOINT_URL=target.aws_endpoint,
+            AWS_ACCESS_KEY_ID=creds.access_key,
+            AWS_SECRET_ACCESS_KEY=creds.secret_key,
+            AWS_DEFAULT_REGION=target.region,
+        )
+    os.environ.setdefault("AWS_DEFAULT_REGION", target.region)
+    client.cache_clear()
+
+
+def render_reproduce(r: dict[str, Any]) -> str:
+    verdict = "IDENTICAL" if r["identical"] else "DIFFERENT"
+    return "\n".join(
+        [
+            f"{r['model']} version {r['version']}: holdout predictions {verdict} ({r['holdout_rows']} rows, "
+            f"{r['label_mismatches']} label mismatches, max abs diff {r['max_abs_diff']:.3g})",
+            f"  retrained from {r['dataset']}@{r['dataset_version']} (sha256 {r['data_sha256']}), "
+            f"spec {r['spec_name']} v{r['spec_version']}, seed {r['seed']}",
+            f"  recorded code version {r['code_version'] or '-'}",
+        ]
+    )
+
+
+def run_reproduce(args: argparse.Namespace, target_factory: Any) -> int:
+    from functions.logic.reproduce import reproduce
+    from functions.models.errors import StepwiseError
+
+    target = target_factory()
+    _point_boto3_at(target)
+    try:
+        result = reproduce(stack_settings(target), args.model, args.version)
+    except StepwiseError as exc:
+        print(f"error: {type(exc).__name__}: {exc.message}")
+        return 1
+    body = result.model_dump(mode="json")
+    _json_or(args, body, render_reproduce(body))
+    return 0 if result.identical else 3

@@ -35,6 +35,10 @@ def _statements_by_role(resources: dict[str, Any]) -> dict[str, list[dict[str, A
         statements = policy["Properties"]["PolicyDocument"]["Statement"]
         for role in policy["Properties"].get("Roles", []):
             by_role.setdefault(role["Ref"], []).extend(statements)
+    for managed in _of_type(resources, "AWS::IAM::ManagedPolicy").values():
+        statements = managed["Properties"]["PolicyDocument"]["Statement"]
+        for role in managed["Properties"].get("Roles", []):
+            by_role.setdefault(role["Ref"], []).extend(statements)
     for logical_id, role in _of_type(resources, "AWS::IAM::Role").items():
         for inline in role["Properties"].get("Policies", []):
             by_role[logical_id].extend(inline["PolicyDocument"]["Statement"])
