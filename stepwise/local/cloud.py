@@ -320,17 +320,29 @@ class LocalCloud:
         try:
             self._create_executing(executing, machine)
         except InvalidDefinition as exc:
+            # Functions that would start it see it unset, so they take their in-process path.
+            blanked = self._unset_env_values(arn)
             self.deployment.emulated.append(
                 Emulation(
                     logical_id,
                     "AWS::StepFunctions::StateMachine",
-                    f"deployed, but moto's interpreter cannot execute it: {exc.message}",
+                    f"deployed, but moto's interpreter cannot execute it ({exc.message[:120]}); "
+                    f"unset for the functions that would start it: {', '.join(blanked) or 'none'}",
                 )
             )
             return
         self.deployment.emulated.append(
             Emulation(logical_id, "AWS::StepFunctions::StateMachine", "re-created in moto's executing backend")
         )
+
+    def _unset_env_values(self, value: str) -> list[str]:
+        changed = []
+        for runtime in self.router.functions.values():
+            for key, current in list(runtime.environment.items()):
+                if current == value:
+                    runtime.environment[key] = ""
+                    changed.append(f"{key} of {runtime.name}")
+        return changed
 
     @staticmethod
     def _create_executing(executing: Any, machine: Any) -> None:
