@@ -101,5 +101,6 @@ AUDIT_EXPORT_FUNCTION_ID = "AuditExportFunction"
 OUT_AUDIT_ARCHIVE_BUCKET = "AuditArchiveBucketName"
 OUT_AUDIT_EXPORT_FUNCTION = "AuditExportFunctionName"
 ENV_AUDIT_ARCHIVE_BUCKET = "STEPWISE_AUDIT_ARCHIVE_BUCKET"
+ENV_AUDIT_EXPORT_FUNCTION = "STEPWISE_AUDIT_EXPORT_FUNCTION"
 PREFIX_AUDIT_EXPORT = "audit/"  # audit archive bucket (Object Lock, governance mode): Parquet per day
 RETIRED_TAG = "stepwise-retired"  # artifacts tagged "true" move to a colder class (lifecycle rule)

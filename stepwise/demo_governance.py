@@ -1,5 +1,6 @@
 """Demo steps of governance: the production version's lineage and audit trail, then the retirement
-of an older (archived or rejected) version; retiring the production version is refused (409).
+of an older (archived or rejected) version (retiring the production version is refused: 409), and
+the reproducibility check of the retired version (or of production when nothing was retired).
 
     steps = [..., *lifecycle_steps(), <approval and release steps>, *governance_steps()]
 
@@ -74,6 +75,20 @@ def step_retire(ctx: Any) -> None:
         f"retire {MODEL} {victim} -> {reply.body['status']}; {len(reply.body['tagged'])} artifacts tagged for the "
         f"colder storage class; card {reply.body['card_uri']}"
     )
+    ctx.state["retired_version"] = victim
+
+
+def step_reproduce(ctx: Any) -> None:
+    """The retired version retrained from its records, in this process (the demo's local cloud)."""
+    from functions.logic.reproduce import reproduce
+    from stepwise.commands.governance import render_reproduce, stack_settings
+
+    version = ctx.state.get("retired_version") or _production(ctx)
+    result = reproduce(stack_settings(ctx.target), MODEL, version)
+    ctx.say(f"stepwise reproduce {MODEL} {version}")
+    ctx.say(render_reproduce(result.model_dump(mode="json")))
+    if not result.identical:
+        raise _failure(f"{MODEL} v{version} did not reproduce")
 
 
 def governance_steps() -> list[tuple[str, Any]]:
@@ -81,4 +96,5 @@ def governance_steps() -> list[tuple[str, Any]]:
         (f"stepwise lineage {MODEL} (the production version, down to the uploaded object)", step_lineage),
         (f"stepwise audit {MODEL}: every action in order, with identities", step_audit),
         ("stepwise retire: production refused (409), an older version retired", step_retire),
+        ("stepwise reproduce: the retired version retrained from its records, identical predictions", step_reproduce),
     ]

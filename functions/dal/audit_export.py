@@ -4,6 +4,8 @@ bucket's default retention locks every object version written here."""
 from __future__ import annotations
 
 import hashlib
+import json
+from typing import Any
 
 from botocore.exceptions import ClientError
 
@@ -26,3 +28,18 @@ def put_parquet(bucket: str, key: str, body: bytes) -> str:
     except ClientError as exc:
         raise StoreUnavailable(f"audit export write failed: {exc.response['Error']['Code']}") from exc
     return str(reply.get("VersionId") or "")
+
+
+def invoke_export(function_name: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """Run the export function synchronously (the on-demand route); its result."""
+    try:
+        reply = client("lambda").invoke(
+            FunctionName=function_name, InvocationType="RequestResponse", Payload=json.dumps(payload).encode()
+        )
+    except ClientError as exc:
+        raise StoreUnavailable(f"audit export invoke failed: {exc.response['Error']['Code']}") from exc
+    body = json.loads(reply["Payload"].read() or b"null")
+    if reply.get("FunctionError") or not isinstance(body, dict):
+        message = body.get("errorMessage", "") if isinstance(body, dict) else ""
+        raise StoreUnavailable(f"audit export failed: {message or reply.get('FunctionError')}")
+    return body

@@ -6,8 +6,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from functions.dal import audit as audit_dal
+from functions.dal import audit_export as export_dal
 from functions.models.audit import AuditEvent, model_target
 from functions.models.errors import InvalidInput
+from functions.models.lineage import ExportDay, Exported
 from functions.models.settings import Settings
 
 MAX_EVENTS = 1000
@@ -42,3 +44,11 @@ def audit_events(
     chosen = model_target(model) if model else target
     events = audit_dal.list_events(settings.metadata_table, target=chosen, since=since, limit=limit)
     return sorted(events, key=lambda e: e.sort_key)
+
+
+def export_now(settings: Settings, request: ExportDay) -> Exported:
+    """The on-demand export: the export function (data layer) runs now for the day."""
+    if not settings.audit_export_function:
+        raise InvalidInput("no audit export function configured (STEPWISE_AUDIT_EXPORT_FUNCTION)")
+    payload = {"day": request.day.isoformat()} if request.day else {}
+    return Exported.model_validate(export_dal.invoke_export(settings.audit_export_function, payload))

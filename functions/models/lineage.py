@@ -9,7 +9,7 @@ Every link that could not be resolved is named in `Lineage.missing`, never silen
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -164,3 +164,17 @@ class ModelCard(_Model):
     markdown: str
     html_uri: str = ""
     markdown_uri: str = ""
+
+
+class ExportDay(_Model):
+    """Body of POST /v1/audit/export: the UTC day to export (default: yesterday)."""
+
+    day: date | None = None
+
+
+class Exported(_Model):
+    day: date
+    events: int = Field(ge=0)
+    key: str
+    version_id: str = ""
+    sha256: str

@@ -42,6 +42,7 @@ GOVERNANCE_ROUTES = (
     ("GET", "/v1/models/{name}/versions/{version}/card"),
     ("POST", "/v1/models/{name}/versions/{version}/retire"),
     ("POST", "/v1/models/{name}/versions/{version}/restore"),
+    ("POST", "/v1/audit/export"),
 )
 
 
@@ -191,6 +192,11 @@ class Governance(Construct):
             statements=[audit_deny_statement(stack.metadata.table)],
         )
         Aspects.of(stack).add(AppendOnlyAudit(self.append_only_audit))
+        # on demand: the API's POST /v1/audit/export invokes the export function (it, not its versions)
+        api_function.add_environment(c.ENV_AUDIT_EXPORT_FUNCTION, self.export_function.function_name)
+        api_function.add_to_role_policy(
+            iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[self.export_function.function_arn])
+        )
         CfnOutput(stack, c.OUT_AUDIT_ARCHIVE_BUCKET, value=self.archive.bucket_name)
         CfnOutput(stack, c.OUT_AUDIT_EXPORT_FUNCTION, value=self.export_function.function_name)
 

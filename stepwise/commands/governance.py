@@ -2,6 +2,7 @@
 the caller: `--as NAME` locally).
 
 stepwise audit [MODEL] [--target KIND/NAME] [--since ISO] [--json]   events in order, with who
+stepwise audit --export [--day YYYY-MM-DD]    export a day (default yesterday) to the Object Lock archive
 stepwise lineage MODEL VERSION [--json]       production periods -> version -> run -> dataset object
                                               -> evaluation -> approval
 stepwise explain REQUEST_ID [--model M] [--since ISO] [--json]
@@ -33,6 +34,8 @@ def register(sub: Any) -> None:
     audit.add_argument("--target", help="another target, e.g. dataset/wine or contract/wine")
     audit.add_argument("--since", help="ISO date or time (UTC)")
     audit.add_argument("--json", action="store_true")
+    audit.add_argument("--export", action="store_true", help="export a day to the Object Lock archive now")
+    audit.add_argument("--day", help="with --export: the UTC day, YYYY-MM-DD (default yesterday)")
     audit.set_defaults(func=run_audit)
 
     lineage = sub.add_parser("lineage", help="how a version was made and who let it in")
@@ -155,6 +158,14 @@ def _json_or(args: argparse.Namespace, body: Any, text: str) -> None:
 
 
 def run_audit(args: argparse.Namespace, target_factory: Any) -> int:
+    if args.export:
+        reply = target_factory().api("POST", "/v1/audit/export", {"day": args.day} if args.day else {})
+        if not reply.ok:
+            return _failed(reply)
+        b = reply.body
+        print(f"{b['events']} events of {b['day']} exported to {b['key']}")
+        print(f"  version {b['version_id'] or '-'}, sha256 {b['sha256']} (Object Lock, governance mode)")
+        return 0
     query = {k: v for k, v in (("model", args.model), ("target", args.target), ("since", args.since)) if v}
     reply = target_factory().api("GET", "/v1/audit" + (f"?{urlencode(query)}" if query else ""))
     if not reply.ok:
@@ -225,11 +236,13 @@ def stack_settings(target: Target) -> Any:
     from functions.models.settings import Settings
     from infra import constants as c
 
-    return Settings(
-        data_bucket=target.output(c.OUT_DATA_BUCKET),
-        artifacts_bucket=target.output(c.OUT_ARTIFACTS_BUCKET),
-        registry_table=target.output(c.OUT_REGISTRY_TABLE),
-        metadata_table=target.output(c.OUT_METADATA_TABLE),
+    return Settings.model_validate(
+        {
+            c.ENV_DATA_BUCKET: target.output(c.OUT_DATA_BUCKET),
+            c.ENV_ARTIFACTS_BUCKET: target.output(c.OUT_ARTIFACTS_BUCKET),
+            c.ENV_REGISTRY_TABLE: target.output(c.OUT_REGISTRY_TABLE),
+            c.ENV_METADATA_TABLE: target.output(c.OUT_METADATA_TABLE),
+        }
     )
 
 

@@ -1,7 +1,7 @@
 """Governance on the local cloud (the real template): after spec, contract, the demo's wine upload,
 approval and a prediction, the audit trail lists the actions in order with identities, lineage
 resolves down to the uploaded object's version id and sha256, explain works from the prediction's
-request id, retiring production is a 409 and retiring a rejected version works."""
+request id, retiring production is a 409, retiring a rejected version works and it reproduces."""
 
 from __future__ import annotations
 
@@ -44,7 +44,11 @@ def _flush_captures(session: LocalSession) -> None:
 
 
 def test_governance_audit_lineage_explain_retire(
-    local: Target, local_session: LocalSession, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    local: Target,
+    local_session: LocalSession,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     endpoint = ["--endpoint", local_session.api.url] if local_session.api else []
     # Given the spec, the wine contract naming it, and the demo's good wine file uploaded
@@ -116,6 +120,11 @@ def test_governance_audit_lineage_explain_retire(
     assert local.api("GET", "/v1/models").body["models"][0]["production_version"] == 1
     card = local.api("GET", f"/v1/models/{MODEL}/versions/2/card").body
     assert "RETIRED" in card["markdown"]
+
+    # And the retired version reproduces: identical holdout predictions from its records
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)  # restored after the test, whatever the CLI sets
+    assert main([*endpoint, "reproduce", MODEL, "2"]) == 0
+    assert "holdout predictions IDENTICAL" in capsys.readouterr().out
 
 
 def _first_row(path: Path) -> dict[str, Any]:

@@ -124,4 +124,4 @@ def test_governance_routes_are_iam_authorized(resources: dict[str, Any]) -> None
     declared = {(m["Properties"]["HttpMethod"], m["Properties"]["AuthorizationType"]) for m in methods.values()}
     assert {(method, "AWS_IAM") for method, _ in GOVERNANCE_ROUTES} <= declared
     paths = {r["Properties"]["PathPart"] for r in _of_type(resources, "AWS::ApiGateway::Resource").values()}
-    assert {"audit", "explain", "lineage", "card", "retire", "restore"} <= paths
+    assert {"audit", "export", "explain", "lineage", "card", "retire", "restore"} <= paths

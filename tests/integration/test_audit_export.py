@@ -15,7 +15,7 @@ from functions.handlers import audit_export
 from functions.models.audit import AuditEvent, model_target
 from functions.models.settings import get_settings
 from infra import constants as c
-from tests.integration.approval_support import Context
+from tests.integration.approval_support import Context, call, lambdas_in_process
 from tests.integration.conftest import Stores
 
 ARCHIVE = "stepwise-audit-archive"
@@ -72,3 +72,17 @@ def test_audit_export_writes_the_day_as_parquet_under_object_lock(stores: Stores
 def test_audit_export_on_schedule_exports_yesterday(stores: Stores, archive: str) -> None:
     result = audit_export.lambda_handler({}, Context())
     assert result["events"] == 0 and result["day"] < datetime.now(UTC).date().isoformat()
+
+
+def test_audit_export_route_runs_the_export_now(stores: Stores, archive: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given the API knows the export function (routed to its handler in this process)
+    monkeypatch.setenv(c.ENV_AUDIT_EXPORT_FUNCTION, "audit-export")
+    get_settings.cache_clear()
+    audit_dal.record(stores.metadata_table, _event("version.register", 5))
+    with lambdas_in_process(monkeypatch, {"audit-export": audit_export.lambda_handler}):
+        # When POST /v1/audit/export names the day
+        status, body = call("POST", "/v1/audit/export", {"day": DAY.isoformat()})
+    # Then the day is in the archive now
+    assert status == 200, body
+    assert body["events"] == 1 and body["key"].startswith(f"audit/dt={DAY.isoformat()}/")
+    assert boto3.client("s3").head_object(Bucket=archive, Key=body["key"])["ObjectLockMode"] == "GOVERNANCE"

@@ -1,14 +1,19 @@
-"""Audit reads (IAM-authorized): GET /v1/audit[?model=NAME|target=KIND/NAME][&since=ISO][&limit=N],
-events oldest first with who, what, target, before/after, reason and correlation id."""
+"""Audit routes (IAM-authorized).
+
+GET  /v1/audit[?model=NAME|target=KIND/NAME][&since=ISO][&limit=N]   events oldest first: who, what,
+                                                                     target, before/after, reason,
+                                                                     correlation id
+POST /v1/audit/export {"day": "YYYY-MM-DD"}   export that day (default yesterday) to the archive now
+"""
 
 from __future__ import annotations
 
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
-from functions.handlers.routes.approvals import ok
+from functions.handlers.routes.approvals import body_as, ok
 from functions.logic import governance
 from functions.models.errors import InvalidInput
-from functions.models.lineage import AuditList
+from functions.models.lineage import AuditList, ExportDay
 from functions.models.settings import get_settings
 
 router = APIGatewayRouter()
@@ -28,3 +33,9 @@ def list_audit():  # no return annotation: no response re-validation
         limit=int(raw_limit),
     )
     return ok(AuditList(events=events))
+
+
+@router.post("/v1/audit/export")
+def export_audit():  # no return annotation: no response re-validation
+    request = body_as(router, ExportDay)
+    return ok(governance.export_now(get_settings(), request))
