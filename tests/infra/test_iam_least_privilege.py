@@ -49,7 +49,9 @@ EXPECTED_ACTIONS: dict[str, set[str]] = {
     "ApiFunction": _BASE
     | {
         "s3:ListBucket",  # health: HeadBucket
-        "s3:GetObject",  # rollback verifies artifacts/models/* sha256
+        "s3:GetObject",  # rollback verifies artifacts/models/* sha256; lineage reads captures, reports
+        "s3:PutObject",  # governance: model cards under models/ (REVIEW: can overwrite artifacts)
+        "s3:PutObjectTagging",  # governance: retired artifacts tagged for the colder storage class
         "dynamodb:DescribeTable",  # health
         "dynamodb:GetItem",
         "dynamodb:Query",
@@ -70,7 +72,8 @@ EXPECTED_ACTIONS: dict[str, set[str]] = {
     | {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem", "cloudwatch:GetMetricData"},
     "TrainFunction": _BASE | _LIFECYCLE_TABLES | {"s3:GetObject", "s3:GetObjectVersion", "s3:PutObject"},
     "EvaluateFunction": _BASE | _LIFECYCLE_TABLES | {"s3:GetObject", "s3:GetObjectVersion"},
-    "RegisterFunction": _BASE | _LIFECYCLE_TABLES | {"dynamodb:Query"},
+    # registration writes the model card under models/ and reads the validation report
+    "RegisterFunction": _BASE | _LIFECYCLE_TABLES | {"dynamodb:Query", "s3:GetObject", "s3:PutObject"},
     "RunRecordFunction": _BASE | _LIFECYCLE_TABLES,
     "ValidateFunction": _BASE
     | _VALIDATION
@@ -90,6 +93,9 @@ EXPECTED_ACTIONS: dict[str, set[str]] = {
         "sqs:GetQueueAttributes",
         "sqs:GetQueueUrl",
     },
+    # governance: nightly audit export (gsi1 Query) into the Object Lock archive
+    "AuditExportFunction": _BASE
+    | {"dynamodb:Query", "s3:PutObject", "sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"},
     # CDK's singleton behind Custom::S3BucketNotifications (plus AWSLambdaBasicExecutionRole)
     "BucketNotificationsHandler": _XRAY | {"s3:PutBucketNotification"},
 }
@@ -141,14 +147,14 @@ def _prefix_of(logical_id: str) -> str | None:
     return max(matches, key=len) if matches else None  # ValidateChunksFunction before ValidateFunction
 
 
-def _acknowledged_star_policies(report: dict[str, Any]) -> set[str]:
-    """cdk paths of policies whose AwsSolutions-IAM5 Resource::* finding is acknowledged."""
-    paths: set[str] = set()
+def _acknowledged_star_policies(report: dict[str, Any]) -> dict[str, str]:
+    """cdk path of each policy whose AwsSolutions-IAM5 Resource::* finding is acknowledged -> the reason."""
+    reasons: dict[str, str] = {}
     for plugin in report["pluginReports"]:
         for suppressed in plugin.get("suppressedViolations", []):
             if suppressed["ruleName"] == "AwsSolutions-IAM5[Resource::*]" and suppressed["reason"].strip():
-                paths |= {v["constructPath"] for v in suppressed["violatingConstructs"]}
-    return paths
+                reasons |= {v["constructPath"]: suppressed["reason"] for v in suppressed["violatingConstructs"]}
+    return reasons
 
 
 def _is_bucket_wide(resource: Any) -> bool:
@@ -162,7 +168,7 @@ def _is_bucket_wide(resource: Any) -> bool:
     return False
 
 
-def check_least_privilege(template: Template, acknowledged_star: set[str], paths: dict[str, str]) -> list[str]:
+def check_least_privilege(template: Template, acknowledged_star: dict[str, str], paths: dict[str, str]) -> list[str]:
     """Every difference from the frozen table and every rule broken, as readable lines."""
     problems: list[str] = []
     resources = template["Resources"]
@@ -192,6 +198,12 @@ def check_least_privilege(template: Template, acknowledged_star: set[str], paths
                 path = paths.get(policy)
                 if path not in acknowledged_star:
                     problems.append(f"{where}: Resource '*' without a cdk-nag IAM5[Resource::*] acknowledgment")
+                else:  # the reason must say why for each action, not only for X-Ray
+                    unexplained = sorted(a for a in stmt_actions if a.split(":")[-1] not in acknowledged_star[path])
+                    if unexplained:
+                        problems.append(
+                            f"{where}: the Resource '*' acknowledgment's reason does not name {unexplained}"
+                        )
             problems += [
                 f"{where}: {sorted(stmt_actions)} on a whole bucket" for r in stmt_resources if _is_bucket_wide(r)
             ]
@@ -211,7 +223,7 @@ def check_least_privilege(template: Template, acknowledged_star: set[str], paths
 
 # -- fixtures -----------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def star_acknowledged(assembly: Assembly) -> set[str]:
+def star_acknowledged(assembly: Assembly) -> dict[str, str]:
     return _acknowledged_star_policies(json.loads((assembly.outdir / "validation-report.json").read_text()))
 
 
@@ -229,7 +241,7 @@ def policy_paths(assembly: Assembly) -> dict[str, str]:
 
 # -- tests ----------------------------------------------------------------------------------------
 def test_function_roles_allow_exactly_the_reviewed_actions(
-    assembly: Assembly, star_acknowledged: set[str], policy_paths: dict[str, str]
+    assembly: Assembly, star_acknowledged: dict[str, str], policy_paths: dict[str, str]
 ) -> None:
     # Given the synthesized template and cdk-nag's report
     # When every function role's statements are compared with the reviewed table
@@ -239,7 +251,7 @@ def test_function_roles_allow_exactly_the_reviewed_actions(
 
 
 def test_function_roles_every_star_resource_is_resource_less_and_acknowledged(
-    assembly: Assembly, star_acknowledged: set[str], policy_paths: dict[str, str]
+    assembly: Assembly, star_acknowledged: dict[str, str], policy_paths: dict[str, str]
 ) -> None:
     # Given every statement of every function role that uses Resource "*"
     stars = [
@@ -256,7 +268,7 @@ def test_function_roles_every_star_resource_is_resource_less_and_acknowledged(
 
 
 def test_least_privilege_check_catches_an_added_action(
-    assembly: Assembly, star_acknowledged: set[str], policy_paths: dict[str, str]
+    assembly: Assembly, star_acknowledged: dict[str, str], policy_paths: dict[str, str]
 ) -> None:
     # Given a copy of the template where the inference role also gets s3:DeleteObject on its prefix
     widened = copy.deepcopy(assembly.template)
@@ -270,7 +282,7 @@ def test_least_privilege_check_catches_an_added_action(
 
 
 def test_least_privilege_check_catches_a_star_resource_and_a_wildcard_action(
-    assembly: Assembly, star_acknowledged: set[str], policy_paths: dict[str, str]
+    assembly: Assembly, star_acknowledged: dict[str, str], policy_paths: dict[str, str]
 ) -> None:
     # Given a copy where the API function's registry read becomes Resource "*", and another where
     # the drift function's S3 read becomes s3:Get* on the whole artifacts bucket
@@ -296,7 +308,7 @@ def test_least_privilege_check_catches_a_star_resource_and_a_wildcard_action(
 
 
 def test_least_privilege_check_catches_a_function_without_a_reviewed_row(
-    assembly: Assembly, star_acknowledged: set[str], policy_paths: dict[str, str]
+    assembly: Assembly, star_acknowledged: dict[str, str], policy_paths: dict[str, str]
 ) -> None:
     # Given a copy with one more function (the inference function's twin under a new name)
     grown = copy.deepcopy(assembly.template)
