@@ -3,6 +3,8 @@
 - a CloudWatch alarm on the depth of every dead-letter queue (a message there is an event that
   was never processed: someone must look), sent to the monitoring alarm topic: the queues given,
   and every other SQS queue already in the stack;
+- the same topic as the action of every alarm already in the stack that notifies nobody (e.g. the
+  serving integrity alarm);
 - a retained log group with the stack's retention for CDK's bucket-notification handler, which
   would otherwise log to an implicit /aws/lambda/... group kept forever.
 """
@@ -56,6 +58,8 @@ class Hardening(Construct):
             if alarm_topic is not None:
                 alarm.add_alarm_action(cw_actions.SnsAction(alarm_topic))
             self.dlq_alarms[name] = alarm
+        if alarm_topic is not None:
+            self.silent_alarms = _notify_silent_alarms(Stack.of(self), alarm_topic)
         self._notification_handler_logs(Stack.of(self), log_retention)
 
     def _notification_handler_logs(self, stack: Stack, retention: logs.RetentionDays) -> None:
@@ -90,3 +94,15 @@ def _other_queues(stack: Stack, named: Mapping[str, sqs.IQueue]) -> dict[str, sq
             name = node.node.scope.node.id
             found[name if name not in named and name not in found else node.node.path.replace("/", "")] = node
     return found
+
+
+def _notify_silent_alarms(stack: Stack, topic: sns.ITopic) -> list[str]:
+    """Add `topic` to every alarm in the stack that has no alarm action; returns their paths."""
+    silent = []
+    for node in stack.node.find_all():
+        if isinstance(node, cloudwatch.Alarm):
+            cfn = node.node.default_child
+            if isinstance(cfn, cloudwatch.CfnAlarm) and not stack.resolve(cfn.alarm_actions):
+                node.add_alarm_action(cw_actions.SnsAction(topic))
+                silent.append(node.node.path)
+    return silent

@@ -1,7 +1,8 @@
 """Delivery guarantees, read from the synthesized template: every function that AWS invokes
 asynchronously (S3 notifications, EventBridge rules, SNS subscriptions, and asynchronous
 Invoke calls from our own functions) keeps failed events (an on-failure destination or a DLQ)
-and bounds their age; every dead-letter queue has an alarm on its depth that notifies someone.
+and bounds their age; every dead-letter queue has an alarm on its depth, and every alarm notifies
+someone (an alarm without an action is a failure nobody hears of).
 """
 
 from __future__ import annotations
@@ -113,6 +114,9 @@ def check_delivery(template: Template) -> list[str]:
     }
     for queue in sorted(dead_letter_queues(template) - alarmed):
         problems.append(f"{queue}: dead-letter queue without a depth alarm that notifies")
+    for lid, alarm in _of_type(template, "AWS::CloudWatch::Alarm").items():
+        if not alarm["Properties"].get("AlarmActions"):
+            problems.append(f"{lid}: alarm that notifies nobody (no AlarmActions)")
     return problems
 
 
@@ -172,3 +176,14 @@ def test_delivery_check_catches_a_dlq_without_an_alarm_and_an_unbounded_event_ag
     for queue in dead_letter_queues(broken):
         assert f"{queue}: dead-letter queue without a depth alarm that notifies" in problems, problems
     assert any(p.startswith(f"{drift} ") and "no maximum event age" in p for p in problems), problems
+
+
+def test_delivery_check_catches_an_alarm_that_notifies_nobody(assembly: Assembly) -> None:
+    # Given a copy where one alarm loses its actions
+    broken = copy.deepcopy(assembly.template)
+    alarm = next(iter(_of_type(broken, "AWS::CloudWatch::Alarm")))
+    broken["Resources"][alarm]["Properties"].pop("AlarmActions")
+    # When the check runs
+    problems = check_delivery(broken)
+    # Then it names the alarm
+    assert f"{alarm}: alarm that notifies nobody (no AlarmActions)" in problems, problems
