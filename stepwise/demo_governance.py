@@ -81,9 +81,10 @@ def step_retire(ctx: Any) -> None:
 def step_reproduce(ctx: Any) -> None:
     """The retired version retrained from its records, in this process (the demo's local cloud)."""
     from functions.logic.reproduce import reproduce
-    from stepwise.commands.governance import render_reproduce, stack_settings
+    from stepwise.commands.governance import point_boto3_at, render_reproduce, stack_settings
 
     version = ctx.state.get("retired_version") or _production(ctx)
+    point_boto3_at(ctx.target)
     result = reproduce(stack_settings(ctx.target), MODEL, version)
     ctx.say(f"stepwise reproduce {MODEL} {version}")
     ctx.say(render_reproduce(result.model_dump(mode="json")))

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from functions.dal import lineage as lineage_dal
 from functions.dal import specs as specs_dal
 from functions.logic import lineage as lineage_logic
-from functions.models.errors import NotFound
+from functions.models.errors import NotFound, StepwiseError
 from functions.models.lineage import Lineage, ModelCard
 from functions.models.settings import Settings
 from functions.models.specs import TrainingSpec
@@ -168,3 +168,16 @@ def write_card(settings: Settings, model: str, version: int) -> ModelCard:
         "text/html; charset=utf-8",
     )
     return ModelCard(model=model, version=version, markdown=markdown, markdown_uri=md_uri, html_uri=html_uri)
+
+
+def refresh(settings: Settings, model: str, version: int) -> None:
+    """Rewrite the card after its version's story changed (approval, retirement). The card is a view
+    of the records: a failed write is logged and never fails the change that prompted it."""
+    from functions.observability import logger
+
+    if not settings.artifacts_bucket:
+        return
+    try:
+        write_card(settings, model, version)
+    except StepwiseError:
+        logger.exception("model card of %s v%s not written", model, version)

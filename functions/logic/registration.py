@@ -146,15 +146,8 @@ def write_card(settings: Settings, registered: Registered) -> None:
     """The version's model card beside its artifacts (functions/logic/model_card.py). The card is a
     view of the records: a failed write is logged and never fails the registration."""
     from functions.logic import model_card
-    from functions.models.errors import StepwiseError
-    from functions.observability import logger
 
-    if not settings.artifacts_bucket:
-        return
-    try:
-        model_card.write_card(settings, registered.model, registered.version)
-    except StepwiseError:
-        logger.exception("model card of %s v%s not written", registered.model, registered.version)
+    model_card.refresh(settings, registered.model, registered.version)
 
 
 def _already_registered(table: str, model: str, run_id: str) -> Registered | None:

@@ -283,6 +283,11 @@ def apply(settings: Settings, plan: Plan, extra_items: list[dict[str, Any]] | No
     if plan.record_before is not None and plan.record_after is not None:
         items.append(dal.alias_item(settings.registry_table, plan.record_before, plan.record_after))
     dal.commit([*items, *(extra_items or [])], plan.events, metadata_table=settings.metadata_table, what=plan.what)
+    for change in plan.changes:  # the model card tells of the approval (functions/logic/model_card.py)
+        if change.to == S.APPROVED:
+            from functions.logic import model_card
+
+            model_card.refresh(settings, change.version.model, change.version.version)
     return plan
 
 

@@ -246,7 +246,7 @@ def stack_settings(target: Target) -> Any:
     )
 
 
-def _point_boto3_at(target: Target) -> None:
+def point_boto3_at(target: Target) -> None:
     """A local cloud served over HTTP: the functions' boto3 clients talk to its moto endpoint."""
     import os
 
@@ -283,7 +283,7 @@ def run_reproduce(args: argparse.Namespace, target_factory: Any) -> int:
     from functions.models.errors import StepwiseError
 
     target = target_factory()
-    _point_boto3_at(target)
+    point_boto3_at(target)
     try:
         result = reproduce(stack_settings(target), args.model, args.version)
     except StepwiseError as exc:

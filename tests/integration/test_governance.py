@@ -290,3 +290,14 @@ def test_retire_canary_is_409(stores: Stores) -> None:
         from functions.logic import retirement
 
         retirement.retire(settings, MODEL, 2, OPS, "no")
+
+
+def test_model_card_is_written_on_approval(history: dict[str, Any], stores: Stores) -> None:
+    # Given version 2 was approved by ops (the history), Then its stored card names the approval
+    from functions.logic.model_card import card_key
+
+    s3 = boto3.client("s3")
+    markdown = s3.get_object(Bucket=stores.artifacts_bucket, Key=card_key(MODEL, 2, "md"))["Body"].read().decode()
+    assert f"APPROVED by `{OPS.identity}`" in markdown and history["dataset"].sha256 in markdown
+    page = s3.get_object(Bucket=stores.artifacts_bucket, Key=card_key(MODEL, 2, "html"))
+    assert page["ContentType"].startswith("text/html")
