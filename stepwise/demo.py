@@ -51,6 +51,7 @@ def foundation_steps() -> list[Step]:
 
 def all_steps(workdir: Path) -> list[Step]:
     from stepwise.demo_data import data_steps
+    from stepwise.demo_drift import drift_steps
     from stepwise.demo_lifecycle import SPEC_NAME, lifecycle_steps, spec_steps
     from stepwise.demo_release import release_steps
 
@@ -60,6 +61,7 @@ def all_steps(workdir: Path) -> list[Step]:
         *data_steps(workdir / "data", training_spec=SPEC_NAME),
         *lifecycle_steps(),
         *release_steps(),
+        *drift_steps(),
     ]
 
 
@@ -85,7 +87,7 @@ def run_demo(port: int = 0, serve: bool = False, steps: list[Step] | None = None
         f"routed to their handlers, API at {target.api_url} ({timings[-1][1]:.1f} s)",
         flush=True,
     )
-    ctx = DemoContext(session=session, target=target)
+    ctx = DemoContext(session=session, target=target, state={"workdir": workdir})
     code = 0
     try:
         for index, (name, step) in enumerate(plan, start=2):

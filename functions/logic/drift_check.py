@@ -134,7 +134,12 @@ def lifecycle_starter(settings: Settings) -> Starter:
         from functions.logic.lifecycle import start_training  # only when a retraining starts
 
         arn, started, _ = start_training(
-            settings, target.spec_name, target.dataset, target.dataset_version, started_by="drift-monitor"
+            settings,
+            target.spec_name,
+            target.dataset,
+            target.dataset_version,
+            started_by="drift-monitor",
+            trigger=target.trigger,
         )
         return arn, started
 

@@ -381,7 +381,7 @@ def _production_metrics(
 
 # -- starting the workflow -------------------------------------------------------------------
 def start_training(
-    settings: Settings, spec_name: str, dataset: str, dataset_version: int, started_by: str
+    settings: Settings, spec_name: str, dataset: str, dataset_version: int, started_by: str, trigger: str = ""
 ) -> tuple[str, bool, str]:
     """Start the workflow for the latest version of `spec_name` on `dataset`@`dataset_version`.
 
@@ -394,7 +394,7 @@ def start_training(
     spec = specs_dal.get_spec(settings.metadata_table, spec_name)
     if spec.spec.dataset != dataset:
         raise InvalidInput(f"spec {spec_name!r} trains on dataset {spec.spec.dataset!r}, not {dataset!r}")
-    name = execution_name(spec.spec.model, dataset_version, spec.version)
+    name = execution_name(spec.spec.model, dataset_version, spec.version, trigger)
     payload = LifecycleInput(
         spec=spec.name,
         spec_version=spec.version,

@@ -25,6 +25,7 @@ class TrainingTarget:
     spec_name: str
     dataset: str
     dataset_version: int
+    trigger: str = ""  # names the run: a retraining is a new run even on the same data
 
 
 Starter = Callable[[TrainingTarget], tuple[str, bool]]  # -> (execution arn, started)
@@ -97,7 +98,8 @@ def retrain(decision: RetrainingDecision, start: Starter) -> RetrainingDecision:
     skip with the error as its reason (never raised: the check itself succeeded)."""
     if decision.action != "start":
         return decision
-    target = TrainingTarget(decision.spec_name, decision.dataset, decision.dataset_version)
+    trigger = f"r{decision.check_id}" if decision.check_id else ""
+    target = TrainingTarget(decision.spec_name, decision.dataset, decision.dataset_version, trigger)
     try:
         arn, started = start(target)
     except StepwiseError as exc:

@@ -34,9 +34,12 @@ def run_sk(run_id: str) -> str:
     return f"RUN#{run_id}"
 
 
-def execution_name(model: str, dataset_version: int, spec_version: int) -> str:
-    """`<model>-<dataset version>-<spec version>`: a second start of the same triple is a no-op."""
-    suffix = f"-{dataset_version}-{spec_version}"
+def execution_name(model: str, dataset_version: int, spec_version: int, trigger: str = "") -> str:
+    """`<model>-<dataset version>-<spec version>`: a second start of the same triple is a no-op.
+
+    A deliberate retraining names what triggered it (`-r<check id>`): it is a new run on the same
+    data, and a second delivery of the same trigger is still a no-op."""
+    suffix = f"-{dataset_version}-{spec_version}" + (f"-{trigger}" if trigger else "")
     return model[: MAX_EXECUTION_NAME - len(suffix)] + suffix
 
 
