@@ -62,3 +62,9 @@ def test_spec_refuses_target_among_features_and_unknown_fields() -> None:
 def test_execution_name_fits_step_functions_limit() -> None:
     assert execution_name("churn-model", 7, 3) == "churn-model-7-3"
     assert len(execution_name("m" * 63, 123456789, 123456789)) <= 80
+
+
+def test_execution_name_of_a_retraining_names_its_trigger_and_still_fits() -> None:
+    assert execution_name("churn-model", 7, 3, "rabc123") == "churn-model-7-3-rabc123"
+    assert execution_name("churn-model", 7, 3, "rabc123") != execution_name("churn-model", 7, 3)
+    assert len(execution_name("m" * 63, 123456789, 123456789, "r" + "f" * 16)) <= 80
