@@ -48,6 +48,12 @@ def handle_typed(exc: StepwiseError) -> Response:
     return error_reply(exc.status_code, type(exc).__name__, exc.message)
 
 
+@app.exception_handler(UnicodeDecodeError)
+def handle_undecodable(exc: UnicodeDecodeError) -> Response:
+    # a base64-encoded body that is not UTF-8 text (found by tests/e2e/test_fuzz_api.py)
+    return error_reply(400, "BodyInvalid", "the body is not UTF-8 encoded JSON")
+
+
 @app.exception_handler(RequestValidationError)
 def handle_validation(exc: RequestValidationError) -> Response:
     details = [

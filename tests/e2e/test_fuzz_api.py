@@ -1,7 +1,9 @@
 """Fuzzing the HTTP API of the local cloud (the real template, the real handlers).
 
 Every route of the template (AWS::ApiGateway::Method resources, read by the local server's own
-routes_from_template) gets hypothesis-generated path parameters, query strings and bodies (JSON
+routes_from_template) gets hypothesis-generated path parameters (often the names of a seeded
+dataset, spec and production model, so requests reach the handlers' logic), query strings and
+bodies (JSON
 objects with known and unknown fields, wrong JSON types, malformed JSON, oversized values),
 signed with SigV4 as an operator. The contract: no reply is 5xx, and every 4xx carries a JSON
 object with an error message. Bounded: EXAMPLES_PER_ROUTE requests per route (derandomized, so a
@@ -24,9 +26,12 @@ from botocore.awsrequest import AWSRequest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from stepwise.commands.data import upload
 from stepwise.local.server import Route, routes_from_template
 from stepwise.local.session import LocalSession
 from stepwise.target import Target, local_credentials
+from tests.e2e.test_lifecycle_e2e import CONTRACT, SPEC, wait_for
+from tests.unit.lifecycle_data import classification_table
 
 pytestmark = pytest.mark.slow
 
@@ -36,11 +41,15 @@ SENT: Counter[str] = Counter()  # "METHOD resource" -> requests sent
 STATUSES: Counter[int] = Counter()
 
 # -- strategies ---------------------------------------------------------------------------------
+# what the `seeded` fixture creates: dataset and spec "toy", model "toy-model" version 1 in production
+SEEDED = ["toy", "toy-model", "1", "2", "toy-model-1"]
 _names = st.from_regex(r"[a-z][a-z0-9-]{0,20}", fullmatch=True)
 _hostile = st.sampled_from(
     ["..", ".", "%00", "a" * 300, "-1", "0", "1e9", "99999999999999999999", "<script>", "' OR 1=1 --", "名前", " "]
 )
-_segment = st.one_of(_names, st.integers(-5, 10**12).map(str), _hostile, st.text(min_size=1, max_size=40))
+_segment = st.one_of(
+    st.sampled_from(SEEDED), _names, st.integers(-5, 10**12).map(str), _hostile, st.text(min_size=1, max_size=40)
+)
 _scalars = st.one_of(
     st.none(),
     st.booleans(),
@@ -141,6 +150,27 @@ def routes(local_session: LocalSession) -> Iterator[list[Route]]:
     print(f"\nfuzz: {len(SENT)} routes fuzzed, {total} requests sent, statuses {dict(sorted(STATUSES.items()))}")
 
 
+@pytest.fixture(scope="module")
+def seeded(local: Target, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """A dataset, a spec and a model version in production, so generated requests that name them
+    reach the handlers' logic (not only their not-found paths)."""
+    import io
+
+    import pyarrow.parquet as pq
+
+    assert local.api("PUT", "/v1/specs/toy", SPEC).status == 201
+    assert local.api("PUT", "/v1/datasets/toy/contract", CONTRACT).ok
+    path = tmp_path_factory.mktemp("fuzz") / "toy.parquet"
+    buf = io.BytesIO()
+    pq.write_table(classification_table(600), buf)
+    path.write_bytes(buf.getvalue())
+    assert upload(local, path, "toy", timeout=120).passed
+    wait_for(lambda: local.api("GET", "/v1/approvals").body.get("approvals"))
+    reply = local.api("POST", "/v1/approvals/toy-model-1/approve", {"reason": "fuzz seed"}, identity="alice")
+    assert reply.ok, reply.body
+    wait_for(lambda: local.api("GET", "/v1/models/toy-model/versions/1").body.get("status") == "PRODUCTION")
+
+
 # -- tests ---------------------------------------------------------------------------------------
 def test_fuzz_api_covers_every_route_of_the_template(routes: list[Route], local_session: LocalSession) -> None:
     # Given the template's API methods
@@ -165,7 +195,7 @@ def test_openapi_document_describes_the_control_routes(local: Target, routes: li
 
 @pytest.mark.parametrize("index", range(MAX_ROUTES))
 def test_fuzz_api_route_answers_without_5xx_and_with_json_errors(
-    index: int, routes: list[Route], local: Target
+    index: int, routes: list[Route], local: Target, seeded: None
 ) -> None:
     if index >= len(routes):
         pytest.skip(f"the template has {len(routes)} routes")
