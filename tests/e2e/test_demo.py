@@ -1,0 +1,27 @@
+"""`stepwise demo` runs the whole lifecycle locally and exits 0 (the README's demo command)."""
+
+from __future__ import annotations
+
+import pytest
+
+from stepwise.demo import run_demo
+
+
+def test_demo_runs_the_whole_lifecycle_and_exits_zero(capsys: pytest.CaptureFixture[str]) -> None:
+    # When the demo runs from nothing
+    code = run_demo(port=0)
+    out = capsys.readouterr().out
+    # Then every step passed, in order, through every stage of the lifecycle
+    assert code == 0, out[-4000:]
+    for expected in (
+        "check health over HTTP",
+        "registered wine@1",
+        "quarantined under quarantine/wine/",
+        "v2 is PENDING_APPROVAL",
+        "APPROVED",
+        "answered by versions {1: 300}",
+        "drifted: alcohol, color_intensity, proline, region",
+        "decision: skip - cooldown",
+        "demo passed",
+    ):
+        assert expected in out, expected
