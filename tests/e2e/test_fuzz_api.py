@@ -13,6 +13,7 @@ CI run is repeatable); the totals are printed at the end of the module (pytest -
 from __future__ import annotations
 
 import json
+import os
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -35,7 +36,7 @@ from tests.unit.lifecycle_data import classification_table
 
 pytestmark = pytest.mark.slow
 
-EXAMPLES_PER_ROUTE = 12
+EXAMPLES_PER_ROUTE = int(os.environ.get("STEPWISE_FUZZ_EXAMPLES", "12"))  # a deeper run: STEPWISE_FUZZ_EXAMPLES=200
 MAX_ROUTES = 60  # the fuzz test is parametrized over this many slots; more routes fail the coverage test
 SENT: Counter[str] = Counter()  # "METHOD resource" -> requests sent
 STATUSES: Counter[int] = Counter()
