@@ -4,6 +4,7 @@ latest Python runtime, configured architecture, X-Ray, JSON logs to a retained l
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_iam as iam
@@ -19,7 +20,48 @@ RUNTIME_VERSION = "3.14"
 ARCHITECTURES = {"arm64": lambda_.Architecture.ARM_64, "x86_64": lambda_.Architecture.X86_64}
 
 
-class StepwiseFunction(Construct):
+class ObservedFunction(Construct):
+    """What every function of ours shares, zip or image: its own retained log group, a role that
+    may write only to it (no AWS-managed policy), X-Ray, JSON logs, Powertools' names."""
+
+    def __init__(self, scope: Construct, id_: str, *, log_retention: logs.RetentionDays) -> None:
+        super().__init__(scope, id_)
+        self.log_group = logs.LogGroup(self, "Logs", retention=log_retention, removal_policy=RemovalPolicy.RETAIN)
+        self.role = iam.Role(
+            self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"), description=f"{id_} Lambda"
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["logs:CreateLogStream", "logs:PutLogEvents"], resources=[self.log_group.log_group_arn]
+            )
+        )
+        acknowledge(
+            self.role,
+            "AwsSolutions::AwsSolutions-IAM5[Resource::*]",
+            "X-Ray's PutTraceSegments and PutTelemetryRecords support no resource-level permissions.",
+        )
+
+    def settings(self, environment: Mapping[str, str], description: str) -> dict[str, Any]:
+        """Keyword arguments every lambda_.Function / DockerImageFunction of ours takes."""
+        return {
+            "environment": {
+                "POWERTOOLS_SERVICE_NAME": "stepwise",
+                "POWERTOOLS_METRICS_NAMESPACE": "Stepwise",
+                **environment,
+            },
+            "tracing": lambda_.Tracing.ACTIVE,
+            "logging_format": lambda_.LoggingFormat.JSON,
+            "application_log_level_v2": lambda_.ApplicationLogLevel.INFO,
+            "system_log_level_v2": lambda_.SystemLogLevel.WARN,
+            "log_group": self.log_group,
+            "role": self.role,
+            "description": description,
+        }
+
+
+class StepwiseFunction(ObservedFunction):
+    """A zip function of the shared functions code asset, on the newest Python runtime."""
+
     def __init__(
         self,
         scope: Construct,
@@ -35,26 +77,7 @@ class StepwiseFunction(Construct):
         timeout: Duration | None = None,
         description: str = "",
     ) -> None:
-        super().__init__(scope, id_)
-        self.log_group = logs.LogGroup(
-            self,
-            "Logs",
-            retention=_retention(log_retention_days),
-            removal_policy=RemovalPolicy.RETAIN,
-        )
-        # Our own role: logs to this function's log group only, no AWS-managed policy.
-        self.role = iam.Role(
-            self,
-            "Role",
-            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            description=f"{id_} Lambda",
-        )
-        self.role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
-                resources=[self.log_group.log_group_arn],
-            )
-        )
+        super().__init__(scope, id_, log_retention=_retention(log_retention_days))
         self.function = lambda_.Function(
             self,
             "Function",
@@ -63,25 +86,9 @@ class StepwiseFunction(Construct):
             code=code,
             handler=handler,
             layers=list(layers),
-            environment={
-                "POWERTOOLS_SERVICE_NAME": "stepwise",
-                "POWERTOOLS_METRICS_NAMESPACE": "Stepwise",
-                **environment,
-            },
             memory_size=memory_mb,
             timeout=timeout or Duration.seconds(30),
-            tracing=lambda_.Tracing.ACTIVE,
-            logging_format=lambda_.LoggingFormat.JSON,
-            application_log_level_v2=lambda_.ApplicationLogLevel.INFO,
-            system_log_level_v2=lambda_.SystemLogLevel.WARN,
-            log_group=self.log_group,
-            role=self.role,
-            description=description,
-        )
-        acknowledge(
-            self.role,
-            "AwsSolutions::AwsSolutions-IAM5[Resource::*]",
-            "X-Ray's PutTraceSegments and PutTelemetryRecords support no resource-level permissions.",
+            **self.settings(environment, description),
         )
 
 

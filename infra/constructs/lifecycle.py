@@ -33,6 +33,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct, IConstruct
 
+from infra.constructs.function import ARCHITECTURES, ObservedFunction
 from infra.nag import acknowledge
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -55,7 +56,6 @@ TRANSIENT_ERRORS = [
 ]
 GATE_FAILED_ERROR = "GateFailed"  # functions/models/runs.py GATE_FAILED_ERROR
 PLATFORMS = {"arm64": ecr_assets.Platform.LINUX_ARM64, "x86_64": ecr_assets.Platform.LINUX_AMD64}
-ARCHITECTURES = {"arm64": lambda_.Architecture.ARM_64, "x86_64": lambda_.Architecture.X86_64}
 
 
 def _logical_arn(resource: IConstruct) -> str:
@@ -108,7 +108,7 @@ def training_image_context() -> Path:
     return out
 
 
-class ImageFunction(Construct):
+class ImageFunction(ObservedFunction):
     """A Lambda function from the training image, with the same defaults as StepwiseFunction:
     its own role and retained log group, X-Ray, JSON logs."""
 
@@ -126,14 +126,7 @@ class ImageFunction(Construct):
         timeout: Duration | None = None,
         description: str = "",
     ) -> None:
-        super().__init__(scope, id_)
-        self.log_group = logs.LogGroup(self, "Logs", retention=log_retention, removal_policy=RemovalPolicy.RETAIN)
-        self.role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"), description=id_)
-        self.role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["logs:CreateLogStream", "logs:PutLogEvents"], resources=[self.log_group.log_group_arn]
-            )
-        )
+        super().__init__(scope, id_, log_retention=log_retention)
         self.function = lambda_.DockerImageFunction(
             self,
             "Function",
@@ -141,26 +134,10 @@ class ImageFunction(Construct):
                 str(context_dir), cmd=[handler], platform=PLATFORMS[architecture]
             ),
             architecture=ARCHITECTURES[architecture],
-            environment={
-                "POWERTOOLS_SERVICE_NAME": "stepwise",
-                "POWERTOOLS_METRICS_NAMESPACE": "Stepwise",
-                **environment,
-            },
             memory_size=memory_mb,
             ephemeral_storage_size=Size.mebibytes(2048),
             timeout=timeout or Duration.minutes(15),
-            tracing=lambda_.Tracing.ACTIVE,
-            logging_format=lambda_.LoggingFormat.JSON,
-            application_log_level_v2=lambda_.ApplicationLogLevel.INFO,
-            system_log_level_v2=lambda_.SystemLogLevel.WARN,
-            log_group=self.log_group,
-            role=self.role,
-            description=description,
-        )
-        acknowledge(
-            self.role,
-            "AwsSolutions::AwsSolutions-IAM5[Resource::*]",
-            "X-Ray's PutTraceSegments and PutTelemetryRecords support no resource-level permissions.",
+            **self.settings(environment, description),
         )
 
 
