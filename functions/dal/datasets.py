@@ -29,7 +29,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from functions.dal.artifacts import get_object
 from functions.dal.audit import audit_put
-from functions.dal.clients import client
+from functions.dal.clients import client, query_items
 from functions.dal.workflow import start_execution
 from functions.models.audit import Actor, AuditEvent, contract_target, dataset_target, iso
 from functions.models.contracts import DataContract
@@ -315,17 +315,7 @@ def _query_prefix(table: str, name: str, prefix: str, limit: int = MAX_PAGE) -> 
 
 
 def _paged(params: dict[str, Any], limit: int) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = []
-    try:
-        while len(items) < limit:
-            reply = client("dynamodb").query(**params, Limit=min(MAX_PAGE, limit - len(items)))
-            items.extend(reply.get("Items", []))
-            if "LastEvaluatedKey" not in reply:
-                break
-            params["ExclusiveStartKey"] = reply["LastEvaluatedKey"]
-    except ClientError as exc:
-        raise StoreUnavailable(f"dataset read failed: {_code(exc)}") from exc
-    return items
+    return query_items(params, limit, "dataset")
 
 
 # -- idempotency -----------------------------------------------------------------------------------

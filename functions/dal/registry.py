@@ -16,7 +16,7 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
-from functions.dal.clients import client
+from functions.dal.clients import client, query_items
 from functions.models.errors import Conflict, StoreUnavailable
 from functions.models.registry import (
     MODEL_SK,
@@ -174,17 +174,7 @@ def create_version(
 
 
 def _query(params: dict[str, Any], limit: int) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = []
-    try:
-        while len(items) < limit:
-            reply = client("dynamodb").query(**params, Limit=min(MAX_PAGE, limit - len(items)))
-            items.extend(reply.get("Items", []))
-            if "LastEvaluatedKey" not in reply:
-                break
-            params["ExclusiveStartKey"] = reply["LastEvaluatedKey"]
-    except ClientError as exc:
-        raise StoreUnavailable(f"registry read failed: {_code(exc)}") from exc
-    return items
+    return query_items(params, limit, "registry")
 
 
 def list_models(table: str, limit: int = MAX_PAGE) -> list[ModelRecord]:
