@@ -108,6 +108,30 @@ RESOURCE_LESS = {
     "cloudwatch:GetMetricData",
 }
 
+# Every other role (state machines, SageMaker jobs): the Resource "*" grants reviewed and frozen.
+# (role logical id without its hash, action); resource-less actions (RESOURCE_LESS, STATES_LOGS) aside.
+STATES_LOGS = {  # Step Functions log delivery and X-Ray: no resource-level permissions
+    "logs:CreateLogDelivery",
+    "logs:DeleteLogDelivery",
+    "logs:DescribeLogGroups",
+    "logs:DescribeResourcePolicies",
+    "logs:GetLogDelivery",
+    "logs:ListLogDeliveries",
+    "logs:PutResourcePolicy",
+    "logs:UpdateLogDelivery",
+    "xray:GetSamplingRules",
+    "xray:GetSamplingTargets",
+}
+REVIEWED_STAR_GRANTS = {
+    # REVIEW: too wide. CDK's SageMakerCreateTrainingJob grants these on "*" because the input
+    # channel is a JSON path ($.run.data_uri); the data is always under the data bucket's
+    # validated/ (already granted). Narrowing needs the construct to pass a bucket-bound S3Location
+    # or an explicit Deny outside the stack's buckets.
+    ("SageMakerTrainingRole", "s3:GetObject"),
+    ("SageMakerTrainingRole", "s3:ListBucket"),
+    ("LifecycleStateMachineRole", "sagemaker:ListTags"),  # CDK's training-job task grant
+}
+
 MANAGED_POLICY_ALLOWED = {"BucketNotificationsHandler": {"AWSLambdaBasicExecutionRole"}}
 
 
@@ -324,3 +348,51 @@ def _one(template: Template, prefix: str) -> str:
     found = [lid for lid in function_roles(template) if _prefix_of(lid) == prefix]
     assert len(found) == 1, (prefix, found)
     return found[0]
+
+
+def star_grants_outside_functions(template: Template) -> set[tuple[str, str]]:
+    """(role logical id without its hash, action) for each Allow on Resource "*" given to a role
+    that is not a Lambda function's, resource-less actions aside."""
+    resources = template["Resources"]
+    function_role_ids = set(function_roles(template).values())
+    grants: set[tuple[str, str]] = set()
+    for res in resources.values():
+        if res["Type"] not in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
+            continue
+        roles = [r["Ref"] for r in res["Properties"].get("Roles", []) if isinstance(r, dict) and "Ref" in r]
+        for role in roles:
+            if role in function_role_ids:
+                continue
+            for statement in _as_list(res["Properties"]["PolicyDocument"]["Statement"]):
+                if statement.get("Effect") == "Allow" and "*" in _as_list(statement.get("Resource", [])):
+                    for action in _as_list(statement["Action"]):
+                        if action not in RESOURCE_LESS | STATES_LOGS:
+                            grants.add((role[:-8], str(action)))
+    return grants
+
+
+def test_other_roles_star_grants_are_the_reviewed_ones(assembly: Assembly) -> None:
+    # Given every role that is not a function's (state machines, SageMaker training jobs)
+    # When their Resource "*" grants are collected
+    grants = star_grants_outside_functions(assembly.template)
+    # Then they are exactly the reviewed ones: a new "*" grant fails here
+    assert grants == REVIEWED_STAR_GRANTS, (
+        f"new: {sorted(grants - REVIEWED_STAR_GRANTS)}, gone: {sorted(REVIEWED_STAR_GRANTS - grants)}"
+    )
+
+
+def test_other_roles_star_check_catches_a_new_star_grant(assembly: Assembly) -> None:
+    # Given a copy where the lifecycle state machine may also read every S3 object
+    widened = copy.deepcopy(assembly.template)
+    policy = next(
+        res
+        for lid, res in widened["Resources"].items()
+        if res["Type"] == "AWS::IAM::Policy" and lid.startswith("LifecycleStateMachineRoleDefaultPolicy")
+    )
+    policy["Properties"]["PolicyDocument"]["Statement"].append(
+        {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}
+    )
+    # When the grants are collected
+    grants = star_grants_outside_functions(widened)
+    # Then the new one is there
+    assert ("LifecycleStateMachineRole", "s3:GetObject") in grants - REVIEWED_STAR_GRANTS
