@@ -22,8 +22,18 @@ def _flatten(value: Any) -> str:
     return "TOKEN"
 
 
+def _lifecycle_machine(resources: dict[str, Any]) -> str:
+    """The lifecycle workflow's logical id (other components may add state machines)."""
+    (logical_id,) = [
+        k
+        for k in _of_type(resources, "AWS::StepFunctions::StateMachine")
+        if k.startswith(f"{c.LIFECYCLE_ID}StateMachine")
+    ]
+    return logical_id
+
+
 def _lifecycle_definition(resources: dict[str, Any]) -> dict[str, Any]:
-    (machine,) = _of_type(resources, "AWS::StepFunctions::StateMachine").values()
+    machine = resources[_lifecycle_machine(resources)]
     return json.loads(_flatten(machine["Properties"]["DefinitionString"]))  # type: ignore[no-any-return]
 
 
@@ -90,7 +100,7 @@ def test_approvals_api_may_answer_only_the_lifecycle_tasks(resources: dict[str, 
     statements = _policies_of(resources, c.API_FUNCTION_ID)
     callbacks = [s for s in statements if any(a.startswith("states:SendTask") for a in _actions(s))]
     assert sorted(a for s in callbacks for a in _actions(s)) == ["states:SendTaskFailure", "states:SendTaskSuccess"]
-    (machine,) = _of_type(resources, "AWS::StepFunctions::StateMachine")
+    machine = _lifecycle_machine(resources)
     for s in callbacks:
         assert s["Resource"] == {"Ref": machine}
 
