@@ -20,6 +20,8 @@ class StackConfig(BaseModel):
     report_retention_days: int = Field(365, ge=1, le=3650)
     api_throttle_rate: float = Field(50.0, gt=0, allow_inf_nan=False)
     api_throttle_burst: int = Field(100, gt=0)
+    # an existing regional WAFv2 web ACL to associate with the API stage (None: no WAF)
+    waf_web_acl_arn: str | None = Field(None, pattern=r"^arn:aws[a-z-]*:wafv2:[a-z0-9-]+:\d{12}:regional/webacl/.+")
     # serving: the inference function (None: unreserved, shares the account pool)
     inference_reserved_concurrency: int | None = Field(None, ge=0)
     inference_memory_mb: int = Field(1024, ge=128, le=10_240)

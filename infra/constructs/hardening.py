@@ -5,6 +5,7 @@
   and every other SQS queue already in the stack;
 - the same topic as the action of every alarm already in the stack that notifies nobody (e.g. the
   serving integrity alarm);
+- the optional WAFv2 web ACL association of the API stage (stack setting `waf_web_acl_arn`);
 - a retained log group with the stack's retention for CDK's bucket-notification handler, which
   would otherwise log to an implicit /aws/lambda/... group kept forever.
 """
@@ -14,11 +15,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from aws_cdk import CfnResource, Duration, RemovalPolicy, Stack
+from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
+from aws_cdk import aws_wafv2 as wafv2
 from constructs import Construct
 
 from infra.nag import acknowledge
@@ -38,6 +41,8 @@ class Hardening(Construct):
         dead_letter_queues: Mapping[str, sqs.IQueue],
         alarm_topic: sns.ITopic | None,
         log_retention: logs.RetentionDays,
+        api_stage: apigw.Stage | None = None,
+        waf_web_acl_arn: str | None = None,
     ) -> None:
         super().__init__(scope, id_)
         self.dlq_alarms: dict[str, cloudwatch.Alarm] = {}
@@ -61,6 +66,12 @@ class Hardening(Construct):
         if alarm_topic is not None:
             self.silent_alarms = _notify_silent_alarms(Stack.of(self), alarm_topic)
         self._notification_handler_logs(Stack.of(self), log_retention)
+        if api_stage is not None and waf_web_acl_arn:
+            self.waf_association: wafv2.CfnWebACLAssociation | None = wafv2.CfnWebACLAssociation(
+                self, "ApiWebAcl", resource_arn=api_stage.stage_arn, web_acl_arn=waf_web_acl_arn
+            )
+        else:
+            self.waf_association = None
 
     def _notification_handler_logs(self, stack: Stack, retention: logs.RetentionDays) -> None:
         for child in stack.node.children:

@@ -125,6 +125,8 @@ class StepwiseStack(Stack):
             },
             alarm_topic=self.monitoring.topic,
             log_retention=_retention(config.log_retention_days),
+            api_stage=self.api.rest_api.deployment_stage,
+            waf_web_acl_arn=config.waf_web_acl_arn,
         )
 
         self.outputs()
