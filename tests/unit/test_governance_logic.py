@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 import pytest
@@ -157,3 +158,13 @@ def test_model_card_html_escapes_and_keeps_tables() -> None:
     assert "<h1>T &lt;x&gt;</h1>" in page
     assert "<tr><th>a</th><th>b</th></tr>" in page and "<td>1 | 2</td>" in page
     assert "<li>item</li>" in page and page.count("<table>") == 1
+
+
+def test_governance_cli_renders_lineage_down_to_the_object_and_flags_missing_links() -> None:
+    from stepwise.commands.governance import render_audit, render_lineage
+
+    body = json.loads(_lineage().model_copy(update={"missing": ["run: no run"]}).model_dump_json())
+    text = render_lineage(body)
+    assert "version id  v1" in text and "ab" * 32 in text and "APPROVED by alice" in text
+    assert "MISSING run: no run" in text and "never in production" in text
+    assert render_audit({"events": []}) == "no audit events"
