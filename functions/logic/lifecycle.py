@@ -401,6 +401,7 @@ def start_training(
         dataset=dataset,
         dataset_version=dataset_version,
         started_by=started_by,
+        release=spec.spec.release.model_dump(mode="json"),
     )
     arn, started = workflow.start_execution(settings.lifecycle_state_machine_arn, name, payload.model_dump())
     return arn, started, name

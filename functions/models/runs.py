@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -99,6 +99,8 @@ class LifecycleInput(BaseModel):
     dataset: str = Field(pattern=NAME_PATTERN)
     dataset_version: int = Field(ge=1)
     started_by: str = Field(default="", max_length=2_048)
+    # the spec's release strategy, where the approval chain reads it ($.release)
+    release: dict[str, Any] | None = None
 
 
 class DatasetRef(_Model):

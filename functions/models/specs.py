@@ -18,6 +18,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from functions.models.approvals import ReleaseStrategy
 from functions.models.registry import NAME_PATTERN
 
 SPEC_HEAD_SK = "SPEC"
@@ -153,6 +154,7 @@ class TrainingSpec(_Spec):
     description: str = Field(default="", max_length=1_000)
     intended_use: str = Field(default="", max_length=2_000)  # the model card's "intended use"
     limitations: str = Field(default="", max_length=2_000)  # the model card's "limitations"
+    release: ReleaseStrategy = Field(default_factory=lambda: ReleaseStrategy())  # after approval
 
     @model_validator(mode="after")
     def _coherent(self) -> TrainingSpec:

@@ -8,6 +8,7 @@ import boto3
 import pytest
 
 from functions.handlers import api
+from functions.models.approvals import ReleaseStrategy
 from functions.models.settings import get_settings
 from infra import constants as c
 from tests.conftest import load_event
@@ -93,6 +94,8 @@ def test_train_route_starts_once_per_model_dataset_and_spec_version(stores: Stor
         "dataset": "toy",
         "dataset_version": 4,
         "started_by": "arn:aws:iam::123456789012:user/operator",
+        # the spec's release strategy, read by the approval chain at $.release
+        "release": ReleaseStrategy().model_dump(mode="json"),
     }
     assert call("POST", "/v1/models/other/train", {"spec": "toy", "dataset_version": 4})[0] == 400
 

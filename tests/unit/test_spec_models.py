@@ -68,3 +68,11 @@ def test_execution_name_of_a_retraining_names_its_trigger_and_still_fits() -> No
     assert execution_name("churn-model", 7, 3, "rabc123") == "churn-model-7-3-rabc123"
     assert execution_name("churn-model", 7, 3, "rabc123") != execution_name("churn-model", 7, 3)
     assert len(execution_name("m" * 63, 123456789, 123456789, "r" + "f" * 16)) <= 80
+
+
+def test_spec_release_strategy_defaults_to_all_at_once_and_takes_a_canary() -> None:
+    assert TrainingSpec.model_validate(spec()).release.kind == "all_at_once"
+    canary = TrainingSpec.model_validate(spec(release={"kind": "canary", "weight": 0.1, "bake_seconds": 60}))
+    assert (canary.release.kind, canary.release.weight, canary.release.bake_seconds) == ("canary", 0.1, 60)
+    with pytest.raises(ValidationError, match="release"):
+        TrainingSpec.model_validate(spec(release={"kind": "blue-green"}))
