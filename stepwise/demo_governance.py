@@ -4,18 +4,21 @@ the reproducibility check of the retired version (or of production when nothing 
 
     steps = [..., *lifecycle_steps(), <approval and release steps>, *governance_steps()]
 
-Runs after a version of the demo model reached PRODUCTION. With no older version to retire (one
-upload, one version), the retire step says so and shows the 409 for production only.
+Runs after a version of the demo model reached PRODUCTION. When no older version is retirable but
+one waits for approval (the drift demo's retrained version), the retire step approves it as the
+demo operator, waits until it serves, and retires the version it replaced (now ARCHIVED).
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from stepwise.commands.governance import render_audit, render_lineage
 from stepwise.demo_lifecycle import MODEL
 
 RETIRABLE = ("ARCHIVED", "REJECTED", "ROLLED_BACK", "APPROVED")
+WAIT_SECONDS = 180.0
 
 
 def _failure(message: str) -> Exception:
@@ -52,6 +55,36 @@ def step_audit(ctx: Any) -> None:
     ctx.say(render_audit(reply.body))
 
 
+def _retirable(ctx: Any, production: int) -> list[dict[str, Any]]:
+    versions = ctx.target.api("GET", f"/v1/models/{MODEL}/versions").body.get("versions", [])
+    return [v for v in versions if v["version"] != production and v["status"] in RETIRABLE]
+
+
+def _release_pending(ctx: Any) -> bool:
+    """Approve the newest version waiting for approval (as the demo operator) and wait until it
+    serves, so the version it replaces is ARCHIVED. False when none waits."""
+    from functions.models.approvals import approval_id
+    from stepwise.demo_release import OPERATOR
+
+    pending = [a for a in ctx.target.api("GET", "/v1/approvals").body.get("approvals", []) if a["model"] == MODEL]
+    if not pending:
+        return False
+    version = max(a["version"] for a in pending)
+    reason = "demo: the retrained version replaces production"
+    reply = ctx.target.api(
+        "POST", f"/v1/approvals/{approval_id(MODEL, version)}/approve", {"reason": reason}, identity=OPERATOR
+    )
+    if not reply.ok:
+        raise _failure(f"approving {MODEL} v{version} answered HTTP {reply.status}: {reply.body}")
+    deadline = time.monotonic() + WAIT_SECONDS
+    while ctx.target.api("GET", f"/v1/models/{MODEL}/versions/{version}").body.get("status") != "PRODUCTION":
+        if time.monotonic() > deadline:
+            raise _failure(f"{MODEL} v{version} did not reach PRODUCTION in {WAIT_SECONDS:.0f} s")
+        time.sleep(0.5)
+    ctx.say(f"approved {MODEL} v{version} as {OPERATOR}: it serves now, the version it replaced is ARCHIVED")
+    return True
+
+
 def step_retire(ctx: Any) -> None:
     production = _production(ctx)
     refused = ctx.target.api(
@@ -60,8 +93,10 @@ def step_retire(ctx: Any) -> None:
     if refused.status != 409:
         raise _failure(f"retiring the production version answered HTTP {refused.status}, not 409")
     ctx.say(f"retire {MODEL} {production} (production) -> 409: {refused.body.get('message')}")
-    versions = ctx.target.api("GET", f"/v1/models/{MODEL}/versions").body.get("versions", [])
-    older = [v for v in versions if v["version"] != production and v["status"] in RETIRABLE]
+    older = _retirable(ctx, production)
+    if not older and _release_pending(ctx):  # e.g. the retrained version: it replaces production
+        production = _production(ctx)
+        older = _retirable(ctx, production)
     if not older:
         ctx.say("no older (archived or rejected) version to retire in this run")
         return
