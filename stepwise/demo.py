@@ -52,6 +52,7 @@ def foundation_steps() -> list[Step]:
 def all_steps(workdir: Path) -> list[Step]:
     from stepwise.demo_data import data_steps
     from stepwise.demo_drift import drift_steps
+    from stepwise.demo_governance import governance_steps
     from stepwise.demo_lifecycle import SPEC_NAME, lifecycle_steps, spec_steps
     from stepwise.demo_release import release_steps
 
@@ -62,6 +63,7 @@ def all_steps(workdir: Path) -> list[Step]:
         *lifecycle_steps(),
         *release_steps(),
         *drift_steps(),
+        *governance_steps(),
     ]
 
 

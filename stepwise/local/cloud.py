@@ -298,6 +298,10 @@ class LocalCloud:
                 Bucket=bucket, PublicAccessBlockConfiguration=resolved["PublicAccessBlockConfiguration"]
             )
             applied.append("public access block")
+        lock = resolved.get("ObjectLockConfiguration")
+        if lock and props.get("ObjectLockEnabled"):
+            s3.put_object_lock_configuration(Bucket=bucket, ObjectLockConfiguration=_object_lock(lock))
+            applied.append("object lock")
         rules = resolved.get("LifecycleConfiguration", {}).get("Rules", [])
         if rules:
             with contextlib.suppress(Exception):  # a rule moto's S3 API refuses stays reported, not fatal
@@ -391,7 +395,23 @@ class LocalCloud:
         return fired
 
 
-_BUCKET_EXTRAS = ("VersioningConfiguration", "PublicAccessBlockConfiguration", "LifecycleConfiguration")
+_BUCKET_EXTRAS = (
+    "VersioningConfiguration",
+    "PublicAccessBlockConfiguration",
+    "LifecycleConfiguration",
+    "ObjectLockConfiguration",
+)
+
+
+def _object_lock(lock: dict[str, Any]) -> dict[str, Any]:
+    """A CloudFormation ObjectLockConfiguration in the S3 API's shape (retention periods as ints)."""
+    out: dict[str, Any] = {"ObjectLockEnabled": lock.get("ObjectLockEnabled", "Enabled")}
+    retention = lock.get("Rule", {}).get("DefaultRetention")
+    if retention:
+        out["Rule"] = {
+            "DefaultRetention": {k: (int(v) if k in ("Days", "Years") else v) for k, v in retention.items()}
+        }
+    return out
 
 
 def _lifecycle_rule(rule: dict[str, Any]) -> dict[str, Any]:

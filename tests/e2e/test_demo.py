@@ -22,6 +22,10 @@ def test_demo_runs_the_whole_lifecycle_and_exits_zero(capsys: pytest.CaptureFixt
         "answered by versions {1: 300}",
         "drifted: alcohol, color_intensity, proline, region",
         "decision: skip - cooldown",
+        "version id",
+        "-> 409",
+        "-> RETIRED",
+        "holdout predictions IDENTICAL",
         "demo passed",
     ):
         assert expected in out, expected

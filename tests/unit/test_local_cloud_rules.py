@@ -32,3 +32,13 @@ def test_lifecycle_rule_maps_tag_filters_and_transitions() -> None:
     mapped = _lifecycle_rule(rule)
     assert mapped["Filter"] == {"Tag": {"Key": "stepwise:retired", "Value": "true"}}
     assert mapped["Transitions"] == [{"Days": 30, "StorageClass": "GLACIER"}]
+
+
+def test_object_lock_maps_default_retention_to_integers() -> None:
+    from stepwise.local.cloud import _object_lock
+
+    lock = {"ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": {"Mode": "GOVERNANCE", "Days": "2555"}}}
+    assert _object_lock(lock) == {
+        "ObjectLockEnabled": "Enabled",
+        "Rule": {"DefaultRetention": {"Mode": "GOVERNANCE", "Days": 2555}},
+    }
