@@ -6,7 +6,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from functions.dal.audit import audit_put
 from functions.dal.clients import client
+from functions.models.audit import Actor, AuditEvent
 from functions.models.errors import Conflict, NotFound, StoreUnavailable
 from functions.models.specs import (
     SPEC_HEAD_SK,
@@ -55,6 +57,16 @@ def put_spec(table: str, spec: TrainingSpec, created_by: str, now: Any) -> SpecR
                     "ExpressionAttributeValues": head_values,
                 }
             },
+            audit_put(
+                table,
+                AuditEvent.of(
+                    Actor(identity=created_by or "unknown", correlation_id=""),
+                    "spec.put",
+                    f"spec/{spec.name}",
+                    version=record.version,
+                    after={"model": spec.model, "dataset": spec.dataset, "estimator": spec.estimator.name},
+                ),
+            ),
             {
                 "Put": {
                     "TableName": table,

@@ -20,6 +20,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from functions.dal import artifacts
+from functions.dal import audit as audit_dal
 from functions.dal import datasets as datasets_dal
 from functions.dal import monitoring as store
 from functions.dal import registry as registry_dal
@@ -36,6 +37,7 @@ from functions.logic.drift import DriftAccumulator, finish, iter_parquet_row_gro
 from functions.logic.drift_performance import evaluate, load_labels, matching_predictions
 from functions.logic.drift_report import render_html
 from functions.logic.retraining import Starter, TrainingTarget, decide_retraining, retrain
+from functions.models.audit import Actor, AuditEvent, model_target
 from functions.models.drift import DriftCheckRequest, DriftCheckResult, DriftReport
 from functions.models.errors import NotFound
 from functions.models.profile import ReferenceProfile
@@ -241,6 +243,16 @@ def run_drift_check(
         )
         decision = retrain(decision, starter(settings))
         store.put_decision(settings.metadata_table, decision)
+        audit_dal.record(
+            settings.metadata_table,
+            AuditEvent.of(
+                Actor(identity=req.requested_by or "drift-monitor", correlation_id=check_id),
+                f"retraining.{decision.action}",
+                model_target(req.model),
+                after={"check_id": check_id, "started": decision.started, "execution": decision.execution_arn},
+                reason=decision.reason,
+            ),
+        )
     result = DriftCheckResult(
         check_id=check_id,
         model=req.model,

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from functions.dal import artifacts as store
 from functions.dal import registry as registry_dal
@@ -173,6 +173,9 @@ def start_run(settings: Settings, req: RunRecordRequest, clock: Clock = utcnow) 
             steps=[StepRecord(name=StepName.START, started_at=now, ended_at=now, outcome="succeeded")],
         ),
     )
+    _audit_run(
+        settings, record.model, record.run_id, "run.start", {"dataset": f"{ref.dataset}@{state.dataset_version}"}
+    )
     return RunStarted(
         run_id=record.run_id,
         model=record.model,
@@ -203,7 +206,9 @@ def fail_run(settings: Settings, req: RunRecordRequest, clock: Clock = utcnow) -
         run.cause = run.cause or cause[:MAX_CAUSE]
         return run
 
-    return runs_dal.update_run(settings.metadata_table, _model(state), _run_id(state), change)
+    failed = runs_dal.update_run(settings.metadata_table, _model(state), _run_id(state), change)
+    _audit_run(settings, _model(state), _run_id(state), "run.fail", {"step": req.step, "error": error})
+    return failed
 
 
 def finish_run(settings: Settings, req: RunRecordRequest, clock: Clock = utcnow) -> RunRecord:
@@ -224,7 +229,21 @@ def finish_run(settings: Settings, req: RunRecordRequest, clock: Clock = utcnow)
             run.cause = "; ".join(registered.reasons)[:MAX_CAUSE]
         return run
 
-    return runs_dal.update_run(settings.metadata_table, _model(state), _run_id(state), change)
+    finished = runs_dal.update_run(settings.metadata_table, _model(state), _run_id(state), change)
+    outcome = {"version": registered.version, "status": registered.status.value}
+    _audit_run(settings, _model(state), _run_id(state), "run.finish", outcome)
+    return finished
+
+
+def _audit_run(settings: Settings, model: str, run_id: str, action: str, after: dict[str, Any]) -> None:
+    """Run start/end in the audit trail (the workflow acts; its run id names it)."""
+    from functions.dal import audit as audit_dal
+    from functions.models.audit import Actor, AuditEvent, model_target
+
+    event = AuditEvent.of(
+        Actor(identity=f"workflow:{run_id}", correlation_id=""), action, model_target(model), after=after
+    )
+    audit_dal.record(settings.metadata_table, event)
 
 
 # -- train -----------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ import pytest
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.dal import artifacts, monitoring
+from functions.dal import audit as audit_dal
 from functions.dal import registry as registry_dal
 from functions.handlers import drift as drift_handler
 from functions.logic import drift_check
@@ -166,6 +167,12 @@ def test_drift_check_compacts_checks_reports_and_decides(
     assert "cooldown" in again.retraining.reason and len(calls) == 1
     decisions = monitoring.recent_decisions(stores.metadata_table, "churn")
     assert [d.action for d in decisions] == ["skip", "start"]
+    # and both decisions are in the audit trail, with their reasons
+    audited = [
+        e for e in audit_dal.list_events(stores.metadata_table, target="model/churn") if "retraining" in e.action
+    ]
+    assert [e.action for e in audited] == ["retraining.start", "retraining.skip"]
+    assert "cooldown" in audited[-1].reason
 
 
 def test_drift_check_empty_window_writes_a_no_data_report(stores: Stores, tmp_path: Path) -> None:

@@ -65,7 +65,12 @@ def test_lifecycle_steps_register_a_pending_version_with_full_lineage(stores: St
     model = registry_dal.get_model(stores.registry_table, "toy-model")
     assert model is not None and model.latest_version == 1 and model.production_version is None
     events = audit_dal.list_events(stores.metadata_table, target="model/toy-model")
-    assert [(e.action, e.version) for e in events] == [("version.register", 1)]
+    assert [(e.action, e.version) for e in events] == [
+        ("run.start", None),
+        ("version.register", 1),
+        ("run.finish", None),
+    ]
+    assert {e.who for e in events if e.action.startswith("run.")} == {f"workflow:{state['run']['run_id']}"}
     # the run record shows every step with its outcome
     run = runs_dal.get_run(stores.metadata_table, "toy-model", state["run"]["run_id"])
     assert [(s.name, s.outcome) for s in run.steps] == [
@@ -142,7 +147,8 @@ def test_register_interleaved_registrations_get_distinct_numbers(stores: Stores)
     assert [(v.version, v.run_id) for v in versions] == [(1, state_b.run.run_id), (2, state_a.run.run_id)]  # type: ignore[union-attr]
     model = registry_dal.get_model(stores.registry_table, "toy-model")
     assert model is not None and model.latest_version == 2
-    assert len(audit_dal.list_events(stores.metadata_table, target="model/toy-model")) == 2
+    registered = audit_dal.list_events(stores.metadata_table, target="model/toy-model")
+    assert len([e for e in registered if e.action == "version.register"]) == 2
 
 
 def test_train_failure_is_recorded_on_the_run_with_step_and_error(stores: Stores) -> None:
@@ -226,3 +232,15 @@ def test_train_fails_when_the_dataset_object_version_is_gone(stores: Stores) -> 
     boto3.client("s3").delete_object(Bucket=dataset.bucket, Key=dataset.key, VersionId=dataset.version_id)
     with pytest.raises(NotFound, match="does not exist"):
         run_steps(start_state(spec, dataset), until="train")
+
+
+def test_spec_put_is_in_the_audit_trail_with_who_stored_it(stores: Stores) -> None:
+    # When two versions of a spec are stored
+    first = seed_spec(stores, toy_spec())
+    second = seed_spec(stores, toy_spec())
+    # Then each is an audit event naming the version and who stored it
+    events = audit_dal.list_events(stores.metadata_table, target=f"spec/{first.name}")
+    assert [(e.action, e.version, e.who) for e in events] == [
+        ("spec.put", first.version, "tester"),
+        ("spec.put", second.version, "tester"),
+    ]
