@@ -173,10 +173,16 @@ def check_table(table: pa.Table, contract: DataContract, *, present: list[str] |
             part.failed_types.add(spec.name)
             message = f"declared {spec.type}, file has {values.type}"
             mask = _unconvertible(values, spec.type)
+            bad = _count(mask) if mask is not None else 0
             if mask is None:
                 part.tally(f"type:{spec.name}").add(table.num_rows, [], message)
+            elif bad:
+                part.tally(f"type:{spec.name}").add(bad, _examples(mask, values), message)
             else:
-                part.tally(f"type:{spec.name}").add(_count(mask), _examples(mask, values), message)
+                # every value is text that would convert, but the column itself has the wrong type
+                part.tally(f"type:{spec.name}").add(
+                    table.num_rows, _examples(pc.is_valid(values), values), f"{message} (every row)"
+                )
             continue
         _check_column(part, spec, values)
         if contract.key == spec.name:

@@ -234,3 +234,12 @@ def test_validation_unexpected_reader_failure_still_gets_a_report() -> None:
     )
     # Then the verdict is a report that names the failure, not an exception
     assert report.verdict == "unreadable" and "RuntimeError: torn read" in report.reason
+
+
+def test_validation_parquet_text_column_declared_float_fails_type_even_when_every_value_parses() -> None:
+    # Given a typed file whose float column holds the numbers as text
+    report = check(to_parquet(_with(score=["0.0", "0.5", None, "1.0"])), "parquet")
+    # Then the type rule fails for every row, naming the file's type
+    assert failed(report) == ["type:score"]
+    rule = next(r for r in report.rules if r.rule == "type:score")
+    assert rule.offending == 4 and "string" in (rule.message or "")
