@@ -6,8 +6,10 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
+from functions.dal import audit as audit_dal
 from functions.dal import monitoring as store
 from functions.dal import registry as registry_dal
+from functions.models.audit import Actor, AuditEvent, model_target
 from functions.models.drift import DriftCheckAccepted, DriftCheckRequest, DriftRunBody, DriftSettings
 from functions.models.errors import InvalidInput, NotFound
 from functions.models.settings import Settings
@@ -23,8 +25,19 @@ def put_drift_settings(
     """Store a model's drift settings (critical features, thresholds, retraining policy)."""
     if registry_dal.get_model(settings.registry_table, model) is None:
         raise NotFound(f"no model {model!r}")
+    before = _stored(settings, model)
     stored = body.model_copy(update={"updated_at": now or datetime.now(UTC), "updated_by": requested_by})
     store.put_settings(settings.metadata_table, model, stored)
+    audit_dal.record(
+        settings.metadata_table,
+        AuditEvent.of(
+            Actor(identity=requested_by, correlation_id=""),
+            "drift.settings",
+            model_target(model),
+            before=before.config.model_dump(mode="json"),
+            after=stored.config.model_dump(mode="json"),
+        ),
+    )
     return stored
 
 

@@ -75,6 +75,7 @@ def test_lifecycle_upload_to_pending_approval_with_lineage(
         dataset["sha256"],
     )
     assert (dataset["source_key"], dataset["source_version_id"]) == (key, put.get("VersionId", ""))
+    assert version["data_version_id"] and put.get("VersionId"), "the local cloud's buckets are versioned"
     assert version["contract_version"] == dataset["contract_version"] == 1
     assert all(g["passed"] for g in version["gates"])
     assert set(version["artifacts"]) == {"skops", "onnx", "profile"}

@@ -291,6 +291,12 @@ def test_drift_settings_route_stores_what_the_schedule_uses(stores: Stores) -> N
     reply = api.lambda_handler(_route_event("PUT", "/v1/models/churn/drift/settings", settings), Context())
     assert reply["statusCode"] == 200, reply["body"]
     assert json.loads(reply["body"])["updated_by"] == "arn:aws:iam::123456789012:user/operator"
+    # and the configuration change is in the audit trail, with before and after
+    change = [
+        e for e in audit_dal.list_events(stores.metadata_table, target="model/churn") if e.action == "drift.settings"
+    ]
+    assert len(change) == 1 and change[0].who == "arn:aws:iam::123456789012:user/operator"
+    assert change[0].before["critical_features"] == [] and change[0].after["critical_features"] == ["x"]
     # Then the schedule checks with them: x alone drifts, the model drifts, retraining is disabled
     now = datetime.now(UTC)
     _capture(stores, now.replace(minute=0, second=0, microsecond=0), _rows(2_000, 5, shift=0.5))
