@@ -106,9 +106,7 @@ class StepwiseStack(Stack):
         self.add_release_routes(api_fn)
         self.ingestion = add_ingestion(self)
         add_dataset_routes(self, api_fn)
-        self.monitoring = Monitoring(
-            self, c.MONITORING_ID, api_function=api_fn, serving_function=self.serving.function
-        )
+        self.monitoring = Monitoring(self, c.MONITORING_ID, api_function=api_fn, serving_function=self.serving.function)
         self.governance = Governance(
             self,
             c.GOVERNANCE_ID,
