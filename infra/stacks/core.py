@@ -370,10 +370,11 @@ class StepwiseStack(Stack):
         acknowledge(
             self.api.rest_api,
             "AwsSolutions::AwsSolutions-COG4",
-            "Every route is IAM-authorized (SigV4); a Cognito authorizer is an optional stack setting.",
+            "Every route is IAM-authorized (SigV4) instead; a Cognito authorizer for browser callers "
+            "is not offered yet (issue 9).",
         )
         acknowledge(
             self.api.rest_api,
             "AwsSolutions::AwsSolutions-APIG3",
-            "A WAF web ACL is an optional stack setting; stage throttling limits abuse by default.",
+            "A WAF web ACL is an optional stack setting (waf_web_acl_arn); stage throttling limits abuse by default.",
         )

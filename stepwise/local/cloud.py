@@ -408,9 +408,7 @@ def _object_lock(lock: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"ObjectLockEnabled": lock.get("ObjectLockEnabled", "Enabled")}
     retention = lock.get("Rule", {}).get("DefaultRetention")
     if retention:
-        out["Rule"] = {
-            "DefaultRetention": {k: (int(v) if k in ("Days", "Years") else v) for k, v in retention.items()}
-        }
+        out["Rule"] = {"DefaultRetention": {k: (int(v) if k in ("Days", "Years") else v) for k, v in retention.items()}}
     return out
 
 
