@@ -9,7 +9,9 @@ from typing import Any
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.nag import acknowledge
@@ -90,6 +92,27 @@ class StepwiseFunction(ObservedFunction):
             timeout=timeout or Duration.seconds(30),
             **self.settings(environment, description),
         )
+
+
+def dead_letter_async_invokes(
+    scope: Construct, function: lambda_.IFunction, *, max_event_age: Duration, retry_attempts: int
+) -> sqs.Queue:
+    """Asynchronous invokes of `function` (S3, schedules, async API calls): retried, bounded in age,
+    then recorded in a retained, encrypted, SSL-only queue (`<scope>/DeadLetters`)."""
+    queue = sqs.Queue(
+        scope,
+        "DeadLetters",
+        encryption=sqs.QueueEncryption.SQS_MANAGED,
+        enforce_ssl=True,
+        retention_period=Duration.days(14),
+        removal_policy=RemovalPolicy.RETAIN,
+    )
+    function.configure_async_invoke(
+        max_event_age=max_event_age,
+        retry_attempts=retry_attempts,
+        on_failure=destinations.SqsDestination(queue),
+    )
+    return queue
 
 
 _RETENTION = {

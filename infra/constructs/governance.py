@@ -21,12 +21,11 @@ from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_s3 as s3
-from aws_cdk import aws_sqs as sqs
 from constructs import Construct, IConstruct
 
 from infra import constants as c
+from infra.constructs.function import dead_letter_async_invokes
 from infra.nag import acknowledge
 
 if TYPE_CHECKING:
@@ -124,18 +123,8 @@ class Governance(Construct):
             description="Governance: daily export of the audit trail to the Object Lock archive (Parquet)",
         ).function
         # asynchronous invokes (the schedule): retried, then recorded in a queue
-        self.dead_letters = sqs.Queue(
-            self,
-            "DeadLetters",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=Duration.days(14),
-            removal_policy=RemovalPolicy.RETAIN,
-        )
-        self.export_function.configure_async_invoke(
-            max_event_age=Duration.hours(6),
-            retry_attempts=2,
-            on_failure=destinations.SqsDestination(self.dead_letters),
+        self.dead_letters = dead_letter_async_invokes(
+            self, self.export_function, max_event_age=Duration.hours(6), retry_attempts=2
         )
         self.export_function.add_to_role_policy(
             iam.PolicyStatement(

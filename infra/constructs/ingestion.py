@@ -16,17 +16,15 @@ from typing import TYPE_CHECKING
 from aws_cdk import CfnOutput, CfnResource, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_notifications as s3n
-from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from infra import constants as c
-from infra.constructs.function import RUNTIME, _retention
+from infra.constructs.function import RUNTIME, _retention, dead_letter_async_invokes
 from infra.constructs.lifecycle import allow_objects, allow_table
 from infra.nag import acknowledge
 
@@ -82,18 +80,8 @@ class Ingestion(Construct):
         self.function = function
         self.chunk_function = chunk_function
         self.state_machine = self._chunked_validation(chunk_function, log_retention)
-        self.dead_letters = sqs.Queue(
-            self,
-            "DeadLetters",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=Duration.days(14),
-            removal_policy=RemovalPolicy.RETAIN,
-        )
-        function.configure_async_invoke(
-            max_event_age=MAX_EVENT_AGE,
-            retry_attempts=RETRY_ATTEMPTS,
-            on_failure=destinations.SqsDestination(self.dead_letters),
+        self.dead_letters = dead_letter_async_invokes(
+            self, function, max_event_age=MAX_EVENT_AGE, retry_attempts=RETRY_ATTEMPTS
         )
         data_bucket.add_event_notification(
             s3.EventType.OBJECT_CREATED,

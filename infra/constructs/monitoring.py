@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from aws_cdk import CfnOutput, Duration, RemovalPolicy
+from aws_cdk import CfnOutput, Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_events as events
@@ -20,13 +20,12 @@ from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
-from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra import constants as c
+from infra.constructs.function import dead_letter_async_invokes
 from infra.nag import acknowledge
 
 if TYPE_CHECKING:
@@ -81,18 +80,8 @@ class Monitoring(Construct):
         self._grant(stack)
 
         # asynchronous invokes (schedule, API route): retried, then recorded in a queue
-        self.dead_letters = sqs.Queue(
-            self,
-            "DeadLetters",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=Duration.days(14),
-            removal_policy=RemovalPolicy.RETAIN,
-        )
-        self.function.configure_async_invoke(
-            max_event_age=Duration.hours(2),
-            retry_attempts=1,
-            on_failure=destinations.SqsDestination(self.dead_letters),
+        self.dead_letters = dead_letter_async_invokes(
+            self, self.function, max_event_age=Duration.hours(2), retry_attempts=1
         )
         self.rule = events.Rule(
             self,
