@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -192,33 +193,26 @@ def _get(target: Target, path: str) -> ApiReply:
     return target.api("GET", path)
 
 
-def run_models(args: argparse.Namespace, target_factory: Any) -> int:
-    reply = _get(target_factory(), "/v1/models")
+def _show(target_factory: Any, path: str, render: Callable[[dict[str, Any]], str]) -> int:
+    """GET `path` and print it with `render` (or the error, exiting 1)."""
+    reply = _get(target_factory(), path)
     if not reply.ok:
         return _failed(reply)
-    print(render_models(reply.body) if reply.body["models"] else "no models yet")
+    print(render(reply.body))
     return 0
+
+
+def run_models(args: argparse.Namespace, target_factory: Any) -> int:
+    return _show(target_factory, "/v1/models", lambda body: render_models(body) if body["models"] else "no models yet")
 
 
 def run_versions(args: argparse.Namespace, target_factory: Any) -> int:
-    reply = _get(target_factory(), f"/v1/models/{args.model}/versions")
-    if not reply.ok:
-        return _failed(reply)
-    print(render_versions(reply.body))
-    return 0
+    return _show(target_factory, f"/v1/models/{args.model}/versions", render_versions)
 
 
 def run_show(args: argparse.Namespace, target_factory: Any) -> int:
-    reply = _get(target_factory(), f"/v1/models/{args.model}/versions/{args.version}")
-    if not reply.ok:
-        return _failed(reply)
-    print(render_version(reply.body))
-    return 0
+    return _show(target_factory, f"/v1/models/{args.model}/versions/{args.version}", render_version)
 
 
 def run_runs(args: argparse.Namespace, target_factory: Any) -> int:
-    reply = _get(target_factory(), f"/v1/models/{args.model}/runs")
-    if not reply.ok:
-        return _failed(reply)
-    print(render_runs(reply.body))
-    return 0
+    return _show(target_factory, f"/v1/models/{args.model}/runs", render_runs)
