@@ -7,6 +7,7 @@ import pytest
 
 from functions.dal import datasets as datasets_dal
 from functions.logic.lifecycle_trigger import start_lifecycle
+from functions.models.approvals import ReleaseStrategy
 from functions.models.settings import get_settings
 from infra import constants as c
 from tests.integration.conftest import Stores
@@ -47,6 +48,7 @@ def test_lifecycle_trigger_starts_the_workflow_once_per_dataset_version(stores: 
         "dataset": "toy",
         "dataset_version": 1,
         "started_by": "uploader",
+        "release": ReleaseStrategy().model_dump(mode="json"),  # the spec's strategy, at $.release
     }
     # and the dataset version records it
     recorded = datasets_dal.get_version(stores.metadata_table, "toy", 1)
