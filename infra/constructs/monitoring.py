@@ -185,60 +185,63 @@ class Monitoring(Construct):
             period=period,
         )
 
+    def _alarm(
+        self,
+        id_: str,
+        description: str,
+        metric: cloudwatch.IMetric,
+        threshold: float,
+        *,
+        periods: int = 1,
+        comparison: cloudwatch.ComparisonOperator = cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+    ) -> cloudwatch.Alarm:
+        """An alarm that stays quiet without data (no traffic, no checks)."""
+        return cloudwatch.Alarm(
+            self,
+            id_,
+            alarm_description=description,
+            metric=metric,
+            threshold=threshold,
+            evaluation_periods=periods,
+            comparison_operator=comparison,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+
     def _alarms(self, serving: lambda_.IFunction | None) -> dict[str, cloudwatch.Alarm]:
-        at_least = cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD
         alarms = {
-            "DriftedModels": cloudwatch.Alarm(
-                self,
+            "DriftedModels": self._alarm(
                 "DriftAlarm",
-                alarm_description="A drift check found a model drifted (see the drift report in the artifacts bucket)",
-                metric=self._metric("DriftedModels", "Maximum"),
-                threshold=1,
-                evaluation_periods=1,
-                comparison_operator=at_least,
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+                "A drift check found a model drifted (see the drift report in the artifacts bucket)",
+                self._metric("DriftedModels", "Maximum"),
+                1,
             ),
-            "PerformanceDrops": cloudwatch.Alarm(
-                self,
+            "PerformanceDrops": self._alarm(
                 "PerformanceAlarm",
-                alarm_description="A model's accuracy/F1 or RMSE/MAE on labelled traffic is worse than at registration",
-                metric=self._metric("PerformanceDrops", "Maximum"),
-                threshold=1,
-                evaluation_periods=1,
-                comparison_operator=at_least,
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+                "A model's accuracy/F1 or RMSE/MAE on labelled traffic is worse than at registration",
+                self._metric("PerformanceDrops", "Maximum"),
+                1,
             ),
-            "DriftCheckErrors": cloudwatch.Alarm(
-                self,
+            "DriftCheckErrors": self._alarm(
                 "DriftCheckErrorsAlarm",
-                alarm_description="The drift Lambda failed (see its logs and the dead-letter queue)",
-                metric=self.function.metric_errors(period=Duration.hours(1), statistic="Sum"),
-                threshold=1,
-                evaluation_periods=1,
-                comparison_operator=at_least,
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+                "The drift Lambda failed (see its logs and the dead-letter queue)",
+                self.function.metric_errors(period=Duration.hours(1), statistic="Sum"),
+                1,
             ),
         }
         if serving is not None:
-            alarms["InferenceErrors"] = cloudwatch.Alarm(
-                self,
+            alarms["InferenceErrors"] = self._alarm(
                 "InferenceErrorsAlarm",
-                alarm_description="The inference Lambda failed invocations (5 or more in 5 minutes)",
-                metric=serving.metric_errors(period=Duration.minutes(5), statistic="Sum"),
-                threshold=5,
-                evaluation_periods=1,
-                comparison_operator=at_least,
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+                "The inference Lambda failed invocations (5 or more in 5 minutes)",
+                serving.metric_errors(period=Duration.minutes(5), statistic="Sum"),
+                5,
             )
-            alarms["InferenceP99"] = cloudwatch.Alarm(
-                self,
+            alarms["InferenceP99"] = self._alarm(
                 "InferenceLatencyAlarm",
-                alarm_description="Inference p99 duration above 1 s for 3 of 3 five-minute periods",
-                metric=serving.metric_duration(period=Duration.minutes(5), statistic="p99"),
-                threshold=1_000,
-                evaluation_periods=3,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+                "Inference p99 duration above 1 s for 3 of 3 five-minute periods",
+                serving.metric_duration(period=Duration.minutes(5), statistic="p99"),
+                1_000,
+                periods=3,
+                comparison=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
             )
         return alarms
 
