@@ -7,9 +7,9 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
-from functions.models.errors import StoreUnavailable
+from functions.models.errors import Conflict, StepwiseError, StoreUnavailable, Throttled
 
 _CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=3, read_timeout=10)
 
@@ -26,6 +26,52 @@ def resource(service: str) -> Any:
 
 QUERY_PAGE = 1000
 
+# error codes AWS uses for "slow down" (botocore's standard retry mode knows the same list)
+THROTTLING_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottledException",
+        "TooManyRequestsException",
+        "ProvisionedThroughputExceededException",
+        "TransactionInProgressException",
+        "RequestLimitExceeded",
+        "BandwidthLimitExceeded",
+        "LimitExceededException",
+        "RequestThrottled",
+        "SlowDown",
+        "EC2ThrottledException",
+    }
+)
+
+
+def error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", "error"))
+
+
+def store_error(exc: Exception, what: str) -> StepwiseError:
+    """The typed error for a failed AWS call while doing `what` ("model read", "version write").
+
+    Throttling -> Throttled (429), a failed condition -> Conflict (409), anything else the store
+    refused, failed or did not answer in time -> StoreUnavailable (503). The message names `what`
+    and, except for permission refusals, the AWS error code; never a resource name, an ARN or the
+    policy that refused (those go to the logs via the exception's cause)."""
+    if isinstance(exc, StepwiseError):
+        return exc
+    if isinstance(exc, ClientError):
+        code = error_code(exc)
+        if code in THROTTLING_CODES:
+            return Throttled(f"{what} was throttled; retry shortly")
+        if code == "ConditionalCheckFailedException":
+            return Conflict(f"{what} conflicts with a concurrent change; read again and retry")
+        if "AccessDenied" in code or code in {"UnauthorizedOperation", "KMS.AccessDeniedException"}:
+            return StoreUnavailable(f"{what} failed: the store refused the call; retry later")
+        return StoreUnavailable(f"{what} failed: {code}; retry later")
+    if isinstance(exc, BotoCoreError):  # timeouts, connection errors: nothing was answered
+        return StoreUnavailable(f"{what} failed: the store did not answer ({type(exc).__name__}); retry later")
+    raise TypeError(f"not an AWS error: {type(exc).__name__}") from exc
+
 
 def query_items(params: dict[str, Any], limit: int, what: str) -> list[dict[str, Any]]:
     """Up to `limit` items of a DynamoDB Query, page after page. A store error is a
@@ -39,6 +85,6 @@ def query_items(params: dict[str, Any], limit: int, what: str) -> list[dict[str,
             if "LastEvaluatedKey" not in reply:
                 break
             params["ExclusiveStartKey"] = reply["LastEvaluatedKey"]
-    except ClientError as exc:
-        raise StoreUnavailable(f"{what} read failed: {exc.response.get('Error', {}).get('Code', 'error')}") from exc
+    except (ClientError, BotoCoreError) as exc:
+        raise store_error(exc, f"{what} read") from exc
     return items

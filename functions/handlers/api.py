@@ -6,14 +6,13 @@ with a correlation id to look up in the logs.
 
 from __future__ import annotations
 
-import json
-
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from functions.handlers.errors import AWS_ERRORS, json_error, typed_aws_error, typed_error
 from functions.handlers.routes import approvals as approval_routes
 from functions.handlers.routes import audit as audit_routes
 from functions.handlers.routes import datasets as dataset_routes
@@ -38,20 +37,20 @@ app.include_router(governance_routes.router)
 app.include_router(audit_routes.router)
 
 
-def error_reply(status: int, code: str, message: str, **extra: object) -> Response:
-    body = {"error": code, "message": message, **extra}
-    return Response(status_code=status, content_type="application/json", body=json.dumps(body))
-
-
 @app.exception_handler(StepwiseError)
 def handle_typed(exc: StepwiseError) -> Response:
-    return error_reply(exc.status_code, type(exc).__name__, exc.message)
+    return typed_error(exc)
+
+
+@app.exception_handler(list(AWS_ERRORS))
+def handle_aws(exc: Exception) -> Response:
+    return typed_error(typed_aws_error(exc))
 
 
 @app.exception_handler(UnicodeDecodeError)
 def handle_undecodable(exc: UnicodeDecodeError) -> Response:
     # a base64-encoded body that is not UTF-8 text (found by tests/e2e/test_fuzz_api.py)
-    return error_reply(400, "BodyInvalid", "the body is not UTF-8 encoded JSON")
+    return json_error(400, "BodyInvalid", "the body is not UTF-8 encoded JSON")
 
 
 @app.exception_handler(RequestValidationError)
@@ -60,18 +59,18 @@ def handle_validation(exc: RequestValidationError) -> Response:
         {"field": ".".join(str(p) for p in err.get("loc", ())), "reason": str(err.get("msg", ""))}
         for err in exc.errors()
     ]
-    return error_reply(422, "ValidationError", "the request does not match the schema", details=details)
+    return json_error(422, "ValidationError", "the request does not match the schema", details=details)
 
 
 @app.not_found
 def handle_not_found(exc: NotFoundError) -> Response:
-    return error_reply(404, "NotFound", f"no route {app.current_event.http_method} {app.current_event.path}")
+    return json_error(404, "NotFound", f"no route {app.current_event.http_method} {app.current_event.path}")
 
 
 @app.exception_handler(Exception)
 def handle_unexpected(exc: Exception) -> Response:
     logger.exception("unhandled error")
-    return error_reply(500, "InternalError", "internal error; see logs", correlation_id=logger.get_correlation_id())
+    return json_error(500, "InternalError", "internal error; see logs", correlation_id=logger.get_correlation_id())
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

@@ -8,6 +8,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
+from functions.handlers.errors import typed_aws_errors
 from functions.logic.approvals import request_approval
 from functions.models.approvals import ApprovalTaskEvent
 from functions.models.errors import InvalidInput
@@ -18,6 +19,7 @@ from functions.observability import logger, metrics, tracer
 @logger.inject_lambda_context(log_event=False)
 @metrics.log_metrics
 @tracer.capture_lambda_handler
+@typed_aws_errors
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     try:
         task = ApprovalTaskEvent.model_validate(event)

@@ -16,6 +16,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.dal import monitoring as monitoring_dal
 from functions.dal import registry as registry_dal
+from functions.handlers.errors import typed_aws_errors
 from functions.logic.drift_check import run_drift_check
 from functions.models.drift import (
     DriftCheckRequest,
@@ -80,6 +81,7 @@ def _check(req: DriftCheckRequest) -> DriftCheckResult:
 @logger.inject_lambda_context
 @metrics.log_metrics
 @tracer.capture_lambda_handler
+@typed_aws_errors
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if event.get("all_models"):
         schedule = DriftScheduleEvent.model_validate(event)

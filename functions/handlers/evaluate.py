@@ -9,6 +9,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from functions.handlers.errors import typed_aws_errors
 from functions.logic import lifecycle
 from functions.models.runs import LifecycleState
 from functions.models.settings import get_settings
@@ -17,6 +18,7 @@ from functions.observability import logger, tracer
 
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
+@typed_aws_errors
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     state = LifecycleState.model_validate(event)
     return lifecycle.evaluate(get_settings(), state).model_dump(mode="json")

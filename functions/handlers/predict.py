@@ -28,6 +28,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 from pydantic_core import from_json
 
+from functions.handlers.errors import AWS_ERRORS, typed_aws_error, typed_error
 from functions.logic.serving import Serving
 from functions.models.errors import IntegrityError, StepwiseError
 from functions.models.registry import NAME_PATTERN
@@ -139,7 +140,12 @@ def handle_typed(exc: StepwiseError) -> Response:
     metrics.add_metric("ServerErrors" if exc.status_code >= 500 else "ClientErrors", MetricUnit.Count, 1)
     if exc.status_code >= 500:
         logger.warning("request failed", extra={"error": type(exc).__name__, "reason": exc.message})
-    return reply(exc.status_code, {"error": type(exc).__name__, "message": exc.message})
+    return typed_error(exc)
+
+
+@app.exception_handler(list(AWS_ERRORS))
+def handle_aws(exc: Exception) -> Response:
+    return handle_typed(typed_aws_error(exc))
 
 
 @app.exception_handler(RequestValidationError)

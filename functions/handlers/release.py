@@ -21,6 +21,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
 from functions.dal.releases import canary_metrics
+from functions.handlers.errors import typed_aws_errors
 from functions.logic import approvals, releases
 from functions.models.approvals import ApprovalExpired, ReleaseResult, ReleaseTaskEvent
 from functions.models.audit import Actor, utcnow
@@ -83,6 +84,7 @@ def run(task: ReleaseTaskEvent) -> dict[str, Any]:
 @logger.inject_lambda_context(log_event=False)
 @metrics.log_metrics
 @tracer.capture_lambda_handler
+@typed_aws_errors
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     try:
         task = ReleaseTaskEvent.model_validate(event)

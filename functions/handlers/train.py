@@ -11,6 +11,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from functions.handlers.errors import typed_aws_errors
 from functions.logic import lifecycle
 from functions.models.runs import LifecycleState
 from functions.models.settings import get_settings
@@ -19,6 +20,7 @@ from functions.observability import logger, tracer
 
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
+@typed_aws_errors
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if event.get("collect"):
         state = LifecycleState.model_validate(event.get("state", {}))

@@ -19,6 +19,7 @@ from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idemp
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.dal.datasets import idempotency_store
+from functions.handlers.errors import typed_aws_errors
 from functions.logic.validation_upload import check_chunk_step, finish_step, plan_chunks_step, process_upload
 from functions.models.audit import Actor
 from functions.models.datasets import UploadRef
@@ -68,6 +69,7 @@ def _validate_once(table: str) -> Callable[..., dict[str, Any]]:
 @logger.inject_lambda_context
 @metrics.log_metrics
 @tracer.capture_lambda_handler
+@typed_aws_errors
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     IDEMPOTENCY.register_lambda_context(context)
     once = _validate_once(get_settings().metadata_table)

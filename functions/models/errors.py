@@ -8,6 +8,8 @@ class StepwiseError(Exception):
     """Base of every error this project raises on purpose."""
 
     status_code = 500
+    # seconds a caller should wait before trying again (the API's Retry-After header); None: do not retry
+    retry_after_seconds: int | None = None
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -35,9 +37,19 @@ class Gone(StepwiseError):
 
 
 class StoreUnavailable(StepwiseError):
-    """A store (S3, DynamoDB) did not answer or throttled; safe to retry."""
+    """A store or AWS service (S3, DynamoDB, Step Functions) failed, refused or did not answer in
+    time; nothing was half-written, so the same request is safe to retry."""
 
     status_code = 503
+    retry_after_seconds = 5
+
+
+class Throttled(StoreUnavailable):
+    """A store or AWS service throttled the call; retry after a short pause. A StoreUnavailable, so
+    code that catches that catches this too; the workflow's Retry names both."""
+
+    status_code = 429
+    retry_after_seconds = 2
 
 
 class IntegrityError(StepwiseError):

@@ -27,16 +27,10 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct, IConstruct
 
+from infra.constructs.lifecycle import TRANSIENT_ERRORS
 from infra.nag import acknowledge
 
 DEFAULT_APPROVAL_TIMEOUT = Duration.days(7)
-TRANSIENT_ERRORS = [
-    "StoreUnavailable",
-    "Lambda.ServiceException",
-    "Lambda.AWSLambdaException",
-    "Lambda.SdkClientException",
-    "Lambda.TooManyRequestsException",
-]
 # Error names (functions/models/approvals.py class names) the state machine matches.
 APPROVAL_REJECTED = "ApprovalRejected"
 APPROVAL_EXPIRED = "ApprovalExpired"

@@ -46,9 +46,12 @@ EVALUATE_HANDLER = "functions.handlers.evaluate.lambda_handler"
 REGISTER_HANDLER = "functions.handlers.register.lambda_handler"
 RUN_RECORD_HANDLER = "functions.handlers.run_record.lambda_handler"
 
-# Errors worth retrying: our StoreUnavailable and Lambda's own transient failures.
+# Errors worth retrying: our StoreUnavailable and Throttled (functions/models/errors.py; a task's
+# stray botocore error is typed as one of them by functions/handlers/errors.py) and Lambda's own
+# transient failures.
 TRANSIENT_ERRORS = [
     "StoreUnavailable",
+    "Throttled",
     "Lambda.ServiceException",
     "Lambda.AWSLambdaException",
     "Lambda.SdkClientException",
