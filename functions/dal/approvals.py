@@ -1,8 +1,12 @@
 """Approval requests in the metadata table, the task-token callbacks and the SNS notice.
 
 Layout: see functions/models/approvals.py. The task token is an attribute of its own, read
-only by `get` for the callback and removed when the request is decided; ApprovalRequest (what
-the API returns) never contains it.
+only by `get` for the callback; it stays on a decided request until the workflow has been called
+back (`clear_token`), so a decision whose callback failed can be delivered by a retry.
+ApprovalRequest (what the API returns) never contains it.
+
+Every AWS failure leaves as a typed error (functions/dal/clients.py `store_error`): Throttled
+(429), StoreUnavailable (503), Conflict (409); never the AWS message, which names resources.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from functions.dal.clients import client
+from functions.dal.clients import client, store_error
 from functions.dal.releases import attr
 from functions.models.approvals import (
     APPROVAL_SK,
@@ -24,7 +28,7 @@ from functions.models.approvals import (
     approval_pk,
 )
 from functions.models.audit import iso
-from functions.models.errors import Gone, StoreUnavailable
+from functions.models.errors import Gone
 
 _GONE_CODES = ("TaskTimedOut", "TaskDoesNotExist", "InvalidToken")
 
@@ -66,13 +70,22 @@ def put_item(table: str, request: ApprovalRequest, task_token: str) -> dict[str,
     }
 
 
+def replace_pending(table: str, request: ApprovalRequest, task_token: str) -> None:
+    """A retried approval task: the pending request again, with the attempt's new task token."""
+    try:
+        client("dynamodb").put_item(**put_item(table, request, task_token)["Put"])
+    except (ClientError, BotoCoreError) as exc:
+        raise store_error(exc, "approval write") from exc
+
+
 def decision_item(table: str, after: ApprovalRequest) -> dict[str, Any]:
-    """TransactWriteItems `Update`: PENDING -> decided (or EXPIRED); fails if decided already."""
+    """TransactWriteItems `Update`: PENDING -> decided (or EXPIRED); fails if decided already. The
+    task token stays until `clear_token` (the callback delivered)."""
     return {
         "Update": {
             "TableName": table,
             "Key": {"pk": attr(approval_pk(after.id)), "sk": attr(APPROVAL_SK)},
-            "UpdateExpression": "SET #status = :to, #data = :data, gsi1pk = :decided REMOVE task_token",
+            "UpdateExpression": "SET #status = :to, #data = :data, gsi1pk = :decided",
             "ConditionExpression": "attribute_exists(pk) AND #status = :pending",
             "ExpressionAttributeNames": {"#status": "status", "#data": "data"},
             "ExpressionAttributeValues": {
@@ -85,6 +98,21 @@ def decision_item(table: str, after: ApprovalRequest) -> dict[str, Any]:
     }
 
 
+def clear_token(table: str, id_: str) -> None:
+    """The workflow has the decision: forget the task token (a decided request only)."""
+    try:
+        client("dynamodb").update_item(
+            TableName=table,
+            Key={"pk": attr(approval_pk(id_)), "sk": attr(APPROVAL_SK)},
+            UpdateExpression="REMOVE task_token",
+            ConditionExpression="attribute_exists(pk) AND #status <> :pending",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues={":pending": attr(ApprovalStatus.PENDING.value)},
+        )
+    except (ClientError, BotoCoreError) as exc:
+        raise store_error(exc, "approval write") from exc
+
+
 def _request(item: dict[str, Any]) -> ApprovalRequest:
     return ApprovalRequest.model_validate_json(item["data"]["S"])
 
@@ -94,8 +122,8 @@ def get(table: str, id_: str) -> StoredApproval | None:
         reply = client("dynamodb").get_item(
             TableName=table, Key={"pk": attr(approval_pk(id_)), "sk": attr(APPROVAL_SK)}, ConsistentRead=True
         )
-    except ClientError as exc:
-        raise StoreUnavailable(f"approval read failed: {exc.response['Error']['Code']}") from exc
+    except (ClientError, BotoCoreError) as exc:
+        raise store_error(exc, "approval read") from exc
     item = reply.get("Item")
     if not item:
         return None
@@ -118,8 +146,8 @@ def list_pending(table: str, limit: int = 1000) -> list[ApprovalRequest]:
             if "LastEvaluatedKey" not in reply:
                 break
             params["ExclusiveStartKey"] = reply["LastEvaluatedKey"]
-    except ClientError as exc:
-        raise StoreUnavailable(f"approval read failed: {exc.response['Error']['Code']}") from exc
+    except (ClientError, BotoCoreError) as exc:
+        raise store_error(exc, "approval read") from exc
     return found[:limit]
 
 
@@ -138,9 +166,9 @@ def _callback(method: str, **kwargs: str) -> None:
         code = exc.response["Error"]["Code"]
         if code in _GONE_CODES:
             raise Gone(f"the workflow no longer waits for this decision ({code})") from exc
-        raise StoreUnavailable(f"Step Functions callback failed: {code}") from exc
+        raise store_error(exc, "the workflow callback") from exc
     except BotoCoreError as exc:
-        raise StoreUnavailable(f"Step Functions callback failed: {type(exc).__name__}") from exc
+        raise store_error(exc, "the workflow callback") from exc
 
 
 def publish(topic_arn: str, subject: str, message: dict[str, Any]) -> str:
@@ -148,6 +176,6 @@ def publish(topic_arn: str, subject: str, message: dict[str, Any]) -> str:
         reply = client("sns").publish(
             TopicArn=topic_arn, Subject=subject[:100], Message=json.dumps(message, default=str, indent=2)
         )
-    except ClientError as exc:
-        raise StoreUnavailable(f"approval notice failed: {exc.response['Error']['Code']}") from exc
+    except (ClientError, BotoCoreError) as exc:
+        raise store_error(exc, "approval notice") from exc
     return str(reply.get("MessageId", ""))

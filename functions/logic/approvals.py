@@ -3,7 +3,10 @@
 A decision is one transaction: the request PENDING -> APPROVED/REJECTED (guarded, so a second
 decision is a 409), the version PENDING_APPROVAL -> APPROVED/REJECTED (guarded by its status),
 and two audit events (the status change and the decision). Only then is the waiting workflow
-called back (SendTaskSuccess / SendTaskFailure with error `ApprovalRejected`).
+called back (SendTaskSuccess / SendTaskFailure with error `ApprovalRejected`), and the task token
+forgotten once the callback is delivered. If the callback fails (throttled, timed out, the process
+died), the decision stays recorded with its token, and the same caller's retry of the same decision
+delivers it (200) instead of a 409; a different decision is still a 409.
 
 If the callback finds the workflow no longer waiting (its approval timed out between our expiry
 check and the callback), the decision stays recorded and the caller gets 410; the workflow's
@@ -28,9 +31,10 @@ from functions.models.approvals import (
     approval_id,
 )
 from functions.models.audit import Actor, AuditEvent, model_target, utcnow
-from functions.models.errors import Conflict, Forbidden, Gone, InvalidInput, NotFound
+from functions.models.errors import Conflict, Forbidden, Gone, InvalidInput, NotFound, StoreUnavailable
 from functions.models.registry import VersionStatus
 from functions.models.settings import Settings
+from functions.observability import logger
 
 S = VersionStatus
 
@@ -73,6 +77,27 @@ def request_approval(settings: Settings, event: ApprovalTaskEvent, *, now: datet
         requested_at=now,
         expires_at=now + timedelta(seconds=event.timeout_seconds),
     )
+    previous = dal.get(settings.metadata_table, request.id)
+    if previous is not None and previous.request.status == ApprovalStatus.PENDING:
+        # a retried task (the first attempt wrote the request, then failed): the new token only,
+        # no second audit event for the same request
+        dal.replace_pending(settings.metadata_table, request, event.token)
+    else:
+        _record_request(settings, event, request)
+    if settings.approvals_topic_arn:
+        dal.publish(
+            settings.approvals_topic_arn,
+            f"Stepwise: approve {event.model} version {event.version}?",
+            {
+                **request.model_dump(mode="json"),
+                "approve": f"stepwise approve {event.model} {event.version} --reason ...",
+                "reject": f"stepwise reject {event.model} {event.version} --reason ...",
+            },
+        )
+    return request
+
+
+def _record_request(settings: Settings, event: ApprovalTaskEvent, request: ApprovalRequest) -> None:
     actor = Actor(identity=f"workflow:{event.execution or 'unknown'}", correlation_id=event.execution)
     audit = AuditEvent.of(
         actor,
@@ -87,17 +112,6 @@ def request_approval(settings: Settings, event: ApprovalTaskEvent, *, now: datet
         metadata_table=settings.metadata_table,
         what=f"approval request {request.id}",
     )
-    if settings.approvals_topic_arn:
-        dal.publish(
-            settings.approvals_topic_arn,
-            f"Stepwise: approve {event.model} version {event.version}?",
-            {
-                **request.model_dump(mode="json"),
-                "approve": f"stepwise approve {event.model} {event.version} --reason ...",
-                "reject": f"stepwise reject {event.model} {event.version} --reason ...",
-            },
-        )
-    return request
 
 
 def list_pending(settings: Settings) -> list[ApprovalRequest]:
@@ -135,6 +149,9 @@ def decide(
     if request.status == ApprovalStatus.EXPIRED:
         raise Gone(f"approval request {id_} expired at {request.expires_at.isoformat()}")
     if request.status != ApprovalStatus.PENDING:
+        if _undelivered_retry(stored, approve=approve, principal=caller.principal):
+            _call_back(settings, stored, request, resend=True)
+            return request
         who = request.decision.who if request.decision else "someone"
         raise Conflict(f"approval request {id_} was already decided ({request.status.value} by {who})")
     if now >= request.expires_at:
@@ -162,22 +179,58 @@ def decide(
     )
     plan = dataclasses.replace(plan, what=f"decision on {id_}", events=[*plan.events, decided])
     releases.apply(settings, plan, extra_items=[dal.decision_item(settings.metadata_table, after)])
-
-    if approve:
-        dal.send_success(
-            stored.task_token,
-            {
-                "approved": True,
-                "model": request.model,
-                "version": request.version,
-                "approver": caller.principal,
-                "reason": reason,
-                "approval": request.id,
-            },
-        )
-    else:
-        dal.send_failure(stored.task_token, "ApprovalRejected", f"{caller.principal}: {reason}")
+    _call_back(settings, stored, after)
     return after
+
+
+def _undelivered_retry(stored: dal.StoredApproval, *, approve: bool, principal: str) -> bool:
+    """A decided request whose callback was never confirmed, retried by its decider with the same
+    decision (the earlier attempt failed after recording it)."""
+    decision = stored.request.decision
+    return bool(
+        stored.task_token
+        and decision is not None
+        and decision.approved == approve
+        and decision.who == principal
+        and stored.request.status in (ApprovalStatus.APPROVED, ApprovalStatus.REJECTED)
+    )
+
+
+def _call_back(
+    settings: Settings, stored: dal.StoredApproval, decided: ApprovalRequest, *, resend: bool = False
+) -> None:
+    """Tell the waiting workflow, then forget the token. On a resend, Gone means an earlier attempt
+    delivered it (the token is spent) unless the request has since expired."""
+    decision = decided.decision
+    assert decision is not None
+    try:
+        if decision.approved:
+            dal.send_success(
+                stored.task_token,
+                {
+                    "approved": True,
+                    "model": decided.model,
+                    "version": decided.version,
+                    "approver": decision.who,
+                    "reason": decision.reason,
+                    "approval": decided.id,
+                },
+            )
+        else:
+            dal.send_failure(stored.task_token, "ApprovalRejected", f"{decision.who}: {decision.reason}")
+    except Gone:
+        if not resend:
+            _forget_token(settings, decided.id)  # spent: a retry is then an ordinary 409
+            raise
+    _forget_token(settings, decided.id)
+
+
+def _forget_token(settings: Settings, id_: str) -> None:
+    """Best effort: the decision is delivered; a token left behind only makes a retry resend it."""
+    try:
+        dal.clear_token(settings.metadata_table, id_)
+    except StoreUnavailable as exc:
+        logger.warning("approval token not cleared", extra={"approval": id_, "reason": exc.message})
 
 
 def expire(
