@@ -20,11 +20,11 @@ from boto3.dynamodb.types import TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
 from functions.dal.audit import audit_put
-from functions.dal.clients import client
+from functions.dal.clients import THROTTLING_CODES, client, store_error
 from functions.dal.registry import from_item
 from functions.models.approvals import CanaryMetrics
 from functions.models.audit import AuditEvent
-from functions.models.errors import Conflict, IntegrityError, NotFound, StoreUnavailable
+from functions.models.errors import Conflict, IntegrityError, NotFound, Throttled
 from functions.models.registry import (
     MODEL_SK,
     ModelRecord,
@@ -139,9 +139,13 @@ def commit(items: list[dict[str, Any]], events: list[AuditEvent], *, metadata_ta
             reasons = [r.get("Code", "None") for r in exc.response.get("CancellationReasons", [])]
             if not reasons or any(r in ("ConditionalCheckFailed", "TransactionConflict") for r in reasons):
                 raise Conflict(f"{what}: the registry changed since it was read; read again and retry") from exc
+            if any(r in THROTTLING_CODES or r == "ThrottlingError" for r in reasons):
+                raise Throttled(f"{what} was throttled; retry shortly") from exc
         if code in ("TransactionConflictException", "ConditionalCheckFailedException"):
             raise Conflict(f"{what}: a concurrent change got there first; read again and retry") from exc
-        raise StoreUnavailable(f"{what}: registry write failed ({code})") from exc
+        raise store_error(exc, what) from exc
+    except BotoCoreError as exc:  # no answer: nothing is known to be written; the retry re-reads
+        raise store_error(exc, what) from exc
 
 
 def list_versions(table: str, model: str) -> list[ModelVersion]:
@@ -160,8 +164,8 @@ def list_versions(table: str, model: str) -> list[ModelVersion]:
             if "LastEvaluatedKey" not in reply:
                 return versions
             params["ExclusiveStartKey"] = reply["LastEvaluatedKey"]
-    except ClientError as exc:
-        raise StoreUnavailable(f"registry read failed: {exc.response['Error']['Code']}") from exc
+    except (ClientError, BotoCoreError) as exc:
+        raise store_error(exc, "registry read") from exc
 
 
 def artifact_sha256(uri: str) -> str:
@@ -178,9 +182,9 @@ def artifact_sha256(uri: str) -> str:
         code = exc.response["Error"]["Code"]
         if code in ("NoSuchKey", "NoSuchBucket", "404"):
             raise NotFound(f"artifact {uri} is missing") from exc
-        raise StoreUnavailable(f"artifact read failed: {code}") from exc
+        raise store_error(exc, "artifact read") from exc
     except BotoCoreError as exc:
-        raise StoreUnavailable(f"artifact read failed: {type(exc).__name__}") from exc
+        raise store_error(exc, "artifact read") from exc
     return digest.hexdigest()
 
 
@@ -225,8 +229,8 @@ def canary_metrics(
     ]
     try:
         reply = client("cloudwatch").get_metric_data(MetricDataQueries=queries, StartTime=start, EndTime=end)
-    except ClientError as exc:
-        raise StoreUnavailable(f"metrics read failed: {exc.response['Error']['Code']}") from exc
+    except (ClientError, BotoCoreError) as exc:
+        raise store_error(exc, "metrics read") from exc
     values = {r["Id"]: [float(v) for v in r.get("Values", [])] for r in reply.get("MetricDataResults", [])}
     ok, errors = values.get("ok", []), values.get("errors", [])
     requests = int(sum(ok) + sum(errors)) if (ok or errors) else None

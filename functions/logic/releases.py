@@ -9,6 +9,10 @@ Invariants (held by the guards in functions/dal/releases.py):
 - PRODUCTION/CANARY are entered and left only together with the alias move on ModelRecord,
   under its revision lock, so a model has at most one PRODUCTION and one CANARY version;
 - every change carries its audit event in the same transaction.
+
+The workflow's steps (promote, start/complete/roll back a canary) are idempotent: a retry after an
+attempt that wrote its transaction and then failed (a read-back throttled, the process killed)
+finds the change made and only verifies it, with no second write or audit event.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from functions.dal import releases as dal
 from functions.logic.routing import choose
 from functions.models.approvals import CanaryCheck, CanaryCheckFailed, CanaryMetrics, IllegalTransition, ServingMismatch
 from functions.models.audit import Actor, AuditEvent, model_target, utcnow
-from functions.models.errors import Conflict, IntegrityError, NotFound
+from functions.models.errors import Conflict, IntegrityError, NotFound, StoreUnavailable
 from functions.models.registry import TRANSITIONS, ModelRecord, ModelVersion, VersionStatus
 from functions.models.settings import Settings
 
@@ -296,7 +300,14 @@ def verify_artifact(version: ModelVersion) -> None:
     artifact = version.artifacts.get("onnx")
     if artifact is None:
         raise IntegrityError(f"{version.model} version {version.version} has no ONNX artifact to serve")
-    actual = dal.artifact_sha256(artifact.uri)
+    try:
+        actual = dal.artifact_sha256(artifact.uri)
+    except NotFound:
+        # the registry records an artifact the store does not have: not restored; a 503, not a 404
+        # (the model and version exist), and nothing was written
+        raise StoreUnavailable(
+            f"{version.model} version {version.version}: its artifact is missing; not restored"
+        ) from None
     if actual != artifact.sha256:
         raise IntegrityError(
             f"{version.model} version {version.version}: {artifact.uri} hashes to {actual}, "
@@ -361,8 +372,17 @@ def retire(settings: Settings, model: str, number: int, actor: Actor, reason: st
     )
 
 
+def _done(state: State, number: int, status: VersionStatus, **aliases: Any) -> bool:
+    """`number` already has `status` and the record's aliases already read `aliases`: an earlier
+    attempt of the same step wrote it."""
+    v = state.versions.get(number)
+    return v is not None and v.status == status and all(getattr(state.record, k) == w for k, w in aliases.items())
+
+
 def promote(settings: Settings, model: str, number: int, actor: Actor, reason: str = "") -> ModelRecord:
     state = read_state(settings, model)
+    if _done(state, number, S.PRODUCTION, production_version=number, candidate_version=None):
+        return verify_serving(settings, state.record)
     plan = apply(settings, plan_promote(state, number, actor, reason, now=utcnow()))
     assert plan.record_after is not None
     return verify_serving(settings, plan.record_after)
@@ -372,6 +392,8 @@ def start_canary(
     settings: Settings, model: str, number: int, weight: float, actor: Actor, reason: str = ""
 ) -> ModelRecord:
     state = read_state(settings, model)
+    if _done(state, number, S.CANARY, candidate_version=number, candidate_weight=weight):
+        return verify_serving(settings, state.record)
     plan = apply(settings, plan_start_canary(state, number, weight, actor, reason, now=utcnow()))
     assert plan.record_after is not None
     return verify_serving(settings, plan.record_after)
@@ -379,6 +401,8 @@ def start_canary(
 
 def rollback_canary(settings: Settings, model: str, number: int, actor: Actor, reason: str) -> ModelRecord:
     state = read_state(settings, model)
+    if state.record.candidate_version != number and _done(state, number, S.ROLLED_BACK):
+        return verify_serving(settings, state.record)
     plan = apply(settings, plan_rollback_canary(state, number, actor, reason, now=utcnow()))
     assert plan.record_after is not None
     return verify_serving(settings, plan.record_after)
@@ -389,6 +413,11 @@ def rollback(settings: Settings, model: str, actor: Actor, reason: str, to_versi
     goes back to the previous (or the named) former production version, whose artifact must verify."""
     state = read_state(settings, model)
     now = utcnow()
+    if to_version is not None and _done(
+        state, to_version, S.PRODUCTION, production_version=to_version, candidate_version=None
+    ):
+        # already restored (a retry of a rollback that was written, then failed to answer)
+        return verify_serving(settings, state.record)
     if state.record.candidate_version is not None and to_version is None:
         plan = plan_rollback_canary(state, state.record.candidate_version, actor, reason, now=now)
     else:
