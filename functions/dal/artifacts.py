@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import hashlib
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
-from functions.dal.clients import client
-from functions.models.errors import IntegrityError, NotFound, StoreUnavailable
+from functions.dal.clients import client, store_error
+from functions.models.errors import IntegrityError, NotFound
 from functions.models.registry import Artifact
 
 
@@ -40,8 +40,8 @@ def put_artifact(bucket: str, key: str, data: bytes, content_type: str = "applic
             ContentType=content_type,
             Metadata={"sha256": digest},
         )
-    except ClientError as exc:
-        raise StoreUnavailable(f"artifact write failed for {key}: {exc.response['Error']['Code']}") from exc
+    except (ClientError, BotoCoreError) as exc:
+        raise store_error(exc, "artifact write") from exc
     return Artifact(uri=s3_uri(bucket, key), sha256=digest, size_bytes=len(data))
 
 
@@ -55,7 +55,9 @@ def get_object(bucket: str, key: str, version_id: str = "") -> bytes:
         code = exc.response["Error"]["Code"]
         if code in ("NoSuchKey", "NoSuchVersion", "404", "InvalidArgument"):
             raise NotFound(f"s3://{bucket}/{key} (version {version_id or 'latest'}) does not exist") from exc
-        raise StoreUnavailable(f"read of s3://{bucket}/{key} failed: {code}") from exc
+        raise store_error(exc, "object read") from exc
+    except BotoCoreError as exc:
+        raise store_error(exc, "object read") from exc
 
 
 def get_verified(bucket: str, key: str, expected_sha256: str, version_id: str = "", what: str = "object") -> bytes:
@@ -73,3 +75,30 @@ def get_verified(bucket: str, key: str, expected_sha256: str, version_id: str = 
 def get_artifact(artifact: Artifact, what: str = "artifact") -> bytes:
     bucket, key = split_uri(artifact.uri)
     return get_verified(bucket, key, artifact.sha256, what=what)
+
+
+MISSING_CODES = frozenset({"NoSuchKey", "NoSuchBucket", "404", "NoSuchVersion"})
+
+
+def read_bounded(uri: str, *, max_bytes: int) -> bytes | None:
+    """The object's bytes (verification is the caller's job), or None if the store has no such
+    object; refuses objects larger than `max_bytes` without reading them. A store that throttled,
+    refused or did not answer is Throttled/StoreUnavailable: transient, never an integrity failure."""
+    bucket, key = split_uri(uri)
+    try:
+        reply = client("s3").get_object(Bucket=bucket, Key=key)
+        body = reply["Body"]
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code", "") in MISSING_CODES:
+            return None
+        raise store_error(exc, "artifact read") from exc
+    except BotoCoreError as exc:
+        raise store_error(exc, "artifact read") from exc
+    try:
+        if int(reply.get("ContentLength", 0)) > max_bytes:
+            raise IntegrityError(f"artifact larger than its registered {max_bytes} bytes; not loaded")
+        return bytes(body.read())
+    except BotoCoreError as exc:  # the connection broke mid-body: transient
+        raise store_error(exc, "artifact read") from exc
+    finally:
+        body.close()

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
-from functions.dal.clients import client
-from functions.models.errors import StoreUnavailable
+from functions.dal.clients import client, store_error
 
 
 def put_jsonl_gz(bucket: str, key: str, body: bytes) -> None:
@@ -16,6 +15,5 @@ def put_jsonl_gz(bucket: str, key: str, body: bytes) -> None:
             Body=body,
             ContentType="application/gzip",
         )
-    except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "")
-        raise StoreUnavailable(f"capture write failed: {code}") from exc
+    except (ClientError, BotoCoreError) as exc:
+        raise store_error(exc, "capture write") from exc

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import atexit
 import json
+import math
 import signal
 import threading
 import time
@@ -28,11 +29,11 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 from pydantic_core import from_json
 
-from functions.handlers.errors import AWS_ERRORS, typed_aws_error, typed_error
+from functions.handlers.errors import AWS_ERRORS, json_error, typed_aws_error, typed_error
 from functions.logic.serving import Serving
 from functions.models.errors import IntegrityError, StepwiseError
 from functions.models.registry import NAME_PATTERN
-from functions.models.serving import BodyInvalid, FeedbackRequest, RequestInvalid, error_details
+from functions.models.serving import BodyInvalid, FeedbackRequest, ModelUnavailable, RequestInvalid, error_details
 from functions.models.settings import get_settings
 from functions.observability import NAMESPACE, SERVICE, logger, metrics, tracer
 
@@ -140,6 +141,9 @@ def handle_typed(exc: StepwiseError) -> Response:
     metrics.add_metric("ServerErrors" if exc.status_code >= 500 else "ClientErrors", MetricUnit.Count, 1)
     if exc.status_code >= 500:
         logger.warning("request failed", extra={"error": type(exc).__name__, "reason": exc.message})
+    if isinstance(exc, ModelUnavailable):  # retry when the model cache looks again
+        retry = math.ceil(serving().models.retry_after)
+        return json_error(exc.status_code, type(exc).__name__, exc.message, retry_after=retry)
     return typed_error(exc)
 
 

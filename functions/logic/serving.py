@@ -21,7 +21,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from functions.dal import model_store
+from functions.dal import artifacts
 from functions.dal import registry as registry_dal
 from functions.dal.captures import put_jsonl_gz
 from functions.logic.capture import FEEDBACK_PREFIX, CaptureBuffer, CapturedRequest, encode, iso_ms, partition_key
@@ -71,7 +71,9 @@ class AliasCache:
 
 class ModelCache:
     """Loaded versions, at most `capacity`, least recently used evicted. A version whose artifact
-    fails verification is remembered as refused for `retry_after` seconds and never served."""
+    fails verification (or is missing) is remembered as refused for `retry_after` seconds, the
+    retry hint its 503 carries, and never served. A store that throttled or did not answer is not
+    remembered: the next request tries again."""
 
     def __init__(
         self,
@@ -131,14 +133,16 @@ class ModelCache:
         artifact = record.artifacts.get("onnx")
         if artifact is None:
             raise ModelUnavailable(f"{name} v{version} has no ONNX artifact")
-        bucket, _ = model_store.split_uri(artifact.uri)
+        bucket, _ = artifacts.split_uri(artifact.uri)
         if bucket != self.artifacts_bucket:
             raise IntegrityError(f"{name} v{version}: the artifact is outside the artifacts bucket; not served")
         started = time.perf_counter()
         try:
-            content = model_store.read_artifact(artifact.uri, max_bytes=min(MAX_ARTIFACT_BYTES, artifact.size_bytes))
+            content = artifacts.read_bounded(artifact.uri, max_bytes=min(MAX_ARTIFACT_BYTES, artifact.size_bytes))
         except IntegrityError as exc:
             raise IntegrityError(f"{name} v{version}: {exc.message} (failed verification); not served") from exc
+        if content is None:  # refused for `retry_after` seconds, then looked for again
+            raise ModelUnavailable(f"{name} v{version}: the model artifact is missing from the artifacts bucket")
         model = OnnxModel.load(record, content, max_instances=self.max_instances)
         self.loads += 1
         logger.info(
