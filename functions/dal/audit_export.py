@@ -12,6 +12,8 @@ from botocore.exceptions import ClientError
 from functions.dal.clients import client
 from functions.models.errors import StoreUnavailable
 
+IDEMPOTENCY_PK = "idempotency#audit-export"  # Powertools records of exported days (metadata table)
+
 
 def put_parquet(bucket: str, key: str, body: bytes) -> str:
     """Write one export (with a checksum, as Object Lock buckets require); its version id."""

@@ -3,15 +3,33 @@
 Events:
     {"model": "churn", "window_hours": 24, ...}          DriftCheckRequest -> DriftCheckResult
     {"all_models": true, "window_hours": 1}              DriftScheduleEvent -> {"results": [...], "errors": [...]}
+
+Invoked asynchronously (the API route, the hourly schedule), so an event can arrive twice. One
+model's check is the unit of work, made idempotent with Powertools on the metadata table
+(pk=idempotency#drift-check), keyed on the event's identity [model, check_id]; the rest of the
+request (window, end, reference version, config, policy, retrain, requester) is payload-validated.
+- The API route names its check (check_id, end): a repeated delivery returns the first result and
+  writes no second report, metrics, decision or retraining start.
+- The schedule's checks are named after the scheduled time when the event carries it ("time",
+  EventBridge's <aws.events.event.time>), else after the invocation's request id (Lambda's own
+  retries of an asynchronous event keep it): a retry re-runs only the models that failed.
+- A direct invoke without a check id is named after its request id the same way.
+- Same identity, different payload (settings changed between deliveries, a reused check id):
+  Conflict (409), nothing runs. A delivery while the same check is in progress: Conflict; the
+  asynchronous retry comes back after the in-progress lease (the function's remaining time).
+The check's clock is the request's `end` when it names one, so a retry after a failure writes the
+same report keys, summary and decision as the first attempt would have (see logic/drift_check.py).
 """
 
 from __future__ import annotations
 
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.dal import monitoring as monitoring_dal
@@ -26,9 +44,16 @@ from functions.models.drift import (
     DriftSettings,
     ModelVerdict,
 )
-from functions.models.errors import StepwiseError
+from functions.models.errors import StepwiseError, StoreUnavailable
 from functions.models.settings import get_settings
 from functions.observability import NAMESPACE, logger, metrics, tracer
+
+IDEMPOTENCY = IdempotencyConfig(
+    event_key_jmespath="[model, check_id]",
+    payload_validation_jmespath="[window_hours, end, version, config, policy, retrain, requested_by]",
+    raise_on_no_idempotency_key=True,
+    expires_after_seconds=24 * 3600,  # past the 2 h maximum event age and the schedule's retries
+)
 
 
 def publish_metrics(result: DriftCheckResult, report: DriftReport) -> None:
@@ -62,7 +87,7 @@ def publish_metrics(result: DriftCheckResult, report: DriftReport) -> None:
 
 def _check(req: DriftCheckRequest) -> DriftCheckResult:
     with tempfile.TemporaryDirectory(prefix="drift-") as tmp:
-        result, report = run_drift_check(req, get_settings(), workdir=Path(tmp))
+        result, report = run_drift_check(req, get_settings(), workdir=Path(tmp), now=req.end)
     publish_metrics(result, report)
     logger.info(
         "drift check",
@@ -78,25 +103,68 @@ def _check(req: DriftCheckRequest) -> DriftCheckResult:
     return result
 
 
+def _check_data(data: dict[str, Any]) -> dict[str, Any]:
+    return _check(DriftCheckRequest.model_validate(data)).model_dump(mode="json")
+
+
+def check_once(req: DriftCheckRequest) -> dict[str, Any]:
+    """One model's check, once per [model, check_id] (the first result for a repeat)."""
+    return monitoring_dal.run_once(  # type: ignore[no-any-return]
+        _check_data,
+        data=req.model_dump(mode="json"),
+        table=get_settings().metadata_table,
+        partition=monitoring_dal.DRIFT_IDEMPOTENCY_PK,
+        config=IDEMPOTENCY,
+    )
+
+
+def delivery_id(event: dict[str, Any], context: LambdaContext) -> tuple[str, datetime | None]:
+    """The check id (and window end) an event without its own check id gets: the scheduled time
+    when the schedule sends it, else the invocation's request id (kept by Lambda's retries)."""
+    scheduled = event.get("time")
+    if scheduled:
+        at = datetime.fromisoformat(str(scheduled).replace("Z", "+00:00")).astimezone(UTC)
+        return f"s{at:%Y%m%dT%H%M%SZ}", at
+    return f"r-{context.aws_request_id}"[:64], None
+
+
+def _schedule(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    check_id, end = delivery_id(event, context)
+    schedule = DriftScheduleEvent.model_validate({k: v for k, v in event.items() if k != "time"})
+    results, errors, retry = [], [], []
+    for record in registry_dal.list_models(get_settings().registry_table, limit=1_000):
+        if not record.production_version:
+            continue
+        try:
+            stored = monitoring_dal.get_settings(get_settings().metadata_table, record.name) or DriftSettings()
+            req = DriftCheckRequest(
+                model=record.name,
+                window_hours=schedule.window_hours,
+                end=end,
+                config=stored.config,
+                policy=stored.policy,
+                check_id=check_id,
+            )
+            results.append(check_once(req))
+        except StepwiseError as exc:  # one model's problem does not stop the others
+            logger.warning("drift check failed", extra={"model": record.name, "error": exc.message})
+            errors.append({"model": record.name, "error": type(exc).__name__, "message": exc.message})
+            if isinstance(exc, StoreUnavailable):
+                retry.append(record.name)
+    if retry:  # the asynchronous retry re-runs these; the checks that passed return their result
+        raise StoreUnavailable(f"drift checks of {', '.join(retry)} failed on a store error; retry later")
+    return {"results": results, "errors": errors}
+
+
 @logger.inject_lambda_context
 @metrics.log_metrics
 @tracer.capture_lambda_handler
 @typed_aws_errors
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    IDEMPOTENCY.register_lambda_context(context)
     if event.get("all_models"):
-        schedule = DriftScheduleEvent.model_validate(event)
-        results, errors = [], []
-        for record in registry_dal.list_models(get_settings().registry_table, limit=1_000):
-            if not record.production_version:
-                continue
-            try:
-                stored = monitoring_dal.get_settings(get_settings().metadata_table, record.name) or DriftSettings()
-                req = DriftCheckRequest(
-                    model=record.name, window_hours=schedule.window_hours, config=stored.config, policy=stored.policy
-                )
-                results.append(_check(req).model_dump(mode="json"))
-            except StepwiseError as exc:  # one model's problem does not stop the others
-                logger.warning("drift check failed", extra={"model": record.name, "error": exc.message})
-                errors.append({"model": record.name, "error": type(exc).__name__, "message": exc.message})
-        return {"results": results, "errors": errors}
-    return _check(DriftCheckRequest.model_validate(event)).model_dump(mode="json")
+        return _schedule(event, context)
+    req = DriftCheckRequest.model_validate(event)
+    if not req.check_id:
+        req = req.model_copy(update={"check_id": delivery_id({}, context)[0]})
+    return check_once(req)

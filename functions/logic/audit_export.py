@@ -5,7 +5,8 @@
 Columns: event_id, time (timestamp[us, UTC]), who, action, target, version (int32, null when the
 event is about the whole target), before, after (JSON text), reason, correlation_id. Events are
 read from the audit index (gsi1, time-ordered). A repeated export of a day writes a new object
-beside the old one (nothing under Object Lock is overwritten).
+beside the old one (nothing under Object Lock is overwritten); the export Lambda makes a repeated
+delivery for a day that has ended return the first export instead (handlers/audit_export.py).
 """
 
 from __future__ import annotations
@@ -88,11 +89,30 @@ def to_parquet(events: list[AuditEvent]) -> bytes:
 
 
 def export_day(settings: Settings, request: ExportRequest, *, now: datetime | None = None) -> ExportResult:
+    now = now or datetime.now(UTC)
+    day = export_date(request, now)
+    return export_events(settings, day, day_events(settings, day), now=now)
+
+
+def export_date(request: ExportRequest, now: datetime) -> date:
+    """The day an export request names: its `day`, else yesterday (UTC)."""
+    return request.day or (now - timedelta(days=1)).date()
+
+
+def day_ended(day: date, now: datetime) -> bool:
+    """Whether no event can be added to `day` any more (its events are final)."""
+    return day < now.astimezone(UTC).date()
+
+
+def events_digest(events: list[AuditEvent]) -> str:
+    """What a day's export holds, in one hash: the sort keys (time + event id) of its events."""
+    return hashlib.sha256("\n".join(e.sort_key for e in events).encode()).hexdigest()
+
+
+def export_events(settings: Settings, day: date, events: list[AuditEvent], *, now: datetime) -> ExportResult:
+    """Write the day's events as one Parquet object; where it is."""
     if not settings.audit_archive_bucket:
         raise InvalidInput("no audit archive bucket configured (STEPWISE_AUDIT_ARCHIVE_BUCKET)")
-    now = now or datetime.now(UTC)
-    day = request.day or (now - timedelta(days=1)).date()
-    events = day_events(settings, day)
     body = to_parquet(events)
     key = f"{PREFIX}dt={day.isoformat()}/events-{now.strftime('%Y%m%dT%H%M%S%fZ')}.parquet"
     version_id = export_dal.put_parquet(settings.audit_archive_bucket, key, body)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import uuid
 from collections.abc import Callable
+from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -37,9 +38,9 @@ from functions.logic.drift import DriftAccumulator, finish, iter_parquet_row_gro
 from functions.logic.drift_performance import evaluate, load_labels, matching_predictions
 from functions.logic.drift_report import render_html
 from functions.logic.retraining import Starter, TrainingTarget, decide_retraining, retrain
-from functions.models.audit import Actor, AuditEvent, model_target
-from functions.models.drift import DriftCheckRequest, DriftCheckResult, DriftReport
-from functions.models.errors import NotFound
+from functions.models.audit import AuditEvent, model_target
+from functions.models.drift import DriftCheckRequest, DriftCheckResult, DriftReport, RetrainingDecision
+from functions.models.errors import Conflict, NotFound
 from functions.models.profile import ReferenceProfile
 from functions.models.registry import ModelVersion
 from functions.models.settings import Settings
@@ -159,6 +160,47 @@ def _training_target(settings: Settings, version: ModelVersion) -> TrainingTarge
     return TrainingTarget(version.spec_name, version.dataset, latest) if latest else None
 
 
+def _retraining(
+    settings: Settings,
+    req: DriftCheckRequest,
+    version: ModelVersion,
+    trigger: str,
+    check_id: str,
+    now: datetime,
+    starter: Callable[[Settings], Starter],
+) -> RetrainingDecision:
+    """Decide, start, record the decision, then its audit event. A decision this check already
+    recorded (an earlier delivery that failed later) stands: no second start, no second record."""
+    history = store.recent_decisions(settings.metadata_table, req.model)
+    decision = next((d for d in history if d.check_id == check_id), None)
+    if decision is None:
+        decision = decide_retraining(
+            model=req.model,
+            verdict=trigger,
+            check_id=check_id,
+            now=now,
+            policy=req.policy,
+            runs=runs_dal.list_runs(settings.metadata_table, req.model),
+            history=history,
+            target=_training_target(settings, version),
+        )
+        decision = retrain(decision, starter(settings))  # named after the check: started at most once
+        store.put_decision(settings.metadata_table, decision)
+    event = AuditEvent(
+        event_id=uuid.uuid5(uuid.NAMESPACE_URL, f"stepwise:retraining:{req.model}:{check_id}").hex,
+        time=decision.decided_at,
+        who=req.requested_by or "drift-monitor",
+        correlation_id=check_id,
+        action=f"retraining.{decision.action}",
+        target=model_target(req.model),
+        after={"check_id": check_id, "started": decision.started, "execution": decision.execution_arn},
+        reason=decision.reason,
+    )
+    with suppress(Conflict):  # recorded by an earlier delivery of this check (same id and time)
+        audit_dal.record(settings.metadata_table, event)
+    return decision
+
+
 def run_drift_check(
     req: DriftCheckRequest,
     settings: Settings,
@@ -213,46 +255,28 @@ def run_drift_check(
             max_drop=req.config.max_performance_drop,
         )
         report = report.model_copy(update={"performance": performance})
-    json_uri = store.put(
-        settings.artifacts_bucket,
-        store.report_key(req.model, end, check_id, "json"),
-        report.model_dump_json().encode(),
-        "application/json",
-    )
+    # the HTML first: the JSON report is what readers wait for (stepwise drift --wait), so the pair
+    # is complete once it is there; every key below is a function of (model, end, check id), so a
+    # retry of a failed check writes the same objects and items again, never a second set
     html_uri = store.put(
         settings.artifacts_bucket,
         store.report_key(req.model, end, check_id, "html"),
         render_html(report).encode(),
         "text/html; charset=utf-8",
     )
-    store.put_check_summary(settings.metadata_table, report, json_uri, html_uri)
+    json_uri = store.put(
+        settings.artifacts_bucket,
+        store.report_key(req.model, end, check_id, "json"),
+        report.model_dump_json().encode(),
+        "application/json",
+    )
     decision = None
     trigger = report.verdict.value
     if report.performance is not None and report.performance.verdict == "drop" and trigger != "drift":
         trigger = "performance_drop"
     if req.retrain and trigger in req.policy.on_verdicts:
-        decision = decide_retraining(
-            model=req.model,
-            verdict=trigger,
-            check_id=check_id,
-            now=now,
-            policy=req.policy,
-            runs=runs_dal.list_runs(settings.metadata_table, req.model),
-            history=store.recent_decisions(settings.metadata_table, req.model),
-            target=_training_target(settings, version),
-        )
-        decision = retrain(decision, starter(settings))
-        store.put_decision(settings.metadata_table, decision)
-        audit_dal.record(
-            settings.metadata_table,
-            AuditEvent.of(
-                Actor(identity=req.requested_by or "drift-monitor", correlation_id=check_id),
-                f"retraining.{decision.action}",
-                model_target(req.model),
-                after={"check_id": check_id, "started": decision.started, "execution": decision.execution_arn},
-                reason=decision.reason,
-            ),
-        )
+        decision = _retraining(settings, req, version, trigger, check_id, now, starter)
+    store.put_check_summary(settings.metadata_table, report, json_uri, html_uri)  # the check's record, last
     result = DriftCheckResult(
         check_id=check_id,
         model=req.model,

@@ -137,6 +137,13 @@ class Governance(Construct):
                 actions=["s3:PutObject"], resources=[self.archive.arn_for_objects(f"{c.PREFIX_AUDIT_EXPORT}*")]
             )
         )
+        self.export_function.add_to_role_policy(  # Powertools idempotency records of exported days only
+            iam.PolicyStatement(
+                actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
+                resources=[stack.metadata.table.table_arn],
+                conditions={"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": ["idempotency#audit-export"]}},
+            )
+        )
         role = self.export_function.role
         assert role is not None
         acknowledge(

@@ -160,6 +160,13 @@ class Monitoring(Construct):
                 resources=[stack.metadata.table.table_arn],
             )
         )
+        fn.add_to_role_policy(  # Powertools idempotency records of drift checks, and only those
+            iam.PolicyStatement(
+                actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
+                resources=[stack.metadata.table.table_arn],
+                conditions={"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": ["idempotency#drift-check"]}},
+            )
+        )
         if getattr(stack, "lifecycle", None) is not None:
             stack.allow_lifecycle_start(fn)
 

@@ -87,15 +87,19 @@ EXPECTED_ACTIONS: dict[str, set[str]] = {
         "dynamodb:GetItem",
         "dynamodb:Query",
         "dynamodb:PutItem",
+        "dynamodb:UpdateItem",  # idempotency records only (LeadingKeys idempotency#drift-check)
+        "dynamodb:DeleteItem",
         "states:StartExecution",  # retraining
         "states:DescribeExecution",
         "sqs:SendMessage",  # on-failure destination
         "sqs:GetQueueAttributes",
         "sqs:GetQueueUrl",
     },
-    # governance: nightly audit export (gsi1 Query) into the Object Lock archive
+    # governance: nightly audit export (gsi1 Query) into the Object Lock archive; Powertools
+    # idempotency records of exported days (LeadingKeys idempotency#audit-export)
     "AuditExportFunction": _BASE
-    | {"dynamodb:Query", "s3:PutObject", "sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"},
+    | {"dynamodb:Query", "s3:PutObject", "sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"}
+    | {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"},
     # CDK's singleton behind Custom::S3BucketNotifications (plus AWSLambdaBasicExecutionRole)
     "BucketNotificationsHandler": _XRAY | {"s3:PutBucketNotification"},
 }
