@@ -29,12 +29,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from functions.dal.artifacts import get_object
 from functions.dal.audit import audit_put
-from functions.dal.clients import client, query_items
+from functions.dal.clients import client, error_code, query_items, store_error
 from functions.dal.workflow import start_execution
 from functions.models.audit import Actor, AuditEvent, contract_target, dataset_target, iso
 from functions.models.contracts import DataContract
 from functions.models.datasets import ContractRecord, DatasetSummary, DatasetVersion, LifecycleStart
-from functions.models.errors import Conflict, NotFound, StoreUnavailable
+from functions.models.errors import Conflict, NotFound
 
 HEAD_SK = "HEAD"
 DATASETS_INDEX_PK = "DATASETS"
@@ -59,8 +59,8 @@ def upload_id(bucket: str, key: str, version: str) -> str:
     return hashlib.sha256(f"{bucket}/{key}#{version}".encode()).hexdigest()[:32]
 
 
-def _code(exc: ClientError) -> str:
-    return str(exc.response["Error"]["Code"])
+def _code(exc: Exception) -> str:
+    return error_code(exc) if isinstance(exc, ClientError) else type(exc).__name__
 
 
 def _key(name: str, sk: str) -> dict[str, Any]:
@@ -70,8 +70,8 @@ def _key(name: str, sk: str) -> dict[str, Any]:
 def _get(table: str, name: str, sk: str) -> dict[str, Any] | None:
     try:
         return client("dynamodb").get_item(TableName=table, Key=_key(name, sk), ConsistentRead=True).get("Item")  # type: ignore[no-any-return]
-    except ClientError as exc:
-        raise StoreUnavailable(f"dataset read failed: {_code(exc)}") from exc
+    except (ClientError, BotoCoreError) as exc:
+        raise store_error(exc, "dataset read") from exc
 
 
 def _head(table: str, name: str) -> dict[str, Any]:
@@ -146,10 +146,10 @@ def put_contract(table: str, name: str, contract: DataContract, actor: Actor, no
         ]
         try:
             client("dynamodb").transact_write_items(TransactItems=items)
-        except ClientError as exc:
+        except (ClientError, BotoCoreError) as exc:
             if _code(exc) == "TransactionCanceledException":
                 continue  # another writer took this number: read the counter again
-            raise StoreUnavailable(f"contract write failed: {_code(exc)}") from exc
+            raise store_error(exc, "contract write") from exc
         return record
     raise Conflict(f"dataset {name}: too many concurrent contract writers, try again")
 
@@ -206,9 +206,9 @@ def put_version(table: str, record: DatasetVersion, upload: str, actor: Actor) -
     ]
     try:
         client("dynamodb").transact_write_items(TransactItems=items)
-    except ClientError as exc:
+    except (ClientError, BotoCoreError) as exc:
         if _code(exc) != "TransactionCanceledException":
-            raise StoreUnavailable(f"dataset version write failed: {_code(exc)}") from exc
+            raise store_error(exc, "dataset version write") from exc
         reasons = _cancelled_reasons(exc)
         if len(reasons) > 2 and reasons[2] == "ConditionalCheckFailed":
             existing = version_of_upload(table, record.dataset, upload)
@@ -271,10 +271,10 @@ def set_training_status(table: str, name: str, version: int, start: LifecycleSta
                 ":r": {"S": start.reason},
             },
         )
-    except ClientError as exc:
+    except (ClientError, BotoCoreError) as exc:
         if _code(exc) == "ConditionalCheckFailedException":
             raise NotFound(f"dataset {name!r} has no version {version}") from exc
-        raise StoreUnavailable(f"dataset version update failed: {_code(exc)}") from exc
+        raise store_error(exc, "dataset version update") from exc
 
 
 def get_summary(table: str, name: str) -> DatasetSummary:
@@ -347,11 +347,11 @@ def head_object(bucket: str, key: str, version_id: str = "") -> ObjectInfo:
         kwargs["VersionId"] = version_id
     try:
         reply = client("s3").head_object(**kwargs)
-    except ClientError as exc:
+    except (ClientError, BotoCoreError) as exc:
         code = _code(exc)
         if code in ("404", "NoSuchKey", "NoSuchVersion", "405", "400"):
             raise NotFound(f"s3://{bucket}/{key} (version {version_id or 'latest'}) does not exist") from exc
-        raise StoreUnavailable(f"head of s3://{bucket}/{key} failed: {code}") from exc
+        raise store_error(exc, "object read (head)") from exc
     return ObjectInfo(
         size=int(reply.get("ContentLength", 0)),
         version_id=str(reply.get("VersionId") or ""),
@@ -381,7 +381,7 @@ class S3RangeSource:
         try:
             return client("s3").get_object(**kwargs)["Body"].read()  # type: ignore[no-any-return]
         except (ClientError, BotoCoreError) as exc:
-            raise StoreUnavailable(f"ranged read of s3://{self.bucket}/{self.key} failed: {exc}") from exc
+            raise store_error(exc, "ranged object read") from exc
 
 
 def sha256_of(source: S3RangeSource, part: int = 64 * 1024**2) -> str:
@@ -404,8 +404,8 @@ def copy_object(bucket: str, key: str, version_id: str, dest_key: str, size: int
             return str(reply.get("VersionId") or "")
         s3.copy(CopySource=src, Bucket=bucket, Key=dest_key)  # managed multipart copy
         return head_object(bucket, dest_key).version_id
-    except ClientError as exc:
-        raise StoreUnavailable(f"copy of s3://{bucket}/{key} failed: {_code(exc)}") from exc
+    except (ClientError, BotoCoreError) as exc:
+        raise store_error(exc, "object copy") from exc
 
 
 def delete_object(bucket: str, key: str, version_id: str = "") -> None:
@@ -415,8 +415,8 @@ def delete_object(bucket: str, key: str, version_id: str = "") -> None:
         kwargs["VersionId"] = version_id
     try:
         client("s3").delete_object(**kwargs)
-    except ClientError as exc:
-        raise StoreUnavailable(f"delete of s3://{bucket}/{key} failed: {_code(exc)}") from exc
+    except (ClientError, BotoCoreError) as exc:
+        raise store_error(exc, "object delete") from exc
 
 
 def start_chunked_validation(state_machine_arn: str, name: str, payload: dict[str, Any]) -> str:
@@ -428,14 +428,14 @@ def start_chunked_validation(state_machine_arn: str, name: str, payload: dict[st
 def put_bytes(bucket: str, key: str, body: bytes) -> None:
     try:
         client("s3").put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/octet-stream")
-    except ClientError as exc:
-        raise StoreUnavailable(f"write of s3://{bucket}/{key} failed: {_code(exc)}") from exc
+    except (ClientError, BotoCoreError) as exc:
+        raise store_error(exc, "object write") from exc
 
 
 def put_json(bucket: str, key: str, body: str) -> str:
     """Write a JSON document; its version id ("" if unversioned)."""
     try:
         reply = client("s3").put_object(Bucket=bucket, Key=key, Body=body.encode(), ContentType="application/json")
-    except ClientError as exc:
-        raise StoreUnavailable(f"write of s3://{bucket}/{key} failed: {_code(exc)}") from exc
+    except (ClientError, BotoCoreError) as exc:
+        raise store_error(exc, "object write") from exc
     return str(reply.get("VersionId") or "")

@@ -12,15 +12,15 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from functions.dal.clients import client
-from functions.models.errors import NotFound, StoreUnavailable
+from functions.dal.clients import client, error_code, store_error
+from functions.models.errors import NotFound
 
 CAPTURES_PREFIX = "captures/"
 MAX_KEYS = 10_000
 
 
-def _code(exc: ClientError) -> str:
-    return str(exc.response["Error"]["Code"])
+def _code(exc: Exception) -> str:
+    return error_code(exc) if isinstance(exc, ClientError) else type(exc).__name__
 
 
 def capture_keys(bucket: str, model: str, *, since_day: str = "", limit: int = MAX_KEYS) -> list[str]:
@@ -35,8 +35,8 @@ def capture_keys(bucket: str, model: str, *, since_day: str = "", limit: int = M
             keys.extend(o["Key"] for o in page.get("Contents", []) if o["Key"].endswith(".jsonl.gz"))
             if len(keys) >= limit:
                 break
-    except ClientError as exc:
-        raise StoreUnavailable(f"capture listing failed: {_code(exc)}") from exc
+    except (ClientError, BotoCoreError) as exc:
+        raise store_error(exc, "capture listing") from exc
     return sorted(keys, reverse=True)[:limit]
 
 
@@ -44,10 +44,10 @@ def capture_lines(bucket: str, key: str) -> list[str]:
     """One capture object's lines (decompressed)."""
     try:
         body = client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
-    except ClientError as exc:
+    except (ClientError, BotoCoreError) as exc:
         if _code(exc) in ("NoSuchKey", "404"):
             raise NotFound(f"s3://{bucket}/{key} does not exist") from exc
-        raise StoreUnavailable(f"capture read failed: {_code(exc)}") from exc
+        raise store_error(exc, "capture read") from exc
     return gzip.decompress(body).decode().splitlines()
 
 
@@ -62,10 +62,10 @@ def read_json(uri: str) -> dict[str, Any]:
         params["VersionId"] = query[10:]
     try:
         body = client("s3").get_object(**params)["Body"].read()
-    except ClientError as exc:
+    except (ClientError, BotoCoreError) as exc:
         if _code(exc) in ("NoSuchKey", "NoSuchVersion", "404", "InvalidArgument", "NoSuchBucket"):
             raise NotFound(f"{uri} does not exist") from exc
-        raise StoreUnavailable(f"read of {uri} failed: {_code(exc)}") from exc
+        raise store_error(exc, "document read") from exc
     data = json.loads(body)
     if not isinstance(data, dict):
         raise NotFound(f"{uri} is not a JSON object")
@@ -87,18 +87,18 @@ def tag_retired(uri: str, retired: bool) -> None:
             Key=key,
             Tagging={"TagSet": [{"Key": RETIRED_TAG, "Value": "true" if retired else "false"}]},
         )
-    except ClientError as exc:
+    except (ClientError, BotoCoreError) as exc:
         if _code(exc) in ("NoSuchKey", "404"):
             raise NotFound(f"{uri} does not exist") from exc
-        raise StoreUnavailable(f"tagging {uri} failed: {_code(exc)}") from exc
+        raise store_error(exc, "artifact tagging") from exc
 
 
 def object_tags(uri: str) -> dict[str, str]:
     bucket, key = uri[5:].split("/", 1)
     try:
         reply = client("s3").get_object_tagging(Bucket=bucket, Key=key)
-    except ClientError as exc:
-        raise StoreUnavailable(f"reading the tags of {uri} failed: {_code(exc)}") from exc
+    except (ClientError, BotoCoreError) as exc:
+        raise store_error(exc, "artifact tag read") from exc
     return {t["Key"]: t["Value"] for t in reply.get("TagSet", [])}
 
 
@@ -106,17 +106,15 @@ def put_text(bucket: str, key: str, text: str, content_type: str) -> str:
     """Write a text document (model cards); its s3 uri."""
     try:
         client("s3").put_object(Bucket=bucket, Key=key, Body=text.encode(), ContentType=content_type)
-    except ClientError as exc:
-        raise StoreUnavailable(f"write of s3://{bucket}/{key} failed: {_code(exc)}") from exc
-    except BotoCoreError as exc:
-        raise StoreUnavailable(f"write of s3://{bucket}/{key} failed: {type(exc).__name__}") from exc
+    except (ClientError, BotoCoreError) as exc:
+        raise store_error(exc, "object write") from exc
     return f"s3://{bucket}/{key}"
 
 
 def get_text(bucket: str, key: str) -> str:
     try:
         return str(client("s3").get_object(Bucket=bucket, Key=key)["Body"].read().decode())
-    except ClientError as exc:
+    except (ClientError, BotoCoreError) as exc:
         if _code(exc) in ("NoSuchKey", "404"):
             raise NotFound(f"s3://{bucket}/{key} does not exist") from exc
-        raise StoreUnavailable(f"read of s3://{bucket}/{key} failed: {_code(exc)}") from exc
+        raise store_error(exc, "document read") from exc

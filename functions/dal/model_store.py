@@ -3,10 +3,10 @@
 
 from __future__ import annotations
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
-from functions.dal.clients import client
-from functions.models.errors import IntegrityError, StoreUnavailable
+from functions.dal.clients import client, error_code, store_error
+from functions.models.errors import IntegrityError
 from functions.models.serving import ModelUnavailable
 
 _MISSING = {"NoSuchKey", "NoSuchBucket", "404", "NoSuchVersion"}
@@ -26,11 +26,10 @@ def read_artifact(uri: str, *, max_bytes: int) -> bytes:
     s3 = client("s3")
     try:
         reply = s3.get_object(Bucket=bucket, Key=key)
-    except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "")
-        if code in _MISSING:
+    except (ClientError, BotoCoreError) as exc:
+        if isinstance(exc, ClientError) and error_code(exc) in _MISSING:
             raise ModelUnavailable("the model artifact is missing from the artifacts bucket") from exc
-        raise StoreUnavailable(f"artifact read failed: {code}") from exc
+        raise store_error(exc, "artifact read") from exc
     body = reply["Body"]
     try:
         if int(reply.get("ContentLength", 0)) > max_bytes:

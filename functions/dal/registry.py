@@ -14,10 +14,10 @@ from decimal import Decimal
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
-from functions.dal.clients import client, query_items
-from functions.models.errors import Conflict, StoreUnavailable
+from functions.dal.clients import client, error_code, query_items, store_error
+from functions.models.errors import Conflict
 from functions.models.registry import (
     MODEL_SK,
     MODELS_INDEX_PK,
@@ -86,8 +86,8 @@ def _get(table: str, pk: str, sk: str) -> dict[str, Any] | None:
         reply = client("dynamodb").get_item(
             TableName=table, Key={"pk": {"S": pk}, "sk": {"S": sk}}, ConsistentRead=True
         )
-    except ClientError as exc:
-        raise StoreUnavailable(f"registry read failed: {exc.response['Error']['Code']}") from exc
+    except (ClientError, BotoCoreError) as exc:
+        raise store_error(exc, "registry read") from exc
     item = reply.get("Item")
     return from_item(item) if item else None
 
@@ -102,8 +102,8 @@ def get_version(table: str, name: str, version: int) -> ModelVersion | None:
     return ModelVersion.model_validate(item) if item else None
 
 
-def _code(exc: ClientError) -> str:
-    return str(exc.response["Error"]["Code"])
+def _code(exc: Exception) -> str:
+    return error_code(exc) if isinstance(exc, ClientError) else type(exc).__name__
 
 
 def version_for_run(table: str, name: str, run_id: str) -> int | None:
@@ -167,10 +167,10 @@ def create_version(
     ]
     try:
         client("dynamodb").transact_write_items(TransactItems=items)
-    except ClientError as exc:
+    except (ClientError, BotoCoreError) as exc:
         if _code(exc) == "TransactionCanceledException":
             raise Conflict(f"registration of {version.model} v{version.version} lost a race") from exc
-        raise StoreUnavailable(f"registry write failed: {_code(exc)}") from exc
+        raise store_error(exc, "registry write") from exc
 
 
 def _query(params: dict[str, Any], limit: int) -> list[dict[str, Any]]:

@@ -9,18 +9,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
-from functions.dal.clients import client
-from functions.models.errors import Conflict, NotFound, StoreUnavailable
+from functions.dal.clients import client, error_code, store_error
+from functions.models.errors import Conflict, NotFound
 from functions.models.runs import RUNS_INDEX_PK, RunRecord, run_pk, run_sk
 
 MAX_ATTEMPTS = 8
 MAX_PAGE = 100
 
 
-def _code(exc: ClientError) -> str:
-    return str(exc.response["Error"]["Code"])
+def _code(exc: Exception) -> str:
+    return error_code(exc) if isinstance(exc, ClientError) else type(exc).__name__
 
 
 def _item(record: RunRecord, revision: int) -> dict[str, Any]:
@@ -45,8 +45,8 @@ def _read(table: str, model: str, run_id: str) -> tuple[RunRecord, int] | None:
             )
             .get("Item")
         )
-    except ClientError as exc:
-        raise StoreUnavailable(f"run read failed: {_code(exc)}") from exc
+    except (ClientError, BotoCoreError) as exc:
+        raise store_error(exc, "run read") from exc
     if not item:
         return None
     return RunRecord.model_validate_json(item["doc"]["S"]), int(item["revision"]["N"])
@@ -65,10 +65,10 @@ def create_run(table: str, record: RunRecord) -> RunRecord:
         client("dynamodb").put_item(
             TableName=table, Item=_item(record, 1), ConditionExpression="attribute_not_exists(pk)"
         )
-    except ClientError as exc:
+    except (ClientError, BotoCoreError) as exc:
         if _code(exc) == "ConditionalCheckFailedException":
             return get_run(table, record.model, record.run_id)
-        raise StoreUnavailable(f"run write failed: {_code(exc)}") from exc
+        raise store_error(exc, "run write") from exc
     return record
 
 
@@ -87,10 +87,10 @@ def update_run(table: str, model: str, run_id: str, change: Callable[[RunRecord]
                 ConditionExpression="revision = :r",
                 ExpressionAttributeValues={":r": {"N": str(revision)}},
             )
-        except ClientError as exc:
+        except (ClientError, BotoCoreError) as exc:
             if _code(exc) == "ConditionalCheckFailedException":
                 continue
-            raise StoreUnavailable(f"run write failed: {_code(exc)}") from exc
+            raise store_error(exc, "run write") from exc
         return updated
     raise Conflict(f"run {run_id}: too many concurrent updates")
 
@@ -104,7 +104,7 @@ def list_runs(table: str, model: str, limit: int = MAX_PAGE) -> list[RunRecord]:
             ExpressionAttributeValues={":p": {"S": run_pk(model)}, ":r": {"S": "RUN#"}},
             Limit=limit,
         )
-    except ClientError as exc:
-        raise StoreUnavailable(f"run read failed: {_code(exc)}") from exc
+    except (ClientError, BotoCoreError) as exc:
+        raise store_error(exc, "run read") from exc
     runs = [RunRecord.model_validate_json(i["doc"]["S"]) for i in reply.get("Items", [])]
     return sorted(runs, key=lambda r: r.started_at, reverse=True)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from functions.dal.audit import audit_put
-from functions.dal.clients import client
+from functions.dal.clients import client, error_code, store_error
 from functions.models.audit import Actor, AuditEvent
-from functions.models.errors import Conflict, NotFound, StoreUnavailable
+from functions.models.errors import Conflict, NotFound
 from functions.models.specs import (
     SPEC_HEAD_SK,
     SPECS_INDEX_PK,
@@ -22,8 +22,8 @@ from functions.models.specs import (
 MAX_ATTEMPTS = 5
 
 
-def _code(exc: ClientError) -> str:
-    return str(exc.response["Error"]["Code"])
+def _code(exc: Exception) -> str:
+    return error_code(exc) if isinstance(exc, ClientError) else type(exc).__name__
 
 
 def _head(table: str, name: str) -> int:
@@ -33,8 +33,8 @@ def _head(table: str, name: str) -> int:
             .get_item(TableName=table, Key={"pk": {"S": spec_pk(name)}, "sk": {"S": SPEC_HEAD_SK}}, ConsistentRead=True)
             .get("Item")
         )
-    except ClientError as exc:
-        raise StoreUnavailable(f"spec read failed: {_code(exc)}") from exc
+    except (ClientError, BotoCoreError) as exc:
+        raise store_error(exc, "spec read") from exc
     return int(item["latest_version"]["N"]) if item else 0
 
 
@@ -84,10 +84,10 @@ def put_spec(table: str, spec: TrainingSpec, created_by: str, now: Any) -> SpecR
         ]
         try:
             client("dynamodb").transact_write_items(TransactItems=items)
-        except ClientError as exc:
+        except (ClientError, BotoCoreError) as exc:
             if _code(exc) == "TransactionCanceledException":
                 continue  # another writer took this number: read the counter again
-            raise StoreUnavailable(f"spec write failed: {_code(exc)}") from exc
+            raise store_error(exc, "spec write") from exc
         return record
     raise Conflict(f"spec {spec.name}: too many concurrent writers, try again")
 
@@ -107,8 +107,8 @@ def get_spec(table: str, name: str, version: int | None = None) -> SpecRecord:
             )
             .get("Item")
         )
-    except ClientError as exc:
-        raise StoreUnavailable(f"spec read failed: {_code(exc)}") from exc
+    except (ClientError, BotoCoreError) as exc:
+        raise store_error(exc, "spec read") from exc
     if not item:
         raise NotFound(f"training spec {name!r} has no version {number}")
     return SpecRecord.model_validate_json(item["doc"]["S"])
@@ -121,6 +121,6 @@ def list_spec_versions(table: str, name: str) -> list[SpecRecord]:
             KeyConditionExpression="pk = :p AND begins_with(sk, :v)",
             ExpressionAttributeValues={":p": {"S": spec_pk(name)}, ":v": {"S": "VERSION#"}},
         )
-    except ClientError as exc:
-        raise StoreUnavailable(f"spec read failed: {_code(exc)}") from exc
+    except (ClientError, BotoCoreError) as exc:
+        raise store_error(exc, "spec read") from exc
     return [SpecRecord.model_validate_json(i["doc"]["S"]) for i in reply.get("Items", [])]

@@ -16,14 +16,15 @@ from urllib.parse import unquote_plus
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import S3Event
 from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
+from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyPersistenceLayerError
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.dal.datasets import idempotency_store
-from functions.handlers.errors import typed_aws_errors
+from functions.handlers.errors import AWS_ERRORS, typed_aws_error, typed_aws_errors
 from functions.logic.validation_upload import check_chunk_step, finish_step, plan_chunks_step, process_upload
 from functions.models.audit import Actor
 from functions.models.datasets import UploadRef
-from functions.models.errors import InvalidInput
+from functions.models.errors import InvalidInput, StoreUnavailable
 from functions.models.settings import get_settings
 from functions.observability import logger, metrics, tracer
 
@@ -66,14 +67,25 @@ def _validate_once(table: str) -> Callable[..., dict[str, Any]]:
     )(_validate)
 
 
+def _once(ref: UploadRef) -> dict[str, Any]:
+    """Validate `ref` once. A failed read or write of the idempotency record is a typed store
+    error like any other (Powertools wraps it in IdempotencyPersistenceLayerError)."""
+    try:
+        return _validate_once(get_settings().metadata_table)(ref=ref)
+    except IdempotencyPersistenceLayerError as exc:
+        cause = exc.__cause__
+        if isinstance(cause, AWS_ERRORS):
+            raise typed_aws_error(cause) from exc
+        raise StoreUnavailable("the upload's idempotency record could not be written; retry later") from exc
+
+
 @logger.inject_lambda_context
 @metrics.log_metrics
 @tracer.capture_lambda_handler
 @typed_aws_errors
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     IDEMPOTENCY.register_lambda_context(context)
-    once = _validate_once(get_settings().metadata_table)
-    outcomes = [once(ref=ref) for ref in upload_refs(event)]
+    outcomes = [_once(ref) for ref in upload_refs(event)]
     for outcome in outcomes:
         metrics.add_metric(name=f"Uploads_{outcome['verdict']}", unit=MetricUnit.Count, value=1)
     return {"outcomes": outcomes}
