@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 
 import aws_cdk as cdk
-from cdk_nag import AwsSolutionsChecks, ServerlessChecks
+from cdk_nag import AwsSolutionsChecks, NIST80053R5Checks, ServerlessChecks
 
 from infra import constants as c
 from infra.config import StackConfig
@@ -30,7 +30,9 @@ def build_app(outdir: str | None = None, context: dict[str, object] | None = Non
         description="Stepwise: serverless MLOps (stores, lifecycle, serving, monitoring)",
     )
     cdk.Tags.of(app).add("project", "stepwise")
-    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app), ServerlessChecks(app))  # type: ignore[attr-defined]
+    cdk.Validations.of(app).add_plugins(  # type: ignore[attr-defined]
+        AwsSolutionsChecks(app), ServerlessChecks(app), NIST80053R5Checks(app)
+    )
     return app, stack
 
 

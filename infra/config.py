@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from constructs import Construct
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class StackConfig(BaseModel):
@@ -22,6 +22,18 @@ class StackConfig(BaseModel):
     api_throttle_burst: int = Field(100, gt=0)
     # an existing regional WAFv2 web ACL to associate with the API stage (None: no WAF)
     waf_web_acl_arn: str | None = Field(None, pattern=r"^arn:aws[a-z-]*:wafv2:[a-z0-9-]+:\d{12}:regional/webacl/.+")
+    # API access (README "Security model"): an existing Cognito user pool whose ID tokens authorize the
+    # control-plane routes (browser/SSO callers; None: IAM on every route); prediction clients that
+    # also need an API key, each with its own throttle and daily quota (empty: no API keys)
+    cognito_user_pool_arn: str | None = Field(
+        None, pattern=r"^arn:aws[a-z-]*:cognito-idp:[a-z0-9-]+:\d{12}:userpool/.+"
+    )
+    prediction_api_clients: tuple[Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,31}$")], ...] = Field(
+        (), max_length=50
+    )
+    prediction_client_rate: float = Field(20.0, gt=0, allow_inf_nan=False)
+    prediction_client_burst: int = Field(40, gt=0)
+    prediction_client_quota_per_day: int = Field(100_000, gt=0)
     # serving: the inference function (None: unreserved, shares the account pool)
     inference_reserved_concurrency: int | None = Field(None, ge=0)
     inference_memory_mb: int = Field(1024, ge=128, le=10_240)
@@ -34,6 +46,15 @@ class StackConfig(BaseModel):
     # audit exports stay locked (Object Lock, governance mode) this long
     retired_artifact_transition_days: int = Field(30, ge=1, le=3650)
     audit_retention_days: int = Field(7 * 365, ge=1, le=36500)
+
+    @field_validator("prediction_api_clients", mode="before")
+    @classmethod
+    def _clients(cls, value: object) -> object:
+        """`-c stepwise:prediction_api_clients=shop,batch` or a list in cdk.json; names unique."""
+        names = [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else value
+        if isinstance(names, list | tuple) and len(set(names)) != len(names):
+            raise ValueError(f"prediction_api_clients names must be unique: {names}")
+        return names
 
     @classmethod
     def from_context(cls, scope: Construct) -> StackConfig:

@@ -37,6 +37,7 @@ OUT_API_ID = "RestApiId"
 OUT_VERSION = "StackVersion"
 OUT_LIFECYCLE_SM_ARN = "LifecycleStateMachineArn"
 OUT_APPROVALS_TOPIC_ARN = "ApprovalsTopicArn"
+OUT_KEY_ARN = "KeyArn"
 
 # environment variables the functions read (functions/models/settings.py aliases the same names)
 ENV_VERSION = "STEPWISE_VERSION"
@@ -71,6 +72,7 @@ PREFIX_FEEDBACK = "feedback/"
 
 # artifacts bucket prefixes
 PREFIX_MODELS = "models/"
+PREFIX_CARDS = "cards/"  # artifacts bucket: model cards (writers of cards cannot touch models/)
 
 # ingestion (issue 3): construct ids, outputs, env vars, artifacts prefix of validation reports
 INGESTION_ID = "Ingestion"

@@ -1,6 +1,7 @@
 """Model cards: Markdown and HTML beside the version's artifacts, from the records alone.
 
-    models/<model>/versions/<%08d>/card.md   and   card.html   (artifacts bucket)
+    cards/<model>/versions/<%08d>/card.md   and   card.html   (artifacts bucket; a prefix of their own,
+    so the roles that write cards cannot overwrite model artifacts under models/)
 
 Written at registration and rewritten whenever the version's story changes (approval, release,
 retirement, `stepwise card`); every rewrite renders from the current records, so a card is never
@@ -22,7 +23,7 @@ from functions.models.specs import TrainingSpec
 
 
 def card_key(model: str, version: int, ext: str) -> str:
-    return f"models/{model}/versions/{version:08d}/card.{ext}"
+    return f"cards/{model}/versions/{version:08d}/card.{ext}"
 
 
 def _spec(settings: Settings, name: str, version: int) -> TrainingSpec | None:

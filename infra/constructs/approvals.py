@@ -19,7 +19,6 @@ from __future__ import annotations
 from aws_cdk import Duration, Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
@@ -64,7 +63,7 @@ class Approvals(Construct):
             self,
             "Topic",
             display_name="Stepwise approvals",
-            master_key=kms.Alias.from_alias_name(self, "TopicKey", "alias/aws/sns"),
+            # encrypted with the stack's KMS key (infra/constructs/encryption.py)
             enforce_ssl=True,
         )
         self._model = sfn.JsonPath.string_at(model_path)

@@ -99,7 +99,7 @@ class Governance(Construct):
             versioned=True,
             object_lock_enabled=True,
             object_lock_default_retention=s3.ObjectLockRetention.governance(Duration.days(audit_retention_days)),
-            encryption=s3.BucketEncryption.S3_MANAGED,
+            encryption=s3.BucketEncryption.S3_MANAGED,  # then the stack's KMS key (infra/constructs/encryption.py)
             enforce_ssl=True,
             block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
@@ -198,7 +198,7 @@ class Governance(Construct):
 
     def _registration_cards(self, stack: StepwiseStack) -> None:
         """Registration writes the version's model card: it reads the lineage (audit events by
-        query, validation report) and writes models/.../card.{md,html}."""
+        query, validation report) and writes cards/.../card.{md,html}."""
         found = stack.node.try_find_child(c.REGISTER_FUNCTION_ID)
         fn = getattr(found, "function", None)
         if not isinstance(fn, lambda_.Function) or fn.role is None:
@@ -208,7 +208,7 @@ class Governance(Construct):
         )
         for bucket_prefix, actions, why in (
             (c.PREFIX_VALIDATION_REPORTS, ["s3:GetObject"], "reads validation reports"),
-            (c.PREFIX_MODELS, ["s3:PutObject"], "writes model cards beside the artifacts"),
+            (c.PREFIX_CARDS, ["s3:PutObject"], "writes model cards"),
         ):
             fn.add_to_role_policy(
                 iam.PolicyStatement(
@@ -239,9 +239,10 @@ class Governance(Construct):
             (
                 artifacts,
                 c.PREFIX_MODELS,
-                ["s3:GetObject", "s3:PutObject", "s3:PutObjectTagging"],
-                "verifies artifacts, writes model cards, tags retired artifacts",
+                ["s3:GetObject", "s3:PutObjectTagging"],
+                "verifies and tags retired artifacts",
             ),
+            (artifacts, c.PREFIX_CARDS, ["s3:PutObject"], "writes model cards"),
         )
         for bucket, prefix, actions, why in grants:
             fn.add_to_role_policy(

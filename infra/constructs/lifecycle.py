@@ -174,12 +174,47 @@ class SageMakerTraining(Construct):
             assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
             description="SageMaker training jobs of the lifecycle workflow",
         )
+        # The workflow's task gets the role as an immutable import: CDK's SageMakerCreateTrainingJob
+        # would otherwise grant s3:GetObject/ListBucket on "*" for the JSON-path input channel and
+        # delete/list rights on the output bucket. The role's grants are only the ones below.
+        self.task_role = iam.Role.from_role_arn(self, "TaskRole", self.role.role_arn, mutable=False)
         self.role.add_to_policy(
             iam.PolicyStatement(actions=["s3:GetObject"], resources=[data_bucket.arn_for_objects("validated/*")])
+        )
+        self.role.add_to_policy(  # the input channel is an S3 prefix: the job lists it
+            iam.PolicyStatement(
+                actions=["s3:ListBucket"],
+                resources=[data_bucket.bucket_arn],
+                conditions={"StringLike": {"s3:prefix": ["validated/*"]}},
+            )
         )
         self.role.add_to_policy(
             iam.PolicyStatement(
                 actions=["s3:GetObject", "s3:PutObject"], resources=[artifacts_bucket.arn_for_objects("models/*")]
+            )
+        )
+        self.role.add_to_policy(  # the job's output location (model.tar.gz)
+            iam.PolicyStatement(actions=["s3:PutObject"], resources=[artifacts_bucket.arn_for_objects("sagemaker/*")])
+        )
+        stack = Stack.of(self)
+        self.role.add_to_policy(  # the job's own logs
+            iam.PolicyStatement(
+                actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+                resources=[
+                    stack.format_arn(
+                        service="logs",
+                        resource="log-group",
+                        resource_name="/aws/sagemaker/TrainingJobs:*",
+                        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                    )
+                ],
+            )
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["cloudwatch:PutMetricData"],
+                resources=["*"],
+                conditions={"StringEquals": {"cloudwatch:namespace": "/aws/sagemaker/TrainingJobs"}},
             )
         )
         self.role.add_to_policy(
@@ -195,14 +230,14 @@ class SageMakerTraining(Construct):
             (f"Resource::{_logical_arn(artifacts_bucket)}/sagemaker/*", "The training job's output prefix."),
             (
                 "Resource::*",
-                "The job's input channel is a per-run S3 location from the execution state, so the "
-                "CreateTrainingJob integration grants s3:GetObject/ListBucket without a fixed resource.",
+                "cloudwatch:PutMetricData has no resource-level permissions; the statement is conditioned "
+                "on the SageMaker training-jobs namespace.",
             ),
-            ("Action::s3:Abort*", "CDK's output-location grant for the training job (multipart uploads)."),
-            ("Action::s3:DeleteObject*", "CDK's output-location grant for the training job."),
-            ("Action::s3:GetBucket*", "CDK's grant for the training job's output bucket."),
-            ("Action::s3:GetObject*", "CDK's grant for the training job's output bucket."),
-            ("Action::s3:List*", "CDK's grant for the training job's output bucket."),
+            (
+                "Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:/aws/sagemaker/"
+                "TrainingJobs:*",
+                "The training job's log streams, in the log group SageMaker names for training jobs.",
+            ),
         ):
             acknowledge(self.role, f"AwsSolutions::AwsSolutions-IAM5[{rule}]", reason)
 
@@ -398,7 +433,7 @@ class Lifecycle(Construct):
             self,
             "SageMakerTrain",
             training_job_name=sfn.JsonPath.string_at("$.run.run_id"),
-            role=sm.role,
+            role=sm.task_role,
             environment=dict(sm.environment),
             algorithm_specification=tasks.AlgorithmSpecification(
                 training_image=tasks.DockerImage.from_registry(sm.image_uri),

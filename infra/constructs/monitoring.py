@@ -18,7 +18,6 @@ from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
@@ -117,7 +116,7 @@ class Monitoring(Construct):
             self,
             "AlarmTopic",
             display_name="Stepwise monitoring alarms",
-            master_key=kms.Alias.from_alias_name(self, "AlarmTopicKey", "alias/aws/sns"),
+            # encrypted with the stack's KMS key (infra/constructs/encryption.py)
             enforce_ssl=True,
         )
         self.alarms = self._alarms(serving_function)

@@ -24,6 +24,8 @@ def _hardened_bucket(
         scope,
         id_,
         versioned=True,
+        # SSE-S3 here; the stack's KMS key replaces it for every bucket but the access-log bucket
+        # (infra/constructs/encryption.py), which S3 logging can only deliver to under SSE-S3
         encryption=s3.BucketEncryption.S3_MANAGED,
         enforce_ssl=True,
         block_public_access=s3.BlockPublicAccess.BLOCK_ALL,

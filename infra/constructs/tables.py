@@ -20,7 +20,7 @@ def _table(scope: Construct, id_: str) -> dynamodb.Table:
             point_in_time_recovery_enabled=True
         ),
         deletion_protection=True,
-        encryption=dynamodb.TableEncryption.AWS_MANAGED,
+        encryption=dynamodb.TableEncryption.AWS_MANAGED,  # then the stack's KMS key (infra/constructs/encryption.py)
         removal_policy=RemovalPolicy.RETAIN,
         time_to_live_attribute="expires_at",
     )

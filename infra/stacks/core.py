@@ -22,6 +22,7 @@ from infra.constructs.approvals import (
     grant_decisions,
     grant_release_access,
 )
+from infra.constructs.encryption import ENCRYPTION_ID, Encryption
 from infra.constructs.function import ARCHITECTURES, RUNTIME, RUNTIME_VERSION, StepwiseFunction, _retention
 from infra.constructs.governance import Governance
 from infra.constructs.hardening import HARDENING_ID, Hardening
@@ -42,7 +43,7 @@ from infra.constructs.monitoring import Monitoring
 from infra.constructs.serving import Serving
 from infra.constructs.storage import AccessLogs, ArtifactStore, DataStore
 from infra.constructs.tables import Metadata, Registry
-from infra.nag import acknowledge
+from infra.nag import acknowledge, acknowledge_design_choices
 from layers.build import LAYER_METADATA, build_layer
 
 
@@ -57,6 +58,7 @@ class StepwiseStack(Stack):
     def __init__(self, scope: Construct, id_: str, *, config: StackConfig, **kwargs: object) -> None:
         super().__init__(scope, id_, **kwargs)  # type: ignore[arg-type]
         self.config = config
+        self.encryption = Encryption(self, ENCRYPTION_ID, stage=config.stage)
         access_logs = AccessLogs(self, c.ACCESS_LOGS_ID)
         self.data = DataStore(
             self,
@@ -81,6 +83,7 @@ class StepwiseStack(Stack):
             throttle_rate=config.api_throttle_rate,
             throttle_burst=config.api_throttle_burst,
             log_retention=_retention(config.log_retention_days),
+            user_pool_arn=config.cognito_user_pool_arn,
         )
 
         api_fn = self.function(
@@ -98,8 +101,19 @@ class StepwiseStack(Stack):
             environment={c.ENV_ALIAS_CACHE_TTL: str(config.inference_alias_cache_ttl_seconds)},
         )
         self.synchronous_only(self.serving.function)
-        for method, path in self.serving.routes:
-            self.api.add_route(method, path, self.serving.function)
+        clients = config.prediction_api_clients
+        prediction_methods = [
+            self.api.add_route(method, path, self.serving.function, json_body=True, service=True, api_key=bool(clients))
+            for method, path in self.serving.routes
+        ]
+        if clients:
+            self.api.add_clients(
+                clients,
+                rate=config.prediction_client_rate,
+                burst=config.prediction_client_burst,
+                quota_per_day=config.prediction_client_quota_per_day,
+                methods=prediction_methods,
+            )
         self.approvals = self.add_approvals()
         self.lifecycle = self.add_lifecycle(after_register=self.approvals.chain)
         self.add_model_routes(api_fn)
@@ -126,9 +140,14 @@ class StepwiseStack(Stack):
             api_stage=self.api.rest_api.deployment_stage,
             waf_web_acl_arn=config.waf_web_acl_arn,
         )
+        self.encryption.encrypt_stack(
+            self,
+            except_buckets={access_logs.bucket: "S3 server access logs can only be delivered to an SSE-S3 bucket"},
+        )
 
         self.outputs()
         self.acknowledge()
+        acknowledge_design_choices(self)
 
     # -- building blocks used by every component -------------------------------------------
     def layer(self, id_: str, name: str, description: str) -> lambda_.LayerVersion:
@@ -208,6 +227,7 @@ class StepwiseStack(Stack):
         CfnOutput(self, c.OUT_VERSION, value=stack_version())
         CfnOutput(self, c.OUT_LIFECYCLE_SM_ARN, value=self.lifecycle.state_machine.state_machine_arn)
         CfnOutput(self, c.OUT_APPROVALS_TOPIC_ARN, value=self.approvals.topic.topic_arn)
+        CfnOutput(self, c.OUT_KEY_ARN, value=self.encryption.key.key_arn)
 
     # -- lifecycle (issue 4) ----------------------------------------------------------------
     SAGEMAKER_SKLEARN_IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3"
@@ -370,8 +390,9 @@ class StepwiseStack(Stack):
         acknowledge(
             self.api.rest_api,
             "AwsSolutions::AwsSolutions-COG4",
-            "Every route is IAM-authorized (SigV4) instead; a Cognito authorizer for browser callers "
-            "is not offered yet (issue 9).",
+            "Routes are IAM-authorized (SigV4) by default; a Cognito user pool authorizer for the "
+            "control-plane routes is a stack setting (cognito_user_pool_arn); prediction routes stay on "
+            "IAM for service callers.",
         )
         acknowledge(
             self.api.rest_api,

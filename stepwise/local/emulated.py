@@ -4,6 +4,10 @@ template's own properties so the rest of the template (Fn::GetAtt, Ref, outputs)
 - AWS::CloudWatch::Alarm: created in moto's CloudWatch (put_metric_alarm with the template's
   properties); Arn attribute as on AWS. Alarms are stored, not evaluated.
 
+Worked around (moto creates the resource, but mis-reads a property):
+- AWS::KMS::Key: moto's CloudFormation passes the template's Tags (Key/Value) to KMS's tagger,
+  which wants TagKey/TagValue, and fails; the tags are renamed, then moto creates the key.
+
 AWS::S3::BucketPolicy stays skipped on purpose: moto would evaluate the SSL-only Deny against its
 in-process calls (no TLS) and refuse every request, which AWS would not.
 
@@ -17,6 +21,7 @@ from typing import Any
 import boto3
 from moto.cloudformation import parsing
 from moto.core.common_models import CloudFormationModel
+from moto.kms.models import Key as MotoKmsKey  # imported first: a later CloudFormationModel subclass wins
 
 _ALARM_PARAMS = {
     "AlarmName", "AlarmDescription", "ActionsEnabled", "OKActions", "AlarmActions",
@@ -72,6 +77,32 @@ class EmulatedAlarm(CloudFormationModel):
                 stat["Period"] = int(stat["Period"])
         _client("cloudwatch", region_name).put_metric_alarm(**props)
         return cls(props["AlarmName"], account_id, region_name)
+
+
+class KmsKeyWithTemplateTags(CloudFormationModel):
+    """AWS::KMS::Key with the template's Key/Value tags given to moto as KMS's TagKey/TagValue."""
+
+    @staticmethod
+    def cloudformation_type() -> str:
+        return MotoKmsKey.cloudformation_type()
+
+    @staticmethod
+    def cloudformation_name_type() -> str:
+        return MotoKmsKey.cloudformation_name_type()
+
+    @classmethod
+    def has_cfn_attr(cls, attr: str) -> bool:
+        return MotoKmsKey.has_cfn_attr(attr)
+
+    @classmethod
+    def create_from_cloudformation_json(  # type: ignore[override]
+        cls, resource_name: str, cloudformation_json: dict[str, Any], account_id: str, region_name: str, **kwargs: Any
+    ) -> Any:
+        props = dict(cloudformation_json["Properties"])
+        props["Tags"] = [{"TagKey": t["Key"], "TagValue": t["Value"]} for t in props.get("Tags", [])]
+        return MotoKmsKey.create_from_cloudformation_json(
+            resource_name, {**cloudformation_json, "Properties": props}, account_id, region_name, **kwargs
+        )
 
 
 EMULATED_TYPES = {EmulatedAlarm.cloudformation_type()}

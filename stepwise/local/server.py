@@ -4,9 +4,15 @@ Routes come from the template's AWS::ApiGateway::Resource / Method resources; ea
 turned into the proxy event API Gateway would send and handed to the integration's Lambda
 through moto's Invoke API (which the local runtime routes to the real handler).
 
+Request validation is the template's: a method with a body-validating request validator and a
+request model for application/json refuses a body that is not JSON or does not have the model's
+top-level JSON type with API Gateway's 400 BAD_REQUEST_BODY, before the Lambda runs (only the
+schema's top-level `type` is checked: the stack's one model is "a JSON object").
+
 Differences from AWS, reported by `stepwise local up`: SigV4 signatures are not verified; the
 access key a request is signed with names the caller (requestContext.identity), and an unsigned
-request acts as "anonymous" unless strict auth is on.
+request acts as "anonymous" unless strict auth is on; API keys and Cognito tokens (both off unless
+their stack settings are given) are not checked.
 """
 
 from __future__ import annotations
@@ -40,6 +46,20 @@ class Route:
     authorization: str  # AWS_IAM, NONE, COGNITO_USER_POOLS, ...
     pattern: re.Pattern[str]
     params: tuple[str, ...]
+    body_type: str | None = None  # the JSON type the request model requires of a body, if validated
+
+    def body_error(self, headers: dict[str, str], body: bytes) -> str | None:
+        """Why API Gateway's request validator would refuse `body` (None: it passes)."""
+        content_type = next((v for k, v in headers.items() if k.lower() == "content-type"), "application/json")
+        if self.body_type is None or content_type.split(";")[0].strip().lower() != "application/json":
+            return None
+        try:
+            value = json.loads(body or b"")
+        except ValueError:
+            return "Invalid request body"
+        kinds = {"object": dict, "array": list, "string": str, "boolean": bool}
+        expected = kinds.get(self.body_type)
+        return None if expected is None or isinstance(value, expected) else "Invalid request body"
 
 
 def _compile(resource: str) -> tuple[re.Pattern[str], tuple[str, ...]]:
@@ -61,6 +81,17 @@ def routes_from_template(cloud: LocalCloud) -> list[Route]:
     """Every method of every REST API in the template, with its resolved Lambda ARN."""
     assert cloud.assembly is not None
     resources = cloud.assembly.resources_of_type("AWS::ApiGateway::Resource")
+    models = cloud.assembly.resources_of_type("AWS::ApiGateway::Model")
+    validators = cloud.assembly.resources_of_type("AWS::ApiGateway::RequestValidator")
+
+    def body_type(props: dict[str, Any]) -> str | None:
+        validator = validators.get(str((props.get("RequestValidatorId") or {}).get("Ref", "")), {})
+        if not validator.get("Properties", {}).get("ValidateRequestBody"):
+            return None
+        model = (props.get("RequestModels") or {}).get("application/json") or {}
+        found = models.get(str(model.get("Ref", "")) if isinstance(model, dict) else "", {})
+        schema = found.get("Properties", {}).get("Schema") or {}
+        return str(schema["type"]) if "type" in schema else None
 
     def path_of(ref: Any) -> str:
         if isinstance(ref, dict) and "Ref" in ref and ref["Ref"] in resources:
@@ -88,6 +119,7 @@ def routes_from_template(cloud: LocalCloud) -> list[Route]:
                 authorization=props.get("AuthorizationType", "NONE"),
                 pattern=pattern,
                 params=params,
+                body_type=body_type(props),
             )
         )
     return routes
@@ -141,6 +173,8 @@ class ApiServer:
         identity = _identity(headers)
         if route.authorization == "AWS_IAM" and identity is None and self.strict_auth:
             return _json(403, {"error": "MISSING_AUTHENTICATION_TOKEN", "message": "Missing Authentication Token"})
+        if (refused := route.body_error(headers, body)) is not None:
+            return _json(400, {"error": "BAD_REQUEST_BODY", "message": refused})
         event = _proxy_event(
             route, dict(zip(route.params, match.groups(), strict=True)), method, split, headers, body, identity
         )

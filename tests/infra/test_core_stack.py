@@ -107,7 +107,7 @@ def test_stack_cdk_nag_has_no_unacknowledged_finding_and_every_acknowledgment_ha
 ) -> None:
     report = json.loads((assembly.outdir / "validation-report.json").read_text())
     plugins = {p["pluginName"]: p for p in report["pluginReports"]}
-    assert {"AwsSolutions", "Serverless"} <= set(plugins)
+    assert {"AwsSolutions", "Serverless", "NIST.800.53.R5"} <= set(plugins)
     for name, plugin in plugins.items():
         assert plugin["violations"] == [], (name, plugin["violations"])
         assert plugin["conclusion"] == "success", name

@@ -44,8 +44,33 @@ def _bucket_policy_statements(template: Template, logical_id: str) -> list[dict[
     ]
 
 
+def _stack_keys(template: Template) -> set[str]:
+    """The customer-managed KMS keys of the stack that rotate."""
+    return {
+        lid for lid, key in _of_type(template, "AWS::KMS::Key").items() if key["Properties"].get("EnableKeyRotation")
+    }
+
+
+def _key_of(value: Any) -> str | None:
+    """The logical id of the key a KMS key property points at (Fn::GetAtt Key.Arn or Ref Key)."""
+    if isinstance(value, dict):
+        if "Fn::GetAtt" in value:
+            return str(value["Fn::GetAtt"][0])
+        if "Ref" in value:
+            return str(value["Ref"])
+    return None
+
+
 def check_data_safety(template: Template) -> list[str]:
     problems: list[str] = []
+    keys = _stack_keys(template)
+    if not keys:
+        problems.append("no customer-managed KMS key with rotation")
+
+    def under_stack_key(lid: str, value: Any, what: str) -> None:
+        if _key_of(value) not in keys:
+            problems.append(f"{lid}: {what} not under the stack's rotating KMS key ({value!r})")
+
     for lid, res in template["Resources"].items():
         if res["Type"] not in STATEFUL or res["Type"] in STATELESS_BY_DESIGN:
             continue
@@ -63,6 +88,10 @@ def check_data_safety(template: Template) -> list[str]:
             problems.append(f"{lid}: public access is not fully blocked: {block}")
         if not props.get("BucketEncryption"):
             problems.append(f"{lid}: no default encryption")
+        elif not _is_access_log_bucket(template, lid):  # S3 delivers access logs only to SSE-S3 buckets
+            (rule,) = props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+            default = rule["ServerSideEncryptionByDefault"]
+            under_stack_key(lid, default.get("KMSMasterKeyID"), f"default encryption {default['SSEAlgorithm']}")
         ssl_only = any(
             s.get("Effect") == "Deny" and s.get("Condition", {}).get("Bool", {}).get("aws:SecureTransport") == "false"
             for s in _bucket_policy_statements(template, lid)
@@ -84,10 +113,12 @@ def check_data_safety(template: Template) -> list[str]:
             problems.append(f"{lid}: deletion protection is off")
         if props.get("SSESpecification", {}).get("SSEEnabled") is not True:
             problems.append(f"{lid}: not encrypted with a KMS key (SSESpecification.SSEEnabled)")
+        under_stack_key(lid, props.get("SSESpecification", {}).get("KMSMasterKeyId"), "table encryption")
 
     for lid, group in _of_type(template, "AWS::Logs::LogGroup").items():
         if not group["Properties"].get("RetentionInDays"):
             problems.append(f"{lid}: log group kept forever (no RetentionInDays)")
+        under_stack_key(lid, group["Properties"].get("KmsKeyId"), "log group")
 
     for lid, fn in _of_type(template, "AWS::Lambda::Function").items():
         if "LogGroup" not in fn["Properties"].get("LoggingConfig", {}):
@@ -98,8 +129,7 @@ def check_data_safety(template: Template) -> list[str]:
         if not (props.get("SqsManagedSseEnabled") or props.get("KmsMasterKeyId")):
             problems.append(f"{lid}: queue not encrypted")
     for lid, topic in _of_type(template, "AWS::SNS::Topic").items():
-        if not topic["Properties"].get("KmsMasterKeyId"):
-            problems.append(f"{lid}: topic not encrypted")
+        under_stack_key(lid, topic["Properties"].get("KmsMasterKeyId"), "topic")
     return problems
 
 
@@ -157,6 +187,25 @@ def test_data_safety_check_catches_an_unprotected_table_and_an_unbounded_log_gro
     # Then both are named
     assert f"{table}: point-in-time recovery is off" in problems, problems
     assert f"{group}: log group kept forever (no RetentionInDays)" in problems, problems
+
+
+def test_data_safety_check_catches_a_store_off_the_key_and_a_key_without_rotation(assembly: Assembly) -> None:
+    # Given a copy where the artifacts bucket falls back to SSE-S3 and the metadata table to an AWS key
+    weakened = copy.deepcopy(assembly.template)
+    bucket = weakened["Outputs"][c.OUT_ARTIFACTS_BUCKET]["Value"]["Ref"]
+    weakened["Resources"][bucket]["Properties"]["BucketEncryption"] = {
+        "ServerSideEncryptionConfiguration": [{"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+    }
+    table = weakened["Outputs"][c.OUT_METADATA_TABLE]["Value"]["Ref"]
+    weakened["Resources"][table]["Properties"]["SSESpecification"] = {"SSEEnabled": True}
+    # When the check runs, Then both are named
+    problems = check_data_safety(weakened)
+    assert any(p.startswith(f"{bucket}: default encryption AES256 not under") for p in problems), problems
+    assert any(p.startswith(f"{table}: table encryption not under") for p in problems), problems
+    # And a key that stops rotating leaves every store off a rotating key
+    for key in _of_type(weakened, "AWS::KMS::Key").values():
+        key["Properties"]["EnableKeyRotation"] = False
+    assert "no customer-managed KMS key with rotation" in check_data_safety(weakened)
 
 
 def test_data_bucket_captures_expire_after_the_configured_days(assembly: Assembly) -> None:

@@ -50,7 +50,7 @@ EXPECTED_ACTIONS: dict[str, set[str]] = {
     | {
         "s3:ListBucket",  # health: HeadBucket
         "s3:GetObject",  # rollback verifies artifacts/models/* sha256; lineage reads captures, reports
-        "s3:PutObject",  # governance: model cards under models/ (REVIEW: can overwrite artifacts)
+        "s3:PutObject",  # governance: model cards under cards/ only (never models/)
         "s3:PutObjectTagging",  # governance: retired artifacts tagged for the colder storage class
         "dynamodb:DescribeTable",  # health
         "dynamodb:GetItem",
@@ -127,12 +127,8 @@ STATES_LOGS = {  # Step Functions log delivery and X-Ray: no resource-level perm
     "xray:GetSamplingTargets",
 }
 REVIEWED_STAR_GRANTS = {
-    # REVIEW: too wide. CDK's SageMakerCreateTrainingJob grants these on "*" because the input
-    # channel is a JSON path ($.run.data_uri); the data is always under the data bucket's
-    # validated/ (already granted). Narrowing needs the construct to pass a bucket-bound S3Location
-    # or an explicit Deny outside the stack's buckets.
-    ("SageMakerTrainingRole", "s3:GetObject"),
-    ("SageMakerTrainingRole", "s3:ListBucket"),
+    # (The SageMaker training role has no "*" grant: the workflow task gets it as an immutable role,
+    # so CDK's grants for the JSON-path input channel are not added; infra/constructs/lifecycle.py.)
     ("LifecycleStateMachineRole", "sagemaker:ListTags"),  # CDK's training-job task grant
 }
 
