@@ -10,6 +10,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 from pydantic import BaseModel, ValidationError
 
+from functions.handlers.routes.identity import caller_identity
 from functions.logic import approvals
 from functions.models.approvals import ApprovalList, CallerIdentity, DecisionRequest
 from functions.models.errors import InvalidInput
@@ -22,10 +23,7 @@ M = TypeVar("M", bound=BaseModel)
 
 
 def caller(r: APIGatewayRouter) -> CallerIdentity:
-    identity = r.current_event.request_context.identity
-    return CallerIdentity(
-        user_arn=identity.user_arn or "", caller=identity.caller or "", access_key=identity.access_key or ""
-    )
+    return caller_identity(r.current_event)
 
 
 def body_as(r: APIGatewayRouter, model: type[M]) -> M:

@@ -23,6 +23,7 @@ from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 from pydantic import BaseModel, ValidationError
 
 from functions.dal import datasets
+from functions.handlers.routes.identity import caller_name
 from functions.models.audit import Actor
 from functions.models.contracts import DataContract, contract_errors
 from functions.models.errors import InvalidInput
@@ -56,9 +57,7 @@ def _number(raw: str, what: str) -> int:
 
 
 def _actor() -> Actor:
-    identity = router.current_event.request_context.identity
-    who = identity.user_arn or identity.caller or identity.access_key or "unknown"
-    return Actor(identity=who, correlation_id=logger.get_correlation_id() or "")
+    return Actor(identity=caller_name(router.current_event), correlation_id=logger.get_correlation_id() or "")
 
 
 @router.get("/v1/datasets")

@@ -15,6 +15,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 from pydantic import ValidationError
 
+from functions.handlers.routes.identity import caller_name
 from functions.logic.drift_request import get_drift_settings, put_drift_settings, request_check
 from functions.models.drift import DriftRunBody, DriftSettings
 from functions.models.errors import InvalidInput
@@ -33,9 +34,7 @@ def start_drift_check(name: str):  # no return annotation: no response re-valida
     except ValueError as exc:  # bad JSON or a body that does not validate
         detail = "; ".join(e["msg"] for e in exc.errors()) if isinstance(exc, ValidationError) else str(exc)
         raise InvalidInput(f"invalid body: {detail}") from None
-    identity = router.current_event.request_context.identity
-    who = identity.user_arn or identity.caller or "unknown"
-    accepted = request_check(name, body, who, get_settings())
+    accepted = request_check(name, body, caller_name(router.current_event), get_settings())
     return Response(status_code=202, content_type="application/json", body=accepted.model_dump_json())
 
 
@@ -48,8 +47,7 @@ def put_settings(name: str):  # no return annotation: no response re-validation
     except ValueError as exc:
         detail = "; ".join(e["msg"] for e in exc.errors()) if isinstance(exc, ValidationError) else str(exc)
         raise InvalidInput(f"invalid body: {detail}") from None
-    identity = router.current_event.request_context.identity
-    stored = put_drift_settings(name, body, identity.user_arn or identity.caller or "unknown", get_settings())
+    stored = put_drift_settings(name, body, caller_name(router.current_event), get_settings())
     return Response(status_code=200, content_type="application/json", body=stored.model_dump_json())
 
 

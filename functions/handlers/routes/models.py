@@ -21,6 +21,7 @@ from pydantic import BaseModel, ValidationError
 
 from functions.dal import runs as runs_dal
 from functions.dal import specs as specs_dal
+from functions.handlers.routes.identity import caller_name
 from functions.logic import lifecycle, registration
 from functions.models.errors import InvalidInput
 from functions.models.runs import TrainRequest, TrainStarted
@@ -45,8 +46,7 @@ def _dump(items: list[Any]) -> list[Any]:
 
 
 def _caller() -> str:
-    identity = router.current_event.request_context.identity
-    return identity.user_arn or identity.caller or identity.access_key or "unknown"
+    return caller_name(router.current_event)
 
 
 def _body(model: type[BaseModel], overrides: dict[str, Any] | None = None) -> Any:

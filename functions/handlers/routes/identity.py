@@ -1,0 +1,31 @@
+"""Who is calling: the identity API Gateway's authorizer established, never a field of the body.
+
+- IAM (SigV4, the default): requestContext.identity (userArn, caller, accessKey).
+- Cognito user pool authorizer (stack setting `cognito_user_pool_arn`): the ID token's claims in
+  requestContext.authorizer.claims; the caller is named `cognito:<pool id>/<username>` (the
+  username, else the email, else the subject), with the token's `sub` as its stable form.
+"""
+
+from __future__ import annotations
+
+from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
+
+from functions.models.approvals import CallerIdentity
+
+
+def caller_identity(event: APIGatewayProxyEvent) -> CallerIdentity:
+    context = event.request_context
+    claims = context.authorizer.claims
+    if claims:
+        pool = str(claims.get("iss", "")).rstrip("/").rsplit("/", 1)[-1] or "user-pool"
+        user = claims.get("cognito:username") or claims.get("email") or claims.get("sub") or "unknown"
+        return CallerIdentity(user_arn=f"cognito:{pool}/{user}"[:2048], caller=str(claims.get("sub", ""))[:2048])
+    identity = context.identity
+    return CallerIdentity(
+        user_arn=identity.user_arn or "", caller=identity.caller or "", access_key=identity.access_key or ""
+    )
+
+
+def caller_name(event: APIGatewayProxyEvent) -> str:
+    """The name an audit event or a record gives the caller."""
+    return caller_identity(event).principal or "unknown"
