@@ -14,7 +14,6 @@ from __future__ import annotations
 import math
 import uuid
 from collections.abc import Callable
-from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -196,8 +195,12 @@ def _retraining(
         after={"check_id": check_id, "started": decision.started, "execution": decision.execution_arn},
         reason=decision.reason,
     )
-    with suppress(Conflict):  # recorded by an earlier delivery of this check (same id and time)
+    try:
         audit_dal.record(settings.metadata_table, event)
+    except Conflict:  # recorded by an earlier delivery of this check (same id and time)? else it stands
+        recorded = audit_dal.list_events(settings.metadata_table, target=event.target, since=event.time, limit=1_000)
+        if not any(e.event_id == event.event_id for e in recorded):
+            raise
     return decision
 
 
