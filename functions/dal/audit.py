@@ -14,11 +14,11 @@ import json
 from datetime import datetime
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
-from functions.dal.clients import client
+from functions.dal.clients import client, error_code, store_error
 from functions.models.audit import AUDIT_INDEX_PK, AuditEvent, audit_pk, iso
-from functions.models.errors import Conflict, StoreUnavailable
+from functions.models.errors import Conflict
 
 MAX_PAGE = 1000
 
@@ -78,10 +78,11 @@ def record(table: str, event: AuditEvent) -> None:
     try:
         client("dynamodb").put_item(**put)
     except ClientError as exc:
-        code = exc.response["Error"]["Code"]
-        if code == "ConditionalCheckFailedException":
+        if error_code(exc) == "ConditionalCheckFailedException":
             raise Conflict(f"audit event {event.event_id} already exists") from exc
-        raise StoreUnavailable(f"audit write failed: {code}") from exc
+        raise store_error(exc, "audit write") from exc
+    except BotoCoreError as exc:
+        raise store_error(exc, "audit write") from exc
 
 
 def list_events(
@@ -110,6 +111,6 @@ def list_events(
             if "LastEvaluatedKey" not in reply:
                 break
             params["ExclusiveStartKey"] = reply["LastEvaluatedKey"]
-    except ClientError as exc:
-        raise StoreUnavailable(f"audit read failed: {exc.response['Error']['Code']}") from exc
+    except (ClientError, BotoCoreError) as exc:
+        raise store_error(exc, "audit read") from exc
     return events

@@ -7,9 +7,9 @@ import hashlib
 import json
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
-from functions.dal.clients import client
+from functions.dal.clients import client, store_error
 from functions.models.errors import StoreUnavailable
 
 IDEMPOTENCY_PK = "idempotency#audit-export"  # Powertools records of exported days (metadata table)
@@ -27,8 +27,8 @@ def put_parquet(bucket: str, key: str, body: bytes) -> str:
             ChecksumAlgorithm="SHA256",
             Metadata={"sha256": digest},
         )
-    except ClientError as exc:
-        raise StoreUnavailable(f"audit export write failed: {exc.response['Error']['Code']}") from exc
+    except (ClientError, BotoCoreError) as exc:
+        raise store_error(exc, "audit export write") from exc
     return str(reply.get("VersionId") or "")
 
 
@@ -38,8 +38,8 @@ def invoke_export(function_name: str, payload: dict[str, Any]) -> dict[str, Any]
         reply = client("lambda").invoke(
             FunctionName=function_name, InvocationType="RequestResponse", Payload=json.dumps(payload).encode()
         )
-    except ClientError as exc:
-        raise StoreUnavailable(f"audit export invoke failed: {exc.response['Error']['Code']}") from exc
+    except (ClientError, BotoCoreError) as exc:
+        raise store_error(exc, "audit export invoke") from exc
     body = json.loads(reply["Payload"].read() or b"null")
     if reply.get("FunctionError") or not isinstance(body, dict):
         message = body.get("errorMessage", "") if isinstance(body, dict) else ""
