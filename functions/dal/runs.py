@@ -12,7 +12,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from functions.dal.clients import client, error_code, store_error
-from functions.models.errors import Conflict, NotFound
+from functions.models.errors import Conflict, NotFound, StoreUnavailable
 from functions.models.runs import RUNS_INDEX_PK, RunRecord, run_pk, run_sk
 
 MAX_ATTEMPTS = 8
@@ -66,9 +66,12 @@ def create_run(table: str, record: RunRecord) -> RunRecord:
             TableName=table, Item=_item(record, 1), ConditionExpression="attribute_not_exists(pk)"
         )
     except (ClientError, BotoCoreError) as exc:
-        if _code(exc) == "ConditionalCheckFailedException":
-            return get_run(table, record.model, record.run_id)
-        raise store_error(exc, "run write") from exc
+        if _code(exc) != "ConditionalCheckFailedException":
+            raise store_error(exc, "run write") from exc
+        found = _read(table, record.model, record.run_id)
+        if found is None:  # refused as existing, yet not there: the store is not answering straight
+            raise StoreUnavailable("run write failed: the store's answers disagree; retry later") from exc
+        return found[0]
     return record
 
 

@@ -173,9 +173,8 @@ def start_run(settings: Settings, req: RunRecordRequest, clock: Clock = utcnow) 
             steps=[StepRecord(name=StepName.START, started_at=now, ended_at=now, outcome="succeeded")],
         ),
     )
-    _audit_run(
-        settings, record.model, record.run_id, "run.start", {"dataset": f"{ref.dataset}@{state.dataset_version}"}
-    )
+    after = {"dataset": f"{ref.dataset}@{state.dataset_version}"}
+    _audit_run(settings, record.model, record.run_id, "run.start", after, record.started_at)
     return RunStarted(
         run_id=record.run_id,
         model=record.model,
@@ -207,7 +206,8 @@ def fail_run(settings: Settings, req: RunRecordRequest, clock: Clock = utcnow) -
         return run
 
     failed = runs_dal.update_run(settings.metadata_table, _model(state), _run_id(state), change)
-    _audit_run(settings, _model(state), _run_id(state), "run.fail", {"step": req.step, "error": error})
+    after = {"step": req.step, "error": error}
+    _audit_run(settings, _model(state), _run_id(state), "run.fail", after, failed.ended_at or now)
     return failed
 
 
@@ -221,9 +221,11 @@ def finish_run(settings: Settings, req: RunRecordRequest, clock: Clock = utcnow)
     now = clock()
 
     def change(run: RunRecord) -> RunRecord:
+        status = RunStatus.REJECTED if rejected else RunStatus.REGISTERED
+        if run.ended_at is None or (run.version, run.status) != (registered.version, status):
+            run.ended_at = now  # a retried finish keeps the first one's end
         run.version = registered.version
-        run.status = RunStatus.REJECTED if rejected else RunStatus.REGISTERED
-        run.ended_at = now
+        run.status = status
         if rejected:
             run.error = GATE_FAILED_ERROR
             run.cause = "; ".join(registered.reasons)[:MAX_CAUSE]
@@ -231,19 +233,34 @@ def finish_run(settings: Settings, req: RunRecordRequest, clock: Clock = utcnow)
 
     finished = runs_dal.update_run(settings.metadata_table, _model(state), _run_id(state), change)
     outcome = {"version": registered.version, "status": registered.status.value}
-    _audit_run(settings, _model(state), _run_id(state), "run.finish", outcome)
+    _audit_run(settings, _model(state), _run_id(state), "run.finish", outcome, finished.ended_at or now)
     return finished
 
 
-def _audit_run(settings: Settings, model: str, run_id: str, action: str, after: dict[str, Any]) -> None:
-    """Run start/end in the audit trail (the workflow acts; its run id names it)."""
-    from functions.dal import audit as audit_dal
-    from functions.models.audit import Actor, AuditEvent, model_target
+def _audit_run(settings: Settings, model: str, run_id: str, action: str, after: dict[str, Any], at: datetime) -> None:
+    """Run start/end in the audit trail (the workflow acts; its run id names it). The event's id
+    and time come from the run (`at` is the stored start or end), so a retried task writes the
+    same event again, which the store refuses as already there: one event per run and action."""
+    import hashlib
 
-    event = AuditEvent.of(
-        Actor(identity=f"workflow:{run_id}", correlation_id=""), action, model_target(model), after=after
+    from functions.dal import audit as audit_dal
+    from functions.models.audit import AuditEvent, model_target
+    from functions.models.errors import Conflict
+
+    event = AuditEvent(
+        event_id=hashlib.sha256(f"{model}#{run_id}#{action}".encode()).hexdigest()[:32],
+        time=at,
+        who=f"workflow:{run_id}",
+        action=action,
+        target=model_target(model),
+        after=after,
+        reason="",
+        correlation_id="",
     )
-    audit_dal.record(settings.metadata_table, event)
+    try:
+        audit_dal.record(settings.metadata_table, event)
+    except Conflict:
+        logger.info("audit event already recorded", extra={"run_id": run_id, "action": action})
 
 
 # -- train -----------------------------------------------------------------------------------

@@ -132,6 +132,7 @@ def register_candidate(settings: Settings, state: LifecycleState, clock: Clock =
     for _ in range(MAX_ATTEMPTS):
         done = _already_registered(settings.registry_table, model, run_id)
         if done is not None:
+            write_card(settings, done)  # the attempt that registered it may have died before its card
             return done
         try:
             registered = commit(settings, plan(settings, state, clock))
