@@ -114,14 +114,6 @@ def faults_for(call: str) -> list[faults.Fault]:
     return chosen
 
 
-# functions/dal/audit.py (not this suite's to change) puts the AWS error code in its StoreUnavailable
-# message ("audit write failed: AccessDeniedException"); store_error would not.
-AUDIT_PUT = {("start", 4), ("finish", 2)}
-LEAKS_ACCESS_DENIED = pytest.mark.xfail(
-    strict=True, reason="dal/audit.record names AccessDeniedException in its message: use clients.store_error"
-)
-
-
 def cases() -> list[Any]:
     """Every step x call x fault. Unmarked (fast): a crash at every write, and every fault at the
     registration's transaction; the rest is marked slow (CI runs --slow)."""
@@ -133,8 +125,6 @@ def cases() -> list[Any]:
                     step == "register" and call == "dynamodb.TransactWriteItems"
                 )
                 marks = [] if fast else [pytest.mark.slow]
-                if (step, i) in AUDIT_PUT and fault is faults.ACCESS_DENIED:
-                    marks.append(LEAKS_ACCESS_DENIED)
                 params.append(pytest.param(step, i, fault, id=f"{step}-{i:02d}-{call}-{fault.name}", marks=marks))
     return params
 
