@@ -9,7 +9,7 @@ Key layout (metadata table, keys `pk`/`sk`, index `gsi1` on `gsi1pk`/`gsi1sk`):
                                             (the one part that changes after creation)
     pk=DATASET#<name>  sk=UPLOAD#<id>       version: the dataset version an upload became, where
                                             <id> = sha256(bucket/key#version)[:32]
-    pk=idempotency#<function>  sk=<fn>#<hash>   Powertools idempotency records (validation Lambda)
+    pk=idempotency#validate  sk=<fn>#<hash>  Powertools records (validation; functions/dal/idempotency.py)
 
 Numbers are assigned with one TransactWriteItems: the HEAD counter moves from n-1 to n only if it
 still is n-1, the new item is put only if absent, and (for versions) the UPLOAD item is put only
@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -319,16 +318,6 @@ def _paged(params: dict[str, Any], limit: int) -> list[dict[str, Any]]:
 
 
 # -- idempotency -----------------------------------------------------------------------------------
-
-
-@lru_cache(maxsize=4)
-def idempotency_store(table: str) -> Any:
-    """Powertools' DynamoDB persistence on the metadata table's pk/sk."""
-    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
-
-    return DynamoDBPersistenceLayer(
-        table_name=table, key_attr="pk", sort_key_attr="sk", boto3_client=client("dynamodb")
-    )
 
 
 # -- objects in the data bucket --------------------------------------------------------------------

@@ -18,24 +18,16 @@ Layout:
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
-from aws_lambda_powertools.utilities.idempotency.exceptions import (
-    IdempotencyAlreadyInProgressError,
-    IdempotencyInconsistentStateError,
-    IdempotencyPersistenceLayerError,
-    IdempotencyValidationError,
-)
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 
-from functions.dal import datasets as datasets_dal
-from functions.dal.clients import client, store_error
+from functions.dal.clients import client
 from functions.models.drift import DriftReport, DriftSettings, RetrainingDecision
-from functions.models.errors import Conflict, StepwiseError, StoreUnavailable
+from functions.models.errors import StoreUnavailable
 
 T = TypeVar("T")
 
@@ -247,52 +239,3 @@ def invoke_async(function_name: str, payload: dict[str, Any]) -> None:
 # -- idempotency (Powertools records in the metadata table) ------------------------------------------
 
 DRIFT_IDEMPOTENCY_PK = "idempotency#drift-check"
-
-
-def idempotency_store(table: str, partition: str) -> Any:
-    """Powertools' DynamoDB persistence with the metadata table's layout (pk/sk) from
-    functions.dal.datasets.idempotency_store, as a new instance with its own partition key.
-
-    Not the shared cached instance: a persistence layer keeps the first IdempotencyConfig it is
-    given, so two units sharing one (validation, drift) would use each other's key paths. The
-    fixed partition (`idempotency#drift-check`) lets IAM scope these writes with dynamodb:LeadingKeys.
-    """
-    store = datasets_dal.idempotency_store.__wrapped__(table)
-    store.static_pk_value = partition
-    return store
-
-
-def run_once(
-    fn: Callable[..., T],
-    *,
-    data: dict[str, Any],
-    table: str,
-    partition: str,
-    config: IdempotencyConfig,
-    changed: str = "an event with the same identity and a different payload was already handled; "
-    "give the new request its own identity",
-) -> T:
-    """`fn(data=data)` once per idempotency key (Powertools), the first outcome for a repeat.
-
-    Powertools' own errors leave as typed ones: the same key with a different payload is a Conflict
-    saying `changed` (IdempotencyValidationError), a delivery of the same key still running (or dead before its
-    in-progress record expired) is a Conflict naming the retry, and a failed idempotency record
-    read/write is the store error of its cause (Throttled, StoreUnavailable)."""
-    once = idempotent_function(
-        data_keyword_argument="data", config=config, persistence_store=idempotency_store(table, partition)
-    )(fn)
-    try:
-        return once(data=data)  # type: ignore[no-any-return]
-    except IdempotencyValidationError as exc:
-        raise Conflict(changed) from exc
-    except IdempotencyAlreadyInProgressError as exc:
-        raise Conflict(
-            "a delivery of the same event is in progress (or died before its lease expired); retry after it"
-        ) from exc
-    except (IdempotencyPersistenceLayerError, IdempotencyInconsistentStateError) as exc:
-        cause = exc.__cause__
-        if isinstance(cause, StepwiseError):
-            raise cause from exc
-        if isinstance(cause, (ClientError, BotoCoreError)):
-            raise store_error(cause, "idempotency record") from exc
-        raise StoreUnavailable("idempotency record failed; retry later") from exc

@@ -22,7 +22,7 @@ from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.dal import audit_export as export_dal
-from functions.dal import monitoring as monitoring_dal
+from functions.dal.idempotency import run_once
 from functions.handlers.errors import typed_aws_errors
 from functions.logic.audit_export import (
     ExportRequest,
@@ -53,7 +53,7 @@ def export_once(day: date, now: datetime) -> dict[str, Any]:
         return export_events(settings, day, events, now=now).model_dump(mode="json")
 
     data = {"day": day.isoformat(), "events": len(events), "digest": events_digest(events)}
-    return monitoring_dal.run_once(  # type: ignore[no-any-return]
+    return run_once(  # type: ignore[no-any-return]
         export,
         data=data,
         table=settings.metadata_table,

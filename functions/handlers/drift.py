@@ -34,6 +34,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.dal import monitoring as monitoring_dal
 from functions.dal import registry as registry_dal
+from functions.dal.idempotency import run_once
 from functions.handlers.errors import typed_aws_errors
 from functions.logic.drift_check import run_drift_check
 from functions.models.drift import (
@@ -109,7 +110,7 @@ def _check_data(data: dict[str, Any]) -> dict[str, Any]:
 
 def check_once(req: DriftCheckRequest) -> dict[str, Any]:
     """One model's check, once per [model, check_id] (the first result for a repeat)."""
-    return monitoring_dal.run_once(  # type: ignore[no-any-return]
+    return run_once(  # type: ignore[no-any-return]
         _check_data,
         data=req.model_dump(mode="json"),
         table=get_settings().metadata_table,

@@ -8,28 +8,27 @@ a bad file never raises: it is quarantined with its report.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from functools import lru_cache
 from typing import Any
 from urllib.parse import unquote_plus
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import S3Event
-from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
-from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyPersistenceLayerError
+from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from functions.dal.datasets import idempotency_store
-from functions.handlers.errors import AWS_ERRORS, typed_aws_error, typed_aws_errors
+from functions.dal.idempotency import run_once
+from functions.handlers.errors import typed_aws_errors
 from functions.logic.validation_upload import check_chunk_step, finish_step, plan_chunks_step, process_upload
 from functions.models.audit import Actor
 from functions.models.datasets import UploadRef
-from functions.models.errors import InvalidInput, StoreUnavailable
+from functions.models.errors import InvalidInput
 from functions.models.settings import get_settings
 from functions.observability import logger, metrics, tracer
 
+IDEMPOTENCY_PK = "idempotency#validate"
 IDEMPOTENCY = IdempotencyConfig(
-    event_key_jmespath="[bucket, key, version_id, etag]",
+    event_key_jmespath="[bucket, key, version_id, etag]",  # one S3 object version
+    payload_validation_jmespath="size",  # the same identity with another size is refused (409)
     raise_on_no_idempotency_key=True,
     expires_after_seconds=7 * 24 * 3600,
     use_local_cache=True,
@@ -54,29 +53,18 @@ def upload_refs(event: dict[str, Any]) -> list[UploadRef]:
     return refs
 
 
-def _validate(ref: UploadRef) -> dict[str, Any]:
+def _validate(data: UploadRef) -> dict[str, Any]:
     settings = get_settings()
-    actor = Actor(identity=ref.uploaded_by or "s3:upload", correlation_id=logger.get_correlation_id() or "")
-    return process_upload(ref, settings, actor).model_dump(mode="json")
-
-
-@lru_cache(maxsize=4)
-def _validate_once(table: str) -> Callable[..., dict[str, Any]]:
-    return idempotent_function(  # type: ignore[no-any-return]
-        data_keyword_argument="ref", config=IDEMPOTENCY, persistence_store=idempotency_store(table)
-    )(_validate)
+    actor = Actor(identity=data.uploaded_by or "s3:upload", correlation_id=logger.get_correlation_id() or "")
+    return process_upload(data, settings, actor).model_dump(mode="json")
 
 
 def _once(ref: UploadRef) -> dict[str, Any]:
-    """Validate `ref` once. A failed read or write of the idempotency record is a typed store
-    error like any other (Powertools wraps it in IdempotencyPersistenceLayerError)."""
-    try:
-        return _validate_once(get_settings().metadata_table)(ref=ref)
-    except IdempotencyPersistenceLayerError as exc:
-        cause = exc.__cause__
-        if isinstance(cause, AWS_ERRORS):
-            raise typed_aws_error(cause) from exc
-        raise StoreUnavailable("the upload's idempotency record could not be written; retry later") from exc
+    """Validate `ref` once (functions/dal/idempotency.py: a repeat returns the first outcome; a
+    failed idempotency record read or write is a typed store error like any other)."""
+    return run_once(
+        _validate, data=ref, table=get_settings().metadata_table, partition=IDEMPOTENCY_PK, config=IDEMPOTENCY
+    )
 
 
 @logger.inject_lambda_context

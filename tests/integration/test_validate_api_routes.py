@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from functions.handlers import api, validate
+from functions.handlers import api
 from tests.conftest import load_event
 from tests.integration.conftest import Stores
 from tests.integration.test_validate_handler import CONTRACT, good_columns, invoke, s3_event
@@ -74,7 +74,6 @@ def test_datasets_unknown_dataset_and_bad_version_are_json_errors(stores: Stores
 def test_datasets_versions_are_listed_after_uploads(stores: Stores) -> None:
     # Given a contract and one good upload
     call("PUT", "/v1/datasets/wine/contract", CONTRACT)
-    validate._validate_once.cache_clear()
     buf = io.BytesIO()
     pq.write_table(pa.table(good_columns()), buf)
     reply = boto3.client("s3").put_object(Bucket=stores.data_bucket, Key="raw/wine/a.parquet", Body=buf.getvalue())

@@ -71,7 +71,6 @@ def cli(stores: Stores, monkeypatch: pytest.MonkeyPatch) -> Any:
         outputs={c.OUT_DATA_BUCKET: stores.data_bucket, c.OUT_ARTIFACTS_BUCKET: stores.artifacts_bucket},
     )
     monkeypatch.setattr("stepwise.cli.resolve", lambda *a, **k: target)
-    validate._validate_once.cache_clear()
     return lambda *argv: main(list(argv))
 
 

@@ -72,7 +72,6 @@ def parquet_bytes(columns: dict[str, list[Any]]) -> bytes:
 @pytest.fixture
 def wine(stores: Stores) -> Stores:
     datasets.put_contract(stores.metadata_table, "wine", DataContract.model_validate(CONTRACT), OPERATOR, NOW)
-    validate._validate_once.cache_clear()
     return stores
 
 
@@ -156,7 +155,6 @@ def test_validate_contract_with_training_spec_records_would_start(stores: Stores
     # Given a contract naming a training spec and no lifecycle workflow deployed
     contract = DataContract.model_validate({**CONTRACT, "training_spec": "wine-quality"})
     datasets.put_contract(stores.metadata_table, "wine", contract, OPERATOR, NOW)
-    validate._validate_once.cache_clear()
     # When a good file arrives; Then the version records that training would start
     outcome = invoke(upload(stores, "raw/wine/b.parquet", parquet_bytes(good_columns())))
     assert outcome["training_status"] == "would_start"
@@ -297,11 +295,22 @@ def test_validate_duplicate_past_the_idempotency_layer_returns_the_same_version(
     for item in table.scan()["Items"]:
         if str(item["pk"]).startswith("idempotency#"):
             table.delete_item(Key={"pk": item["pk"], "sk": item["sk"]})
-    validate._validate_once.cache_clear()
     second = invoke(event)
     # Then the UPLOAD guard returns the version it already became
     assert first["version"] == second["version"] == 1
     assert len(datasets.list_versions(wine.metadata_table, "wine")) == 1
+
+
+def test_validate_same_identity_with_another_payload_is_refused_not_reprocessed(wine: Stores) -> None:
+    """Payload validation: an event naming an object version already handled, with another size
+    (which S3 cannot send for one version: a forged or corrupted event), is a 409, not a second run."""
+    event = upload(wine, "raw/wine/x.parquet", parquet_bytes(good_columns()))
+    assert invoke(event)["version"] == 1
+    forged = copy.deepcopy(event)
+    forged["Records"][0]["s3"]["object"]["size"] += 1
+    with pytest.raises(Conflict, match="same identity and a different payload"):
+        invoke(forged)
+    assert [v.version for v in datasets.list_versions(wine.metadata_table, "wine")] == [1]
 
 
 def test_validate_two_uploads_get_two_distinct_versions(wine: Stores) -> None:
