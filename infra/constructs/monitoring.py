@@ -90,7 +90,10 @@ class Monitoring(Construct):
             targets=[
                 targets.LambdaFunction(
                     self.function,
-                    event=events.RuleTargetInput.from_object({"all_models": True, "window_hours": window_hours}),
+                    event=events.RuleTargetInput.from_object(
+                        # the scheduled time names the checks (the drift handler's idempotency key)
+                        {"all_models": True, "window_hours": window_hours, "time": events.EventField.time}
+                    ),
                     retry_attempts=2,
                     dead_letter_queue=self.dead_letters,
                 )

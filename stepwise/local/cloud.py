@@ -372,21 +372,7 @@ class LocalCloud:
                 continue
             for target in self.resolve(props.get("Targets", [])):
                 arn = str(target["Arn"])
-                event = (
-                    json.loads(target["Input"])
-                    if "Input" in target
-                    else {
-                        "version": "0",
-                        "id": str(uuid.uuid4()),
-                        "detail-type": "Scheduled Event",
-                        "source": "aws.events",
-                        "account": ACCOUNT,
-                        "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                        "region": REGION,
-                        "resources": [f"arn:aws:events:{REGION}:{ACCOUNT}:rule/{logical_id}"],
-                        "detail": {},
-                    }
-                )
+                event = scheduled_event(logical_id, target)
                 if ":lambda:" in arn:
                     self.client("lambda").invoke(FunctionName=arn, InvocationType="Event", Payload=json.dumps(event))
                 elif ":states:" in arn:
@@ -469,3 +455,32 @@ def _zipped(asset_id: str, path: Path) -> Path:
 def _notification_config(config: dict[str, Any]) -> dict[str, Any]:
     """CDK's custom resource takes the S3 API's shape already; drop empty sections."""
     return {k: v for k, v in config.items() if v}
+
+
+def scheduled_event(rule_id: str, target: dict[str, Any]) -> dict[str, Any]:
+    """What EventBridge delivers to a scheduled rule's target now: its constant Input, its
+    InputTransformer applied to the scheduled event (`<name>` placeholders filled from
+    InputPathsMap's `$.a.b` paths, strings quoted as EventBridge quotes them), or the event itself."""
+    event: dict[str, Any] = {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": ACCOUNT,
+        "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": REGION,
+        "resources": [f"arn:aws:events:{REGION}:{ACCOUNT}:rule/{rule_id}"],
+        "detail": {},
+    }
+    if "Input" in target:
+        return json.loads(target["Input"])  # type: ignore[no-any-return]
+    transformer = target.get("InputTransformer")
+    if not transformer:
+        return event
+    text = str(transformer["InputTemplate"])
+    for name, path in (transformer.get("InputPathsMap") or {}).items():
+        value: Any = event
+        for part in str(path).removeprefix("$.").split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        text = text.replace(f'"<{name}>"', json.dumps(value)).replace(f"<{name}>", json.dumps(value))
+    return json.loads(text)  # type: ignore[no-any-return]

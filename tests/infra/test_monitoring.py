@@ -44,7 +44,14 @@ def test_monitoring_schedule_is_hourly_for_all_models(resources: dict[str, Any])
     rule = rules[0]["Properties"]
     assert rule["ScheduleExpression"] == "rate(1 hour)"
     (target,) = rule["Targets"]
-    assert json.loads(target["Input"]) == {"all_models": True, "window_hours": 1}
+    # the scheduled time goes in the event: it names the checks (the handler's idempotency key)
+    transformer = target["InputTransformer"]
+    assert transformer["InputPathsMap"] == {"time": "$.time"}
+    assert json.loads(transformer["InputTemplate"].replace("<time>", '"2026-01-01T00:00:00Z"')) == {
+        "all_models": True,
+        "window_hours": 1,
+        "time": "2026-01-01T00:00:00Z",
+    }
     assert "DeadLetterConfig" in target and target["RetryPolicy"]["MaximumRetryAttempts"] == 2
 
 
