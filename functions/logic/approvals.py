@@ -8,6 +8,11 @@ forgotten once the callback is delivered. If the callback fails (throttled, time
 died), the decision stays recorded with its token, and the same caller's retry of the same decision
 delivers it (200) instead of a 409; a different decision is still a 409.
 
+A restored version (functions/logic/retirement.py) gets a request no workflow waits for (no task
+token): approving it promotes the version all at once, in the decider's name; rejecting it leaves it
+REJECTED. The same decider's retry of an approval whose promotion failed promotes it (promote is
+idempotent).
+
 If the callback finds the workflow no longer waiting (its approval timed out between our expiry
 check and the callback), the decision stays recorded and the caller gets 410; the workflow's
 timeout path (`expire`) then moves the version to REJECTED (APPROVED -> REJECTED is declared).
@@ -17,9 +22,11 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import datetime, timedelta
+from typing import Any
 
 from functions.dal import approvals as dal
 from functions.dal import releases as releases_dal
+from functions.dal.audit import audit_put
 from functions.logic import releases
 from functions.models.approvals import (
     ApprovalRequest,
@@ -32,11 +39,12 @@ from functions.models.approvals import (
 )
 from functions.models.audit import Actor, AuditEvent, model_target, utcnow
 from functions.models.errors import Conflict, Forbidden, Gone, InvalidInput, NotFound, StoreUnavailable
-from functions.models.registry import VersionStatus
+from functions.models.registry import ModelVersion, VersionStatus
 from functions.models.settings import Settings
 from functions.observability import logger
 
 S = VersionStatus
+RESTORE_APPROVAL_WINDOW = timedelta(days=7)  # a restored version's request expires unanswered after this
 
 
 def _comparison(state: releases.State, metrics: dict[str, float], primary: str) -> ProductionComparison:
@@ -114,6 +122,36 @@ def _record_request(settings: Settings, event: ApprovalTaskEvent, request: Appro
     )
 
 
+def restore_request_items(
+    settings: Settings, restored: ModelVersion, actor: Actor, *, now: datetime
+) -> list[dict[str, Any]]:
+    """The approval request of a restored version (no task token: no workflow waits) and its audit
+    event, as items of the transaction that registers the version."""
+    state = releases.read_state(settings, restored.model)
+    onnx = restored.artifacts.get("onnx")
+    request = ApprovalRequest(
+        id=approval_id(restored.model, restored.version),
+        model=restored.model,
+        version=restored.version,
+        metrics=dict(restored.metrics),
+        gates=list(restored.gates),
+        comparison=_comparison(state, restored.metrics, restored.primary_metric),
+        artifact_sha256=onnx.sha256 if onnx else "",
+        started_by=actor.identity,
+        run_id=restored.run_id,
+        requested_at=now,
+        expires_at=now + RESTORE_APPROVAL_WINDOW,
+    )
+    audit = AuditEvent.of(
+        actor,
+        "approval.request",
+        model_target(restored.model),
+        version=restored.version,
+        after={"approval": request.id, "expires_at": request.expires_at.isoformat(), "restored": True},
+    )
+    return [dal.put_item(settings.metadata_table, request, ""), audit_put(settings.metadata_table, audit)]
+
+
 def list_pending(settings: Settings) -> list[ApprovalRequest]:
     return dal.list_pending(settings.metadata_table)
 
@@ -152,6 +190,9 @@ def decide(
         if _undelivered_retry(stored, approve=approve, principal=caller.principal):
             _call_back(settings, stored, request, resend=True)
             return request
+        if _unreleased_restore(settings, stored, approve=approve, principal=caller.principal):
+            _release_restored(settings, request, Actor(identity=caller.principal, correlation_id=correlation_id))
+            return request
         who = request.decision.who if request.decision else "someone"
         raise Conflict(f"approval request {id_} was already decided ({request.status.value} by {who})")
     if now >= request.expires_at:
@@ -179,8 +220,33 @@ def decide(
     )
     plan = dataclasses.replace(plan, what=f"decision on {id_}", events=[*plan.events, decided])
     releases.apply(settings, plan, extra_items=[dal.decision_item(settings.metadata_table, after)])
-    _call_back(settings, stored, after)
+    if stored.task_token:
+        _call_back(settings, stored, after)
+    elif approve:  # a restored version: no workflow waits, the approval releases it
+        _release_restored(settings, after, actor)
     return after
+
+
+def _unreleased_restore(settings: Settings, stored: dal.StoredApproval, *, approve: bool, principal: str) -> bool:
+    """A restored version approved by this caller and still APPROVED: its promotion did not happen
+    (the attempt failed after recording the decision)."""
+    decision = stored.request.decision
+    if not (
+        not stored.task_token
+        and not stored.request.execution
+        and approve
+        and decision is not None
+        and decision.approved
+        and decision.who == principal
+    ):
+        return False
+    request = stored.request
+    return releases.read_state(settings, request.model).version(request.version).status == S.APPROVED
+
+
+def _release_restored(settings: Settings, decided: ApprovalRequest, actor: Actor) -> None:
+    reason = decided.decision.reason if decided.decision else "approved"
+    releases.promote(settings, decided.model, decided.version, actor, f"approved restore: {reason}")
 
 
 def _undelivered_retry(stored: dal.StoredApproval, *, approve: bool, principal: str) -> bool:

@@ -26,7 +26,7 @@ from functions.dal import artifacts as artifacts_dal
 from functions.dal import lineage as lineage_dal
 from functions.dal import registry as registry_dal
 from functions.dal.audit import audit_put
-from functions.logic import releases
+from functions.logic import approvals, releases
 from functions.models.audit import Actor, AuditEvent, model_target, utcnow
 from functions.models.errors import Conflict, InvalidInput, NotFound, StepwiseError
 from functions.models.lineage import Restored, Retired
@@ -150,7 +150,10 @@ def restore(settings: Settings, model: str, number: int, actor: Actor, reason: s
                 restored,
                 expected_latest=record.latest_version,
                 new_model=None,
-                extra_items=[audit_put(settings.metadata_table, event)],
+                extra_items=[
+                    audit_put(settings.metadata_table, event),
+                    *approvals.restore_request_items(settings, restored, actor, now=now),
+                ],
             )
         except Conflict:
             continue  # a concurrent registration took the number

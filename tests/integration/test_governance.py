@@ -264,6 +264,29 @@ def test_retire_rejected_version_then_restore_reverifies_and_registers_anew(
     assert lineage.lineage(get_settings(), MODEL, new.version).run.execution_arn  # the original run
 
 
+def test_restored_version_is_approved_by_another_caller_and_released(history: dict[str, Any], stores: Stores) -> None:
+    # Given a retired version restored by alice (a new version with an approval request, no workflow)
+    rejected = history["rejected"]
+    assert call("POST", f"/v1/models/{MODEL}/versions/{rejected}/retire", {"reason": "failed gates"})[0] == 200
+    status, body = call("POST", f"/v1/models/{MODEL}/versions/{rejected}/restore", {"reason": "re-evaluated"})
+    assert status == 201, body
+    approval = f"{MODEL}-{body['version']}"
+    status, pending = call("GET", f"/v1/approvals/{approval}")
+    assert status == 200 and pending["status"] == "PENDING", pending
+    # When alice tries to approve her own restore, Then four-eyes refuses it
+    assert call("POST", f"/v1/approvals/{approval}/approve", {"reason": "mine"}, who="alice")[0] == 403
+    # When bob approves it
+    status, decided = call("POST", f"/v1/approvals/{approval}/approve", {"reason": "checked"}, who="bob")
+    # Then the restored version serves all traffic, in bob's name
+    assert status == 200 and decided["status"] == "APPROVED", decided
+    record = registry_dal.get_model(stores.registry_table, MODEL)
+    assert record is not None and record.production_version == body["version"]
+    version = registry_dal.get_version(stores.registry_table, MODEL, body["version"])
+    assert version is not None and version.status == VersionStatus.PRODUCTION
+    # And bob's repeat of the same decision changes nothing (the version is no longer APPROVED)
+    assert call("POST", f"/v1/approvals/{approval}/approve", {"reason": "checked"}, who="bob")[0] == 409
+
+
 def test_restore_refuses_a_tampered_artifact(history: dict[str, Any], stores: Stores) -> None:
     rejected = history["rejected"]
     settings = get_settings()
