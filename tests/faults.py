@@ -73,6 +73,34 @@ TIMEOUT = Fault("timeout")
 CRASH = Fault("crash")
 # the faults every step is put through (NoSuchKey only where the step reads S3)
 EVERY_FAULT = (THROTTLING, ACCESS_DENIED, CONDITIONAL_CHECK_FAILED, TIMEOUT, NO_SUCH_KEY, CRASH)
+DYNAMODB_WRITES = frozenset(
+    {"dynamodb.PutItem", "dynamodb.UpdateItem", "dynamodb.TransactWriteItems", "dynamodb.DeleteItem"}
+)
+S3_READS = frozenset({"s3.HeadObject", "s3.GetObject", "s3.CopyObject"})
+
+
+def applicable(call: str) -> list[Fault]:
+    """The faults AWS can give `call` ("dynamodb.PutItem"): throttling, refusal, timeout and a crash
+    for every call; provisioned-throughput throttling for DynamoDB; a failed condition for DynamoDB
+    writes; NoSuchKey where S3 reads an object."""
+    chosen = [THROTTLING, ACCESS_DENIED, TIMEOUT, CRASH]
+    if call.startswith("dynamodb."):
+        chosen.append(DYNAMODB_THROTTLING)
+    if call in DYNAMODB_WRITES:
+        chosen.append(CONDITIONAL_CHECK_FAILED)
+    if call in S3_READS:
+        chosen.append(NO_SUCH_KEY)
+    return chosen
+
+
+def reply_header(reply: dict[str, Any], name: str) -> str | None:
+    """A header of an API Gateway proxy reply (single- or multi-valued)."""
+    single = {k.lower(): v for k, v in (reply.get("headers") or {}).items()}
+    multi = {k.lower(): v for k, v in (reply.get("multiValueHeaders") or {}).items()}
+    if name.lower() in single:
+        return str(single[name.lower()])
+    values = multi.get(name.lower())
+    return str(values[0]) if values else None
 
 
 @dataclass

@@ -61,6 +61,33 @@ def _comparison(state: releases.State, metrics: dict[str, float], primary: str) 
     )
 
 
+def _new_request(
+    state: releases.State,
+    version: ModelVersion,
+    *,
+    started_by: str,
+    execution: str,
+    now: datetime,
+    expires_at: datetime,
+) -> ApprovalRequest:
+    """What an approver sees of `version`: its metrics, gates, comparison with production, artifact."""
+    onnx = version.artifacts.get("onnx")
+    return ApprovalRequest(
+        id=approval_id(version.model, version.version),
+        model=version.model,
+        version=version.version,
+        metrics=dict(version.metrics),
+        gates=list(version.gates),
+        comparison=_comparison(state, version.metrics, version.primary_metric),
+        artifact_sha256=onnx.sha256 if onnx else "",
+        started_by=started_by,
+        run_id=version.run_id,
+        execution=execution,
+        requested_at=now,
+        expires_at=expires_at,
+    )
+
+
 def request_approval(settings: Settings, event: ApprovalTaskEvent, *, now: datetime | None = None) -> ApprovalRequest:
     """Store the request with its task token, audit it, and notify approvers."""
     now = now or utcnow()
@@ -70,19 +97,12 @@ def request_approval(settings: Settings, event: ApprovalTaskEvent, *, now: datet
         raise Conflict(
             f"{event.model} version {event.version} is {version.status.value}, not PENDING_APPROVAL; nothing to approve"
         )
-    onnx = version.artifacts.get("onnx")
-    request = ApprovalRequest(
-        id=approval_id(event.model, event.version),
-        model=event.model,
-        version=event.version,
-        metrics=dict(version.metrics),
-        gates=list(version.gates),
-        comparison=_comparison(state, version.metrics, version.primary_metric),
-        artifact_sha256=onnx.sha256 if onnx else "",
+    request = _new_request(
+        state,
+        version,
         started_by=version.started_by,
-        run_id=version.run_id,
         execution=event.execution,
-        requested_at=now,
+        now=now,
         expires_at=now + timedelta(seconds=event.timeout_seconds),
     )
     previous = dal.get(settings.metadata_table, request.id)
@@ -128,19 +148,8 @@ def restore_request_items(
     """The approval request of a restored version (no task token: no workflow waits) and its audit
     event, as items of the transaction that registers the version."""
     state = releases.read_state(settings, restored.model)
-    onnx = restored.artifacts.get("onnx")
-    request = ApprovalRequest(
-        id=approval_id(restored.model, restored.version),
-        model=restored.model,
-        version=restored.version,
-        metrics=dict(restored.metrics),
-        gates=list(restored.gates),
-        comparison=_comparison(state, restored.metrics, restored.primary_metric),
-        artifact_sha256=onnx.sha256 if onnx else "",
-        started_by=actor.identity,
-        run_id=restored.run_id,
-        requested_at=now,
-        expires_at=now + RESTORE_APPROVAL_WINDOW,
+    request = _new_request(
+        state, restored, started_by=actor.identity, execution="", now=now, expires_at=now + RESTORE_APPROVAL_WINDOW
     )
     audit = AuditEvent.of(
         actor,

@@ -88,15 +88,6 @@ def seeded(stores: Stores) -> Iterator[Stores]:
     yield stores
 
 
-def header(reply: dict[str, Any], name: str) -> str | None:
-    single = {k.lower(): v for k, v in (reply.get("headers") or {}).items()}
-    multi = {k.lower(): v for k, v in (reply.get("multiValueHeaders") or {}).items()}
-    if name.lower() in single:
-        return str(single[name.lower()])
-    values = multi.get(name.lower())
-    return str(values[0]) if values else None
-
-
 def test_faults_api_routes_cover_every_route_of_the_api() -> None:
     routed = {f"{r.method} {r.path}" for r in api.app._static_routes + api.app._dynamic_routes}
     assert routed - NO_STORE_CALL == {f"{m} {t}" for m, t, _, _ in ROUTES}
@@ -132,7 +123,7 @@ def problems(method: str, template: str, path: str, body: Any, fault: faults.Fau
     answer = json.loads(raw)
     if not (answer.get("error") in ("Throttled", "StoreUnavailable") and answer.get("message")):
         found.append(f"{route} {fault.name}: the body names no typed error: {raw}")
-    elif header(reply, "Retry-After") != str(answer.get("retry_after_seconds")):
+    elif faults.reply_header(reply, "Retry-After") != str(answer.get("retry_after_seconds")):
         found.append(f"{route} {fault.name}: no Retry-After matching retry_after_seconds: {reply}")
     return found
 

@@ -100,18 +100,6 @@ CALLS: dict[str, list[str]] = {
 }
 STEPS = list(CALLS)
 WRITES = {"dynamodb.PutItem", "dynamodb.UpdateItem", "dynamodb.TransactWriteItems", "s3.PutObject"}
-S3_READS = {"s3.GetObject", "s3.HeadObject"}
-
-
-def faults_for(call: str) -> list[faults.Fault]:
-    chosen = [faults.THROTTLING, faults.ACCESS_DENIED, faults.TIMEOUT, faults.CRASH]
-    if call.startswith("dynamodb."):
-        chosen.append(faults.DYNAMODB_THROTTLING)
-        if call in WRITES:
-            chosen.append(faults.CONDITIONAL_CHECK_FAILED)
-    if call in S3_READS:
-        chosen.append(faults.NO_SUCH_KEY)
-    return chosen
 
 
 def cases() -> list[Any]:
@@ -120,7 +108,7 @@ def cases() -> list[Any]:
     params = []
     for step, calls in CALLS.items():
         for i, call in enumerate(calls):
-            for fault in faults_for(call):
+            for fault in faults.applicable(call):
                 fast = (fault is faults.CRASH and call in WRITES) or (
                     step == "register" and call == "dynamodb.TransactWriteItems"
                 )

@@ -78,15 +78,6 @@ def send(event: dict[str, Any]) -> tuple[int, dict[str, Any], dict[str, Any]]:
     return reply["statusCode"], json.loads(reply["body"]), reply
 
 
-def header(reply: dict[str, Any], name: str) -> str | None:
-    single = {k.lower(): v for k, v in (reply.get("headers") or {}).items()}
-    multi = {k.lower(): v for k, v in (reply.get("multiValueHeaders") or {}).items()}
-    if name.lower() in single:
-        return str(single[name.lower()])
-    values = multi.get(name.lower())
-    return str(values[0]) if values else None
-
-
 def assert_retryable(reply: dict[str, Any], body: dict[str, Any], status: int, case: str) -> int:
     assert reply["statusCode"] == status, f"{case}: {reply['statusCode']} {body}"
     for leak in LEAKS:
@@ -95,7 +86,7 @@ def assert_retryable(reply: dict[str, Any], body: dict[str, Any], status: int, c
     if status == 409:
         return 0
     retry = int(body["retry_after_seconds"])
-    assert header(reply, "Retry-After") == str(retry), case
+    assert faults.reply_header(reply, "Retry-After") == str(retry), case
     return retry
 
 

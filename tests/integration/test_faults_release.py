@@ -84,16 +84,6 @@ def faults_for(call: str, chosen: tuple[faults.Fault, ...]) -> list[faults.Fault
     return [f for f in chosen if f is not faults.NO_SUCH_KEY or call.startswith("s3.")]
 
 
-def header(reply: dict[str, Any], name: str) -> str | None:
-    """A reply header (API Gateway proxy replies carry them single- or multi-valued)."""
-    single = {k.lower(): v for k, v in (reply.get("headers") or {}).items()}
-    multi = {k.lower(): v for k, v in (reply.get("multiValueHeaders") or {}).items()}
-    if name.lower() in single:
-        return str(single[name.lower()])
-    values = multi.get(name.lower())
-    return str(values[0]) if values else None
-
-
 def assert_clean_body(reply: dict[str, Any]) -> dict[str, Any]:
     raw = reply.get("body") or ""
     for leak in LEAKS:
@@ -421,7 +411,7 @@ def decide_matrix(stores: Stores, workflows: Workflows, verb: str, chosen: tuple
                     assert status in api_status(fault, call), f"{case}: {status} {reply.get('body')}"
                     body = assert_clean_body(reply)
                     if status != 409:
-                        assert header(reply, "Retry-After") == str(body["retry_after_seconds"]), case
+                        assert faults.reply_header(reply, "Retry-After") == str(body["retry_after_seconds"]), case
             assert_consistent(stores, model)
             # the decider retries: the decision is delivered once, the workflow ends as the clean one
             if status != 200:
@@ -478,7 +468,7 @@ def rollback_matrix(stores: Stores, chosen: tuple[faults.Fault, ...]) -> int:
                 assert reply["statusCode"] in api_status(fault, call), f"{case}: {reply}"
                 body = assert_clean_body(reply)
                 if reply["statusCode"] != 409:
-                    assert header(reply, "Retry-After") == str(body["retry_after_seconds"]), case
+                    assert faults.reply_header(reply, "Retry-After") == str(body["retry_after_seconds"]), case
             assert_consistent(stores, model)
             assert roll_back(model)["statusCode"] == 200, case
             assert snapshot(stores, model) == clean, case

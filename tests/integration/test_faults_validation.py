@@ -75,21 +75,6 @@ BAD_CALLS = [
     "s3.DeleteObject",  # the raw upload's version
     "dynamodb.UpdateItem",
 ]
-DYNAMODB_WRITES = {"dynamodb.PutItem", "dynamodb.UpdateItem", "dynamodb.TransactWriteItems", "dynamodb.DeleteItem"}
-S3_READS = {"s3.HeadObject", "s3.GetObject", "s3.CopyObject"}
-
-
-def faults_for(call: str) -> list[faults.Fault]:
-    """The faults AWS can give this call: throttling, refusal, timeout and a crash for every call;
-    a failed condition for DynamoDB writes; NoSuchKey where S3 reads an object."""
-    chosen = [faults.THROTTLING, faults.ACCESS_DENIED, faults.TIMEOUT, faults.CRASH]
-    if call.startswith("dynamodb."):
-        chosen.append(faults.DYNAMODB_THROTTLING)
-    if call in DYNAMODB_WRITES:
-        chosen.append(faults.CONDITIONAL_CHECK_FAILED)
-    if call in S3_READS:
-        chosen.append(faults.NO_SUCH_KEY)
-    return chosen
 
 
 def cases(calls: list[str], every_fault_at: set[str]) -> list[Any]:
@@ -103,7 +88,7 @@ def cases(calls: list[str], every_fault_at: set[str]) -> list[Any]:
             marks=() if fault is faults.CRASH or call in every_fault_at else (pytest.mark.slow,),
         )
         for i, call in enumerate(calls)
-        for fault in faults_for(call)
+        for fault in faults.applicable(call)
     ]
 
 
