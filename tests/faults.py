@@ -7,7 +7,8 @@ BUILTIN_HANDLERS, so every client made after this module is imported carries it,
 own stubber is installed) answers the chosen call with the error AWS would send, before the
 request is made. Our code is not touched: the dal sees a real botocore ClientError (or a
 ReadTimeoutError, or, for a crash, an exception nothing in our code catches, as when the Lambda
-runtime kills the process mid-run).
+runtime kills the process mid-run). REPLY_LOST lets the call take effect in moto and then raises
+ReadTimeoutError from an `after-call` hook: the write happened, the caller never heard.
 
     with faults.inject("dynamodb.TransactWriteItems", faults.THROTTLING):
         ...                                # that call throttles, once
@@ -50,7 +51,7 @@ class Fault:
     s3_status: int = 0
 
     def raise_or_answer(self, service: str, operation: str) -> tuple[AWSResponse, dict[str, Any]]:
-        if self.name == "timeout":
+        if self.name in ("timeout", "reply-lost"):
             raise ReadTimeoutError(endpoint_url=f"https://{service}.us-east-1.amazonaws.com/")
         if self.name == "crash":
             raise Crash(f"process killed during {service}.{operation}")
@@ -70,24 +71,30 @@ ACCESS_DENIED = Fault("access-denied", "AccessDeniedException", 400, s3_code="Ac
 CONDITIONAL_CHECK_FAILED = Fault("conditional-check-failed", "ConditionalCheckFailedException", 400)
 NO_SUCH_KEY = Fault("no-such-key", "NoSuchKey", 404)
 TIMEOUT = Fault("timeout")
+# the call reaches AWS (moto) and takes effect, then its reply never arrives (ReadTimeoutError): the
+# caller cannot tell it from TIMEOUT, and a retry must cope with the write already done
+REPLY_LOST = Fault("reply-lost")
 CRASH = Fault("crash")
 # the faults every step is put through (NoSuchKey only where the step reads S3)
-EVERY_FAULT = (THROTTLING, ACCESS_DENIED, CONDITIONAL_CHECK_FAILED, TIMEOUT, NO_SUCH_KEY, CRASH)
+EVERY_FAULT = (THROTTLING, ACCESS_DENIED, CONDITIONAL_CHECK_FAILED, TIMEOUT, REPLY_LOST, NO_SUCH_KEY, CRASH)
 DYNAMODB_WRITES = frozenset(
     {"dynamodb.PutItem", "dynamodb.UpdateItem", "dynamodb.TransactWriteItems", "dynamodb.DeleteItem"}
 )
 S3_READS = frozenset({"s3.HeadObject", "s3.GetObject", "s3.CopyObject"})
+S3_WRITES = frozenset({"s3.PutObject", "s3.CopyObject", "s3.DeleteObject", "s3.DeleteObjects", "s3.PutObjectTagging"})
 
 
 def applicable(call: str) -> list[Fault]:
     """The faults AWS can give `call` ("dynamodb.PutItem"): throttling, refusal, timeout and a crash
     for every call; provisioned-throughput throttling for DynamoDB; a failed condition for DynamoDB
-    writes; NoSuchKey where S3 reads an object."""
+    writes; a lost reply for every write (it took effect); NoSuchKey where S3 reads an object."""
     chosen = [THROTTLING, ACCESS_DENIED, TIMEOUT, CRASH]
     if call.startswith("dynamodb."):
         chosen.append(DYNAMODB_THROTTLING)
     if call in DYNAMODB_WRITES:
         chosen.append(CONDITIONAL_CHECK_FAILED)
+    if call in DYNAMODB_WRITES or call in S3_WRITES:
+        chosen.append(REPLY_LOST)
     if call in S3_READS:
         chosen.append(NO_SUCH_KEY)
     return chosen
@@ -143,8 +150,17 @@ def _before_call(
             rule.skip -= 1
             continue
         rule.fired.append(call)
+        if rule.fault is REPLY_LOST and context is not None:
+            context["stepwise_reply_lost"] = True  # let it through; _after_call loses the reply
+            return None
         return rule.fault.raise_or_answer(service, operation)
     return None
+
+
+def _after_call(event_name: str, context: dict[str, Any] | None = None, **_: Any) -> None:
+    if context is not None and context.pop("stepwise_reply_lost", False):
+        _, service, operation = event_name.split(".", 2)
+        REPLY_LOST.raise_or_answer(service, operation)
 
 
 _INSTALLED = False
@@ -156,10 +172,13 @@ def install() -> None:
     global _INSTALLED
     if not _INSTALLED:
         BUILTIN_HANDLERS.append(("before-call", _before_call))
+        BUILTIN_HANDLERS.append(("after-call", _after_call))
         _INSTALLED = True
     if boto3.DEFAULT_SESSION is None:
         boto3.setup_default_session()
-    boto3.DEFAULT_SESSION._session.register("before-call", _before_call, unique_id="stepwise-faults")  # type: ignore[union-attr]
+    session = boto3.DEFAULT_SESSION._session  # type: ignore[union-attr]
+    session.register("before-call", _before_call, unique_id="stepwise-faults")
+    session.register("after-call", _after_call, unique_id="stepwise-faults-after")
     from functions.dal import clients
 
     clients.client.cache_clear()

@@ -39,6 +39,7 @@ FAULTS = (
     faults.ACCESS_DENIED,
     faults.CONDITIONAL_CHECK_FAILED,
     faults.TIMEOUT,
+    faults.REPLY_LOST,
     faults.NO_SUCH_KEY,
     faults.CRASH,
 )

@@ -55,3 +55,11 @@ def test_faults_where_narrows_to_one_table_and_reaches_clients_made_elsewhere(st
             client("dynamodb").get_item(TableName=stores.registry_table, Key=ITEM)
     with faults.inject("s3.HeadBucket", faults.ACCESS_DENIED), pytest.raises(ClientError):
         boto3.client("s3").head_bucket(Bucket=stores.data_bucket)
+
+
+def test_faults_reply_lost_takes_effect_but_the_caller_sees_a_timeout(stores: Stores) -> None:
+    # Given a PutItem whose reply is lost
+    with faults.inject("dynamodb.PutItem", faults.REPLY_LOST), pytest.raises(ReadTimeoutError):
+        client("dynamodb").put_item(TableName=stores.metadata_table, Item=ITEM)
+    # Then the item was written all the same
+    assert client("dynamodb").get_item(TableName=stores.metadata_table, Key=ITEM)["Item"] == ITEM
