@@ -23,6 +23,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.dal import audit_export as export_dal
 from functions.dal.idempotency import run_once
+from functions.handlers import lease
 from functions.handlers.errors import typed_aws_errors
 from functions.logic.audit_export import (
     ExportRequest,
@@ -69,7 +70,7 @@ def export_once(day: date, now: datetime) -> dict[str, Any]:
 @tracer.capture_lambda_handler
 @typed_aws_errors
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    IDEMPOTENCY.register_lambda_context(context)
+    lease.register(IDEMPOTENCY, context)
     now = datetime.now(UTC)
     result = export_once(export_date(ExportRequest.model_validate(event or {}), now), now)
     logger.info("audit exported", extra=result)

@@ -16,7 +16,7 @@ request (window, end, reference version, config, policy, retrain, requester) is 
 - A direct invoke without a check id is named after its request id the same way.
 - Same identity, different payload (settings changed between deliveries, a reused check id):
   Conflict (409), nothing runs. A delivery while the same check is in progress: Conflict; the
-  asynchronous retry comes back after the in-progress lease (the function's remaining time).
+  asynchronous retry comes back after the in-progress lease (functions/handlers/lease.py).
 The check's clock is the request's `end` when it names one, so a retry after a failure writes the
 same report keys, summary and decision as the first attempt would have (see logic/drift_check.py).
 """
@@ -35,6 +35,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from functions.dal import monitoring as monitoring_dal
 from functions.dal import registry as registry_dal
 from functions.dal.idempotency import run_once
+from functions.handlers import lease
 from functions.handlers.errors import typed_aws_errors
 from functions.logic.drift_check import run_drift_check
 from functions.models.drift import (
@@ -162,7 +163,7 @@ def _schedule(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 @tracer.capture_lambda_handler
 @typed_aws_errors
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    IDEMPOTENCY.register_lambda_context(context)
+    lease.register(IDEMPOTENCY, context)
     if event.get("all_models"):
         return _schedule(event, context)
     req = DriftCheckRequest.model_validate(event)

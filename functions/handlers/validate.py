@@ -17,6 +17,7 @@ from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.dal.idempotency import run_once
+from functions.handlers import lease
 from functions.handlers.errors import typed_aws_errors
 from functions.logic.validation_upload import check_chunk_step, finish_step, plan_chunks_step, process_upload
 from functions.models.audit import Actor
@@ -72,7 +73,7 @@ def _once(ref: UploadRef) -> dict[str, Any]:
 @tracer.capture_lambda_handler
 @typed_aws_errors
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    IDEMPOTENCY.register_lambda_context(context)
+    lease.register(IDEMPOTENCY, context)
     outcomes = [_once(ref) for ref in upload_refs(event)]
     for outcome in outcomes:
         metrics.add_metric(name=f"Uploads_{outcome['verdict']}", unit=MetricUnit.Count, value=1)

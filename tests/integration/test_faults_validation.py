@@ -313,3 +313,27 @@ def test_validate_redelivery_before_the_crashed_attempts_expiry_is_refused_then_
     outcome = attempt(event, Context())
     assert isinstance(outcome, dict) and outcome["version"] == 1
     assert final_state(wine) == clean_state(True, body)
+
+
+class LongContext(Context):
+    """An invocation with 15 minutes left (the longest Lambda timeout)."""
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 15 * 60 * 1000
+
+
+def test_validate_crashed_delivery_holds_its_record_for_the_lease_not_the_whole_timeout(wine: Stores) -> None:
+    """Faked: the process dies at the version write. The in-progress expiry Powertools writes is
+    capped by functions/handlers/lease.py, so Lambda's retries (about 1 and 3 minutes later) are
+    not refused for the function's whole remaining time."""
+    from functions.handlers.lease import IN_PROGRESS_LEASE_MS
+
+    event = upload(wine, GOOD_KEY, parquet_bytes(good_columns()))
+    started = int(time.time() * 1000)
+    with faults.inject("dynamodb.TransactWriteItems", faults.CRASH):
+        assert isinstance(attempt(event, LongContext()), faults.Crash)
+    table = boto3.resource("dynamodb").Table(wine.metadata_table)
+    records = [i for i in table.scan()["Items"] if str(i["pk"]).startswith("idempotency#")]
+    assert [r["status"] for r in records] == ["INPROGRESS"]
+    expiry = int(records[0]["in_progress_expiration"])
+    assert started < expiry <= int(time.time() * 1000) + IN_PROGRESS_LEASE_MS
