@@ -46,5 +46,6 @@ class Settings(BaseModel):
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """Settings of this execution environment (read once per process)."""
-    return Settings.model_validate(dict(os.environ))
+    """Settings of this execution environment (read once per process). An empty variable counts as
+    unset (its field keeps its default)."""
+    return Settings.model_validate({k: v for k, v in os.environ.copy().items() if v != ""})

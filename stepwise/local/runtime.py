@@ -157,8 +157,7 @@ class FunctionRuntime:
             self._modules = {n: sys.modules.pop(n) for n in list(sys.modules) if self._owned(n)}
             sys.modules.update(saved_modules)
             sys.path[:] = saved_path
-            os.environ.clear()
-            os.environ.update(saved_env)
+            _restore_environment(saved_env)
 
     def _handler(self) -> Callable[[Any, Any], Any]:
         module_name, _, attr = self.handler.rpartition(".")
@@ -194,6 +193,21 @@ class FunctionRuntime:
                     "errorMessage": str(exc),
                     "stackTrace": traceback.format_tb(exc.__traceback__),
                 }, "Unhandled"
+
+
+def _restore_environment(saved: dict[str, str]) -> None:
+    """Back to `saved` without removing a variable: other threads read os.environ while a handler
+    runs (moto's Step Functions interpreter makes a boto3 client per task on its own thread, and
+    botocore copies os.environ), and a variable removed between their listing it and reading it is
+    a KeyError there. A function's own variable the invocation added is emptied instead (the
+    functions' settings treat an empty variable as unset: functions/models/settings.py); the local
+    runtime's fixed ones (_RUNTIME_ENV: region, local credentials, tracing off) stay as they are."""
+    for key in list(os.environ):
+        if key not in saved and key not in _RUNTIME_ENV and os.environ.get(key):
+            os.environ[key] = ""
+    for key, value in saved.items():
+        if os.environ.get(key) != value:
+            os.environ[key] = value
 
 
 class LambdaRouter:
