@@ -106,3 +106,17 @@ ENV_AUDIT_ARCHIVE_BUCKET = "STEPWISE_AUDIT_ARCHIVE_BUCKET"
 ENV_AUDIT_EXPORT_FUNCTION = "STEPWISE_AUDIT_EXPORT_FUNCTION"
 PREFIX_AUDIT_EXPORT = "audit/"  # audit archive bucket (Object Lock, governance mode): Parquet per day
 RETIRED_TAG = "stepwise-retired"  # artifacts tagged "true" move to a colder class (lifecycle rule)
+
+# Routes whose every valid request carries a JSON object body (besides every PUT): API Gateway's
+# validator refuses any other body before the Lambda (infra/constructs/api.py). The handlers require
+# one too (tests/integration/test_json_body_routes.py keeps the two in step).
+JSON_BODY_ROUTES = frozenset(
+    {
+        ("POST", "/v1/models/{name}/predict"),
+        ("POST", "/v1/models/{name}/feedback"),
+        ("POST", "/v1/approvals/{approval_id}/approve"),
+        ("POST", "/v1/approvals/{approval_id}/reject"),
+        ("POST", "/v1/models/{name}/rollback"),
+        ("POST", "/v1/models/{name}/versions/{version}/retire"),
+    }
+)

@@ -114,11 +114,12 @@ class Api(Construct):
     ) -> apigw.Method:
         """Route `METHOD /a/{b}/c` to a Lambda proxy integration. `json_body`: the route needs a JSON
         object body (refused before the Lambda otherwise; default: PUT routes, which always carry
-        the resource they put); `service`: called by services (IAM even
+        the resource they put, and constants.JSON_BODY_ROUTES); `service`: called by services (IAM even
         when browsers use Cognito); `api_key`: also needs a usage-plan API key."""
         resource = self.rest_api.root.resource_for_path(path.strip("/"))
         cognito_auth = self.user_pool_authorizer is not None and not service
-        json_body = method == "PUT" if json_body is None else json_body
+        if json_body is None:
+            json_body = method == "PUT" or (method, path) in c.JSON_BODY_ROUTES
         return resource.add_method(
             method,
             apigw.LambdaIntegration(function, proxy=True),

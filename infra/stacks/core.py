@@ -103,7 +103,7 @@ class StepwiseStack(Stack):
         self.synchronous_only(self.serving.function)
         clients = config.prediction_api_clients
         prediction_methods = [
-            self.api.add_route(method, path, self.serving.function, json_body=True, service=True, api_key=bool(clients))
+            self.api.add_route(method, path, self.serving.function, service=True, api_key=bool(clients))
             for method, path in self.serving.routes
         ]
         if clients:

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from infra import constants as c
 from infra.config import StackConfig
 from stepwise.local.assembly import Assembly, synthesize
 from tests.infra.test_cfn_lint import _lint_errors
@@ -59,9 +60,11 @@ def test_api_json_body_routes_have_a_model_the_validator_checks(assembly: Assemb
     (validator,) = assembly.resources_of_type("AWS::ApiGateway::RequestValidator").values()
     assert validator["Properties"]["ValidateRequestBody"] is True
     models = assembly.resources_of_type("AWS::ApiGateway::Model")
-    # Then every PUT route and both prediction routes refuse a body that is not a JSON object
-    body_routes = [r for r in methods if r.startswith("PUT ")] + [f"POST {p}" for p in PREDICTION_PATHS]
-    assert len(body_routes) >= 5, body_routes
+    # Then every PUT route and every route of JSON_BODY_ROUTES refuse a body that is not a JSON object
+    body_routes = [r for r in methods if r.startswith("PUT ")] + [f"{m} {p}" for m, p in sorted(c.JSON_BODY_ROUTES)]
+    assert len(body_routes) >= 9, body_routes
+    # And no other route has a model (an optional body stays the Lambda's to validate)
+    assert {r for r, props in methods.items() if props.get("RequestModels")} == set(body_routes)
     for route in body_routes:
         ref = methods[route].get("RequestModels", {}).get("application/json", {}).get("Ref")
         assert ref in models, route
