@@ -13,6 +13,7 @@ JSON object with 400 before the Lambda runs (the Lambda still validates the fiel
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 from aws_cdk import CfnOutput, RemovalPolicy
@@ -25,6 +26,24 @@ from constructs import Construct
 from infra import constants as c
 
 _JSON_ERROR = '{"error": "$context.error.responseType", "message": $context.error.messageString}'
+# Gateway answers whose own message would name ARNs, the policy that refused, or the canonical
+# request of a bad signature: a fixed message instead (the access log keeps the detail).
+_FIXED_MESSAGES = {
+    apigw.ResponseType.ACCESS_DENIED: "the caller is not allowed to call this route",
+    apigw.ResponseType.UNAUTHORIZED: "the request is not authenticated",
+    apigw.ResponseType.INVALID_SIGNATURE: "the request signature does not match (check the credentials and clock)",
+    apigw.ResponseType.EXPIRED_TOKEN: "the security token has expired",
+    apigw.ResponseType.AUTHORIZER_FAILURE: "the request could not be authorized",
+    apigw.ResponseType.AUTHORIZER_CONFIGURATION_ERROR: "the request could not be authorized",
+    apigw.ResponseType.WAF_FILTERED: "the request was refused",
+    apigw.ResponseType.INVALID_API_KEY: "the API key is missing or not valid for this route",
+}
+# Gateway throttling (stage limits, a client's usage plan): 429 with a retry hint like the Lambdas'.
+_RETRY_AFTER = {apigw.ResponseType.THROTTLED: "1", apigw.ResponseType.QUOTA_EXCEEDED: "3600"}
+
+
+def _retry_body(error: str, seconds: int) -> str:
+    return json.dumps({"error": error, "message": "too many requests", "retry_after_seconds": seconds})
 
 
 class Api(Construct):
@@ -93,6 +112,27 @@ class Api(Construct):
                 f"Json{kind.response_type}",
                 type=kind,
                 templates={"application/json": _JSON_ERROR},
+            )
+        for kind, message in _FIXED_MESSAGES.items():
+            self.rest_api.add_gateway_response(
+                f"Fixed{kind.response_type}",
+                type=kind,
+                templates={"application/json": json.dumps({"error": kind.response_type, "message": message})},
+            )
+        for kind, seconds in _RETRY_AFTER.items():
+            self.rest_api.add_gateway_response(
+                f"Retry{kind.response_type}",
+                type=kind,
+                response_headers={"Retry-After": f"'{seconds}'"},
+                templates={
+                    "application/json": json.dumps(
+                        {
+                            "error": kind.response_type,
+                            "message": "too many requests",
+                            "retry_after_seconds": int(seconds),
+                        }
+                    )
+                },
             )
         # API Gateway answers an unknown route with 403 "Missing Authentication Token"; say 404.
         self.rest_api.add_gateway_response(

@@ -6,6 +6,7 @@ gives them, and must pass cdk-nag (synthesis fails otherwise) and cfn-lint."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -136,3 +137,21 @@ def test_stack_key_is_used_only_through_the_stores(assembly: Assembly) -> None:
         for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
             actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
             assert not any(a.startswith("kms:") for a in actions), (lid, actions)
+
+
+def test_api_gateway_errors_never_echo_arns_policies_or_signatures_and_throttling_says_when(
+    assembly: Assembly,
+) -> None:
+    # Given the gateway responses of the API
+    responses = {
+        r["Properties"]["ResponseType"]: r["Properties"]
+        for r in assembly.resources_of_type("AWS::ApiGateway::GatewayResponse").values()
+    }
+    # Then the answers whose AWS message names ARNs, policies or the canonical request are fixed text
+    for kind in ("ACCESS_DENIED", "UNAUTHORIZED", "INVALID_SIGNATURE", "EXPIRED_TOKEN", "INVALID_API_KEY"):
+        template = responses[kind]["ResponseTemplates"]["application/json"]
+        assert "messageString" not in template and json.loads(template)["error"] == kind, kind
+    # And gateway throttling answers with a retry hint, like the functions' 429s
+    for kind in ("THROTTLED", "QUOTA_EXCEEDED"):
+        assert responses[kind]["ResponseParameters"]["gatewayresponse.header.Retry-After"].strip("'").isdigit()
+        assert json.loads(responses[kind]["ResponseTemplates"]["application/json"])["retry_after_seconds"] > 0
