@@ -6,11 +6,13 @@ at a time against the same kinds of resources.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from functions.models.settings import get_settings
@@ -46,25 +48,39 @@ def create_table(name: str) -> None:
     )
 
 
+def provision(s: Stores, setenv: Callable[[str, str], None]) -> None:
+    """Inside a moto mock: the versioned buckets, the tables, and the env vars the functions read."""
+    s3 = boto3.client("s3")
+    for bucket in (s.data_bucket, s.artifacts_bucket):
+        s3.create_bucket(Bucket=bucket)
+        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    create_table(s.registry_table)
+    create_table(s.metadata_table)
+    for env, value in (
+        (c.ENV_DATA_BUCKET, s.data_bucket),
+        (c.ENV_ARTIFACTS_BUCKET, s.artifacts_bucket),
+        (c.ENV_REGISTRY_TABLE, s.registry_table),
+        (c.ENV_METADATA_TABLE, s.metadata_table),
+        (c.ENV_VERSION, "test"),
+    ):
+        setenv(env, value)
+    get_settings.cache_clear()
+
+
+def object_bytes(bucket: str, key: str, version_id: str = "") -> bytes | None:
+    """An object's bytes (a given version), or None when S3 has none."""
+    kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key, **({"VersionId": version_id} if version_id else {})}
+    try:
+        return bytes(boto3.client("s3").get_object(**kwargs)["Body"].read())
+    except ClientError:
+        return None
+
+
 @pytest.fixture
 def stores(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stores]:
     """Buckets (versioned) and tables in moto, and the env vars the functions read."""
     s = Stores()
     with mock_aws(config=MOTO_CONFIG):  # type: ignore[arg-type]
-        s3 = boto3.client("s3")
-        for bucket in (s.data_bucket, s.artifacts_bucket):
-            s3.create_bucket(Bucket=bucket)
-            s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
-        create_table(s.registry_table)
-        create_table(s.metadata_table)
-        for env, value in (
-            (c.ENV_DATA_BUCKET, s.data_bucket),
-            (c.ENV_ARTIFACTS_BUCKET, s.artifacts_bucket),
-            (c.ENV_REGISTRY_TABLE, s.registry_table),
-            (c.ENV_METADATA_TABLE, s.metadata_table),
-            (c.ENV_VERSION, "test"),
-        ):
-            monkeypatch.setenv(env, value)
-        get_settings.cache_clear()
+        provision(s, monkeypatch.setenv)
         yield s
         get_settings.cache_clear()

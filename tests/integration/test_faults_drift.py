@@ -29,7 +29,7 @@ from functions.models.errors import StepwiseError
 from functions.models.settings import get_settings
 from infra import constants as c
 from tests import faults
-from tests.integration.conftest import MOTO_CONFIG, Stores, create_table
+from tests.integration.conftest import MOTO_CONFIG, Stores, provision
 from tests.integration.test_drift_check import Context as _Context
 from tests.integration.test_drift_check import _capture, _register, _rows
 from tests.integration.test_drift_idempotency import api_event
@@ -102,22 +102,8 @@ def clean() -> Iterator[tuple[list[str], dict[str, Any], dict[str, Any]]]:
     """A clean run in its own moto: the AWS calls it makes, its final state and its result."""
     s = Stores()
     with pytest.MonkeyPatch.context() as mp, mock_aws(config=MOTO_CONFIG):  # type: ignore[arg-type]
-        for env, value in (
-            (c.ENV_DATA_BUCKET, s.data_bucket),
-            (c.ENV_ARTIFACTS_BUCKET, s.artifacts_bucket),
-            (c.ENV_REGISTRY_TABLE, s.registry_table),
-            (c.ENV_METADATA_TABLE, s.metadata_table),
-            (c.ENV_VERSION, "test"),
-            ("AWS_DEFAULT_REGION", "us-east-1"),
-        ):
-            mp.setenv(env, value)
-        get_settings.cache_clear()
-        s3 = boto3.client("s3")
-        for bucket in (s.data_bucket, s.artifacts_bucket):
-            s3.create_bucket(Bucket=bucket)
-            s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
-        create_table(s.registry_table)
-        create_table(s.metadata_table)
+        mp.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        provision(s, mp.setenv)
         _given(s)
         with faults.recording() as calls:
             result = drift_handler.lambda_handler(EVENT, Context())

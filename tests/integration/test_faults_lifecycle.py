@@ -19,7 +19,6 @@ from typing import Any
 
 import boto3
 import pytest
-from botocore.exceptions import ClientError
 
 from functions.dal import audit as audit_dal
 from functions.dal import datasets as datasets_dal
@@ -30,7 +29,7 @@ from functions.models.errors import Conflict, NotFound, StepwiseError, StoreUnav
 from functions.models.registry import model_pk
 from functions.models.runs import execution_name
 from tests import faults
-from tests.integration.conftest import Stores
+from tests.integration.conftest import Stores, object_bytes
 from tests.integration.lifecycle_support import Context, seed_dataset, seed_spec, start_state
 from tests.unit.lifecycle_data import classification_table
 
@@ -160,11 +159,7 @@ def seeded(stores: Stores) -> dict[str, Any]:
 
 def s3_body(uri: str, version_id: str = "") -> bytes | None:
     bucket, key = uri[5:].split("/", 1)
-    kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key, **({"VersionId": version_id} if version_id else {})}
-    try:
-        return bytes(boto3.client("s3").get_object(**kwargs)["Body"].read())
-    except ClientError:
-        return None
+    return object_bytes(bucket, key, version_id)
 
 
 def registry_items(stores: Stores, prefix: str) -> list[dict[str, Any]]:

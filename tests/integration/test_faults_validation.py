@@ -23,7 +23,6 @@ from typing import Any
 
 import boto3
 import pytest
-from botocore.exceptions import ClientError
 
 from functions.dal import audit as audit_dal
 from functions.dal import datasets
@@ -31,7 +30,7 @@ from functions.handlers import validate
 from functions.models.contracts import DataContract
 from functions.models.errors import Conflict, NotFound, StepwiseError, StoreUnavailable, Throttled
 from tests import faults
-from tests.integration.conftest import Stores
+from tests.integration.conftest import Stores, object_bytes
 from tests.integration.test_validate_handler import (
     BAD_FILES,
     CONTRACT,
@@ -149,14 +148,6 @@ def expected_error(fault: faults.Fault, error: BaseException) -> bool:
 # -- invariants ------------------------------------------------------------------------------------
 
 
-def s3_body(bucket: str, key: str, version_id: str = "") -> bytes | None:
-    kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key, **({"VersionId": version_id} if version_id else {})}
-    try:
-        return bytes(boto3.client("s3").get_object(**kwargs)["Body"].read())
-    except ClientError:
-        return None
-
-
 def metadata_items(stores: Stores, prefix: str) -> list[dict[str, Any]]:
     items = boto3.resource("dynamodb").Table(stores.metadata_table).scan()["Items"]
     return [i for i in items if str(i["sk"]).startswith(prefix) and i["pk"] == "DATASET#wine"]
@@ -170,7 +161,7 @@ def check_invariants(stores: Stores) -> None:
     numbers = [v.version for v in versions]
     assert numbers == list(range(1, len(versions) + 1)), numbers
     for v in versions:
-        body = s3_body(v.bucket, v.key, v.version_id)
+        body = object_bytes(v.bucket, v.key, v.version_id)
         assert body is not None, f"version {v.version} has no object at {v.key}"
         assert hashlib.sha256(body).hexdigest() == v.sha256 and len(body) == v.size_bytes
     latest = datasets.get_summary(stores.metadata_table, "wine").latest_version
