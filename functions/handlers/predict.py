@@ -12,7 +12,6 @@ Metrics (namespace Stepwise; dimensions service, model, version once the model i
 from __future__ import annotations
 
 import atexit
-import json
 import math
 import signal
 import threading
@@ -29,7 +28,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 from pydantic_core import from_json
 
-from functions.handlers.errors import AWS_ERRORS, json_error, typed_aws_error, typed_error
+from functions.handlers.errors import AWS_ERRORS, JSON, json_error, typed_aws_error, typed_error
 from functions.logic.serving import Serving
 from functions.models.errors import IntegrityError, StepwiseError
 from functions.models.registry import NAME_PATTERN
@@ -37,7 +36,6 @@ from functions.models.serving import BodyInvalid, FeedbackRequest, ModelUnavaila
 from functions.models.settings import get_settings
 from functions.observability import NAMESPACE, SERVICE, logger, metrics, tracer
 
-JSON = "application/json"
 ModelName = Annotated[str, Path(pattern=NAME_PATTERN, max_length=63)]
 
 app = APIGatewayRestResolver(enable_validation=True)
@@ -71,10 +69,6 @@ def parse_body(raw: str | None) -> Any:
         return from_json(raw, allow_inf_nan=False)
     except ValueError as exc:
         raise BodyInvalid(f"the body is not valid JSON (NaN and Infinity are not JSON): {exc}") from None
-
-
-def reply(status: int, body: dict[str, Any]) -> Response:
-    return Response(status_code=status, content_type=JSON, body=json.dumps(body, separators=(",", ":")))
 
 
 @app.post("/v1/models/<name>/predict")
@@ -119,7 +113,7 @@ def feedback(name: ModelName):  # type: ignore[no-untyped-def]
 @app.exception_handler(RequestInvalid)
 def handle_invalid(exc: RequestInvalid) -> Response:
     metrics.add_metric("ClientErrors", MetricUnit.Count, 1)
-    return reply(exc.status_code, {"error": "ValidationError", "message": exc.message, "details": exc.details})
+    return json_error(exc.status_code, "ValidationError", exc.message, details=exc.details)
 
 
 def _count_integrity_failure() -> None:
@@ -133,7 +127,7 @@ def handle_integrity(exc: IntegrityError) -> Response:
     logger.error("model artifact refused", extra={"reason": exc.message})
     _count_integrity_failure()
     metrics.add_metric("ServerErrors", MetricUnit.Count, 1)
-    return reply(503, {"error": "ModelUnavailable", "message": exc.message})
+    return json_error(503, "ModelUnavailable", exc.message)
 
 
 @app.exception_handler(StepwiseError)
@@ -156,28 +150,19 @@ def handle_aws(exc: Exception) -> Response:
 def handle_validation(exc: RequestValidationError) -> Response:
     metrics.add_metric("ClientErrors", MetricUnit.Count, 1)
     details = error_details(list(exc.errors()))
-    return reply(
-        422, {"error": "ValidationError", "message": "the request does not match the schema", "details": details}
-    )
+    return json_error(422, "ValidationError", "the request does not match the schema", details=details)
 
 
 @app.not_found
 def handle_not_found(exc: NotFoundError) -> Response:
-    return reply(404, {"error": "NotFound", "message": "no such route"})
+    return json_error(404, "NotFound", "no such route")
 
 
 @app.exception_handler(Exception)
 def handle_unexpected(exc: Exception) -> Response:
     logger.exception("unhandled error")
     metrics.add_metric("ServerErrors", MetricUnit.Count, 1)
-    return reply(
-        500,
-        {
-            "error": "InternalError",
-            "message": "internal error; see logs",
-            "correlation_id": logger.get_correlation_id(),
-        },
-    )
+    return json_error(500, "InternalError", "internal error; see logs", correlation_id=logger.get_correlation_id())
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
