@@ -100,6 +100,34 @@ def applicable(call: str) -> list[Fault]:
     return chosen
 
 
+def typed_for(fault: Fault, error: BaseException) -> bool:
+    """Whether `error` is what a caller may see for `fault`: the crash itself, or one of our typed
+    errors (throttling: Throttled or StoreUnavailable, both retried; a failed condition: Conflict;
+    NoSuchKey: NotFound; a refusal, timeout or lost reply: StoreUnavailable, not Throttled)."""
+    from functions.models.errors import Conflict, NotFound, StoreUnavailable, Throttled
+
+    if fault is CRASH:
+        return isinstance(error, Crash)
+    if fault in (THROTTLING, DYNAMODB_THROTTLING):
+        return isinstance(error, StoreUnavailable)
+    if fault is CONDITIONAL_CHECK_FAILED:
+        return isinstance(error, (Conflict, StoreUnavailable))
+    if fault is NO_SUCH_KEY:
+        return isinstance(error, (NotFound, StoreUnavailable))
+    return isinstance(error, StoreUnavailable) and not isinstance(error, Throttled)
+
+
+def assert_typed_outcome(fault: Fault, outcome: object) -> None:
+    """A run that failed under `fault` failed with the error a caller may see (typed_for), and its
+    message names no ARN and no AccessDenied (never a raw botocore error)."""
+    from functions.models.errors import StepwiseError
+
+    if isinstance(outcome, BaseException):
+        assert typed_for(fault, outcome), f"{type(outcome).__name__}: {outcome}"
+        if isinstance(outcome, StepwiseError):
+            assert "arn:aws" not in outcome.message and "AccessDenied" not in outcome.message
+
+
 def reply_header(reply: dict[str, Any], name: str) -> str | None:
     """A header of an API Gateway proxy reply (single- or multi-valued)."""
     single = {k.lower(): v for k, v in (reply.get("headers") or {}).items()}

@@ -25,7 +25,6 @@ from functions.dal import datasets as datasets_dal
 from functions.dal import registry as registry_dal
 from functions.dal import runs as runs_dal
 from functions.handlers import evaluate, register, run_record, train
-from functions.models.errors import Conflict, NotFound, StepwiseError, StoreUnavailable, Throttled
 from functions.models.registry import model_pk
 from functions.models.runs import execution_name
 from tests import faults
@@ -227,18 +226,6 @@ CLEAN = {
 }
 
 
-def expected_error(fault: faults.Fault, error: BaseException) -> bool:
-    if fault is faults.CRASH:
-        return isinstance(error, faults.Crash)
-    if fault in (faults.THROTTLING, faults.DYNAMODB_THROTTLING):
-        return isinstance(error, StoreUnavailable)  # Throttled or StoreUnavailable: both in TRANSIENT_ERRORS
-    if fault is faults.CONDITIONAL_CHECK_FAILED:
-        return isinstance(error, (Conflict, StoreUnavailable))
-    if fault is faults.NO_SUCH_KEY:
-        return isinstance(error, (NotFound, StoreUnavailable))
-    return isinstance(error, StoreUnavailable) and not isinstance(error, Throttled)
-
-
 # -- tests -----------------------------------------------------------------------------------------------
 
 
@@ -269,10 +256,7 @@ def test_lifecycle_task_survives_each_fault_and_its_retry_ends_as_a_clean_run(
             result = exc
     assert rule.fired, "the fault was not injected"
     # Then the workflow sees a typed error its Retry/Catch can name (or the crash), never a raw botocore one
-    if isinstance(result, BaseException):
-        assert expected_error(fault, result), f"{type(result).__name__}: {result}"
-        if isinstance(result, StepwiseError):
-            assert "arn:aws" not in result.message and "AccessDenied" not in result.message
+    faults.assert_typed_outcome(fault, result)
     # and nothing is half-written
     check_invariants(stores)
     # When the state machine retries the task with the same input and the workflow goes on

@@ -28,7 +28,7 @@ from functions.dal import audit as audit_dal
 from functions.dal import datasets
 from functions.handlers import validate
 from functions.models.contracts import DataContract
-from functions.models.errors import Conflict, NotFound, StepwiseError, StoreUnavailable, Throttled
+from functions.models.errors import Conflict
 from tests import faults
 from tests.integration.conftest import Stores, object_bytes
 from tests.integration.test_validate_handler import (
@@ -132,19 +132,6 @@ def redeliver(event: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def expected_error(fault: faults.Fault, error: BaseException) -> bool:
-    """The error a caller may see for `fault`: the crash itself, or one of our typed errors."""
-    if fault is faults.CRASH:
-        return isinstance(error, faults.Crash)
-    if fault in (faults.THROTTLING, faults.DYNAMODB_THROTTLING):
-        return isinstance(error, StoreUnavailable)  # Throttled (429) or StoreUnavailable (503): both retried
-    if fault is faults.CONDITIONAL_CHECK_FAILED:
-        return isinstance(error, (Conflict, StoreUnavailable))
-    if fault is faults.NO_SUCH_KEY:
-        return isinstance(error, (NotFound, StoreUnavailable))
-    return isinstance(error, StoreUnavailable) and not isinstance(error, Throttled)
-
-
 # -- invariants ------------------------------------------------------------------------------------
 
 
@@ -234,10 +221,7 @@ def run_fault_case(stores: Stores, good: bool, index: int, fault: faults.Fault) 
         result = attempt(event, Dying())
     assert rule.fired, "the fault was not injected"
     # Then the caller sees a typed error (or the crash), never a raw botocore error
-    if isinstance(result, BaseException):
-        assert expected_error(fault, result), f"{type(result).__name__}: {result}"
-        if isinstance(result, StepwiseError):
-            assert "arn:aws" not in result.message and "AccessDenied" not in result.message
+    faults.assert_typed_outcome(fault, result)
     # and nothing is half-written
     check_invariants(stores)
     if isinstance(result, dict) and result["verdict"] == "skipped":
