@@ -21,37 +21,24 @@ from functions.models.lineage import (
     RetireRequest,
     RunLineage,
 )
-from functions.models.registry import Feature, GateVerdict, ModelRecord, ModelVersion, VersionStatus
+from functions.models.registry import GateVerdict, VersionStatus
 from functions.models.specs import TrainingSpec
+from tests.unit.test_release_plans import state as release_state
+from tests.unit.test_release_plans import version
 
 NOW = datetime(2026, 5, 1, tzinfo=UTC)
 OPS = Actor(identity="ops")
 S = VersionStatus
 
 
-def _version(number: int, status: VersionStatus) -> ModelVersion:
-    return ModelVersion(
-        model="m",
-        version=number,
-        status=status,
-        created_at=NOW,
-        updated_at=NOW,
-        task="classification",
-        features=[Feature(name="x", type="float")],
-        target="y",
-    )
-
-
 def _state(production: int | None, previous: list[int], **statuses: VersionStatus) -> State:
-    record = ModelRecord(
-        name="m",
+    """Versions given as v1=..., v2=...; the record with that production version and rollback list."""
+    return release_state(
+        {int(k[1:]): s for k, s in statuses.items()},
         latest_version=len(statuses),
         production_version=production,
         previous_production=previous,
-        created_at=NOW,
-        updated_at=NOW,
     )
-    return State(record=record, versions={int(k[1:]): _version(int(k[1:]), s) for k, s in statuses.items()})
 
 
 @pytest.mark.parametrize("status", [S.PRODUCTION, S.CANARY])
@@ -98,7 +85,7 @@ def test_governance_since_parses_dates_and_times_as_utc() -> None:
 
 
 def test_lineage_periods_name_who_promoted_and_ended() -> None:
-    v = _version(1, S.ARCHIVED).model_copy(
+    v = version(1, S.ARCHIVED).model_copy(
         update={
             "production_periods": [
                 {
