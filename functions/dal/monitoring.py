@@ -25,9 +25,8 @@ from typing import Any, TypeVar
 
 from botocore.exceptions import ClientError
 
-from functions.dal.clients import client
+from functions.dal.clients import client, error_code, store_error
 from functions.models.drift import DriftReport, DriftSettings, RetrainingDecision
-from functions.models.errors import StoreUnavailable
 
 T = TypeVar("T")
 
@@ -37,10 +36,6 @@ DRIFT_REPORTS_PREFIX = "reports/drift/"
 CHECKS_INDEX_PK = "DRIFT_CHECKS"
 RETRAINING_INDEX_PK = "RETRAINING"
 MAX_PAGE = 100
-
-
-def _code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
 
 
 def hour_partition(moment: datetime) -> str:
@@ -74,7 +69,7 @@ def list_keys(bucket: str, prefix: str) -> list[str]:
         for page in client("s3").get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
             keys.extend(obj["Key"] for obj in page.get("Contents", []))
     except ClientError as exc:
-        raise StoreUnavailable(f"listing s3://{bucket}/{prefix} failed: {_code(exc)}") from exc
+        raise store_error(exc, "monitoring object listing") from exc
     return sorted(keys)
 
 
@@ -89,9 +84,9 @@ def head_metadata(bucket: str, key: str) -> dict[str, str] | None:
     try:
         reply = client("s3").head_object(Bucket=bucket, Key=key)
     except ClientError as exc:
-        if _code(exc) in ("404", "NoSuchKey", "NotFound"):
+        if error_code(exc) in ("404", "NoSuchKey", "NotFound"):
             return None
-        raise StoreUnavailable(f"head of s3://{bucket}/{key} failed: {_code(exc)}") from exc
+        raise store_error(exc, "monitoring object head") from exc
     return dict(reply.get("Metadata", {}))
 
 
@@ -101,9 +96,9 @@ def read_objects(bucket: str, keys: list[str]) -> Iterator[bytes]:
         try:
             yield client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
         except ClientError as exc:
-            if _code(exc) in ("NoSuchKey", "404"):
+            if error_code(exc) in ("NoSuchKey", "404"):
                 continue  # expired by the lifecycle rule between list and get
-            raise StoreUnavailable(f"read of s3://{bucket}/{key} failed: {_code(exc)}") from exc
+            raise store_error(exc, "monitoring object read") from exc
 
 
 def download(bucket: str, key: str, path: Path) -> Path:
@@ -111,7 +106,7 @@ def download(bucket: str, key: str, path: Path) -> Path:
     try:
         client("s3").download_file(bucket, key, str(path))
     except ClientError as exc:
-        raise StoreUnavailable(f"download of s3://{bucket}/{key} failed: {_code(exc)}") from exc
+        raise store_error(exc, "monitoring object download") from exc
     return path
 
 
@@ -120,7 +115,7 @@ def put(bucket: str, key: str, body: bytes, content_type: str, metadata: dict[st
     try:
         client("s3").put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type, Metadata=metadata or {})
     except ClientError as exc:
-        raise StoreUnavailable(f"write of s3://{bucket}/{key} failed: {_code(exc)}") from exc
+        raise store_error(exc, "monitoring object write") from exc
     return f"s3://{bucket}/{key}"
 
 
@@ -191,7 +186,7 @@ def get_settings(table: str, model: str) -> DriftSettings | None:
             .get("Item")
         )
     except ClientError as exc:
-        raise StoreUnavailable(f"metadata read failed: {_code(exc)}") from exc
+        raise store_error(exc, "drift settings read") from exc
     return DriftSettings.model_validate_json(item["doc"]["S"]) if item else None
 
 
@@ -199,7 +194,7 @@ def _put_item(table: str, item: dict[str, Any]) -> None:
     try:
         client("dynamodb").put_item(TableName=table, Item=item)
     except ClientError as exc:
-        raise StoreUnavailable(f"metadata write failed: {_code(exc)}") from exc
+        raise store_error(exc, "monitoring record write") from exc
 
 
 def _query(table: str, model: str, sk_prefix: str, limit: int) -> list[dict[str, Any]]:
@@ -212,7 +207,7 @@ def _query(table: str, model: str, sk_prefix: str, limit: int) -> list[dict[str,
             Limit=limit,
         )
     except ClientError as exc:
-        raise StoreUnavailable(f"metadata query failed: {_code(exc)}") from exc
+        raise store_error(exc, "monitoring record query") from exc
     return list(reply.get("Items", []))
 
 
@@ -233,7 +228,7 @@ def invoke_async(function_name: str, payload: dict[str, Any]) -> None:
             FunctionName=function_name, InvocationType="Event", Payload=json.dumps(payload).encode()
         )
     except ClientError as exc:
-        raise StoreUnavailable(f"could not start the drift check: {_code(exc)}") from exc
+        raise store_error(exc, "drift check start") from exc
 
 
 # -- idempotency (Powertools records in the metadata table) ------------------------------------------

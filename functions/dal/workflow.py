@@ -7,8 +7,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from functions.dal.clients import client
-from functions.models.errors import StoreUnavailable
+from functions.dal.clients import client, error_code, store_error
 
 
 def start_execution(state_machine_arn: str, name: str, payload: dict[str, Any]) -> tuple[str, bool]:
@@ -20,17 +19,16 @@ def start_execution(state_machine_arn: str, name: str, payload: dict[str, Any]) 
     try:
         sfn.describe_execution(executionArn=existing)
     except ClientError as exc:
-        if exc.response["Error"]["Code"] != "ExecutionDoesNotExist":
-            raise StoreUnavailable(f"could not read the lifecycle workflow: {exc.response['Error']['Code']}") from exc
+        if error_code(exc) != "ExecutionDoesNotExist":
+            raise store_error(exc, "lifecycle workflow read") from exc
     else:
         return existing, False
     try:
         reply = sfn.start_execution(stateMachineArn=state_machine_arn, name=name, input=json.dumps(payload))
     except ClientError as exc:
-        code = exc.response["Error"]["Code"]
-        if code == "ExecutionAlreadyExists":
+        if error_code(exc) == "ExecutionAlreadyExists":
             return execution_arn(state_machine_arn, name), False
-        raise StoreUnavailable(f"could not start the lifecycle workflow: {code}") from exc
+        raise store_error(exc, "lifecycle workflow start") from exc
     return str(reply["executionArn"]), True
 
 
