@@ -35,7 +35,7 @@ USE_ACTIONS = ["kms:Decrypt", "kms:Encrypt", "kms:ReEncrypt*", "kms:GenerateData
 
 
 class Encryption(Construct):
-    """Exposes `key` (kms.Key) and `unencrypted` (paths of resources left on AWS-owned keys, with why)."""
+    """Exposes `key` (kms.Key)."""
 
     def __init__(self, scope: Construct, id_: str, *, stage: str) -> None:
         super().__init__(scope, id_)
@@ -85,30 +85,28 @@ class Encryption(Construct):
                 conditions={"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}},
             )
         )
-        self.unencrypted: dict[str, str] = {}
 
     def encrypt_stack(self, stack: Stack, *, except_buckets: dict[s3.IBucket, str]) -> None:
         """Every bucket (but `except_buckets`, bucket -> why), table, topic and log group in `stack`
         under the key, at synthesis."""
-        skipped: dict[str, str] = {}
+        skipped: set[str] = set()
         for bucket, why in except_buckets.items():
             resource = bucket.node.default_child
             assert resource is not None
-            skipped[resource.node.path] = why
+            skipped.add(resource.node.path)
             acknowledge(resource, f"{NIST}S3DefaultEncryptionKMS", why)
-        Aspects.of(stack).add(_EncryptWith(self.key.key_arn, skipped, self.unencrypted))
+        Aspects.of(stack).add(_EncryptWith(self.key.key_arn, skipped))
 
 
 @jsii.implements(IAspect)
 class _EncryptWith:
-    def __init__(self, key_arn: str, skipped: dict[str, str], unencrypted: dict[str, str]) -> None:
-        self.key_arn, self.skipped, self.unencrypted = key_arn, skipped, unencrypted
+    def __init__(self, key_arn: str, skipped: set[str]) -> None:
+        self.key_arn, self.skipped = key_arn, skipped  # skipped: construct paths of excepted buckets
 
     def visit(self, node: IConstruct) -> None:
         key_arn = self.key_arn
         if isinstance(node, s3.CfnBucket):
             if node.node.path in self.skipped:
-                self.unencrypted[node.node.path] = self.skipped[node.node.path]
                 return
             node.bucket_encryption = s3.CfnBucket.BucketEncryptionProperty(
                 server_side_encryption_configuration=[
