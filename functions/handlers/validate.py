@@ -32,7 +32,6 @@ IDEMPOTENCY = IdempotencyConfig(
     payload_validation_jmespath="size",  # the same identity with another size is refused (409)
     raise_on_no_idempotency_key=True,
     expires_after_seconds=7 * 24 * 3600,
-    use_local_cache=True,
 )
 
 
