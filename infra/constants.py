@@ -62,6 +62,8 @@ SK = "sk"
 GSI1 = "gsi1"
 GSI1_PK = "gsi1pk"
 GSI1_SK = "gsi1sk"
+# The tables' TTL attribute: items carrying it (idempotency records) expire at that epoch second.
+TTL_ATTRIBUTE = "expires_at"
 
 # data bucket prefixes
 PREFIX_RAW = "raw/"

@@ -7,6 +7,9 @@ Each unit has its own partition (`idempotency#validate`, `idempotency#drift-chec
 `idempotency#audit-export`): IAM can scope a function's record writes to its own partition with
 `dynamodb:LeadingKeys`, and units never share a persistence layer (a layer keeps the first
 IdempotencyConfig it is given, so two units sharing one would use each other's key paths).
+
+Each record's expiry (epoch seconds, `IdempotencyConfig.expires_after_seconds` ahead) is written to
+EXPIRY_ATTRIBUTE, the metadata table's TTL attribute, so DynamoDB deletes records once they expire.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ from functions.models.errors import Conflict, StepwiseError, StoreUnavailable
 
 T = TypeVar("T")
 PK_PREFIX = "idempotency#"
+# The tables' TTL attribute (infra/constructs/tables.py); Powertools' own default is "expiration".
+EXPIRY_ATTRIBUTE = "expires_at"
 
 
 def idempotency_store(table: str, partition: str) -> DynamoDBPersistenceLayer:
@@ -43,6 +48,7 @@ def idempotency_store(table: str, partition: str) -> DynamoDBPersistenceLayer:
         key_attr="pk",
         sort_key_attr="sk",
         static_pk_value=partition,
+        expiry_attr=EXPIRY_ATTRIBUTE,
         boto3_client=client("dynamodb"),
     )
 

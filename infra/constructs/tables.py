@@ -22,7 +22,7 @@ def _table(scope: Construct, id_: str) -> dynamodb.Table:
         deletion_protection=True,
         encryption=dynamodb.TableEncryption.AWS_MANAGED,  # then the stack's KMS key (infra/constructs/encryption.py)
         removal_policy=RemovalPolicy.RETAIN,
-        time_to_live_attribute="expires_at",
+        time_to_live_attribute=c.TTL_ATTRIBUTE,
     )
     table.add_global_secondary_index(
         index_name=c.GSI1,
