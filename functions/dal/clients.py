@@ -46,8 +46,26 @@ THROTTLING_CODES = frozenset(
 )
 
 
-def error_code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", "error"))
+# What S3 answers when the object (or the version asked for) is not there: a missing key, version
+# or bucket by name; HEAD requests carry only the HTTP status (404, and 405 for a version that is a
+# delete marker).
+MISSING_CODES = frozenset({"NoSuchKey", "NoSuchVersion", "NoSuchBucket", "NotFound", "404", "405", "MethodNotAllowed"})
+# What S3 answers for a version id it cannot parse: no object has it, so it is missing too.
+BAD_VERSION_CODES = frozenset({"InvalidArgument", "400"})
+
+
+def error_code(exc: BaseException) -> str:
+    """The AWS error code of a ClientError ("error" when it names none); the exception's type name
+    for anything else (BotoCoreError timeouts and connection failures)."""
+    if isinstance(exc, ClientError):
+        return str(exc.response.get("Error", {}).get("Code", "error"))
+    return type(exc).__name__
+
+
+def is_missing(exc: BaseException, *, version_id: str = "") -> bool:
+    """Whether an S3 failure says the object (or the version `version_id` asked for) does not exist."""
+    code = error_code(exc)
+    return code in MISSING_CODES or (bool(version_id) and code in BAD_VERSION_CODES)
 
 
 def store_error(exc: Exception, what: str) -> StepwiseError:

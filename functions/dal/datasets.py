@@ -28,7 +28,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from functions.dal.artifacts import get_object
 from functions.dal.audit import audit_put
-from functions.dal.clients import client, error_code, query_items, store_error
+from functions.dal.clients import client, error_code, is_missing, query_items, store_error
 from functions.dal.workflow import start_execution
 from functions.models.audit import Actor, AuditEvent, contract_target, dataset_target, iso
 from functions.models.contracts import DataContract
@@ -56,10 +56,6 @@ def version_sk(version: int) -> str:
 
 def upload_id(bucket: str, key: str, version: str) -> str:
     return hashlib.sha256(f"{bucket}/{key}#{version}".encode()).hexdigest()[:32]
-
-
-def _code(exc: Exception) -> str:
-    return error_code(exc) if isinstance(exc, ClientError) else type(exc).__name__
 
 
 def _key(name: str, sk: str) -> dict[str, Any]:
@@ -146,7 +142,7 @@ def put_contract(table: str, name: str, contract: DataContract, actor: Actor, no
         try:
             client("dynamodb").transact_write_items(TransactItems=items)
         except (ClientError, BotoCoreError) as exc:
-            if _code(exc) == "TransactionCanceledException":
+            if error_code(exc) == "TransactionCanceledException":
                 continue  # another writer took this number: read the counter again
             raise store_error(exc, "contract write") from exc
         return record
@@ -206,7 +202,7 @@ def put_version(table: str, record: DatasetVersion, upload: str, actor: Actor) -
     try:
         client("dynamodb").transact_write_items(TransactItems=items)
     except (ClientError, BotoCoreError) as exc:
-        if _code(exc) != "TransactionCanceledException":
+        if error_code(exc) != "TransactionCanceledException":
             raise store_error(exc, "dataset version write") from exc
         reasons = _cancelled_reasons(exc)
         if len(reasons) > 2 and reasons[2] == "ConditionalCheckFailed":
@@ -271,7 +267,7 @@ def set_training_status(table: str, name: str, version: int, start: LifecycleSta
             },
         )
     except (ClientError, BotoCoreError) as exc:
-        if _code(exc) == "ConditionalCheckFailedException":
+        if error_code(exc) == "ConditionalCheckFailedException":
             raise NotFound(f"dataset {name!r} has no version {version}") from exc
         raise store_error(exc, "dataset version update") from exc
 
@@ -337,8 +333,7 @@ def head_object(bucket: str, key: str, version_id: str = "") -> ObjectInfo:
     try:
         reply = client("s3").head_object(**kwargs)
     except (ClientError, BotoCoreError) as exc:
-        code = _code(exc)
-        if code in ("404", "NoSuchKey", "NoSuchVersion", "405", "400"):
+        if is_missing(exc, version_id=version_id):
             raise NotFound(f"s3://{bucket}/{key} (version {version_id or 'latest'}) does not exist") from exc
         raise store_error(exc, "object read (head)") from exc
     return ObjectInfo(

@@ -12,15 +12,11 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from functions.dal.clients import client, error_code, store_error
+from functions.dal.clients import client, is_missing, store_error
 from functions.models.errors import NotFound
 
 CAPTURES_PREFIX = "captures/"
 MAX_KEYS = 10_000
-
-
-def _code(exc: Exception) -> str:
-    return error_code(exc) if isinstance(exc, ClientError) else type(exc).__name__
 
 
 def capture_keys(bucket: str, model: str, *, since_day: str = "", limit: int = MAX_KEYS) -> list[str]:
@@ -45,7 +41,7 @@ def capture_lines(bucket: str, key: str) -> list[str]:
     try:
         body = client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
     except (ClientError, BotoCoreError) as exc:
-        if _code(exc) in ("NoSuchKey", "404"):
+        if is_missing(exc):
             raise NotFound(f"s3://{bucket}/{key} does not exist") from exc
         raise store_error(exc, "capture read") from exc
     return gzip.decompress(body).decode().splitlines()
@@ -63,7 +59,7 @@ def read_json(uri: str) -> dict[str, Any]:
     try:
         body = client("s3").get_object(**params)["Body"].read()
     except (ClientError, BotoCoreError) as exc:
-        if _code(exc) in ("NoSuchKey", "NoSuchVersion", "404", "InvalidArgument", "NoSuchBucket"):
+        if is_missing(exc, version_id=params.get("VersionId", "")):
             raise NotFound(f"{uri} does not exist") from exc
         raise store_error(exc, "document read") from exc
     data = json.loads(body)
@@ -88,7 +84,7 @@ def tag_retired(uri: str, retired: bool) -> None:
             Tagging={"TagSet": [{"Key": RETIRED_TAG, "Value": "true" if retired else "false"}]},
         )
     except (ClientError, BotoCoreError) as exc:
-        if _code(exc) in ("NoSuchKey", "404"):
+        if is_missing(exc):
             raise NotFound(f"{uri} does not exist") from exc
         raise store_error(exc, "artifact tagging") from exc
 
@@ -115,6 +111,6 @@ def get_text(bucket: str, key: str) -> str:
     try:
         return str(client("s3").get_object(Bucket=bucket, Key=key)["Body"].read().decode())
     except (ClientError, BotoCoreError) as exc:
-        if _code(exc) in ("NoSuchKey", "404"):
+        if is_missing(exc):
             raise NotFound(f"s3://{bucket}/{key} does not exist") from exc
         raise store_error(exc, "document read") from exc

@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 
 from botocore.exceptions import ClientError
 
-from functions.dal.clients import client, error_code, store_error
+from functions.dal.clients import client, is_missing, store_error
 from functions.models.drift import DriftReport, DriftSettings, RetrainingDecision
 
 T = TypeVar("T")
@@ -84,7 +84,7 @@ def head_metadata(bucket: str, key: str) -> dict[str, str] | None:
     try:
         reply = client("s3").head_object(Bucket=bucket, Key=key)
     except ClientError as exc:
-        if error_code(exc) in ("404", "NoSuchKey", "NotFound"):
+        if is_missing(exc):
             return None
         raise store_error(exc, "monitoring object head") from exc
     return dict(reply.get("Metadata", {}))
@@ -96,7 +96,7 @@ def read_objects(bucket: str, keys: list[str]) -> Iterator[bytes]:
         try:
             yield client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
         except ClientError as exc:
-            if error_code(exc) in ("NoSuchKey", "404"):
+            if is_missing(exc):
                 continue  # expired by the lifecycle rule between list and get
             raise store_error(exc, "monitoring object read") from exc
 

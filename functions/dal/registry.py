@@ -102,10 +102,6 @@ def get_version(table: str, name: str, version: int) -> ModelVersion | None:
     return ModelVersion.model_validate(item) if item else None
 
 
-def _code(exc: Exception) -> str:
-    return error_code(exc) if isinstance(exc, ClientError) else type(exc).__name__
-
-
 def version_for_run(table: str, name: str, run_id: str) -> int | None:
     """The version a run registered, if it registered one."""
     item = _get(table, model_pk(name), run_marker_sk(run_id))
@@ -168,7 +164,7 @@ def create_version(
     try:
         client("dynamodb").transact_write_items(TransactItems=items)
     except (ClientError, BotoCoreError) as exc:
-        if _code(exc) == "TransactionCanceledException":
+        if error_code(exc) == "TransactionCanceledException":
             raise Conflict(f"registration of {version.model} v{version.version} lost a race") from exc
         raise store_error(exc, "registry write") from exc
 

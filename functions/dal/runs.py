@@ -19,10 +19,6 @@ MAX_ATTEMPTS = 8
 MAX_PAGE = 100
 
 
-def _code(exc: Exception) -> str:
-    return error_code(exc) if isinstance(exc, ClientError) else type(exc).__name__
-
-
 def _item(record: RunRecord, revision: int) -> dict[str, Any]:
     return {
         "pk": {"S": run_pk(record.model)},
@@ -66,7 +62,7 @@ def create_run(table: str, record: RunRecord) -> RunRecord:
             TableName=table, Item=_item(record, 1), ConditionExpression="attribute_not_exists(pk)"
         )
     except (ClientError, BotoCoreError) as exc:
-        if _code(exc) != "ConditionalCheckFailedException":
+        if error_code(exc) != "ConditionalCheckFailedException":
             raise store_error(exc, "run write") from exc
         found = _read(table, record.model, record.run_id)
         if found is None:  # refused as existing, yet not there: the store is not answering straight
@@ -91,7 +87,7 @@ def update_run(table: str, model: str, run_id: str, change: Callable[[RunRecord]
                 ExpressionAttributeValues={":r": {"N": str(revision)}},
             )
         except (ClientError, BotoCoreError) as exc:
-            if _code(exc) == "ConditionalCheckFailedException":
+            if error_code(exc) == "ConditionalCheckFailedException":
                 continue
             raise store_error(exc, "run write") from exc
         return updated

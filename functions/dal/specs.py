@@ -22,10 +22,6 @@ from functions.models.specs import (
 MAX_ATTEMPTS = 5
 
 
-def _code(exc: Exception) -> str:
-    return error_code(exc) if isinstance(exc, ClientError) else type(exc).__name__
-
-
 def _head(table: str, name: str) -> int:
     try:
         item = (
@@ -85,7 +81,7 @@ def put_spec(table: str, spec: TrainingSpec, created_by: str, now: Any) -> SpecR
         try:
             client("dynamodb").transact_write_items(TransactItems=items)
         except (ClientError, BotoCoreError) as exc:
-            if _code(exc) == "TransactionCanceledException":
+            if error_code(exc) == "TransactionCanceledException":
                 continue  # another writer took this number: read the counter again
             raise store_error(exc, "spec write") from exc
         return record
