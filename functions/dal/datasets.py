@@ -29,6 +29,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from functions.dal.artifacts import get_object
 from functions.dal.audit import audit_put
 from functions.dal.clients import client, error_code, is_missing, query_items, store_error
+from functions.dal.versioned import Cancelled, counter_update, put_new, transact, write_next
 from functions.dal.workflow import start_execution
 from functions.models.audit import Actor, AuditEvent, contract_target, dataset_target, iso
 from functions.models.contracts import DataContract
@@ -78,41 +79,19 @@ def _counter(head: dict[str, Any], attr: str) -> int:
 
 
 def _head_update(table: str, name: str, attr: str, previous: int, now: datetime) -> dict[str, Any]:
-    values: dict[str, Any] = {
-        ":n": {"N": str(previous + 1)},
-        ":now": {"S": iso(now)},
-        ":ix": {"S": DATASETS_INDEX_PK},
-        ":name": {"S": name},
-    }
-    if previous:
-        condition = f"{attr} = :prev"
-        values[":prev"] = {"N": str(previous)}
-    else:
-        condition = f"attribute_not_exists({attr})"
-    return {
-        "Update": {
-            "TableName": table,
-            "Key": _key(name, HEAD_SK),
-            "UpdateExpression": f"SET {attr} = :n, updated_at = :now, created_at = if_not_exists(created_at, :now), "
-            "gsi1pk = :ix, gsi1sk = :name, dataset = :name",
-            "ConditionExpression": condition,
-            "ExpressionAttributeValues": values,
-        }
-    }
+    return counter_update(
+        table,
+        _key(name, HEAD_SK),
+        attr,
+        previous,
+        also_set="updated_at = :now, created_at = if_not_exists(created_at, :now), "
+        "gsi1pk = :ix, gsi1sk = :name, dataset = :name",
+        values={":now": {"S": iso(now)}, ":ix": {"S": DATASETS_INDEX_PK}, ":name": {"S": name}},
+    )
 
 
 def _put(table: str, name: str, sk: str, attrs: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "Put": {
-            "TableName": table,
-            "Item": {**_key(name, sk), **attrs},
-            "ConditionExpression": "attribute_not_exists(pk)",
-        }
-    }
-
-
-def _cancelled_reasons(exc: ClientError) -> list[str]:
-    return [str(r.get("Code", "None")) for r in exc.response.get("CancellationReasons", [])]
+    return put_new(table, {**_key(name, sk), **attrs})
 
 
 # -- contracts -------------------------------------------------------------------------------------
@@ -121,32 +100,25 @@ def _cancelled_reasons(exc: ClientError) -> list[str]:
 def put_contract(table: str, name: str, contract: DataContract, actor: Actor, now: datetime) -> ContractRecord:
     """Store `contract` as the next contract version of dataset `name`; older versions stay."""
     contract = contract.model_copy(update={"dataset": name})
-    for _ in range(MAX_ATTEMPTS):
-        latest = _counter(_head(table, name), "latest_contract_version")
+
+    def build(number: int) -> tuple[list[dict[str, Any]], ContractRecord]:
         record = ContractRecord(
-            dataset=name, version=latest + 1, contract=contract, created_at=now, created_by=actor.identity
+            dataset=name, version=number, contract=contract, created_at=now, created_by=actor.identity
         )
-        event = AuditEvent.of(
-            actor, "contract.put", contract_target(name), version=record.version, after={"version": record.version}
-        )
+        event = AuditEvent.of(actor, "contract.put", contract_target(name), version=number, after={"version": number})
         items = [
-            _head_update(table, name, "latest_contract_version", latest, now),
-            _put(
-                table,
-                name,
-                contract_sk(record.version),
-                {"kind": {"S": "contract"}, "doc": {"S": record.model_dump_json()}},
-            ),
+            _head_update(table, name, "latest_contract_version", number - 1, now),
+            _put(table, name, contract_sk(number), {"kind": {"S": "contract"}, "doc": {"S": record.model_dump_json()}}),
             audit_put(table, event),
         ]
-        try:
-            client("dynamodb").transact_write_items(TransactItems=items)
-        except (ClientError, BotoCoreError) as exc:
-            if error_code(exc) == "TransactionCanceledException":
-                continue  # another writer took this number: read the counter again
-            raise store_error(exc, "contract write") from exc
-        return record
-    raise Conflict(f"dataset {name}: too many concurrent contract writers, try again")
+        return items, record
+
+    return write_next(
+        lambda: _counter(_head(table, name), "latest_contract_version"),
+        build,
+        what="contract write",
+        busy=f"dataset {name}: too many concurrent contract writers, try again",
+    )
 
 
 def get_contract(table: str, name: str, version: int | None = None) -> ContractRecord:
@@ -200,11 +172,9 @@ def put_version(table: str, record: DatasetVersion, upload: str, actor: Actor) -
         audit_put(table, event),
     ]
     try:
-        client("dynamodb").transact_write_items(TransactItems=items)
-    except (ClientError, BotoCoreError) as exc:
-        if error_code(exc) != "TransactionCanceledException":
-            raise store_error(exc, "dataset version write") from exc
-        reasons = _cancelled_reasons(exc)
+        transact(items, "dataset version write")
+    except Cancelled as exc:
+        reasons = exc.reasons
         if len(reasons) > 2 and reasons[2] == "ConditionalCheckFailed":
             existing = version_of_upload(table, record.dataset, upload)
             if existing is not None:

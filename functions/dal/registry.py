@@ -16,7 +16,8 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
-from functions.dal.clients import client, error_code, query_items, store_error
+from functions.dal.clients import client, query_items, store_error
+from functions.dal.versioned import Cancelled, put_new, transact
 from functions.models.errors import Conflict
 from functions.models.registry import (
     MODEL_SK,
@@ -29,7 +30,6 @@ from functions.models.registry import (
 
 _DESERIALIZER = TypeDeserializer()
 _SERIALIZER = TypeSerializer()
-MAX_ATTEMPTS = 8
 MAX_PAGE = 1000
 
 
@@ -123,13 +123,7 @@ def create_version(
     if version.version != expected_latest + 1:
         raise ValueError("version number must follow the counter")
     if new_model is not None:
-        counter: dict[str, Any] = {
-            "Put": {
-                "TableName": table,
-                "Item": model_item(new_model),
-                "ConditionExpression": "attribute_not_exists(pk)",
-            }
-        }
+        counter: dict[str, Any] = put_new(table, model_item(new_model))
     else:
         counter = {
             "Update": {
@@ -146,27 +140,22 @@ def create_version(
         }
     items = [
         counter,
-        {"Put": {"TableName": table, "Item": version_item(version), "ConditionExpression": "attribute_not_exists(pk)"}},
-        {
-            "Put": {
-                "TableName": table,
-                "Item": {
-                    "pk": {"S": model_pk(version.model)},
-                    "sk": {"S": run_marker_sk(version.run_id)},
-                    "kind": {"S": "run-marker"},
-                    "version": {"N": str(version.version)},
-                },
-                "ConditionExpression": "attribute_not_exists(pk)",
-            }
-        },
+        put_new(table, version_item(version)),
+        put_new(
+            table,
+            {
+                "pk": {"S": model_pk(version.model)},
+                "sk": {"S": run_marker_sk(version.run_id)},
+                "kind": {"S": "run-marker"},
+                "version": {"N": str(version.version)},
+            },
+        ),
         *(extra_items or []),
     ]
     try:
-        client("dynamodb").transact_write_items(TransactItems=items)
-    except (ClientError, BotoCoreError) as exc:
-        if error_code(exc) == "TransactionCanceledException":
-            raise Conflict(f"registration of {version.model} v{version.version} lost a race") from exc
-        raise store_error(exc, "registry write") from exc
+        transact(items, "registry write")
+    except Cancelled as exc:
+        raise Conflict(f"registration of {version.model} v{version.version} lost a race") from exc
 
 
 def _query(params: dict[str, Any], limit: int) -> list[dict[str, Any]]:

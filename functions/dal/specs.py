@@ -7,9 +7,10 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from functions.dal.audit import audit_put
-from functions.dal.clients import client, error_code, store_error
+from functions.dal.clients import client, store_error
+from functions.dal.versioned import counter_update, put_new, write_next
 from functions.models.audit import Actor, AuditEvent
-from functions.models.errors import Conflict, NotFound
+from functions.models.errors import NotFound
 from functions.models.specs import (
     SPEC_HEAD_SK,
     SPECS_INDEX_PK,
@@ -18,8 +19,6 @@ from functions.models.specs import (
     spec_pk,
     spec_version_sk,
 )
-
-MAX_ATTEMPTS = 5
 
 
 def _head(table: str, name: str) -> int:
@@ -36,56 +35,40 @@ def _head(table: str, name: str) -> int:
 
 def put_spec(table: str, spec: TrainingSpec, created_by: str, now: Any) -> SpecRecord:
     """Store `spec` as the next version of its name (conditional on the head's counter)."""
-    for _ in range(MAX_ATTEMPTS):
-        latest = _head(table, spec.name)
-        record = SpecRecord(name=spec.name, version=latest + 1, spec=spec, created_at=now, created_by=created_by)
-        head_condition = "attribute_not_exists(pk)" if latest == 0 else "latest_version = :prev"
-        head_values: dict[str, Any] = {":n": {"N": str(record.version)}, ":m": {"S": spec.model}}
-        if latest:
-            head_values[":prev"] = {"N": str(latest)}
+    head = {"pk": {"S": spec_pk(spec.name)}, "sk": {"S": SPEC_HEAD_SK}}
+
+    def build(number: int) -> tuple[list[dict[str, Any]], SpecRecord]:
+        record = SpecRecord(name=spec.name, version=number, spec=spec, created_at=now, created_by=created_by)
+        event = AuditEvent.of(
+            Actor(identity=created_by or "unknown", correlation_id=""),
+            "spec.put",
+            f"spec/{spec.name}",
+            version=number,
+            after={"model": spec.model, "dataset": spec.dataset, "estimator": spec.estimator.name},
+        )
+        version_item = {
+            "pk": {"S": spec_pk(spec.name)},
+            "sk": {"S": spec_version_sk(number)},
+            "gsi1pk": {"S": SPECS_INDEX_PK},
+            "gsi1sk": {"S": f"{spec.name}#{number:08d}"},
+            "kind": {"S": "spec"},
+            "doc": {"S": record.model_dump_json()},
+        }
         items = [
-            {
-                "Update": {
-                    "TableName": table,
-                    "Key": {"pk": {"S": spec_pk(spec.name)}, "sk": {"S": SPEC_HEAD_SK}},
-                    "UpdateExpression": "SET latest_version = :n, model = :m",
-                    "ConditionExpression": head_condition,
-                    "ExpressionAttributeValues": head_values,
-                }
-            },
-            audit_put(
-                table,
-                AuditEvent.of(
-                    Actor(identity=created_by or "unknown", correlation_id=""),
-                    "spec.put",
-                    f"spec/{spec.name}",
-                    version=record.version,
-                    after={"model": spec.model, "dataset": spec.dataset, "estimator": spec.estimator.name},
-                ),
+            counter_update(
+                table, head, "latest_version", number - 1, also_set="model = :m", values={":m": {"S": spec.model}}
             ),
-            {
-                "Put": {
-                    "TableName": table,
-                    "Item": {
-                        "pk": {"S": spec_pk(spec.name)},
-                        "sk": {"S": spec_version_sk(record.version)},
-                        "gsi1pk": {"S": SPECS_INDEX_PK},
-                        "gsi1sk": {"S": f"{spec.name}#{record.version:08d}"},
-                        "kind": {"S": "spec"},
-                        "doc": {"S": record.model_dump_json()},
-                    },
-                    "ConditionExpression": "attribute_not_exists(pk)",
-                }
-            },
+            audit_put(table, event),
+            put_new(table, version_item),
         ]
-        try:
-            client("dynamodb").transact_write_items(TransactItems=items)
-        except (ClientError, BotoCoreError) as exc:
-            if error_code(exc) == "TransactionCanceledException":
-                continue  # another writer took this number: read the counter again
-            raise store_error(exc, "spec write") from exc
-        return record
-    raise Conflict(f"spec {spec.name}: too many concurrent writers, try again")
+        return items, record
+
+    return write_next(
+        lambda: _head(table, spec.name),
+        build,
+        what="spec write",
+        busy=f"spec {spec.name}: too many concurrent writers, try again",
+    )
 
 
 def get_spec(table: str, name: str, version: int | None = None) -> SpecRecord:

@@ -1,0 +1,95 @@
+"""Numbered versions (contracts, dataset versions, specs, model versions) written as one DynamoDB
+transaction: the head item's counter moves from N to N+1 (conditional on still being N), the item
+of version N+1 is created (conditional on not existing) and whatever must land with it (the audit
+event, markers) goes in the same transaction. A cancelled transaction means another writer took
+N+1: `write_next` reads the counter again and retries, a bounded number of times.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from functions.dal.clients import client, error_code, store_error
+from functions.models.errors import Conflict
+
+T = TypeVar("T")
+MAX_ATTEMPTS = 8
+
+
+class Cancelled(Exception):
+    """The transaction was cancelled: a condition failed (or a concurrent transaction touched an
+    item). `reasons` holds one code per item, in order ("None" for the items that were fine)."""
+
+    def __init__(self, reasons: list[str]) -> None:
+        super().__init__(f"transaction cancelled: {reasons}")
+        self.reasons = reasons
+
+
+def counter_update(
+    table: str,
+    key: dict[str, Any],
+    attr: str,
+    previous: int,
+    *,
+    also_set: str = "",
+    values: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A transaction item moving the counter `attr` of the item at `key` from `previous` to
+    `previous + 1`, only if it still is `previous` (absent when `previous` is 0). `also_set`
+    ("a = :a, b = :b") and `values` set other attributes with it."""
+    expression_values: dict[str, Any] = {":n": {"N": str(previous + 1)}, **(values or {})}
+    if previous:
+        condition = f"{attr} = :prev"
+        expression_values[":prev"] = {"N": str(previous)}
+    else:
+        condition = f"attribute_not_exists({attr})"
+    return {
+        "Update": {
+            "TableName": table,
+            "Key": key,
+            "UpdateExpression": f"SET {attr} = :n" + (f", {also_set}" if also_set else ""),
+            "ConditionExpression": condition,
+            "ExpressionAttributeValues": expression_values,
+        }
+    }
+
+
+def put_new(table: str, item: dict[str, Any]) -> dict[str, Any]:
+    """A transaction item creating `item`, only if no item has its key yet."""
+    return {"Put": {"TableName": table, "Item": item, "ConditionExpression": "attribute_not_exists(pk)"}}
+
+
+def transact(items: list[dict[str, Any]], what: str) -> None:
+    """Write `items` in one transaction. Cancelled when a condition failed; any other failure is the
+    store's typed error naming `what` ("spec write")."""
+    try:
+        client("dynamodb").transact_write_items(TransactItems=items)
+    except (ClientError, BotoCoreError) as exc:
+        if error_code(exc) == "TransactionCanceledException" and isinstance(exc, ClientError):
+            reasons = [str(r.get("Code", "None")) for r in exc.response.get("CancellationReasons", [])]
+            raise Cancelled(reasons) from exc
+        raise store_error(exc, what) from exc
+
+
+def write_next(
+    latest: Callable[[], int],
+    build: Callable[[int], tuple[list[dict[str, Any]], T]],
+    *,
+    what: str,
+    busy: str,
+    attempts: int = MAX_ATTEMPTS,
+) -> T:
+    """Write the next version: `build(latest() + 1)` gives the transaction (its counter update
+    conditioned on `latest()`) and the record it stores; a transaction another writer cancelled is
+    rebuilt on a fresh read. Conflict saying `busy` after `attempts` lost races."""
+    for _ in range(attempts):
+        items, record = build(latest() + 1)
+        try:
+            transact(items, what)
+        except Cancelled:
+            continue  # another writer took this number: read the counter again
+        return record
+    raise Conflict(busy)
