@@ -77,10 +77,26 @@ def _compile(resource: str) -> tuple[re.Pattern[str], tuple[str, ...]]:
     return re.compile("^/" + "/".join(parts) + "/?$"), tuple(params)
 
 
+def api_methods(template: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(resource path, method properties) of every API Gateway method in a template."""
+    resources = {k: v for k, v in template["Resources"].items() if v["Type"] == "AWS::ApiGateway::Resource"}
+
+    def path_of(ref: Any) -> str:
+        if isinstance(ref, dict) and "Ref" in ref and ref["Ref"] in resources:
+            props = resources[ref["Ref"]]["Properties"]
+            return path_of(props["ParentId"]).rstrip("/") + "/" + props["PathPart"]
+        return "/"  # the API's root resource (Fn::GetAtt RestApi.RootResourceId)
+
+    return [
+        (path_of(r["Properties"]["ResourceId"]), r["Properties"])
+        for r in template["Resources"].values()
+        if r["Type"] == "AWS::ApiGateway::Method"
+    ]
+
+
 def routes_from_template(cloud: LocalCloud) -> list[Route]:
     """Every method of every REST API in the template, with its resolved Lambda ARN."""
     assert cloud.assembly is not None
-    resources = cloud.assembly.resources_of_type("AWS::ApiGateway::Resource")
     models = cloud.assembly.resources_of_type("AWS::ApiGateway::Model")
     validators = cloud.assembly.resources_of_type("AWS::ApiGateway::RequestValidator")
 
@@ -93,15 +109,8 @@ def routes_from_template(cloud: LocalCloud) -> list[Route]:
         schema = found.get("Properties", {}).get("Schema") or {}
         return str(schema["type"]) if "type" in schema else None
 
-    def path_of(ref: Any) -> str:
-        if isinstance(ref, dict) and "Ref" in ref and ref["Ref"] in resources:
-            props = resources[ref["Ref"]]["Properties"]
-            return path_of(props["ParentId"]).rstrip("/") + "/" + props["PathPart"]
-        return "/"  # the API's root resource (Fn::GetAtt RestApi.RootResourceId)
-
     routes = []
-    for method in cloud.assembly.resources_of_type("AWS::ApiGateway::Method").values():
-        props = method["Properties"]
+    for resource, props in api_methods(cloud.assembly.template):
         integration = props.get("Integration", {})
         if integration.get("Type") not in ("AWS_PROXY", "AWS"):
             continue
@@ -109,7 +118,6 @@ def routes_from_template(cloud: LocalCloud) -> list[Route]:
         match = re.search(r"functions/(arn:[^/]+)/invocations", uri)
         if not match:
             continue
-        resource = path_of(props["ResourceId"])
         pattern, params = _compile(resource)
         routes.append(
             Route(
