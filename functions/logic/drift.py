@@ -290,6 +290,39 @@ def _null_fields(ref_nulls: int, ref_total: int, cur_nulls: int, cur_total: int)
     return ref_frac, cur_frac, st.two_proportion_p_value(ref_nulls, ref_total, cur_nulls, cur_total)
 
 
+def _null_test(p: NumericProfile | CategoricalProfile, base: FeatureDrift, config: DriftConfig) -> _Test:
+    """The null-fraction test of a feature with min_rows rows on both sides.
+
+    A window left without a single value where training had some has lost the whole distribution:
+    that is effect enough whatever the null-fraction change, and only significance is asked of it
+    (a reference nearly all null may miss its few values by chance).
+    """
+    emptied = base.current_count == 0 and p.count > 0
+    delta = abs(base.current_null_fraction - base.reference_null_fraction)
+    p_value = 1.0 if base.null_p_value is None else base.null_p_value
+    return _Test(p.name, "null fraction", p_value, emptied or delta >= config.min_null_delta)
+
+
+def _untested(
+    p: NumericProfile | CategoricalProfile, base: FeatureDrift, cur_nulls: int, config: DriftConfig
+) -> tuple[FeatureDrift, list[_Test]] | None:
+    """The feature's result when its distribution cannot be tested, or None when it can.
+
+    The null-fraction test needs min_rows rows in the window and in the reference; without them
+    nothing is tested (insufficient data). The distribution test also needs min_rows non-null values
+    on both sides; without them the null-fraction test alone decides, and the feature says why.
+    """
+    cur_rows, ref_rows = base.current_count + cur_nulls, p.count + p.null_count
+    if cur_rows < config.min_rows or ref_rows < config.min_rows:
+        reason = f"{cur_rows} current / {ref_rows} reference rows, minimum {config.min_rows}"
+        return base.model_copy(update={"verdict": FeatureVerdict.INSUFFICIENT_DATA, "reason": reason}), []
+    if base.current_count < config.min_rows or p.count < config.min_rows:
+        counts = f"{base.current_count:,} current / {p.count:,} reference non-null values"
+        skipped = f"{counts}, minimum {config.min_rows:,}"
+        return base.model_copy(update={"distribution_skipped": skipped}), [_null_test(p, base, config)]
+    return None
+
+
 def _numeric_feature(state: _NumericState, config: DriftConfig) -> tuple[FeatureDrift, list[_Test]]:
     p = state.profile
     problem = _problem(p.name, "numeric", p, state.rows_without_column, state.rows_with_wrong_type, state.wrong_types)
@@ -309,15 +342,11 @@ def _numeric_feature(state: _NumericState, config: DriftConfig) -> tuple[Feature
         reference_null_fraction=ref_null,
         current_null_fraction=cur_null,
         null_p_value=null_p,
+        histogram=_numeric_histogram(p, ref, cur, config.report_bins),
     )
-    if p.count < config.min_rows or n_cur < config.min_rows:
-        return base.model_copy(
-            update={
-                "verdict": FeatureVerdict.INSUFFICIENT_DATA,
-                "reason": f"{n_cur} current / {p.count} reference values, minimum {config.min_rows}",
-                "histogram": _numeric_histogram(p, ref, cur, config.report_bins),
-            }
-        ), []
+    untested = _untested(p, base, state.nulls, config)
+    if untested:
+        return untested
     d, ks_p = st.ks_binned(ref, cur)
     groups = st.psi_groups(ref, config.psi_bins)
     psi = st.psi(np.bincount(groups, weights=ref), np.bincount(groups, weights=cur, minlength=groups.max() + 1))
@@ -340,12 +369,9 @@ def _numeric_feature(state: _NumericState, config: DriftConfig) -> tuple[Feature
     )
     tests = [
         _Test(p.name, "distribution", ks_p, d >= config.min_ks_d or psi >= config.min_psi),
-        _Test(p.name, "null fraction", null_p, abs(cur_null - ref_null) >= config.min_null_delta),
+        _null_test(p, base, config),
     ]
-    feature = base.model_copy(
-        update={"p_value": ks_p, "numeric": stats, "histogram": _numeric_histogram(p, ref, cur, config.report_bins)}
-    )
-    return feature, tests
+    return base.model_copy(update={"p_value": ks_p, "numeric": stats}), tests
 
 
 def _numeric_histogram(p: NumericProfile, ref: np.ndarray, cur: np.ndarray, report_bins: int) -> Histogram:
@@ -386,13 +412,9 @@ def _categorical_feature(state: _CategoricalState, config: DriftConfig) -> tuple
         null_p_value=null_p,
         histogram=_categorical_histogram(p, ref, cur, config.report_bins),
     )
-    if p.count < config.min_rows or n_cur < config.min_rows:
-        return base.model_copy(
-            update={
-                "verdict": FeatureVerdict.INSUFFICIENT_DATA,
-                "reason": f"{n_cur} current / {p.count} reference values, minimum {config.min_rows}",
-            }
-        ), []
+    untested = _untested(p, base, state.nulls, config)
+    if untested:
+        return untested
     ref_m, cur_m = st.merge_rare(ref, cur, min_expected=MIN_EXPECTED)
     chi2, dof, chi2_p = st.chi2_homogeneity(ref_m, cur_m)
     js = st.js_distance(ref_m, cur_m)
@@ -408,7 +430,7 @@ def _categorical_feature(state: _CategoricalState, config: DriftConfig) -> tuple
     )
     tests = [
         _Test(p.name, "distribution", chi2_p, js >= config.min_js or psi >= config.min_psi),
-        _Test(p.name, "null fraction", null_p, abs(cur_null - ref_null) >= config.min_null_delta),
+        _null_test(p, base, config),
     ]
     return base.model_copy(update={"p_value": chi2_p, "categorical": stats}), tests
 
@@ -462,9 +484,9 @@ def finish(
     adjusted = st.adjust_p_values([t.p_value for t in tests], config.correction)
     drifting: dict[str, list[str]] = {}
     best_adjusted: dict[str, float] = {}
+    null_adjusted: dict[str, float] = {}
     for t, adj in zip(tests, adjusted, strict=True):
-        if t.what == "distribution":
-            best_adjusted[t.feature] = adj
+        (best_adjusted if t.what == "distribution" else null_adjusted)[t.feature] = adj
         if adj < config.alpha and t.effect_ok:
             drifting.setdefault(t.feature, []).append(t.what)
     critical = set(config.critical_features)
@@ -473,11 +495,15 @@ def finish(
         update: dict[str, object] = {"critical": f.name in critical}
         if f.name in best_adjusted:
             update["p_value_adjusted"] = best_adjusted[f.name]
+        if f.name in null_adjusted:
+            update["null_p_value_adjusted"] = null_adjusted[f.name]
+        skipped = f"; distribution not tested: {f.distribution_skipped}" if f.distribution_skipped else ""
         if f.name in drifting:
             update["verdict"] = FeatureVerdict.DRIFT
-            update["reason"] = f"{' and '.join(drifting[f.name])} changed (adjusted p < {config.alpha})"
+            update["reason"] = f"{' and '.join(drifting[f.name])} changed (adjusted p < {config.alpha}){skipped}"
         elif f.verdict == FeatureVerdict.NO_DRIFT:
-            update["reason"] = "no significant change of the required size"
+            where = " in the null fraction" if f.distribution_skipped else ""
+            update["reason"] = f"no significant change of the required size{where}{skipped}"
         final.append(f.model_copy(update=update))
 
     checked = [f for f in final if f.verdict in (FeatureVerdict.DRIFT, FeatureVerdict.NO_DRIFT)]
@@ -499,7 +525,8 @@ def finish(
         verdict = ModelVerdict.SCHEMA_MISMATCH
         reason = f"{len(schema)} feature(s) missing or of the wrong type: {', '.join(f.name for f in schema)}"
     elif not checked:
-        verdict, reason = ModelVerdict.INSUFFICIENT_DATA, "no feature has enough non-null values"
+        verdict = ModelVerdict.INSUFFICIENT_DATA
+        reason = f"no feature has {config.min_rows} rows in the reference profile"
     else:
         verdict = ModelVerdict.NO_DRIFT
         reason = f"{len(drifted)} of {len(checked)} features drifted ({share:.0%} < {config.drift_share:.0%})"

@@ -89,7 +89,10 @@ def _stats_rows(f: FeatureDrift) -> list[tuple[str, str]]:
         ("p adjusted", _fmt(f.p_value_adjusted)),
         ("values ref / cur", f"{_fmt(f.reference_count)} / {_fmt(f.current_count)}"),
         ("null fraction ref / cur", f"{_fmt(f.reference_null_fraction)} / {_fmt(f.current_null_fraction)}"),
+        ("p null fraction / adjusted", f"{_fmt(f.null_p_value)} / {_fmt(f.null_p_value_adjusted)}"),
     ]
+    if f.distribution_skipped:
+        rows.append(("distribution test", f"not run: {f.distribution_skipped}"))
     if f.numeric:
         s = f.numeric
         rows += [
@@ -130,6 +133,17 @@ def _effects(f: FeatureDrift) -> tuple[float | None, float | None]:
     return None, None
 
 
+def _overview_row(f: FeatureDrift) -> str:
+    only_nulls = ' <span class="muted">null fraction only</span>' if f.distribution_skipped else ""
+    return (
+        f"<tr><td>{escape(f.name)}</td><td>{escape(f.kind)}</td><td>{_badge(f.verdict)}{only_nulls}</td>"
+        f'<td class="n">{_fmt(f.p_value_adjusted)}</td>'
+        f'<td class="n">{_fmt(_effects(f)[0])}</td><td class="n">{_fmt(_effects(f)[1])}</td>'
+        f'<td class="n">{_fmt(f.reference_null_fraction)} &rarr; {_fmt(f.current_null_fraction)}</td>'
+        f'<td class="n">{_fmt(f.null_p_value_adjusted)}</td></tr>'
+    )
+
+
 def render_html(report: DriftReport) -> str:
     """The whole report as one HTML document."""
     window = (
@@ -150,13 +164,7 @@ def render_html(report: DriftReport) -> str:
         ("created", escape(report.created_at.isoformat())),
     ]
     config = escape(report.config.model_dump_json(indent=None))
-    overview = "".join(
-        f"<tr><td>{escape(f.name)}</td><td>{escape(f.kind)}</td><td>{_badge(f.verdict)}</td>"
-        f'<td class="n">{_fmt(f.p_value_adjusted)}</td>'
-        f'<td class="n">{_fmt(_effects(f)[0])}</td><td class="n">{_fmt(_effects(f)[1])}</td>'
-        f'<td class="n">{_fmt(f.current_null_fraction)}</td></tr>'
-        for f in report.features
-    )
+    overview = "".join(_overview_row(f) for f in report.features)
     perf = report.performance
     performance = (
         f"<h2>Performance {_badge(perf.verdict)}</h2><p>{escape(perf.reason)}</p>"
@@ -184,8 +192,8 @@ def render_html(report: DriftReport) -> str:
         f"<p>{escape(report.reason)}</p>"
         "<table>" + "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in summary) + "</table>"
         f"{problems}{performance}"
-        "<h2>Features</h2><table><tr><th>feature</th><th>kind</th><th>verdict</th><th>p adjusted</th>"
-        "<th>KS D / JS</th><th>PSI</th><th>null fraction</th></tr>"
+        "<h2>Features</h2><table><tr><th>feature</th><th>kind</th><th>verdict</th><th>distribution p adjusted</th>"
+        "<th>KS D / JS</th><th>PSI</th><th>null fraction ref &rarr; cur</th><th>null p adjusted</th></tr>"
         f"{overview}</table>"
         f'<h2>Distributions</h2><p class="legend"><span style="background:{_REF}"></span>reference (training)'
         f'<span style="background:{_CUR}"></span>current window</p>'

@@ -25,7 +25,9 @@ class DriftConfig(_Model):
 
     correction: Literal["bonferroni", "benjamini-hochberg"] = "benjamini-hochberg"
     alpha: float = Field(default=0.01, gt=0, lt=1)  # family-wise (Bonferroni) or false-discovery (BH) level
-    min_rows: int = Field(default=1_000, ge=1)  # fewer non-null rows than this: insufficient data
+    # rows needed, in the window and in the reference, for a feature's null-fraction test (fewer:
+    # insufficient data); non-null values needed on both sides for its distribution test
+    min_rows: int = Field(default=1_000, ge=1)
     min_ks_d: float = Field(default=0.05, ge=0, le=1)  # numeric effect: KS D ...
     min_psi: float = Field(default=0.1, ge=0)  # ... or PSI (numeric and categorical)
     min_js: float = Field(default=0.1, ge=0, le=1)  # categorical effect: Jensen-Shannon distance (base 2) ... or PSI
@@ -39,9 +41,10 @@ class DriftConfig(_Model):
 
 
 class FeatureVerdict(StrEnum):
+    # checked: the null-fraction test ran, and the distribution test too unless distribution_skipped says why
     NO_DRIFT = "no_drift"
     DRIFT = "drift"
-    INSUFFICIENT_DATA = "insufficient_data"
+    INSUFFICIENT_DATA = "insufficient_data"  # fewer than min_rows rows in the window or the reference
     MISSING_COLUMN = "missing_column"
     WRONG_TYPE = "wrong_type"
 
@@ -99,8 +102,12 @@ class FeatureDrift(_Model):
     reference_null_fraction: float = 0.0
     current_null_fraction: float = 0.0
     null_p_value: float | None = None
+    null_p_value_adjusted: float | None = None  # of the null-fraction test, after the correction
     p_value: float | None = None  # of the distribution test (KS or chi-square)
     p_value_adjusted: float | None = None  # after the multiple-testing correction
+    # why a checked feature's distribution test could not run (too few non-null values): its verdict
+    # rests on the null-fraction test alone; "" when the distribution was tested
+    distribution_skipped: str = ""
     numeric: NumericStats | None = None
     categorical: CategoricalStats | None = None
     histogram: Histogram | None = None

@@ -352,3 +352,28 @@ def test_drift_check_scores_labelled_traffic_and_retrains_on_a_drop(
     rmse = next(m for m in report.performance.metrics if m.name == "rmse")
     assert rmse.value == pytest.approx(2.0) and rmse.dropped
     assert result.retraining is not None and result.retraining.verdict == "performance_drop" and len(calls) == 1
+
+
+def test_drift_check_feature_captured_all_null_drifts_and_the_reports_say_why(stores: Stores, tmp_path: Path) -> None:
+    # Given a model whose reference has x filled, and a closed hour of captures where x is always null
+    _register(stores)
+    rows = _rows(1_500, 2)
+    rows = rows.set_column(0, "x", pa.nulls(1_500, pa.float64()))
+    _capture(stores, datetime(2026, 11, 26, 10, tzinfo=UTC), rows)
+    req = DriftCheckRequest(model="churn", window_hours=3, end=NOW, retrain=False)
+    # When the check runs
+    result, report = drift_check.run_drift_check(req, get_settings(), workdir=tmp_path, now=NOW)
+    # Then x drifts on its null fraction, is counted as checked, and the model drifts
+    assert result.verdict == ModelVerdict.DRIFT and result.drifted_features == ["x"]
+    assert report.checked_features == 3
+    x = report.features[0]
+    assert x.current_null_fraction == 1.0 and x.current_count == 0 and x.numeric is None
+    assert x.distribution_skipped == "0 current / 5,000 reference non-null values, minimum 1,000"
+    # and the stored JSON and HTML reports show it, with the reason the distribution was not tested
+    s3 = boto3.client("s3")
+    key = result.report_json.split("/", 3)[3]
+    stored = DriftReport.model_validate_json(s3.get_object(Bucket=stores.artifacts_bucket, Key=key)["Body"].read())
+    assert stored.features[0] == x
+    html_key = result.report_html.split("/", 3)[3]
+    html = s3.get_object(Bucket=stores.artifacts_bucket, Key=html_key)["Body"].read().decode()
+    assert "null fraction only" in html and f"not run: {x.distribution_skipped}" in html

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
@@ -237,3 +238,93 @@ def test_drift_shadow_rows_count_once(tmp_path: Path) -> None:
         # Then only the production rows are counted
         assert report.row_count == 4_000 and report.shadow_rows == 4_000
         assert report.drifted_features == []
+
+
+NULL_FEATURES = [Feature(name=n, type="float") for n in ("x0", "x1")] + [
+    Feature(name=n, type="category") for n in ("c0", "c1")
+]
+
+
+def _with_nulls(table: pa.Table, name: str, fraction: float, seed: int) -> pa.Table:
+    """`table` with exactly round(fraction * rows) of `name`'s values set to null, at random rows."""
+    n = table.num_rows
+    mask = np.random.default_rng(seed).permutation(n) < round(fraction * n)
+    values = table.column(name).combine_chunks()
+    nulled = pc.if_else(pa.array(mask), pa.nulls(n, values.type), values)
+    return table.set_column(table.schema.get_field_index(name), name, nulled)
+
+
+def make_null_table(n: int, seed: int, null_fractions: dict[str, float]) -> pa.Table:
+    table = make_table(n, seed).select([f.name for f in NULL_FEATURES])
+    for name, fraction in null_fractions.items():
+        table = _with_nulls(table, name, fraction, seed + 7)
+    return table
+
+
+@pytest.mark.parametrize("feature", ["x1", "c1"])
+@pytest.mark.parametrize("fraction", [0.95, 0.96, 1.0])
+def test_drift_feature_turning_null_is_drift_and_checked_at_any_null_fraction(feature: str, fraction: float) -> None:
+    # Given a reference where the feature is 2% null, and a window of 20,000 rows where it is
+    # `fraction` null (at 0.96 and above, fewer non-null values than min_rows remain)
+    profile = build_reference_profile(make_null_table(20_000, 1, {feature: 0.02}), NULL_FEATURES)
+    report = _check(profile, make_null_table(20_000, 3, {feature: fraction}))
+    # Then the feature drifts on its null fraction, it is counted as checked, and the model drifts
+    f = next(f for f in report.features if f.name == feature)
+    assert f.verdict == FeatureVerdict.DRIFT and "null fraction" in f.reason
+    assert f.current_null_fraction == pytest.approx(fraction)
+    assert f.null_p_value_adjusted is not None and f.null_p_value_adjusted < report.config.alpha
+    assert report.drifted_features == [feature] and report.checked_features == 4
+    assert report.verdict == ModelVerdict.DRIFT
+    # and where the distribution test could not run, the feature says so and why
+    if fraction > 0.95:
+        assert f.p_value is None and f.numeric is None and f.categorical is None
+        assert "1,000" in f.distribution_skipped and "distribution not tested" in f.reason
+    else:
+        assert f.p_value is not None and f.distribution_skipped == ""
+
+
+@pytest.mark.parametrize("feature", ["x1", "c1"])
+def test_drift_feature_null_in_reference_and_window_is_checked_without_drift(feature: str) -> None:
+    # Given a feature that was all null in training and stays all null
+    profile = build_reference_profile(make_null_table(5_000, 1, {feature: 1.0}), NULL_FEATURES)
+    report = _check(profile, make_null_table(5_000, 3, {feature: 1.0}))
+    # Then it is checked (null fraction only, unchanged) and nothing drifts
+    f = next(f for f in report.features if f.name == feature)
+    assert f.verdict == FeatureVerdict.NO_DRIFT and f.distribution_skipped
+    assert report.checked_features == 4 and report.drifted_features == []
+    assert report.verdict == ModelVerdict.NO_DRIFT
+
+
+def test_drift_feature_null_in_reference_gaining_values_is_drift() -> None:
+    # Given a feature all null in training, half filled in the window
+    profile = build_reference_profile(make_null_table(5_000, 1, {"x1": 1.0}), NULL_FEATURES)
+    report = _check(profile, make_null_table(5_000, 3, {"x1": 0.5}))
+    # Then its null fraction drifted; its distribution has no reference to compare with
+    x1 = report.features[1]
+    assert x1.verdict == FeatureVerdict.DRIFT and x1.distribution_skipped and "0 reference" in x1.distribution_skipped
+
+
+def test_drift_null_test_runs_from_min_rows_total_rows() -> None:
+    # Given a reference where x1 is 10% null
+    profile = build_reference_profile(make_null_table(5_000, 1, {"x1": 0.1}), NULL_FEATURES)
+    # When a window of exactly min_rows rows has x1 all null
+    at_minimum = _check(profile, make_null_table(1_000, 3, {"x1": 1.0}), min_rows=1_000)
+    # Then x1 drifts
+    assert at_minimum.features[1].verdict == FeatureVerdict.DRIFT and at_minimum.verdict == ModelVerdict.DRIFT
+    # When the window has one row fewer
+    below = _check(profile, make_null_table(999, 3, {"x1": 1.0}), min_rows=1_000)
+    # Then the window and every feature are insufficient data, naming the rows
+    assert below.verdict == ModelVerdict.INSUFFICIENT_DATA and "999 rows" in below.reason
+    assert all(f.verdict == FeatureVerdict.INSUFFICIENT_DATA for f in below.features)
+    assert "999 current" in below.features[1].reason and below.checked_features == 0
+
+
+def test_drift_window_emptied_of_values_drifts_when_significant_even_under_min_null_delta() -> None:
+    # Given x1 97% null in training (a change to 100% is under min_null_delta, but no value at all
+    # in 20,000 rows is far from chance), and c1 99.99% null (2 values of 20,000)
+    profile = build_reference_profile(make_null_table(20_000, 1, {"x1": 0.97, "c1": 0.9999}), NULL_FEATURES)
+    # When both are all null in the window
+    report = _check(profile, make_null_table(2_000, 3, {"x1": 1.0, "c1": 1.0}))
+    # Then x1 drifts; c1, whose few values could be missing by chance, does not
+    verdicts = {f.name: f.verdict for f in report.features}
+    assert verdicts["x1"] == FeatureVerdict.DRIFT and verdicts["c1"] == FeatureVerdict.NO_DRIFT

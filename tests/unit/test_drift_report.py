@@ -10,7 +10,7 @@ from functions.logic.drift_report import histogram_svg, render_html
 from functions.logic.profile import build_reference_profile
 from functions.models.drift import DriftConfig, Histogram
 from functions.models.registry import Feature
-from tests.unit.test_drift import FEATURES, make_table
+from tests.unit.test_drift import FEATURES, NULL_FEATURES, make_null_table, make_table
 
 
 class _Collector(HTMLParser):
@@ -59,3 +59,19 @@ def test_drift_report_html_renders_empty_and_insufficient_windows() -> None:
 def test_histogram_svg_draws_both_series() -> None:
     svg = histogram_svg(Histogram(labels=["a", "b"], reference=[0.5, 0.5], current=[1.0, 0.0]))
     assert svg.count("<rect") == 3 and svg.startswith("<svg")
+
+
+def test_drift_report_html_shows_null_fraction_drift_of_a_feature_whose_distribution_was_not_tested() -> None:
+    # Given a window where x1, 2% null in training, is all null
+    profile = build_reference_profile(make_null_table(5_000, 1, {"x1": 0.02}), NULL_FEATURES)
+    report = check_drift(profile, [make_null_table(5_000, 2, {"x1": 1.0})], model="m", version=1)
+    # When rendered
+    page = render_html(report)
+    # Then x1's row and card show the drift, the null fractions, and why the distribution was not tested
+    row = re.search(r"<tr><td>x1</td>.*?</tr>", page)
+    assert row is not None and ">drift<" in row.group(0) and "null fraction only" in row.group(0)
+    assert "0.02 &rarr; 1" in row.group(0)
+    card = page[page.index("<h3>x1 ") :]
+    card = card[: card.index('<div class="card">')]
+    assert "null fraction changed" in card
+    assert "not run: 0 current / 4,900 reference non-null values, minimum 1,000" in card
