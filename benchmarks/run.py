@@ -175,7 +175,8 @@ def layer_sizes() -> dict[str, str]:
     """Unzipped sizes of the current Lambda layer builds (already built; nothing is built here)."""
     try:
         sys.path.insert(0, str(ROOT))
-        from layers.build import layer_dir, layer_names, manifest_path, read_manifest
+        from layers.build.cache import layer_dir, manifest_path, read_manifest
+        from layers.build.requirements import layer_names
     except ImportError:
         return {}
     sizes = {}

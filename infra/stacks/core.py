@@ -44,7 +44,8 @@ from infra.constructs.serving import Serving
 from infra.constructs.storage import AccessLogs, ArtifactStore, DataStore
 from infra.constructs.tables import Metadata, Registry
 from infra.nag import acknowledge, acknowledge_design_choices
-from layers.build import LAYER_METADATA, build_layer
+from layers.build.builder import build_layer
+from layers.build.packaging import LAYER_METADATA
 
 
 def stack_version() -> str:
