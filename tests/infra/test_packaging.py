@@ -230,7 +230,7 @@ def test_packaging_inference_function_under_150_mb(packaged: list[PackagedFuncti
     # Given the function whose handler is the inference handler
     inference = [fn for fn in packaged if fn.handler_module == INFERENCE_HANDLER]
     if not inference:
-        pytest.skip(f"no function in the template runs {INFERENCE_HANDLER} yet (serving, issue 6)")
+        pytest.skip(f"no function in the template runs {INFERENCE_HANDLER}")
     for fn in inference:
         # When its code and layers are measured unzipped
         size = fn.size_bytes()
