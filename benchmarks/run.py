@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import platform
 import re
@@ -175,7 +176,8 @@ def layer_sizes() -> dict[str, str]:
     """Unzipped sizes of the current Lambda layer builds (already built; nothing is built here)."""
     try:
         sys.path.insert(0, str(ROOT))
-        from layers.build import layer_dir, layer_names, manifest_path, read_manifest
+        from layers.build.cache import layer_dir, manifest_path, read_manifest
+        from layers.build.requirements import layer_names
     except ImportError:
         return {}
     sizes = {}
@@ -191,6 +193,58 @@ def layer_sizes() -> dict[str, str]:
 
 
 # -- rendering ------------------------------------------------------------------------------
+_DECIMAL = re.compile(r"(?<![\w.])-?\d+\.\d+(?:[eE][-+]?\d+)?(?![\w.])")
+_NUMBER = re.compile(r"\s*-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?\s*")
+_LOAD_AVERAGE = re.compile(r"load[ _]av", re.IGNORECASE)
+
+
+def significant(x: float, digits: int = 3) -> str:
+    """`x` to `digits` significant figures, never in exponent notation: 0.14912 -> 0.149,
+    38.98 -> 39.0, 1.7034 -> 1.70, 0.0052479 -> 0.00525, 123.7 -> 124, 12345.6 -> 12300."""
+    if x == 0 or not math.isfinite(x):
+        return str(x)
+    decimals = digits - 1 - math.floor(math.log10(abs(x)))
+    if decimals <= 0:
+        return str(int(round(x, decimals)))
+    rounded = f"{x:.{decimals}f}"
+    if math.floor(math.log10(abs(float(rounded)))) > math.floor(math.log10(abs(x))):
+        rounded = f"{x:.{decimals - 1}f}" if decimals > 1 else str(int(float(rounded)))  # 9.996 -> 10.0
+    return rounded
+
+
+def figure_name(name: str) -> str:
+    """A figure's name for the table: snake_case names read as words, their unit last
+    (rows_1_median_ms -> rows 1 median ms)."""
+    return name.replace("_", " ") if " " not in name else name
+
+
+def format_value(figure: str, value: Any, digits: int = 3) -> str:
+    """A figure's value for the table: a number to `digits` significant figures (a load average to
+    2 decimals; a whole number as it is); in text, each decimal number written more precisely than
+    that is rounded the same way (none is padded)."""
+    load = bool(_LOAD_AVERAGE.search(figure))
+    if isinstance(value, bool | int):
+        return str(value)
+    if isinstance(value, float):
+        if load:
+            return f"{value:.2f}"
+        return str(int(value)) if value.is_integer() else significant(value, digits)
+    text = str(value)
+    if _NUMBER.fullmatch(text):
+        whole = text.strip().lstrip("-").isdigit()
+        return format_value(figure, int(text) if whole else float(text), digits)
+
+    def rounded(match: re.Match[str]) -> str:
+        literal = match.group()
+        mantissa = re.split(r"[eE]", literal)[0].lstrip("-")
+        if load:
+            return f"{float(literal):.2f}" if len(mantissa.split(".")[1]) > 2 else literal
+        precise = len(mantissa.replace(".", "").lstrip("0")) > digits or mantissa != literal.lstrip("-")
+        return significant(float(literal), digits) if precise else literal
+
+    return _DECIMAL.sub(rounded, text)
+
+
 def _cell(value: Any) -> str:
     return str(value).replace("|", "\\|").replace("\n", " ")
 
@@ -198,7 +252,7 @@ def _cell(value: Any) -> str:
 def render(results: dict[str, Any]) -> str:
     m = results["machine"]
     versions = ", ".join(f"{k} {v}" for k, v in m["packages"].items() if v)
-    load = f", load average {m['load_average'][0]:.1f} when done" if m.get("load_average") else ""
+    load = f", load average {m['load_average'][0]:.2f} when done" if m.get("load_average") else ""
     lines = [
         f"Measured {results['finished']} on {m['cpu']} ({m['arch']}, {m['cores']} cores, "
         f"{m['memory_gb']} GB{load}), Python {m['python']}, commit {m['commit']}; {versions}.",
@@ -210,9 +264,9 @@ def render(results: dict[str, Any]) -> str:
         if bench["status"] != "ok":
             lines.append(f"| {bench['name']} | status | {_cell(bench['status'])} |")
         for figure, value in bench["figures"].items():
-            lines.append(f"| {bench['name']} | {_cell(figure)} | {_cell(value)} |")
+            lines.append(f"| {bench['name']} | {_cell(figure_name(figure))} | {_cell(format_value(figure, value))} |")
     for figure, value in results.get("packaging", {}).items():
-        lines.append(f"| packaging | {_cell(figure)} | {_cell(value)} |")
+        lines.append(f"| packaging | {_cell(figure_name(figure))} | {_cell(format_value(figure, value))} |")
     lines += ["", "Reproduce: `python -m benchmarks.run` (add `--update-readme` to refresh this table)."]
     return "\n".join(lines) + "\n"
 

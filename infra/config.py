@@ -38,11 +38,11 @@ class StackConfig(BaseModel):
     inference_reserved_concurrency: int | None = Field(None, ge=0)
     inference_memory_mb: int = Field(1024, ge=128, le=10_240)
     inference_alias_cache_ttl_seconds: float = Field(5.0, ge=0, le=300, allow_inf_nan=False)
-    # approvals (issue 5): how long the workflow waits for a decision (the lifecycle state machine's
+    # approvals: how long the workflow waits for a decision (the lifecycle state machine's
     # own timeout must be longer); four-eyes: the run's starter cannot approve it (off for demos only)
     approval_timeout_seconds: int = Field(7 * 24 * 3600, ge=1, le=365 * 24 * 3600)
     four_eyes: bool = True
-    # governance (issue 8): retired artifacts move to a colder storage class after this many days;
+    # governance: retired artifacts move to a colder storage class after this many days;
     # audit exports stay locked (Object Lock, governance mode) this long
     retired_artifact_transition_days: int = Field(30, ge=1, le=3650)
     audit_retention_days: int = Field(7 * 365, ge=1, le=36500)

@@ -76,7 +76,7 @@ PREFIX_FEEDBACK = "feedback/"
 PREFIX_MODELS = "models/"
 PREFIX_CARDS = "cards/"  # artifacts bucket: model cards (writers of cards cannot touch models/)
 
-# ingestion (issue 3): construct ids, outputs, env vars, artifacts prefix of validation reports
+# ingestion: construct ids, outputs, env vars, artifacts prefix of validation reports
 INGESTION_ID = "Ingestion"
 VALIDATE_FUNCTION_ID = "ValidateFunction"
 DATA_LAYER_ID = "DataLayer"
@@ -89,7 +89,7 @@ VALIDATE_CHUNKS_FUNCTION_ID = "ValidateChunksFunction"
 OUT_VALIDATE_SM_ARN = "ValidateStateMachineArn"
 ENV_VALIDATE_SM_ARN = "STEPWISE_VALIDATE_SM_ARN"
 
-# monitoring (issue 7): construct ids, outputs, env vars, prefixes
+# monitoring: construct ids, outputs, env vars, prefixes
 MONITORING_ID = "Monitoring"
 DRIFT_FUNCTION_ID = "DriftFunction"
 OUT_DRIFT_FUNCTION = "DriftFunctionName"
@@ -99,7 +99,7 @@ ENV_DRIFT_FUNCTION = "STEPWISE_DRIFT_FUNCTION"
 PREFIX_MONITORING = "monitoring/"  # data bucket: compacted captures, rows kept aside
 PREFIX_DRIFT_REPORTS = "reports/drift/"  # artifacts bucket
 
-# governance (issue 8): construct ids, outputs, env vars, prefixes
+# governance: construct ids, outputs, env vars, prefixes
 GOVERNANCE_ID = "Governance"
 AUDIT_EXPORT_FUNCTION_ID = "AuditExportFunction"
 OUT_AUDIT_ARCHIVE_BUCKET = "AuditArchiveBucketName"

@@ -14,13 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from stepwise.demo_release import DEMO_CONTEXT
+from stepwise.demo_data import data_steps
+from stepwise.demo_drift import drift_steps
+from stepwise.demo_governance import governance_steps
+from stepwise.demo_lifecycle import lifecycle_steps, spec_steps
+from stepwise.demo_release import DEMO_CONTEXT, release_steps
+from stepwise.demo_shared import SPEC_NAME, DemoFailure
 from stepwise.local.session import LocalSession
 from stepwise.target import Target
-
-
-class DemoFailure(Exception):
-    pass
 
 
 @dataclass
@@ -50,12 +51,6 @@ def foundation_steps() -> list[Step]:
 
 
 def all_steps(workdir: Path) -> list[Step]:
-    from stepwise.demo_data import data_steps
-    from stepwise.demo_drift import drift_steps
-    from stepwise.demo_governance import governance_steps
-    from stepwise.demo_lifecycle import SPEC_NAME, lifecycle_steps, spec_steps
-    from stepwise.demo_release import release_steps
-
     return [
         *foundation_steps(),
         *spec_steps(),  # before the data: the contract names the spec, so a good upload trains

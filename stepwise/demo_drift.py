@@ -12,16 +12,10 @@ import numpy as np
 
 from functions.models.drift import DriftCheckAccepted, DriftReport, RetrainingDecision
 from stepwise.commands.predict import predict_all
-from stepwise.demo_lifecycle import MODEL
+from stepwise.demo_shared import MODEL, DemoFailure
 
 SHIFTED_ROWS = 1_200
 REPORT_WAIT_SECONDS = 120.0
-
-
-def _failure(message: str) -> Exception:
-    from stepwise.demo import DemoFailure
-
-    return DemoFailure(message)
 
 
 def shifted_rows(n: int, seed: int = 11) -> list[dict[str, Any]]:
@@ -51,7 +45,7 @@ def step_shifted_traffic(ctx: Any) -> None:
     rows = shifted_rows(SHIFTED_ROWS)
     results, failed = predict_all(ctx.target, MODEL, rows, 100, None)
     if failed is not None:
-        raise _failure(f"predict answered HTTP {failed.status}: {failed.body}")
+        raise DemoFailure(f"predict answered HTTP {failed.status}: {failed.body}")
     recycled = _flush_captures(ctx)
     ctx.say(
         f"{len(results)} shifted rows predicted (alcohol +1.5 std, color_intensity x1.6, proline x1.4, "
@@ -64,7 +58,7 @@ def _check(ctx: Any) -> tuple[DriftCheckAccepted, DriftReport]:
     body = {"window_hours": 1, "retrain": True, "config": {"min_rows": 100}}
     reply = ctx.target.api("POST", f"/v1/models/{MODEL}/drift", body)
     if not reply.ok:
-        raise _failure(f"drift route answered HTTP {reply.status}: {reply.body}")
+        raise DemoFailure(f"drift route answered HTTP {reply.status}: {reply.body}")
     accepted = DriftCheckAccepted.model_validate(reply.body)
     s3 = ctx.target.client("s3")
     bucket, _, key = accepted.report_json.removeprefix("s3://").partition("/")
@@ -75,7 +69,7 @@ def _check(ctx: Any) -> tuple[DriftCheckAccepted, DriftReport]:
             break
         except s3.exceptions.NoSuchKey:
             if time.monotonic() > deadline:
-                raise _failure(f"no drift report at {accepted.report_json}") from None
+                raise DemoFailure(f"no drift report at {accepted.report_json}") from None
             time.sleep(0.5)
     return accepted, DriftReport.model_validate_json(data)
 
@@ -100,14 +94,14 @@ def step_drift_check(ctx: Any) -> None:
     out.write_bytes(html.get_object(Bucket=bucket, Key=key)["Body"].read())
     ctx.say(f"reports: {accepted.report_json}\n         {accepted.report_html}\n  opened locally: {out}")
     if report.verdict.value != "drift":
-        raise _failure(f"shifted traffic should drift the model; the check says {report.verdict.value}")
+        raise DemoFailure(f"shifted traffic should drift the model; the check says {report.verdict.value}")
     decisions = _decisions(ctx)
     if not decisions:
-        raise _failure("no retraining decision was recorded")
+        raise DemoFailure("no retraining decision was recorded")
     d = decisions[-1]
     ctx.say(f"retraining decision: {d.action} - {d.reason}")
     if not d.started:
-        raise _failure("the drift verdict should have started a retraining run")
+        raise DemoFailure("the drift verdict should have started a retraining run")
     ctx.say(f"  started {d.execution_arn.rsplit(':', 1)[-1]} on {d.dataset}@{d.dataset_version}")
 
 
@@ -120,12 +114,12 @@ def step_retrained(ctx: Any) -> None:
         if fresh:
             break
         if time.monotonic() > deadline:
-            raise _failure("the retraining run registered no version")
+            raise DemoFailure("the retraining run registered no version")
         time.sleep(1.0)
     v = fresh[-1]
     ctx.say(f"{MODEL} v{v['version']} is {v['status']}: a retrained model still passes gates and waits for a person")
     if v["status"] != "PENDING_APPROVAL":
-        raise _failure(f"expected the retrained version to wait for approval, it is {v['status']}")
+        raise DemoFailure(f"expected the retrained version to wait for approval, it is {v['status']}")
 
 
 def step_cooldown(ctx: Any) -> None:
@@ -133,12 +127,12 @@ def step_cooldown(ctx: Any) -> None:
     accepted, report = _check(ctx)
     decisions = _decisions(ctx)
     if len(decisions) <= before:
-        raise _failure("the second check recorded no retraining decision")
+        raise DemoFailure("the second check recorded no retraining decision")
     d = decisions[-1]
     ctx.say(f"second check {accepted.check_id}: {report.verdict.value}; decision: {d.action} - {d.reason}")
     if d.action != "skip":
         detail = json.dumps(d.model_dump(mode="json"))
-        raise _failure(f"a second trigger inside the cooldown should be skipped: {detail}")
+        raise DemoFailure(f"a second trigger inside the cooldown should be skipped: {detail}")
 
 
 def drift_steps() -> list[tuple[str, Any]]:

@@ -15,16 +15,10 @@ import time
 from typing import Any
 
 from stepwise.commands.governance import render_audit, render_lineage
-from stepwise.demo_lifecycle import MODEL
+from stepwise.demo_shared import MODEL, OPERATOR, DemoFailure
 
 RETIRABLE = ("ARCHIVED", "REJECTED", "ROLLED_BACK", "APPROVED")
 WAIT_SECONDS = 180.0
-
-
-def _failure(message: str) -> Exception:
-    from stepwise.demo import DemoFailure
-
-    return DemoFailure(message)
 
 
 def _production(ctx: Any) -> int:
@@ -32,7 +26,7 @@ def _production(ctx: Any) -> int:
     models = reply.body.get("models", []) if reply.ok else []
     model = next((m for m in models if m["name"] == MODEL), None)
     if model is None or model.get("production_version") is None:
-        raise _failure(f"{MODEL} has no production version (HTTP {reply.status})")
+        raise DemoFailure(f"{MODEL} has no production version (HTTP {reply.status})")
     return int(model["production_version"])
 
 
@@ -40,17 +34,17 @@ def step_lineage(ctx: Any) -> None:
     version = _production(ctx)
     reply = ctx.target.api("GET", f"/v1/models/{MODEL}/versions/{version}/lineage")
     if not reply.ok:
-        raise _failure(f"lineage answered HTTP {reply.status}: {reply.body}")
+        raise DemoFailure(f"lineage answered HTTP {reply.status}: {reply.body}")
     ctx.say(f"stepwise lineage {MODEL} {version}")
     ctx.say(render_lineage(reply.body))
     if reply.body.get("missing"):
-        raise _failure(f"unresolved lineage links: {reply.body['missing']}")
+        raise DemoFailure(f"unresolved lineage links: {reply.body['missing']}")
 
 
 def step_audit(ctx: Any) -> None:
     reply = ctx.target.api("GET", f"/v1/audit?model={MODEL}")
     if not reply.ok:
-        raise _failure(f"audit answered HTTP {reply.status}: {reply.body}")
+        raise DemoFailure(f"audit answered HTTP {reply.status}: {reply.body}")
     ctx.say(f"stepwise audit {MODEL}")
     ctx.say(render_audit(reply.body))
 
@@ -64,7 +58,6 @@ def _release_pending(ctx: Any) -> bool:
     """Approve the newest version waiting for approval (as the demo operator) and wait until it
     serves, so the version it replaces is ARCHIVED. False when none waits."""
     from functions.models.approvals import approval_id
-    from stepwise.demo_release import OPERATOR
 
     pending = [a for a in ctx.target.api("GET", "/v1/approvals").body.get("approvals", []) if a["model"] == MODEL]
     if not pending:
@@ -75,11 +68,11 @@ def _release_pending(ctx: Any) -> bool:
         "POST", f"/v1/approvals/{approval_id(MODEL, version)}/approve", {"reason": reason}, identity=OPERATOR
     )
     if not reply.ok:
-        raise _failure(f"approving {MODEL} v{version} answered HTTP {reply.status}: {reply.body}")
+        raise DemoFailure(f"approving {MODEL} v{version} answered HTTP {reply.status}: {reply.body}")
     deadline = time.monotonic() + WAIT_SECONDS
     while ctx.target.api("GET", f"/v1/models/{MODEL}/versions/{version}").body.get("status") != "PRODUCTION":
         if time.monotonic() > deadline:
-            raise _failure(f"{MODEL} v{version} did not reach PRODUCTION in {WAIT_SECONDS:.0f} s")
+            raise DemoFailure(f"{MODEL} v{version} did not reach PRODUCTION in {WAIT_SECONDS:.0f} s")
         time.sleep(0.5)
     ctx.say(f"approved {MODEL} v{version} as {OPERATOR}: it serves now, the version it replaced is ARCHIVED")
     return True
@@ -91,7 +84,7 @@ def step_retire(ctx: Any) -> None:
         "POST", f"/v1/models/{MODEL}/versions/{production}/retire", {"reason": "demo: try production"}
     )
     if refused.status != 409:
-        raise _failure(f"retiring the production version answered HTTP {refused.status}, not 409")
+        raise DemoFailure(f"retiring the production version answered HTTP {refused.status}, not 409")
     ctx.say(f"retire {MODEL} {production} (production) -> 409: {refused.body.get('message')}")
     older = _retirable(ctx, production)
     if not older and _release_pending(ctx):  # e.g. the retrained version: it replaces production
@@ -105,7 +98,7 @@ def step_retire(ctx: Any) -> None:
         "POST", f"/v1/models/{MODEL}/versions/{victim}/retire", {"reason": "demo: superseded by production"}
     )
     if not reply.ok:
-        raise _failure(f"retire answered HTTP {reply.status}: {reply.body}")
+        raise DemoFailure(f"retire answered HTTP {reply.status}: {reply.body}")
     ctx.say(
         f"retire {MODEL} {victim} -> {reply.body['status']}; {len(reply.body['tagged'])} artifacts tagged for the "
         f"colder storage class; card {reply.body['card_uri']}"
@@ -124,7 +117,7 @@ def step_reproduce(ctx: Any) -> None:
     ctx.say(f"stepwise reproduce {MODEL} {version}")
     ctx.say(render_reproduce(result.model_dump(mode="json")))
     if not result.identical:
-        raise _failure(f"{MODEL} v{version} did not reproduce")
+        raise DemoFailure(f"{MODEL} v{version} did not reproduce")
 
 
 def governance_steps() -> list[tuple[str, Any]]:

@@ -13,9 +13,8 @@ import time
 from typing import Any
 
 from stepwise.commands.models import render_runs, render_version, render_versions
+from stepwise.demo_shared import MODEL, SPEC_NAME, DemoFailure
 
-SPEC_NAME = "wine"
-MODEL = "wine-model"
 WAIT_SECONDS = 300.0
 
 
@@ -46,7 +45,7 @@ def wine_spec() -> dict[str, Any]:
 def step_spec(ctx: Any) -> None:
     reply = ctx.target.api("PUT", f"/v1/specs/{SPEC_NAME}", wine_spec())
     if reply.status != 201:
-        raise _failure(f"spec put answered HTTP {reply.status}: {reply.body}")
+        raise DemoFailure(f"spec put answered HTTP {reply.status}: {reply.body}")
     spec = reply.body["spec"]
     ctx.say(
         f"PUT /v1/specs/{SPEC_NAME} -> version {reply.body['version']}: {spec['estimator']['name']} on "
@@ -62,12 +61,12 @@ def step_wait(ctx: Any) -> None:
         if versions:
             break
         if time.monotonic() > deadline:
-            raise _failure(f"no version of {MODEL} after {WAIT_SECONDS:.0f} s")
+            raise DemoFailure(f"no version of {MODEL} after {WAIT_SECONDS:.0f} s")
         time.sleep(1.0)
     ctx.say(render_versions(reply.body))
     latest = versions[-1]
     if latest["status"] != "PENDING_APPROVAL":
-        raise _failure(f"{MODEL} v{latest['version']} is {latest['status']}, not PENDING_APPROVAL")
+        raise DemoFailure(f"{MODEL} v{latest['version']} is {latest['status']}, not PENDING_APPROVAL")
     ctx.state["lifecycle_version"] = latest["version"]
 
 
@@ -87,9 +86,3 @@ def lifecycle_steps() -> list[tuple[str, Any]]:
         (f"the workflow trains, evaluates and registers {MODEL}: wait for the version", step_wait),
         (f"stepwise show {MODEL} VERSION and stepwise runs {MODEL}", step_show),
     ]
-
-
-def _failure(message: str) -> Exception:
-    from stepwise.demo import DemoFailure
-
-    return DemoFailure(message)

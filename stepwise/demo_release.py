@@ -15,24 +15,17 @@ from functions.models.approvals import approval_id
 from stepwise.commands.models import render_models
 from stepwise.commands.predict import predict_all
 from stepwise.commands.release import render_approvals
-from stepwise.demo_lifecycle import MODEL
+from stepwise.demo_shared import MODEL, OPERATOR, DemoFailure
 
-OPERATOR = "demo-operator"
 RELEASE_WAIT_SECONDS = 120.0
 DEMO_CONTEXT = {"stepwise:four_eyes": False}
-
-
-def _failure(message: str) -> Exception:
-    from stepwise.demo import DemoFailure
-
-    return DemoFailure(message)
 
 
 def step_approve(ctx: Any) -> None:
     version = ctx.state["lifecycle_version"]
     pending = ctx.target.api("GET", "/v1/approvals")
     if not pending.ok:
-        raise _failure(f"GET /v1/approvals answered HTTP {pending.status}: {pending.body}")
+        raise DemoFailure(f"GET /v1/approvals answered HTTP {pending.status}: {pending.body}")
     ctx.say(render_approvals(pending.body))
     ctx.say(f"four-eyes is relaxed for this demo; on AWS the run's starter may not approve it ({OPERATOR} approves)")
     reason = "demo: gates passed, holdout accuracy above 0.85"
@@ -40,7 +33,7 @@ def step_approve(ctx: Any) -> None:
         "POST", f"/v1/approvals/{approval_id(MODEL, version)}/approve", {"reason": reason}, identity=OPERATOR
     )
     if not reply.ok:
-        raise _failure(f"approve answered HTTP {reply.status}: {reply.body}")
+        raise DemoFailure(f"approve answered HTTP {reply.status}: {reply.body}")
     decision = reply.body.get("decision") or {}
     ctx.say(f"POST /v1/approvals/{approval_id(MODEL, version)}/approve as {OPERATOR} -> {reply.body.get('status')}")
     ctx.say(f"  recorded: by {decision.get('who')}, reason {decision.get('reason')!r}")
@@ -56,7 +49,7 @@ def step_released(ctx: Any) -> None:
         if record and record.get("production_version") == version:
             break
         if time.monotonic() > deadline:
-            raise _failure(f"{MODEL} v{version} did not reach production within {RELEASE_WAIT_SECONDS:.0f} s")
+            raise DemoFailure(f"{MODEL} v{version} did not reach production within {RELEASE_WAIT_SECONDS:.0f} s")
         time.sleep(0.5)
     ctx.say(render_models(reply.body))
 
@@ -73,7 +66,7 @@ def step_predict(ctx: Any) -> None:
     for start in range(0, len(rows), 10):  # 30 HTTP requests of 10 rows
         batch, failed = predict_all(ctx.target, MODEL, rows[start : start + 10], 10, None)
         if failed is not None:
-            raise _failure(f"predict answered HTTP {failed.status}: {failed.body}")
+            raise DemoFailure(f"predict answered HTTP {failed.status}: {failed.body}")
         results += batch
     versions = Counter(r["version"] for r in results)
     correct = sum(str(r["prediction"]) == str(labels[i % len(labels)]) for i, r in enumerate(results))
@@ -81,7 +74,7 @@ def step_predict(ctx: Any) -> None:
     ctx.say(f"{len(results)} rows in 30 POST /v1/models/{MODEL}/predict calls; answered by versions {dict(versions)}")
     ctx.say(f"{correct}/{len(results)} predictions match the known cultivar; every reply names its version")
     if set(versions) != {ctx.state["lifecycle_version"]}:
-        raise _failure(f"expected only v{ctx.state['lifecycle_version']} to answer, got {dict(versions)}")
+        raise DemoFailure(f"expected only v{ctx.state['lifecycle_version']} to answer, got {dict(versions)}")
 
 
 def release_steps() -> list[tuple[str, Any]]:

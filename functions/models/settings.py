@@ -1,7 +1,8 @@
 """Environment variables, read once into a typed model. Nothing else reads os.environ.
 
 Field aliases are the environment variable names; infra/constants.py sets the same names
-(tests/infra/test_env_contract.py keeps the two in step).
+(tests/infra/test_core_stack.py, test_stack_env_var_names_match_the_functions_settings, keeps the
+two in step).
 """
 
 from __future__ import annotations

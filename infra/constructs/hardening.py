@@ -1,4 +1,4 @@
-"""Cross-cutting reliability pieces (issue 9) that belong to no single component:
+"""Cross-cutting reliability pieces that belong to no single component:
 
 - a CloudWatch alarm on the depth of every dead-letter queue (a message there is an event that
   was never processed: someone must look), sent to the monitoring alarm topic: the queues given,

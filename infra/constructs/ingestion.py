@@ -243,7 +243,7 @@ def _grant_validation(stack: StepwiseStack, fn: lambda_.Function) -> None:
     allow_objects(fn, stack.artifacts.bucket, c.PREFIX_VALIDATION_REPORTS, ["s3:PutObject"], "validation reports")
     # items only (no index): contracts, versions, upload guards, idempotency records, audit events
     allow_table(fn, stack.metadata.table, [*ITEM_ACTIONS, "dynamodb:DeleteItem"])
-    if getattr(stack, "lifecycle", None) is not None:  # the lifecycle workflow (issue 4) is in the stack
+    if getattr(stack, "lifecycle", None) is not None:  # a good upload may start the lifecycle workflow
         stack.allow_lifecycle_start(fn)
 
 

@@ -1,4 +1,4 @@
-"""The Stepwise stack: stores, API, and the components each issue adds."""
+"""The Stepwise stack: the stores, the API and every component of the platform (one construct each)."""
 
 from __future__ import annotations
 
@@ -44,7 +44,8 @@ from infra.constructs.serving import Serving
 from infra.constructs.storage import AccessLogs, ArtifactStore, DataStore
 from infra.constructs.tables import Metadata, Registry
 from infra.nag import acknowledge, acknowledge_design_choices
-from layers.build import LAYER_METADATA, build_layer
+from layers.build.builder import build_layer
+from layers.build.packaging import LAYER_METADATA
 
 
 def stack_version() -> str:
@@ -229,7 +230,7 @@ class StepwiseStack(Stack):
         CfnOutput(self, c.OUT_APPROVALS_TOPIC_ARN, value=self.approvals.topic.topic_arn)
         CfnOutput(self, c.OUT_KEY_ARN, value=self.encryption.key.key_arn)
 
-    # -- lifecycle (issue 4) ----------------------------------------------------------------
+    # -- lifecycle -------------------------------------------------------------------------
     SAGEMAKER_SKLEARN_IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3"
 
     def add_lifecycle(self, after_register: sfn.IChainable | None = None) -> Lifecycle:
@@ -328,7 +329,7 @@ class StepwiseStack(Stack):
         ):
             self.api.add_route(method, path, api_fn)
 
-    # -- approvals and release (issue 5) -----------------------------------------------------
+    # -- approvals and release -------------------------------------------------------------
     def add_approvals(self) -> Approvals:
         """The approval (waitForTaskToken) and release functions, the topic, and the state chain
         the lifecycle runs after Register."""

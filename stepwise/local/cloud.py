@@ -30,8 +30,9 @@ from moto.cloudformation.models import cloudformation_backends
 from moto.cloudformation.parsing import clean_json
 from moto.core import DEFAULT_ACCOUNT_ID
 
+from layers.assembly import Assembly
 from stepwise.local import emulated
-from stepwise.local.assembly import Assembly, synthesize
+from stepwise.local.assembly import synthesize
 from stepwise.local.runtime import FunctionRuntime, LambdaRouter, answer_custom_resources
 
 REGION = "us-east-1"

@@ -19,7 +19,8 @@ from infra import constants as c
 from stepwise.cli import main
 from stepwise.commands.data import put_contract, upload
 from stepwise.demo_data import write_demo_files
-from stepwise.demo_lifecycle import MODEL, SPEC_NAME, wine_spec
+from stepwise.demo_lifecycle import wine_spec
+from stepwise.demo_shared import MODEL, SPEC_NAME
 from stepwise.local.session import LocalSession
 from stepwise.target import Target
 from tests.e2e.test_lifecycle_e2e import wait_for

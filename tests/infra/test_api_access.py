@@ -1,4 +1,4 @@
-"""API access, read from the synthesized template (issue 9, item 1): IAM on every route by default;
+"""API access, read from the synthesized template: IAM on every route by default;
 the Cognito user pool authorizer and prediction API keys are stack settings; routes that carry a
 JSON body are validated by API Gateway before the Lambda; the stack's KMS key is used only through
 its stores. Variants are synthesized with the settings given as CDK context, the way `cdk deploy -c`

@@ -15,22 +15,19 @@ from typing import Any
 
 import pytest
 
-from layers.build import (
-    BOTOCORE_SERVICES,
-    PLATFORMS,
-    LayerBuildError,
-    Target,
-    build_layer,
-    build_local_layer,
+from layers.build.builder import build_layer, build_local_layer
+from layers.build.cache import read_manifest
+from layers.build.requirements import (
     flatten_requirements,
     image_names,
     layer_names,
-    read_manifest,
     requirement_name,
     requirements_file,
-    resolve,
     unpinned,
 )
+from layers.build.slimming import BOTOCORE_SERVICES
+from layers.build.target import PLATFORMS, LayerBuildError, Target
+from layers.build.wheels import resolve
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGURED_ARCH = json.loads((ROOT / "cdk.json").read_text())["context"].get("stepwise:architecture", "arm64")
@@ -136,7 +133,7 @@ def test_layers_keep_the_models_of_every_aws_service_the_functions_call() -> Non
     called = aws_services_called()
     # Then the slimmed layers keep their botocore models
     missing = {svc: where for svc, where in called.items() if svc not in BOTOCORE_SERVICES}
-    assert not missing, f"add these to BOTOCORE_SERVICES in layers/build.py: {missing}"
+    assert not missing, f"add these to BOTOCORE_SERVICES in layers/build/slimming.py: {missing}"
 
 
 def test_layers_kept_aws_service_models_load_from_the_slimmed_layer() -> None:

@@ -5,7 +5,7 @@ margin (the inference function under 150 MB), every module its handler uses impo
 own layers, and the handlers' import graphs free of forbidden packages. Sizes and import times are
 printed, never asserted as wall-clock.
 
-The layers are built by the synthesis (layers/build.py, cached in layers/.build by the
+The layers are built by the synthesis (layers/build/, cached in layers/.build by the
 requirements' hash); a cold cache costs a minute or so of pip downloads, a warm one seconds.
 """
 
@@ -25,15 +25,10 @@ import pytest
 
 from infra import constants as c
 from infra.app import build_app
-from layers.build import (
-    LAMBDA_UNZIPPED_LIMIT,
-    PackagedFunction,
-    asset_size_bytes,
-    build_local_layer,
-    local_target,
-    read_manifest,
-    zip_functions,
-)
+from layers.build.builder import build_local_layer
+from layers.build.cache import read_manifest
+from layers.build.packaging import LAMBDA_UNZIPPED_LIMIT, PackagedFunction, asset_size_bytes, zip_functions
+from layers.build.target import local_target
 
 ROOT = Path(__file__).resolve().parents[2]
 HANDLERS = ROOT / "functions" / "handlers"
@@ -235,7 +230,7 @@ def test_packaging_inference_function_under_150_mb(packaged: list[PackagedFuncti
     # Given the function whose handler is the inference handler
     inference = [fn for fn in packaged if fn.handler_module == INFERENCE_HANDLER]
     if not inference:
-        pytest.skip(f"no function in the template runs {INFERENCE_HANDLER} yet (serving, issue 6)")
+        pytest.skip(f"no function in the template runs {INFERENCE_HANDLER}")
     for fn in inference:
         # When its code and layers are measured unzipped
         size = fn.size_bytes()

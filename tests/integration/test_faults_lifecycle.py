@@ -1,4 +1,4 @@
-"""Fault injection on the lifecycle tasks (issue 9, item 5): StartRun, Train, Evaluate, Register and
+"""Fault injection on the lifecycle tasks: StartRun, Train, Evaluate, Register and
 FinishRun, each AWS call of a clean run made to fail each way AWS fails, then the task retried with
 the same input (what the state machine's Retry does for StoreUnavailable/Throttled/Lambda.*) and
 the rest of the workflow run to the end.

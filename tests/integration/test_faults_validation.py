@@ -1,4 +1,4 @@
-"""Fault injection on the validation Lambda (issue 9, item 5): every AWS call of a clean run, made
+"""Fault injection on the validation Lambda: every AWS call of a clean run, made
 to fail each way AWS fails, then the same S3 event delivered again.
 
 What is faked and why (see tests/faults.py): AWS cannot be made to throttle, refuse, time out or

@@ -1,4 +1,4 @@
-"""layers/build.py without pip or the network: requirements, cache keys, slimming, error messages,
+"""layers/build/ without pip or the network: requirements, cache keys, slimming, error messages,
 and reading a synthesized assembly. pip is replaced by a fake runner that plays its --report."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from layers import build
-from layers.build import LayerBuildError, Target
+from layers.build import builder, cache, packaging, requirements, slimming, wheels
+from layers.build.target import LayerBuildError, Target
 
 
 class FakePip:
@@ -65,7 +65,7 @@ def test_flatten_requirements_follows_includes_and_drops_comments(tmp_path: Path
     make_layer(tmp_path, "common", "# shared\npydantic==2.14.4  # models\n")
     make_layer(tmp_path, "data", "-r ../common/requirements.txt\n\npyarrow==26.0.1\n")
     # When flattened
-    lines = build.flatten_requirements(tmp_path / "data" / "requirements.txt")
+    lines = requirements.flatten_requirements(tmp_path / "data" / "requirements.txt")
     # Then the include's lines come first, comments and blanks gone
     assert lines == ["pydantic==2.14.4", "pyarrow==26.0.1"]
 
@@ -74,7 +74,7 @@ def test_flatten_requirements_refuses_an_include_cycle(tmp_path: Path) -> None:
     make_layer(tmp_path, "a", "-r ../b/requirements.txt\n")
     make_layer(tmp_path, "b", "-r ../a/requirements.txt\n")
     with pytest.raises(LayerBuildError, match="cycle"):
-        build.flatten_requirements(tmp_path / "a" / "requirements.txt")
+        requirements.flatten_requirements(tmp_path / "a" / "requirements.txt")
 
 
 @pytest.mark.parametrize(
@@ -89,11 +89,11 @@ def test_flatten_requirements_refuses_an_include_cycle(tmp_path: Path) -> None:
     ],
 )
 def test_pinned_version_accepts_only_exact_pins(line: str, version: str | None) -> None:
-    assert build.pinned_version(line) == version
+    assert requirements.pinned_version(line) == version
 
 
 def test_requirement_name_is_canonical() -> None:
-    assert build.requirement_name("Typing_Extensions[x]==4.1") == "typing-extensions"
+    assert requirements.requirement_name("Typing_Extensions[x]==4.1") == "typing-extensions"
 
 
 def test_layer_names_lists_directories_with_requirements_but_no_dockerfile(tmp_path: Path) -> None:
@@ -102,8 +102,8 @@ def test_layer_names_lists_directories_with_requirements_but_no_dockerfile(tmp_p
     make_layer(tmp_path, ".build", "a==1\n")
     make_layer(tmp_path, "training", "a==1\n")
     (tmp_path / "training" / "Dockerfile").write_text("FROM scratch\n")
-    assert build.layer_names(tmp_path) == ["base"]
-    assert build.image_names(tmp_path) == ["training"]
+    assert requirements.layer_names(tmp_path) == ["base"]
+    assert requirements.image_names(tmp_path) == ["training"]
 
 
 # -- targets and cache keys -----------------------------------------------------------------
@@ -120,16 +120,16 @@ def test_target_platform_tags_cover_manylinux_2_28_and_2014() -> None:
 
 
 def test_build_key_changes_with_requirements_target_and_pins() -> None:
-    base = build.build_key(["a==1"], Target("arm64"))
-    assert base == build.build_key(["a==1"], Target("arm64"))
-    assert base != build.build_key(["a==2"], Target("arm64"))
-    assert base != build.build_key(["a==1"], Target("x86_64"))
-    assert base != build.build_key(["a==1"], Target("arm64", "3.13"))
-    assert base != build.build_key(["a==1"], Target("arm64"), extra='{"a": "1"}')
+    base = cache.build_key(["a==1"], Target("arm64"))
+    assert base == cache.build_key(["a==1"], Target("arm64"))
+    assert base != cache.build_key(["a==2"], Target("arm64"))
+    assert base != cache.build_key(["a==1"], Target("x86_64"))
+    assert base != cache.build_key(["a==1"], Target("arm64", "3.13"))
+    assert base != cache.build_key(["a==1"], Target("arm64"), extra='{"a": "1"}')
 
 
 def test_pip_command_targets_the_lambda_platform_with_wheels_only(tmp_path: Path) -> None:
-    cmd = build.pip_command(tmp_path / "r.txt", Target("arm64"), tmp_path / "t", report=tmp_path / "r.json")
+    cmd = wheels.pip_command(tmp_path / "r.txt", Target("arm64"), tmp_path / "t", report=tmp_path / "r.json")
     assert "--only-binary=:all:" in cmd
     assert cmd[cmd.index("--python-version") + 1] == "3.14"
     assert [cmd[i + 1] for i, p in enumerate(cmd) if p == "--platform"] == list(Target("arm64").platforms)
@@ -142,8 +142,8 @@ def test_build_layer_installs_slims_records_and_reuses_the_cache(tmp_path: Path)
     make_layer(tmp_path, "demo", "demo==1.0\n")
     pip = FakePip({"demo": {"demo/__init__.py": b"x = 1\n", "demo/tests/test_x.py": b"", "demo/x.pyi": b""}})
     # When it is built twice
-    out = build.build_layer("demo", Target("arm64"), root=tmp_path, build=tmp_path / ".build", runner=pip)
-    again = build.build_layer("demo", Target("arm64"), root=tmp_path, build=tmp_path / ".build", runner=pip)
+    out = builder.build_layer("demo", Target("arm64"), root=tmp_path, build=tmp_path / ".build", runner=pip)
+    again = builder.build_layer("demo", Target("arm64"), root=tmp_path, build=tmp_path / ".build", runner=pip)
     # Then pip ran once, the layer holds python/ only, slimmed, with a manifest beside it
     assert again == out
     assert len(pip.calls) == 1
@@ -151,7 +151,7 @@ def test_build_layer_installs_slims_records_and_reuses_the_cache(tmp_path: Path)
     assert (out / "python" / "demo" / "__init__.py").is_file()
     assert not (out / "python" / "demo" / "tests").exists()
     assert not (out / "python" / "demo" / "x.pyi").exists()
-    manifest = build.read_manifest(out)
+    manifest = cache.read_manifest(out)
     assert manifest["packages"] == {"demo": "1.0"}
     assert manifest["target"]["arch"] == "arm64"
     assert manifest["slimmed"]["files"] == 2
@@ -160,7 +160,7 @@ def test_build_layer_installs_slims_records_and_reuses_the_cache(tmp_path: Path)
 
 def test_build_layer_accepts_an_architecture_name(tmp_path: Path) -> None:
     make_layer(tmp_path, "demo", "demo==1.0\n")
-    out = build.build_layer("demo", "x86_64", "3.14", root=tmp_path, build=tmp_path / ".build", runner=FakePip())
+    out = builder.build_layer("demo", "x86_64", "3.14", root=tmp_path, build=tmp_path / ".build", runner=FakePip())
     assert out.name.startswith("demo-x86_64-py314-")
 
 
@@ -170,7 +170,7 @@ def test_build_layer_without_wheels_names_the_package_and_suggests_the_other_arc
     pip = FakePip(missing={"gpu-only==2.0"}, missing_arch="aarch64")
     # When the layer is built for arm64
     with pytest.raises(LayerBuildError) as caught:
-        build.build_layer("demo", Target("arm64"), root=tmp_path, build=tmp_path / ".build", runner=pip)
+        builder.build_layer("demo", Target("arm64"), root=tmp_path, build=tmp_path / ".build", runner=pip)
     # Then the error names the package and the stack setting that would work
     message = str(caught.value)
     assert "gpu-only==2.0" in message
@@ -186,42 +186,43 @@ def test_build_layer_says_when_the_package_index_is_unreachable(tmp_path: Path) 
         return subprocess.CompletedProcess(cmd, 1, "", "WARNING: Retrying ... NewConnectionError('Failed')\nERROR: x")
 
     with pytest.raises(LayerBuildError, match="could not reach the package index"):
-        build.build_layer("demo", Target("arm64"), root=tmp_path, build=tmp_path / ".build", runner=offline)
+        builder.build_layer("demo", Target("arm64"), root=tmp_path, build=tmp_path / ".build", runner=offline)
 
 
 def test_build_local_layer_pins_the_lambda_versions_and_caps_those_without_local_wheels(tmp_path: Path) -> None:
     # Given a Lambda build that resolved numpy 2.5.5, which has no wheel for the local interpreter
     make_layer(tmp_path, "demo", "numpy==2.5.5\ndemo==1.0\n")
     pip = FakePip(missing={"numpy==2.5.5"}, missing_arch="x86_64")
-    build.build_layer("demo", Target("arm64"), root=tmp_path, build=tmp_path / ".build", runner=pip)
+    builder.build_layer("demo", Target("arm64"), root=tmp_path, build=tmp_path / ".build", runner=pip)
     # When the local variant is built
-    local = build.build_local_layer(
+    local = builder.build_local_layer(
         "demo", target=Target("x86_64", "3.11"), root=tmp_path, build=tmp_path / ".build", runner=pip
     )
     # Then numpy is capped at the Lambda version, the rest pinned, and the substitution recorded
     assert local.parent.name == "local"
-    manifest = build.read_manifest(local)
+    manifest = cache.read_manifest(local)
     assert manifest["substitutions"] == {"numpy": {"lambda": "2.5.5", "local": "1.0"}}
     assert manifest["target"] == {"arch": "x86_64", "python": "3.11", "platforms": list(Target("x86_64").platforms)}
 
 
 def test_prune_keeps_the_current_builds_and_removes_the_rest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # Given current arm64 and local builds of a layer, and a stale build from older requirements
-    monkeypatch.setattr(build, "local_target", lambda: Target("x86_64", "3.11"))
+    for module in (builder, cache):
+        monkeypatch.setattr(module, "local_target", lambda: Target("x86_64", "3.11"))
     make_layer(tmp_path, "demo", "demo==1.0\n")
-    cache = tmp_path / ".build"
+    cache_dir = tmp_path / ".build"
     pip = FakePip()
-    current = build.build_layer("demo", Target("arm64"), root=tmp_path, build=cache, runner=pip)
-    local = build.build_local_layer("demo", root=tmp_path, build=cache, runner=pip)
-    stale = cache / "demo-arm64-py314-000000000000"
+    current = builder.build_layer("demo", Target("arm64"), root=tmp_path, build=cache_dir, runner=pip)
+    local = builder.build_local_layer("demo", root=tmp_path, build=cache_dir, runner=pip)
+    stale = cache_dir / "demo-arm64-py314-000000000000"
     (stale / "python").mkdir(parents=True)
-    build.manifest_path(stale).write_text("{}")
+    cache.manifest_path(stale).write_text("{}")
     # When pruned
-    gone = build.prune(build.current_builds(root=tmp_path, build=cache), build=cache)
+    gone = cache.prune(cache.current_builds(root=tmp_path, build=cache_dir), build=cache_dir)
     # Then only the stale build went
     assert gone == [stale]
     assert current.is_dir() and local.is_dir()
-    assert not build.manifest_path(stale).exists()
+    assert not cache.manifest_path(stale).exists()
 
 
 # -- slimming -------------------------------------------------------------------------------
@@ -250,7 +251,7 @@ def test_slim_removes_what_nothing_imports_and_keeps_the_rest(tmp_path: Path) ->
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_bytes(b"12345")
     # When slimmed
-    removed = build.slim(tmp_path)
+    removed = slimming.slim(tmp_path)
     # Then only code a function can import, its libraries, metadata and kept service models remain
     left = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
     assert left == [
@@ -276,16 +277,16 @@ def test_slim_keeps_a_rule_matched_library_that_a_remaining_binary_loads(tmp_pat
     (tmp_path / "pyarrow" / "libarrow_flight.so.2600").write_bytes(b"ELF")
     (tmp_path / "pyarrow" / "libarrow_python_flight.so.2600").write_bytes(b"ELF")
     # When slimmed
-    build.slim(tmp_path)
+    slimming.slim(tmp_path)
     # Then the loaded library stays and the unreferenced one goes
     assert (tmp_path / "pyarrow" / "libarrow_flight.so.2600").exists()
     assert not (tmp_path / "pyarrow" / "libarrow_python_flight.so.2600").exists()
 
 
 def test_recipe_digest_follows_the_slimming_rules(monkeypatch: pytest.MonkeyPatch) -> None:
-    before = build.recipe_digest()
-    monkeypatch.setattr(build, "BOTOCORE_SERVICES", build.BOTOCORE_SERVICES | {"ec2"})
-    assert build.recipe_digest() != before
+    before = cache.recipe_digest()
+    monkeypatch.setattr(slimming, "BOTOCORE_SERVICES", slimming.BOTOCORE_SERVICES | {"ec2"})
+    assert cache.recipe_digest() != before
 
 
 # -- reading a synthesized assembly ----------------------------------------------------------
@@ -313,12 +314,18 @@ def test_zip_functions_reads_code_and_layer_assets_of_each_function(tmp_path: Pa
     }
     assets = {
         "files": {
-            "c": {"source": {"path": "asset.code"}, "destinations": {"d": {"objectKey": "code.zip"}}},
-            "l": {"source": {"path": "asset.layer.zip"}, "destinations": {"d": {"objectKey": "layer.zip"}}},
+            "c": {
+                "source": {"path": "asset.code"},
+                "destinations": {"d": {"bucketName": "b", "objectKey": "code.zip"}},
+            },
+            "l": {
+                "source": {"path": "asset.layer.zip"},
+                "destinations": {"d": {"bucketName": "b", "objectKey": "layer.zip"}},
+            },
         }
     }
     metadata = {
-        "/S/A": [{"type": build.LAYER_METADATA, "data": "inference"}],
+        "/S/A": [{"type": packaging.LAYER_METADATA, "data": "inference"}],
         "/S/A/Resource": [{"type": "aws:cdk:logicalId", "data": "LayerA"}],
     }
     manifest = {
@@ -335,7 +342,7 @@ def test_zip_functions_reads_code_and_layer_assets_of_each_function(tmp_path: Pa
     ]:
         (tmp_path / name).write_text(json.dumps(data))
     # When read
-    functions, images = build.zip_functions(tmp_path, "S")
+    functions, images = packaging.zip_functions(tmp_path, "S")
     # Then the zip function carries its code and named layer, and sizes are unzipped bytes
     assert images == ["Img"]
     [fn] = functions

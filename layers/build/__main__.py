@@ -1,0 +1,5 @@
+"""`python -m layers.build`."""
+
+from layers.build.cli import main
+
+raise SystemExit(main())
