@@ -6,7 +6,10 @@ pyarrow; tests/unit/test_serving_imports.py holds it to that).
 
 Metrics (namespace Stepwise; dimensions service, model, version once the model is resolved):
     Invocations, Rows, Latency (ms), ModelCacheHits, ModelCacheMisses, ClientErrors,
-    ServerErrors, IntegrityFailures, ShadowErrors, CaptureRows, CaptureErrors, FeedbackLabels.
+    ServerErrors, ShadowErrors, CaptureRows (rows sampled into the capture buffer), FeedbackLabels.
+With the service dimension only, each emitted in the invocation it happens in (the alarms watch them):
+    IntegrityFailures; CaptureRowsWritten (rows written to S3), CaptureRowsDropped (rows lost to a
+    failed write or serialization) and CaptureErrors (the failures that dropped them).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from pydantic import ValidationError
 from pydantic_core import from_json
 
 from functions.handlers.errors import AWS_ERRORS, JSON, json_error, typed_aws_error, typed_error
+from functions.logic.capture import CaptureCounts
 from functions.logic.serving import Serving
 from functions.models.errors import IntegrityError, StepwiseError
 from functions.models.registry import NAME_PATTERN
@@ -52,11 +56,11 @@ def serving() -> Serving:
 
 def reset(state: Serving | None = None) -> Serving | None:
     """Replace the execution environment's state (tests: a fresh cache, a controllable clock).
-    Returns the previous state, flushed."""
+    Returns the previous state, flushed (its capture metrics emitted)."""
     global _serving
     previous, _serving = _serving, state
     if previous is not None:
-        previous.shutdown()
+        _emit_capture_counts(previous.shutdown())
     return previous
 
 
@@ -116,10 +120,29 @@ def handle_invalid(exc: RequestInvalid) -> Response:
     return json_error(exc.status_code, "ValidationError", exc.message, details=exc.details)
 
 
-def _count_integrity_failure() -> None:
-    """IntegrityFailures with the service dimension only: the one metric the alarm watches."""
-    with single_metric(name="IntegrityFailures", unit=MetricUnit.Count, value=1, namespace=NAMESPACE) as metric:
+def _service_metric(name: str, value: float) -> None:
+    """One metric with the service dimension only (what the alarms watch), emitted now rather than
+    with the invocation's other metrics, which carry the model and version dimensions."""
+    with single_metric(name=name, unit=MetricUnit.Count, value=value, namespace=NAMESPACE) as metric:
         metric.add_dimension("service", SERVICE)
+
+
+def _count_integrity_failure() -> None:
+    _service_metric("IntegrityFailures", 1)
+
+
+def _emit_capture_counts(counts: CaptureCounts) -> None:
+    """CaptureRowsWritten, CaptureRowsDropped and CaptureErrors, each only when non-zero (a
+    missing datapoint is zero to the dropped-rows alarm)."""
+    if not counts:
+        return
+    for name, value in (
+        ("CaptureRowsWritten", counts.rows_written),
+        ("CaptureRowsDropped", counts.rows_dropped),
+        ("CaptureErrors", counts.errors),
+    ):
+        if value:
+            _service_metric(name, value)
 
 
 @app.exception_handler(IntegrityError)
@@ -170,15 +193,30 @@ def handle_unexpected(exc: Exception) -> Response:
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     metrics.add_metric("Invocations", MetricUnit.Count, 1)
-    return app.resolve(event, context)
+    try:
+        return app.resolve(event, context)
+    finally:
+        _end_invocation()
 
 
-# -- shutdown: flush captured rows when the runtime stops --------------------------------------
+def _end_invocation() -> None:
+    """Before any invocation returns: write the capture buffer if it is due and report what became
+    of captured rows. Lambda may freeze the environment after this and recycle it without running
+    any more of our code, so this is the last point that is sure to run."""
+    if _serving is not None:
+        _emit_capture_counts(_serving.end_invocation())
+
+
+# -- shutdown: flush captured rows when the runtime is told to stop ----------------------------
 def _flush_on_exit() -> None:
     if _serving is not None:
-        written = _serving.shutdown()
-        if written:
-            logger.info("capture flushed at shutdown", extra={"rows": written})
+        counts = _serving.shutdown()
+        _emit_capture_counts(counts)
+        if counts:
+            logger.info(
+                "capture flushed at shutdown",
+                extra={"rows_written": counts.rows_written, "rows_dropped": counts.rows_dropped},
+            )
 
 
 def _on_sigterm(signum: int, frame: object) -> None:
@@ -193,6 +231,8 @@ def _on_sigterm(signum: int, frame: object) -> None:
 atexit.register(_flush_on_exit)
 _previous_sigterm: Any = None
 if threading.current_thread() is threading.main_thread():
-    # Lambda sends SIGTERM to the runtime on shutdown when an extension is registered; the
-    # age bound (STEPWISE_CAPTURE_FLUSH_SECONDS) limits what an environment can hold otherwise.
+    # Lambda sends SIGTERM to the runtime at SHUTDOWN only when an external extension is
+    # registered (none is deployed here; an internal one may not register for SHUTDOWN), and the
+    # local cloud runs the atexit hook at its SHUTDOWN phase. Neither is relied on: the flush at
+    # the end of each invocation (_end_invocation) bounds what an environment can hold.
     _previous_sigterm = signal.signal(signal.SIGTERM, _on_sigterm)

@@ -4,10 +4,13 @@ gzip JSON Lines in batches, so most requests make no S3 call.
 Each captured request's rows are serialized to JSON lines at once (a steady few microseconds per
 row); `flush()` compresses (gzip level 1) and writes one object per (model, hour):
     captures/<model>/dt=YYYY-MM-DD/hour=HH/<epoch ms>-<uuid>.jsonl.gz
-(line format: functions/models/serving.py). The buffer is flushed when it holds `max_rows` rows,
-when its oldest row is `max_age_s` old (checked on each request), and on the runtime's shutdown.
+(line format: functions/models/serving.py). The caller checks `due()` at the end of every
+invocation and flushes then: when the buffer holds `max_rows` rows or its oldest row is `max_age_s`
+old. So once an invocation returns, fewer than `max_rows` rows are pending and none is older than
+`max_age_s`: that is all an environment recycled while idle can lose (Lambda runs no code in a
+frozen environment, and delivers no SHUTDOWN to a function without an external extension).
 A failed write is logged and counted, its rows are dropped, and nothing is raised: capture never
-fails a prediction.
+fails a prediction. `take_counts()` hands the invocation what to report as metrics.
 """
 
 from __future__ import annotations
@@ -111,6 +114,22 @@ def encode(text_lines: list[str]) -> bytes:
     return gzip.compress(("\n".join(text_lines) + "\n").encode(), compresslevel=6, mtime=0)
 
 
+@dataclass(frozen=True, slots=True)
+class CaptureCounts:
+    """What became of captured rows over some span: rows written to S3, rows dropped (a failed
+    write or serialization, or no bucket), and the failures that dropped them."""
+
+    rows_written: int = 0
+    rows_dropped: int = 0
+    errors: int = 0
+
+    def __bool__(self) -> bool:
+        return bool(self.rows_written or self.rows_dropped or self.errors)
+
+
+NO_COUNTS = CaptureCounts()
+
+
 @dataclass(slots=True)
 class _Stream:
     """One object being built: the serialized lines of one (model, hour)."""
@@ -156,10 +175,16 @@ class CaptureBuffer:
         self.rows_dropped = 0
         self.objects_written = 0
         self.failures = 0
+        self._reported = NO_COUNTS
 
     @property
     def pending_rows(self) -> int:
         return self._rows
+
+    @property
+    def pending_age_s(self) -> float:
+        """How long the oldest pending row has waited (0 when nothing is pending)."""
+        return self._clock() - self._oldest if self._streams else 0.0
 
     def sampled(self) -> bool:
         """Whether this request is captured (one draw per request keeps a request's rows together)."""
@@ -189,12 +214,34 @@ class CaptureBuffer:
     def due(self) -> bool:
         return bool(self._streams) and (self._rows >= self.max_rows or self._clock() - self._oldest >= self.max_age_s)
 
+    def take_counts(self) -> CaptureCounts:
+        """The counts since the previous call (what the current invocation has to report)."""
+        reported = self._reported
+        if (self.rows_written, self.rows_dropped, self.failures) == (
+            reported.rows_written,
+            reported.rows_dropped,
+            reported.errors,
+        ):
+            return NO_COUNTS
+        now = CaptureCounts(self.rows_written, self.rows_dropped, self.failures)
+        self._reported = now
+        return CaptureCounts(
+            now.rows_written - reported.rows_written,
+            now.rows_dropped - reported.rows_dropped,
+            now.errors - reported.errors,
+        )
+
     def flush(self) -> int:
         """Write everything pending, one object per (model, hour); return the rows written.
         Never raises: a failed write is logged and counted, and its rows are dropped."""
         streams, self._streams, self._rows = self._streams, {}, 0
+        if not streams:
+            return 0
         if not self.bucket:
-            self.rows_dropped += sum(s.rows for s in streams.values())
+            dropped = sum(s.rows for s in streams.values())
+            self.failures += 1
+            self.rows_dropped += dropped
+            logger.error("no data bucket configured; captured rows dropped", extra={"rows": dropped})
             return 0
         written = 0
         now_ms = self._wall_ms()

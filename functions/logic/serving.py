@@ -24,7 +24,15 @@ from pydantic import ValidationError
 from functions.dal import artifacts
 from functions.dal import registry as registry_dal
 from functions.dal.captures import put_jsonl_gz
-from functions.logic.capture import FEEDBACK_PREFIX, CaptureBuffer, CapturedRequest, encode, iso_ms, partition_key
+from functions.logic.capture import (
+    FEEDBACK_PREFIX,
+    CaptureBuffer,
+    CaptureCounts,
+    CapturedRequest,
+    encode,
+    iso_ms,
+    partition_key,
+)
 from functions.logic.routing import Route, choose
 from functions.logic.serving_runtime import OnnxModel
 from functions.models.errors import IntegrityError, NotFound, StepwiseError
@@ -179,7 +187,6 @@ class Outcome:
     cache_hit: bool
     shadow_error: bool = False
     captured: bool = False
-    flushed_rows: int = 0
 
 
 def _request_id(payload: Any) -> str | None:
@@ -311,8 +318,6 @@ class Serving:
             outcome.captured = True
         if route.shadow_version is not None:
             outcome.shadow_error = not self._shadow(name, route.shadow_version, payload, rid, now_ms, sampled)
-        if capture.due():
-            outcome.flushed_rows = capture.flush()
         return outcome
 
     def _shadow(self, name: str, version: int, payload: Any, rid: str, now_ms: int, sampled: bool) -> bool:
@@ -366,6 +371,19 @@ class Serving:
         put_jsonl_gz(self.settings.data_bucket, key, encode(text))
         return FeedbackReply(model=name, accepted=len(text), key=key)
 
-    def shutdown(self) -> int:
-        """Flush the capture buffer (the runtime is going away)."""
-        return self.capture.flush()
+    # -- the end of an invocation and of the environment ------------------------------------
+    def end_invocation(self) -> CaptureCounts:
+        """Called before every invocation returns, whatever its outcome: write the capture buffer
+        if it is due (full, or its oldest row at the age bound), so an environment that is frozen
+        now and recycled later loses only rows younger than the bound. Returns what became of
+        captured rows during the invocation, for its metrics."""
+        capture = self.capture
+        if capture.due():
+            capture.flush()
+        return capture.take_counts()
+
+    def shutdown(self) -> CaptureCounts:
+        """Flush the capture buffer (the runtime is going away); returns what became of the rows
+        not yet reported."""
+        self.capture.flush()
+        return self.capture.take_counts()

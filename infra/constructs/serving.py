@@ -2,7 +2,8 @@
 
 Its own layer (layers/inference: ONNX Runtime, numpy, Powertools, pydantic; no scikit-learn),
 least-privilege access (registry GetItem, artifacts models/* read, data captures/* and feedback/*
-write), configurable reserved concurrency, and an alarm on artifacts that fail verification.
+write), configurable reserved concurrency, and alarms on artifacts that fail verification and on
+captured rows that were dropped.
 The stack adds the API routes (`routes`) with Api.add_route.
 """
 
@@ -26,7 +27,7 @@ INFERENCE_HANDLER = "functions.handlers.predict.lambda_handler"
 
 
 class Serving(Construct):
-    """Exposes `function`, `layer`, `routes` and `integrity_alarm`."""
+    """Exposes `function`, `layer`, `routes`, `integrity_alarm` and `capture_dropped_alarm`."""
 
     routes: tuple[tuple[str, str], ...] = (
         ("POST", "/v1/models/{name}/predict"),
@@ -108,5 +109,23 @@ class Serving(Construct):
             threshold=1,
             evaluation_periods=1,
             comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+
+        # captured traffic that could not be written is lost to drift checks; someone must look
+        self.capture_dropped_alarm = cloudwatch.Alarm(
+            self,
+            "CaptureDroppedAlarm",
+            alarm_description="Captured inference rows were dropped: a capture write failed (see the inference logs)",
+            metric=cloudwatch.Metric(
+                namespace="Stepwise",
+                metric_name="CaptureRowsDropped",
+                dimensions_map={"service": "stepwise"},
+                statistic="Sum",
+                period=Duration.minutes(5),
+            ),
+            threshold=0,
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )

@@ -97,3 +97,28 @@ def test_serving_reserved_concurrency_is_configurable(tmp_path: Any) -> None:
             "Environment": {"Variables": Match.object_like({c.ENV_ALIAS_CACHE_TTL: "1.5"})},
         },
     )
+
+
+def test_serving_alarms_on_dropped_capture_rows(resources: dict[str, Any]) -> None:
+    # Given the synthesized template; Then one alarm fires on any captured row dropped in 5 minutes,
+    # on the service-dimension metric the inference handler emits, and notifies the alarm topic
+    (alarm,) = [
+        r["Properties"]
+        for r in resources.values()
+        if r["Type"] == "AWS::CloudWatch::Alarm" and r["Properties"].get("MetricName") == "CaptureRowsDropped"
+    ]
+    (action,) = alarm.pop("AlarmActions")
+    alarm.pop("Tags", None)  # the stack's own tags
+    assert action["Ref"].startswith(f"{c.MONITORING_ID}AlarmTopic")
+    assert alarm == {
+        "AlarmDescription": "Captured inference rows were dropped: a capture write failed (see the inference logs)",
+        "ComparisonOperator": "GreaterThanThreshold",
+        "Dimensions": [{"Name": "service", "Value": "stepwise"}],
+        "EvaluationPeriods": 1,
+        "MetricName": "CaptureRowsDropped",
+        "Namespace": "Stepwise",
+        "Period": 300,
+        "Statistic": "Sum",
+        "Threshold": 0,
+        "TreatMissingData": "notBreaching",
+    }

@@ -22,6 +22,7 @@ from functions.handlers import predict
 from functions.logic.serving import Serving
 from functions.models.serving import CaptureLine
 from functions.models.settings import Settings, get_settings
+from tests import faults
 from tests.integration.conftest import Stores
 from tests.integration.test_predict_support import (
     Context,
@@ -77,6 +78,25 @@ def served(stores: Stores) -> Iterator[Served]:
     clock = Clock()
     yield Served(stores, model, clock, fresh_state(clock))
     predict.reset(None)
+
+
+def emf(out: str, name: str) -> list[tuple[float, dict[str, str]]]:
+    """Each value of metric `name` in the Powertools EMF lines of `out`, with the line's dimensions."""
+    found = []
+    for text in out.splitlines():
+        if not (text.startswith("{") and '"_aws"' in text):
+            continue
+        line = json.loads(text)
+        (directive,) = line["_aws"]["CloudWatchMetrics"]
+        if name in line:
+            values = line[name] if isinstance(line[name], list) else [line[name]]
+            dimensions = {d: line[d] for d in directive["Dimensions"][0]}
+            found += [(float(v), dimensions) for v in values]
+    return found
+
+
+def emf_sum(out: str, name: str) -> float:
+    return sum(v for v, _ in emf(out, name))
 
 
 def captured_lines(stores: Stores, model: str = NAME) -> list[dict[str, Any]]:
@@ -307,6 +327,96 @@ def test_capture_failure_does_not_fail_predictions(stores: Stores) -> None:
         assert state.capture.failures == 5 and state.capture.rows_dropped == 5
     finally:
         predict.reset(None)
+
+
+@pytest.mark.parametrize("kind", ["refused request", "unknown model", "feedback"])
+def test_capture_an_invocation_past_the_age_bound_writes_before_returning_whatever_its_outcome(
+    served: Served, kind: str
+) -> None:
+    # Given 3 captured rows pending in the buffer
+    assert served.call({"instances": served.model.instances(0, 3)})[0] == 200
+    assert served.state.capture.pending_rows == 3 and captured_lines(served.stores) == []
+    # When the age bound has passed and the next invocation captures nothing
+    served.clock.now += get_settings().capture_flush_seconds
+    event = {
+        "refused request": predict_event(NAME, {"instances": []}),
+        "unknown model": predict_event("no-such-model", {"instances": served.model.instances()}),
+        "feedback": feedback_event(NAME, {"labels": [{"request_id": "r-1", "label": 1}]}),
+    }[kind]
+    predict.lambda_handler(event, Context())
+    # Then that invocation wrote the rows before returning: nothing waits for a request that may never come
+    assert served.state.capture.pending_rows == 0
+    assert len(captured_lines(served.stores)) == 3
+
+
+def test_capture_idle_environment_holds_nothing_older_than_the_age_bound(served: Served) -> None:
+    # Given traffic every 7 s for 10 minutes, every fourth request refused (422), 10 rows a request
+    bound = get_settings().capture_flush_seconds
+    good, refused = {"instances": served.model.instances(0, 10)}, {"instances": []}
+    captured, last_good = 0, 0.0
+    for i in range(90):
+        served.clock.now += 7
+        status, _ = served.call(refused if i % 4 == 3 else good)
+        if status == 200:
+            captured, last_good = captured + 10, served.clock.now
+        # Then no invocation returns leaving a row older than the age bound pending
+        assert served.state.capture.pending_age_s < bound, (i, served.state.capture.pending_age_s)
+    # When the last request is refused once the bound has passed, and the environment then idles
+    # for 15 minutes and is recycled (no code runs: Lambda delivers no SHUTDOWN without an extension)
+    served.clock.now = last_good + bound
+    assert served.call(refused)[0] == 422
+    # Then every captured row is in S3 before that idle period: nothing is left to lose
+    assert served.state.capture.pending_rows == 0
+    assert len(captured_lines(served.stores)) == captured == served.state.capture.rows_written
+
+
+def test_capture_write_failure_emits_capture_errors_and_dropped_rows(
+    stores: Stores, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given captures go to a bucket that does not exist, flushed on every request
+    trained = breast_cancer_classifier()
+    put_version(stores, NAME, 1, trained)
+    put_model(stores, NAME, production=1)
+    fresh_state(Clock(), data_bucket="no-such-bucket", capture_flush_rows=1)
+    try:
+        capsys.readouterr()
+        # When a request of 2 rows is served
+        reply = predict.lambda_handler(predict_event(NAME, {"instances": trained.instances(0, 2)}), Context())
+        out = capsys.readouterr().out
+        # Then it succeeds, and that invocation emitted one CaptureErrors and 2 CaptureRowsDropped
+        # with the service dimension only (what the alarm watches), and no rows written
+        assert reply["statusCode"] == 200
+        assert emf(out, "CaptureErrors") == [(1.0, {"service": "stepwise"})]
+        assert emf(out, "CaptureRowsDropped") == [(2.0, {"service": "stepwise"})]
+        assert emf(out, "CaptureRowsWritten") == []
+    finally:
+        predict.reset(None)
+
+
+def test_capture_rows_written_counts_rows_in_s3(served: Served, capsys: pytest.CaptureFixture[str]) -> None:
+    # Given a buffer of 10 rows, requests of 3 rows
+    fresh_state(served.clock, capture_flush_rows=10)
+    capsys.readouterr()
+    body = {"instances": served.model.instances(0, 3)}
+    # When 4 requests fill it (written), 4 more fill it while S3 refuses the write (dropped),
+    # and 2 more are pending when the environment shuts down (written)
+    for _ in range(4):
+        served.call(body)
+    with faults.inject("s3.PutObject", faults.THROTTLING) as rule:
+        for _ in range(4):
+            served.call(body)
+    assert rule.fired == ["s3.PutObject"]
+    for _ in range(2):
+        served.call(body)
+    predict.reset(None)
+    out = capsys.readouterr().out
+    # Then CaptureRowsWritten counts the rows in S3, CaptureRowsDropped the refused ones, and
+    # CaptureRows every row put in the buffer
+    assert len(captured_lines(served.stores)) == 18
+    assert emf_sum(out, "CaptureRowsWritten") == 18
+    assert emf_sum(out, "CaptureRowsDropped") == 12
+    assert emf_sum(out, "CaptureErrors") == 1
+    assert emf_sum(out, "CaptureRows") == 30
 
 
 def test_capture_sampling_keeps_about_the_rate(stores: Stores) -> None:

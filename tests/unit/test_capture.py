@@ -11,6 +11,7 @@ import pyarrow.json as pj
 
 from functions.logic.capture import (
     CaptureBuffer,
+    CaptureCounts,
     CapturedRequest,
     encode,
     iso_ms,
@@ -101,7 +102,35 @@ def test_capture_sampling_rate_bounds() -> None:
 def test_capture_without_bucket_drops_and_counts() -> None:
     buffer = CaptureBuffer("", sample_rate=1.0, max_rows=1, max_age_s=1)
     buffer.add(request())
-    assert buffer.flush() == 0 and buffer.rows_dropped == 2
+    assert buffer.flush() == 0 and buffer.rows_dropped == 2 and buffer.failures == 1
+    assert buffer.take_counts() == CaptureCounts(rows_written=0, rows_dropped=2, errors=1)
+
+
+def test_capture_counts_are_reported_once() -> None:
+    # Given a write that fails, then one that succeeds
+    written: list[str] = []
+
+    def writer(bucket: str, key: str, body: bytes) -> None:
+        if not written:
+            written.append("refused")
+            raise OSError("refused")
+        written.append(key)
+
+    clock = Clock()
+    buffer = CaptureBuffer("bucket", sample_rate=1.0, max_rows=100, max_age_s=60, writer=writer, clock=clock)
+    assert not buffer.take_counts() and buffer.pending_age_s == 0.0
+    buffer.add(request())
+    clock.now = 5
+    assert buffer.pending_age_s == 5
+    buffer.flush()
+    # Then each span's counts are handed out once: the failure, then the write
+    assert buffer.take_counts() == CaptureCounts(rows_written=0, rows_dropped=2, errors=1)
+    assert not buffer.take_counts()
+    buffer.add(request())
+    buffer.add(request())
+    assert buffer.flush() == 4
+    assert buffer.take_counts() == CaptureCounts(rows_written=4, rows_dropped=0, errors=0)
+    assert (buffer.rows_written, buffer.rows_dropped, buffer.failures) == (4, 2, 1)
 
 
 def test_capture_numbers_template_encodes_exactly_like_json() -> None:
