@@ -33,20 +33,18 @@ from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.dal import monitoring as monitoring_dal
-from functions.dal import registry as registry_dal
 from functions.dal.idempotency import run_once
 from functions.handlers import lease
 from functions.handlers.errors import typed_aws_errors
 from functions.logic.drift_check import run_drift_check
+from functions.logic.drift_schedule import run_schedule
 from functions.models.drift import (
     DriftCheckRequest,
     DriftCheckResult,
     DriftReport,
     DriftScheduleEvent,
-    DriftSettings,
     ModelVerdict,
 )
-from functions.models.errors import StepwiseError, StoreUnavailable
 from functions.models.settings import get_settings
 from functions.observability import NAMESPACE, logger, metrics, tracer
 
@@ -133,29 +131,7 @@ def delivery_id(event: dict[str, Any], context: LambdaContext) -> tuple[str, dat
 def _schedule(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     check_id, end = delivery_id(event, context)
     schedule = DriftScheduleEvent.model_validate({k: v for k, v in event.items() if k != "time"})
-    results, errors, retry = [], [], []
-    for record in registry_dal.list_models(get_settings().registry_table, limit=1_000):
-        if not record.production_version:
-            continue
-        try:
-            stored = monitoring_dal.get_settings(get_settings().metadata_table, record.name) or DriftSettings()
-            req = DriftCheckRequest(
-                model=record.name,
-                window_hours=schedule.window_hours,
-                end=end,
-                config=stored.config,
-                policy=stored.policy,
-                check_id=check_id,
-            )
-            results.append(check_once(req))
-        except StepwiseError as exc:  # one model's problem does not stop the others
-            logger.warning("drift check failed", extra={"model": record.name, "error": exc.message})
-            errors.append({"model": record.name, "error": type(exc).__name__, "message": exc.message})
-            if isinstance(exc, StoreUnavailable):
-                retry.append(record.name)
-    if retry:  # the asynchronous retry re-runs these; the checks that passed return their result
-        raise StoreUnavailable(f"drift checks of {', '.join(retry)} failed on a store error; retry later")
-    return {"results": results, "errors": errors}
+    return run_schedule(schedule, check_id=check_id, end=end, settings=get_settings(), check=check_once)
 
 
 @logger.inject_lambda_context
