@@ -60,7 +60,12 @@ ROUTES: list[tuple[str, str, str, Any]] = [
     ("GET", "/v1/approvals/<approval_id>", "/v1/approvals/churn-3", None),
     ("POST", "/v1/approvals/<approval_id>/approve", "/v1/approvals/churn-3/approve", {"reason": "ok"}),
     ("POST", "/v1/approvals/<approval_id>/reject", "/v1/approvals/churn-3/reject", {"reason": "no"}),
-    ("POST", "/v1/models/<name>/rollback", "/v1/models/churn/rollback", {"reason": "bad"}),
+    (
+        "POST",
+        "/v1/models/<name>/rollback",
+        "/v1/models/churn/rollback",
+        {"reason": "bad", "expected_production_version": 1},
+    ),
     ("POST", "/v1/models/<name>/drift", "/v1/models/churn/drift", {}),
     ("PUT", "/v1/models/<name>/drift/settings", "/v1/models/churn/drift/settings", {}),
     ("GET", "/v1/models/<name>/drift/settings", "/v1/models/churn/drift/settings", None),
