@@ -11,6 +11,7 @@ so requests get past validation to their first store call.
 from __future__ import annotations
 
 import json
+import urllib.parse
 from collections.abc import Iterator
 from contextlib import ExitStack
 from typing import Any
@@ -70,7 +71,7 @@ ROUTES: list[tuple[str, str, str, Any]] = [
     ("PUT", "/v1/models/<name>/drift/settings", "/v1/models/churn/drift/settings", {}),
     ("GET", "/v1/models/<name>/drift/settings", "/v1/models/churn/drift/settings", None),
     ("GET", "/v1/models/<name>/versions/<version>/lineage", "/v1/models/churn/versions/1/lineage", None),
-    ("GET", "/v1/explain/<request_id>", "/v1/explain/r-1", None),
+    ("GET", "/v1/explain/<request_id>", "/v1/explain/r-1?model=churn", None),
     ("GET", "/v1/models/<name>/versions/<version>/card", "/v1/models/churn/versions/1/card", None),
     ("POST", "/v1/models/<name>/versions/<version>/retire", "/v1/models/churn/versions/2/retire", {"reason": "old"}),
     ("POST", "/v1/models/<name>/versions/<version>/restore", "/v1/models/churn/versions/2/restore", {"reason": "x"}),
@@ -116,7 +117,10 @@ def problems(method: str, template: str, path: str, body: Any, fault: faults.Fau
             stack.enter_context(faults.inject(f"{service}.*", fault, times=10**6))
             for service in ("dynamodb", "s3", "stepfunctions", "lambda")
         ]
-        reply = api.lambda_handler(api_event(method, path, body, who="alice"), Context())
+        path, _, query = path.partition("?")
+        event = api_event(method, path, body, who="alice")
+        event["queryStringParameters"] = dict(urllib.parse.parse_qsl(query)) or None
+        reply = api.lambda_handler(event, Context())
     raw = reply.get("body") or ""
     if not any(rule.fired for rule in rules):
         return [f"{route}: made no store call ({reply['statusCode']} {raw})"]

@@ -4,6 +4,7 @@ serves, prints it, and sends it as the rollback's expectation."""
 from __future__ import annotations
 
 import json
+import urllib.parse
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -34,7 +35,10 @@ class HandlerTarget(Target):
         if method == "POST" and self.before_post is not None:
             self.before_post()
         self.calls.append((method, path, body))
-        reply = api.lambda_handler(api_event(method, path, body, who="carol"), Context())
+        path, _, query = path.partition("?")
+        event = api_event(method, path, body, who="carol")
+        event["queryStringParameters"] = dict(urllib.parse.parse_qsl(query)) or None
+        reply = api.lambda_handler(event, Context())
         return ApiReply(status=reply["statusCode"], body=json.loads(reply["body"]) if reply.get("body") else None)
 
 
