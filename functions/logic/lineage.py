@@ -22,7 +22,9 @@ from functions.models.approvals import approval_id
 from functions.models.audit import AuditEvent, model_target
 from functions.models.errors import InvalidInput, NotFound
 from functions.models.lineage import (
+    MAX_OTHER_MATCHES,
     ApprovalLineage,
+    CaptureMatch,
     Comparison,
     DatasetLineage,
     EvaluationLineage,
@@ -216,45 +218,62 @@ def lineage(settings: Settings, model: str, number: int) -> Lineage:
 
 
 # -- explain -----------------------------------------------------------------------------------
-def find_capture(
-    settings: Settings, request_id: str, *, model: str | None = None, since: datetime | None = None
-) -> tuple[dict[str, object], str]:
-    """The first capture line with `request_id` (newest objects first), and its object key."""
+def find_captures(
+    settings: Settings, request_id: str, *, model: str, since: datetime | None = None
+) -> tuple[list[CaptureMatch], bool]:
+    """Every captured request of `model` with `request_id` (newest first; the shadow's copy of a
+    request is not another request), and whether every capture object in range was read.
+
+    Request ids are chosen by callers, so one id may name several requests; the search is scoped
+    to one model and reports them all rather than answering with the first."""
     if not request_id or len(request_id) > 128 or '"' in request_id or "\\" in request_id:
         raise InvalidInput("a request id is 1..128 characters without quotes or backslashes")
-    models = [model] if model else [m.name for m in registry_dal.list_models(settings.registry_table)]
+    if not model:
+        raise InvalidInput("the model is required: request ids are chosen by callers, unique only within a model")
+    if registry_dal.get_model(settings.registry_table, model) is None:
+        raise NotFound(f"no model {model!r}")
     needle = f'"request_id":{json.dumps(request_id)}'
     since_day = since.strftime("%Y-%m-%d") if since else ""
-    scanned = 0
-    for name in models:
-        for key in lineage_dal.capture_keys(settings.data_bucket, name, since_day=since_day):
-            scanned += 1
-            if scanned > MAX_CAPTURE_OBJECTS:
-                raise NotFound(
-                    f"request {request_id} not found in the newest {MAX_CAPTURE_OBJECTS} capture objects; "
-                    "narrow the search with the model and --since"
-                )
-            for line in lineage_dal.capture_lines(settings.data_bucket, key):
-                if needle in line:
-                    found = json.loads(line)
-                    if found.get("request_id") == request_id:
-                        return found, key
-    raise NotFound(f"request {request_id} is in no capture object (not captured, sampled out, or not flushed yet)")
+    found: dict[tuple[int, str, str], CaptureMatch] = {}
+    keys = lineage_dal.capture_keys(settings.data_bucket, model, since_day=since_day)
+    for key in keys[:MAX_CAPTURE_OBJECTS]:
+        for line in lineage_dal.capture_lines(settings.data_bucket, key):
+            if needle not in line:
+                continue
+            row = json.loads(line)
+            version, variant = row.get("version"), str(row.get("variant", ""))
+            if row.get("request_id") != request_id or not isinstance(version, int) or variant == "shadow":
+                continue
+            when = str(row.get("time", ""))
+            found.setdefault(
+                (version, variant, when), CaptureMatch(version=version, variant=variant, time=when, capture_key=key)
+            )
+    matches = sorted(found.values(), key=lambda m: (m.time, m.capture_key), reverse=True)
+    searched_all = len(keys) <= MAX_CAPTURE_OBJECTS
+    if not matches:
+        if not searched_all:
+            raise NotFound(
+                f"request {request_id} not found in the newest {MAX_CAPTURE_OBJECTS} capture objects of {model}; "
+                "narrow the search with --since"
+            )
+        raise NotFound(
+            f"request {request_id} is in no capture object of {model} (not captured, sampled out, or not flushed yet)"
+        )
+    return matches, searched_all
 
 
-def explain(
-    settings: Settings, request_id: str, *, model: str | None = None, since: datetime | None = None
-) -> Explanation:
-    line, key = find_capture(settings, request_id, model=model, since=since)
-    name, number = str(line.get("model", "")), line.get("version")
-    if not isinstance(number, int):
-        raise NotFound(f"capture line of {request_id} names no version")
+def explain(settings: Settings, request_id: str, *, model: str, since: datetime | None = None) -> Explanation:
+    matches, searched_all = find_captures(settings, request_id, model=model, since=since)
+    newest, others = matches[0], matches[1:]
     return Explanation(
         request_id=request_id,
-        model=name,
-        version=number,
-        variant=str(line.get("variant", "")),
-        time=str(line.get("time", "")),
-        capture_key=key,
-        lineage=lineage(settings, name, number),
+        model=model,
+        version=newest.version,
+        variant=newest.variant,
+        time=newest.time,
+        capture_key=newest.capture_key,
+        lineage=lineage(settings, model, newest.version),
+        matches=len(matches),
+        other_matches=others[:MAX_OTHER_MATCHES],
+        searched_all=searched_all,
     )

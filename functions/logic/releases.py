@@ -25,7 +25,14 @@ from typing import Any
 from functions.dal import registry as registry_dal
 from functions.dal import releases as dal
 from functions.logic.routing import choose
-from functions.models.approvals import CanaryCheck, CanaryCheckFailed, CanaryMetrics, IllegalTransition, ServingMismatch
+from functions.models.approvals import (
+    CanaryCheck,
+    CanaryCheckFailed,
+    CanaryMetrics,
+    IllegalTransition,
+    ServingMismatch,
+    StaleExpectation,
+)
 from functions.models.audit import Actor, AuditEvent, model_target, utcnow
 from functions.models.errors import Conflict, IntegrityError, NotFound, StoreUnavailable
 from functions.models.registry import TRANSITIONS, ModelRecord, ModelVersion, VersionStatus
@@ -269,6 +276,52 @@ def plan_rollback_production(
     return _plan("roll back production", actor, record.name, changes, record, after, now=now, reason=reason)
 
 
+def _serving(production: int | None, canary: int | None) -> str:
+    if production is None:
+        return "no production version" + (f" with canary version {canary}" if canary is not None else "")
+    return f"production version {production} with " + (
+        f"canary version {canary}" if canary is not None else "no canary"
+    )
+
+
+def check_expected(state: State, production: int | None, canary: int | None) -> None:
+    """The aliases the caller saw (`production`, `canary`: None for none) are the registry's now,
+    or StaleExpectation naming both, and what became of the versions expected."""
+    record = state.record
+    if (record.production_version, record.candidate_version) == (production, canary):
+        return
+    fates = [
+        f"version {n} is {state.versions[n].status.value}"
+        for n in dict.fromkeys((production, canary))
+        if n is not None and n not in (record.production_version, record.candidate_version) and n in state.versions
+    ]
+    raise StaleExpectation(
+        f"{record.name}: expected {_serving(production, canary)}, "
+        f"found {_serving(record.production_version, record.candidate_version)}"
+        + (f" ({'; '.join(fates)})" if fates else "")
+        + "; nothing was rolled back: read the model again and decide"
+    )
+
+
+def plan_rollback(
+    state: State,
+    actor: Actor,
+    reason: str,
+    *,
+    expected_production: int | None,
+    expected_canary: int | None,
+    to_version: int | None = None,
+    now: datetime,
+) -> Plan:
+    """The operator's one-call rollback, planned only if the aliases are still the ones the caller
+    saw: an in-progress canary is rolled back (production untouched); otherwise production goes
+    back to the previous (or the named) former production version."""
+    check_expected(state, expected_production, expected_canary)
+    if state.record.candidate_version is not None and to_version is None:
+        return plan_rollback_canary(state, state.record.candidate_version, actor, reason, now=now)
+    return plan_rollback_production(state, actor, reason, to_version, now=now)
+
+
 # -- writing ------------------------------------------------------------------------------
 def apply(settings: Settings, plan: Plan, extra_items: list[dict[str, Any]] | None = None) -> Plan:
     """Write the plan (and any extra guarded items, e.g. an approval decision) in one transaction."""
@@ -408,21 +461,39 @@ def rollback_canary(settings: Settings, model: str, number: int, actor: Actor, r
     return verify_serving(settings, plan.record_after)
 
 
-def rollback(settings: Settings, model: str, actor: Actor, reason: str, to_version: int | None = None) -> ModelRecord:
-    """One call: an in-progress canary is rolled back (production untouched); otherwise production
-    goes back to the previous (or the named) former production version, whose artifact must verify."""
+def rollback(
+    settings: Settings,
+    model: str,
+    actor: Actor,
+    reason: str,
+    *,
+    expected_production: int | None,
+    expected_canary: int | None = None,
+    to_version: int | None = None,
+) -> ModelRecord:
+    """One call, made only while the aliases are the ones the caller saw (`expected_*`; else
+    StaleExpectation, nothing written): an in-progress canary is rolled back (production
+    untouched); otherwise production goes back to the previous (or the named) former production
+    version, whose artifact must verify. A retry therefore never rolls back a second step."""
     state = read_state(settings, model)
     now = utcnow()
     if to_version is not None and _done(
         state, to_version, S.PRODUCTION, production_version=to_version, candidate_version=None
     ):
-        # already restored (a retry of a rollback that was written, then failed to answer)
+        # already restored (a retry of a rollback that was written, then failed to answer): the
+        # named end state holds, so nothing is written
         return verify_serving(settings, state.record)
-    if state.record.candidate_version is not None and to_version is None:
-        plan = plan_rollback_canary(state, state.record.candidate_version, actor, reason, now=now)
-    else:
-        plan = plan_rollback_production(state, actor, reason, to_version, now=now)
-        restored = next(c.version for c in plan.changes if c.to == S.PRODUCTION)
+    plan = plan_rollback(
+        state,
+        actor,
+        reason,
+        expected_production=expected_production,
+        expected_canary=expected_canary,
+        to_version=to_version,
+        now=now,
+    )
+    restored = next((c.version for c in plan.changes if c.to == S.PRODUCTION), None)
+    if restored is not None:
         verify_artifact(restored)
     apply(settings, plan)
     assert plan.record_after is not None

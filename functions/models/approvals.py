@@ -64,6 +64,11 @@ class IllegalTransition(Conflict):
     """A status change the declared state machine does not allow (names from and to)."""
 
 
+class StaleExpectation(Conflict):
+    """A rollback's expected aliases (what the caller saw serving) are not the registry's now:
+    nothing is rolled back (names what was expected and what is there)."""
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
@@ -216,10 +221,17 @@ class ReleaseResult(_Model):
 
 
 class RollbackRequest(_Model):
-    """Body of POST /v1/models/{name}/rollback."""
+    """Body of POST /v1/models/{name}/rollback.
+
+    `expected_production_version` and `expected_canary_version` are what the caller saw serving
+    (absent canary: none was in progress). The rollback happens only if they still hold, so a
+    retried or raced call answers 409 instead of rolling back a version nobody looked at. The
+    production version is required: without it a call's meaning depends on when it arrives."""
 
     reason: str = Field(max_length=4096)
     to_version: int | None = Field(default=None, ge=1)
+    expected_production_version: int = Field(ge=1)
+    expected_canary_version: int | None = Field(default=None, ge=1)
 
     _check = field_validator("reason")(_reason)
 

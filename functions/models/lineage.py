@@ -18,6 +18,7 @@ from functions.models.audit import AuditEvent
 from functions.models.registry import Artifact, GateVerdict, VersionStatus
 
 MAX_EVENTS = 1000
+MAX_OTHER_MATCHES = 100
 
 
 class _Model(BaseModel):
@@ -107,8 +108,21 @@ class Lineage(_Model):
     missing: list[str] = Field(default_factory=list)  # links that could not be resolved, and why
 
 
+class CaptureMatch(_Model):
+    """One captured request with the id asked about (its rows share version, variant and time)."""
+
+    version: int
+    variant: str = ""
+    time: str = ""
+    capture_key: str = ""
+
+
 class Explanation(_Model):
-    """Which version answered a prediction, found in the capture lines by request id."""
+    """Which version answered a prediction, found in the model's capture lines by request id.
+
+    Request ids are chosen by callers and not unique: when several captured requests of the model
+    carry the id, the newest answers, `matches` counts them and `other_matches` lists the rest
+    (`searched_all` False: the search stopped at its object limit, older captures unread)."""
 
     request_id: str
     model: str
@@ -117,6 +131,9 @@ class Explanation(_Model):
     time: str = ""
     capture_key: str = ""
     lineage: Lineage
+    matches: int = Field(1, ge=1)
+    other_matches: list[CaptureMatch] = Field(default_factory=list, max_length=MAX_OTHER_MATCHES)
+    searched_all: bool = True
 
 
 class AuditList(_Model):

@@ -5,8 +5,9 @@ stepwise audit [MODEL] [--target KIND/NAME] [--since ISO] [--json]   events in o
 stepwise audit --export [--day YYYY-MM-DD]    export a day (default yesterday) to the Object Lock archive
 stepwise lineage MODEL VERSION [--json]       production periods -> version -> run -> dataset object
                                               -> evaluation -> approval
-stepwise explain REQUEST_ID [--model M] [--since ISO] [--json]
+stepwise explain REQUEST_ID --model M [--since ISO] [--json]
                                               the version that answered a prediction, and its lineage
+                                              (request ids are the callers': every match is named)
 stepwise card MODEL VERSION [--html]          the model card (rendered from the records, stored)
 stepwise retire MODEL VERSION --reason "..."  take a non-serving version out of service
 stepwise restore MODEL VERSION [--reason ...] re-verify a retired version's artifacts and register
@@ -46,7 +47,9 @@ def register(sub: Any) -> None:
 
     explain = sub.add_parser("explain", help="the version that answered a prediction, and its lineage")
     explain.add_argument("request_id")
-    explain.add_argument("--model", help="search this model's captures only")
+    explain.add_argument(
+        "--model", required=True, help="the model that answered (request ids are unique only per model)"
+    )
     explain.add_argument("--since", help="search captures from this ISO date on")
     explain.add_argument("--json", action="store_true")
     explain.set_defaults(func=run_explain)
@@ -191,8 +194,23 @@ def run_explain(args: argparse.Namespace, target_factory: Any) -> int:
     b = reply.body
     head = f"request {b['request_id']} was answered by {b['model']} version {b['version']}"
     head += f" ({b['variant']}, {b['time']})"
-    _json_or(args, b, head + "\n" + render_lineage(b["lineage"]))
+    _json_or(args, b, head + explain_matches(b) + "\n" + render_lineage(b["lineage"]))
     return 0
+
+
+def explain_matches(body: dict[str, Any]) -> str:
+    """A warning when the request id named more than one captured request (ids are the callers')."""
+    others = body.get("other_matches") or []
+    text = ""
+    if body.get("matches", 1) > 1:
+        text += (
+            f"\nwarning: {body['matches']} captured requests of {body['model']} carry this id (ids are chosen by "
+            "callers); the newest is shown. Others:"
+        )
+        text += "".join(f"\n  version {m['version']} ({m['variant']}, {m['time']})" for m in others)
+    if not body.get("searched_all", True):
+        text += "\nwarning: only the newest capture objects were searched; narrow with --since to see older matches"
+    return text
 
 
 def run_card(args: argparse.Namespace, target_factory: Any) -> int:

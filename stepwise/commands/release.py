@@ -5,7 +5,9 @@ stepwise approve MODEL VERSION --reason "..."       approve (you may not approve
 stepwise reject MODEL VERSION --reason "..."
 stepwise rollback MODEL [--to VERSION] --reason "..."
     an in-progress canary is rolled back; otherwise production returns to the previous (or the
-    named) former production version, after its artifact's sha256 verifies
+    named) former production version, after its artifact's sha256 verifies. The command reads what
+    serves, prints it, and sends it as the expectation: if the model changed in between (another
+    rollback, the workflow's own canary rollback), the API answers 409 and nothing is rolled back.
 """
 
 from __future__ import annotations
@@ -97,17 +99,41 @@ def run_decide(args: argparse.Namespace, target_factory: Any) -> int:
     return 0
 
 
+def serving_versions(versions: list[dict[str, Any]]) -> tuple[int | None, int | None]:
+    """(production, canary) from a model's version summaries (their statuses move with the aliases)."""
+    production = next((v["version"] for v in versions if v.get("status") == "PRODUCTION"), None)
+    canary = next((v["version"] for v in versions if v.get("status") == "CANARY"), None)
+    return production, canary
+
+
 def run_rollback(args: argparse.Namespace, target_factory: Any) -> int:
     reason = _reason(args)
     if reason is None:
         return 2
-    body: dict[str, Any] = {"reason": reason}
+    target = target_factory()
+    read = target.api("GET", f"/v1/models/{args.model}/versions")
+    if not read.ok:
+        return _failed(read)
+    production, canary = serving_versions(read.body.get("versions", []))
+    if production is None:
+        print(f"error: {args.model} has no production version to roll back")
+        return 1
+    if canary is not None and args.to_version is None:
+        print(f"{args.model}: rolling back canary version {canary}; production version {production} keeps serving")
+    else:
+        where = f"version {args.to_version}" if args.to_version is not None else "the previous production version"
+        print(f"{args.model}: rolling back production version {production} to {where}")
+    body: dict[str, Any] = {"reason": reason, "expected_production_version": production}
+    if canary is not None:
+        body["expected_canary_version"] = canary
     if args.to_version is not None:
         body["to_version"] = args.to_version
-    reply = target_factory().api("POST", f"/v1/models/{args.model}/rollback", body)
+    reply = target.api("POST", f"/v1/models/{args.model}/rollback", body)
     if not reply.ok:
         return _failed(reply)
     r = reply.body
-    canary = f", canary v{r['candidate_version']} at {r['candidate_weight']:.0%}" if r.get("candidate_version") else ""
-    print(f"{args.model}: production is version {r.get('production_version')}{canary} (revision {r['revision']})")
+    canary_now = (
+        f", canary v{r['candidate_version']} at {r['candidate_weight']:.0%}" if r.get("candidate_version") else ""
+    )
+    print(f"{args.model}: production is version {r.get('production_version')}{canary_now} (revision {r['revision']})")
     return 0

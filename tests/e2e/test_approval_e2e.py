@@ -90,7 +90,8 @@ def test_approval_e2e_wait_decide_release(
     assert described.get("error") == "ApprovalRejected", described
 
     # And with one production version only, rollback has nothing to return to: 409
-    reply = local.api("POST", "/v1/models/toy-model/rollback", {"reason": "test"}, identity="alice")
+    body = {"reason": "test", "expected_production_version": 1}
+    reply = local.api("POST", "/v1/models/toy-model/rollback", body, identity="alice")
     assert reply.status == 409, reply.body
     assert main([*endpoint, "--as", "alice", "rollback", "toy-model", "--reason", "test"]) == 1
     assert "HTTP 409" in capsys.readouterr().out

@@ -103,9 +103,9 @@ def test_governance_audit_lineage_explain_retire(
     assert ds["sha256"] in capsys.readouterr().out
 
     # And explain finds the version from the prediction's request id
-    explained = local.api("GET", f"/v1/explain/{predicted.body['request_id']}").body
-    assert (explained["model"], explained["version"]) == (MODEL, 1), explained
-    assert main([*endpoint, "explain", predicted.body["request_id"]]) == 0
+    explained = local.api("GET", f"/v1/explain/{predicted.body['request_id']}?model={MODEL}").body
+    assert (explained["model"], explained["version"], explained["matches"]) == (MODEL, 1, 1), explained
+    assert main([*endpoint, "explain", predicted.body["request_id"], "--model", MODEL]) == 0
     assert f"answered by {MODEL} version 1" in capsys.readouterr().out
 
     # When production is retired: 409 and nothing changes

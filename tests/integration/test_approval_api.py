@@ -13,10 +13,11 @@ from functions.handlers import approval, release
 from functions.logic import approvals, releases
 from functions.models.approvals import CallerIdentity
 from functions.models.audit import Actor, model_target
-from functions.models.errors import Gone
+from functions.models.errors import Conflict, Gone
 from functions.models.registry import VersionStatus as S
 from functions.models.settings import get_settings
 from tests.integration.approval_support import (
+    Context,
     call,
     chain_definition,
     execution_done,
@@ -132,8 +133,10 @@ def test_rollback_route_moves_production_back_and_records_who(stores: Stores) ->
         releases.approve(s, "churn", v.version, OPS, "ok")
         releases.promote(s, "churn", v.version, OPS)
     # When carol rolls back without a reason, Then 400; with one, 200 and 1 serves
-    assert call("POST", "/v1/models/churn/rollback", {"reason": ""}, who="carol")[0] == 400
-    status, body = call("POST", "/v1/models/churn/rollback", {"reason": "bad predictions"}, who="carol")
+    body = {"reason": "", "expected_production_version": 2}
+    assert call("POST", "/v1/models/churn/rollback", body, who="carol")[0] == 400
+    body = {"reason": "bad predictions", "expected_production_version": 2}
+    status, body = call("POST", "/v1/models/churn/rollback", body, who="carol")
     assert status == 200 and body["production_version"] == 1
     state = releases.read_state(s, "churn")
     assert state.versions[2].status == S.ROLLED_BACK
@@ -142,10 +145,134 @@ def test_rollback_route_moves_production_back_and_records_who(stores: Stores) ->
 
 
 def test_rollback_route_with_nothing_to_roll_back_is_409(stores: Stores) -> None:
-    register(stores, "churn")
-    status, body = call("POST", "/v1/models/churn/rollback", {"reason": "x"}, who="carol")
-    assert status == 409 and "no production" in body["message"]
+    # Given one production version and no earlier one
+    s = get_settings()
+    v = register(stores, "churn")
+    releases.approve(s, "churn", v.version, OPS, "ok")
+    releases.promote(s, "churn", v.version, OPS)
+    body = {"reason": "x", "expected_production_version": 1}
+    status, reply = call("POST", "/v1/models/churn/rollback", body, who="carol")
+    assert status == 409 and "no earlier production version" in reply["message"]
 
 
 def test_rollback_route_unknown_model_is_404(stores: Stores) -> None:
-    assert call("POST", "/v1/models/nope/rollback", {"reason": "x"}, who="carol")[0] == 404
+    body = {"reason": "x", "expected_production_version": 1}
+    assert call("POST", "/v1/models/nope/rollback", body, who="carol")[0] == 404
+
+
+def serving(stores: Stores, productions: int, canary: bool) -> None:
+    """churn: versions 1..`productions` promoted in turn, then (`canary`) the next one in canary."""
+    s = get_settings()
+    for _ in range(productions + canary):
+        v = register(stores, "churn")
+        releases.approve(s, "churn", v.version, OPS, "ok")
+    for n in range(1, productions + 1):
+        releases.promote(s, "churn", n, OPS)
+    if canary:
+        releases.start_canary(s, "churn", productions + 1, 0.1, OPS, "try")
+
+
+def test_rollback_route_retried_after_a_canary_rollback_is_409_and_production_stays(stores: Stores) -> None:
+    # Given production 3 and canary 4, as the operator saw them
+    serving(stores, 3, canary=True)
+    body = {"reason": "canary errors", "expected_production_version": 3, "expected_canary_version": 4}
+    # When the same rollback is sent twice (a client timeout, a double click)
+    first = call("POST", "/v1/models/churn/rollback", body, who="carol")
+    second = call("POST", "/v1/models/churn/rollback", body, who="carol")
+    # Then the first rolls back the canary, the second is a 409 naming what was expected and what is there
+    assert first[0] == 200 and (first[1]["production_version"], first[1]["candidate_version"]) == (3, None)
+    assert second[0] == 409 and second[1]["error"] == "StaleExpectation", second
+    message = second[1]["message"]
+    assert "expected production version 3 with canary version 4" in message
+    assert "found production version 3 with no canary" in message and "version 4 is ROLLED_BACK" in message
+    # And production stays 3, version 3 is not ROLLED_BACK, only the canary's rollback is recorded
+    state = releases.read_state(get_settings(), "churn")
+    assert (state.record.production_version, state.record.candidate_version) == (3, None)
+    assert (state.versions[3].status, state.versions[4].status) == (S.PRODUCTION, S.ROLLED_BACK)
+    trail = audit.list_events(stores.metadata_table, target=model_target("churn"))
+    assert [e.version for e in trail if e.action in ("version.rollback", "version.restore")] == [4]
+
+
+def test_rollback_route_with_a_stale_production_expectation_is_409(stores: Stores) -> None:
+    # Given 1, 2, 3 promoted in turn; carol saw production 3, then dave rolled it back to 2
+    serving(stores, 3, canary=False)
+    dave = {"reason": "bad", "expected_production_version": 3}
+    assert call("POST", "/v1/models/churn/rollback", dave, who="dave")[0] == 200
+    # When carol's rollback (to the previous, or to 1 by name) arrives with what she saw
+    for extra in ({}, {"to_version": 1}):
+        body = {"reason": "bad too", "expected_production_version": 3, **extra}
+        status, reply = call("POST", "/v1/models/churn/rollback", body, who="carol")
+        # Then 409 naming both, and 2 keeps serving: nobody asked to roll back 2
+        assert status == 409 and reply["error"] == "StaleExpectation", reply
+        assert "expected production version 3 with no canary" in reply["message"]
+        assert "found production version 2 with no canary (version 3 is ROLLED_BACK)" in reply["message"]
+    state = releases.read_state(get_settings(), "churn")
+    assert state.record.production_version == 2 and state.versions[2].status == S.PRODUCTION
+    assert (state.versions[1].status, state.versions[3].status) == (S.ARCHIVED, S.ROLLED_BACK)
+
+
+def test_rollback_route_expecting_no_canary_is_409_when_one_started(stores: Stores) -> None:
+    # Given carol saw production 2 alone, and a canary of 3 started since
+    serving(stores, 2, canary=True)
+    body = {"reason": "bad", "expected_production_version": 2}
+    # When she rolls back, Then 409: neither the canary nor production she did not see is touched
+    status, reply = call("POST", "/v1/models/churn/rollback", body, who="carol")
+    assert status == 409 and "found production version 2 with canary version 3" in reply["message"], reply
+    state = releases.read_state(get_settings(), "churn")
+    assert (state.record.production_version, state.record.candidate_version) == (2, 3)
+
+
+def test_rollback_route_without_an_expectation_is_400_naming_the_field(stores: Stores) -> None:
+    serving(stores, 2, canary=False)
+    status, reply = call("POST", "/v1/models/churn/rollback", {"reason": "bad"}, who="carol")
+    assert status == 400 and "expected_production_version" in reply["message"], reply
+    assert releases.read_state(get_settings(), "churn").record.production_version == 2
+
+
+def test_rollback_route_after_the_workflow_rolled_the_canary_back_is_409(stores: Stores) -> None:
+    # Given production 3 and canary 4 seen by carol, then the workflow's own canary rollback
+    serving(stores, 3, canary=True)
+    event = {"action": "rollback_canary", "model": "churn", "version": 4, "execution": "exec-1", "reason": "bad"}
+    release.lambda_handler(event, Context())
+    # When carol's rollback arrives, Then 409 and production 3 keeps serving
+    body = {"reason": "canary errors", "expected_production_version": 3, "expected_canary_version": 4}
+    status, reply = call("POST", "/v1/models/churn/rollback", body, who="carol")
+    assert status == 409 and "version 4 is ROLLED_BACK" in reply["message"], reply
+    state = releases.read_state(get_settings(), "churn")
+    assert state.record.production_version == 3 and state.versions[3].status == S.PRODUCTION
+
+
+def test_workflow_canary_rollback_never_rolls_back_production(stores: Stores) -> None:
+    # Given carol rolled canary 4 back first, then the workflow's rollback of its canary runs
+    serving(stores, 3, canary=True)
+    body = {"reason": "canary errors", "expected_production_version": 3, "expected_canary_version": 4}
+    assert call("POST", "/v1/models/churn/rollback", body, who="carol")[0] == 200
+    event = {"action": "rollback_canary", "model": "churn", "version": 4, "execution": "exec-1", "reason": "bad"}
+    # Then it finds its canary rolled back and writes nothing
+    result = release.lambda_handler(event, Context())
+    assert (result["production_version"], result["candidate_version"]) == (3, None)
+    # And when its version became production instead (the canary completed), it is refused
+    v5 = register(stores, "churn")
+    s = get_settings()
+    releases.approve(s, "churn", v5.version, OPS, "ok")
+    releases.start_canary(s, "churn", 5, 0.1, OPS, "try")
+    releases.promote(s, "churn", 5, OPS, "canary passed")
+    with pytest.raises(Conflict, match="not the canary"):
+        release.lambda_handler({**event, "version": 5}, Context())
+    state = releases.read_state(s, "churn")
+    assert (state.record.production_version, state.versions[5].status) == (5, S.PRODUCTION)
+    trail = audit.list_events(stores.metadata_table, target=model_target("churn"))
+    assert [e.version for e in trail if e.action == "version.rollback"] == [4]
+
+
+def test_rollback_route_body_is_described_in_the_openapi_document(stores: Stores) -> None:
+    # When the control API's OpenAPI document is read
+    status, doc = call("GET", "/v1/openapi.json")
+    # Then the rollback route's body names the expectation as required, and the 409 says why
+    assert status == 200
+    operation = doc["paths"]["/v1/models/{name}/rollback"]["post"]
+    ref = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    body = doc["components"]["schemas"][ref.rsplit("/", 1)[-1]]
+    assert set(body["required"]) == {"reason", "expected_production_version"}
+    assert {"expected_canary_version", "to_version"} <= set(body["properties"])
+    assert "StaleExpectation" in operation["responses"]["409"]["description"]

@@ -11,6 +11,7 @@ so requests get past validation to their first store call.
 from __future__ import annotations
 
 import json
+import urllib.parse
 from collections.abc import Iterator
 from contextlib import ExitStack
 from typing import Any
@@ -60,12 +61,17 @@ ROUTES: list[tuple[str, str, str, Any]] = [
     ("GET", "/v1/approvals/<approval_id>", "/v1/approvals/churn-3", None),
     ("POST", "/v1/approvals/<approval_id>/approve", "/v1/approvals/churn-3/approve", {"reason": "ok"}),
     ("POST", "/v1/approvals/<approval_id>/reject", "/v1/approvals/churn-3/reject", {"reason": "no"}),
-    ("POST", "/v1/models/<name>/rollback", "/v1/models/churn/rollback", {"reason": "bad"}),
+    (
+        "POST",
+        "/v1/models/<name>/rollback",
+        "/v1/models/churn/rollback",
+        {"reason": "bad", "expected_production_version": 1},
+    ),
     ("POST", "/v1/models/<name>/drift", "/v1/models/churn/drift", {}),
     ("PUT", "/v1/models/<name>/drift/settings", "/v1/models/churn/drift/settings", {}),
     ("GET", "/v1/models/<name>/drift/settings", "/v1/models/churn/drift/settings", None),
     ("GET", "/v1/models/<name>/versions/<version>/lineage", "/v1/models/churn/versions/1/lineage", None),
-    ("GET", "/v1/explain/<request_id>", "/v1/explain/r-1", None),
+    ("GET", "/v1/explain/<request_id>", "/v1/explain/r-1?model=churn", None),
     ("GET", "/v1/models/<name>/versions/<version>/card", "/v1/models/churn/versions/1/card", None),
     ("POST", "/v1/models/<name>/versions/<version>/retire", "/v1/models/churn/versions/2/retire", {"reason": "old"}),
     ("POST", "/v1/models/<name>/versions/<version>/restore", "/v1/models/churn/versions/2/restore", {"reason": "x"}),
@@ -109,7 +115,10 @@ def problems(method: str, template: str, path: str, body: Any, fault: faults.Fau
             stack.enter_context(faults.inject(f"{service}.*", fault, times=10**6))
             for service in ("dynamodb", "s3", "stepfunctions", "lambda")
         ]
-        reply = api.lambda_handler(api_event(method, path, body, who="alice"), Context())
+        path, _, query = path.partition("?")
+        event = api_event(method, path, body, who="alice")
+        event["queryStringParameters"] = dict(urllib.parse.parse_qsl(query)) or None
+        reply = api.lambda_handler(event, Context())
     raw = reply.get("body") or ""
     if not any(rule.fired for rule in rules):
         return [f"{route}: made no store call ({reply['statusCode']} {raw})"]

@@ -436,16 +436,26 @@ def test_faults_approval_decision_every_call_every_fault(stores: Stores, workflo
     assert decide_matrix(stores, workflows, verb, faults.EVERY_FAULT) >= 5
 
 
-def rollback_matrix(stores: Stores, chosen: tuple[faults.Fault, ...]) -> int:
-    """POST /v1/models/{name}/rollback naming the target (what a retrying client sends)."""
+def rollback_matrix(stores: Stores, chosen: tuple[faults.Fault, ...], *, canary: bool = False) -> int:
+    """POST /v1/models/{name}/rollback with the aliases the operator saw. Production (1 then 2)
+    back to a named target: a retry after a written attempt finds it restored (200). A canary (2
+    over production 1): a retry after a written attempt finds its expectation stale (409
+    StaleExpectation) and writes nothing; it is never a second rollback."""
 
     def given(model: str) -> None:
         approved(stores, model, 2)
         releases.promote(get_settings(), model, 1, OPS)
-        releases.promote(get_settings(), model, 2, OPS)
+        if canary:
+            releases.start_canary(get_settings(), model, 2, 0.1, OPS, "try")
+        else:
+            releases.promote(get_settings(), model, 2, OPS)
+
+    body: dict[str, Any] = {"reason": "bad", "expected_production_version": 1, "expected_canary_version": 2}
+    if not canary:
+        body = {"reason": "bad", "expected_production_version": 2, "to_version": 1}
 
     def roll_back(model: str) -> dict[str, Any]:
-        return call_api("POST", f"/v1/models/{model}/rollback", {"reason": "bad", "to_version": 1}, "carol")
+        return call_api("POST", f"/v1/models/{model}/rollback", body, "carol")
 
     given("clean")
     with faults.recording() as recorded:
@@ -467,20 +477,28 @@ def rollback_matrix(stores: Stores, chosen: tuple[faults.Fault, ...]) -> int:
             else:
                 assert fault is not faults.CRASH, f"{case}: the crash was swallowed"
                 assert reply["statusCode"] in api_status(fault, call), f"{case}: {reply}"
-                body = assert_clean_body(reply)
+                body_ = assert_clean_body(reply)
                 if reply["statusCode"] != 409:
-                    assert faults.reply_header(reply, "Retry-After") == str(body["retry_after_seconds"]), case
+                    assert faults.reply_header(reply, "Retry-After") == str(body_["retry_after_seconds"]), case
             assert_consistent(stores, model)
-            assert roll_back(model)["statusCode"] == 200, case
+            written = snapshot(stores, model) == clean
+            retry = roll_back(model)
+            if canary and written:
+                assert retry["statusCode"] == 409, f"{case}: {retry}"
+                assert json.loads(retry["body"])["error"] == "StaleExpectation", case
+            else:
+                assert retry["statusCode"] == 200, f"{case}: {retry}"
             assert snapshot(stores, model) == clean, case
             cases += 1
     return cases
 
 
-def test_faults_rollback_route_answers_typed_and_its_retry_restores_once(stores: Stores) -> None:
-    assert rollback_matrix(stores, (faults.THROTTLING, faults.CRASH)) >= 5
+@pytest.mark.parametrize("canary", [False, True], ids=["production", "canary"])
+def test_faults_rollback_route_answers_typed_and_its_retry_restores_once(stores: Stores, canary: bool) -> None:
+    assert rollback_matrix(stores, (faults.THROTTLING, faults.CRASH), canary=canary) >= 5
 
 
 @pytest.mark.slow
-def test_faults_rollback_route_every_call_every_fault(stores: Stores) -> None:
-    assert rollback_matrix(stores, faults.EVERY_FAULT) >= 5
+@pytest.mark.parametrize("canary", [False, True], ids=["production", "canary"])
+def test_faults_rollback_route_every_call_every_fault(stores: Stores, canary: bool) -> None:
+    assert rollback_matrix(stores, faults.EVERY_FAULT, canary=canary) >= 5

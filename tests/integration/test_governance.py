@@ -26,8 +26,11 @@ from functions.models.errors import Conflict
 from functions.models.registry import Artifact, Feature, ModelRecord, ModelVersion, VersionStatus
 from functions.models.runs import RunRecord, RunStatus
 from functions.models.settings import get_settings
+from stepwise.cli import main
 from tests.integration.approval_support import Context, api_event, call
 from tests.integration.conftest import Stores
+from tests.integration.release_support import register
+from tests.integration.test_rollback_cli import HandlerTarget
 
 MODEL = "wine-model"
 NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
@@ -186,12 +189,66 @@ def test_explain_finds_the_answering_version_in_captures(history: dict[str, Any]
     body = gzip.compress((json.dumps(line, separators=(",", ":")) + "\n").encode())
     key = f"captures/{MODEL}/dt=2026-03-01/hour=12/1-x.jsonl.gz"
     boto3.client("s3").put_object(Bucket=stores.data_bucket, Key=key, Body=body)
-    # When explained by request id alone, Then the version and its lineage come back
-    status, reply = call("GET", "/v1/explain/req-42")
+    # When explained by request id within its model, Then the version and its lineage come back
+    status, reply = get("/v1/explain/req-42", model=MODEL)
     assert status == 200, reply
     assert (reply["version"], reply["capture_key"], reply["lineage"]["version"]) == (2, key, 2)
+    assert (reply["matches"], reply["other_matches"], reply["searched_all"]) == (1, [], True)
     # And an unknown request id is a 404
-    assert call("GET", "/v1/explain/nope")[0] == 404
+    assert get("/v1/explain/nope", model=MODEL)[0] == 404
+
+
+def put_capture(stores: Stores, model: str, key_name: str, *lines: dict[str, Any]) -> str:
+    """A capture object of `model` holding `lines` (as serving writes them: gzip JSON Lines)."""
+    text = "".join(json.dumps(line, separators=(",", ":")) + "\n" for line in lines)
+    key = f"captures/{model}/dt=2026-03-01/hour=12/{key_name}.jsonl.gz"
+    boto3.client("s3").put_object(Bucket=stores.data_bucket, Key=key, Body=gzip.compress(text.encode()))
+    return key
+
+
+def captured(model: str, version: int, time: str, variant: str = "production") -> dict[str, Any]:
+    return {"request_id": "order-1", "model": model, "version": version, "variant": variant, "time": time}
+
+
+def test_explain_needs_the_model_and_never_answers_from_another_models_captures(
+    history: dict[str, Any], stores: Stores
+) -> None:
+    # Given two clients of two models chose the same request id; the other model's is the newest
+    register(stores, "other-model")
+    put_capture(stores, MODEL, "1-a", captured(MODEL, 1, "2026-03-01T12:00:00.000Z"))
+    put_capture(stores, "other-model", "9-z", captured("other-model", 7, "2026-03-01T12:59:00.000Z"))
+    # When explained without a model, Then 400 saying the model is required
+    status, reply = call("GET", "/v1/explain/order-1")
+    assert status == 400 and "model is required" in reply["message"], reply
+    # When explained within this model, Then this model's capture answers, the other is not seen
+    status, reply = get("/v1/explain/order-1", model=MODEL)
+    assert status == 200, reply
+    assert (reply["model"], reply["version"], reply["matches"]) == (MODEL, 1, 1)
+    # And an unknown model is a 404 naming it
+    status, reply = get("/v1/explain/order-1", model="no-such-model")
+    assert status == 404 and "no-such-model" in reply["message"]
+
+
+def test_explain_says_when_more_than_one_captured_request_carries_the_id(
+    history: dict[str, Any], stores: Stores
+) -> None:
+    # Given two requests of the model with the same id (two callers), one of 3 rows with a shadow copy
+    older = put_capture(stores, MODEL, "1-a", *[captured(MODEL, 1, "2026-03-01T12:00:00.000Z")] * 3)
+    newer = put_capture(
+        stores,
+        MODEL,
+        "2-b",
+        captured(MODEL, 2, "2026-03-01T12:30:00.000Z"),
+        captured(MODEL, 3, "2026-03-01T12:30:00.000Z", variant="shadow"),
+    )
+    # When explained
+    status, reply = get("/v1/explain/order-1", model=MODEL)
+    # Then the newest answers, and the reply says two requests matched and names the other
+    assert status == 200, reply
+    assert (reply["version"], reply["capture_key"], reply["matches"]) == (2, newer, 2)
+    assert reply["other_matches"] == [
+        {"version": 1, "variant": "production", "time": "2026-03-01T12:00:00.000Z", "capture_key": older}
+    ]
 
 
 def test_audit_route_lists_events_in_order_with_identities(history: dict[str, Any]) -> None:
@@ -324,3 +381,25 @@ def test_model_card_is_written_on_approval(history: dict[str, Any], stores: Stor
     assert f"APPROVED by `{OPS.identity}`" in markdown and history["dataset"].sha256 in markdown
     page = s3.get_object(Bucket=stores.artifacts_bucket, Key=card_key(MODEL, 2, "html"))
     assert page["ContentType"].startswith("text/html")
+
+
+def test_explain_cli_needs_the_model_and_warns_when_the_id_matched_several_requests(
+    history: dict[str, Any], stores: Stores, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given two captured requests of the model with the same id, and the CLI against the real API
+    target = HandlerTarget(api_url="http://local", outputs={})
+    target.calls, target.before_post = [], None
+    monkeypatch.setattr("stepwise.cli.resolve", lambda *a: target)
+    put_capture(stores, MODEL, "1-a", captured(MODEL, 1, "2026-03-01T12:00:00.000Z"))
+    put_capture(stores, MODEL, "2-b", captured(MODEL, 2, "2026-03-01T12:30:00.000Z"))
+    # When explained without --model, Then the CLI refuses before any request
+    with pytest.raises(SystemExit):
+        main(["explain", "order-1"])
+    assert target.calls == []
+    # When explained with it, Then it asks within the model and warns that two requests carry the id
+    assert main(["explain", "order-1", "--model", MODEL]) == 0
+    out = capsys.readouterr().out
+    assert target.calls == [("GET", f"/v1/explain/order-1?model={MODEL}", None)]
+    assert f"answered by {MODEL} version 2" in out
+    assert f"warning: 2 captured requests of {MODEL} carry this id" in out
+    assert "version 1 (production, 2026-03-01T12:00:00.000Z)" in out

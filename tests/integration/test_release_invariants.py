@@ -69,10 +69,25 @@ class ReleaseMachine(RuleBasedStateMachine):
         n = self._version(data)
         self._try(lambda: releases.start_canary(self.settings, self.model, n, weight, OPS, "canary"))
 
-    @rule(data=st.data(), named=st.booleans())
-    def rollback(self, data: st.DataObject, named: bool) -> None:
+    @rule(data=st.data(), named=st.booleans(), fresh=st.booleans())
+    def rollback(self, data: st.DataObject, named: bool, fresh: bool) -> None:
         to = self._version(data) if named else None
-        self._try(lambda: releases.rollback(self.settings, self.model, OPS, "revert", to_version=to))
+        if fresh and self.count:  # what serves now, as the CLI reads it; else a guess, often stale
+            record = releases.read_state(self.settings, self.model).record
+            production, canary = record.production_version, record.candidate_version
+        else:
+            production, canary = self._version(data), data.draw(st.none() | st.just(self._version(data)))
+        self._try(
+            lambda: releases.rollback(
+                self.settings,
+                self.model,
+                OPS,
+                "revert",
+                expected_production=production,
+                expected_canary=canary,
+                to_version=to,
+            )
+        )
 
     @rule(data=st.data())
     def retire(self, data: st.DataObject) -> None:

@@ -80,7 +80,7 @@ def test_release_rollback_after_bad_canary_keeps_previous_production(stores: Sto
     canary = releases.start_canary(s, "churn", v2, 0.1, OPS, "try it")
     assert (canary.production_version, canary.candidate_version, canary.candidate_weight) == (1, 2, 0.1)
     # When the canary is rolled back (one call)
-    record = releases.rollback(s, "churn", OPS, "error rate 7%")
+    record = releases.rollback(s, "churn", OPS, "error rate 7%", expected_production=1, expected_canary=2)
     # Then version 1 still serves alone, 2 is ROLLED_BACK with the reason, both steps audited
     assert (record.production_version, record.candidate_version, record.candidate_weight) == (1, None, 0.0)
     v2_after = releases.read_state(s, "churn").versions[2]
@@ -106,7 +106,7 @@ def test_release_rollback_production_returns_to_previous(stores: Stores) -> None
     for _ in range(2):
         releases.promote(s, "churn", approved(stores), OPS)
     # When production is rolled back
-    record = releases.rollback(s, "churn", OPS, "bad predictions")
+    record = releases.rollback(s, "churn", OPS, "bad predictions", expected_production=2)
     # Then 1 serves again, 2 is ROLLED_BACK
     assert (record.production_version, record.previous_production) == (1, [])
     assert statuses(s, "churn") == {1: S.PRODUCTION, 2: S.ROLLED_BACK}
@@ -124,8 +124,8 @@ def test_release_rollback_to_named_version_needs_former_production(stores: Store
     v4 = approved(stores)
     # When rolling back to 4, Then refused; to 1, accepted
     with pytest.raises(Conflict, match="was not in production"):
-        releases.rollback(s, "churn", OPS, "x", to_version=v4)
-    record = releases.rollback(s, "churn", OPS, "back to the first", to_version=1)
+        releases.rollback(s, "churn", OPS, "x", expected_production=3, to_version=v4)
+    record = releases.rollback(s, "churn", OPS, "back to the first", expected_production=3, to_version=1)
     assert (record.production_version, record.previous_production) == (1, [2])
 
 
@@ -137,7 +137,7 @@ def test_release_rollback_refuses_a_tampered_artifact(stores: Stores) -> None:
     boto3.client("s3").put_object(Bucket=stores.artifacts_bucket, Key="models/churn/1/model.onnx", Body=b"evil")
     # When rolling back, Then it fails on integrity and 2 keeps serving
     with pytest.raises(IntegrityError, match="hashes to"):
-        releases.rollback(s, "churn", OPS, "x")
+        releases.rollback(s, "churn", OPS, "x", expected_production=2)
     assert releases.read_state(s, "churn").record.production_version == 2
 
 

@@ -7,7 +7,14 @@ from datetime import UTC, datetime
 import pytest
 
 from functions.logic import releases
-from functions.models.approvals import CallerIdentity, CanaryCheck, CanaryMetrics, DecisionRequest, IllegalTransition
+from functions.models.approvals import (
+    CallerIdentity,
+    CanaryCheck,
+    CanaryMetrics,
+    DecisionRequest,
+    IllegalTransition,
+    StaleExpectation,
+)
 from functions.models.audit import Actor
 from functions.models.errors import Conflict
 from functions.models.registry import TRANSITIONS, Feature, ModelRecord, ModelVersion
@@ -114,3 +121,18 @@ def test_approval_caller_identity_matches_any_of_its_forms(started_by: str, same
 def test_approval_decision_needs_a_reason(reason: str) -> None:
     with pytest.raises(ValueError, match="reason is required"):
         DecisionRequest(reason=reason)
+
+
+def test_release_plan_rollback_refuses_a_stale_expectation_naming_both() -> None:
+    # Given production 3 and no canary (the canary 4 already rolled back)
+    s = state({2: S.ARCHIVED, 3: S.PRODUCTION, 4: S.ROLLED_BACK}, production_version=3, previous_production=[1, 2])
+    # When a rollback expecting production 3 with canary 4 is planned, Then it is refused
+    with pytest.raises(StaleExpectation) as refused:
+        releases.plan_rollback(s, OPS, "again", expected_production=3, expected_canary=4, now=NOW)
+    assert refused.value.message.startswith(
+        "churn: expected production version 3 with canary version 4, found production version 3 with no canary "
+        "(version 4 is ROLLED_BACK); nothing was rolled back"
+    )
+    # And expecting what is there, production goes back to 2
+    plan = releases.plan_rollback(s, OPS, "bad", expected_production=3, expected_canary=None, now=NOW)
+    assert [(c.version.version, c.to) for c in plan.changes] == [(3, S.ROLLED_BACK), (2, S.PRODUCTION)]

@@ -1,7 +1,8 @@
 """Governance routes (IAM-authorized): lineage, explain, model cards, retirement, restore.
 
 GET  /v1/models/{name}/versions/{version}/lineage   the chain down to the uploaded object
-GET  /v1/explain/{request_id}[?model=&since=]        the version that answered, and its lineage
+GET  /v1/explain/{request_id}?model=M[&since=]       the version that answered, and its lineage
+                                                    (every match counted: ids are the callers')
 GET  /v1/models/{name}/versions/{version}/card       the model card (rendered from the records, stored)
 POST /v1/models/{name}/versions/{version}/retire     {"reason"}: 409 for a serving version
 POST /v1/models/{name}/versions/{version}/restore    {"reason"}: re-verify and re-register
@@ -46,7 +47,7 @@ def get_lineage(name: str, version: str):  # no return annotation: no response r
 def explain(request_id: str):  # no return annotation: no response re-validation
     event = router.current_event
     since = governance.parse_since(event.get_query_string_value("since"))
-    model = event.get_query_string_value("model") or None
+    model = event.get_query_string_value("model") or ""
     return ok(lineage.explain(get_settings(), request_id, model=model, since=since))
 
 

@@ -6,13 +6,39 @@ from __future__ import annotations
 
 import json
 from functools import cache
+from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from pydantic import BaseModel
 
+from functions.models.approvals import RollbackRequest
 from functions.models.settings import get_settings
 
 OPENAPI_PATH = "/v1/openapi.json"
 TITLE = "Stepwise control API"
+# Bodies the handlers parse themselves (routes/approvals.py body_as), which the resolver cannot
+# see: (path, method) -> the pydantic model, and what a 409 of the route means.
+REQUEST_BODIES: dict[tuple[str, str], tuple[type[BaseModel], str]] = {
+    ("/v1/models/{name}/rollback", "post"): (
+        RollbackRequest,
+        "StaleExpectation: the model's production or canary version is no longer the expected one "
+        "(nothing was rolled back); or nothing to roll back",
+    ),
+}
+
+
+def _document_bodies(schema: dict[str, Any]) -> None:
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    for (path, method), (model, conflict) in REQUEST_BODIES.items():
+        operation = schema.get("paths", {}).get(path, {}).get(method)
+        if operation is None:
+            continue
+        body = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        components.update(body.pop("$defs", {}))
+        components[model.__name__] = body
+        ref = {"$ref": f"#/components/schemas/{model.__name__}"}
+        operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": ref}}}
+        operation.setdefault("responses", {})["409"] = {"description": conflict}
 
 
 def add_openapi_route(app: APIGatewayRestResolver) -> None:
@@ -22,6 +48,7 @@ def add_openapi_route(app: APIGatewayRestResolver) -> None:
     @cache
     def document() -> str:
         schema = json.loads(app.get_openapi_json_schema(title=TITLE, version=get_settings().stack_version))
+        _document_bodies(schema)
         schema["security"] = [{"sigv4": []}]
         schema.setdefault("components", {})["securitySchemes"] = {
             "sigv4": {

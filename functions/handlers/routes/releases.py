@@ -1,4 +1,9 @@
-"""Release routes: one-call rollback, recorded with the caller's identity and a reason."""
+"""Release routes: one-call rollback, recorded with the caller's identity and a reason.
+
+POST /v1/models/{name}/rollback  {"reason", "expected_production_version", "expected_canary_version"?,
+                                  "to_version"?}: 409 StaleExpectation when the aliases are no
+                                  longer the expected ones (a retry, or a race with the workflow)
+"""
 
 from __future__ import annotations
 
@@ -23,5 +28,13 @@ def rollback(name: str):  # no return annotation: no response re-validation
     if not who:
         raise Forbidden("no caller identity: rollback needs an IAM-authorized caller")
     actor = Actor(identity=who, correlation_id=logger.get_correlation_id() or "")
-    record = releases.rollback(get_settings(), name, actor, request.reason, to_version=request.to_version)
+    record = releases.rollback(
+        get_settings(),
+        name,
+        actor,
+        request.reason,
+        expected_production=request.expected_production_version,
+        expected_canary=request.expected_canary_version,
+        to_version=request.to_version,
+    )
     return Response(status_code=200, content_type=JSON, body=record.model_dump_json())
