@@ -29,6 +29,8 @@ from typing import Any
 from moto.awslambda.models import LambdaBackend, LambdaFunction
 from moto.awslambda_simple.models import LambdaSimpleBackend
 
+from stepwise.local import emf
+
 _LOCK = threading.RLock()
 _CURRENT = threading.local()  # the log sink of the function running on this thread, if any
 
@@ -98,6 +100,7 @@ class FunctionRuntime:
     errors: int = 0
     _modules: dict[str, ModuleType] = field(default_factory=dict)
     shutdown_hooks: list[tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]] = field(default_factory=list)
+    metrics_put: emf.Put | None = None  # where the EMF lines it writes become metrics (CloudWatch Logs' part)
     _packages: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
@@ -128,7 +131,9 @@ class FunctionRuntime:
         )
         os.environ.update(self.environment)
         importlib.invalidate_caches()
-        sink = open(self.log_file, "a", encoding="utf-8") if self.log_file else io.StringIO()  # noqa: SIM115
+        sink: Any = open(self.log_file, "a", encoding="utf-8") if self.log_file else io.StringIO()  # noqa: SIM115
+        if self.metrics_put is not None:
+            sink = emf.EmfSink(sink, self.metrics_put)
         _CURRENT.sink = sink
         warnings_context = warnings.catch_warnings()
         warnings_context.__enter__()

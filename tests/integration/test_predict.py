@@ -11,6 +11,7 @@ import tempfile
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +19,16 @@ import boto3
 import pyarrow.json as pj
 import pytest
 
+from functions.dal.releases import canary_metrics
 from functions.handlers import predict
+from functions.logic import releases
+from functions.logic.routing import bucket
 from functions.logic.serving import Serving
+from functions.models.approvals import CanaryCheck, CanaryMetrics
 from functions.models.serving import CaptureLine
 from functions.models.settings import Settings, get_settings
+from functions.observability import NAMESPACE, SERVICE
+from stepwise.local import emf
 from tests.integration.conftest import Stores
 from tests.integration.test_predict_support import (
     Context,
@@ -30,6 +37,7 @@ from tests.integration.test_predict_support import (
     churn_instances,
     churn_pipeline,
     diabetes_regressor,
+    failing_at_run_time,
     feedback_event,
     predict_event,
     put_model,
@@ -239,6 +247,60 @@ def test_predict_tampered_candidate_never_answers(served: Served) -> None:
         served.call({"instances": served.model.instances(), "request_id": f"t-{i}"})[1]["version"] for i in range(100)
     }
     assert versions == {1}
+
+
+def candidate_metrics(out: str, version: int) -> CanaryMetrics:
+    """What the canary check reads for `version`, once the handler's EMF output (what CloudWatch
+    Logs turns into metrics on AWS, stepwise/local/emf.py locally) is in moto's CloudWatch."""
+    emf.deliver(out.splitlines(), emf.cloudwatch_put(boto3.client("cloudwatch")))
+    now = datetime.now(UTC)
+    window = (now - timedelta(minutes=10), now + timedelta(minutes=1))
+    return canary_metrics(NAMESPACE, SERVICE, NAME, version, *window, latency_stat="Maximum")
+
+
+def test_predict_tampered_candidate_counts_candidate_errors_and_production_answers(
+    served: Served, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a tampered v3 as a 50% canary of v1
+    put_version(served.stores, NAME, 3, served.model, content=served.model.onnx + b"\x00")
+    put_model(served.stores, NAME, production=1, candidate=3, weight=0.5)
+    served.clock.now += TTL
+    capsys.readouterr()
+    # When 40 requests are served, about half of them routed to the candidate
+    ids = [f"t-{i}" for i in range(40)]
+    to_candidate = sum(bucket(NAME, rid) < 0.5 for rid in ids)
+    assert 5 <= to_candidate <= 35
+    for rid in ids:
+        status, body = served.call({"instances": served.model.instances(), "request_id": rid})
+        # Then production answers every one of them
+        assert (status, body["version"]) == (200, 1)
+    # And every request the candidate should have answered is a candidate error in the metrics
+    # the canary check reads, so the check fails
+    observed = candidate_metrics(capsys.readouterr().out, 3)
+    assert (observed.requests, observed.error_rate) == (to_candidate, 1.0)
+    assert releases.judge_canary(observed, CanaryCheck(latency_stat="Maximum"))[0] == "fail"
+    # while production's own metrics count all 40 answers
+    assert candidate_metrics("", 1).requests == 40
+
+
+def test_predict_candidate_failing_at_run_time_counts_candidate_errors_and_production_answers(
+    served: Served, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a v4 canary whose artifact verifies and loads but fails to run on every request
+    put_version(served.stores, NAME, 4, failing_at_run_time(served.model))
+    put_model(served.stores, NAME, production=1, candidate=4, weight=0.5)
+    served.clock.now += TTL
+    capsys.readouterr()
+    ids = [f"r-{i}" for i in range(30)]
+    to_candidate = sum(bucket(NAME, rid) < 0.5 for rid in ids)
+    assert 3 <= to_candidate <= 27
+    # When the requests are served, Then production answers each with its own predictions
+    for i, rid in enumerate(ids):
+        status, body = served.call({"instances": served.model.instances(i), "request_id": rid})
+        assert (status, body["version"], body["predictions"]) == (200, 1, served.model.expected[i : i + 1])
+    # And the candidate's failures are candidate errors in what the canary check reads
+    observed = candidate_metrics(capsys.readouterr().out, 4)
+    assert (observed.requests, observed.error_rate) == (to_candidate, 1.0)
 
 
 # -- capture -----------------------------------------------------------------------------------
