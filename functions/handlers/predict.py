@@ -10,6 +10,9 @@ Metrics (namespace Stepwise; dimensions service, model, version once the model i
 With the service dimension only, each emitted in the invocation it happens in (the alarms watch them):
     IntegrityFailures; CaptureRowsWritten (rows written to S3), CaptureRowsDropped (rows lost to a
     failed write or serialization) and CaptureErrors (the failures that dropped them).
+A request the canary could not answer (refused, or failed to load or score) is answered by
+production, tagged with production's version, and counts one ServerErrors of the candidate
+version: the canary check sees it as a candidate error.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import math
 import signal
 import threading
 import time
+import warnings
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
@@ -28,6 +32,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Path
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from aws_lambda_powertools.warnings import PowertoolsUserWarning
 from pydantic import ValidationError
 from pydantic_core import from_json
 
@@ -82,12 +87,20 @@ def predict(name: ModelName):  # type: ignore[no-untyped-def]  # no return annot
     state = serving()
     routed = state.route(name, payload)
     if routed.refused_version is not None:
-        _count_integrity_failure()
+        _count_candidate_error(name, routed.refused_version)
+        if isinstance(routed.refusal, IntegrityError):
+            _count_integrity_failure()
     metrics.add_dimension("model", name)  # only names the registry knows: bounded cardinality
     metrics.add_dimension("version", str(routed.route.version))
     tracer.put_annotation(key="model", value=name)
     tracer.put_annotation(key="version", value=str(routed.route.version))
     outcome = state.score(routed, payload)
+    if outcome.candidate_failed is not None:  # production answered instead: its metrics say so
+        _count_candidate_error(name, outcome.candidate_failed)
+        with warnings.catch_warnings():  # the re-tag is the point; Powertools warns on any overwrite
+            warnings.simplefilter("ignore", PowertoolsUserWarning)
+            metrics.add_dimension("version", str(outcome.route.version))
+        tracer.put_annotation(key="version", value=str(outcome.route.version))
     metrics.add_metric("Rows", MetricUnit.Count, outcome.rows)
     metrics.add_metric("ModelCacheHits" if outcome.cache_hit else "ModelCacheMisses", MetricUnit.Count, 1)
     if outcome.captured:
@@ -143,6 +156,16 @@ def _emit_capture_counts(counts: CaptureCounts) -> None:
     ):
         if value:
             _service_metric(name, value)
+
+
+def _count_candidate_error(name: str, version: int) -> None:
+    """A request the canary should have answered and could not (refused, or failed to load or
+    score; production answered it): a ServerErrors of the candidate version, with the dimensions
+    the canary check reads (functions/dal/releases.py canary_metrics)."""
+    with single_metric(name="ServerErrors", unit=MetricUnit.Count, value=1, namespace=NAMESPACE) as metric:
+        metric.add_dimension("service", SERVICE)
+        metric.add_dimension("model", name)
+        metric.add_dimension("version", str(version))
 
 
 @app.exception_handler(IntegrityError)

@@ -3,13 +3,17 @@
 promote          APPROVED -> PRODUCTION (all at once)
 start_canary     APPROVED -> CANARY at strategy.weight
 check_canary     after the bake time: the candidate's error rate, latency (and quality) from the
-                 serving metrics; failing -> canary rolled back, CanaryCheckFailed raised
+                 serving metrics; failing (or no candidate traffic, unless the check's on_no_data
+                 is "pass") -> canary rolled back, CanaryCheckFailed raised
 complete_canary  CANARY -> PRODUCTION
 rollback_canary  CANARY -> ROLLED_BACK (reason from the caught error)
 expire           approval timed out: request EXPIRED, version REJECTED, ApprovalExpired raised
 
 Every step that moves an alias reads back what serving resolves and raises ServingMismatch if it
-differs. Typed errors propagate by class name to the state machine's Retry/Catch.
+differs; promote, start_canary and complete_canary first verify the version's artifact
+(IntegrityError, nothing written). Typed errors propagate by class name to the state machine's
+Retry/Catch. A canary the workflow rolls back (a failed check, or rollback_canary) counts one
+`CanaryRollbacks` (service dimension): the metric the monitoring stack's canary alarm watches.
 """
 
 from __future__ import annotations
@@ -17,13 +21,14 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
 from functions.dal.releases import canary_metrics
 from functions.handlers.errors import typed_aws_errors
 from functions.logic import approvals, releases
-from functions.models.approvals import ApprovalExpired, ReleaseResult, ReleaseTaskEvent
+from functions.models.approvals import ApprovalExpired, CanaryCheckFailed, ReleaseResult, ReleaseTaskEvent
 from functions.models.audit import Actor, utcnow
 from functions.models.errors import InvalidInput
 from functions.models.registry import ModelRecord
@@ -52,6 +57,12 @@ def _cause(task: ReleaseTaskEvent) -> str:
     return "rolled back by the workflow"
 
 
+def _count_canary_rollback() -> None:
+    """CanaryRollbacks with the service dimension only: the one metric the canary alarm watches."""
+    with single_metric(name="CanaryRollbacks", unit=MetricUnit.Count, value=1, namespace=NAMESPACE) as metric:
+        metric.add_dimension("service", SERVICE)
+
+
 def run(task: ReleaseTaskEvent) -> dict[str, Any]:
     settings = get_settings()
     actor = Actor(identity=f"workflow:{task.execution or 'unknown'}", correlation_id=task.execution)
@@ -67,14 +78,19 @@ def run(task: ReleaseTaskEvent) -> dict[str, Any]:
         start, end = now - timedelta(seconds=max(task.strategy.bake_seconds, 60)), now + timedelta(seconds=60)
         check = task.strategy.check
         observed = canary_metrics(NAMESPACE, SERVICE, task.model, task.version, start, end, check.latency_stat)
-        verdict, detail = releases.check_canary(
-            settings, task.model, task.version, task.strategy.check, observed, actor
-        )
+        try:
+            verdict, detail = releases.check_canary(
+                settings, task.model, task.version, task.strategy.check, observed, actor
+            )
+        except CanaryCheckFailed:
+            _count_canary_rollback()
+            raise
         logger.info("canary check", extra={"verdict": verdict, "detail": detail})
         state = releases.read_state(settings, task.model)
         return _result(task, state.record, verdict=verdict, detail=detail)
     if task.action == "rollback_canary":
         record = releases.rollback_canary(settings, task.model, task.version, actor, _cause(task))
+        _count_canary_rollback()
         return _result(task, record)
     # expire
     approvals.expire(settings, task.model, task.version, execution=task.execution)

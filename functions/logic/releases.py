@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from functions.dal import audit as audit_dal
 from functions.dal import registry as registry_dal
 from functions.dal import releases as dal
 from functions.logic.routing import choose
@@ -348,24 +349,48 @@ def apply(settings: Settings, plan: Plan, extra_items: list[dict[str, Any]] | No
     return plan
 
 
-def verify_artifact(version: ModelVersion) -> None:
-    """The ONNX artifact's stored bytes still hash to the registry's sha256."""
+def verify_artifact(settings: Settings, version: ModelVersion, step: str) -> None:
+    """The ONNX artifact serving would load is in the artifacts bucket and its stored bytes still
+    hash to the registry's sha256, or the release `step` is refused before anything is written:
+    serving refuses such a version, and an alias on it would leave nothing to answer."""
     artifact = version.artifacts.get("onnx")
+    what = f"{version.model} version {version.version}"
     if artifact is None:
-        raise IntegrityError(f"{version.model} version {version.version} has no ONNX artifact to serve")
+        raise IntegrityError(f"{what} has no ONNX artifact to serve; {step} refused")
+    bucket = artifact.uri[5:].split("/", 1)[0] if artifact.uri.startswith("s3://") else ""
+    if settings.artifacts_bucket and bucket != settings.artifacts_bucket:
+        raise IntegrityError(
+            f"{what}: the artifact failed verification (it is outside the artifacts bucket); {step} refused"
+        )
     try:
         actual = dal.artifact_sha256(artifact.uri)
     except NotFound:
-        # the registry records an artifact the store does not have: not restored; a 503, not a 404
-        # (the model and version exist), and nothing was written
-        raise StoreUnavailable(
-            f"{version.model} version {version.version}: its artifact is missing; not restored"
-        ) from None
+        # the registry records an artifact the store does not have: a 503, not a 404 (the model
+        # and version exist), and nothing was written
+        raise StoreUnavailable(f"{what}: its artifact is missing; {step} refused") from None
     if actual != artifact.sha256:
         raise IntegrityError(
-            f"{version.model} version {version.version}: {artifact.uri} hashes to {actual}, "
-            f"the registry says {artifact.sha256}"
+            f"{what}: the artifact failed verification: {artifact.uri} hashes to {actual}, "
+            f"the registry says {artifact.sha256}; {step} refused"
         )
+
+
+def _verified(settings: Settings, version: ModelVersion, step: str, actor: Actor) -> None:
+    """verify_artifact; a refusal is recorded in the audit trail (nothing else is written)."""
+    try:
+        verify_artifact(settings, version, step)
+    except IntegrityError as exc:
+        event = AuditEvent.of(
+            actor,
+            "release.refused",
+            model_target(version.model),
+            version=version.version,
+            before={"status": version.status.value},
+            after={"step": step, "error": type(exc).__name__},
+            reason=exc.message,
+        )
+        audit_dal.record(settings.metadata_table, event)
+        raise
 
 
 def _fixed(point: float) -> Callable[[], float]:
@@ -436,7 +461,9 @@ def promote(settings: Settings, model: str, number: int, actor: Actor, reason: s
     state = read_state(settings, model)
     if _done(state, number, S.PRODUCTION, production_version=number, candidate_version=None):
         return verify_serving(settings, state.record)
-    plan = apply(settings, plan_promote(state, number, actor, reason, now=utcnow()))
+    plan = plan_promote(state, number, actor, reason, now=utcnow())
+    _verified(settings, state.version(number), plan.what, actor)
+    apply(settings, plan)
     assert plan.record_after is not None
     return verify_serving(settings, plan.record_after)
 
@@ -447,7 +474,9 @@ def start_canary(
     state = read_state(settings, model)
     if _done(state, number, S.CANARY, candidate_version=number, candidate_weight=weight):
         return verify_serving(settings, state.record)
-    plan = apply(settings, plan_start_canary(state, number, weight, actor, reason, now=utcnow()))
+    plan = plan_start_canary(state, number, weight, actor, reason, now=utcnow())
+    _verified(settings, state.version(number), plan.what, actor)
+    apply(settings, plan)
     assert plan.record_after is not None
     return verify_serving(settings, plan.record_after)
 
@@ -494,7 +523,7 @@ def rollback(
     )
     restored = next((c.version for c in plan.changes if c.to == S.PRODUCTION), None)
     if restored is not None:
-        verify_artifact(restored)
+        _verified(settings, restored, plan.what, actor)
     apply(settings, plan)
     assert plan.record_after is not None
     return verify_serving(settings, plan.record_after)
@@ -503,7 +532,8 @@ def rollback(
 # -- the canary's automatic check ----------------------------------------------------------
 def judge_canary(observed: CanaryMetrics, check: CanaryCheck) -> tuple[str, str]:
     """("pass" | "fail" | "no_data", why). No data (no requests reached the candidate, e.g. in
-    moto or on a quiet model) is its own verdict; `check.on_no_data` decides whether it blocks."""
+    moto or on a quiet model) is its own verdict; `check.on_no_data` decides whether it blocks
+    (by default it does: only a spec that says "pass" promotes a canary nothing exercised)."""
     if not observed.requests or observed.requests < max(check.min_requests, 1):
         return "no_data", f"{observed.requests or 0} requests reached the candidate (need {max(check.min_requests, 1)})"
     failures = []
@@ -523,7 +553,7 @@ def judge_canary(observed: CanaryMetrics, check: CanaryCheck) -> tuple[str, str]
 def check_canary(
     settings: Settings, model: str, number: int, check: CanaryCheck, observed: CanaryMetrics, actor: Actor
 ) -> tuple[str, str]:
-    """Judge the canary; a failing one (or no data when `on_no_data="fail"`) is rolled back and
+    """Judge the canary; a failing one (or no data, unless `on_no_data="pass"`) is rolled back and
     CanaryCheckFailed raised, so the previous production keeps serving."""
     verdict, detail = judge_canary(observed, check)
     if verdict == "fail" or (verdict == "no_data" and check.on_no_data == "fail"):

@@ -175,6 +175,8 @@ class Routed:
     model: OnnxModel
     cache_hit: bool
     refused_version: int | None = None  # a canary whose artifact was refused (production answered)
+    refusal: StepwiseError | None = None  # why it was refused
+    production_version: int | None = None  # who answers if the candidate fails to score
 
 
 @dataclass
@@ -187,6 +189,7 @@ class Outcome:
     cache_hit: bool
     shadow_error: bool = False
     captured: bool = False
+    candidate_failed: int | None = None  # the canary failed to score this request; production answered
 
 
 def _request_id(payload: Any) -> str | None:
@@ -205,6 +208,18 @@ def _request_id(payload: Any) -> str | None:
             [{"field": "request_id", "reason": f"must be a string matching {REQUEST_ID_PATTERN}", "type": "pattern"}],
         )
     return value
+
+
+def _run(model: OnnxModel, payload: Any) -> tuple[list[list[Any]], list[Any], list[list[float]] | None]:
+    """(rows, predictions, probabilities) of `payload` validated against `model`'s contract."""
+    try:
+        request = model.request_model.model_validate(payload)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False, include_input=False, include_context=False)
+        raise RequestInvalid(f"{len(errors)} field(s) do not match the input contract", error_details(errors)) from None
+    rows = model.rows(request.instances)  # type: ignore[attr-defined]
+    predictions, probabilities = model.score(rows)
+    return rows, predictions, probabilities
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -257,33 +272,48 @@ class Serving:
         route = choose(record, request_id, self._draw)
         try:
             model, hit = self.models.get(name, route.version)
-        except (IntegrityError, ModelUnavailable):
+        except (IntegrityError, ModelUnavailable) as exc:
             if route.variant != "candidate" or record.production_version is None:
                 raise
-            # a refused canary never answers: production does; the refusal is logged (and alarmed
-            # through the IntegrityFailures metric of the request that first refused it)
+            # a refused canary never answers: production does; the refusal is logged, and the
+            # handler counts it as a candidate error (what the canary check reads) and, for a
+            # failed verification, an integrity failure (what the integrity alarm watches)
             logger.error("candidate refused; production answers", extra={"model": name, "version": route.version})
             refused = route.version
             route = Route(record.production_version, "production")
             model, hit = self.models.get(name, route.version)
-            return Routed(name, request_id, route, model, hit, refused_version=refused)
-        return Routed(name=name, request_id=request_id, route=route, model=model, cache_hit=hit)
+            return Routed(name, request_id, route, model, hit, refused_version=refused, refusal=exc)
+        return Routed(
+            name=name,
+            request_id=request_id,
+            route=route,
+            model=model,
+            cache_hit=hit,
+            production_version=record.production_version,
+        )
 
     def predict(self, name: str, payload: Any) -> Outcome:
         return self.score(self.route(name, payload), payload)
 
     def score(self, routed: Routed, payload: Any) -> Outcome:
-        """Validate against the answering version's contract, score, capture, shadow-score."""
-        model, route, name = routed.model, routed.route, routed.name
+        """Validate against the answering version's contract, score, capture, shadow-score. A
+        canary that fails to score (its session raises) never answers: production does, and the
+        outcome names the failed candidate."""
+        failed = None
         try:
-            request = model.request_model.model_validate(payload)
-        except ValidationError as exc:
-            errors = exc.errors(include_url=False, include_input=False, include_context=False)
-            raise RequestInvalid(
-                f"{len(errors)} field(s) do not match the input contract", error_details(errors)
-            ) from None
-        rows = model.rows(request.instances)  # type: ignore[attr-defined]
-        predictions, probabilities = model.score(rows)
+            rows, predictions, probabilities = _run(routed.model, payload)
+        except RequestInvalid:
+            raise
+        except Exception:
+            if routed.route.variant != "candidate" or routed.production_version is None:
+                raise
+            failed = routed.route.version
+            logger.exception("candidate failed to score; production answers", extra={"model": routed.name})
+            route = Route(routed.production_version, "production")
+            model, hit = self.models.get(routed.name, route.version)
+            routed = Routed(routed.name, routed.request_id, route, model, hit)
+            rows, predictions, probabilities = _run(model, payload)
+        model, route, name = routed.model, routed.route, routed.name
         rid = routed.request_id or uuid.uuid4().hex
         now_ms = self._wall_ms()
         outcome = Outcome(
@@ -297,6 +327,7 @@ class Serving:
             route=route,
             rows=len(rows),
             cache_hit=routed.cache_hit,
+            candidate_failed=failed,
         )
         capture = self.capture
         sampled = capture.sampled()

@@ -175,7 +175,9 @@ class CanaryCheck(_Model):
     latency_stat: Literal["p99", "p95", "p90", "p50", "Maximum", "Average"] = "p99"
     min_quality: float | None = None  # on the primary metric, where labels arrived
     min_requests: int = Field(default=0, ge=0)  # fewer requests than this count as "no data"
-    on_no_data: Literal["pass", "fail"] = "pass"
+    # a canary no request reached has shown nothing: it fails (and is rolled back) unless the
+    # spec says "pass" explicitly (a quiet model whose owner accepts promoting it untested)
+    on_no_data: Literal["pass", "fail"] = "fail"
 
 
 class ReleaseStrategy(_Model):

@@ -216,7 +216,7 @@ def grant_release_access(
             conditions=_leading_keys("APPROVAL#"),
         ),
     ]
-    if artifacts is not None:  # rollback verifies the restored version's ONNX sha256
+    if artifacts is not None:  # promote, canary and rollback verify the version's ONNX sha256
         statements.append(
             iam.PolicyStatement(actions=["s3:GetObject"], resources=[artifacts.arn_for_objects("models/*")])
         )
@@ -233,7 +233,7 @@ def grant_release_access(
             acknowledge(
                 role,
                 f"AwsSolutions::AwsSolutions-IAM5[Resource::{logical_arn(artifacts)}/models/*]",
-                "Reads model artifacts to verify their sha256 before a rollback restores them.",
+                "Reads model artifacts to verify their sha256 before a release step serves them.",
             )
 
 

@@ -3,9 +3,10 @@ version), its least-privilege grants, the on-demand route, alarms to an SNS topi
 
 The drift function reuses the data layer (layers/data: pyarrow, numpy, Powertools, pydantic) that
 ingestion builds. Alarms: any model drifted (DriftedModels), any performance drop on labelled
-traffic (PerformanceDrops), drift-check errors, inference errors and
-inference p99 latency. Per-model drift share is on the dashboard (a SEARCH over the Model
-dimension); per-model alarms need the model names, which only exist at run time.
+traffic (PerformanceDrops), drift-check errors, a canary rolled back by the release workflow
+(CanaryRollbacks), inference errors and inference p99 latency. Per-model drift share is on the
+dashboard (a SEARCH over the Model dimension); per-model alarms need the model names, which only
+exist at run time.
 """
 
 from __future__ import annotations
@@ -228,6 +229,13 @@ class Monitoring(Construct):
                 "PerformanceAlarm",
                 "A model's accuracy/F1 or RMSE/MAE on labelled traffic is worse than at registration",
                 self._metric("PerformanceDrops", "Maximum"),
+                1,
+            ),
+            "CanaryRollbacks": self._alarm(
+                "CanaryRollbackAlarm",
+                "A canary failed its check (errors, latency, quality or no traffic) or its release step and was "
+                "rolled back; production kept serving (see the lifecycle execution and the audit trail)",
+                self._metric("CanaryRollbacks", "Sum", Duration.minutes(5)),
                 1,
             ),
             "DriftCheckErrors": self._alarm(

@@ -351,7 +351,9 @@ class StepwiseStack(Stack):
         grant_release_access(
             approval_fn, registry=self.registry.table, metadata=self.metadata.table, write_registry=False
         )
-        grant_release_access(release_fn, registry=self.registry.table, metadata=self.metadata.table)
+        grant_release_access(
+            release_fn, registry=self.registry.table, metadata=self.metadata.table, artifacts=self.artifacts.bucket
+        )
         grant_canary_metrics(release_fn)
         for fn in (approval_fn, release_fn):
             self.synchronous_only(fn)

@@ -6,6 +6,8 @@ What moto cannot run is emulated from the template's own properties and reported
 - state machines: moto's CloudFormation puts them in a backend that does not execute, so each
   is re-created from its resolved definition in the executing backend (same name, same ARN);
 - Lambda code: each function runs its real handler in-process from its asset (runtime.py);
+- CloudWatch Logs' metric extraction: the EMF lines a function writes become metrics in moto's
+  CloudWatch (emf.py), where the canary check reads them; alarms are stored, not evaluated;
 - resources moto's CloudFormation skips (stage, account, alarms, bucket policies) are listed.
 """
 
@@ -31,7 +33,7 @@ from moto.cloudformation.parsing import clean_json
 from moto.core import DEFAULT_ACCOUNT_ID
 
 from layers.assembly import Assembly
-from stepwise.local import emulated
+from stepwise.local import emf, emulated
 from stepwise.local.assembly import synthesize
 from stepwise.local.runtime import FunctionRuntime, LambdaRouter, answer_custom_resources
 
@@ -232,6 +234,7 @@ class LocalCloud:
         assert self.assembly is not None and self.deployment is not None
         lam = self.client("lambda")
         self.logs_dir.mkdir(parents=True, exist_ok=True)
+        metrics_put = emf.cloudwatch_put(self.client("cloudwatch"))  # the EMF lines functions log
         for logical_id, res in self.assembly.resources_of_type("AWS::Lambda::Function").items():
             props = res["Properties"]
             code_dir = self.assembly.function_code_dir(logical_id)
@@ -253,6 +256,7 @@ class LocalCloud:
                     timeout_seconds=int(props.get("Timeout", 3)),
                     log_level=self.log_level,
                     log_file=self.logs_dir / f"{logical_id}.log",
+                    metrics_put=metrics_put,
                 )
             )
 

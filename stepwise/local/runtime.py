@@ -29,6 +29,8 @@ from typing import Any
 from moto.awslambda.models import LambdaBackend, LambdaFunction
 from moto.awslambda_simple.models import LambdaSimpleBackend
 
+from stepwise.local import emf
+
 _LOCK = threading.RLock()
 _CURRENT = threading.local()  # the log sink of the function running on this thread, if any
 
@@ -98,6 +100,7 @@ class FunctionRuntime:
     errors: int = 0
     _modules: dict[str, ModuleType] = field(default_factory=dict)
     shutdown_hooks: list[tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]] = field(default_factory=list)
+    metrics_put: emf.Put | None = None  # where the EMF lines it writes become metrics (CloudWatch Logs' part)
     _packages: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
@@ -128,8 +131,11 @@ class FunctionRuntime:
         )
         os.environ.update(self.environment)
         importlib.invalidate_caches()
-        sink = open(self.log_file, "a", encoding="utf-8") if self.log_file else io.StringIO()  # noqa: SIM115
+        sink: Any = open(self.log_file, "a", encoding="utf-8") if self.log_file else io.StringIO()  # noqa: SIM115
+        if self.metrics_put is not None:
+            sink = emf.EmfSink(sink, self.metrics_put)
         _CURRENT.sink = sink
+        streams = _route_streams()
         warnings_context = warnings.catch_warnings()
         warnings_context.__enter__()
         warnings.simplefilter("default")
@@ -153,6 +159,7 @@ class FunctionRuntime:
             atexit.register = real_register
             warnings_context.__exit__(None, None, None)
             _CURRENT.sink = None
+            _unroute_streams(streams)
             sink.close()
             self._modules = {n: sys.modules.pop(n) for n in list(sys.modules) if self._owned(n)}
             sys.modules.update(saved_modules)
@@ -193,6 +200,26 @@ class FunctionRuntime:
                     "errorMessage": str(exc),
                     "stackTrace": traceback.format_tb(exc.__traceback__),
                 }, "Unhandled"
+
+
+def _route_streams() -> tuple[Any, Any]:
+    """Make sure the process's stdout/stderr route to the running function's log, even if
+    something (pytest's capture, between test phases) replaced the streams `install` routed; its
+    EMF lines must reach the EmfSink. Returns the streams to put back afterwards."""
+    saved = (sys.stdout, sys.stderr)
+    if not isinstance(sys.stdout, _RoutedStream):
+        sys.stdout = _RoutedStream(sys.stdout)  # type: ignore[assignment]
+    if not isinstance(sys.stderr, _RoutedStream):
+        sys.stderr = _RoutedStream(sys.stderr)  # type: ignore[assignment]
+    return saved
+
+
+def _unroute_streams(saved: tuple[Any, Any]) -> None:
+    """Put back what `_route_streams` replaced, unless someone replaced it again meanwhile."""
+    for name, before in zip(("stdout", "stderr"), saved, strict=True):
+        current = getattr(sys, name)
+        if current is not before and isinstance(current, _RoutedStream) and current.real is before:
+            setattr(sys, name, before)
 
 
 def _restore_environment(saved: dict[str, str]) -> None:

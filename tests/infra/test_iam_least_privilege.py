@@ -69,7 +69,8 @@ EXPECTED_ACTIONS: dict[str, set[str]] = {
     | {"sns:Publish", "dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem"}
     | {"dynamodb:UpdateItem"},
     "ReleaseFunction": _BASE
-    | {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem", "cloudwatch:GetMetricData"},
+    | {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem", "cloudwatch:GetMetricData"}
+    | {"s3:GetObject"},  # promote and canary verify artifacts/models/* sha256 before serving them
     "TrainFunction": _BASE | _LIFECYCLE_TABLES | {"s3:GetObject", "s3:GetObjectVersion", "s3:PutObject"},
     "EvaluateFunction": _BASE | _LIFECYCLE_TABLES | {"s3:GetObject", "s3:GetObjectVersion"},
     # registration writes the model card under models/ and reads the validation report

@@ -80,9 +80,15 @@ def test_monitoring_grants_are_scoped_to_prefixes(resources: dict[str, Any]) -> 
 def test_monitoring_alarms_notify_the_topic(resources: dict[str, Any]) -> None:
     alarms = _of_type(resources, "AWS::CloudWatch::Alarm")
     names = {v["Properties"].get("MetricName") for v in alarms.values()}
-    assert {"DriftedModels", "PerformanceDrops", "Errors", "Duration"} <= names
+    assert {"DriftedModels", "PerformanceDrops", "CanaryRollbacks", "Errors", "Duration"} <= names
     ours = [a for k, a in alarms.items() if k.startswith(c.MONITORING_ID)]
-    assert len(ours) == 5
+    assert len(ours) == 6
+    canary = next(a for a in ours if a["Properties"].get("MetricName") == "CanaryRollbacks")
+    assert (canary["Properties"]["Namespace"], canary["Properties"]["Dimensions"]) == (
+        "Stepwise",
+        [{"Name": "service", "Value": "stepwise"}],
+    )
+    assert canary["Properties"]["Threshold"] == 1
     for alarm in ours:
         (action,) = alarm["Properties"]["AlarmActions"]
         assert action["Ref"].startswith(f"{c.MONITORING_ID}AlarmTopic")

@@ -93,14 +93,15 @@ def test_approval_workflow_canary_then_complete(stores: Stores, routed: list[str
     releases.approve(s, "churn", 1, ops, "first")
     releases.promote(s, "churn", 1, ops)
     v2 = register(stores, "churn")
-    strategy = {"kind": "canary", "weight": 0.2, "bake_seconds": 0}
+    # no traffic reaches the candidate here (no serving in this test): the spec opts into passing
+    strategy = {"kind": "canary", "weight": 0.2, "bake_seconds": 0, "check": {"on_no_data": "pass"}}
     arn = start_chain(
         chain_definition(3600), {"registered": {"model": "churn", "version": v2.version}, "release": strategy}
     )
     wait_for(lambda: "churn-2" in pending_ids(), "the approval request")
     # When approved
     assert call("POST", "/v1/approvals/churn-2/approve", {"reason": "ok"}, who="alice")[0] == 200
-    # Then canary -> check (no metrics in moto: "no data", passes by default) -> production
+    # Then canary -> check (no metrics in moto: "no data", passes as the strategy says) -> production
     done = wait_for(lambda: execution_done(arn), "the execution to finish")
     assert done["status"] == "SUCCEEDED", done
     assert routed[1:] == ["release:start_canary", "release:check_canary", "release:complete_canary"]

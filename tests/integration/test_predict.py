@@ -11,6 +11,7 @@ import tempfile
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +19,16 @@ import boto3
 import pyarrow.json as pj
 import pytest
 
+from functions.dal.releases import canary_metrics
 from functions.handlers import predict
+from functions.logic import releases
+from functions.logic.routing import bucket
 from functions.logic.serving import Serving
+from functions.models.approvals import CanaryCheck, CanaryMetrics
 from functions.models.serving import CaptureLine
 from functions.models.settings import Settings, get_settings
+from functions.observability import NAMESPACE, SERVICE
+from stepwise.local import emf
 from tests import faults
 from tests.integration.conftest import Stores
 from tests.integration.test_predict_support import (
@@ -31,6 +38,7 @@ from tests.integration.test_predict_support import (
     churn_instances,
     churn_pipeline,
     diabetes_regressor,
+    failing_at_run_time,
     feedback_event,
     predict_event,
     put_model,
@@ -80,7 +88,7 @@ def served(stores: Stores) -> Iterator[Served]:
     predict.reset(None)
 
 
-def emf(out: str, name: str) -> list[tuple[float, dict[str, str]]]:
+def emf_values(out: str, name: str) -> list[tuple[float, dict[str, str]]]:
     """Each value of metric `name` in the Powertools EMF lines of `out`, with the line's dimensions."""
     found = []
     for text in out.splitlines():
@@ -96,7 +104,7 @@ def emf(out: str, name: str) -> list[tuple[float, dict[str, str]]]:
 
 
 def emf_sum(out: str, name: str) -> float:
-    return sum(v for v, _ in emf(out, name))
+    return sum(v for v, _ in emf_values(out, name))
 
 
 def captured_lines(stores: Stores, model: str = NAME) -> list[dict[str, Any]]:
@@ -261,6 +269,60 @@ def test_predict_tampered_candidate_never_answers(served: Served) -> None:
     assert versions == {1}
 
 
+def candidate_metrics(out: str, version: int) -> CanaryMetrics:
+    """What the canary check reads for `version`, once the handler's EMF output (what CloudWatch
+    Logs turns into metrics on AWS, stepwise/local/emf.py locally) is in moto's CloudWatch."""
+    emf.deliver(out.splitlines(), emf.cloudwatch_put(boto3.client("cloudwatch")))
+    now = datetime.now(UTC)
+    window = (now - timedelta(minutes=10), now + timedelta(minutes=1))
+    return canary_metrics(NAMESPACE, SERVICE, NAME, version, *window, latency_stat="Maximum")
+
+
+def test_predict_tampered_candidate_counts_candidate_errors_and_production_answers(
+    served: Served, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a tampered v3 as a 50% canary of v1
+    put_version(served.stores, NAME, 3, served.model, content=served.model.onnx + b"\x00")
+    put_model(served.stores, NAME, production=1, candidate=3, weight=0.5)
+    served.clock.now += TTL
+    capsys.readouterr()
+    # When 40 requests are served, about half of them routed to the candidate
+    ids = [f"t-{i}" for i in range(40)]
+    to_candidate = sum(bucket(NAME, rid) < 0.5 for rid in ids)
+    assert 5 <= to_candidate <= 35
+    for rid in ids:
+        status, body = served.call({"instances": served.model.instances(), "request_id": rid})
+        # Then production answers every one of them
+        assert (status, body["version"]) == (200, 1)
+    # And every request the candidate should have answered is a candidate error in the metrics
+    # the canary check reads, so the check fails
+    observed = candidate_metrics(capsys.readouterr().out, 3)
+    assert (observed.requests, observed.error_rate) == (to_candidate, 1.0)
+    assert releases.judge_canary(observed, CanaryCheck(latency_stat="Maximum"))[0] == "fail"
+    # while production's own metrics count all 40 answers
+    assert candidate_metrics("", 1).requests == 40
+
+
+def test_predict_candidate_failing_at_run_time_counts_candidate_errors_and_production_answers(
+    served: Served, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a v4 canary whose artifact verifies and loads but fails to run on every request
+    put_version(served.stores, NAME, 4, failing_at_run_time(served.model))
+    put_model(served.stores, NAME, production=1, candidate=4, weight=0.5)
+    served.clock.now += TTL
+    capsys.readouterr()
+    ids = [f"r-{i}" for i in range(30)]
+    to_candidate = sum(bucket(NAME, rid) < 0.5 for rid in ids)
+    assert 3 <= to_candidate <= 27
+    # When the requests are served, Then production answers each with its own predictions
+    for i, rid in enumerate(ids):
+        status, body = served.call({"instances": served.model.instances(i), "request_id": rid})
+        assert (status, body["version"], body["predictions"]) == (200, 1, served.model.expected[i : i + 1])
+    # And the candidate's failures are candidate errors in what the canary check reads
+    observed = candidate_metrics(capsys.readouterr().out, 4)
+    assert (observed.requests, observed.error_rate) == (to_candidate, 1.0)
+
+
 # -- capture -----------------------------------------------------------------------------------
 def test_capture_files_are_readable_by_pyarrow_with_the_documented_schema(served: Served) -> None:
     # Given 20 served requests of 3 rows
@@ -386,9 +448,9 @@ def test_capture_write_failure_emits_capture_errors_and_dropped_rows(
         # Then it succeeds, and that invocation emitted one CaptureErrors and 2 CaptureRowsDropped
         # with the service dimension only (what the alarm watches), and no rows written
         assert reply["statusCode"] == 200
-        assert emf(out, "CaptureErrors") == [(1.0, {"service": "stepwise"})]
-        assert emf(out, "CaptureRowsDropped") == [(2.0, {"service": "stepwise"})]
-        assert emf(out, "CaptureRowsWritten") == []
+        assert emf_values(out, "CaptureErrors") == [(1.0, {"service": "stepwise"})]
+        assert emf_values(out, "CaptureRowsDropped") == [(2.0, {"service": "stepwise"})]
+        assert emf_values(out, "CaptureRowsWritten") == []
     finally:
         predict.reset(None)
 

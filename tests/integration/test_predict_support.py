@@ -274,3 +274,34 @@ def diabetes_regressor() -> TrainedModel:
         x=x,
         expected=model.predict(x).tolist(),
     )
+
+
+def failing_at_run_time(base: TrainedModel) -> TrainedModel:
+    """An export with `base`'s input and outputs that ONNX Runtime loads but cannot run: its
+    probabilities gather columns the input does not have (a run-time error on every request)."""
+    from onnx import TensorProto, helper
+
+    width = len(base.features)
+    graph = helper.make_graph(
+        [
+            helper.make_node("Gather", ["input", "columns"], ["probabilities"], axis=1),
+            helper.make_node("ArgMax", ["probabilities"], ["label"], axis=1, keepdims=0),
+        ],
+        "fails-at-run-time",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [None, width])],
+        [
+            helper.make_tensor_value_info("label", TensorProto.INT64, [None]),
+            helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [None, 2]),
+        ],
+        initializer=[helper.make_tensor("columns", TensorProto.INT64, [2], [width + 100, width + 101])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return TrainedModel(
+        onnx=model.SerializeToString(),
+        features=base.features,
+        task=base.task,
+        class_labels=base.class_labels,
+        x=base.x,
+        expected=[],
+    )

@@ -80,16 +80,30 @@ def test_release_check_canary_passes_a_healthy_candidate(stores: Stores) -> None
     assert result["verdict"] == "pass" and result["candidate_version"] == 2
 
 
-def test_release_check_canary_without_data_follows_the_strategy(stores: Stores) -> None:
-    # Given no metrics at all (as in moto without traffic)
+def emf_lines(out: str, name: str) -> list[dict[str, Any]]:
+    """The EMF records (what Lambda's stdout turns into CloudWatch metrics) that carry `name`."""
+    lines = [json.loads(line) for line in out.splitlines() if line.startswith("{") and '"_aws"' in line]
+    return [line for line in lines if name in line]
+
+
+def test_release_check_canary_without_data_passes_only_when_the_spec_says_so(
+    stores: Stores, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given no metrics at all (no request reached the candidate)
     in_canary(stores)
-    # When on_no_data is "pass" (default) the check passes, saying so
-    assert release.lambda_handler(task("check_canary"), Context())["verdict"] == "no_data"
-    # When on_no_data is "fail", the canary is rolled back
-    strict = {"kind": "canary", "bake_seconds": 60, "check": {"on_no_data": "fail", "latency_stat": "Maximum"}}
+    # When the check's on_no_data is explicitly "pass", Then it passes, saying so
+    lenient = {"kind": "canary", "bake_seconds": 60, "check": {"on_no_data": "pass", "latency_stat": "Maximum"}}
+    assert release.lambda_handler(task("check_canary", strategy=lenient), Context())["verdict"] == "no_data"
+    assert releases.read_state(get_settings(), "churn").versions[2].status == S.CANARY
+    capsys.readouterr()
+    # When the check says nothing about it (the default), Then the canary is rolled back
     with pytest.raises(CanaryCheckFailed, match="0 requests"):
-        release.lambda_handler(task("check_canary", strategy=strict), Context())
+        release.lambda_handler(task("check_canary"), Context())
     assert releases.read_state(get_settings(), "churn").versions[2].status == S.ROLLED_BACK
+    # and the rollback counts the metric the canary alarm watches (service dimension only)
+    (rollback,) = emf_lines(capsys.readouterr().out, "CanaryRollbacks")
+    assert rollback["CanaryRollbacks"] == [1.0] or rollback["CanaryRollbacks"] == 1.0
+    assert rollback["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["service"]]
 
 
 def test_release_rollback_canary_records_the_caught_error(stores: Stores) -> None:

@@ -141,6 +141,77 @@ def test_release_rollback_refuses_a_tampered_artifact(stores: Stores) -> None:
     assert releases.read_state(s, "churn").record.production_version == 2
 
 
+def tamper(stores: Stores, model: str, version: int) -> None:
+    """Replace the version's ONNX bytes in S3 (the registry keeps the original sha256)."""
+    key = f"models/{model}/{version}/model.onnx"
+    boto3.client("s3").put_object(Bucket=stores.artifacts_bucket, Key=key, Body=b"tampered")
+
+
+def registry_snapshot(s: Settings, model: str) -> tuple[object, ...]:
+    state = releases.read_state(s, model)
+    r = state.record
+    return (r.production_version, r.candidate_version, r.candidate_weight, r.revision, statuses(s, model))
+
+
+def test_release_start_canary_refuses_a_tampered_candidate_and_changes_nothing(stores: Stores) -> None:
+    # Given version 1 in production and version 2 approved, whose ONNX bytes were replaced in S3
+    s = get_settings()
+    releases.promote(s, "churn", approved(stores), OPS, "first")
+    v2 = approved(stores)
+    tamper(stores, "churn", v2)
+    before, trail = registry_snapshot(s, "churn"), actions(stores, "churn")
+    # When a canary of version 2 starts, Then it is refused naming the model, version and failure
+    refused = r"churn version 2: the artifact failed verification.*start canary refused"
+    with pytest.raises(IntegrityError, match=refused):
+        releases.start_canary(s, "churn", v2, 0.1, OPS, "try")
+    # and nothing in the registry changed: production alone serves, version 2 is still APPROVED
+    assert registry_snapshot(s, "churn") == before == (1, None, 0.0, 1, {1: S.PRODUCTION, 2: S.APPROVED})
+    # and the refusal is in the audit trail (and only it)
+    assert actions(stores, "churn") == [*trail, ("release.refused", v2)]
+    event = audit.list_events(stores.metadata_table, target=model_target("churn"))[-1]
+    assert event.who == OPS.identity and "failed verification" in event.reason
+    assert event.after == {"step": "start canary", "error": "IntegrityError"}
+
+
+def test_release_promote_refuses_a_tampered_version_and_changes_nothing(stores: Stores) -> None:
+    # Given version 1 in production and version 2 approved with tampered bytes
+    s = get_settings()
+    releases.promote(s, "churn", approved(stores), OPS, "first")
+    v2 = approved(stores)
+    tamper(stores, "churn", v2)
+    before = registry_snapshot(s, "churn")
+    # When it is promoted, Then refused, production untouched, the refusal audited
+    with pytest.raises(IntegrityError, match=r"churn version 2: the artifact failed verification.*promote refused"):
+        releases.promote(s, "churn", v2, OPS, "better")
+    assert registry_snapshot(s, "churn") == before
+    assert actions(stores, "churn")[-1] == ("release.refused", v2)
+
+
+def test_release_complete_canary_refuses_a_candidate_tampered_after_it_started(stores: Stores) -> None:
+    # Given version 2 in canary, whose bytes were replaced after the canary started
+    s = get_settings()
+    releases.promote(s, "churn", approved(stores), OPS, "first")
+    v2 = approved(stores)
+    releases.start_canary(s, "churn", v2, 0.1, OPS, "try")
+    tamper(stores, "churn", v2)
+    before = registry_snapshot(s, "churn")
+    # When the canary is completed, Then refused: version 1 stays production, 2 stays the canary
+    with pytest.raises(IntegrityError, match="complete canary refused"):
+        releases.promote(s, "churn", v2, OPS, "complete")
+    assert registry_snapshot(s, "churn") == before == (1, 2, 0.1, 2, {1: S.PRODUCTION, 2: S.CANARY})
+
+
+def test_release_promote_refuses_an_artifact_outside_the_artifacts_bucket(stores: Stores) -> None:
+    # Given an approved version whose registry record points outside the artifacts bucket
+    s = get_settings()
+    v1 = approved(stores)
+    stranger = s.model_copy(update={"artifacts_bucket": "another-bucket"})
+    # When promoted, Then refused (serving would refuse it too) and nothing changes
+    with pytest.raises(IntegrityError, match="outside the artifacts bucket"):
+        releases.promote(stranger, "churn", v1, OPS)
+    assert statuses(s, "churn") == {1: S.APPROVED}
+
+
 def test_release_retire_refuses_a_serving_version(stores: Stores) -> None:
     s = get_settings()
     v1 = approved(stores)

@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
+from functions.models.approvals import ReleaseStrategy
 from functions.models.runs import execution_name
 from functions.models.specs import EstimatorName, Metric, TrainingSpec
 
@@ -76,3 +77,15 @@ def test_spec_release_strategy_defaults_to_all_at_once_and_takes_a_canary() -> N
     assert (canary.release.kind, canary.release.weight, canary.release.bake_seconds) == ("canary", 0.1, 60)
     with pytest.raises(ValidationError, match="release"):
         TrainingSpec.model_validate(spec(release={"kind": "blue-green"}))
+
+
+def test_spec_canary_without_traffic_fails_unless_the_spec_opts_into_pass() -> None:
+    # Given a canary spec that says nothing about "no data", Then a canary no request reached fails
+    canary = TrainingSpec.model_validate(spec(release={"kind": "canary"}))
+    assert canary.release.check.on_no_data == "fail"
+    assert ReleaseStrategy().check.on_no_data == "fail"
+    # and only an explicit "pass" lets it through
+    lenient = TrainingSpec.model_validate(spec(release={"kind": "canary", "check": {"on_no_data": "pass"}}))
+    assert lenient.release.check.on_no_data == "pass"
+    with pytest.raises(ValidationError, match="on_no_data"):
+        TrainingSpec.model_validate(spec(release={"kind": "canary", "check": {"on_no_data": "maybe"}}))
