@@ -17,7 +17,7 @@ from functions.dal import registry as registry_dal
 from functions.dal import runs as runs_dal
 from functions.dal import specs as specs_dal
 from functions.models.errors import InvalidInput, StepwiseError
-from functions.models.registry import Feature, graph_input_names
+from functions.models.registry import Feature
 from functions.models.runs import (
     GATE_FAILED_ERROR,
     DatasetRef,
@@ -33,7 +33,6 @@ from functions.models.runs import (
     TrainResult,
     execution_name,
 )
-from functions.models.serving import check_graph_inputs
 from functions.models.settings import Settings
 from functions.models.specs import SpecRecord
 from functions.observability import logger
@@ -363,10 +362,8 @@ def _evaluate(settings: Settings, state: LifecycleState) -> EvaluationResult:
     candidate = tr.load_skops(store.get_artifact(trained.artifacts["skops"], "candidate skops artifact"))
     session = ev.onnx_session(store.get_artifact(trained.artifacts["onnx"], "candidate ONNX artifact"))
     reference = ev.sklearn_predictions(candidate, holdout, spec.task)
-    input_names = graph_input_names(trained.features, trained.graph_inputs)
     what = f"candidate ONNX artifact of run {trained.run_id}"
-    check_graph_inputs(what, trained.features, input_names, [i.name for i in session.get_inputs()])
-    feeds = tr.onnx_feeds(holdout, trained.features, input_names)
+    feeds = ev.graph_feeds(session, holdout, trained.features, trained.graph_inputs, what)
     served = ev.onnx_predictions(session, feeds, spec.task)
     metrics = ev.compute_metrics(spec.metrics, y_holdout, reference, trained.class_labels)
     parity = ev.parity(reference, served, spec.gates.parity_tolerance)

@@ -29,12 +29,15 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from functions.logic.compaction import META_PREFIX
 from functions.models.errors import IntegrityError, InvalidInput
 from functions.models.registry import Feature
 from functions.models.serving import check_graph_inputs
 from functions.models.specs import SCALED_ESTIMATORS, TrainingSpec
 
 NUMERIC_TYPES = frozenset({"int", "float", "bool"})
+# compacted captures name their own columns with it: a feature named so could not be monitored
+RESERVED_FEATURE_PREFIX = META_PREFIX
 TEXT_TYPES = frozenset({"string", "category"})
 
 # skops loads only these types beyond its own defaults; anything else in a file is refused.
@@ -139,6 +142,11 @@ def resolve_features(spec: TrainingSpec, schema: pa.Schema, contract_columns: li
             raise TrainingFailed(f"feature {name!r} is a timestamp; derive numeric features from it first")
         if name not in schema.names:
             raise TrainingFailed(f"feature {name!r} is not a column of the dataset")
+        if name.startswith(RESERVED_FEATURE_PREFIX):
+            raise TrainingFailed(
+                f"feature {name!r} starts with {RESERVED_FEATURE_PREFIX!r}, which captured traffic reserves "
+                "for its own columns (request id, version, ...); rename the column to train on it"
+            )
         features.append(feature)
     if spec.target not in schema.names:
         raise TrainingFailed(f"target {spec.target!r} is not a column of the dataset")
