@@ -10,6 +10,7 @@ Audit events live in the metadata table (see functions/models/audit.py once it e
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import datetime
 from enum import StrEnum
 from typing import Literal
@@ -98,8 +99,7 @@ def graph_inputs_problem(features: list[Feature], graph_inputs: dict[str, str]) 
     names = [f.name for f in features]
     unmapped = [n for n in names if n not in graph_inputs]
     unknown = sorted(set(graph_inputs) - set(names))
-    inputs = list(graph_inputs.values())
-    shared = sorted({i for i in inputs if inputs.count(i) > 1})
+    shared = sorted(i for i, n in Counter(graph_inputs.values()).items() if n > 1)
     problems = [
         f"{label} {values[:20]}" + (f" and {len(values) - 20} more" if len(values) > 20 else "")
         for label, values in (
