@@ -9,8 +9,9 @@ from typing import Any
 
 import numpy as np
 
-from functions.models.registry import Feature, GateVerdict, failed_gate_reasons
+from functions.models.registry import Feature, GateVerdict, failed_gate_reasons, graph_input_names
 from functions.models.runs import LatencyFigures
+from functions.models.serving import check_graph_inputs
 from functions.models.specs import LOWER_IS_BETTER, Metric, TrainingSpec
 
 
@@ -46,6 +47,18 @@ def onnx_session(model: bytes) -> Any:
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
     return ort.InferenceSession(model, sess_options=options, providers=["CPUExecutionProvider"])
+
+
+def graph_feeds(
+    session: Any, frame: Any, features: list[Feature], graph_inputs: dict[str, str], what: str
+) -> dict[str, np.ndarray]:
+    """The frame's features as the inputs `graph_inputs` maps them to (identity when empty);
+    GraphInputMismatch, naming the missing and unexpected inputs, when the graph takes others."""
+    from functions.logic.training import onnx_feeds
+
+    names = graph_input_names(features, graph_inputs)
+    check_graph_inputs(what, features, names, [i.name for i in session.get_inputs()])
+    return onnx_feeds(frame, features, names)
 
 
 def onnx_predictions(session: Any, feeds: dict[str, np.ndarray], task: str) -> Predictions:

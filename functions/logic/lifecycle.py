@@ -287,7 +287,8 @@ def _train(settings: Settings, state: LifecycleState, clock: Clock) -> TrainResu
     fitted = tr.fit(spec, prepared)
     timings["fit_seconds"] = fitted.fit_seconds
     started = time.perf_counter()
-    onnx_bytes = tr.export_onnx(fitted, prepared.features)
+    graph_inputs = tr.graph_inputs_for(prepared.features)
+    onnx_bytes = tr.export_onnx(fitted, prepared.features, graph_inputs)
     skops_bytes = tr.dump_skops(fitted)
     timings["export_seconds"] = time.perf_counter() - started
     profile_bytes = tr.reference_profile(prepared.table.take(prepared.train_idx), prepared.features, clock())
@@ -306,6 +307,7 @@ def _train(settings: Settings, state: LifecycleState, clock: Clock) -> TrainResu
         dataset=ref,
         task=spec.task,
         features=prepared.features,
+        graph_inputs=graph_inputs,
         target=spec.target,
         class_labels=fitted.class_labels,
         artifacts=artifacts,
@@ -360,7 +362,8 @@ def _evaluate(settings: Settings, state: LifecycleState) -> EvaluationResult:
     candidate = tr.load_skops(store.get_artifact(trained.artifacts["skops"], "candidate skops artifact"))
     session = ev.onnx_session(store.get_artifact(trained.artifacts["onnx"], "candidate ONNX artifact"))
     reference = ev.sklearn_predictions(candidate, holdout, spec.task)
-    feeds = tr.onnx_feeds(holdout, trained.features)
+    what = f"candidate ONNX artifact of run {trained.run_id}"
+    feeds = ev.graph_feeds(session, holdout, trained.features, trained.graph_inputs, what)
     served = ev.onnx_predictions(session, feeds, spec.task)
     metrics = ev.compute_metrics(spec.metrics, y_holdout, reference, trained.class_labels)
     parity = ev.parity(reference, served, spec.gates.parity_tolerance)

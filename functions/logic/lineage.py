@@ -211,6 +211,8 @@ def lineage(settings: Settings, model: str, number: int) -> Lineage:
         evaluation=evaluation,
         approval=approval,
         artifacts=dict(v.artifacts),
+        features=list(v.features),
+        graph_inputs=dict(v.graph_inputs),
         reasons=list(v.reasons),
         events=events,
         missing=missing,

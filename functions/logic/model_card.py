@@ -18,6 +18,7 @@ from functions.dal import specs as specs_dal
 from functions.logic import lineage as lineage_logic
 from functions.models.errors import NotFound, StepwiseError
 from functions.models.lineage import Lineage, ModelCard
+from functions.models.registry import graph_input_names
 from functions.models.settings import Settings
 from functions.models.specs import TrainingSpec
 
@@ -67,6 +68,17 @@ def render_markdown(lin: Lineage, spec: TrainingSpec | None) -> str:
         "",
         f"- run `{run.run_id}` ({run.execution_arn or 'no execution arn'}), started by `{run.started_by or '-'}`",
         f"- spec `{run.spec_name}` version {run.spec_version}, code version `{run.code_version}`, seed {run.seed}",
+        "",
+        "## Features",
+        "",
+        "Requests name the features; each feeds the ONNX graph input beside it.",
+        "",
+        "| feature | type | graph input |",
+        "| --- | --- | --- |",
+        *_rows(
+            (f.name, f.type, name)
+            for f, name in zip(lin.features, graph_input_names(lin.features, lin.graph_inputs), strict=True)
+        ),
         "",
         "## Metrics",
         "",

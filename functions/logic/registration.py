@@ -45,6 +45,7 @@ def candidate_version(state: LifecycleState, settings: Settings, number: int, no
         updated_at=now,
         task=trained.task,
         features=trained.features,
+        graph_inputs=trained.graph_inputs,
         target=trained.target,
         class_labels=trained.class_labels,
         artifacts=trained.artifacts,

@@ -4,8 +4,11 @@ and the conversion of validated rows into the session's inputs.
 ONNX export contract (what the lifecycle's skl2onnx export must look like to be served):
 - inputs: either ONE 2-D numeric tensor ([N, n_features], float/double/int64) whose columns are
   `ModelVersion.features` in order (bool -> 0/1, null -> NaN), or ONE
-  INPUT PER FEATURE named after the feature, shape [N, 1] (what the lifecycle exports: float for
-  int/float/bool, string for string/category/timestamp features; null -> NaN or "").
+  INPUT PER FEATURE, shape [N, 1] (what the lifecycle exports: float for int/float/bool, string for
+  string/category/timestamp features; null -> NaN or ""), named as `ModelVersion.graph_inputs`
+  maps the feature (the lifecycle's positional `f0`, `f1`, ...), or after the feature itself when
+  the version records no mapping (versions registered before it was recorded). A version with a
+  mapping is always fed per feature; a graph whose inputs differ is refused (GraphInputMismatch).
 - outputs: regressors: the first output, [N] or [N, 1]. Classifiers: the label output first
   ([N], int64 or string) and the probabilities second, either a tensor [N, n_classes] (export with
   skl2onnx option zipmap=False, faster) or a ZipMap sequence of maps; columns follow
@@ -25,8 +28,8 @@ from pydantic import BaseModel
 
 from functions.logic.capture import numbers_template
 from functions.models.errors import IntegrityError
-from functions.models.registry import ModelVersion
-from functions.models.serving import ModelUnavailable, request_model
+from functions.models.registry import ModelVersion, graph_input_names
+from functions.models.serving import ModelUnavailable, check_graph_inputs, request_model
 
 _NUMERIC = {"tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(int64)": np.int64}
 _COLUMN_KINDS = {
@@ -66,6 +69,7 @@ class OnnxModel:
     request_model: type[BaseModel]
     feature_names: tuple[str, ...]
     classifier: bool
+    input_names: tuple[str, ...] = ()  # the graph input each feature feeds, in feature order
     matrix_input: str | None = None  # name of the single 2-D input, or None for per-feature inputs
     matrix_dtype: Any = np.float32
     column_dtypes: dict[str, Any] = field(default_factory=dict)
@@ -88,6 +92,7 @@ class OnnxModel:
             request_model=request_model(version, max_instances),
             feature_names=names,
             classifier=version.task == "classification",
+            input_names=tuple(graph_input_names(version.features, version.graph_inputs)),
         )
         if all(f.type in ("int", "float") and not f.nullable for f in version.features):
             model.capture_template = numbers_template(names)
@@ -101,7 +106,8 @@ class OnnxModel:
     def _bind_inputs(self, what: str) -> None:
         inputs = self.session.get_inputs()
         kinds = {f.type for f in self.version.features}
-        if len(inputs) == 1 and len(inputs[0].shape) == 2 and inputs[0].type in _NUMERIC:
+        mapped = bool(self.version.graph_inputs)
+        if not mapped and len(inputs) == 1 and len(inputs[0].shape) == 2 and inputs[0].type in _NUMERIC:
             width = inputs[0].shape[1]
             if isinstance(width, int) and width != len(self.feature_names):
                 raise ModelUnavailable(
@@ -113,8 +119,7 @@ class OnnxModel:
             self.matrix_dtype = _NUMERIC[inputs[0].type]
             return
         by_name = {i.name: i for i in inputs}
-        if set(by_name) != set(self.feature_names):
-            raise ModelUnavailable(f"{what}: the ONNX inputs do not match the version's features")
+        check_graph_inputs(what, self.version.features, list(self.input_names), list(by_name))
         for name, node in by_name.items():
             if node.type not in _COLUMN_KINDS:
                 raise ModelUnavailable(f"{what}: ONNX input {name!r} has unsupported type {node.type}")
@@ -129,7 +134,7 @@ class OnnxModel:
         if self.matrix_input is not None:
             return {self.matrix_input: np.array(rows, dtype=self.matrix_dtype)}
         feeds = {}
-        for j, name in enumerate(self.feature_names):
+        for j, name in enumerate(self.input_names):
             dtype = self.column_dtypes[name]
             column = [row[j] for row in rows]
             if dtype is np.object_:

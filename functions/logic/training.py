@@ -5,8 +5,12 @@ cast to float32 (the precision ONNX serves in, so scikit-learn and ONNX see the 
 median-imputed (standardized for linear models); string and category columns are one-hot encoded
 with unknown categories ignored (nulls become the empty string, a category of its own).
 
-The ONNX model has one input per feature, named as the feature, shape [N, 1]: float32 for numeric
-and bool features (null as NaN), string for string and category features (null as ""). Outputs:
+The ONNX model has one input per feature, shape [N, 1]: float32 for numeric and bool features
+(null as NaN), string for string and category features (null as ""). Inputs are named by position
+(`f0`, `f1`, ... in feature order), never after the feature: the data contract allows column names
+(`mean radius`, `a.b`) that skl2onnx would silently rename, and names that collide once sanitized
+(`a b`, `a_b`). The feature -> input mapping is returned with the model and recorded with the
+version (ModelVersion.graph_inputs); the pipeline selects its columns by position too. Outputs:
 classifiers `label` (string) and `probabilities` (float32, columns in `class_labels` order);
 regressors `variable` (float32, [N, 1]).
 
@@ -25,11 +29,15 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from functions.logic.compaction import META_PREFIX
 from functions.models.errors import IntegrityError, InvalidInput
 from functions.models.registry import Feature
+from functions.models.serving import check_graph_inputs
 from functions.models.specs import SCALED_ESTIMATORS, TrainingSpec
 
 NUMERIC_TYPES = frozenset({"int", "float", "bool"})
+# compacted captures name their own columns with it: a feature named so could not be monitored
+RESERVED_FEATURE_PREFIX = META_PREFIX
 TEXT_TYPES = frozenset({"string", "category"})
 
 # skops loads only these types beyond its own defaults; anything else in a file is refused.
@@ -134,6 +142,11 @@ def resolve_features(spec: TrainingSpec, schema: pa.Schema, contract_columns: li
             raise TrainingFailed(f"feature {name!r} is a timestamp; derive numeric features from it first")
         if name not in schema.names:
             raise TrainingFailed(f"feature {name!r} is not a column of the dataset")
+        if name.startswith(RESERVED_FEATURE_PREFIX):
+            raise TrainingFailed(
+                f"feature {name!r} starts with {RESERVED_FEATURE_PREFIX!r}, which captured traffic reserves "
+                "for its own columns (request id, version, ...); rename the column to train on it"
+            )
         features.append(feature)
     if spec.target not in schema.names:
         raise TrainingFailed(f"target {spec.target!r} is not a column of the dataset")
@@ -155,14 +168,20 @@ def to_frame(table: pa.Table, features: list[Feature]) -> Any:
     return pd.DataFrame(columns)
 
 
-def onnx_feeds(frame: Any, features: list[Feature]) -> dict[str, np.ndarray]:
+def graph_inputs_for(features: list[Feature]) -> dict[str, str]:
+    """Feature name -> ONNX graph input name: `f<position>`, valid and distinct whatever the names."""
+    return {f.name: f"f{i}" for i, f in enumerate(features)}
+
+
+def onnx_feeds(frame: Any, features: list[Feature], input_names: list[str]) -> dict[str, np.ndarray]:
+    """The frame's feature columns as ONNX inputs; `input_names` holds each feature's graph input."""
     feeds: dict[str, np.ndarray] = {}
-    for f in features:
+    for f, name in zip(features, input_names, strict=True):
         values = frame[f.name].to_numpy()
         if f.type in NUMERIC_TYPES:
-            feeds[f.name] = values.astype(np.float32).reshape(-1, 1)
+            feeds[name] = values.astype(np.float32).reshape(-1, 1)
         else:
-            feeds[f.name] = values.astype(object).reshape(-1, 1)
+            feeds[name] = values.astype(object).reshape(-1, 1)
     return feeds
 
 
@@ -225,12 +244,14 @@ def build_pipeline(spec: TrainingSpec, features: list[Feature]) -> Any:
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-    numeric = [f.name for f in features if f.type in NUMERIC_TYPES]
-    text = [f.name for f in features if f.type in TEXT_TYPES]
+    # columns by position (the frame's columns are the features in order): the ONNX export then
+    # maps them to its positional inputs, whatever the features are called
+    numeric = [i for i, f in enumerate(features) if f.type in NUMERIC_TYPES]
+    text = [i for i, f in enumerate(features) if f.type in TEXT_TYPES]
     steps: list[tuple[str, Any]] = [("impute", SimpleImputer(strategy="median", keep_empty_features=True))]
     if spec.estimator.name in SCALED_ESTIMATORS:
         steps.append(("scale", StandardScaler()))
-    transformers: list[tuple[str, Any, list[str]]] = []
+    transformers: list[tuple[str, Any, list[int]]] = []
     if numeric:
         transformers.append(("numeric", Pipeline(steps), numeric))
     if text:
@@ -316,14 +337,17 @@ def _patch_skl2onnx() -> None:
     tree_ensemble.add_node = add_node
 
 
-def export_onnx(fitted: Fitted, features: list[Feature]) -> bytes:
+def export_onnx(fitted: Fitted, features: list[Feature], graph_inputs: dict[str, str]) -> bytes:
+    """The fitted pipeline as ONNX, each feature fed through the input `graph_inputs` names for it
+    (GraphInputMismatch if the exported graph came out with other inputs)."""
     from skl2onnx import to_onnx
     from skl2onnx.common.data_types import FloatTensorType, StringTensorType
 
     _patch_skl2onnx()
+    names = [graph_inputs[f.name] for f in features]
     initial_types = [
-        (f.name, FloatTensorType([None, 1]) if f.type in NUMERIC_TYPES else StringTensorType([None, 1]))
-        for f in features
+        (name, FloatTensorType([None, 1]) if f.type in NUMERIC_TYPES else StringTensorType([None, 1]))
+        for f, name in zip(features, names, strict=True)
     ]
     estimator = fitted.pipeline.steps[-1][1]
     options = {id(estimator): {"zipmap": False}} if fitted.class_labels is not None else None
@@ -331,6 +355,7 @@ def export_onnx(fitted: Fitted, features: list[Feature]) -> bytes:
         model = to_onnx(fitted.pipeline, initial_types=initial_types, options=options)
     except Exception as exc:  # skl2onnx raises many types; the spec's estimator cannot be served
         raise TrainingFailed(f"ONNX export failed: {type(exc).__name__}: {str(exc)[:500]}") from exc
+    check_graph_inputs("the ONNX export", features, names, [i.name for i in model.graph.input])
     return bytes(model.SerializeToString())
 
 

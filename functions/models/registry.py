@@ -10,11 +10,12 @@ Audit events live in the metadata table (see functions/models/audit.py once it e
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import datetime
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 NAME_PATTERN = r"^[a-z][a-z0-9-]{0,62}$"
 
@@ -81,6 +82,36 @@ class Feature(_Record):
     max_length: int | None = Field(default=None, ge=1)  # for strings
 
 
+MAX_FEATURES = 1_000
+
+
+def graph_input_names(features: list[Feature], graph_inputs: dict[str, str]) -> list[str]:
+    """The ONNX graph input each feature feeds, in feature order. An empty mapping (versions
+    registered before the mapping was recorded) means each input is named as its feature."""
+    return [graph_inputs.get(f.name, f.name) for f in features]
+
+
+def graph_inputs_problem(features: list[Feature], graph_inputs: dict[str, str]) -> str:
+    """Why a feature -> graph input mapping cannot be used with these features ("" when it can):
+    it must map every feature, and only features, to distinct input names."""
+    if not graph_inputs:
+        return ""
+    names = [f.name for f in features]
+    unmapped = [n for n in names if n not in graph_inputs]
+    unknown = sorted(set(graph_inputs) - set(names))
+    shared = sorted(i for i, n in Counter(graph_inputs.values()).items() if n > 1)
+    problems = [
+        f"{label} {values[:20]}" + (f" and {len(values) - 20} more" if len(values) > 20 else "")
+        for label, values in (
+            ("features without a graph input:", unmapped),
+            ("graph inputs mapped from no feature:", unknown),
+            ("graph inputs fed by more than one feature:", shared),
+        )
+        if values
+    ]
+    return "; ".join(problems)
+
+
 class GateVerdict(_Record):
     gate: str
     passed: bool
@@ -101,7 +132,10 @@ class ModelVersion(_Record):
     created_at: datetime
     updated_at: datetime
     task: Literal["classification", "regression"]
-    features: list[Feature] = Field(min_length=1, max_length=1_000)
+    features: list[Feature] = Field(min_length=1, max_length=MAX_FEATURES)
+    # feature name -> the ONNX graph input it feeds (names the data contract allows, such as
+    # "mean radius", are not valid graph input names); empty: inputs named as the features
+    graph_inputs: dict[str, str] = Field(default_factory=dict, max_length=MAX_FEATURES)
     target: str
     class_labels: list[str] | None = None  # classifiers: label order of the probabilities
     artifacts: dict[str, Artifact] = Field(default_factory=dict)  # "onnx", "skops", "profile", "card"
@@ -126,6 +160,13 @@ class ModelVersion(_Record):
     timings: dict[str, float] = Field(default_factory=dict)
     production_periods: list[dict[str, str]] = Field(default_factory=list)
     restored_from: int | None = Field(default=None, ge=1)  # re-registered from this (retired) version
+
+    @model_validator(mode="after")
+    def _graph_inputs_cover_the_features(self) -> ModelVersion:
+        problem = graph_inputs_problem(self.features, self.graph_inputs)
+        if problem:
+            raise ValueError(f"graph_inputs do not match the features: {problem}")
+        return self
 
 
 class ModelRecord(_Record):

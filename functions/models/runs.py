@@ -17,9 +17,17 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from functions.models.registry import NAME_PATTERN, Artifact, Feature, GateVerdict, VersionStatus
+from functions.models.registry import (
+    MAX_FEATURES,
+    NAME_PATTERN,
+    Artifact,
+    Feature,
+    GateVerdict,
+    VersionStatus,
+    graph_inputs_problem,
+)
 
 RUNS_INDEX_PK = "RUNS"
 GATE_FAILED_ERROR = "GateFailed"  # the execution's error when a gate failed (version REJECTED)
@@ -133,6 +141,7 @@ class TrainResult(_Model):
     dataset: DatasetRef
     task: Literal["classification", "regression"]
     features: list[Feature]
+    graph_inputs: dict[str, str] = Field(default_factory=dict, max_length=MAX_FEATURES)  # see ModelVersion
     target: str
     class_labels: list[str] | None = None
     artifacts: dict[str, Artifact]  # "skops", "onnx", "profile"
@@ -141,6 +150,13 @@ class TrainResult(_Model):
     train_rows: int
     holdout_rows: int
     timings: dict[str, float] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _graph_inputs_cover_the_features(self) -> TrainResult:
+        problem = graph_inputs_problem(self.features, self.graph_inputs)
+        if problem:
+            raise ValueError(f"graph_inputs do not match the features: {problem}")
+        return self
 
 
 class LatencyFigures(_Model):

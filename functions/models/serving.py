@@ -63,6 +63,36 @@ class ModelUnavailable(StepwiseError):
     status_code = 503
 
 
+class GraphInputMismatch(ModelUnavailable):
+    """An ONNX graph does not take the inputs its features map to (functions/models/registry.py
+    `graph_inputs`): the message names the missing and the unexpected inputs. Evaluation fails with
+    it (the run record shows it), and serving refuses the version with it."""
+
+
+MAX_NAMED_INPUTS = 20
+
+
+def _some(items: list[str]) -> str:
+    more = len(items) - MAX_NAMED_INPUTS
+    return ", ".join(items[:MAX_NAMED_INPUTS]) + (f" and {more} more" if more > 0 else "")
+
+
+def check_graph_inputs(what: str, features: list[Feature], expected: list[str], actual: list[str]) -> None:
+    """Raise GraphInputMismatch unless the graph's inputs (`actual`) are exactly the inputs the
+    features feed (`expected`, one per feature, in feature order)."""
+    present = set(actual)
+    pairs = zip(features, expected, strict=True)
+    missing = [f"{name!r} (feature {f.name!r})" for f, name in pairs if name not in present]
+    extra = sorted(present - set(expected))
+    if not missing and not extra:
+        return
+    raise GraphInputMismatch(
+        f"{what}: the ONNX graph's inputs do not match its features; "
+        f"missing: {_some(missing) or 'none'}; unexpected: {extra[:MAX_NAMED_INPUTS]}"
+        + (f" and {len(extra) - MAX_NAMED_INPUTS} more" if len(extra) > MAX_NAMED_INPUTS else "")
+    )
+
+
 # -- predict -----------------------------------------------------------------------------------
 class PredictReply(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)

@@ -9,10 +9,11 @@ from __future__ import annotations
 import hashlib
 import io
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import boto3
 import pyarrow as pa
+import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -46,16 +47,21 @@ def column_type(t: pa.DataType) -> str:
     return "category"
 
 
-def seed_dataset(stores: Stores, name: str, table: pa.Table, target: str) -> DatasetVersion:
-    """Contract from the table's schema, the Parquet object under validated/, its version record."""
+def seed_dataset(
+    stores: Stores, name: str, table: pa.Table, target: str, file_format: Literal["parquet", "csv"] = "parquet"
+) -> DatasetVersion:
+    """Contract from the table's schema, the object (Parquet or CSV) under validated/, its version record."""
     actor = Actor(identity="tester", correlation_id="")
     columns = [{"name": f.name, "type": column_type(f.type), "nullable": f.name != target} for f in table.schema]
     contract = DataContract.model_validate({"columns": columns, "target": target})
     record = datasets_dal.put_contract(stores.metadata_table, name, contract, actor, NOW)
     buf = io.BytesIO()
-    pq.write_table(table, buf)
+    if file_format == "csv":
+        pcsv.write_csv(table, buf)
+    else:
+        pq.write_table(table, buf)
     data = buf.getvalue()
-    key = f"validated/{name}/{hashlib.sha256(data).hexdigest()[:12]}.parquet"
+    key = f"validated/{name}/{hashlib.sha256(data).hexdigest()[:12]}.{file_format}"
     put = boto3.client("s3").put_object(Bucket=stores.data_bucket, Key=key, Body=data)
     draft = DatasetVersion(
         dataset=name,
@@ -65,7 +71,7 @@ def seed_dataset(stores: Stores, name: str, table: pa.Table, target: str) -> Dat
         version_id=put.get("VersionId", ""),
         sha256=hashlib.sha256(data).hexdigest(),
         size_bytes=len(data),
-        format="parquet",
+        format=file_format,
         rows=table.num_rows,
         schema_fingerprint="test",
         contract_version=record.version,

@@ -9,6 +9,7 @@ import pytest
 from functions.logic import evaluation as ev
 from functions.logic import training as tr
 from functions.models.errors import IntegrityError
+from functions.models.registry import Feature
 from functions.models.specs import TrainingSpec
 from tests.unit.lifecycle_data import classification_table, regression_table
 
@@ -42,7 +43,12 @@ def fit_and_export(spec: TrainingSpec) -> tuple[tr.Prepared, tr.Fitted, bytes]:
     table = regression_table() if spec.task == "regression" else classification_table()
     prepared = tr.prepare(spec, table, [])
     fitted = tr.fit(spec, prepared)
-    return prepared, fitted, tr.export_onnx(fitted, prepared.features)
+    return prepared, fitted, tr.export_onnx(fitted, prepared.features, tr.graph_inputs_for(prepared.features))
+
+
+def feeds_of(frame: Any, features: list[Feature]) -> dict[str, np.ndarray]:
+    """The frame as the ONNX inputs the lifecycle's export names."""
+    return tr.onnx_feeds(frame, features, list(tr.graph_inputs_for(features).values()))
 
 
 @pytest.mark.parametrize("estimator", sorted(SMALL))
@@ -53,7 +59,7 @@ def test_training_every_allowed_estimator_exports_to_onnx_with_parity(estimator:
     holdout = prepared.frame.iloc[prepared.holdout_idx]
     # Then ONNX predicts what scikit-learn predicts on the holdout
     reference = ev.sklearn_predictions(fitted.pipeline, holdout, spec.task)
-    served = ev.onnx_predictions(ev.onnx_session(onnx_bytes), tr.onnx_feeds(holdout, prepared.features), spec.task)
+    served = ev.onnx_predictions(ev.onnx_session(onnx_bytes), feeds_of(holdout, prepared.features), spec.task)
     result = ev.parity(reference, served, spec.gates.parity_tolerance)
     assert result.passed, result.reason
     assert result.label_mismatches == 0
@@ -70,7 +76,7 @@ def test_training_is_reproducible_for_the_same_spec_and_data() -> None:
     p1 = fitted_1.pipeline.predict_proba(holdout)
     p2 = fitted_2.pipeline.predict_proba(holdout)
     assert p1.tobytes() == p2.tobytes()
-    feeds = tr.onnx_feeds(holdout, first.features)
+    feeds = feeds_of(holdout, first.features)
     o1 = ev.onnx_session(onnx_1).run(None, feeds)[1]
     o2 = ev.onnx_session(onnx_2).run(None, feeds)[1]
     assert o1.tobytes() == o2.tobytes()
@@ -159,8 +165,8 @@ def test_training_float32_alignment_keeps_predictions_and_fixes_onnx_parity() ->
     fitted = tr.Fitted(pipeline=pipeline, class_labels=[str(c) for c in pipeline.classes_], fit_seconds=0.0)
     holdout = prepared.frame.iloc[prepared.holdout_idx]
     served = ev.onnx_predictions(
-        ev.onnx_session(tr.export_onnx(fitted, prepared.features)),
-        tr.onnx_feeds(holdout, prepared.features),
+        ev.onnx_session(tr.export_onnx(fitted, prepared.features, tr.graph_inputs_for(prepared.features))),
+        feeds_of(holdout, prepared.features),
         "classification",
     )
     result = ev.parity(ev.sklearn_predictions(pipeline, holdout, "classification"), served, 1e-5)
