@@ -16,23 +16,20 @@ import aws_cdk as cdk
 import boto3
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_stepfunctions as sfn
-from aws_lambda_powertools.utilities.typing import LambdaContext
 from moto.awslambda.models import LambdaBackend
 from moto.awslambda_simple.models import LambdaSimpleBackend
 
 from functions.handlers import api
 from infra.constructs.approvals import Approvals
 from tests.conftest import load_event
+from tests.lambda_context import FakeContext
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
 
 
-class Context(LambdaContext):
-    _function_name = "test"
-    _memory_limit_in_mb = 256
-    _invoked_function_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:test"
-    _aws_request_id = "req-1"
+class Context(FakeContext):
+    """The context the API and workflow handlers get here."""
 
 
 def api_event(method: str, path: str, body: Any = None, *, who: str | None = "alice") -> dict[str, Any]:

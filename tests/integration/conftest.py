@@ -18,6 +18,7 @@ from moto import mock_aws
 from functions.models.settings import get_settings
 from infra import constants as c
 
+ARCHIVE = "stepwise-audit-archive"  # the audit export's Object Lock bucket (the `archive` fixture)
 MOTO_CONFIG = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
 
 
@@ -84,3 +85,41 @@ def stores(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stores]:
         provision(s, monkeypatch.setenv)
         yield s
         get_settings.cache_clear()
+
+
+@pytest.fixture
+def archive(stores: Stores, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The audit archive bucket (Object Lock, governance mode) and the env var naming it."""
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket=ARCHIVE, ObjectLockEnabledForBucket=True)
+    s3.put_object_lock_configuration(
+        Bucket=ARCHIVE,
+        ObjectLockConfiguration={
+            "ObjectLockEnabled": "Enabled",
+            "Rule": {"DefaultRetention": {"Mode": "GOVERNANCE", "Days": 30}},
+        },
+    )
+    monkeypatch.setenv(c.ENV_AUDIT_ARCHIVE_BUCKET, ARCHIVE)
+    get_settings.cache_clear()
+    return ARCHIVE
+
+
+@pytest.fixture
+def wine(stores: Stores) -> Stores:
+    """The stores with the wine contract (tests/integration/test_validate_handler.py CONTRACT)."""
+    from functions.dal import datasets
+    from functions.models.contracts import DataContract
+    from tests.integration.test_validate_handler import CONTRACT, NOW, OPERATOR
+
+    datasets.put_contract(stores.metadata_table, "wine", DataContract.model_validate(CONTRACT), OPERATOR, NOW)
+    return stores
+
+
+@pytest.fixture
+def served(stores: Stores) -> Iterator[Any]:
+    """breast-cancer v1 (random forest) in production, a fresh execution environment."""
+    from functions.handlers import predict
+    from tests.integration.test_predict_support import serve_breast_cancer
+
+    yield serve_breast_cancer(stores)
+    predict.reset(None)

@@ -15,7 +15,6 @@ import boto3
 import pyarrow as pa
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.dal import datasets as datasets_dal
 from functions.dal import specs as specs_dal
@@ -26,15 +25,15 @@ from functions.models.datasets import DatasetVersion
 from functions.models.runs import execution_name
 from functions.models.specs import SpecRecord, TrainingSpec
 from tests.integration.conftest import Stores
+from tests.lambda_context import FakeContext
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
 
-class Context(LambdaContext):
-    _function_name = "lifecycle"
-    _memory_limit_in_mb = 3008
-    _invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:lifecycle"
-    _aws_request_id = "req-1"
+class Context(FakeContext):
+    """The lifecycle task functions' context."""
+
+    function = "lifecycle"
 
 
 def column_type(t: pa.DataType) -> str:

@@ -3,18 +3,17 @@ from __future__ import annotations
 import json
 
 import boto3
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.handlers import api
 from tests.conftest import load_event
 from tests.integration.conftest import Stores
+from tests.lambda_context import FakeContext
 
 
-class Context(LambdaContext):
-    _function_name = "api"
-    _memory_limit_in_mb = 256
-    _invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:api"
-    _aws_request_id = "req-1"
+class Context(FakeContext):
+    """The API function's context."""
+
+    function = "api"
 
 
 def test_health_reports_every_store_ok(stores: Stores) -> None:

@@ -18,24 +18,7 @@ from infra import constants as c
 from tests.integration.approval_support import Context, call, lambdas_in_process
 from tests.integration.conftest import Stores
 
-ARCHIVE = "stepwise-audit-archive"
 DAY = date(2026, 4, 2)
-
-
-@pytest.fixture
-def archive(stores: Stores, monkeypatch: pytest.MonkeyPatch) -> str:
-    s3 = boto3.client("s3")
-    s3.create_bucket(Bucket=ARCHIVE, ObjectLockEnabledForBucket=True)
-    s3.put_object_lock_configuration(
-        Bucket=ARCHIVE,
-        ObjectLockConfiguration={
-            "ObjectLockEnabled": "Enabled",
-            "Rule": {"DefaultRetention": {"Mode": "GOVERNANCE", "Days": 30}},
-        },
-    )
-    monkeypatch.setenv(c.ENV_AUDIT_ARCHIVE_BUCKET, ARCHIVE)
-    get_settings.cache_clear()
-    return ARCHIVE
 
 
 def _event(action: str, hour: int, day: int = 2) -> AuditEvent:

@@ -16,8 +16,8 @@ from functions.dal import audit as audit_dal
 from functions.handlers import audit_export
 from functions.models.errors import Conflict
 from tests.integration.approval_support import Context
-from tests.integration.conftest import Stores
-from tests.integration.test_audit_export import ARCHIVE, DAY, _event, archive  # noqa: F401 (fixture)
+from tests.integration.conftest import ARCHIVE, Stores
+from tests.integration.test_audit_export import DAY, _event
 
 
 def exports(day: str) -> list[str]:
@@ -25,7 +25,7 @@ def exports(day: str) -> list[str]:
     return sorted(o["Key"] for o in reply.get("Contents", []))
 
 
-def test_audit_export_days_requested_three_times_shuffled_are_exported_once_each(stores: Stores, archive: str) -> None:  # noqa: F811
+def test_audit_export_days_requested_three_times_shuffled_are_exported_once_each(stores: Stores, archive: str) -> None:
     # Given events on two past days, each export asked for three times, shuffled
     audit_dal.record(stores.metadata_table, _event("version.register", 5))
     audit_dal.record(stores.metadata_table, _event("version.approve", 6, day=3))
@@ -40,7 +40,7 @@ def test_audit_export_days_requested_three_times_shuffled_are_exported_once_each
         assert len(same) == 3 and all(r == same[0] for r in same) and same[0]["key"] in exports(day)
 
 
-def test_audit_export_day_whose_events_changed_is_a_conflict(stores: Stores, archive: str) -> None:  # noqa: F811
+def test_audit_export_day_whose_events_changed_is_a_conflict(stores: Stores, archive: str) -> None:
     # Given a day exported once
     audit_dal.record(stores.metadata_table, _event("version.register", 5))
     first = audit_export.lambda_handler({"day": DAY.isoformat()}, Context())

@@ -12,7 +12,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.dal import artifacts, monitoring
 from functions.dal import audit as audit_dal
@@ -26,16 +25,16 @@ from functions.models.errors import NotFound
 from functions.models.registry import Feature, ModelRecord, ModelVersion, VersionStatus
 from functions.models.settings import get_settings
 from tests.integration.conftest import Stores
+from tests.lambda_context import FakeContext
 
 FEATURES = [Feature(name="x", type="float"), Feature(name="y", type="float"), Feature(name="c", type="category")]
 NOW = datetime(2026, 11, 26, 12, 30, tzinfo=UTC)
 
 
-class Context(LambdaContext):
-    _function_name = "drift"
-    _memory_limit_in_mb = 1024
-    _invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:drift"
-    _aws_request_id = "req-1"
+class Context(FakeContext):
+    """The drift function's context."""
+
+    function = "drift"
 
 
 def _rows(n: int, seed: int, shift: float = 0.0) -> pa.Table:

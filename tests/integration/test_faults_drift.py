@@ -47,9 +47,9 @@ EVENT = api_event("c1", retrain=True)
 
 
 class Context(_Context):
-    @staticmethod
-    def get_remaining_time_in_millis() -> int:
-        return 900_000
+    """The drift function with 15 minutes left (its in-progress lease outlives the attempt)."""
+
+    remaining_ms = 900_000
 
 
 def _given(stores: Stores) -> None:
@@ -195,7 +195,8 @@ def test_faults_drift_route_throttled_store_is_429_with_retry_after(stores: Stor
 def test_faults_audit_export_fails_typed_and_retries_to_one_export(
     stores: Stores, monkeypatch: Any, call: str, fault: Any
 ) -> None:
-    from tests.integration.test_audit_export import ARCHIVE, DAY, _event
+    from tests.integration.conftest import ARCHIVE
+    from tests.integration.test_audit_export import DAY, _event
 
     s3 = boto3.client("s3")
     s3.create_bucket(Bucket=ARCHIVE, ObjectLockEnabledForBucket=True)

@@ -96,8 +96,7 @@ class Dying(Context):
     derives from it passes right after the attempt (standing in for Lambda's wait before it
     redelivers an asynchronous event)."""
 
-    def get_remaining_time_in_millis(self) -> int:
-        return IN_PROGRESS_MS
+    remaining_ms = IN_PROGRESS_MS
 
 
 def new_process() -> None:
@@ -293,8 +292,7 @@ def test_validate_redelivery_before_the_crashed_attempts_expiry_is_refused_then_
 class LongContext(Context):
     """An invocation with 15 minutes left (the longest Lambda timeout)."""
 
-    def get_remaining_time_in_millis(self) -> int:
-        return 15 * 60 * 1000
+    remaining_ms = 15 * 60 * 1000
 
 
 def test_validate_crashed_delivery_holds_its_record_for_the_lease_not_the_whole_timeout(wine: Stores) -> None:

@@ -21,7 +21,7 @@ from functions.handlers import audit_export
 from stepwise.local.assembly import synthesize
 from tests.integration.approval_support import Context
 from tests.integration.conftest import Stores
-from tests.integration.test_audit_export import DAY, _event, archive  # noqa: F401 (fixture)
+from tests.integration.test_audit_export import DAY, _event
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +42,7 @@ def idempotency_items(table: str) -> list[dict[str, Any]]:
 
 def test_idempotency_records_carry_the_metadata_tables_ttl_attribute(
     stores: Stores,
-    archive: str,  # noqa: F811
+    archive: str,
     ttl_attributes: dict[str, str],
 ) -> None:
     # Given the template's metadata table TTL, applied to the table as CloudFormation would

@@ -14,8 +14,7 @@ from functions.handlers import api, predict
 from infra import constants as c
 from tests.integration.approval_support import Context, api_event
 from tests.integration.conftest import Stores
-from tests.integration.test_predict import NAME, served  # noqa: F401 (the fixture)
-from tests.integration.test_predict_support import feedback_event, predict_event
+from tests.integration.test_predict_support import NAME, feedback_event, predict_event
 
 PUT_ROUTES = {
     ("PUT", "/v1/datasets/{name}/contract"),

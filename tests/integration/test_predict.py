@@ -9,8 +9,6 @@ import math
 import re
 import tempfile
 from collections import Counter
-from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,7 +21,6 @@ from functions.dal.releases import canary_metrics
 from functions.handlers import predict
 from functions.logic import releases
 from functions.logic.routing import bucket
-from functions.logic.serving import Serving
 from functions.models.approvals import CanaryCheck, CanaryMetrics
 from functions.models.serving import CaptureLine
 from functions.models.settings import Settings, get_settings
@@ -32,7 +29,11 @@ from stepwise.local import emf
 from tests import faults
 from tests.integration.conftest import Stores
 from tests.integration.test_predict_support import (
+    NAME,
+    TTL,
+    Clock,
     Context,
+    Served,
     TrainedModel,
     breast_cancer_classifier,
     churn_instances,
@@ -40,52 +41,13 @@ from tests.integration.test_predict_support import (
     diabetes_regressor,
     failing_at_run_time,
     feedback_event,
+    fresh_state,
     predict_event,
     put_model,
     put_version,
 )
 
-NAME = "breast-cancer"
-TTL = 5.0
 CAPTURE_KEY = re.compile(r"^captures/breast-cancer/dt=\d{4}-\d{2}-\d{2}/hour=\d{2}/\d{13}-[0-9a-f]{32}\.jsonl\.gz$")
-
-
-@dataclass
-class Clock:
-    now: float = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@dataclass
-class Served:
-    stores: Stores
-    model: TrainedModel
-    clock: Clock
-    state: Serving
-
-    def call(self, body: Any, *, name: str = NAME, raw: str | None = None) -> tuple[int, dict[str, Any]]:
-        reply = predict.lambda_handler(predict_event(name, body, raw=raw), Context())
-        return reply["statusCode"], json.loads(reply["body"])
-
-
-def fresh_state(clock: Clock, **overrides: Any) -> Serving:
-    settings = get_settings().model_copy(update={"alias_cache_ttl_seconds": TTL, **overrides})
-    state = Serving(settings, clock=clock)
-    predict.reset(state)
-    return state
-
-
-@pytest.fixture
-def served(stores: Stores) -> Iterator[Served]:
-    """breast-cancer v1 (random forest) in production, a fresh execution environment."""
-    model = breast_cancer_classifier()
-    put_version(stores, NAME, 1, model)
-    put_model(stores, NAME, production=1)
-    clock = Clock()
-    yield Served(stores, model, clock, fresh_state(clock))
-    predict.reset(None)
 
 
 def emf_values(out: str, name: str) -> list[tuple[float, dict[str, str]]]:

@@ -19,7 +19,6 @@ from typing import Any
 
 import boto3
 import numpy as np
-from aws_lambda_powertools.utilities.typing import LambdaContext
 from boto3.dynamodb.types import TypeSerializer
 
 from functions.models.registry import (
@@ -34,16 +33,16 @@ from functions.models.registry import (
     version_sk,
 )
 from tests.conftest import load_event
+from tests.lambda_context import FakeContext
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 _SERIALIZER = TypeSerializer()
 
 
-class Context(LambdaContext):
-    _function_name = "predict"
-    _memory_limit_in_mb = 1024
-    _invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:predict"
-    _aws_request_id = "req-1"
+class Context(FakeContext):
+    """The inference function's context."""
+
+    function = "predict"
 
 
 @dataclass(frozen=True)
@@ -305,3 +304,51 @@ def failing_at_run_time(base: TrainedModel) -> TrainedModel:
         x=base.x,
         expected=[],
     )
+
+
+# -- a served model: breast-cancer v1 in production in a fresh execution environment ------------
+NAME = "breast-cancer"
+TTL = 5.0  # the alias cache TTL the served environment uses
+
+
+@dataclass
+class Clock:
+    now: float = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class Served:
+    stores: Any  # tests.integration.conftest.Stores
+    model: TrainedModel
+    clock: Clock
+    state: Any  # functions.logic.serving.Serving
+
+    def call(self, body: Any, *, name: str = NAME, raw: str | None = None) -> tuple[int, dict[str, Any]]:
+        from functions.handlers import predict
+
+        reply = predict.lambda_handler(predict_event(name, body, raw=raw), Context())
+        return reply["statusCode"], json.loads(reply["body"])
+
+
+def fresh_state(clock: Clock, **overrides: Any) -> Any:
+    """A new Serving (the inference handler's per-environment state) on `clock`, installed."""
+    from functions.handlers import predict
+    from functions.logic.serving import Serving
+    from functions.models.settings import get_settings
+
+    settings = get_settings().model_copy(update={"alias_cache_ttl_seconds": TTL, **overrides})
+    state = Serving(settings, clock=clock)
+    predict.reset(state)
+    return state
+
+
+def serve_breast_cancer(stores: Any) -> Served:
+    """breast-cancer v1 (random forest) in production, served by a fresh environment."""
+    model = breast_cancer_classifier()
+    put_version(stores, NAME, 1, model)
+    put_model(stores, NAME, production=1)
+    clock = Clock()
+    return Served(stores, model, clock, fresh_state(clock))

@@ -11,19 +11,18 @@ from typing import Any
 import boto3
 import pyarrow as pa
 import pyarrow.parquet as pq
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.handlers import api
 from tests.conftest import load_event
 from tests.integration.conftest import Stores
 from tests.integration.test_validate_handler import CONTRACT, good_columns, invoke, s3_event
+from tests.lambda_context import FakeContext
 
 
-class ApiContext(LambdaContext):
-    _function_name = "api"
-    _memory_limit_in_mb = 256
-    _invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:api"
-    _aws_request_id = "req-1"
+class ApiContext(FakeContext):
+    """The API function's context."""
+
+    function = "api"
 
 
 def call(method: str, path: str, body: Any = None, query: dict[str, str] | None = None) -> tuple[int, Any]:

@@ -14,7 +14,7 @@ from functions.dal import datasets
 from functions.handlers import validate
 from functions.models.settings import get_settings
 from tests.integration.conftest import Stores
-from tests.integration.test_validate_handler import Context, invoke, report, upload, wine  # noqa: F401
+from tests.integration.test_validate_handler import Context, invoke, report, upload
 
 ROWS = b"id,alcohol,color,code,label\n" + b"".join(f"{i},12.5,red,AB{i},{i % 3}\n".encode() for i in range(1, 61))
 BAD = ROWS + b"7,12.5,blue,AB7,0\n"
@@ -40,7 +40,7 @@ def run_state_machine(execution_input: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.fixture
-def chunked(wine: Stores, monkeypatch: pytest.MonkeyPatch) -> Stores:  # noqa: F811
+def chunked(wine: Stores, monkeypatch: pytest.MonkeyPatch) -> Stores:
     sfn = boto3.client("stepfunctions")
     role = "arn:aws:iam::123456789012:role/sfn"
     definition = json.dumps({"StartAt": "Wait", "States": {"Wait": {"Type": "Pass", "End": True}}})

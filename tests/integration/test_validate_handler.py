@@ -13,7 +13,6 @@ import boto3
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.dal import datasets
 from functions.handlers import validate
@@ -24,6 +23,7 @@ from functions.models.errors import Conflict
 from functions.models.settings import get_settings
 from tests.conftest import load_event
 from tests.integration.conftest import Stores
+from tests.lambda_context import FakeContext
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 OPERATOR = Actor(identity="arn:aws:iam::123456789012:user/operator")
@@ -43,14 +43,11 @@ CONTRACT = {
 }
 
 
-class Context(LambdaContext):
-    _function_name = "validate"
-    _memory_limit_in_mb = 1024
-    _invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:validate"
-    _aws_request_id = "req-1"
+class Context(FakeContext):
+    """The validate function's context: a minute left, the lease of its in-progress record."""
 
-    def get_remaining_time_in_millis(self) -> int:
-        return 60_000
+    function = "validate"
+    remaining_ms = 60_000
 
 
 def good_columns() -> dict[str, list[Any]]:
@@ -67,12 +64,6 @@ def parquet_bytes(columns: dict[str, list[Any]]) -> bytes:
     buf = io.BytesIO()
     pq.write_table(pa.table(columns), buf)
     return buf.getvalue()
-
-
-@pytest.fixture
-def wine(stores: Stores) -> Stores:
-    datasets.put_contract(stores.metadata_table, "wine", DataContract.model_validate(CONTRACT), OPERATOR, NOW)
-    return stores
 
 
 def upload(stores: Stores, key: str, body: bytes) -> dict[str, Any]:
