@@ -16,7 +16,6 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.handlers.errors import typed_aws_errors
 from functions.logic.reproduction import run_reproduction
-from functions.models.errors import Conflict
 from functions.models.reproduction import ReproduceJob
 from functions.models.settings import get_settings
 from functions.observability import logger, tracer
@@ -27,11 +26,7 @@ from functions.observability import logger, tracer
 @typed_aws_errors
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     job = ReproduceJob.model_validate(event)
-    try:
-        done = run_reproduction(get_settings(), job)
-    except Conflict:  # another delivery stored its outcome first, or a newer request superseded it
-        logger.info("reproduction outcome already stored", extra={"job": job.model_dump(mode="json")})
-        return {"reproduction_id": job.reproduction_id, "status": "SKIPPED"}
+    done = run_reproduction(get_settings(), job)
     if done is None:
         return {"reproduction_id": job.reproduction_id, "status": "SKIPPED"}
     logger.info("reproduced", extra={"status": done.status.value, "error": done.error})

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from functions.dal import reproductions as store
 from functions.logic.lineage import version_or_404
@@ -46,9 +47,9 @@ def request_reproduction(
 ) -> Reproduction:
     """Start (or join) the version's reproduction; NotFound for an unknown version, InvalidInput
     for one whose records cannot be retrained."""
+    check_reproducible(version_or_404(settings, model, number))
     if not settings.reproduce_function:
         raise InvalidInput("the reproduce function is not deployed (STEPWISE_REPRODUCE_FUNCTION is unset)")
-    check_reproducible(version_or_404(settings, model, number))
     now = now or datetime.now(UTC)
     record = Reproduction(
         reproduction_id=uuid.uuid4().hex[:16],
@@ -91,22 +92,39 @@ def get_reproduction(settings: Settings, model: str, number: int) -> Reproductio
 
 def run_reproduction(settings: Settings, job: ReproduceJob, now: datetime | None = None) -> Reproduction | None:
     """The function's work: retrain and compare, then store the outcome. None when the event is not
-    the version's RUNNING reproduction (nothing done)."""
+    the version's RUNNING reproduction (nothing done) or its outcome was stored by another delivery."""
     current = store.get(settings.metadata_table, job.model, job.version)
     running = current is not None and current.status is ReproductionStatus.RUNNING
     if current is None or not running or current.reproduction_id != job.reproduction_id:
         logger.info("reproduction not running; nothing to do", extra={"job": job.model_dump(mode="json")})
         return None
     try:
-        check_reproducible(version_or_404(settings, job.model, job.version))
         result = reproduce(settings, job.model, job.version)
     except StepwiseError as exc:  # the records cannot be retrained, or a store failed: say which
-        return _finish(settings, current, error=type(exc).__name__, message=exc.message, now=now)
+        return _store_outcome(settings, current, error=type(exc).__name__, message=exc.message, now=now)
     except Exception:  # a defect: recorded as such (details in the logs), never left RUNNING
         logger.exception("reproduction failed")
         message = f"internal error; see logs (correlation id {logger.get_correlation_id() or '-'})"
-        return _finish(settings, current, error="InternalError", message=message, now=now)
-    return _finish(settings, current, result=result, now=now)
+        return _store_outcome(settings, current, error="InternalError", message=message, now=now)
+    return _store_outcome(settings, current, result=result, now=now)
+
+
+def _store_outcome(settings: Settings, running: Reproduction, **outcome: Any) -> Reproduction | None:
+    """The worker's outcome stored; None when another delivery stored one first or a newer request
+    replaced it. A refusal while the item still holds this reproduction RUNNING is no such race:
+    StoreUnavailable, so Lambda's retry runs it again."""
+    try:
+        return _finish(settings, running, **outcome)
+    except Conflict as exc:
+        now_stored = store.get(settings.metadata_table, running.model, running.version)
+        if (
+            now_stored is not None
+            and now_stored.reproduction_id == running.reproduction_id
+            and now_stored.status is ReproductionStatus.RUNNING
+        ):
+            raise StoreUnavailable("reproduction result write was refused; retry later") from exc
+        logger.info("reproduction outcome already stored", extra={"reproduction_id": running.reproduction_id})
+        return None
 
 
 def _finish(
