@@ -69,6 +69,11 @@ def request_reproduction(
         if running is None or running.status is not ReproductionStatus.RUNNING:
             raise  # it ended between the two calls: the caller asks again and starts a new one
         return running.model_copy(update={"joined": True})
+    except StoreUnavailable:
+        # a lost reply may hide a write that took effect: then this request owns it and invokes it
+        stored = store.get(settings.metadata_table, model, number)
+        if stored is None or stored.reproduction_id != record.reproduction_id:
+            raise
     job = ReproduceJob(reproduction_id=record.reproduction_id, model=model, version=number)
     try:
         store.invoke_async(settings.reproduce_function, job.model_dump(mode="json"))

@@ -99,3 +99,18 @@ def test_reproduce_survives_each_fault_and_ends_with_one_typed_outcome(
     assert status == 202 and again["reproduction_id"] != done["reproduction_id"]
     assert deliver(deliveries[-1])["status"] == "SUCCEEDED"
     assert call("GET", PATH)[1]["result"]["identical"]
+
+
+def test_reproduce_request_whose_start_reply_is_lost_still_invokes_the_function(
+    stores: Stores,
+    deliveries: list[dict[str, Any]],  # noqa: F811
+) -> None:
+    # Given a version; When the start's write takes effect but its reply is lost
+    _rejected_version(stores)
+    with faults.inject("dynamodb.TransactWriteItems", faults.REPLY_LOST) as rule:
+        status, started = call("POST", PATH, {})
+    assert rule.fired
+    # Then the request still owns the stored reproduction and the function was invoked for it
+    assert status == 202 and len(deliveries) == 1, started
+    assert deliveries[0]["reproduction_id"] == started["reproduction_id"]
+    assert deliver(deliveries[0])["status"] == "SUCCEEDED"
