@@ -122,3 +122,9 @@ JSON_BODY_ROUTES = frozenset(
         ("POST", "/v1/models/{name}/versions/{version}/retire"),
     }
 )
+
+# reproduction: a registered version retrained inside the stack from its records
+REPRODUCTION_ID = "Reproduction"
+REPRODUCE_FUNCTION_ID = "ReproduceFunction"
+OUT_REPRODUCE_FUNCTION = "ReproduceFunctionName"
+ENV_REPRODUCE_FUNCTION = "STEPWISE_REPRODUCE_FUNCTION"

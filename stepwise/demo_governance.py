@@ -107,16 +107,16 @@ def step_retire(ctx: Any) -> None:
 
 
 def step_reproduce(ctx: Any) -> None:
-    """The retired version retrained from its records, in this process (the demo's local cloud)."""
-    from functions.logic.reproduce import reproduce
-    from stepwise.commands.governance import point_boto3_at, render_reproduce, stack_settings
+    """The retired version retrained from its records by the stack's reproduce function."""
+    from stepwise.commands.governance import render_reproduce, reproduction
 
     version = ctx.state.get("retired_version") or _production(ctx)
-    point_boto3_at(ctx.target)
-    result = reproduce(stack_settings(ctx.target), MODEL, version)
+    body = reproduction(ctx.target, MODEL, version, timeout=900)
     ctx.say(f"stepwise reproduce {MODEL} {version}")
-    ctx.say(render_reproduce(result.model_dump(mode="json")))
-    if not result.identical:
+    if body.get("status") != "SUCCEEDED":
+        raise DemoFailure(f"{MODEL} v{version}: reproduction {body.get('error')}: {body.get('message')}")
+    ctx.say(render_reproduce(body["result"]))
+    if not body["result"]["identical"]:
         raise DemoFailure(f"{MODEL} v{version} did not reproduce")
 
 

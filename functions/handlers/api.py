@@ -21,6 +21,7 @@ from functions.handlers.routes import governance as governance_routes
 from functions.handlers.routes import health
 from functions.handlers.routes import models as model_routes
 from functions.handlers.routes import releases as release_routes
+from functions.handlers.routes import reproduce as reproduce_routes
 from functions.handlers.routes.openapi import add_openapi_route
 from functions.models.errors import StepwiseError
 from functions.observability import logger, metrics, tracer
@@ -35,6 +36,7 @@ app.include_router(release_routes.router)
 app.include_router(drift_routes.router)
 app.include_router(governance_routes.router)
 app.include_router(audit_routes.router)
+app.include_router(reproduce_routes.router)
 
 
 @app.exception_handler(StepwiseError)

@@ -8,33 +8,13 @@ inside `reproduce` only.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from functions.dal import artifacts as store
 from functions.dal import specs as specs_dal
 from functions.logic import lifecycle
 from functions.logic.lineage import version_or_404
 from functions.models.errors import InvalidInput
+from functions.models.reproduction import ReproduceResult
 from functions.models.settings import Settings
-
-
-class ReproduceResult(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-
-    model: str
-    version: int
-    dataset: str
-    dataset_version: int
-    data_sha256: str
-    spec_name: str
-    spec_version: int
-    seed: int
-    holdout_rows: int = Field(ge=0)
-    identical: bool  # every holdout prediction (and probability) equal
-    label_mismatches: int = Field(default=0, ge=0)
-    max_abs_diff: float = Field(default=0.0, ge=0)  # probabilities (classification) or values (regression)
-    code_version: str = ""  # the code that trained the recorded version
-    note: str = ""
 
 
 def reproduce(settings: Settings, model: str, number: int) -> ReproduceResult:
@@ -81,4 +61,5 @@ def reproduce(settings: Settings, model: str, number: int) -> ReproduceResult:
         label_mismatches=mismatches,
         max_abs_diff=diff,
         code_version=v.code_version,
+        reproduced_with=settings.code_version,
     )

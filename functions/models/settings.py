@@ -41,6 +41,7 @@ class Settings(BaseModel):
     four_eyes: bool = Field(True, alias="STEPWISE_FOUR_EYES")
     audit_archive_bucket: str = Field("", alias="STEPWISE_AUDIT_ARCHIVE_BUCKET")  # Object Lock (governance)
     audit_export_function: str = Field("", alias="STEPWISE_AUDIT_EXPORT_FUNCTION")  # the on-demand export route
+    reproduce_function: str = Field("", alias="STEPWISE_REPRODUCE_FUNCTION")  # the reproduce route's worker
     # monitoring: the drift Lambda the API's drift route invokes
     drift_function_name: str = Field("", alias="STEPWISE_DRIFT_FUNCTION")
 

@@ -40,6 +40,7 @@ from infra.constructs.lifecycle import (
     training_image_context,
 )
 from infra.constructs.monitoring import Monitoring
+from infra.constructs.reproduction import Reproduction
 from infra.constructs.serving import Serving
 from infra.constructs.storage import AccessLogs, ArtifactStore, DataStore
 from infra.constructs.tables import Metadata, Registry
@@ -129,6 +130,7 @@ class StepwiseStack(Stack):
             retired_transition_days=config.retired_artifact_transition_days,
             audit_retention_days=config.audit_retention_days,
         )
+        self.reproduction = Reproduction(self, c.REPRODUCTION_ID, api_function=api_fn)
         self.hardening = Hardening(
             self,
             HARDENING_ID,

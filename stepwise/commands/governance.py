@@ -12,16 +12,18 @@ stepwise card MODEL VERSION [--html]          the model card (rendered from the 
 stepwise retire MODEL VERSION --reason "..."  take a non-serving version out of service
 stepwise restore MODEL VERSION [--reason ...] re-verify a retired version's artifacts and register
                                               them again as a new version
-stepwise reproduce MODEL VERSION [--json]     retrain from the recorded dataset version, spec and
-                                              seed (in this process, with the train step's logic,
-                                              against the target's stores); are the holdout
-                                              predictions identical? (exit 3 when not)
+stepwise reproduce MODEL VERSION [--json] [--timeout S]
+                                              the stack retrains the version from its recorded
+                                              dataset version, spec and seed (the reproduce function,
+                                              the train step's code); are the holdout predictions
+                                              identical? (exit 3 when not, 1 when it could not run)
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import time
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -75,6 +77,7 @@ def register(sub: Any) -> None:
     reproduce.add_argument("model")
     reproduce.add_argument("version", type=int)
     reproduce.add_argument("--json", action="store_true")
+    reproduce.add_argument("--timeout", type=float, default=900.0, help="seconds to wait for the outcome")
     reproduce.set_defaults(func=run_reproduce)
 
 
@@ -248,41 +251,6 @@ def run_restore(args: argparse.Namespace, target_factory: Any) -> int:
     return 0
 
 
-def stack_settings(target: Target) -> Any:
-    """The functions' settings for this target, from its stack outputs (reproduce runs the train
-    step's logic in this process, against the target's stores)."""
-    from functions.models.settings import Settings
-    from infra import constants as c
-
-    return Settings.model_validate(
-        {
-            c.ENV_DATA_BUCKET: target.output(c.OUT_DATA_BUCKET),
-            c.ENV_ARTIFACTS_BUCKET: target.output(c.OUT_ARTIFACTS_BUCKET),
-            c.ENV_REGISTRY_TABLE: target.output(c.OUT_REGISTRY_TABLE),
-            c.ENV_METADATA_TABLE: target.output(c.OUT_METADATA_TABLE),
-        }
-    )
-
-
-def point_boto3_at(target: Target) -> None:
-    """A local cloud served over HTTP: the functions' boto3 clients talk to its moto endpoint."""
-    import os
-
-    from functions.dal.clients import client
-    from stepwise.target import local_credentials
-
-    if target.local and target.aws_endpoint and not target.in_process:
-        creds = local_credentials(target.identity)
-        os.environ.update(
-            AWS_ENDPOINT_URL=target.aws_endpoint,
-            AWS_ACCESS_KEY_ID=creds.access_key,
-            AWS_SECRET_ACCESS_KEY=creds.secret_key,
-            AWS_DEFAULT_REGION=target.region,
-        )
-    os.environ.setdefault("AWS_DEFAULT_REGION", target.region)
-    client.cache_clear()
-
-
 def render_reproduce(r: dict[str, Any]) -> str:
     verdict = "IDENTICAL" if r["identical"] else "DIFFERENT"
     return "\n".join(
@@ -291,22 +259,38 @@ def render_reproduce(r: dict[str, Any]) -> str:
             f"{r['label_mismatches']} label mismatches, max abs diff {r['max_abs_diff']:.3g})",
             f"  retrained from {r['dataset']}@{r['dataset_version']} (sha256 {r['data_sha256']}), "
             f"spec {r['spec_name']} v{r['spec_version']}, seed {r['seed']}",
-            f"  recorded code version {r['code_version'] or '-'}",
+            f"  recorded code version {r['code_version'] or '-'}, reproduced with {r.get('reproduced_with') or '-'}",
         ]
     )
 
 
-def run_reproduce(args: argparse.Namespace, target_factory: Any) -> int:
-    from functions.logic.reproduce import reproduce
-    from functions.models.errors import StepwiseError
+def reproduction(target: Target, model: str, version: int, *, timeout: float, poll: float = 2.0) -> dict[str, Any]:
+    """Ask the stack to reproduce the version (POST), then read its outcome (GET) until it is no
+    longer RUNNING. The reply's body: a reproduction (functions/models/reproduction.py), or an
+    error body when a call failed or `timeout` seconds passed."""
+    path = f"/v1/models/{model}/versions/{version}/reproduce"
+    reply = target.api("POST", path, {})
+    deadline = time.monotonic() + timeout
+    while reply.ok and reply.body.get("status") == "RUNNING" and time.monotonic() < deadline:
+        time.sleep(poll)
+        reply = target.api("GET", path)
+    if not reply.ok:
+        body = reply.body if isinstance(reply.body, dict) else {"message": str(reply.body)}
+        error = f"HTTP {reply.status} {body.get('error', '')}"
+        return {"status": "ERROR", "error": error, "message": str(body.get("message", ""))}
+    if reply.body.get("status") == "RUNNING":
+        return {**reply.body, "error": "Timeout", "message": f"still running after {timeout:.0f} s; ask again later"}
+    return dict(reply.body)
 
-    target = target_factory()
-    point_boto3_at(target)
-    try:
-        result = reproduce(stack_settings(target), args.model, args.version)
-    except StepwiseError as exc:
-        print(f"error: {type(exc).__name__}: {exc.message}")
+
+def run_reproduce(args: argparse.Namespace, target_factory: Any) -> int:
+    body = reproduction(target_factory(), args.model, args.version, timeout=args.timeout)
+    if body.get("status") != "SUCCEEDED":
+        if args.json:
+            print(json.dumps(body, indent=2))
+        else:
+            print(f"error: {body.get('error') or body.get('status')}: {body.get('message', '')}")
         return 1
-    body = result.model_dump(mode="json")
-    _json_or(args, body, render_reproduce(body))
-    return 0 if result.identical else 3
+    result = body["result"]
+    _json_or(args, body, render_reproduce(result))
+    return 0 if result["identical"] else 3

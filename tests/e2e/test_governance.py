@@ -53,7 +53,6 @@ def test_governance_audit_lineage_explain_retire(
     local_session: LocalSession,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     endpoint = ["--endpoint", local_session.api.url] if local_session.api else []
     # Given the spec, the wine contract naming it, and the demo's good wine file uploaded
@@ -140,10 +139,17 @@ def test_governance_audit_lineage_explain_retire(
     # ObjectLockConfiguration and the local cloud does not emulate it yet; tests/infra/test_governance.py
     # checks the template and tests/integration/test_audit_export.py the locked writes)
 
-    # And the retired version reproduces: identical holdout predictions from its records
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)  # restored after the test, whatever the CLI sets
-    assert main([*endpoint, "reproduce", MODEL, "2"]) == 0
+    # And the retired version reproduces inside the stack: identical holdout predictions from its
+    # records, reported by the reproduce function's outcome, the request and result audited
+    assert main([*endpoint, "--as", "carol", "reproduce", MODEL, "2"]) == 0
     assert "holdout predictions IDENTICAL" in capsys.readouterr().out
+    done = local.api("GET", f"/v1/models/{MODEL}/versions/2/reproduce").body
+    assert done["status"] == "SUCCEEDED" and done["requested_by"].endswith("user/carol"), done
+    assert done["result"]["identical"] and done["result"]["holdout_rows"] > 0 and done["result"]["seed"] == 7
+    audited = [e for e in local.api("GET", f"/v1/audit?model={MODEL}").body["events"] if e.get("version") == 2]
+    assert [e["action"] for e in audited][-2:] == ["version.reproduce.request", "version.reproduce.result"]
+    # And a version that was never reproduced has no outcome to read
+    assert local.api("GET", f"/v1/models/{MODEL}/versions/1/reproduce").status == 404
 
 
 def _first_row(path: Path) -> dict[str, Any]:

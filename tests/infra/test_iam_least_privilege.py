@@ -62,7 +62,7 @@ EXPECTED_ACTIONS: dict[str, set[str]] = {
         "states:DescribeExecution",
         "states:SendTaskSuccess",  # approvals answer the waiting task
         "states:SendTaskFailure",
-        "lambda:InvokeFunction",  # POST /drift: the drift function only
+        "lambda:InvokeFunction",  # POST /drift, /audit/export, .../reproduce: those functions only
     },
     "InferenceFunction": _BASE | {"dynamodb:GetItem", "s3:GetObject", "s3:PutObject"},
     "ApprovalFunction": _BASE
@@ -101,6 +101,11 @@ EXPECTED_ACTIONS: dict[str, set[str]] = {
     "AuditExportFunction": _BASE
     | {"dynamodb:Query", "s3:PutObject", "sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"}
     | {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"},
+    # governance: retrains a version from its records (reads validated/ and models/ only); its writes
+    # are its reproduction records and their audit events (LeadingKeys REPRODUCE#*, AUDIT#*)
+    "ReproduceFunction": _BASE
+    | {"s3:GetObject", "s3:GetObjectVersion", "dynamodb:GetItem", "dynamodb:PutItem"}
+    | {"sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"},  # on-failure destination
     # CDK's singleton behind Custom::S3BucketNotifications (plus AWSLambdaBasicExecutionRole)
     "BucketNotificationsHandler": _XRAY | {"s3:PutBucketNotification"},
 }

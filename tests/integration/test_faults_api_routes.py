@@ -75,6 +75,8 @@ ROUTES: list[tuple[str, str, str, Any]] = [
     ("GET", "/v1/models/<name>/versions/<version>/card", "/v1/models/churn/versions/1/card", None),
     ("POST", "/v1/models/<name>/versions/<version>/retire", "/v1/models/churn/versions/2/retire", {"reason": "old"}),
     ("POST", "/v1/models/<name>/versions/<version>/restore", "/v1/models/churn/versions/2/restore", {"reason": "x"}),
+    ("POST", "/v1/models/<name>/versions/<version>/reproduce", "/v1/models/churn/versions/1/reproduce", {}),
+    ("GET", "/v1/models/<name>/versions/<version>/reproduce", "/v1/models/churn/versions/1/reproduce", None),
 ]
 NO_STORE_CALL = {"GET /v1/openapi.json"}  # built from the routers, no store behind it
 STORE_FAULTS = [faults.THROTTLING, faults.ACCESS_DENIED, faults.TIMEOUT]
