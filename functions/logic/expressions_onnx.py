@@ -400,10 +400,13 @@ def _column_feed(column: pa.ChunkedArray, kind: ValueType) -> np.ndarray:
             column = column.cast(pa.timestamp("s"))
         if not pa.types.is_timestamp(column.type):
             raise pa.ArrowInvalid("not a timestamp or date column")
-        per_second = {"s": 1.0, "ms": 1e3, "us": 1e6, "ns": 1e9}[column.type.unit]
-        ticks = column.cast(pa.int64()).cast(pa.float64())
-        seconds = pc.divide(ticks, per_second)
-        return np.asarray(seconds.to_numpy(zero_copy_only=False), dtype=np.float64)
+        per_second = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}[column.type.unit]
+        valid = np.asarray(column.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+        ticks = np.asarray(pc.fill_null(column.cast(pa.int64()), 0).to_numpy(zero_copy_only=False), dtype=np.int64)
+        # whole seconds + the fraction, as expressions_runtime.timestamp_seconds computes a request's
+        whole = np.floor_divide(ticks, per_second)
+        seconds = whole.astype(np.float64) + (ticks - whole * per_second).astype(np.float64) / per_second
+        return np.where(valid, seconds, np.nan)
     if pa.types.is_boolean(column.type) or kind == "bool":
         column = column.cast(pa.uint8())
     return np.asarray(column.cast(pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)

@@ -4,8 +4,9 @@ language, so it needs numpy and onnxruntime and nothing from training (no onnx, 
 
 Feeds, per declared input type (shape [N, 1]):
 - float, int, bool: float64; bool True/False -> 1/0; None (or NaN, +-inf) -> NaN (null);
-- timestamp: float64 seconds since the Unix epoch, UTC; a request gives a datetime, an ISO 8601
-  string (no zone means UTC) or a number of seconds; None -> NaN;
+- timestamp: float64 seconds since the Unix epoch, UTC, computed as whole seconds + the fraction
+  (as training does from a column's ticks, so both give the same float64); a request gives a
+  datetime, an ISO 8601 string (no zone means UTC) or a number of seconds; None -> NaN;
 - string: the value; None and "" are the null string "".
 """
 
@@ -21,6 +22,8 @@ import onnxruntime as ort
 
 from functions.models.errors import InvalidInput
 from functions.models.expressions import InputField, ValueType
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def feed_kind(kind: ValueType) -> str:
@@ -41,7 +44,10 @@ def timestamp_seconds(value: Any) -> float:
     if isinstance(value, datetime):
         if value.tzinfo is None:
             value = value.replace(tzinfo=UTC)
-        return value.timestamp()
+        # whole seconds + the fraction: the same float64 the training side computes from ticks
+        delta = value - _EPOCH
+        return float(delta.days * 86_400 + delta.seconds) + delta.microseconds / 1_000_000
+
     raise ValueError(f"{type(value).__name__} is not a timestamp")
 
 
