@@ -31,7 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from onnx import TensorProto, helper
 
-from functions.logic.expressions import CheckedFeatures
+from functions.logic.expressions import CheckedFeatures, infer
 from functions.logic.expressions_runtime import TransformRunner, feed_kind
 from functions.models.errors import InvalidInput
 from functions.models.expressions import (
@@ -143,8 +143,6 @@ class _Compiler:
         self.values: dict[str, str] = {}  # field or derived feature -> its float64/string tensor
 
     def typeof(self, expr: Expr) -> ValueType:
-        from functions.logic.expressions import infer
-
         return infer(expr, self.env)
 
     def emit(self, expr: Expr) -> str:
