@@ -215,7 +215,9 @@ def build_layout(
         {_META_TIME_RANKS: str(time_ranks).encode(), _META_ENTITY_KEYS: ",".join(keys).encode()}
     )
     sink = io.BytesIO()
-    pq.write_table(out, sink, row_group_size=row_group_size, compression="snappy")
+    # dictionary pages only for string columns: trying them on numeric features costs more than it saves
+    dictionary = [f.name for f in out.schema if pa.types.is_string(f.type) or pa.types.is_dictionary(f.type)]
+    pq.write_table(out, sink, row_group_size=row_group_size, compression="snappy", use_dictionary=dictionary)
     data = sink.getvalue()
     manifest = OfflineLayoutManifest(
         source=source,

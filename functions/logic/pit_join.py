@@ -197,29 +197,43 @@ class PointInTimeJoin:
         time_valid = pc.is_valid(stamp).to_numpy(zero_copy_only=False)
         label_ns = pc.fill_null(stamp, 0).to_numpy()
         names, arrays = list(batch.schema.names), list(batch.columns)
+        # binary searches and gathers run over queries in ascending order: each search then starts
+        # near the previous one and the gathers read the layout front to back, instead of missing
+        # the cache on every label (several times faster than searching in label order)
+        by_time = np.argsort(label_ns)
+        time_sorted = label_ns[by_time]
         for p in self._views:
             layout = p.view.layout
             codes = self._entity_codes(p, batch)
             # how many of the layout's distinct times are <= the label's time: a row of this entity
             # with rank <= that count is at or before the label, any higher rank is later
-            at_or_before = np.searchsorted(layout.distinct_times_ns, label_ns, side="right")
+            at_or_before = np.empty(len(label_ns), dtype=np.int64)
+            at_or_before[by_time] = np.searchsorted(layout.distinct_times_ns, time_sorted, side="right")
             query = codes * layout.stride + at_or_before
+            order = np.argsort(query)
+            codes, query = codes[order], query[order]
             pos = np.searchsorted(layout.keys, query, side="right") - 1
-            found = (codes >= 0) & time_valid & (pos >= 0)
+            found = (codes >= 0) & time_valid[order] & (pos >= 0)
             pos = np.where(found, pos, 0)
             if len(layout.keys):
                 found &= layout.keys[pos] // layout.stride == codes
-            age = label_ns.view(np.uint64) - (layout.times_ns[pos] if len(layout.keys) else label_ns).view(np.uint64)
-            fresh = age <= p.ttl_ns
-            matched = found & fresh
+                feature_ns = layout.times_ns[pos]
+            else:
+                feature_ns = np.zeros(len(pos), dtype=np.int64)
+            age = label_ns[order].view(np.uint64) - feature_ns.view(np.uint64)
+            matched = found & (age <= p.ttl_ns)
             n_matched, n_found = int(matched.sum()), int(found.sum())
             p.matched += n_matched
             p.expired += n_found - n_matched
             p.missing += len(found) - n_found
             indices = pa.array(pos, type=pa.int64(), mask=~matched)
+            # row i of the labels sits at place[i] in the sorted order
+            place = np.empty(len(order), dtype=np.int64)
+            place[order] = np.arange(len(order))
+            back = pa.array(place)
             for feature in p.features:
                 names.append(f"{p.view.name}:{feature}")
-                arrays.append(layout.array(feature).take(indices))
+                arrays.append(layout.array(feature).take(indices).take(back))
         return pa.RecordBatch.from_arrays(arrays, names=names)
 
     def join(
