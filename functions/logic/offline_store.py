@@ -67,9 +67,8 @@ class LayoutIndex:
     """A layout in memory, ready to be joined: the sorted table plus what the search needs."""
 
     manifest: OfflineLayoutManifest
-    table: pa.Table  # the layout's key, timestamp and feature columns, sorted, one chunk per column
+    table: pa.Table  # the loaded feature columns, sorted, one chunk per column
     keys: np.ndarray  # int64 `__key` per row, strictly increasing
-    times_ns: np.ndarray  # int64 event time per row, nanoseconds since the epoch
     distinct_times_ns: np.ndarray  # int64, the layout's distinct times ascending (rank r at r-1)
     entities: pa.Table  # the distinct entity keys, row e = entity code e
     timezone: str | None  # of the timestamp column (None: naive)
@@ -77,6 +76,11 @@ class LayoutIndex:
     @property
     def stride(self) -> int:
         return self.manifest.time_ranks + 1
+
+    def times_ns(self, rows: np.ndarray) -> np.ndarray:
+        """The event times (int64 ns) of the given layout rows, from their time ranks."""
+        result: np.ndarray = self.distinct_times_ns[self.keys[rows] % self.stride - 1]
+        return result
 
     def array(self, name: str) -> pa.Array:
         """One column as a single contiguous array (no copy: load_layout stores one chunk)."""
@@ -268,7 +272,6 @@ def load_layout(
             f"feature(s) {', '.join(repr(n) for n in unknown)} not offered by the layout of "
             f"{manifest.source.dataset}@{manifest.source.version} (offered: {', '.join(offered)})"
         )
-    names = [*manifest.entity_keys, manifest.timestamp_column, *wanted]
     parquet = pq.ParquetFile(io.BytesIO(source) if isinstance(source, bytes) else str(source))
     meta = parquet.schema_arrow.metadata or {}
     if meta.get(_META_TIME_RANKS) != str(manifest.time_ranks).encode() or parquet.metadata.num_rows != manifest.rows:
@@ -278,23 +281,25 @@ def load_layout(
         # one contiguous array per column: gathers from a single chunk are fast
         return parquet.read(columns=[name]).column(0).combine_chunks()
 
-    table = pa.table({n: column(n) for n in names})
     keys = column(KEY_COLUMN).to_numpy()
-    stamp = table.column(manifest.timestamp_column)
-    times_ns = timestamps_ns(manifest.timestamp_column, stamp).combine_chunks().to_numpy()
     stride = manifest.time_ranks + 1
+    # the distinct times, from each row's rank; the timestamp column itself is not kept
+    stamp = column(manifest.timestamp_column)
+    timezone = stamp.type.tz
     distinct = np.empty(manifest.time_ranks, dtype=np.int64)
-    distinct[keys % stride - 1] = times_ns
+    distinct[keys % stride - 1] = timestamps_ns(manifest.timestamp_column, stamp).to_numpy()
+    del stamp
+    # the entity table: the key columns at the first row of each entity; the full key columns are not kept
     codes = keys // stride
-    starts = np.flatnonzero(np.diff(codes, prepend=-1)) if len(codes) else np.zeros(0, dtype=np.int64)
+    starts = pa.array(np.flatnonzero(np.diff(codes, prepend=-1)) if len(codes) else np.zeros(0, dtype=np.int64))
     del codes
-    entities = pa.table({n: table.column(n).take(pa.array(starts)) for n in manifest.entity_keys})
+    entities = pa.table({n: column(n).take(starts) for n in manifest.entity_keys})
+    table = pa.table({n: column(n) for n in wanted})
     return LayoutIndex(
         manifest=manifest,
         table=table,
         keys=keys,
-        times_ns=times_ns,
         distinct_times_ns=distinct,
         entities=entities,
-        timezone=stamp.type.tz,
+        timezone=timezone,
     )

@@ -120,8 +120,7 @@ class PointInTimeJoin:
         self._views: list[_Prepared] = []
         for view in views:
             manifest = view.layout.manifest
-            offered = [n for n in view.layout.table.column_names if n not in manifest.entity_keys]
-            offered.remove(manifest.timestamp_column)
+            offered = view.layout.table.column_names
             features = offered if view.features is None else list(view.features)
             unknown = [f for f in features if f not in offered]
             if unknown:
@@ -217,7 +216,7 @@ class PointInTimeJoin:
             pos = np.where(found, pos, 0)
             if len(layout.keys):
                 found &= layout.keys[pos] // layout.stride == codes
-                feature_ns = layout.times_ns[pos]
+                feature_ns = layout.times_ns(pos)
             else:
                 feature_ns = np.zeros(len(pos), dtype=np.int64)
             age = label_ns[order].view(np.uint64) - feature_ns.view(np.uint64)
