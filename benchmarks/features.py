@@ -110,7 +110,7 @@ def join_once(
     layout = load_layout(layout_path, manifest)
     read_s = time.perf_counter() - start
     feature_bytes = sum(layout.table.column(n).nbytes for n in FEATURES)
-    all_bytes = layout.table.nbytes + layout.keys.nbytes + layout.distinct_times_ns.nbytes
+    all_bytes = layout.table.nbytes + layout.times_ns.nbytes + layout.starts.nbytes
     view = JoinView("v", layout, ttl=timedelta(days=ttl_days))
     times, cpu_times = [], []
     result: pa.Table | None = None
@@ -246,7 +246,7 @@ def main() -> None:
     print(
         f"peak memory (RSS high-water mark above the start, layout read + join): {peak:.0f} MB = "
         f"{peak / figures['feature_mb']:.2f}x the feature columns read ({figures['feature_mb']:.0f} MB; "
-        f"with the sort key and distinct times held for the join {figures['layout_mb']:.0f} MB)"
+        f"with the event times and entity runs held for the join {figures['layout_mb']:.0f} MB)"
     )
 
     frame_features = features.rename_columns(["entity", "time", *FEATURES]).to_pandas()

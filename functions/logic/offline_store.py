@@ -1,15 +1,11 @@
 """The offline layout of a feature view's source dataset version, built once, joined many times.
 
 build_layout sorts the source rows by (entity key columns, event timestamp) once and writes them as
-Parquet in row groups, with one reserved int64 column `__key`:
-
-    __key = entity code * (time_ranks + 1) + time rank
-
-where the entity code numbers the distinct entity keys 0, 1, ... in sort order (so a composite key
-of several int or string columns becomes one sortable integer) and the time rank numbers the
-layout's distinct timestamps 1..time_ranks in time order. `__key` is strictly increasing down the
-layout, so "the latest row of entity e at or before time t" is one np.searchsorted of
-e * (time_ranks + 1) + (number of distinct layout times <= t) (functions/logic/pit_join.py).
+Parquet in row groups, with one reserved int64 column `__entity`: the entity code, numbering the
+distinct entity keys 0, 1, ... in sort order, so a composite key of several int or string columns
+becomes one sortable integer. Each entity's rows are one contiguous run, ascending in time, so "the
+latest row of entity e at or before time t" is a binary search inside e's run
+(functions/logic/pit_join.py).
 
 Rules a source table must meet (each refused with InvalidInput naming the columns and rows):
 - entity key columns are integer (any width; stored as int64) or string (string, large_string or
@@ -21,9 +17,10 @@ Rules a source table must meet (each refused with InvalidInput naming the column
 Feature values are stored as they are: nulls and NaN stay what they were.
 
 load_layout reads a layout back after checking its bytes against the manifest's sha256
-(IntegrityError otherwise) and prepares what the join needs: the sort key, the distinct times and
-the entity table. The layout's bytes are deterministic for a given source table and pyarrow
-version, so rebuilding from the same dataset version reproduces the same sha256.
+(IntegrityError otherwise) and prepares what the join needs: where each entity's run starts, the
+event times, and the entity table (the key of each entity code). The layout's bytes are
+deterministic for a given source table and pyarrow version, so rebuilding from the same dataset
+version reproduces the same sha256.
 """
 
 from __future__ import annotations
@@ -46,10 +43,9 @@ from functions.models.features_offline import (
     SourceVersionRef,
 )
 
-KEY_COLUMN = "__key"
+ENTITY_COLUMN = "__entity"
 RESERVED_PREFIX = "__"
 ROW_GROUP_SIZE = 131_072  # rows per Parquet row group of a layout
-_META_TIME_RANKS = b"stepwise.time_ranks"
 _META_ENTITY_KEYS = b"stepwise.entity_keys"
 _NS = pa.timestamp("ns")
 
@@ -68,19 +64,15 @@ class LayoutIndex:
 
     manifest: OfflineLayoutManifest
     table: pa.Table  # the loaded feature columns, sorted, one chunk per column
-    keys: np.ndarray  # int64 `__key` per row, strictly increasing
-    distinct_times_ns: np.ndarray  # int64, the layout's distinct times ascending (rank r at r-1)
+    starts: np.ndarray  # int64, entity e's rows are starts[e]:starts[e + 1] (entities + 1 values)
+    times_ns: np.ndarray  # int64 event time per row, nanoseconds since the epoch
     entities: pa.Table  # the distinct entity keys, row e = entity code e
     timezone: str | None  # of the timestamp column (None: naive)
 
     @property
-    def stride(self) -> int:
-        return self.manifest.time_ranks + 1
-
-    def times_ns(self, rows: np.ndarray) -> np.ndarray:
-        """The event times (int64 ns) of the given layout rows, from their time ranks."""
-        result: np.ndarray = self.distinct_times_ns[self.keys[rows] % self.stride - 1]
-        return result
+    def longest_run(self) -> int:
+        """Rows of the entity with the most rows (bounds the binary search's steps)."""
+        return int(np.diff(self.starts).max()) if len(self.starts) > 1 else 0
 
     def array(self, name: str) -> pa.Array:
         """One column as a single contiguous array (no copy: load_layout stores one chunk)."""
@@ -198,26 +190,18 @@ def build_layout(
             "timestamp (the contract declares it), so no row is picked over another"
         )
 
-    # dense rank (1..D) of each row's time among the layout's distinct times
-    ranks = pc.rank(pa.array(t_sorted), sort_keys="ascending", tiebreaker="dense").to_numpy().astype(np.int64)
-    time_ranks = int(ranks.max()) if rows else 0
     entities = int(codes[-1]) + 1 if rows else 0
-    if entities and entities > (np.iinfo(np.int64).max - time_ranks) // (time_ranks + 1):
-        raise InvalidInput(f"{entities} entities x {time_ranks} distinct times do not fit a 64-bit sort key")
-    key = codes * (time_ranks + 1) + ranks
-    del ranks, codes, new_entity
+    del new_entity
 
     out = pa.table(
         {
             **dict(zip(keys, sorted_keys, strict=True)),
             timestamp_column: pc.take(stamp, order),
             **{n: pc.take(columns[n], order) for n in feature_names},
-            KEY_COLUMN: pa.array(key, pa.int64()),
+            ENTITY_COLUMN: pa.array(codes, pa.int64()),
         }
     )
-    out = out.replace_schema_metadata(
-        {_META_TIME_RANKS: str(time_ranks).encode(), _META_ENTITY_KEYS: ",".join(keys).encode()}
-    )
+    out = out.replace_schema_metadata({_META_ENTITY_KEYS: ",".join(keys).encode()})
     sink = io.BytesIO()
     # dictionary pages only for string columns: trying them on numeric features costs more than it saves
     dictionary = [f.name for f in out.schema if pa.types.is_string(f.type) or pa.types.is_dictionary(f.type)]
@@ -230,7 +214,6 @@ def build_layout(
         features=[LayoutFeature(name=n, arrow_type=str(out.schema.field(n).type)) for n in feature_names],
         rows=rows,
         entities=entities,
-        time_ranks=time_ranks,
         row_group_size=row_group_size,
         row_groups=-(-rows // row_group_size),
         sha256=hashlib.sha256(data).hexdigest(),
@@ -274,32 +257,34 @@ def load_layout(
         )
     parquet = pq.ParquetFile(io.BytesIO(source) if isinstance(source, bytes) else str(source))
     meta = parquet.schema_arrow.metadata or {}
-    if meta.get(_META_TIME_RANKS) != str(manifest.time_ranks).encode() or parquet.metadata.num_rows != manifest.rows:
-        raise IntegrityError("offline layout does not match its manifest (time ranks or rows)")
+    if (
+        meta.get(_META_ENTITY_KEYS) != ",".join(manifest.entity_keys).encode()
+        or parquet.metadata.num_rows != manifest.rows
+    ):
+        raise IntegrityError("offline layout does not match its manifest (entity keys or rows)")
 
     def column(name: str) -> pa.Array:
         # one contiguous array per column: gathers from a single chunk are fast
         return parquet.read(columns=[name]).column(0).combine_chunks()
 
-    keys = column(KEY_COLUMN).to_numpy()
-    stride = manifest.time_ranks + 1
-    # the distinct times, from each row's rank; the timestamp column itself is not kept
+    codes = column(ENTITY_COLUMN).to_numpy()
+    starts = np.flatnonzero(np.diff(codes, prepend=-1)) if len(codes) else np.zeros(0, dtype=np.int64)
+    del codes
+    if len(starts) != manifest.entities:
+        raise IntegrityError("offline layout does not match its manifest (entities)")
+    # the entity table: the key columns at the first row of each entity; the full key columns are not kept
+    first_rows = pa.array(starts, pa.int64())
+    entities = pa.table({n: column(n).take(first_rows) for n in manifest.entity_keys})
     stamp = column(manifest.timestamp_column)
     timezone = stamp.type.tz
-    distinct = np.empty(manifest.time_ranks, dtype=np.int64)
-    distinct[keys % stride - 1] = timestamps_ns(manifest.timestamp_column, stamp).to_numpy()
+    times_ns = timestamps_ns(manifest.timestamp_column, stamp).to_numpy()
     del stamp
-    # the entity table: the key columns at the first row of each entity; the full key columns are not kept
-    codes = keys // stride
-    starts = pa.array(np.flatnonzero(np.diff(codes, prepend=-1)) if len(codes) else np.zeros(0, dtype=np.int64))
-    del codes
-    entities = pa.table({n: column(n).take(starts) for n in manifest.entity_keys})
     table = pa.table({n: column(n) for n in wanted})
     return LayoutIndex(
         manifest=manifest,
         table=table,
-        keys=keys,
-        distinct_times_ns=distinct,
+        starts=np.append(starts, manifest.rows).astype(np.int64),
+        times_ns=times_ns,
         entities=entities,
         timezone=timezone,
     )

@@ -10,9 +10,9 @@ missing. Output rows keep the labels' order; view columns are named `<view>:<fea
 
 The join is vectorised over a batch of label rows (a Parquet row group, or a slice of a table):
 entity keys become the layout's entity codes by hash lookups (pyarrow.compute.index_in, one per key
-column), each label's time becomes the number of layout times at or before it (np.searchsorted over
-the layout's distinct times), one np.searchsorted over the layout's strictly increasing `__key`
-finds the row, and pyarrow.compute.take gathers the features. There is no per-row Python loop.
+column), a binary search inside each label's entity run (the layout is sorted by entity code, then
+time) finds the row for all labels of the batch at once, a few numpy operations per search step,
+and pyarrow.compute.take gathers the features. There is no per-row Python loop.
 """
 
 from __future__ import annotations
@@ -107,6 +107,38 @@ def _prepare_keys(prepared: _Prepared) -> None:
         ids = pc.cast(pc.index_in(combined, value_set=prefix), pa.int64())
 
 
+def _latest_at_or_before(
+    layout: LayoutIndex, codes: np.ndarray, times: np.ndarray, known: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """For each (entity code, time): the layout row of that entity with the latest time <= the
+    given time, and whether there is one. A binary search inside each entity's run of rows
+    (starts[e]:starts[e + 1], ascending in time), all labels at once: `base` is the last row known
+    to be at or before the time (first - 1: none yet), and each step tries to move it forward by a
+    power of two, from the largest that fits the longest run down to 1. Each step is a few numpy
+    operations over the whole batch, written into preallocated arrays."""
+    n = len(codes)
+    if layout.manifest.entities == 0:
+        return np.zeros(n, dtype=np.int64), np.zeros(n, dtype=bool)
+    first = layout.starts[codes]
+    end = np.where(known, layout.starts[codes + 1], first)
+    base = first - 1
+    candidate, value = np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int64)
+    fits, at_or_before = np.empty(n, dtype=bool), np.empty(n, dtype=bool)
+    last_row = len(layout.times_ns) - 1
+    step = 1 << max(layout.longest_run.bit_length() - 1, 0)
+    while step:
+        np.add(base, step, out=candidate)
+        np.less(candidate, end, out=fits)
+        np.minimum(candidate, last_row, out=candidate)
+        np.take(layout.times_ns, candidate, out=value)
+        np.less_equal(value, times, out=at_or_before)
+        fits &= at_or_before
+        np.copyto(base, candidate, where=fits)
+        step >>= 1
+    found = base >= first
+    return np.where(found, base, 0), found
+
+
 class PointInTimeJoin:
     """Joins batches of label rows with several views; counts accumulate across batches."""
 
@@ -196,43 +228,37 @@ class PointInTimeJoin:
         time_valid = pc.is_valid(stamp).to_numpy(zero_copy_only=False)
         label_ns = pc.fill_null(stamp, 0).to_numpy()
         names, arrays = list(batch.schema.names), list(batch.columns)
-        # binary searches and gathers run over queries in ascending order: each search then starts
-        # near the previous one and the gathers read the layout front to back, instead of missing
-        # the cache on every label (several times faster than searching in label order)
-        by_time = np.argsort(label_ns)
-        time_sorted = label_ns[by_time]
         for p in self._views:
             layout = p.view.layout
             codes = self._entity_codes(p, batch)
-            # how many of the layout's distinct times are <= the label's time: a row of this entity
-            # with rank <= that count is at or before the label, any higher rank is later
-            at_or_before = np.empty(len(label_ns), dtype=np.int64)
-            at_or_before[by_time] = np.searchsorted(layout.distinct_times_ns, time_sorted, side="right")
-            query = codes * layout.stride + at_or_before
-            order = np.argsort(query)
-            codes, query = codes[order], query[order]
-            pos = np.searchsorted(layout.keys, query, side="right") - 1
-            found = (codes >= 0) & time_valid[order] & (pos >= 0)
-            pos = np.where(found, pos, 0)
-            if len(layout.keys):
-                found &= layout.keys[pos] // layout.stride == codes
-                feature_ns = layout.times_ns(pos)
-            else:
-                feature_ns = np.zeros(len(pos), dtype=np.int64)
-            age = label_ns[order].view(np.uint64) - feature_ns.view(np.uint64)
+            # labels grouped by entity: the searches and gathers then walk the layout front to back
+            # instead of missing the cache on every label
+            order = np.argsort(codes)
+            codes, label_sorted = codes[order], label_ns[order]
+            known = (codes >= 0) & time_valid[order]
+            pos, found = _latest_at_or_before(layout, np.where(known, codes, 0), label_sorted, known)
+            feature_ns = layout.times_ns[pos] if len(layout.times_ns) else np.zeros(len(pos), dtype=np.int64)
+            age = label_sorted.view(np.uint64) - feature_ns.view(np.uint64)
             matched = found & (age <= p.ttl_ns)
             n_matched, n_found = int(matched.sum()), int(found.sum())
             p.matched += n_matched
             p.expired += n_found - n_matched
             p.missing += len(found) - n_found
-            indices = pa.array(pos, type=pa.int64(), mask=~matched)
-            # row i of the labels sits at place[i] in the sorted order
+            # gather in ascending layout order, then put the rows back in label order (row i of
+            # the labels sits at place[i] in the sorted order), then null what did not match
+            indices = pa.array(pos, type=pa.int64())
             place = np.empty(len(order), dtype=np.int64)
             place[order] = np.arange(len(order))
             back = pa.array(place)
+            keep = None if n_matched == len(matched) else pa.array(matched[place])
             for feature in p.features:
+                column = layout.array(feature)
+                # nothing matched (always so with an empty layout): all nulls, nothing to gather
+                values = column.take(indices).take(back) if n_matched else pa.nulls(len(matched), column.type)
+                if keep is not None and n_matched:
+                    values = pc.if_else(keep, values, pa.scalar(None, values.type))
                 names.append(f"{p.view.name}:{feature}")
-                arrays.append(layout.array(feature).take(indices).take(back))
+                arrays.append(values)
         return pa.RecordBatch.from_arrays(arrays, names=names)
 
     def join(

@@ -2,8 +2,8 @@
 what a point-in-time join over such layouts reports.
 
 A layout holds the source version's rows sorted by (entity key, event timestamp), the entity key
-columns, the timestamp column, the features and one reserved int64 column `__key` that encodes the
-sort order (see functions/logic/offline_store.py). Its manifest records its own sha256 and points
+columns, the timestamp column, the features and one reserved int64 column `__entity`, the entity
+code in sort order (see functions/logic/offline_store.py). Its manifest records its own sha256 and points
 at the dataset version it was derived from, so a training set built from it can be traced back
 and rebuilt byte for byte.
 """
@@ -52,8 +52,6 @@ class OfflineLayoutManifest(_Strict):
     features: list[LayoutFeature] = Field(max_length=MAX_LAYOUT_FEATURES)
     rows: int = Field(ge=0)
     entities: int = Field(ge=0)
-    # distinct timestamps in the layout: `__key` = entity code * (time_ranks + 1) + dense time rank
-    time_ranks: int = Field(ge=0)
     row_group_size: int = Field(ge=1)
     row_groups: int = Field(ge=0)
     sha256: str = Field(pattern=SHA256_PATTERN)

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from functions.logic.offline_store import KEY_COLUMN, build_layout, load_layout
+from functions.logic.offline_store import ENTITY_COLUMN, build_layout, load_layout
 from functions.logic.pit_join import JoinView, pit_join
 from functions.models.errors import IntegrityError, InvalidInput
 from functions.models.features_offline import PitJoinCounts, SourceVersionRef
@@ -209,7 +209,7 @@ def test_layout_is_sorted_by_entity_and_time_in_row_groups_with_its_sha256_and_s
     # Then the Parquet rows are sorted by (cid, ts), in 3 row groups, and the manifest says so
     stored = pq.read_table(io.BytesIO(built.data))
     assert stored.column("x").to_pylist() == [10.0, 15.0, 22.0, 30.0, 31.0]
-    assert stored.column(KEY_COLUMN).to_pylist() == sorted(stored.column(KEY_COLUMN).to_pylist())
+    assert stored.column(ENTITY_COLUMN).to_pylist() == [0, 0, 1, 2, 2]
     assert pq.ParquetFile(io.BytesIO(built.data)).num_row_groups == 3
     manifest = built.manifest
     assert (manifest.rows, manifest.entities, manifest.row_groups, manifest.source) == (5, 3, 3, SOURCE)
