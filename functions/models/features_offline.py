@@ -1,11 +1,11 @@
 """The offline store of feature views: one sorted Parquet layout per source dataset version, and
 what a point-in-time join over such layouts reports.
 
-A layout holds the source version's rows sorted by (entity key, event timestamp), the entity key
+A layout holds the source version's rows sorted by (entity key, event timestamp): the entity key
 columns, the timestamp column, the features and one reserved int64 column `__entity`, the entity
-code in sort order (see functions/logic/offline_store.py). Its manifest records its own sha256 and points
-at the dataset version it was derived from, so a training set built from it can be traced back
-and rebuilt byte for byte.
+code in sort order (see functions/logic/offline_store.py). Its manifest records its own sha256
+and points at the dataset version it was derived from, so a training set built from it can be
+traced back and rebuilt byte for byte.
 """
 
 from __future__ import annotations
