@@ -266,13 +266,13 @@ def cases(draw: st.DrawFn, *, allow_null_labels: bool = True) -> dict[str, Any]:
     entity = st.integers(0, 4)
     rows = draw(
         st.lists(
-            st.tuples(entity, st.integers(0, 3), st.integers(0, 40), st.one_of(st.none(), st.floats(-5, 5))),
+            st.tuples(entity, st.integers(0, 3), st.integers(0, 20), st.one_of(st.none(), st.floats(-5, 5))),
             max_size=40,
             unique_by=lambda r: (r[0], r[1] if kind == "composite" else 0, r[2]),
         )
     )
     label_entity = st.integers(0, 5)  # 5 is never a feature entity
-    label_time = st.integers(-2, 45)
+    label_time = st.integers(-2, 25)
     label_rows = draw(
         st.lists(
             st.tuples(
@@ -284,7 +284,7 @@ def cases(draw: st.DrawFn, *, allow_null_labels: bool = True) -> dict[str, Any]:
             max_size=30,
         )
     )
-    ttl = draw(st.one_of(st.none(), st.integers(0, 15)))
+    ttl = draw(st.one_of(st.none(), st.integers(0, 8)))
     return {"kind": kind, "rows": rows, "labels": label_rows, "ttl": ttl}
 
 
