@@ -1,6 +1,6 @@
 """Run the benchmarks and write one JSON + one Markdown table of their figures.
 
-    python -m benchmarks.run                      # validate, drift, predict (those that exist)
+    python -m benchmarks.run                      # validate, drift, predict, features (those that exist)
     python -m benchmarks.run predict              # only some
     python -m benchmarks.run --update-readme      # ... and paste the table into README.md
     python -m benchmarks.run --from benchmarks/out/latest.json --update-readme   # no rerun
@@ -35,7 +35,7 @@ OUT = BENCHMARKS / "out"
 README = ROOT / "README.md"
 START, END = "<!-- perf:start -->", "<!-- perf:end -->"
 
-SUITE = ("validate", "drift", "predict")
+SUITE = ("validate", "drift", "predict", "features")
 PACKAGES = (
     "numpy",
     "pyarrow",
