@@ -48,3 +48,21 @@ class VersionList(_Reply):
 class RunList(_Reply):
     model: str
     runs: list[RunRecord]
+
+
+class FieldProblem(_Reply):
+    field: str  # a body field ("columns.0.type", "body" for the whole body), "path.NAME" or "query.NAME"
+    reason: str
+    type: str | None = None
+
+
+class ErrorReply(_Reply):
+    """Every error reply: 400 InvalidInput (a malformed body, path or query parameter; `details`
+    names each field), 403, 404, 409, 410, 429 and 503 (with `retry_after_seconds` and a
+    Retry-After header), 500 (only a correlation id)."""
+
+    error: str
+    message: str
+    details: list[FieldProblem] | None = None
+    retry_after_seconds: int | None = None
+    correlation_id: str | None = None

@@ -129,6 +129,17 @@ def request_model(version: ModelVersion, max_instances: int) -> type[BaseModel]:
     )
 
 
+class PredictBody(BaseModel):
+    """The shape every predict body has, for the API's documentation: the answering version's
+    own model (`request_model`) validates it, one field per feature, at most the function's
+    configured number of instances."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    instances: list[dict[str, float | int | str | bool | None]] = Field(min_length=1)
+    request_id: RequestId | None = None
+
+
 def error_details(errors: list[Any]) -> list[dict[str, str]]:
     """pydantic errors as [{"field": "instances.0.age", "reason": "..."}] (the first few)."""
     return [

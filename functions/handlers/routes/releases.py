@@ -7,7 +7,7 @@ POST /v1/models/{name}/rollback  {"reason", "expected_production_version", "expe
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body
@@ -16,6 +16,7 @@ from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 from functions.handlers.routes.approvals import caller
 from functions.handlers.routes.params import Name, reply
 from functions.logic import releases
+from functions.models.api import ErrorReply
 from functions.models.approvals import RollbackRequest
 from functions.models.audit import Actor
 from functions.models.errors import Forbidden
@@ -30,7 +31,13 @@ CONFLICT = (
 )
 
 
-@router.post("/v1/models/<name>/rollback", responses={409: {"description": CONFLICT}})
+RESPONSES: dict[int, Any] = {
+    200: {"description": "the model with its aliases after the rollback"},
+    409: {"description": CONFLICT, "content": {"application/json": {"model": ErrorReply}}},
+}
+
+
+@router.post("/v1/models/<name>/rollback", responses=RESPONSES)
 def rollback(name: Name, request: Annotated[RollbackRequest, Body()]) -> Response[ModelRecord]:
     who = caller(router).principal
     if not who:
