@@ -184,6 +184,10 @@ def test_openapi_document_describes_every_template_route_with_its_parameters(rou
         assert "422" not in operation["responses"], (method, resource)
         assert operation["responses"]["400"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorReply")
     assert not {"HTTPValidationError", "ValidationError"} & set(doc["components"]["schemas"])
+    # and the success status each route answers with
+    created = doc["paths"]["/v1/datasets/{name}/contract"]["put"]["responses"]["201"]
+    assert created["content"]["application/json"]["schema"]["$ref"].endswith("/ContractRecord")
+    assert "202" in doc["paths"]["/v1/models/{name}/train"]["post"]["responses"]
 
 
 def test_openapi_document_declares_the_inference_routes_as_the_inference_function_serves_them() -> None:

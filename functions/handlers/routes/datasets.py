@@ -45,7 +45,7 @@ def get_dataset(name: Name) -> Response[DatasetSummary]:
     return reply(datasets.summary(get_settings(), name))
 
 
-@router.put("/v1/datasets/<name>/contract")
+@router.put("/v1/datasets/<name>/contract", responses={201: {"description": "the stored contract version"}})
 def put_contract(name: Name, contract: Annotated[DataContract, Body()]) -> Response[ContractRecord]:
     return reply(datasets.put_contract(get_settings(), name, contract, _actor()), 201)
 

@@ -24,7 +24,7 @@ router = APIGatewayRouter()
 DEFAULT_RUN = DriftRunBody()  # the body a request without one stands for
 
 
-@router.post("/v1/models/<name>/drift")
+@router.post("/v1/models/<name>/drift", responses={202: {"description": "the check runs; its reports"}})
 def start_drift_check(name: Name, body: Annotated[DriftRunBody, Body()] = DEFAULT_RUN) -> Response[DriftCheckAccepted]:
     accepted = request_check(name, body, caller_name(router.current_event), get_settings())
     return reply(accepted, 202)

@@ -62,7 +62,7 @@ def retire(name: Name, version: Version, request: Annotated[RetireRequest, Body(
     return reply(retirement.retire(get_settings(), name, version, _actor("retirement"), request.reason))
 
 
-@router.post("/v1/models/<name>/versions/<version>/restore")
+@router.post("/v1/models/<name>/versions/<version>/restore", responses={201: {"description": "the restored version"}})
 def restore(name: Name, version: Version, request: Annotated[RestoreRequest, Body()] = NO_REASON) -> Response[Restored]:
     done = retirement.restore(get_settings(), name, version, _actor("restore"), request.reason)
     return reply(done, 201)

@@ -53,7 +53,7 @@ def list_runs(name: Name) -> Response[RunList]:
     return reply(specs.runs(get_settings(), name))
 
 
-@router.put("/v1/specs/<name>")
+@router.put("/v1/specs/<name>", responses={201: {"description": "the stored spec version"}})
 def put_spec(name: Name, spec: Annotated[SpecBody, Body()]) -> Response[SpecRecord]:
     return reply(specs.put_spec(get_settings(), name, spec, _caller()), 201)
 
@@ -63,6 +63,6 @@ def get_spec(name: Name, version: VersionQuery = None) -> Response[SpecRecord]:
     return reply(specs.get_spec(get_settings(), name, version))
 
 
-@router.post("/v1/models/<name>/train")
+@router.post("/v1/models/<name>/train", responses={202: {"description": "the workflow execution"}})
 def start_training(name: Name, request: Annotated[TrainRequest, Body()]) -> Response[TrainStarted]:
     return reply(specs.start_training(get_settings(), name, request, _caller()), 202)
