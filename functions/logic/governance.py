@@ -28,6 +28,13 @@ def parse_since(raw: str | None) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+def as_utc(moment: datetime | None) -> datetime | None:
+    """`moment` in UTC when it names no zone (a bound given as a plain date or time)."""
+    from datetime import UTC
+
+    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
+
+
 def audit_events(
     settings: Settings,
     *,

@@ -25,7 +25,14 @@ class Conflict(StepwiseError):
 
 
 class InvalidInput(StepwiseError):
+    """The request is malformed or refused as given; `details` names each field and its problem
+    ([{"field", "reason"}]), when known."""
+
     status_code = 400
+
+    def __init__(self, message: str, details: list[dict[str, str]] | None = None) -> None:
+        super().__init__(message)
+        self.details = details or []
 
 
 class Forbidden(StepwiseError):

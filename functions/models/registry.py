@@ -24,6 +24,9 @@ def model_pk(name: str) -> str:
     return f"MODEL#{name}"
 
 
+MAX_VERSION = 99_999_999  # version_sk pads to 8 digits: above this the keys stop sorting by version
+
+
 def version_sk(version: int) -> str:
     return f"VERSION#{version:08d}"
 

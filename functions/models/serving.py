@@ -25,7 +25,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, create_model
 
-from functions.models.errors import StepwiseError
+from functions.models.errors import InvalidInput, StepwiseError
 from functions.models.registry import Feature, ModelVersion
 
 Variant = Literal["production", "candidate", "shadow"]
@@ -41,20 +41,16 @@ RequestId = Annotated[str, Field(pattern=REQUEST_ID_PATTERN, strict=True)]
 
 
 # -- errors ------------------------------------------------------------------------------------
-class RequestInvalid(StepwiseError):
-    """The body does not match the answering version's input contract."""
-
-    status_code = 422
+class RequestInvalid(InvalidInput):
+    """The body does not match the answering version's input contract (400, like every malformed
+    request)."""
 
     def __init__(self, message: str, details: list[dict[str, str]]) -> None:
-        super().__init__(message)
-        self.details = details
+        super().__init__(message, details)
 
 
-class BodyInvalid(StepwiseError):
+class BodyInvalid(InvalidInput):
     """The body is not a JSON document (or uses NaN/Infinity, which JSON does not have)."""
-
-    status_code = 400
 
 
 class ModelUnavailable(StepwiseError):
@@ -161,6 +157,17 @@ def request_model(version: ModelVersion, max_instances: int) -> type[BaseModel]:
         instances=(Annotated[list[row], Field(min_length=1, max_length=max_instances)], ...),  # type: ignore[valid-type, arg-type]
         request_id=(RequestId | None, None),
     )
+
+
+class PredictBody(BaseModel):
+    """The shape every predict body has, for the API's documentation: the answering version's
+    own model (`request_model`) validates it, one field per feature, at most the function's
+    configured number of instances."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    instances: list[dict[str, float | int | str | bool | None]] = Field(min_length=1)
+    request_id: RequestId | None = None
 
 
 def error_details(errors: list[Any]) -> list[dict[str, str]]:

@@ -219,7 +219,7 @@ def test_explain_needs_the_model_and_never_answers_from_another_models_captures(
     put_capture(stores, "other-model", "9-z", captured("other-model", 7, "2026-03-01T12:59:00.000Z"))
     # When explained without a model, Then 400 saying the model is required
     status, reply = call("GET", "/v1/explain/order-1")
-    assert status == 400 and "model is required" in reply["message"], reply
+    assert status == 400 and "query.model: Field required" in reply["message"], reply
     # When explained within this model, Then this model's capture answers, the other is not seen
     status, reply = get("/v1/explain/order-1", model=MODEL)
     assert status == 200, reply

@@ -374,7 +374,7 @@ def test_capture_an_invocation_past_the_age_bound_writes_before_returning_whatev
 
 
 def test_capture_idle_environment_holds_nothing_older_than_the_age_bound(served: Served) -> None:
-    # Given traffic every 7 s for 10 minutes, every fourth request refused (422), 10 rows a request
+    # Given traffic every 7 s for 10 minutes, every fourth request refused (400), 10 rows a request
     bound = get_settings().capture_flush_seconds
     good, refused = {"instances": served.model.instances(0, 10)}, {"instances": []}
     captured, last_good = 0, 0.0
@@ -388,7 +388,7 @@ def test_capture_idle_environment_holds_nothing_older_than_the_age_bound(served:
     # When the last request is refused once the bound has passed, and the environment then idles
     # for 15 minutes and is recycled (no code runs: Lambda delivers no SHUTDOWN without an extension)
     served.clock.now = last_good + bound
-    assert served.call(refused)[0] == 422
+    assert served.call(refused)[0] == 400
     # Then every captured row is in S3 before that idle period: nothing is left to lose
     assert served.state.capture.pending_rows == 0
     assert len(captured_lines(served.stores)) == captured == served.state.capture.rows_written
@@ -482,7 +482,7 @@ def test_feedback_for_an_unknown_model_is_404(served: Served) -> None:
 )
 def test_feedback_rejects_malformed_labels(served: Served, body: Any) -> None:
     reply = predict.lambda_handler(feedback_event(NAME, body), Context())
-    assert reply["statusCode"] == 422
+    assert reply["statusCode"] == 400
     assert json.loads(reply["body"])["details"]
 
 
@@ -492,25 +492,25 @@ def _bad_requests(model: TrainedModel) -> list[tuple[str, Any, str | None, int, 
     first = model.names[0]
     missing = {k: v for k, v in good.items() if k != first}
     return [
-        ("unknown field", {"instances": [good | {"colour": 1.0}]}, None, 422, "instances.0.colour"),
-        ("missing feature", {"instances": [missing]}, None, 422, f"instances.0.{first}"),
-        ("wrong type", {"instances": [good | {first: "12.5"}]}, None, 422, f"instances.0.{first}"),
-        ("bool for float", {"instances": [good | {first: True}]}, None, 422, f"instances.0.{first}"),
-        ("null", {"instances": [good | {first: None}]}, None, 422, f"instances.0.{first}"),
-        ("overflow", {"instances": [good | {first: 1e39}]}, None, 422, f"instances.0.{first}"),
+        ("unknown field", {"instances": [good | {"colour": 1.0}]}, None, 400, "instances.0.colour"),
+        ("missing feature", {"instances": [missing]}, None, 400, f"instances.0.{first}"),
+        ("wrong type", {"instances": [good | {first: "12.5"}]}, None, 400, f"instances.0.{first}"),
+        ("bool for float", {"instances": [good | {first: True}]}, None, 400, f"instances.0.{first}"),
+        ("null", {"instances": [good | {first: None}]}, None, 400, f"instances.0.{first}"),
+        ("overflow", {"instances": [good | {first: 1e39}]}, None, 400, f"instances.0.{first}"),
         (
             "infinity",
             None,
             json.dumps({"instances": [good | {first: 0.123456}]}).replace("0.123456", "1e999"),
-            422,
+            400,
             f"instances.0.{first}",
         ),
         ("NaN token", None, json.dumps({"instances": [good | {first: float("nan")}]}), 400, ""),
-        ("no rows", {"instances": []}, None, 422, "instances"),
-        ("too many rows", {"instances": [good] * 1001}, None, 422, "instances"),
-        ("no instances", {"rows": [good]}, None, 422, "instances"),
-        ("not an object", [good], None, 422, "body"),
-        ("bad request id", {"instances": [good], "request_id": "x" * 500}, None, 422, "request_id"),
+        ("no rows", {"instances": []}, None, 400, "instances"),
+        ("too many rows", {"instances": [good] * 1001}, None, 400, "instances"),
+        ("no instances", {"rows": [good]}, None, 400, "instances"),
+        ("not an object", [good], None, 400, "body"),
+        ("bad request id", {"instances": [good], "request_id": "x" * 500}, None, 400, "request_id"),
         ("not json", None, "{instances: ", 400, ""),
         ("empty", None, "", 400, ""),
     ]
@@ -521,7 +521,7 @@ def test_predict_rejects_a_bad_request_naming_the_field(served: Served, case: in
     label, body, raw, status, field = _bad_requests(served.model)[case]
     got, reply = served.call(body, raw=raw)
     assert got == status, (label, reply)
-    assert reply["error"] in {"ValidationError", "BodyInvalid"}
+    assert reply["error"] == "InvalidInput" and reply["message"]
     if field:
         assert field in [d["field"] for d in reply["details"]], (label, reply)
         assert all(d["reason"] for d in reply["details"])
@@ -529,8 +529,8 @@ def test_predict_rejects_a_bad_request_naming_the_field(served: Served, case: in
 
 def test_predict_rejects_a_malformed_model_name(served: Served) -> None:
     status, body = served.call({"instances": served.model.instances()}, name="Bad_Name!")
-    assert status == 422
-    assert body["error"] == "ValidationError"
+    assert status == 400
+    assert body["error"] == "InvalidInput" and body["details"][0]["field"] == "path.name"
 
 
 def test_predict_respects_the_configured_row_limit(stores: Stores) -> None:
@@ -541,7 +541,7 @@ def test_predict_respects_the_configured_row_limit(stores: Stores) -> None:
     try:
         ok = predict.lambda_handler(predict_event(NAME, {"instances": trained.instances(0, 5)}), Context())
         too_many = predict.lambda_handler(predict_event(NAME, {"instances": trained.instances(0, 6)}), Context())
-        assert (ok["statusCode"], too_many["statusCode"]) == (200, 422)
+        assert (ok["statusCode"], too_many["statusCode"]) == (200, 400)
     finally:
         predict.reset(None)
 
@@ -572,7 +572,7 @@ def test_predict_serves_a_per_feature_export_with_categories_and_string_labels(s
         bad = predict.lambda_handler(
             predict_event("churn", {"instances": [instances[1] | {"plan": "gold"}]}), Context()
         )
-        assert bad["statusCode"] == 422
+        assert bad["statusCode"] == 400
         assert json.loads(bad["body"])["details"][0]["field"] == "instances.0.plan"
     finally:
         predict.reset(None)

@@ -91,7 +91,7 @@ def test_cli_predict_reports_the_servers_validation_errors(
     row = breast_cancer_classifier().instances()[0] | {"colour": 1}
     assert main(["predict", NAME, "--json", json.dumps(row)]) == 1
     err = capsys.readouterr().err
-    assert "HTTP 422" in err and "instances.0.colour" in err
+    assert "HTTP 400" in err and "instances.0.colour" in err
 
 
 def test_cli_predict_parses_cells_and_json_shapes() -> None:

@@ -99,7 +99,7 @@ def test_local_cloud_refuses_a_tampered_artifact(local: tuple[Target, Stores]) -
 def test_local_cloud_rejects_bad_bodies_with_json_4xx(local: tuple[Target, Stores]) -> None:
     target, _ = local
     reply = target.api("POST", f"/v1/models/{NAME}/predict", {"instances": [{"x": 1}]})
-    assert reply.status == 422 and reply.body["details"]
+    assert reply.status == 400 and reply.body["details"]
 
 
 def test_local_cloud_capture_lands_in_the_data_bucket(local: tuple[Target, Stores]) -> None:

@@ -58,7 +58,7 @@ def test_datasets_bad_contract_is_refused_with_field_and_reason(stores: Stores) 
     bad["columns"][1]["min"] = 20  # above its max
     bad["columns"][0]["type"] = "integer"
     status, body = call("PUT", "/v1/datasets/wine/contract", bad)
-    assert status == 400 and body["error"] == "InvalidContract"
+    assert status == 400 and body["error"] == "InvalidInput"
     fields = {d["field"] for d in body["details"]}
     assert "columns.0.type" in fields and any(f.startswith("columns.1") for f in fields)
     assert call("GET", "/v1/datasets/wine/contract")[0] == 404

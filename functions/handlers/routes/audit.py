@@ -8,34 +8,36 @@ POST /v1/audit/export {"day": "YYYY-MM-DD"}   export that day (default yesterday
 
 from __future__ import annotations
 
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
-from functions.handlers.routes.approvals import body_as, ok
+from functions.handlers.routes.params import ModelQuery, SinceQuery, TargetQuery, reply
 from functions.logic import governance
-from functions.models.errors import InvalidInput
-from functions.models.lineage import AuditList, ExportDay
+from functions.models.lineage import AuditList, ExportDay, Exported
 from functions.models.settings import get_settings
 
 router = APIGatewayRouter()
+YESTERDAY = ExportDay()  # the body a request without one stands for
 
 
 @router.get("/v1/audit")
-def list_audit():  # no return annotation: no response re-validation
-    event = router.current_event
-    raw_limit = event.get_query_string_value("limit") or str(governance.MAX_EVENTS)
-    if not raw_limit.isdigit():
-        raise InvalidInput(f"limit must be a positive integer, not {raw_limit!r}")
+def list_audit(
+    model: ModelQuery = None,
+    target: TargetQuery = None,
+    since: SinceQuery = None,
+    limit: Annotated[
+        int, Query(ge=1, le=governance.MAX_EVENTS, description="the most events to return")
+    ] = governance.MAX_EVENTS,
+) -> Response[AuditList]:
     events = governance.audit_events(
-        get_settings(),
-        model=event.get_query_string_value("model") or None,
-        target=event.get_query_string_value("target") or None,
-        since=governance.parse_since(event.get_query_string_value("since")),
-        limit=int(raw_limit),
+        get_settings(), model=model, target=target, since=governance.as_utc(since), limit=limit
     )
-    return ok(AuditList(events=events))
+    return reply(AuditList(events=events))
 
 
 @router.post("/v1/audit/export")
-def export_audit():  # no return annotation: no response re-validation
-    request = body_as(router, ExportDay)
-    return ok(governance.export_now(get_settings(), request))
+def export_audit(request: Annotated[ExportDay, Body()] = YESTERDAY) -> Response[Exported]:
+    return reply(governance.export_now(get_settings(), request))

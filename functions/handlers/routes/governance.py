@@ -11,24 +11,24 @@ Who retires or restores is the caller's identity (requestContext), never a field
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
-from functions.handlers.routes.approvals import body_as, caller, ok
+from functions.handlers.routes.approvals import caller
+from functions.handlers.routes.params import MAX_NAME, Name, RequestId, SinceQuery, Version, reply
 from functions.logic import governance, lineage, model_card, retirement
 from functions.models.audit import Actor
-from functions.models.errors import Forbidden, InvalidInput
-from functions.models.lineage import RestoreRequest, RetireRequest
+from functions.models.errors import Forbidden
+from functions.models.lineage import Explanation, Lineage, ModelCard, Restored, RestoreRequest, Retired, RetireRequest
+from functions.models.registry import NAME_PATTERN
 from functions.models.settings import get_settings
 from functions.observability import logger
 
 router = APIGatewayRouter()
-
-
-def _number(version: str) -> int:
-    if not version.isdigit() or int(version) < 1:
-        raise InvalidInput(f"version must be a positive integer, not {version!r}")
-    return int(version)
+NO_REASON = RestoreRequest()  # the body a request without one stands for
 
 
 def _actor(what: str) -> Actor:
@@ -39,32 +39,30 @@ def _actor(what: str) -> Actor:
 
 
 @router.get("/v1/models/<name>/versions/<version>/lineage")
-def get_lineage(name: str, version: str):  # no return annotation: no response re-validation
-    return ok(lineage.lineage(get_settings(), name, _number(version)))
+def get_lineage(name: Name, version: Version) -> Response[Lineage]:
+    return reply(lineage.lineage(get_settings(), name, version))
 
 
 @router.get("/v1/explain/<request_id>")
-def explain(request_id: str):  # no return annotation: no response re-validation
-    event = router.current_event
-    since = governance.parse_since(event.get_query_string_value("since"))
-    model = event.get_query_string_value("model") or ""
-    return ok(lineage.explain(get_settings(), request_id, model=model, since=since))
+def explain(
+    request_id: RequestId,
+    model: Annotated[str, Query(pattern=NAME_PATTERN, max_length=MAX_NAME, description="the model that answered")],
+    since: SinceQuery = None,
+) -> Response[Explanation]:
+    return reply(lineage.explain(get_settings(), request_id, model=model, since=governance.as_utc(since)))
 
 
 @router.get("/v1/models/<name>/versions/<version>/card")
-def get_card(name: str, version: str):  # no return annotation: no response re-validation
-    return ok(model_card.write_card(get_settings(), name, _number(version)))
+def get_card(name: Name, version: Version) -> Response[ModelCard]:
+    return reply(model_card.write_card(get_settings(), name, version))
 
 
 @router.post("/v1/models/<name>/versions/<version>/retire")
-def retire(name: str, version: str):  # no return annotation: no response re-validation
-    request = body_as(router, RetireRequest)
-    done = retirement.retire(get_settings(), name, _number(version), _actor("retirement"), request.reason)
-    return ok(done)
+def retire(name: Name, version: Version, request: Annotated[RetireRequest, Body()]) -> Response[Retired]:
+    return reply(retirement.retire(get_settings(), name, version, _actor("retirement"), request.reason))
 
 
-@router.post("/v1/models/<name>/versions/<version>/restore")
-def restore(name: str, version: str):  # no return annotation: no response re-validation
-    request = body_as(router, RestoreRequest)
-    done = retirement.restore(get_settings(), name, _number(version), _actor("restore"), request.reason)
-    return Response(status_code=201, content_type="application/json", body=done.model_dump_json())
+@router.post("/v1/models/<name>/versions/<version>/restore", responses={201: {"description": "the restored version"}})
+def restore(name: Name, version: Version, request: Annotated[RestoreRequest, Body()] = NO_REASON) -> Response[Restored]:
+    done = retirement.restore(get_settings(), name, version, _actor("restore"), request.reason)
+    return reply(done, 201)

@@ -7,23 +7,38 @@ POST /v1/models/{name}/rollback  {"reason", "expected_production_version", "expe
 
 from __future__ import annotations
 
+from typing import Annotated, Any
+
 from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
-from functions.handlers.routes.approvals import JSON, body_as, caller
+from functions.handlers.routes.approvals import caller
+from functions.handlers.routes.params import Name, reply
 from functions.logic import releases
+from functions.models.api import ErrorReply
 from functions.models.approvals import RollbackRequest
 from functions.models.audit import Actor
 from functions.models.errors import Forbidden
+from functions.models.registry import ModelRecord
 from functions.models.settings import get_settings
 from functions.observability import logger
 
 router = APIGatewayRouter()
+CONFLICT = (
+    "StaleExpectation: the model's production or canary version is no longer the expected one "
+    "(nothing was rolled back); or nothing to roll back"
+)
 
 
-@router.post("/v1/models/<name>/rollback")
-def rollback(name: str):  # no return annotation: no response re-validation
-    request = body_as(router, RollbackRequest)
+RESPONSES: dict[int, Any] = {
+    200: {"description": "the model with its aliases after the rollback"},
+    409: {"description": CONFLICT, "content": {"application/json": {"model": ErrorReply}}},
+}
+
+
+@router.post("/v1/models/<name>/rollback", responses=RESPONSES)
+def rollback(name: Name, request: Annotated[RollbackRequest, Body()]) -> Response[ModelRecord]:
     who = caller(router).principal
     if not who:
         raise Forbidden("no caller identity: rollback needs an IAM-authorized caller")
@@ -37,4 +52,4 @@ def rollback(name: str):  # no return annotation: no response re-validation
         expected_canary=request.expected_canary_version,
         to_version=request.to_version,
     )
-    return Response(status_code=200, content_type=JSON, body=record.model_dump_json())
+    return reply(record)
