@@ -123,3 +123,18 @@ def served(stores: Stores) -> Iterator[Any]:
 
     yield serve_breast_cancer(stores)
     predict.reset(None)
+
+
+@pytest.fixture
+def deliveries(stores: Stores, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict[str, Any]]]:
+    """The reproduce function in moto; its asynchronous events are queued here (as Lambda's queue
+    holds them) until the test delivers them to the real handler
+    (tests/integration/test_governance_reproduce.py `deliver`)."""
+    from tests.integration.approval_support import lambdas_in_process
+    from tests.integration.test_governance_reproduce import FUNCTION
+
+    monkeypatch.setenv("STEPWISE_REPRODUCE_FUNCTION", FUNCTION)
+    get_settings.cache_clear()
+    queued: list[dict[str, Any]] = []
+    with lambdas_in_process(monkeypatch, {FUNCTION: lambda event, context: queued.append(event)}):
+        yield queued

@@ -21,7 +21,7 @@ from functions.models.audit import model_target
 from tests import faults
 from tests.integration.approval_support import call
 from tests.integration.conftest import Stores
-from tests.integration.test_governance_reproduce import PATH, _rejected_version, deliver, deliveries  # noqa: F401
+from tests.integration.test_governance_reproduce import PATH, _rejected_version, deliver
 
 # The reproduce function's AWS calls in a clean run (test_reproduce_clean_run_makes_these_calls keeps it true)
 CALLS = [
@@ -54,7 +54,7 @@ def _results(stores: Stores) -> list[Any]:
     return [e for e in events if e.action == "version.reproduce.result"]
 
 
-def test_reproduce_clean_run_makes_these_calls(stores: Stores, deliveries: list[dict[str, Any]]) -> None:  # noqa: F811
+def test_reproduce_clean_run_makes_these_calls(stores: Stores, deliveries: list[dict[str, Any]]) -> None:
     _rejected_version(stores)
     call("POST", PATH, {})
     with faults.recording() as made:
@@ -65,7 +65,7 @@ def test_reproduce_clean_run_makes_these_calls(stores: Stores, deliveries: list[
 @pytest.mark.parametrize(("index", "fault"), cases())
 def test_reproduce_survives_each_fault_and_ends_with_one_typed_outcome(
     stores: Stores,
-    deliveries: list[dict[str, Any]],  # noqa: F811
+    deliveries: list[dict[str, Any]],
     index: int,
     fault: faults.Fault,
 ) -> None:
@@ -103,7 +103,7 @@ def test_reproduce_survives_each_fault_and_ends_with_one_typed_outcome(
 
 def test_reproduce_request_whose_start_reply_is_lost_still_invokes_the_function(
     stores: Stores,
-    deliveries: list[dict[str, Any]],  # noqa: F811
+    deliveries: list[dict[str, Any]],
 ) -> None:
     # Given a version; When the start's write takes effect but its reply is lost
     _rejected_version(stores)

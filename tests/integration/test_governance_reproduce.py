@@ -5,7 +5,6 @@ moto's Lambda Invoke API), GET reads the outcome, and a repeated request never s
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,7 +17,7 @@ from functions.logic import reproduction, retirement
 from functions.logic.reproduce import reproduce
 from functions.models.audit import Actor, model_target
 from functions.models.settings import get_settings
-from tests.integration.approval_support import Context, call, lambdas_in_process
+from tests.integration.approval_support import Context, call
 from tests.integration.conftest import Stores
 from tests.integration.lifecycle_support import run_steps, seed_dataset, seed_spec, start_state
 from tests.integration.test_lifecycle_handlers import toy_spec
@@ -34,17 +33,6 @@ def _rejected_version(stores: Stores) -> str:
     spec = seed_spec(stores, toy_spec(gates={"min_primary": 1.01}))  # fails its gate: REJECTED
     assert run_steps(start_state(spec, dataset))["registered"]["status"] == "REJECTED"
     return dataset.sha256
-
-
-@pytest.fixture
-def deliveries(stores: Stores, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict[str, Any]]]:
-    """The reproduce function in moto; its asynchronous events are queued here (as Lambda's queue
-    holds them) until the test delivers them to the real handler with `deliver`."""
-    monkeypatch.setenv("STEPWISE_REPRODUCE_FUNCTION", FUNCTION)
-    get_settings.cache_clear()
-    queued: list[dict[str, Any]] = []
-    with lambdas_in_process(monkeypatch, {FUNCTION: lambda event, context: queued.append(event)}):
-        yield queued
 
 
 def deliver(event: dict[str, Any]) -> dict[str, Any]:
