@@ -29,7 +29,10 @@ INFERENCE_HANDLER = "functions.handlers.predict.lambda_handler"
 
 
 class Serving(Construct):
-    """Exposes `function`, `layer`, `routes`, `integrity_alarm` and `capture_dropped_alarm`."""
+    """Exposes `function`, `layer`, `routes`, `integrity_alarm` and `capture_dropped_alarm`.
+
+    `api_clients`: prediction clients that also need an API key (empty: none), each with the
+    `client_*` throttle and daily quota (the stack settings prediction_client_*)."""
 
     routes: tuple[tuple[str, str], ...] = (
         ("POST", "/v1/models/{name}/predict"),
@@ -50,10 +53,10 @@ class Serving(Construct):
         reserved_concurrency: int | None,
         memory_mb: int,
         environment: dict[str, str] | None = None,
-        api_clients: Sequence[str] = (),
-        client_rate: float = 20.0,
-        client_burst: int = 40,
-        client_quota_per_day: int = 100_000,
+        api_clients: Sequence[str],
+        client_rate: float,
+        client_burst: int,
+        client_quota_per_day: int,
     ) -> None:
         super().__init__(scope, id_)
         self.layer = layer
