@@ -18,15 +18,16 @@ from __future__ import annotations
 
 from aws_cdk import Duration, Stack
 from aws_cdk import aws_dynamodb as dynamodb
-from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
-from constructs import Construct, IConstruct
+from constructs import Construct
 
+from infra import constants as c
 from infra.constructs.lifecycle import TRANSIENT_ERRORS
+from infra.grants import grant_canary_metrics, grant_release_access, logical_arn, synchronous_only
 from infra.nag import acknowledge
 
 DEFAULT_APPROVAL_TIMEOUT = Duration.days(7)
@@ -37,11 +38,6 @@ CANARY_CHECK_FAILED = "CanaryCheckFailed"
 
 APPROVAL_HANDLER = "functions.handlers.approval.lambda_handler"
 RELEASE_HANDLER = "functions.handlers.release.lambda_handler"
-
-
-def logical_arn(resource: IConstruct) -> str:
-    """How cdk-nag names a resource's ARN in a finding: <LogicalId.Arn>."""
-    return f"<{Stack.of(resource).get_logical_id(resource.node.default_child)}.Arn>"  # type: ignore[arg-type]
 
 
 class Approvals(Construct):
@@ -55,7 +51,13 @@ class Approvals(Construct):
         approval_timeout: Duration = DEFAULT_APPROVAL_TIMEOUT,
         model_path: str = "$.registered.model",
         version_path: str = "$.registered.version",
+        registry_table: dynamodb.ITable | None = None,
+        metadata_table: dynamodb.ITable | None = None,
+        artifacts_bucket: s3.IBucket | None = None,
     ) -> None:
+        """With the tables, the functions (ours, not imported) get their grants: the approval
+        function publishes to the topic and reads what it asks about, the release function moves
+        aliases and reads the canary's metrics."""
         super().__init__(scope, id_)
         self.approval_fn = approval_fn
         self.release_fn = release_fn
@@ -69,6 +71,16 @@ class Approvals(Construct):
         self._model = sfn.JsonPath.string_at(model_path)
         self._version = sfn.JsonPath.number_at(version_path)
         self.chain: sfn.IChainable = self._build(approval_timeout)
+        if registry_table is not None and metadata_table is not None and isinstance(approval_fn, lambda_.Function):
+            approval_fn.add_environment(c.ENV_APPROVALS_TOPIC_ARN, self.topic.topic_arn)
+            self.topic.grant_publish(approval_fn)
+            grant_release_access(approval_fn, registry=registry_table, metadata=metadata_table, write_registry=False)
+            grant_release_access(
+                release_fn, registry=registry_table, metadata=metadata_table, artifacts=artifacts_bucket
+            )
+            grant_canary_metrics(release_fn)
+            for fn in (approval_fn, release_fn):
+                synchronous_only(fn)
         stack = Stack.of(self)
         for fn in (approval_fn, release_fn):
             if fn.node.default_child is None:  # an imported function: nothing of ours to grant
@@ -180,80 +192,3 @@ class Approvals(Construct):
             .otherwise(default_strategy.next(request))
         )
         return has_strategy
-
-
-# -- grants (least privilege; called by the stack) -------------------------------------------
-def _leading_keys(*prefixes: str) -> dict[str, dict[str, list[str]]]:
-    return {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [f"{p}*" for p in prefixes]}}
-
-
-def grant_release_access(
-    fn: lambda_.IFunction,
-    *,
-    registry: dynamodb.ITable,
-    metadata: dynamodb.ITable,
-    artifacts: s3.IBucket | None = None,
-    write_registry: bool = True,
-) -> None:
-    """What approval/release code needs: registry reads and (`write_registry`) status/alias updates;
-    metadata reads, approval items put/updated, audit items put only (no UpdateItem/DeleteItem
-    reach AUDIT#)."""
-    registry_actions = ["dynamodb:GetItem", "dynamodb:Query"] + (["dynamodb:UpdateItem"] if write_registry else [])
-    statements = [
-        iam.PolicyStatement(actions=registry_actions, resources=[registry.table_arn]),
-        iam.PolicyStatement(
-            actions=["dynamodb:GetItem", "dynamodb:Query"],
-            resources=[metadata.table_arn, f"{metadata.table_arn}/index/*"],
-        ),
-        iam.PolicyStatement(
-            actions=["dynamodb:PutItem"],
-            resources=[metadata.table_arn],
-            conditions=_leading_keys("AUDIT#", "APPROVAL#"),
-        ),
-        iam.PolicyStatement(
-            actions=["dynamodb:UpdateItem"],
-            resources=[metadata.table_arn],
-            conditions=_leading_keys("APPROVAL#"),
-        ),
-    ]
-    if artifacts is not None:  # promote, canary and rollback verify the version's ONNX sha256
-        statements.append(
-            iam.PolicyStatement(actions=["s3:GetObject"], resources=[artifacts.arn_for_objects("models/*")])
-        )
-    for statement in statements:
-        fn.add_to_role_policy(statement)
-    role = fn.role
-    if role is not None:
-        acknowledge(
-            role,
-            f"AwsSolutions::AwsSolutions-IAM5[Resource::{logical_arn(metadata)}/index/*]",
-            "Queries the metadata table's gsi1 (pending approvals, audit by time).",
-        )
-        if artifacts is not None:
-            acknowledge(
-                role,
-                f"AwsSolutions::AwsSolutions-IAM5[Resource::{logical_arn(artifacts)}/models/*]",
-                "Reads model artifacts to verify their sha256 before a release step serves them.",
-            )
-
-
-def grant_canary_metrics(fn: lambda_.IFunction) -> None:
-    fn.add_to_role_policy(iam.PolicyStatement(actions=["cloudwatch:GetMetricData"], resources=["*"]))
-    policy = fn.role.node.try_find_child("DefaultPolicy") if fn.role is not None else None
-    if policy is not None:  # the finding is on this policy; its reason names both kinds of action
-        acknowledge(
-            policy,
-            "AwsSolutions::AwsSolutions-IAM5[Resource::*]",
-            "X-Ray's PutTraceSegments/PutTelemetryRecords and CloudWatch GetMetricData (the canary check reads "
-            "the canary's metrics) support no resource-level permissions.",
-        )
-
-
-def grant_decisions(fn: lambda_.IFunction, state_machine: sfn.IStateMachine) -> None:
-    """The API answers waiting approval tasks of the lifecycle workflow (and nothing else)."""
-    fn.add_to_role_policy(
-        iam.PolicyStatement(
-            actions=["states:SendTaskSuccess", "states:SendTaskFailure"],
-            resources=[state_machine.state_machine_arn],
-        )
-    )

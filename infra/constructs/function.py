@@ -15,6 +15,8 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.nag import acknowledge
+from layers.build.builder import build_layer
+from layers.build.packaging import LAYER_METADATA
 
 RUNTIME = lambda_.Runtime.PYTHON_3_14
 RUNTIME_VERSION = "3.14"
@@ -79,7 +81,7 @@ class StepwiseFunction(ObservedFunction):
         timeout: Duration | None = None,
         description: str = "",
     ) -> None:
-        super().__init__(scope, id_, log_retention=_retention(log_retention_days))
+        super().__init__(scope, id_, log_retention=log_retention(log_retention_days))
         self.function = lambda_.Function(
             self,
             "Function",
@@ -92,6 +94,82 @@ class StepwiseFunction(ObservedFunction):
             timeout=timeout or Duration.seconds(30),
             **self.settings(environment, description),
         )
+
+
+class FunctionFactory:
+    """Makes the stack's zip functions in one scope (so their logical ids do not depend on which
+    component asks): the shared functions code asset, the default layers, the base environment
+    (stack version, code version, store names), the architecture and the log retention.
+
+    Components take a factory as a prop instead of reaching into the stack; `image_settings`
+    gives the same defaults to the training image's functions.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        *,
+        code: lambda_.Code,
+        layers: Sequence[lambda_.ILayerVersion],
+        environment: Mapping[str, str],
+        architecture: str,
+        log_retention_days: int,
+    ) -> None:
+        self.scope = scope
+        self.code = code
+        self.layers = list(layers)
+        self.environment = dict(environment)
+        self.architecture = architecture
+        self.log_retention_days = log_retention_days
+
+    @property
+    def log_retention(self) -> logs.RetentionDays:
+        return log_retention(self.log_retention_days)
+
+    def __call__(
+        self,
+        id_: str,
+        handler: str,
+        *,
+        layers: Sequence[lambda_.ILayerVersion] | None = None,
+        environment: Mapping[str, str] | None = None,
+        memory_mb: int = 256,
+        timeout: Duration | None = None,
+        description: str = "",
+    ) -> lambda_.Function:
+        return StepwiseFunction(
+            self.scope,
+            id_,
+            code=self.code,
+            handler=handler,
+            layers=list(layers) if layers is not None else self.layers,
+            environment={**self.environment, **(environment or {})},
+            architecture=self.architecture,
+            log_retention_days=self.log_retention_days,
+            memory_mb=memory_mb,
+            timeout=timeout,
+            description=description,
+        ).function
+
+
+def stepwise_layer(
+    scope: Construct, id_: str, *, name: str, description: str, architecture: str
+) -> lambda_.LayerVersion:
+    """layers/<name> built (or reused from layers/.build) with pip for the configured architecture.
+
+    A layer with no wheel for that architecture fails synthesis with a LayerBuildError naming
+    the packages and whether the other architecture would do.
+    """
+    layer = lambda_.LayerVersion(
+        scope,
+        id_,
+        code=lambda_.Code.from_asset(str(build_layer(name, architecture, RUNTIME_VERSION))),
+        compatible_runtimes=[RUNTIME],
+        compatible_architectures=[ARCHITECTURES[architecture]],
+        description=description,
+    )
+    layer.node.add_metadata(LAYER_METADATA, name)  # which layers/<name> (tests/infra/test_packaging.py)
+    return layer
 
 
 def dead_letter_async_invokes(
@@ -127,7 +205,7 @@ _RETENTION = {
 }
 
 
-def _retention(days: int) -> logs.RetentionDays:
+def log_retention(days: int) -> logs.RetentionDays:
     """The shortest supported retention that keeps logs at least `days` days."""
     for value in sorted(_RETENTION):
         if value >= days:

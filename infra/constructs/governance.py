@@ -12,10 +12,8 @@ UpdateItem grants other components need for their own items; the roles' own poli
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import jsii
-from aws_cdk import Aspects, CfnOutput, Duration, IAspect, RemovalPolicy
+from aws_cdk import Aspects, CfnOutput, Duration, IAspect, RemovalPolicy, Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
@@ -25,11 +23,10 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct, IConstruct
 
 from infra import constants as c
-from infra.constructs.function import dead_letter_async_invokes
+from infra.constructs.api import Api
+from infra.constructs.function import FunctionFactory, dead_letter_async_invokes
+from infra.grants import logical_arn
 from infra.nag import acknowledge
-
-if TYPE_CHECKING:
-    from infra.stacks.core import StepwiseStack
 
 AUDIT_EXPORT_HANDLER = "functions.handlers.audit_export.lambda_handler"
 AUDIT_LEADING_KEY = "AUDIT#*"
@@ -71,19 +68,31 @@ class Governance(Construct):
 
     def __init__(
         self,
-        scope: StepwiseStack,
+        scope: Construct,
         id_: str,
         *,
+        functions: FunctionFactory,
+        layer: lambda_.ILayerVersion,
+        api: Api,
         api_function: lambda_.Function,
+        access_logs_bucket: s3.IBucket,
+        data_bucket: s3.IBucket,
+        artifacts_bucket: s3.Bucket,
+        registry_table: dynamodb.ITable,
+        metadata_table: dynamodb.ITable,
+        register_function: lambda_.Function | None = None,
         retired_transition_days: int = 30,
         audit_retention_days: int = 365 * 7,
         export_schedule: events.Schedule | None = None,
     ) -> None:
         super().__init__(scope, id_)
-        stack = scope
-        self._routes(stack, api_function)
-        self._registration_cards(stack)
-        stack.artifacts.bucket.add_lifecycle_rule(
+        stack = Stack.of(self)
+        self._data, self._artifacts = data_bucket, artifacts_bucket
+        self._registry, self._metadata = registry_table, metadata_table
+        self._routes(api, api_function)
+        if register_function is not None:
+            self._registration_cards(register_function)
+        artifacts_bucket.add_lifecycle_rule(
             id="retired-artifacts-colder",
             tag_filters={c.RETIRED_TAG: "true"},
             transitions=[
@@ -103,17 +112,11 @@ class Governance(Construct):
             enforce_ssl=True,
             block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-            server_access_logs_bucket=stack.node.find_child(c.ACCESS_LOGS_ID).bucket,  # type: ignore[attr-defined]
+            server_access_logs_bucket=access_logs_bucket,
             server_access_logs_prefix="audit-archive/",
             removal_policy=RemovalPolicy.RETAIN,
         )
-        found = stack.node.try_find_child(c.DATA_LAYER_ID)
-        layer = (
-            found
-            if isinstance(found, lambda_.LayerVersion)
-            else stack.layer(c.DATA_LAYER_ID, "data", "pyarrow, numpy, Powertools and pydantic")
-        )
-        self.export_function = stack.function(
+        self.export_function = functions(
             c.AUDIT_EXPORT_FUNCTION_ID,
             AUDIT_EXPORT_HANDLER,
             layers=[layer],
@@ -121,7 +124,7 @@ class Governance(Construct):
             timeout=Duration.minutes(5),
             environment={c.ENV_AUDIT_ARCHIVE_BUCKET: self.archive.bucket_name},
             description="Governance: daily export of the audit trail to the Object Lock archive (Parquet)",
-        ).function
+        )
         # asynchronous invokes (the schedule): retried, then recorded in a queue
         self.dead_letters = dead_letter_async_invokes(
             self, self.export_function, max_event_age=Duration.hours(6), retry_attempts=2
@@ -129,7 +132,7 @@ class Governance(Construct):
         self.export_function.add_to_role_policy(
             iam.PolicyStatement(
                 actions=["dynamodb:Query"],
-                resources=[f"{stack.metadata.table.table_arn}/index/*"],
+                resources=[f"{metadata_table.table_arn}/index/*"],
             )
         )
         self.export_function.add_to_role_policy(
@@ -140,7 +143,7 @@ class Governance(Construct):
         self.export_function.add_to_role_policy(  # Powertools idempotency records of exported days only
             iam.PolicyStatement(
                 actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
-                resources=[stack.metadata.table.table_arn],
+                resources=[metadata_table.table_arn],
                 conditions={"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": ["idempotency#audit-export"]}},
             )
         )
@@ -148,12 +151,12 @@ class Governance(Construct):
         assert role is not None
         acknowledge(
             role,
-            f"AwsSolutions::AwsSolutions-IAM5[Resource::{_logical_arn(stack, stack.metadata.table)}/index/*]",
+            f"AwsSolutions::AwsSolutions-IAM5[Resource::{logical_arn(metadata_table)}/index/*]",
             "Queries the metadata table's gsi1 (audit events by time) and nothing else.",
         )
         acknowledge(
             role,
-            f"AwsSolutions::AwsSolutions-IAM5[Resource::{_logical_arn(stack, self.archive)}/{c.PREFIX_AUDIT_EXPORT}*]",
+            f"AwsSolutions::AwsSolutions-IAM5[Resource::{logical_arn(self.archive)}/{c.PREFIX_AUDIT_EXPORT}*]",
             "Writes audit exports under audit/ (one object per day and export) in the Object Lock archive.",
         )
         self.rule = events.Rule(
@@ -185,7 +188,7 @@ class Governance(Construct):
             self,
             "AppendOnlyAudit",
             description="Audit events are append-only: no UpdateItem/DeleteItem/BatchWriteItem on AUDIT# items",
-            statements=[audit_deny_statement(stack.metadata.table)],
+            statements=[audit_deny_statement(metadata_table)],
         )
         Aspects.of(stack).add(AppendOnlyAudit(self.append_only_audit))
         # on demand: the API's POST /v1/audit/export invokes the export function (it, not its versions)
@@ -196,36 +199,29 @@ class Governance(Construct):
         CfnOutput(stack, c.OUT_AUDIT_ARCHIVE_BUCKET, value=self.archive.bucket_name)
         CfnOutput(stack, c.OUT_AUDIT_EXPORT_FUNCTION, value=self.export_function.function_name)
 
-    def _registration_cards(self, stack: StepwiseStack) -> None:
+    def _registration_cards(self, fn: lambda_.Function) -> None:
         """Registration writes the version's model card: it reads the lineage (audit events by
         query, validation report) and writes cards/.../card.{md,html}."""
-        found = stack.node.try_find_child(c.REGISTER_FUNCTION_ID)
-        fn = getattr(found, "function", None)
-        if not isinstance(fn, lambda_.Function) or fn.role is None:
-            return
-        fn.add_to_role_policy(
-            iam.PolicyStatement(actions=["dynamodb:Query"], resources=[stack.metadata.table.table_arn])
-        )
+        assert fn.role is not None
+        fn.add_to_role_policy(iam.PolicyStatement(actions=["dynamodb:Query"], resources=[self._metadata.table_arn]))
         for bucket_prefix, actions, why in (
             (c.PREFIX_VALIDATION_REPORTS, ["s3:GetObject"], "reads validation reports"),
             (c.PREFIX_CARDS, ["s3:PutObject"], "writes model cards"),
         ):
             fn.add_to_role_policy(
-                iam.PolicyStatement(
-                    actions=actions, resources=[stack.artifacts.bucket.arn_for_objects(f"{bucket_prefix}*")]
-                )
+                iam.PolicyStatement(actions=actions, resources=[self._artifacts.arn_for_objects(f"{bucket_prefix}*")])
             )
-            artifacts_arn = _logical_arn(stack, stack.artifacts.bucket)
+            artifacts_arn = logical_arn(self._artifacts)
             acknowledge(
                 fn.role,
                 f"AwsSolutions::AwsSolutions-IAM5[Resource::{artifacts_arn}/{bucket_prefix}*]",
                 f"Registration {why} under {bucket_prefix} only.",
             )
 
-    def _routes(self, stack: StepwiseStack, fn: lambda_.Function) -> None:
+    def _routes(self, api: Api, fn: lambda_.Function) -> None:
         """Lineage and explain read captures, reports and model artifacts; retire tags artifacts and
         writes cards; restore registers a version (registry Put/Update)."""
-        data, artifacts = stack.data.bucket, stack.artifacts.bucket
+        data, artifacts = self._data, self._artifacts
         fn.add_to_role_policy(
             iam.PolicyStatement(
                 actions=["s3:ListBucket"],
@@ -251,19 +247,14 @@ class Governance(Construct):
             assert fn.role is not None
             acknowledge(
                 fn.role,
-                f"AwsSolutions::AwsSolutions-IAM5[Resource::{_logical_arn(stack, bucket)}/{prefix}*]",
+                f"AwsSolutions::AwsSolutions-IAM5[Resource::{logical_arn(bucket)}/{prefix}*]",
                 f"The API {why} under {prefix} only.",
             )
         fn.add_to_role_policy(
             iam.PolicyStatement(
                 actions=["dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem"],
-                resources=[stack.registry.table.table_arn],
+                resources=[self._registry.table_arn],
             )
         )
         for method, path in GOVERNANCE_ROUTES:
-            stack.api.add_route(method, path, fn)
-
-
-def _logical_arn(stack: StepwiseStack, resource: IConstruct) -> str:
-    logical_id = stack.resolve(stack.get_logical_id(resource.node.default_child))  # type: ignore[arg-type]
-    return f"<{logical_id}.Arn>"
+            api.add_route(method, path, fn)

@@ -2,18 +2,17 @@
 
     data bucket (raw/*) --S3 notification, async--> validation Lambda --on failure--> SQS DLQ
 
-The function is made by the stack (`StepwiseStack.function`, the shared code asset) with the data
-layer (pyarrow, numpy, Powertools, pydantic); this construct wires the notification, the
-asynchronous-invocation settings and the dead-letter queue. `add_ingestion(stack)` builds it and
-makes the grants (least privilege: read and delete raw/*, write validated/* and quarantine/*,
-write reports/validation/* in the artifacts bucket, the metadata table, start the lifecycle).
+The functions come from the stack's function factory (the shared code asset) with the data layer
+(pyarrow, numpy, Powertools, pydantic); this construct makes them and their grants (least
+privilege: read and delete raw/*, write validated/* and quarantine/*, write reports/validation/* in
+the artifacts bucket, the metadata table, start the lifecycle), wires the notification, the
+asynchronous-invocation settings and the dead-letter queue, and adds the dataset routes.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from aws_cdk import CfnOutput, CfnResource, Duration, RemovalPolicy, Stack
+from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
@@ -24,12 +23,17 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from infra import constants as c
-from infra.constructs.function import RUNTIME, _retention, dead_letter_async_invokes
-from infra.constructs.lifecycle import allow_objects, allow_table
+from infra.constructs.api import Api
+from infra.constructs.function import RUNTIME, FunctionFactory, dead_letter_async_invokes
+from infra.grants import (
+    StartableWorkflow,
+    allow_objects,
+    allow_table,
+    allow_workflow_start,
+    logical_arn,
+    synchronous_only,
+)
 from infra.nag import acknowledge
-
-if TYPE_CHECKING:
-    from infra.stacks.core import StepwiseStack
 
 VALIDATE_HANDLER = "functions.handlers.validate.lambda_handler"
 VALIDATE_MEMORY_MB = 3008  # a 256 MB chunk, its decoded columns and the report fit with room
@@ -62,24 +66,60 @@ DATASET_ROUTES = (
 
 
 class Ingestion(Construct):
-    """The notification from raw/ to the validation function, its retries and its DLQ, and the
-    chunked-validation state machine (Plan -> Distributed Map of CheckChunk -> Finish) that the
-    validation function hands files bigger than CHUNK_BYTES to."""
+    """The validation and chunk functions and their grants, the notification from raw/ to the
+    validation function, its retries and its DLQ, the chunked-validation state machine (Plan ->
+    Distributed Map of CheckChunk -> Finish) that the validation function hands files bigger than
+    CHUNK_BYTES to, and the dataset routes of the control API.
+
+    Exposes `function`, `chunk_function`, `state_machine`, `dead_letters`."""
 
     def __init__(
         self,
         scope: Construct,
         id_: str,
         *,
+        functions: FunctionFactory,
+        layer: lambda_.ILayerVersion,
         data_bucket: s3.Bucket,
-        function: lambda_.Function,
-        chunk_function: lambda_.Function,
-        log_retention: logs.RetentionDays,
+        artifacts_bucket: s3.IBucket,
+        metadata_table: dynamodb.ITable,
+        lifecycle: StartableWorkflow | None = None,
+        api: Api | None = None,
+        api_function: lambda_.Function | None = None,
     ) -> None:
+        # The functions join the tree (in the factory's scope) before this construct does, so the
+        # roles keep the order the audit guard's policy lists them in (governance.AppendOnlyAudit).
+        limits = {c.ENV_VALIDATE_CHUNK_BYTES: str(CHUNK_BYTES), c.ENV_VALIDATE_MAX_BYTES: str(MAX_BYTES)}
+        function = functions(
+            c.VALIDATE_FUNCTION_ID,
+            VALIDATE_HANDLER,
+            layers=[layer],
+            environment=limits,
+            memory_mb=VALIDATE_MEMORY_MB,
+            timeout=VALIDATE_TIMEOUT,
+            description="Ingestion: validate uploads under raw/ against their data contract",
+        )
+        chunk_function = functions(
+            c.VALIDATE_CHUNKS_FUNCTION_ID,
+            CHUNK_HANDLER,
+            layers=[layer],
+            environment=limits,
+            memory_mb=VALIDATE_MEMORY_MB,
+            timeout=CHUNK_TIMEOUT,
+            description="Ingestion: plan, check and conclude chunked validations (state machine tasks)",
+        )
         super().__init__(scope, id_)
+        synchronous_only(chunk_function)
+        for each in (function, chunk_function):
+            _grant_validation(
+                each, data=data_bucket, artifacts=artifacts_bucket, metadata=metadata_table, lifecycle=lifecycle
+            )
+        allow_objects(
+            chunk_function, artifacts_bucket, PREFIX_WORK, ["s3:GetObject", "s3:PutObject"], "partial results of chunks"
+        )
         self.function = function
         self.chunk_function = chunk_function
-        self.state_machine = self._chunked_validation(chunk_function, log_retention)
+        self.state_machine = self._chunked_validation(chunk_function, functions.log_retention)
         self.dead_letters = dead_letter_async_invokes(
             self, function, max_event_age=MAX_EVENT_AGE, retry_attempts=RETRY_ATTEMPTS
         )
@@ -104,6 +144,18 @@ class Ingestion(Construct):
             "Failed asynchronous invocations go to the SQS on-failure destination (EventInvokeConfig), "
             "which records the event and the error; a DeadLetterConfig would send each failure twice.",
         )
+        function.add_environment(c.ENV_VALIDATE_SM_ARN, self.state_machine.state_machine_arn)
+        self.state_machine.grant_start_execution(function)
+        stack = Stack.of(self)
+        _acknowledge_notifications_handler(stack)
+        CfnOutput(stack, c.OUT_VALIDATE_FUNCTION, value=function.function_name)
+        CfnOutput(stack, c.OUT_VALIDATE_DLQ_URL, value=self.dead_letters.queue_url)
+        CfnOutput(stack, c.OUT_VALIDATE_SM_ARN, value=self.state_machine.state_machine_arn)
+        if api is not None and api_function is not None:
+            # contracts and dataset versions (functions/handlers/routes/datasets.py); Query on gsi1 lists the datasets
+            allow_table(api_function, metadata_table, ITEM_ACTIONS, index=True)
+            for method, path in DATASET_ROUTES:
+                api.add_route(method, path, api_function)
 
     def _chunked_validation(self, fn: lambda_.Function, log_retention: logs.RetentionDays) -> sfn.StateMachine:
         def step(id_: str, name: str, fields: dict[str, str]) -> tasks.LambdaInvoke:
@@ -164,9 +216,7 @@ class Ingestion(Construct):
         assert machine.role is not None
         acknowledge(
             machine.role,
-            "AwsSolutions::AwsSolutions-IAM5[Resource::<"
-            + Stack.of(fn).get_logical_id(fn.node.default_child)  # type: ignore[arg-type]
-            + ".Arn>:*]",
+            f"AwsSolutions::AwsSolutions-IAM5[Resource::{logical_arn(fn)}:*]",
             "lambda:InvokeFunction on the chunk function's versions and aliases (CDK's LambdaInvoke grant).",
         )
         acknowledge(
@@ -188,74 +238,27 @@ class Ingestion(Construct):
         return machine
 
 
-def add_ingestion(stack: StepwiseStack) -> Ingestion:
-    """The data layer, the validation and chunk functions, their grants, and the Ingestion construct."""
-    layer = stack.layer(c.DATA_LAYER_ID, "data", "pyarrow, numpy, Powertools and pydantic (validation)")
-    limits = {c.ENV_VALIDATE_CHUNK_BYTES: str(CHUNK_BYTES), c.ENV_VALIDATE_MAX_BYTES: str(MAX_BYTES)}
-    fn = stack.function(
-        c.VALIDATE_FUNCTION_ID,
-        VALIDATE_HANDLER,
-        layers=[layer],
-        environment=limits,
-        memory_mb=VALIDATE_MEMORY_MB,
-        timeout=VALIDATE_TIMEOUT,
-        description="Ingestion: validate uploads under raw/ against their data contract",
-    ).function
-    chunk_fn = stack.function(
-        c.VALIDATE_CHUNKS_FUNCTION_ID,
-        CHUNK_HANDLER,
-        layers=[layer],
-        environment=limits,
-        memory_mb=VALIDATE_MEMORY_MB,
-        timeout=CHUNK_TIMEOUT,
-        description="Ingestion: plan, check and conclude chunked validations (state machine tasks)",
-    ).function
-    stack.synchronous_only(chunk_fn)
-    for each in (fn, chunk_fn):
-        _grant_validation(stack, each)
-    allow_objects(
-        chunk_fn, stack.artifacts.bucket, PREFIX_WORK, ["s3:GetObject", "s3:PutObject"], "partial results of chunks"
-    )
-    ingestion = Ingestion(
-        stack,
-        c.INGESTION_ID,
-        data_bucket=stack.data.bucket,
-        function=fn,
-        chunk_function=chunk_fn,
-        log_retention=_retention(stack.config.log_retention_days),
-    )
-    fn.add_environment(c.ENV_VALIDATE_SM_ARN, ingestion.state_machine.state_machine_arn)
-    ingestion.state_machine.grant_start_execution(fn)
-    _acknowledge_notifications_handler(stack)
-    CfnOutput(stack, c.OUT_VALIDATE_FUNCTION, value=fn.function_name)
-    CfnOutput(stack, c.OUT_VALIDATE_DLQ_URL, value=ingestion.dead_letters.queue_url)
-    CfnOutput(stack, c.OUT_VALIDATE_SM_ARN, value=ingestion.state_machine.state_machine_arn)
-    return ingestion
-
-
-def _grant_validation(stack: StepwiseStack, fn: lambda_.Function) -> None:
+def _grant_validation(
+    fn: lambda_.Function,
+    *,
+    data: s3.IBucket,
+    artifacts: s3.IBucket,
+    metadata: dynamodb.ITable,
+    lifecycle: StartableWorkflow | None,
+) -> None:
     """What judging and concluding an upload needs (least privilege, explicit actions)."""
-    data = stack.data.bucket
     allow_objects(fn, data, c.PREFIX_RAW, ["s3:GetObject", "s3:GetObjectVersion"], "read uploads")
     allow_objects(fn, data, c.PREFIX_RAW, ["s3:DeleteObject", "s3:DeleteObjectVersion"], "move bad uploads")
     allow_objects(fn, data, c.PREFIX_VALIDATED, ["s3:PutObject"], "copy passed uploads")
     allow_objects(fn, data, c.PREFIX_QUARANTINE, ["s3:PutObject"], "quarantine failed uploads with reports")
-    allow_objects(fn, stack.artifacts.bucket, c.PREFIX_VALIDATION_REPORTS, ["s3:PutObject"], "validation reports")
+    allow_objects(fn, artifacts, c.PREFIX_VALIDATION_REPORTS, ["s3:PutObject"], "validation reports")
     # items only (no index): contracts, versions, upload guards, idempotency records, audit events
-    allow_table(fn, stack.metadata.table, [*ITEM_ACTIONS, "dynamodb:DeleteItem"])
-    if getattr(stack, "lifecycle", None) is not None:  # a good upload may start the lifecycle workflow
-        stack.allow_lifecycle_start(fn)
+    allow_table(fn, metadata, [*ITEM_ACTIONS, "dynamodb:DeleteItem"])
+    if lifecycle is not None:  # a good upload may start the lifecycle workflow
+        allow_workflow_start(fn, lifecycle)
 
 
-def add_dataset_routes(stack: StepwiseStack, api_fn: lambda_.Function) -> None:
-    """Contracts and dataset versions on the control API (functions/handlers/routes/datasets.py);
-    Query on gsi1 lists the datasets."""
-    allow_table(api_fn, stack.metadata.table, ITEM_ACTIONS, index=True)
-    for method, path in DATASET_ROUTES:
-        stack.api.add_route(method, path, api_fn)
-
-
-def _acknowledge_notifications_handler(stack: StepwiseStack) -> None:
+def _acknowledge_notifications_handler(stack: Stack) -> None:
     """CDK's singleton Lambda behind Custom::S3BucketNotifications (one per stack): held to the
     stack's function standard (runtime, X-Ray, JSON logs), and its CDK-made grants acknowledged."""
     for child in stack.node.children:

@@ -31,9 +31,11 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
-from constructs import Construct, IConstruct
+from constructs import Construct
 
-from infra.constructs.function import ARCHITECTURES, ObservedFunction
+from infra import constants as c
+from infra.constructs.function import ARCHITECTURES, FunctionFactory, ObservedFunction
+from infra.grants import allow_objects, allow_table, logical_arn, synchronous_only
 from infra.nag import acknowledge
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -59,35 +61,6 @@ TRANSIENT_ERRORS = [
 ]
 GATE_FAILED_ERROR = "GateFailed"  # functions/models/runs.py GATE_FAILED_ERROR
 PLATFORMS = {"arm64": ecr_assets.Platform.LINUX_ARM64, "x86_64": ecr_assets.Platform.LINUX_AMD64}
-
-
-def _logical_arn(resource: IConstruct) -> str:
-    return f"<{Stack.of(resource).get_logical_id(resource.node.default_child)}.Arn>"  # type: ignore[arg-type]
-
-
-def allow_objects(fn: lambda_.IFunction, bucket: s3.IBucket, prefix: str, actions: list[str], why: str) -> None:
-    """Explicit object actions under one prefix (no wildcard actions), acknowledged for cdk-nag."""
-    fn.add_to_role_policy(iam.PolicyStatement(actions=actions, resources=[bucket.arn_for_objects(f"{prefix}*")]))
-    assert fn.role is not None
-    acknowledge(
-        fn.role,
-        f"AwsSolutions::AwsSolutions-IAM5[Resource::{_logical_arn(bucket)}/{prefix}*]",
-        f"Objects under {prefix} only ({why}); object keys are per dataset, model and run.",
-    )
-
-
-def allow_table(fn: lambda_.IFunction, table: dynamodb.ITable, actions: list[str], *, index: bool = False) -> None:
-    """Explicit item actions on one table (and its indexes for Query when `index`)."""
-    resources = [table.table_arn]
-    if index:
-        resources.append(f"{table.table_arn}/index/*")
-        assert fn.role is not None
-        acknowledge(
-            fn.role,
-            f"AwsSolutions::AwsSolutions-IAM5[Resource::{_logical_arn(table)}/index/*]",
-            "Query on the table's own secondary indexes (gsi1).",
-        )
-    fn.add_to_role_policy(iam.PolicyStatement(actions=actions, resources=resources))
 
 
 def training_image_context() -> Path:
@@ -142,6 +115,57 @@ class ImageFunction(ObservedFunction):
             timeout=timeout or Duration.minutes(15),
             **self.settings(environment, description),
         )
+
+
+class LifecycleTasks(Construct):
+    """The workflow's task functions and their grants: Train and Evaluate from the training image,
+    Register and RunRecord from the shared code asset (all made in the factory's scope).
+
+    Exposes `train`, `evaluate`, `register`, `run_record`."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        functions: FunctionFactory,
+        image_context: Path,
+        data_bucket: s3.IBucket,
+        artifacts_bucket: s3.IBucket,
+        registry_table: dynamodb.ITable,
+        metadata_table: dynamodb.ITable,
+    ) -> None:
+        super().__init__(scope, id_)
+        image_fns = [
+            ImageFunction(
+                functions.scope,
+                fn_id,
+                context_dir=image_context,
+                handler=handler,
+                environment=functions.environment,
+                architecture=functions.architecture,
+                log_retention=functions.log_retention,
+                description=description,
+            ).function
+            for fn_id, handler, description in (
+                (c.TRAIN_FUNCTION_ID, TRAIN_HANDLER, "Lifecycle: train"),
+                (c.EVALUATE_FUNCTION_ID, EVALUATE_HANDLER, "Lifecycle: evaluate and gate"),
+            )
+        ]
+        self.train, self.evaluate = image_fns
+        self.register = functions(c.REGISTER_FUNCTION_ID, REGISTER_HANDLER, description="Lifecycle: register a version")
+        self.run_record = functions(c.RUN_RECORD_FUNCTION_ID, RUN_RECORD_HANDLER, description="Lifecycle: run record")
+        read_items = ["dynamodb:GetItem"]
+        write_items = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem"]
+        for fn in (*image_fns, self.register, self.run_record):
+            synchronous_only(fn)
+            allow_table(fn, metadata_table, write_items)  # specs, datasets, run records, audit
+            allow_table(fn, registry_table, read_items)
+        for fn in image_fns:
+            allow_objects(fn, data_bucket, "validated/", ["s3:GetObject", "s3:GetObjectVersion"], "datasets")
+        allow_objects(self.train, artifacts_bucket, "models/", ["s3:GetObject", "s3:PutObject"], "artifacts")
+        allow_objects(self.evaluate, artifacts_bucket, "models/", ["s3:GetObject"], "artifacts")
+        allow_table(self.register, registry_table, [*write_items, "dynamodb:Query"])
 
 
 class SageMakerTraining(Construct):
@@ -225,9 +249,9 @@ class SageMakerTraining(Construct):
         )
         self.role.add_to_policy(iam.PolicyStatement(actions=["dynamodb:GetItem"], resources=[registry_table.table_arn]))
         for rule, reason in (
-            (f"Resource::{_logical_arn(data_bucket)}/validated/*", "Reads validated dataset objects."),
-            (f"Resource::{_logical_arn(artifacts_bucket)}/models/*", "Writes the run's model artifacts."),
-            (f"Resource::{_logical_arn(artifacts_bucket)}/sagemaker/*", "The training job's output prefix."),
+            (f"Resource::{logical_arn(data_bucket)}/validated/*", "Reads validated dataset objects."),
+            (f"Resource::{logical_arn(artifacts_bucket)}/models/*", "Writes the run's model artifacts."),
+            (f"Resource::{logical_arn(artifacts_bucket)}/sagemaker/*", "The training job's output prefix."),
             (
                 "Resource::*",
                 "cloudwatch:PutMetricData has no resource-level permissions; the statement is conditioned "
@@ -363,7 +387,7 @@ class Lifecycle(Construct):
                 continue  # an imported function: its ARN is literal, not a logical id
             acknowledge(
                 self.state_machine,
-                f"AwsSolutions::AwsSolutions-IAM5[Resource::{_logical_arn(fn)}:*]",
+                f"AwsSolutions::AwsSolutions-IAM5[Resource::{logical_arn(fn)}:*]",
                 "lambda:InvokeFunction on the function's versions and aliases (CDK's grant for LambdaInvoke).",
             )
         if sagemaker is not None:

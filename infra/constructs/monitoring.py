@@ -1,21 +1,20 @@
 """Monitoring: the drift Lambda on an hourly EventBridge schedule (every model with a production
 version), its least-privilege grants, the on-demand route, alarms to an SNS topic, a dashboard.
 
-The drift function reuses the data layer (layers/data: pyarrow, numpy, Powertools, pydantic) that
-ingestion builds. Alarms: any model drifted (DriftedModels), any performance drop on labelled
-traffic (PerformanceDrops), drift-check errors, a canary rolled back by the release workflow
-(CanaryRollbacks), inference errors and inference p99 latency. Per-model drift share is on the
-dashboard (a SEARCH over the Model dimension); per-model alarms need the model names, which only
-exist at run time.
+The drift function uses the stack's data layer (layers/data: pyarrow, numpy, Powertools, pydantic),
+built once and shared with ingestion and governance. Alarms: any model drifted (DriftedModels), any
+performance drop on labelled traffic (PerformanceDrops), drift-check errors, a canary rolled back by
+the release workflow (CanaryRollbacks), inference errors and inference p99 latency. Per-model drift
+share is on the dashboard (a SEARCH over the Model dimension); per-model alarms need the model
+names, which only exist at run time.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from aws_cdk import CfnOutput, Duration
+from aws_cdk import CfnOutput, Duration, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cw_actions
+from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
@@ -25,11 +24,10 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from infra import constants as c
-from infra.constructs.function import dead_letter_async_invokes
+from infra.constructs.api import Api
+from infra.constructs.function import FunctionFactory, dead_letter_async_invokes
+from infra.grants import StartableWorkflow, allow_workflow_start, logical_arn
 from infra.nag import acknowledge
-
-if TYPE_CHECKING:
-    from infra.stacks.core import StepwiseStack
 
 DRIFT_HANDLER = "functions.handlers.drift.lambda_handler"
 DRIFT_MEMORY_MB = 1769  # one full vCPU; memory use is the profile plus one column chunk
@@ -49,10 +47,17 @@ class Monitoring(Construct):
 
     def __init__(
         self,
-        scope: StepwiseStack,
+        scope: Construct,
         id_: str,
         *,
-        layer: lambda_.ILayerVersion | None = None,
+        functions: FunctionFactory,
+        layer: lambda_.ILayerVersion,
+        data_bucket: s3.IBucket,
+        artifacts_bucket: s3.IBucket,
+        registry_table: dynamodb.ITable,
+        metadata_table: dynamodb.ITable,
+        lifecycle: StartableWorkflow | None = None,
+        api: Api | None = None,
         api_function: lambda_.Function | None = None,
         serving_function: lambda_.IFunction | None = None,
         schedule: Duration = HOURLY,
@@ -61,23 +66,17 @@ class Monitoring(Construct):
         memory_mb: int = DRIFT_MEMORY_MB,
     ) -> None:
         super().__init__(scope, id_)
-        stack = scope
-        if layer is None:  # the data layer ingestion builds (layers/data), else build it here
-            found = stack.node.try_find_child(c.DATA_LAYER_ID)
-            layer = (
-                found
-                if isinstance(found, lambda_.LayerVersion)
-                else stack.layer(c.DATA_LAYER_ID, "data", "pyarrow, numpy, Powertools and pydantic")
-            )
-        self.function = stack.function(
+        self._data, self._artifacts = data_bucket, artifacts_bucket
+        self._registry, self._metadata = registry_table, metadata_table
+        self.function = functions(
             c.DRIFT_FUNCTION_ID,
             DRIFT_HANDLER,
             layers=[layer],
             memory_mb=memory_mb,
             timeout=DRIFT_TIMEOUT,
             description="Monitoring: compact captures, drift check, reports, retraining decision",
-        ).function
-        self._grant(stack)
+        )
+        self._grant(lifecycle)
 
         # asynchronous invokes (schedule, API route): retried, then recorded in a queue
         self.dead_letters = dead_letter_async_invokes(
@@ -100,21 +99,21 @@ class Monitoring(Construct):
                 )
             ],
         )
-        if api_function is not None:
+        if api is not None and api_function is not None:
             api_function.add_environment(c.ENV_DRIFT_FUNCTION, self.function.function_name)
             api_function.add_to_role_policy(  # the function itself, not its versions (grant_invoke adds :*)
                 iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[self.function.function_arn])
             )
             api_function.add_to_role_policy(  # drift settings items; models are read from the registry
                 iam.PolicyStatement(
-                    actions=["dynamodb:GetItem", "dynamodb:PutItem"], resources=[stack.metadata.table.table_arn]
+                    actions=["dynamodb:GetItem", "dynamodb:PutItem"], resources=[metadata_table.table_arn]
                 )
             )
             api_function.add_to_role_policy(
-                iam.PolicyStatement(actions=["dynamodb:GetItem"], resources=[stack.registry.table.table_arn])
+                iam.PolicyStatement(actions=["dynamodb:GetItem"], resources=[registry_table.table_arn])
             )
             for method, path in DRIFT_ROUTES:
-                stack.api.add_route(method, path, api_function)
+                api.add_route(method, path, api_function)
 
         self.topic = alarm_topic or sns.Topic(
             self,
@@ -127,14 +126,15 @@ class Monitoring(Construct):
         for alarm in self.alarms.values():
             alarm.add_alarm_action(cw_actions.SnsAction(self.topic))
         self.dashboard = self._dashboard(serving_function)
+        stack = Stack.of(self)
         CfnOutput(stack, c.OUT_DRIFT_FUNCTION, value=self.function.function_name)
         CfnOutput(stack, c.OUT_ALARM_TOPIC_ARN, value=self.topic.topic_arn)
         CfnOutput(stack, c.OUT_DASHBOARD, value=self.dashboard.dashboard_name)
-        self._acknowledge(stack)
+        self._acknowledge()
 
     # -- grants -----------------------------------------------------------------------------
-    def _grant(self, stack: StepwiseStack) -> None:
-        fn, data, artifacts = self.function, stack.data.bucket, stack.artifacts.bucket
+    def _grant(self, lifecycle: StartableWorkflow | None) -> None:
+        fn, data, artifacts = self.function, self._data, self._artifacts
         fn.add_to_role_policy(
             iam.PolicyStatement(
                 actions=["s3:ListBucket"],
@@ -146,41 +146,40 @@ class Monitoring(Construct):
                 },
             )
         )
-        self._objects(stack, data, c.PREFIX_CAPTURES, ["s3:GetObject"], "reads captured objects")
-        self._objects(stack, data, c.PREFIX_FEEDBACK, ["s3:GetObject"], "reads feedback labels")
-        self._objects(stack, data, c.PREFIX_MONITORING, ["s3:GetObject", "s3:PutObject"], "compacted captures")
-        self._objects(stack, artifacts, c.PREFIX_MODELS, ["s3:GetObject"], "reads reference profiles")
-        self._objects(stack, artifacts, c.PREFIX_DRIFT_REPORTS, ["s3:PutObject"], "writes drift reports")
+        self._objects(data, c.PREFIX_CAPTURES, ["s3:GetObject"], "reads captured objects")
+        self._objects(data, c.PREFIX_FEEDBACK, ["s3:GetObject"], "reads feedback labels")
+        self._objects(data, c.PREFIX_MONITORING, ["s3:GetObject", "s3:PutObject"], "compacted captures")
+        self._objects(artifacts, c.PREFIX_MODELS, ["s3:GetObject"], "reads reference profiles")
+        self._objects(artifacts, c.PREFIX_DRIFT_REPORTS, ["s3:PutObject"], "writes drift reports")
         fn.add_to_role_policy(
             iam.PolicyStatement(
                 actions=["dynamodb:GetItem", "dynamodb:Query"],
-                resources=[stack.registry.table.table_arn, f"{stack.registry.table.table_arn}/index/*"],
+                resources=[self._registry.table_arn, f"{self._registry.table_arn}/index/*"],
             )
         )
         fn.add_to_role_policy(
             iam.PolicyStatement(
                 actions=["dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem"],
-                resources=[stack.metadata.table.table_arn],
+                resources=[self._metadata.table_arn],
             )
         )
         fn.add_to_role_policy(  # Powertools idempotency records of drift checks, and only those
             iam.PolicyStatement(
                 actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
-                resources=[stack.metadata.table.table_arn],
+                resources=[self._metadata.table_arn],
                 conditions={"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": ["idempotency#drift-check"]}},
             )
         )
-        if getattr(stack, "lifecycle", None) is not None:
-            stack.allow_lifecycle_start(fn)
+        if lifecycle is not None:
+            allow_workflow_start(fn, lifecycle)
 
-    def _objects(self, stack: StepwiseStack, bucket: s3.IBucket, prefix: str, actions: list[str], why: str) -> None:
+    def _objects(self, bucket: s3.IBucket, prefix: str, actions: list[str], why: str) -> None:
         self.function.add_to_role_policy(
             iam.PolicyStatement(actions=actions, resources=[bucket.arn_for_objects(f"{prefix}*")])
         )
-        logical_id = stack.resolve(stack.get_logical_id(bucket.node.default_child))  # type: ignore[arg-type]
         acknowledge(
             self.function.role,  # type: ignore[arg-type]
-            f"AwsSolutions::AwsSolutions-IAM5[Resource::<{logical_id}.Arn>/{prefix}*]",
+            f"AwsSolutions::AwsSolutions-IAM5[Resource::{logical_arn(bucket)}/{prefix}*]",
             f"The drift function {why} under {prefix} only; keys are per model and hour.",
         )
 
@@ -312,7 +311,7 @@ class Monitoring(Construct):
             )
         return dashboard
 
-    def _acknowledge(self, stack: StepwiseStack) -> None:
+    def _acknowledge(self) -> None:
         acknowledge(
             self.dead_letters,
             "AwsSolutions::AwsSolutions-SQS3",
@@ -328,9 +327,8 @@ class Monitoring(Construct):
             "Serverless::Serverless-LambdaDLQ",
             "Failed asynchronous invocations go to the SQS on-failure destination (EventInvokeConfig).",
         )
-        registry_id = stack.resolve(stack.get_logical_id(stack.registry.table.node.default_child))  # type: ignore[arg-type]
         acknowledge(
             self.function.role,  # type: ignore[arg-type]
-            f"AwsSolutions::AwsSolutions-IAM5[Resource::<{registry_id}.Arn>/index/*]",
+            f"AwsSolutions::AwsSolutions-IAM5[Resource::{logical_arn(self._registry)}/index/*]",
             "Query on the registry's own secondary index (gsi1: the list of models).",
         )

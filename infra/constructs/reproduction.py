@@ -13,20 +13,21 @@ queue (functions/logic/reproduction.py STALE_AFTER is longer than that path can 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from pathlib import Path
 
-from aws_cdk import CfnOutput, Duration
+from aws_cdk import CfnOutput, Duration, Stack
+from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from infra import constants as c
-from infra.constructs.function import _retention, dead_letter_async_invokes
-from infra.constructs.lifecycle import ImageFunction, allow_objects, training_image_context
+from infra.constructs.api import Api
+from infra.constructs.function import FunctionFactory, dead_letter_async_invokes
+from infra.constructs.lifecycle import ImageFunction
+from infra.grants import allow_objects
 from infra.nag import acknowledge
-
-if TYPE_CHECKING:
-    from infra.stacks.core import StepwiseStack
 
 REPRODUCE_HANDLER = "functions.handlers.reproduce.lambda_handler"
 REPRODUCE_ROUTES = (
@@ -38,34 +39,46 @@ WRITTEN_KEYS = ["REPRODUCE#*", "AUDIT#*"]
 
 
 class Reproduction(Construct):
-    """Exposes `function` (the reproduce function) and `dead_letters`."""
+    """Exposes `function` (the reproduce function, made in the factory's scope) and `dead_letters`."""
 
-    def __init__(self, scope: StepwiseStack, id_: str, *, api_function: lambda_.Function) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        functions: FunctionFactory,
+        image_context: Path,
+        data_bucket: s3.IBucket,
+        artifacts_bucket: s3.IBucket,
+        registry_table: dynamodb.ITable,
+        metadata_table: dynamodb.ITable,
+        api: Api,
+        api_function: lambda_.Function,
+    ) -> None:
         super().__init__(scope, id_)
-        stack = scope
         self.function = ImageFunction(
-            stack,
+            functions.scope,
             c.REPRODUCE_FUNCTION_ID,
-            context_dir=training_image_context(),
+            context_dir=image_context,
             handler=REPRODUCE_HANDLER,
-            environment=stack.base_environment(),
-            architecture=stack.config.architecture,
-            log_retention=_retention(stack.config.log_retention_days),
+            environment=functions.environment,
+            architecture=functions.architecture,
+            log_retention=functions.log_retention,
             description="Governance: retrain a registered version from its lineage, compare holdout predictions",
         ).function
         fn = self.function
         self.dead_letters = dead_letter_async_invokes(self, fn, max_event_age=Duration.minutes(30), retry_attempts=1)
-        allow_objects(fn, stack.data.bucket, c.PREFIX_VALIDATED, ["s3:GetObject", "s3:GetObjectVersion"], "datasets")
-        allow_objects(fn, stack.artifacts.bucket, c.PREFIX_MODELS, ["s3:GetObject"], "recorded artifacts")
+        allow_objects(fn, data_bucket, c.PREFIX_VALIDATED, ["s3:GetObject", "s3:GetObjectVersion"], "datasets")
+        allow_objects(fn, artifacts_bucket, c.PREFIX_MODELS, ["s3:GetObject"], "recorded artifacts")
         fn.add_to_role_policy(
             iam.PolicyStatement(
-                actions=["dynamodb:GetItem"], resources=[stack.registry.table.table_arn, stack.metadata.table.table_arn]
+                actions=["dynamodb:GetItem"], resources=[registry_table.table_arn, metadata_table.table_arn]
             )
         )
         fn.add_to_role_policy(
             iam.PolicyStatement(
                 actions=["dynamodb:PutItem"],
-                resources=[stack.metadata.table.table_arn],
+                resources=[metadata_table.table_arn],
                 conditions={"ForAllValues:StringLike": {"dynamodb:LeadingKeys": WRITTEN_KEYS}},
             )
         )
@@ -90,5 +103,5 @@ class Reproduction(Construct):
             iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[fn.function_arn])
         )
         for method, path in REPRODUCE_ROUTES:
-            stack.api.add_route(method, path, api_function)
-        CfnOutput(stack, c.OUT_REPRODUCE_FUNCTION, value=fn.function_name)
+            api.add_route(method, path, api_function)
+        CfnOutput(Stack.of(self), c.OUT_REPRODUCE_FUNCTION, value=fn.function_name)

@@ -4,30 +4,35 @@ Its own layer (layers/inference: ONNX Runtime, numpy, Powertools, pydantic; no s
 least-privilege access (registry GetItem, artifacts models/* read, data captures/* and feedback/*
 write), configurable reserved concurrency, and alarms on artifacts that fail verification and on
 captured rows that were dropped.
-The stack adds the API routes (`routes`) with Api.add_route.
+It adds its routes to the API (`routes`), and with prediction API clients, their usage plan.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
 
 from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from infra import constants as c
+from infra.constructs.api import Api
+from infra.constructs.function import FunctionFactory
+from infra.grants import logical_arn, synchronous_only
 from infra.nag import acknowledge
-
-if TYPE_CHECKING:
-    from infra.stacks.core import StepwiseStack
 
 INFERENCE_HANDLER = "functions.handlers.predict.lambda_handler"
 
 
 class Serving(Construct):
-    """Exposes `function`, `layer`, `routes`, `integrity_alarm` and `capture_dropped_alarm`."""
+    """Exposes `function`, `layer`, `routes`, `integrity_alarm` and `capture_dropped_alarm`.
+
+    `api_clients`: prediction clients that also need an API key (empty: none), each with the
+    `client_*` throttle and daily quota (the stack settings prediction_client_*)."""
 
     routes: tuple[tuple[str, str], ...] = (
         ("POST", "/v1/models/{name}/predict"),
@@ -36,17 +41,26 @@ class Serving(Construct):
 
     def __init__(
         self,
-        scope: StepwiseStack,
+        scope: Construct,
         id_: str,
         *,
+        functions: FunctionFactory,
+        layer: lambda_.ILayerVersion,
+        api: Api,
+        registry_table: dynamodb.ITable,
+        artifacts_bucket: s3.IBucket,
+        data_bucket: s3.IBucket,
         reserved_concurrency: int | None,
         memory_mb: int,
         environment: dict[str, str] | None = None,
+        api_clients: Sequence[str],
+        client_rate: float,
+        client_burst: int,
+        client_quota_per_day: int,
     ) -> None:
         super().__init__(scope, id_)
-        stack = scope
-        self.layer = stack.layer(c.INFERENCE_LAYER_ID, "inference", "ONNX Runtime, numpy, Powertools, pydantic")
-        self.function = stack.function(
+        self.layer = layer
+        self.function = functions(
             c.INFERENCE_FUNCTION_ID,
             INFERENCE_HANDLER,
             layers=[self.layer],
@@ -56,7 +70,7 @@ class Serving(Construct):
             memory_mb=memory_mb,
             timeout=Duration.seconds(29),  # API Gateway's integration limit
             description="Inference: predictions (ONNX Runtime) and feedback",
-        ).function
+        )
         if reserved_concurrency is not None:
             cfn = self.function.node.default_child
             assert isinstance(cfn, lambda_.CfnFunction)
@@ -64,32 +78,31 @@ class Serving(Construct):
 
         # least privilege: read registry items, read model artifacts, write captures and feedback
         self.function.add_to_role_policy(
-            iam.PolicyStatement(actions=["dynamodb:GetItem"], resources=[stack.registry.table.table_arn])
+            iam.PolicyStatement(actions=["dynamodb:GetItem"], resources=[registry_table.table_arn])
         )
         self.function.add_to_role_policy(
             iam.PolicyStatement(
-                actions=["s3:GetObject"], resources=[stack.artifacts.bucket.arn_for_objects(f"{c.PREFIX_MODELS}*")]
+                actions=["s3:GetObject"], resources=[artifacts_bucket.arn_for_objects(f"{c.PREFIX_MODELS}*")]
             )
         )
         self.function.add_to_role_policy(
             iam.PolicyStatement(
                 actions=["s3:PutObject"],
                 resources=[
-                    stack.data.bucket.arn_for_objects(f"{c.PREFIX_CAPTURES}*"),
-                    stack.data.bucket.arn_for_objects(f"{c.PREFIX_FEEDBACK}*"),
+                    data_bucket.arn_for_objects(f"{c.PREFIX_CAPTURES}*"),
+                    data_bucket.arn_for_objects(f"{c.PREFIX_FEEDBACK}*"),
                 ],
             )
         )
 
         for bucket, prefix, why in (
-            (stack.artifacts.bucket, c.PREFIX_MODELS, "reads model artifacts (ONNX) under models/ only"),
-            (stack.data.bucket, c.PREFIX_CAPTURES, "writes capture objects (new keys) under captures/ only"),
-            (stack.data.bucket, c.PREFIX_FEEDBACK, "writes feedback objects (new keys) under feedback/ only"),
+            (artifacts_bucket, c.PREFIX_MODELS, "reads model artifacts (ONNX) under models/ only"),
+            (data_bucket, c.PREFIX_CAPTURES, "writes capture objects (new keys) under captures/ only"),
+            (data_bucket, c.PREFIX_FEEDBACK, "writes feedback objects (new keys) under feedback/ only"),
         ):
-            logical_id = stack.resolve(stack.get_logical_id(bucket.node.default_child))  # type: ignore[arg-type]
             acknowledge(
                 self.function.role,  # type: ignore[arg-type]
-                f"AwsSolutions::AwsSolutions-IAM5[Resource::<{logical_id}.Arn>/{prefix}*]",
+                f"AwsSolutions::AwsSolutions-IAM5[Resource::{logical_arn(bucket)}/{prefix}*]",
                 f"The inference function {why}; object keys are generated per request, so the "
                 "grant is a prefix, not a list of objects.",
             )
@@ -129,3 +142,17 @@ class Serving(Construct):
             comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
+
+        synchronous_only(self.function)
+        prediction_methods = [
+            api.add_route(method, path, self.function, service=True, api_key=bool(api_clients))
+            for method, path in self.routes
+        ]
+        if api_clients:
+            api.add_clients(
+                api_clients,
+                rate=client_rate,
+                burst=client_burst,
+                quota_per_day=client_quota_per_day,
+                methods=prediction_methods,
+            )

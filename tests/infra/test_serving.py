@@ -103,7 +103,7 @@ def test_serving_alarms_on_dropped_capture_rows(resources: dict[str, Any]) -> No
     # Given the synthesized template; Then one alarm fires on any captured row dropped in 5 minutes,
     # on the service-dimension metric the inference handler emits, and notifies the alarm topic
     (alarm,) = [
-        r["Properties"]
+        dict(r["Properties"])  # a copy: the session's template is shared by every test
         for r in resources.values()
         if r["Type"] == "AWS::CloudWatch::Alarm" and r["Properties"].get("MetricName") == "CaptureRowsDropped"
     ]

@@ -1,0 +1,95 @@
+"""The synthesized template's fingerprint: how many resources of each type, and a hash of each
+resource's properties keyed by logical id, frozen in tests/infra/template_fingerprint.json.
+
+A refactoring of infra/ must leave it unchanged: a changed logical id replaces the resource on the
+next deploy (a table, a bucket, a waiting workflow), a changed property changes what is deployed.
+Asset hashes, the functions code version and the package version are blanked first, so a change
+of functions/ or of a layer's requirements does not move the fingerprint.
+
+To change the template deliberately (a new resource, a new grant), review the failure's list of
+added, removed and changed logical ids, then rewrite the file and commit it with the change:
+
+    STEPWISE_UPDATE_FINGERPRINT=1 python -m pytest tests/infra/test_template_fingerprint.py
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from infra import constants as c
+from stepwise.local.assembly import Assembly
+
+FROZEN = Path(__file__).with_name("template_fingerprint.json")
+_ASSET_HASH = re.compile(r"\b[0-9a-f]{64}\b")
+_BLANKED_ENV = (c.ENV_CODE_VERSION, c.ENV_VERSION)
+
+
+def _normalized(properties: dict[str, Any]) -> str:
+    variables = properties.get("Environment", {}).get("Variables")
+    if isinstance(variables, dict):
+        variables = {k: ("<blank>" if k in _BLANKED_ENV else v) for k, v in variables.items()}
+        properties = {**properties, "Environment": {**properties["Environment"], "Variables": variables}}
+    return _ASSET_HASH.sub("<asset>", json.dumps(properties, sort_keys=True, separators=(",", ":")))
+
+
+def fingerprint(template: dict[str, Any]) -> dict[str, Any]:
+    resources: dict[str, dict[str, Any]] = template["Resources"]
+    return {
+        "types": dict(sorted(Counter(r["Type"] for r in resources.values()).items())),
+        "resources": {
+            logical_id: {
+                "type": resource["Type"],
+                "properties": hashlib.sha256(_normalized(resource.get("Properties", {})).encode()).hexdigest()[:16],
+            }
+            for logical_id, resource in sorted(resources.items())
+        },
+    }
+
+
+def differences(frozen: dict[str, Any], now: dict[str, Any]) -> list[str]:
+    before, after = frozen["resources"], now["resources"]
+    found = [f"removed {k} ({before[k]['type']})" for k in sorted(set(before) - set(after))]
+    found += [f"added {k} ({after[k]['type']})" for k in sorted(set(after) - set(before))]
+    found += [f"changed {k} ({after[k]['type']})" for k in sorted(set(before) & set(after)) if before[k] != after[k]]
+    for kind in sorted(set(frozen["types"]) | set(now["types"])):
+        if frozen["types"].get(kind, 0) != now["types"].get(kind, 0):
+            found.append(f"{kind}: {frozen['types'].get(kind, 0)} -> {now['types'].get(kind, 0)}")
+    return found
+
+
+def test_template_fingerprint_finds_a_renamed_and_a_changed_resource() -> None:
+    # Given a template with two resources
+    template = {"Resources": {"A1": {"Type": "T", "Properties": {"x": 1}}, "B1": {"Type": "U", "Properties": {}}}}
+    frozen = fingerprint(template)
+    # When one is renamed and the other's property changes
+    changed = {"Resources": {"A2": {"Type": "T", "Properties": {"x": 1}}, "B1": {"Type": "U", "Properties": {"y": 2}}}}
+    # Then both show, the counts per type do not
+    assert differences(frozen, fingerprint(changed)) == ["removed A1 (T)", "added A2 (T)", "changed B1 (U)"]
+
+
+def test_template_fingerprint_ignores_asset_hashes_and_code_versions() -> None:
+    # Given a function whose code asset and code version change with functions/
+    def fn(key: str, version: str) -> dict[str, Any]:
+        props = {"Code": {"S3Key": f"{key * 64}.zip"}, "Environment": {"Variables": {c.ENV_CODE_VERSION: version}}}
+        return {"Resources": {"Fn": {"Type": "AWS::Lambda::Function", "Properties": props}}}
+
+    # Then the fingerprint does not move
+    assert fingerprint(fn("a", "1111")) == fingerprint(fn("b", "2222"))
+
+
+def test_template_fingerprint_is_the_frozen_one(assembly: Assembly) -> None:
+    # Given the synthesized template
+    now = fingerprint(assembly.template)
+    if os.environ.get("STEPWISE_UPDATE_FINGERPRINT"):
+        FROZEN.write_text(json.dumps(now, indent=1) + "\n")
+        pytest.skip(f"rewrote {FROZEN.name}: review `git diff` before committing it")
+    # Then every resource keeps its logical id and its properties (see the module docstring to update)
+    assert differences(json.loads(FROZEN.read_text()), now) == []
