@@ -18,18 +18,16 @@ Retry/Catch. A canary the workflow rolls back (a failed check, or rollback_canar
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
-from functions.dal.releases import canary_metrics
 from functions.handlers.errors import typed_aws_errors
 from functions.logic import approvals, releases
 from functions.models.approvals import ApprovalExpired, CanaryCheckFailed, ReleaseResult, ReleaseTaskEvent
-from functions.models.audit import Actor, utcnow
+from functions.models.audit import Actor
 from functions.models.errors import InvalidInput
 from functions.models.registry import ModelRecord
 from functions.models.settings import get_settings
@@ -74,13 +72,9 @@ def run(task: ReleaseTaskEvent) -> dict[str, Any]:
         record = releases.start_canary(settings, task.model, task.version, w, actor, task.reason or "canary")
         return _result(task, record, bake_seconds=task.strategy.bake_seconds)
     if task.action == "check_canary":
-        now = utcnow()  # the bake window, with the current (still filling) minute included
-        start, end = now - timedelta(seconds=max(task.strategy.bake_seconds, 60)), now + timedelta(seconds=60)
-        check = task.strategy.check
-        observed = canary_metrics(NAMESPACE, SERVICE, task.model, task.version, start, end, check.latency_stat)
         try:
-            verdict, detail = releases.check_canary(
-                settings, task.model, task.version, task.strategy.check, observed, actor
+            verdict, detail = releases.check_canary_traffic(
+                settings, task.model, task.version, task.strategy.check, task.strategy.bake_seconds, actor
             )
         except CanaryCheckFailed:
             _count_canary_rollback()

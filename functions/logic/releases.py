@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from functions.dal import audit as audit_dal
@@ -38,6 +38,7 @@ from functions.models.audit import Actor, AuditEvent, model_target, utcnow
 from functions.models.errors import Conflict, IntegrityError, NotFound, StoreUnavailable
 from functions.models.registry import TRANSITIONS, ModelRecord, ModelVersion, VersionStatus
 from functions.models.settings import Settings
+from functions.observability import NAMESPACE, SERVICE
 
 S = VersionStatus
 MAX_PREVIOUS = 50
@@ -560,3 +561,20 @@ def check_canary(
         rollback_canary(settings, model, number, actor, f"canary check failed: {detail}")
         raise CanaryCheckFailed(f"{model} version {number}: canary check failed ({detail}); rolled back")
     return verdict, detail
+
+
+def check_canary_traffic(
+    settings: Settings,
+    model: str,
+    number: int,
+    check: CanaryCheck,
+    bake_seconds: int,
+    actor: Actor,
+    now: datetime | None = None,
+) -> tuple[str, str]:
+    """The canary check after its bake time: the candidate's serving metrics over the bake window
+    (at least a minute, the current still-filling minute included), judged by `check_canary`."""
+    now = now or utcnow()
+    start, end = now - timedelta(seconds=max(bake_seconds, 60)), now + timedelta(seconds=60)
+    observed = dal.canary_metrics(NAMESPACE, SERVICE, model, number, start, end, check.latency_stat)
+    return check_canary(settings, model, number, check, observed, actor)
