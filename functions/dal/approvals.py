@@ -17,7 +17,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from functions.dal.clients import client, store_error
+from functions.dal.clients import client, error_code, store_error
 from functions.dal.releases import attr
 from functions.models.approvals import (
     APPROVAL_SK,
@@ -163,7 +163,7 @@ def _callback(method: str, **kwargs: str) -> None:
     try:
         getattr(client("stepfunctions"), method)(**kwargs)
     except ClientError as exc:
-        code = exc.response["Error"]["Code"]
+        code = error_code(exc)
         if code in _GONE_CODES:
             raise Gone(f"the workflow no longer waits for this decision ({code})") from exc
         raise store_error(exc, "the workflow callback") from exc

@@ -20,15 +20,13 @@ version gets that version back. Each write appends its audit event in the same t
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from functions.dal.artifacts import get_object
 from functions.dal.audit import audit_put
-from functions.dal.clients import client, error_code, is_missing, query_items, store_error
+from functions.dal.clients import client, error_code, query_items, store_error
 from functions.dal.versioned import Cancelled, counter_update, put_new, transact, write_next
 from functions.dal.workflow import start_execution
 from functions.models.audit import Actor, AuditEvent, contract_target, dataset_target, iso
@@ -40,7 +38,6 @@ HEAD_SK = "HEAD"
 DATASETS_INDEX_PK = "DATASETS"
 MAX_ATTEMPTS = 8
 MAX_PAGE = 1000
-COPY_OBJECT_LIMIT = 5 * 1024**3  # CopyObject's limit; bigger objects use a multipart copy
 
 
 def dataset_pk(name: str) -> str:
@@ -286,110 +283,7 @@ def _paged(params: dict[str, Any], limit: int) -> list[dict[str, Any]]:
 # -- idempotency -----------------------------------------------------------------------------------
 
 
-# -- objects in the data bucket --------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ObjectInfo:
-    size: int
-    version_id: str
-    etag: str
-
-
-def head_object(bucket: str, key: str, version_id: str = "") -> ObjectInfo:
-    kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key}
-    if version_id:
-        kwargs["VersionId"] = version_id
-    try:
-        reply = client("s3").head_object(**kwargs)
-    except (ClientError, BotoCoreError) as exc:
-        if is_missing(exc, version_id=version_id):
-            raise NotFound(f"s3://{bucket}/{key} (version {version_id or 'latest'}) does not exist") from exc
-        raise store_error(exc, "object read (head)") from exc
-    return ObjectInfo(
-        size=int(reply.get("ContentLength", 0)),
-        version_id=str(reply.get("VersionId") or ""),
-        etag=str(reply.get("ETag", "")).strip('"'),
-    )
-
-
-def read_object(bucket: str, key: str, version_id: str = "") -> bytes:
-    return get_object(bucket, key, version_id if version_id != "null" else "")
-
-
-@dataclass
-class S3RangeSource:
-    """A ByteSource over ranged GETs of one object version (for files read in chunks)."""
-
-    bucket: str
-    key: str
-    version_id: str
-    size: int
-
-    def read(self, start: int, end: int) -> bytes:
-        if end <= start:
-            return b""
-        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": self.key, "Range": f"bytes={start}-{end - 1}"}
-        if self.version_id and self.version_id != "null":
-            kwargs["VersionId"] = self.version_id
-        try:
-            return client("s3").get_object(**kwargs)["Body"].read()  # type: ignore[no-any-return]
-        except (ClientError, BotoCoreError) as exc:
-            raise store_error(exc, "ranged object read") from exc
-
-
-def sha256_of(source: S3RangeSource, part: int = 64 * 1024**2) -> str:
-    """sha256 of an object streamed in parts (constant memory)."""
-    digest = hashlib.sha256()
-    for start in range(0, source.size, part):
-        digest.update(source.read(start, min(source.size, start + part)))
-    return digest.hexdigest()
-
-
-def copy_object(bucket: str, key: str, version_id: str, dest_key: str, size: int) -> str:
-    """Copy one object version within the bucket; the destination's version id ("" if unversioned)."""
-    src: dict[str, str] = {"Bucket": bucket, "Key": key}
-    if version_id and version_id != "null":
-        src["VersionId"] = version_id
-    s3 = client("s3")
-    try:
-        if size <= COPY_OBJECT_LIMIT:
-            reply = s3.copy_object(Bucket=bucket, Key=dest_key, CopySource=src)
-            return str(reply.get("VersionId") or "")
-        s3.copy(CopySource=src, Bucket=bucket, Key=dest_key)  # managed multipart copy
-        return head_object(bucket, dest_key).version_id
-    except (ClientError, BotoCoreError) as exc:
-        raise store_error(exc, "object copy") from exc
-
-
-def delete_object(bucket: str, key: str, version_id: str = "") -> None:
-    """Delete one object version (only that one: a newer upload of the same key stays)."""
-    kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key}
-    if version_id and version_id != "null":
-        kwargs["VersionId"] = version_id
-    try:
-        client("s3").delete_object(**kwargs)
-    except (ClientError, BotoCoreError) as exc:
-        raise store_error(exc, "object delete") from exc
-
-
 def start_chunked_validation(state_machine_arn: str, name: str, payload: dict[str, Any]) -> str:
     """Start the chunked-validation state machine once per upload (a repeated start is a no-op)."""
     arn, _ = start_execution(state_machine_arn, name, payload)
     return arn
-
-
-def put_bytes(bucket: str, key: str, body: bytes) -> None:
-    try:
-        client("s3").put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/octet-stream")
-    except (ClientError, BotoCoreError) as exc:
-        raise store_error(exc, "object write") from exc
-
-
-def put_json(bucket: str, key: str, body: str) -> str:
-    """Write a JSON document; its version id ("" if unversioned)."""
-    try:
-        reply = client("s3").put_object(Bucket=bucket, Key=key, Body=body.encode(), ContentType="application/json")
-    except (ClientError, BotoCoreError) as exc:
-        raise store_error(exc, "object write") from exc
-    return str(reply.get("VersionId") or "")

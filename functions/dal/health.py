@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from functions.dal.clients import client
+from functions.dal.clients import client, error_code
 
 
 def bucket_answers(bucket: str) -> tuple[bool, str]:
     try:
         client("s3").head_bucket(Bucket=bucket)
     except (ClientError, BotoCoreError) as exc:
-        return False, _reason(exc)
+        return False, error_code(exc)
     return True, "ok"
 
 
@@ -19,11 +19,5 @@ def table_answers(table: str) -> tuple[bool, str]:
     try:
         status = client("dynamodb").describe_table(TableName=table)["Table"]["TableStatus"]
     except (ClientError, BotoCoreError) as exc:
-        return False, _reason(exc)
+        return False, error_code(exc)
     return status == "ACTIVE", status.lower()
-
-
-def _reason(exc: Exception) -> str:
-    if isinstance(exc, ClientError):
-        return str(exc.response.get("Error", {}).get("Code", "error"))
-    return type(exc).__name__

@@ -20,7 +20,7 @@ from boto3.dynamodb.types import TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
 from functions.dal.audit import audit_put
-from functions.dal.clients import THROTTLING_CODES, client, store_error
+from functions.dal.clients import THROTTLING_CODES, client, error_code, is_missing, store_error
 from functions.dal.registry import from_item
 from functions.models.approvals import CanaryMetrics
 from functions.models.audit import AuditEvent
@@ -134,7 +134,7 @@ def commit(items: list[dict[str, Any]], events: list[AuditEvent], *, metadata_ta
     try:
         client("dynamodb").transact_write_items(TransactItems=transaction)
     except ClientError as exc:
-        code = exc.response["Error"]["Code"]
+        code = error_code(exc)
         if code == "TransactionCanceledException":
             reasons = [r.get("Code", "None") for r in exc.response.get("CancellationReasons", [])]
             if not reasons or any(r in ("ConditionalCheckFailed", "TransactionConflict") for r in reasons):
@@ -179,8 +179,7 @@ def artifact_sha256(uri: str) -> str:
         for chunk in iter(lambda: body.read(_CHUNK), b""):
             digest.update(chunk)
     except ClientError as exc:
-        code = exc.response["Error"]["Code"]
-        if code in ("NoSuchKey", "NoSuchBucket", "404"):
+        if is_missing(exc):
             raise NotFound(f"artifact {uri} is missing") from exc
         raise store_error(exc, "artifact read") from exc
     except BotoCoreError as exc:

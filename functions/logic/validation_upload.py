@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from functions.dal import datasets
+from functions.dal import artifacts, datasets
 from functions.dal.artifacts import s3_uri, sha256_hex
 from functions.logic.lifecycle_trigger import start_lifecycle
 from functions.logic.validation import finish, partial_from_doc, partial_to_doc, unreadable
@@ -96,7 +96,7 @@ def resolve(ref: UploadRef, settings: Settings, contract_version: int | None = N
     """The upload as stored now, or a `skipped` outcome when it is gone or was replaced."""
     dataset, path = split_key(ref.key)
     try:
-        info = datasets.head_object(ref.bucket, ref.key, ref.version_id)
+        info = artifacts.head_object(ref.bucket, ref.key, ref.version_id)
     except NotFound:
         # moved or replaced since the event was sent (a late duplicate): nothing left to judge
         return UploadOutcome(dataset=dataset, key=ref.key, verdict="skipped", reason="object no longer exists")
@@ -147,14 +147,14 @@ def process_upload(ref: UploadRef, settings: Settings, actor: Actor, now: dateti
             dataset=upload.dataset, key=ref.key, verdict="delegated", reason=f"validating in chunks: {execution}"
         )
     source: ByteSource
-    ranged: datasets.S3RangeSource | None = None
+    ranged: artifacts.S3RangeSource | None = None
     sha = ""
     if upload.size <= limits.chunk_bytes:
-        data = datasets.read_object(ref.bucket, ref.key, upload.version_id)
+        data = artifacts.read_object(ref.bucket, ref.key, upload.version_id)
         sha = sha256_hex(data)
         source = BytesSource(data)
     else:
-        ranged = datasets.S3RangeSource(ref.bucket, ref.key, upload.version_id, upload.size)
+        ranged = artifacts.S3RangeSource(ref.bucket, ref.key, upload.version_id, upload.size)
         source = ranged
     report = validate_source(
         source,
@@ -166,7 +166,7 @@ def process_upload(ref: UploadRef, settings: Settings, actor: Actor, now: dateti
         limits=limits,
     )
     if report.passed and ranged is not None:
-        sha = datasets.sha256_of(ranged)
+        sha = artifacts.sha256_of(ranged)
     return conclude(upload, report, sha, settings, actor, now)
 
 
@@ -183,7 +183,7 @@ def conclude(
     ref = upload.ref
     body = report.model_dump_json(indent=2)
     rkey = report_key(upload.report_name, upload.object_version)
-    datasets.put_json(settings.artifacts_bucket, rkey, body)
+    artifacts.put_json(settings.artifacts_bucket, rkey, body)
     report_uri = s3_uri(settings.artifacts_bucket, rkey)
 
     if not report.passed or upload.contract is None:
@@ -207,7 +207,7 @@ def conclude(
         )
 
     dest = f"{VALIDATED}{upload.dataset}/{upload.path}"
-    dest_version = datasets.copy_object(ref.bucket, ref.key, upload.version_id, dest, upload.size)
+    dest_version = artifacts.copy_object(ref.bucket, ref.key, upload.version_id, dest, upload.size)
     contract = upload.contract.contract
     draft = DatasetVersion(
         dataset=upload.dataset,
@@ -250,9 +250,9 @@ def conclude(
 def _quarantine(upload: Upload, report_body: str) -> str:
     ref = upload.ref
     dest = f"{QUARANTINE}{upload.report_name}/{upload.path}"
-    datasets.copy_object(ref.bucket, ref.key, upload.version_id, dest, upload.size)
-    datasets.put_json(ref.bucket, f"{dest}.report.json", report_body)
-    datasets.delete_object(ref.bucket, ref.key, upload.version_id)
+    artifacts.copy_object(ref.bucket, ref.key, upload.version_id, dest, upload.size)
+    artifacts.put_json(ref.bucket, f"{dest}.report.json", report_body)
+    artifacts.delete_object(ref.bucket, ref.key, upload.version_id)
     return dest
 
 
@@ -269,7 +269,7 @@ def plan_chunks_step(event: dict[str, Any], settings: Settings) -> dict[str, Any
     if isinstance(upload, UploadOutcome) or upload.contract is None:
         out["reason"] = "gone" if isinstance(upload, UploadOutcome) else "no contract"
         return out
-    source = datasets.S3RangeSource(ref.bucket, ref.key, upload.version_id, upload.size)
+    source = artifacts.S3RangeSource(ref.bucket, ref.key, upload.version_id, upload.size)
     fmt = detect_format(upload.path, source.read(0, min(4, upload.size)))
     if fmt is None:
         out["reason"] = "unsupported format: use .parquet, .csv or .jsonl"
@@ -298,16 +298,16 @@ def check_chunk_step(event: dict[str, Any], settings: Settings) -> dict[str, Any
         return {"index": event["chunk"]["index"], "error": "upload or contract gone"}
     item = event["chunk"]
     chunk = Chunk(index=item["index"], start=item["start"], end=item["end"], row_groups=tuple(item["row_groups"]))
-    source = datasets.S3RangeSource(ref.bucket, ref.key, upload.version_id, upload.size)
+    source = artifacts.S3RangeSource(ref.bucket, ref.key, upload.version_id, upload.size)
     try:
         part = check_chunk(source, event["format"], chunk, upload.contract.contract)
     except Unreadable as exc:
         return {"index": chunk.index, "error": str(exc)}
     doc, keys = partial_to_doc(part)
     base = f"{_work_prefix(upload)}{chunk.index:06d}"
-    datasets.put_json(settings.artifacts_bucket, f"{base}.json", json.dumps(doc))
+    artifacts.put_json(settings.artifacts_bucket, f"{base}.json", json.dumps(doc))
     if keys is not None:
-        datasets.put_bytes(settings.artifacts_bucket, f"{base}.keys.arrow", keys)
+        artifacts.put_bytes(settings.artifacts_bucket, f"{base}.keys.arrow", keys)
     return {"index": chunk.index, "partial": f"{base}.json", "keys": f"{base}.keys.arrow" if keys else ""}
 
 
@@ -328,8 +328,8 @@ def finish_step(event: dict[str, Any], settings: Settings, actor: Actor) -> dict
         return conclude(upload, report, "", settings, actor).model_dump(mode="json")
     partials = []
     for r in results:
-        doc = json.loads(datasets.read_object(settings.artifacts_bucket, r["partial"]))
-        keys = datasets.read_object(settings.artifacts_bucket, r["keys"]) if r.get("keys") else None
+        doc = json.loads(artifacts.read_object(settings.artifacts_bucket, r["partial"]))
+        keys = artifacts.read_object(settings.artifacts_bucket, r["keys"]) if r.get("keys") else None
         partials.append(partial_from_doc(doc, keys))
     report = finish(
         partials,
@@ -340,5 +340,5 @@ def finish_step(event: dict[str, Any], settings: Settings, actor: Actor) -> dict
     )
     sha = ""
     if report.passed:
-        sha = datasets.sha256_of(datasets.S3RangeSource(ref.bucket, ref.key, upload.version_id, upload.size))
+        sha = artifacts.sha256_of(artifacts.S3RangeSource(ref.bucket, ref.key, upload.version_id, upload.size))
     return conclude(upload, report, sha, settings, actor).model_dump(mode="json")

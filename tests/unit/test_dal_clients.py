@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from botocore.exceptions import ClientError, ConnectTimeoutError
 
@@ -33,3 +35,16 @@ def test_error_code_names_the_aws_code_or_the_exception_type() -> None:
     assert error_code(ClientError({}, "GetObject")) == "error"
     timeout = ConnectTimeoutError(endpoint_url="http://x")
     assert error_code(timeout) == "ConnectTimeoutError" and not is_missing(timeout)
+
+
+def test_dal_has_one_error_vocabulary() -> None:
+    # Given the runtime code
+    root = Path(__file__).resolve().parents[2] / "functions"
+    sources = {p.relative_to(root).as_posix(): p.read_text() for p in root.rglob("*.py")}
+    # Then only dal/clients.py reads AWS error codes or spells S3's missing-object codes
+    for path, text in sources.items():
+        if path == "dal/clients.py":
+            continue
+        assert "def _code(" not in text, f"{path} has its own error-code helper"
+        assert '["Error"]["Code"]' not in text and '.get("Error", {})' not in text, f"{path} reads error codes itself"
+        assert '"NoSuchKey"' not in text and '"NoSuchVersion"' not in text, f"{path} lists missing-object codes itself"
