@@ -389,7 +389,8 @@ def pipeline_parameters(spec: TrainingSpec, fitted: Fitted) -> dict[str, str | i
 
 
 def reference_profile(table: pa.Table, features: list[Feature], created_at: datetime) -> bytes:
-    """The monitoring issue's reference profile of the training rows' features (JSON bytes)."""
+    """The reference profile the drift check compares captured traffic with: the training rows'
+    features (JSON bytes)."""
     from functions.logic.profile import build_reference_profile
 
     try:

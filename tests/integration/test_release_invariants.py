@@ -146,5 +146,5 @@ def test_release_random_sequences_keep_registry_invariants(stores: Stores) -> No
 
 @pytest.mark.slow
 def test_release_200_random_sequences_keep_registry_invariants(stores: Stores) -> None:
-    # The bar: 200 sequences (5 to 10 minutes on moto; CI runs --slow)
+    # 200 random sequences, the deep run (5 to 10 minutes on moto; CI runs --slow)
     run(stores, 200)
