@@ -53,7 +53,12 @@ def check_spec(spec: TrainingSpec, columns: Sequence[Feature]) -> CheckedFeature
     """Parse and type-check the spec's derived features over the dataset's columns; InvalidInput
     naming the feature, its expression and the problem (unknown field or function, type error,
     a name clashing with a column, a cycle), or naming a feature that is neither."""
-    checked = check(input_fields(columns, spec.target), spec.derived)
+    try:
+        checked = check(input_fields(columns, spec.target), spec.derived)
+    except InvalidInput as exc:
+        if f"unknown field {spec.target!r}" in str(exc):
+            raise InvalidInput(f"{exc}; the target {spec.target!r} is never an input of derived features") from None
+        raise
     known = {c.name for c in columns} | {d.name for d in spec.derived}
     unknown = [name for name in spec.features if name not in known]
     if unknown:

@@ -162,6 +162,23 @@ def test_derived_features_train_evaluate_register_and_serve_from_raw_fields(stor
     status, reply = predict_call({"instances": [dict(instances[2], signup="yesterday")]})
     assert status == 400 and "signup" in json.dumps(reply)
 
+    # When a later spec version redefines a derived feature under the same name and trains again
+    redefined = [dict(d, expression="log1p(visits)") if d["name"] == "log_amount" else d for d in DERIVED]
+    status, stored = api_call("PUT", "/v1/specs/spend", spend_spec(derived=redefined))
+    assert status == 201, stored
+    spec2 = specs_dal.get_spec(stores.metadata_table, "spend")
+    second = run_steps(start_state(spec2, dataset), until="evaluate")
+    # Then production v1 is compared on this holdout with its own recorded definitions
+    evaluation = second["evaluation"]
+    assert evaluation["production_version"] == 1
+    holdout = table.take(tr.prepare(spec.spec, table, []).holdout_idx)
+    v1_frame = tr.to_frame(tr.production_table(holdout, version), version.pipeline_features)
+    accuracy = float(
+        np.mean(skops.predict(v1_frame).astype(str) == np.array(holdout.column("churned").to_pylist()).astype(str))
+    )
+    assert evaluation["production_metrics"]["accuracy"] == pytest.approx(accuracy)
+    assert second["train"]["derived"][1]["expression"] == "log1p(visits)"
+
 
 def predict_call(body: Any) -> tuple[int, dict[str, Any]]:
     reply = predict.lambda_handler(predict_event(MODEL, body), PredictContext())
