@@ -130,3 +130,30 @@ def test_training_refuses_a_derived_feature_clashing_with_a_column_outside_the_c
     bad = spec(derived=[{"name": "b", "expression": "a + 1", "type": "float"}], features=["b"])
     with pytest.raises(tr.TrainingFailed, match="has the name of an input field"):
         tr.prepare(bad, table, [])
+
+
+def test_string_derived_feature_is_one_hot_encoded_and_served_by_the_merged_graph() -> None:
+    # Given a derived string feature (case-folded colour) and a raw numeric one
+    text = spec(
+        derived=[{"name": "colour", "expression": "lower(c)", "type": "string"}],
+        features=["colour", "a"],
+    )
+    table = classification_table()
+    prepared = tr.prepare(text, table, COLUMNS)
+    assert [(f.name, f.type) for f in prepared.features] == [("colour", "string"), ("a", "float")]
+    fitted = tr.fit(text, prepared)
+    merged = tr.export_onnx(fitted, prepared.features, tr.graph_inputs_for(prepared.features), prepared.derivation)
+    assert prepared.derivation is not None
+    # When the merged graph runs on raw rows, colours in upper case included
+    raw = table.set_column(2, "c", pc_upper(table.column("c")))
+    feeds = derived.raw_feeds(prepared.derivation.raw_features, prepared.derivation.raw_inputs, raw)
+    labels, probabilities = TransformRunner(merged).session.run(None, feeds)
+    # Then it answers what the pipeline answers on the derived (lower-cased) column
+    assert labels.astype(str).tolist() == fitted.pipeline.predict(prepared.frame).astype(str).tolist()
+    np.testing.assert_allclose(probabilities, fitted.pipeline.predict_proba(prepared.frame), atol=1e-5)
+
+
+def pc_upper(column: Any) -> Any:
+    import pyarrow.compute as pc
+
+    return pc.utf8_upper(column)
