@@ -61,6 +61,19 @@ def graph_feeds(
     return onnx_feeds(frame, features, names)
 
 
+def raw_graph_feeds(
+    session: Any, table: Any, features: list[Feature], graph_inputs: dict[str, str], what: str
+) -> dict[str, np.ndarray]:
+    """A graph with derived features: the table's raw fields (`features`) as the inputs
+    `graph_inputs` maps them to, in the transformation graph's representation (float64 or string);
+    GraphInputMismatch when the graph takes others."""
+    from functions.logic.derived import raw_feeds
+
+    names = graph_input_names(features, graph_inputs)
+    check_graph_inputs(what, features, names, [i.name for i in session.get_inputs()])
+    return raw_feeds(features, graph_inputs, table)
+
+
 def onnx_predictions(session: Any, feeds: dict[str, np.ndarray], task: str) -> Predictions:
     outputs = session.run(None, feeds)
     if task == "classification":

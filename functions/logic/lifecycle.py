@@ -288,10 +288,13 @@ def _train(settings: Settings, state: LifecycleState, clock: Clock) -> TrainResu
     timings["fit_seconds"] = fitted.fit_seconds
     started = time.perf_counter()
     graph_inputs = tr.graph_inputs_for(prepared.features)
-    onnx_bytes = tr.export_onnx(fitted, prepared.features, graph_inputs)
+    derivation = prepared.derivation
+    onnx_bytes = tr.export_onnx(fitted, prepared.features, graph_inputs, derivation)
     skops_bytes = tr.dump_skops(fitted)
     timings["export_seconds"] = time.perf_counter() - started
-    profile_bytes = tr.reference_profile(prepared.table.take(prepared.train_idx), prepared.features, clock())
+    # the served graph's inputs: the pipeline's features, or the raw fields derived features read
+    served = prepared.features if derivation is None else derivation.raw_features
+    profile_bytes = tr.reference_profile(prepared.table.take(prepared.train_idx), served, clock())
     run_id, bucket = _run_id(state), settings.artifacts_bucket
     prefix = artifact_prefix(spec.model, run_id)
     artifacts = {
@@ -306,8 +309,10 @@ def _train(settings: Settings, state: LifecycleState, clock: Clock) -> TrainResu
         spec_version=record.version,
         dataset=ref,
         task=spec.task,
-        features=prepared.features,
-        graph_inputs=graph_inputs,
+        features=served,
+        graph_inputs=graph_inputs if derivation is None else derivation.raw_inputs,
+        pipeline_features=[] if derivation is None else prepared.features,
+        derived=list(spec.derived) if derivation is not None else [],
         target=spec.target,
         class_labels=fitted.class_labels,
         artifacts=artifacts,
@@ -363,7 +368,11 @@ def _evaluate(settings: Settings, state: LifecycleState) -> EvaluationResult:
     session = ev.onnx_session(store.get_artifact(trained.artifacts["onnx"], "candidate ONNX artifact"))
     reference = ev.sklearn_predictions(candidate, holdout, spec.task)
     what = f"candidate ONNX artifact of run {trained.run_id}"
-    feeds = ev.graph_feeds(session, holdout, trained.features, trained.graph_inputs, what)
+    if trained.derived:  # the whole graph, transformations included, on the raw holdout rows
+        raw_holdout = prepared.table.take(prepared.holdout_idx)
+        feeds = ev.raw_graph_feeds(session, raw_holdout, trained.features, trained.graph_inputs, what)
+    else:
+        feeds = ev.graph_feeds(session, holdout, trained.features, trained.graph_inputs, what)
     served = ev.onnx_predictions(session, feeds, spec.task)
     metrics = ev.compute_metrics(spec.metrics, y_holdout, reference, trained.class_labels)
     parity = ev.parity(reference, served, spec.gates.parity_tolerance)
@@ -408,7 +417,14 @@ def _production_metrics(
     pipeline = tr.load_skops(
         store.get_artifact(version.artifacts["skops"], f"production {trained.model} v{version.version} skops artifact")
     )
-    frame = tr.to_frame(prepared.table, version.features).iloc[prepared.holdout_idx]
+    if version.derived:  # its own derived definitions over this dataset's raw rows
+        try:
+            table = tr.production_table(prepared.table, version)
+        except InvalidInput as exc:
+            return version.version, None, f"production v{version.version}'s derived features: {exc}"
+        frame = tr.to_frame(table, version.pipeline_features).iloc[prepared.holdout_idx]
+    else:
+        frame = tr.to_frame(prepared.table, version.features).iloc[prepared.holdout_idx]
     predictions = ev.sklearn_predictions(pipeline, frame, spec.task)
     labels = version.class_labels if spec.task == "classification" else None
     try:

@@ -213,6 +213,8 @@ def lineage(settings: Settings, model: str, number: int) -> Lineage:
         artifacts=dict(v.artifacts),
         features=list(v.features),
         graph_inputs=dict(v.graph_inputs),
+        pipeline_features=list(v.pipeline_features),
+        derived=list(v.derived),
         reasons=list(v.reasons),
         events=events,
         missing=missing,

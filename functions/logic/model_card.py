@@ -79,6 +79,7 @@ def render_markdown(lin: Lineage, spec: TrainingSpec | None) -> str:
             (f.name, f.type, name)
             for f, name in zip(lin.features, graph_input_names(lin.features, lin.graph_inputs), strict=True)
         ),
+        *_derived_section(lin),
         "",
         "## Metrics",
         "",
@@ -194,3 +195,21 @@ def refresh(settings: Settings, model: str, version: int) -> None:
         write_card(settings, model, version)
     except StepwiseError:
         logger.exception("model card of %s v%s not written", model, version)
+
+
+def _derived_section(lin: Lineage) -> list[str]:
+    """The derived features computed inside the ONNX graph, as the version was trained with them."""
+    if not lin.derived:
+        return []
+    return [
+        "",
+        "### Derived features",
+        "",
+        "Computed inside the ONNX graph from the fields above; the pipeline takes "
+        + ", ".join(f"`{f.name}`" for f in lin.pipeline_features)
+        + ".",
+        "",
+        "| derived feature | type | expression |",
+        "| --- | --- | --- |",
+        *_rows((d.name, d.type, f"`{d.expression}`") for d in lin.derived),
+    ]

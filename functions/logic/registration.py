@@ -46,6 +46,8 @@ def candidate_version(state: LifecycleState, settings: Settings, number: int, no
         task=trained.task,
         features=trained.features,
         graph_inputs=trained.graph_inputs,
+        pipeline_features=trained.pipeline_features,
+        derived=trained.derived,
         target=trained.target,
         class_labels=trained.class_labels,
         artifacts=trained.artifacts,

@@ -9,6 +9,9 @@ ONNX export contract (what the lifecycle's skl2onnx export must look like to be 
   maps the feature (the lifecycle's positional `f0`, `f1`, ...), or after the feature itself when
   the version records no mapping (versions registered before it was recorded). A version with a
   mapping is always fed per feature; a graph whose inputs differ is refused (GraphInputMismatch).
+  A version with derived features (functions/logic/derived.py) is one graph = transformations +
+  pipeline: its features are the raw fields, fed as float64 (timestamps as epoch seconds, UTC) or
+  string, as its graph inputs declare.
 - outputs: regressors: the first output, [N] or [N, 1]. Classifiers: the label output first
   ([N], int64 or string) and the probabilities second, either a tensor [N, n_classes] (export with
   skl2onnx option zipmap=False, faster) or a ZipMap sequence of maps; columns follow
@@ -27,6 +30,7 @@ import onnxruntime as ort
 from pydantic import BaseModel
 
 from functions.logic.capture import numbers_template
+from functions.logic.expressions_runtime import timestamp_seconds
 from functions.models.errors import IntegrityError
 from functions.models.registry import ModelVersion, graph_input_names
 from functions.models.serving import ModelUnavailable, check_graph_inputs, request_model
@@ -139,6 +143,8 @@ class OnnxModel:
             column = [row[j] for row in rows]
             if dtype is np.object_:
                 column = ["" if v is None else v for v in column]
+            elif self.version.features[j].type == "timestamp":  # a derived-feature graph: epoch seconds
+                column = [timestamp_seconds(v) for v in column]
             feeds[name] = np.array(column, dtype=dtype).reshape(-1, 1)
         return feeds
 

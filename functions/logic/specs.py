@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from functions.dal import datasets as datasets_dal
 from functions.dal import runs as runs_dal
 from functions.dal import specs as specs_dal
-from functions.logic import lifecycle
+from functions.logic import derived, lifecycle
 from functions.models.api import RunList, SpecBody
-from functions.models.errors import InvalidInput
+from functions.models.errors import InvalidInput, NotFound
+from functions.models.registry import Feature
 from functions.models.runs import TrainRequest, TrainStarted
 from functions.models.settings import Settings
 from functions.models.specs import SpecRecord, TrainingSpec
@@ -20,7 +22,24 @@ def put_spec(settings: Settings, name: str, body: SpecBody, created_by: str) -> 
         reason = f"the spec is named {body.name!r}, the route {name!r}"
         raise InvalidInput(f"name: {reason}", [{"field": "name", "reason": reason}])
     spec = TrainingSpec.model_validate({**body.model_dump(), "name": name})
+    if spec.derived:
+        check_derived(settings, spec)
     return specs_dal.put_spec(settings.metadata_table, spec, created_by, datetime.now(UTC))
+
+
+def check_derived(settings: Settings, spec: TrainingSpec) -> None:
+    """Type-check the spec's derived features against its dataset's latest contract (InvalidInput
+    naming the problem); a spec without derived features is not checked against the contract."""
+    try:
+        contract = datasets_dal.get_contract(settings.metadata_table, spec.dataset)
+    except NotFound as exc:
+        reason = f"derived features read the columns of dataset {spec.dataset!r}, which has no contract to type them"
+        raise InvalidInput(f"derived: {reason}", [{"field": "derived", "reason": reason}]) from exc
+    columns = [Feature(name=c.name, type=c.type, nullable=c.nullable) for c in contract.contract.columns]
+    try:
+        derived.check_spec(spec, columns)
+    except InvalidInput as exc:
+        raise InvalidInput(f"derived: {exc}", [{"field": "derived", "reason": str(exc)}]) from exc
 
 
 def get_spec(settings: Settings, name: str, version: int | None = None) -> SpecRecord:

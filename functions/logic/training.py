@@ -30,8 +30,9 @@ import numpy as np
 import pyarrow as pa
 
 from functions.logic.compaction import META_PREFIX
+from functions.logic.derived import Derivation
 from functions.models.errors import IntegrityError, InvalidInput
-from functions.models.registry import Feature
+from functions.models.registry import Feature, ModelVersion
 from functions.models.serving import check_graph_inputs
 from functions.models.specs import SCALED_ESTIMATORS, TrainingSpec
 
@@ -73,12 +74,84 @@ class Prepared:
     """Features and target as the pipeline sees them, split by the spec's seed."""
 
     features: list[Feature]
-    table: pa.Table  # the rows with a target
+    table: pa.Table  # the rows with a target (and the derived features' columns, if any)
     frame: Any  # pandas.DataFrame of the features
     y: np.ndarray
     train_idx: np.ndarray
     holdout_idx: np.ndarray
     dropped_rows: int
+    derivation: Derivation | None = None  # the spec's derived features, compiled
+
+
+def table_columns(schema: pa.Schema, contract_columns: list[Feature]) -> list[Feature]:
+    """Every usable column of the file with its type: from the contract, else from the schema."""
+    by_name = {c.name: c for c in contract_columns}
+    columns: list[Feature] = []
+    for field in schema:
+        if field.name in by_name:
+            columns.append(by_name[field.name])
+        elif (kind := _arrow_type(field.type)) != "unsupported":
+            columns.append(Feature(name=field.name, type=kind, nullable=field.nullable))  # type: ignore[arg-type]
+    return columns
+
+
+def resolve_derived(spec: TrainingSpec, schema: pa.Schema, contract_columns: list[Feature]) -> Derivation:
+    """The spec's derived features checked against the file's columns and compiled; the pipeline
+    features (raw and derived) come with their types."""
+    from functions.logic.derived import plan
+
+    if spec.target not in schema.names:
+        raise TrainingFailed(f"target {spec.target!r} is not a column of the dataset")
+    columns = table_columns(schema, contract_columns)
+    try:
+        derivation = plan(spec, columns)
+    except InvalidInput as exc:
+        raise TrainingFailed(f"derived features: {exc}") from exc
+    for f in derivation.raw_features:
+        if f.name.startswith(RESERVED_FEATURE_PREFIX):
+            raise TrainingFailed(
+                f"field {f.name!r} starts with {RESERVED_FEATURE_PREFIX!r}, which captured traffic reserves "
+                "for its own columns (request id, version, ...); rename the column to train on it"
+            )
+    return derivation
+
+
+def with_derived(table: pa.Table, derivation: Derivation) -> pa.Table:
+    """The table with each derived feature's column, computed by the compiled transformation graph
+    (float32 with NaN for null, or strings with "" for null: what the served graph computes)."""
+    from functions.logic.derived import derive
+
+    for name, values in derive(derivation, table).items():
+        if name in table.column_names:
+            raise TrainingFailed(f"derived feature {name!r} has the name of a column of the dataset")
+        array = pa.array(values, type=pa.string() if values.dtype == object else pa.float32(), from_pandas=False)
+        table = table.append_column(name, array)
+    return table
+
+
+def production_table(table: pa.Table, version: ModelVersion) -> pa.Table:
+    """The table's raw rows with another version's derived features, computed by its own recorded
+    definitions (a derived column of the same name in `table` is replaced)."""
+    from functions.logic.derived import Derivation, input_fields
+    from functions.logic.expressions import check
+    from functions.logic.expressions_onnx import compile_transformation
+
+    names = {d.name for d in version.derived}
+    raw = table.select([n for n in table.column_names if n not in names])
+    checked = check(input_fields(version.features, version.target), version.derived)
+    transformation = compile_transformation(checked, [f.name for f in version.pipeline_features])
+    return with_derived(raw, Derivation(checked=checked, transformation=transformation, raw_features=version.features))
+
+
+def pipeline_features(spec: TrainingSpec, derivation: Derivation) -> list[Feature]:
+    from functions.logic.derived import pipeline_feature
+
+    columns = {f.name: f for f in derivation.raw_features}
+    features = [pipeline_feature(derivation.checked, name, columns) for name in spec.features]
+    for f in features:
+        if f.type == "timestamp":
+            raise TrainingFailed(f"feature {f.name!r} is a timestamp; derive numeric features from it first")
+    return features
 
 
 @dataclass
@@ -204,7 +277,11 @@ def prepare(spec: TrainingSpec, table: pa.Table, contract_columns: list[Feature]
     """Features, target and the seeded holdout split (the same on every call)."""
     from sklearn.model_selection import train_test_split
 
-    features = resolve_features(spec, table.schema, contract_columns)
+    derivation = resolve_derived(spec, table.schema, contract_columns) if spec.derived else None
+    if derivation is None:
+        features = resolve_features(spec, table.schema, contract_columns)
+    else:
+        features = pipeline_features(spec, derivation)
     y_all, mask = target_values(table, spec)
     dropped = int((~mask).sum())
     if dropped:
@@ -213,6 +290,8 @@ def prepare(spec: TrainingSpec, table: pa.Table, contract_columns: list[Feature]
     n = table.num_rows
     if n < 10:
         raise TrainingFailed(f"{n} rows with a target: too few to train and hold out")
+    if derivation is not None:
+        table = with_derived(table, derivation)
     frame = to_frame(table, features)
     stratify = None
     if spec.task == "classification":
@@ -233,6 +312,7 @@ def prepare(spec: TrainingSpec, table: pa.Table, contract_columns: list[Feature]
         train_idx=np.sort(train_idx),
         holdout_idx=np.sort(holdout_idx),
         dropped_rows=dropped,
+        derivation=derivation,
     )
 
 
@@ -337,9 +417,18 @@ def _patch_skl2onnx() -> None:
     tree_ensemble.add_node = add_node
 
 
-def export_onnx(fitted: Fitted, features: list[Feature], graph_inputs: dict[str, str]) -> bytes:
+# the opsets a pipeline is exported at when derived features are merged in front of it (string
+# Equal in the transformation graph needs opset 19); other exports keep skl2onnx's default
+DERIVED_TARGET_OPSET = {"": 21, "ai.onnx.ml": 3}
+
+
+def export_onnx(
+    fitted: Fitted, features: list[Feature], graph_inputs: dict[str, str], derivation: Derivation | None = None
+) -> bytes:
     """The fitted pipeline as ONNX, each feature fed through the input `graph_inputs` names for it
-    (GraphInputMismatch if the exported graph came out with other inputs)."""
+    (GraphInputMismatch if the exported graph came out with other inputs). With a derivation, ONE
+    graph = the transformation graph + the pipeline, taking the raw fields as inputs named by
+    `derivation.raw_inputs`."""
     from skl2onnx import to_onnx
     from skl2onnx.common.data_types import FloatTensorType, StringTensorType
 
@@ -352,11 +441,37 @@ def export_onnx(fitted: Fitted, features: list[Feature], graph_inputs: dict[str,
     estimator = fitted.pipeline.steps[-1][1]
     options = {id(estimator): {"zipmap": False}} if fitted.class_labels is not None else None
     try:
-        model = to_onnx(fitted.pipeline, initial_types=initial_types, options=options)
+        model = to_onnx(
+            fitted.pipeline,
+            initial_types=initial_types,
+            options=options,
+            target_opset=DERIVED_TARGET_OPSET if derivation is not None else None,
+        )
     except Exception as exc:  # skl2onnx raises many types; the spec's estimator cannot be served
         raise TrainingFailed(f"ONNX export failed: {type(exc).__name__}: {str(exc)[:500]}") from exc
     check_graph_inputs("the ONNX export", features, names, [i.name for i in model.graph.input])
-    return bytes(model.SerializeToString())
+    if derivation is None:
+        return bytes(model.SerializeToString())
+    from functions.logic.derived import merge
+
+    try:
+        merged = merge(derivation, model.SerializeToString(), graph_inputs)
+    except InvalidInput as exc:
+        raise TrainingFailed(f"merging the derived features into the ONNX graph failed: {exc}") from exc
+    raw = derivation.raw_features
+    check_graph_inputs(
+        "the merged ONNX graph",
+        raw,
+        [derivation.raw_inputs[f.name] for f in raw],
+        [i.name for i in onnx_inputs(merged)],
+    )
+    return merged
+
+
+def onnx_inputs(model: bytes) -> list[Any]:
+    import onnx
+
+    return list(onnx.load_from_string(model).graph.input)
 
 
 def dump_skops(fitted: Fitted) -> bytes:

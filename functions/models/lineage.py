@@ -15,6 +15,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from functions.models.audit import AuditEvent
+from functions.models.expressions import MAX_DERIVED_FEATURES, DerivedFeature
 from functions.models.registry import MAX_FEATURES, Artifact, Feature, GateVerdict, VersionStatus
 
 MAX_EVENTS = 1000
@@ -105,6 +106,8 @@ class Lineage(_Model):
     artifacts: dict[str, Artifact] = Field(default_factory=dict)
     features: list[Feature] = Field(default_factory=list, max_length=MAX_FEATURES)
     graph_inputs: dict[str, str] = Field(default_factory=dict, max_length=MAX_FEATURES)  # as ModelVersion's
+    pipeline_features: list[Feature] = Field(default_factory=list, max_length=MAX_FEATURES)  # as ModelVersion's
+    derived: list[DerivedFeature] = Field(default_factory=list, max_length=MAX_DERIVED_FEATURES)  # as ModelVersion's
     reasons: list[str] = Field(default_factory=list)
     events: list[AuditEvent] = Field(default_factory=list, max_length=MAX_EVENTS)
     missing: list[str] = Field(default_factory=list)  # links that could not be resolved, and why

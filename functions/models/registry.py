@@ -17,6 +17,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from functions.models.expressions import MAX_DERIVED_FEATURES, DerivedFeature
+
 NAME_PATTERN = r"^[a-z][a-z0-9-]{0,62}$"
 
 
@@ -139,6 +141,12 @@ class ModelVersion(_Record):
     # feature name -> the ONNX graph input it feeds (names the data contract allows, such as
     # "mean radius", are not valid graph input names); empty: inputs named as the features
     graph_inputs: dict[str, str] = Field(default_factory=dict, max_length=MAX_FEATURES)
+    # With derived features the ONNX graph is transformations + pipeline: `features` are the raw
+    # fields it takes (what a request carries), `pipeline_features` the fitted pipeline's inputs
+    # (raw and derived, in the spec's order) and `derived` the definitions it was trained with.
+    # Empty for versions without derived features (their pipeline takes `features`).
+    pipeline_features: list[Feature] = Field(default_factory=list, max_length=MAX_FEATURES)
+    derived: list[DerivedFeature] = Field(default_factory=list, max_length=MAX_DERIVED_FEATURES)
     target: str
     class_labels: list[str] | None = None  # classifiers: label order of the probabilities
     artifacts: dict[str, Artifact] = Field(default_factory=dict)  # "onnx", "skops", "profile", "card"

@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from functions.models.expressions import MAX_DERIVED_FEATURES, DerivedFeature
 from functions.models.registry import (
     MAX_FEATURES,
     NAME_PATTERN,
@@ -142,6 +143,8 @@ class TrainResult(_Model):
     task: Literal["classification", "regression"]
     features: list[Feature]
     graph_inputs: dict[str, str] = Field(default_factory=dict, max_length=MAX_FEATURES)  # see ModelVersion
+    pipeline_features: list[Feature] = Field(default_factory=list, max_length=MAX_FEATURES)  # see ModelVersion
+    derived: list[DerivedFeature] = Field(default_factory=list, max_length=MAX_DERIVED_FEATURES)  # see ModelVersion
     target: str
     class_labels: list[str] | None = None
     artifacts: dict[str, Artifact]  # "skops", "onnx", "profile"

@@ -19,6 +19,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from functions.models.approvals import ReleaseStrategy
+from functions.models.expressions import MAX_DERIVED_FEATURES, DerivedFeature
 from functions.models.registry import NAME_PATTERN
 
 SPEC_HEAD_SK = "SPEC"
@@ -142,7 +143,11 @@ class TrainingSpec(_Spec):
     model: str = Field(pattern=NAME_PATTERN)  # the registry model it produces versions of
     dataset: str = Field(pattern=NAME_PATTERN)
     target: str = Field(min_length=1, max_length=128)
+    # raw columns of the dataset and names of `derived` features, in the pipeline's input order
     features: list[str] = Field(min_length=1, max_length=1_000)
+    # features computed from raw columns by expressions (functions/logic/expressions.py), compiled
+    # into the served ONNX graph; type-checked against the dataset's contract when the spec is stored
+    derived: list[DerivedFeature] = Field(default_factory=list, max_length=MAX_DERIVED_FEATURES)
     task: Task
     estimator: EstimatorSpec
     split: SplitSpec = Field(default_factory=lambda: SplitSpec())
@@ -162,6 +167,11 @@ class TrainingSpec(_Spec):
             raise ValueError("features must be unique")
         if self.target in self.features:
             raise ValueError(f"target {self.target!r} cannot also be a feature")
+        derived = [d.name for d in self.derived]
+        if len(set(derived)) != len(derived):
+            raise ValueError("derived feature names must be unique")
+        if self.target in derived:
+            raise ValueError(f"derived feature {self.target!r} has the name of the target")
         if ESTIMATOR_TASK[self.estimator.name] != self.task:
             raise ValueError(f"{self.estimator.name} is not a {self.task} estimator")
         if not self.metrics:

@@ -149,6 +149,10 @@ def render_lineage(lin: dict[str, Any]) -> str:
     else:
         delta = "-" if c.get("delta") is None else f"{c['delta']:+.4f}"
         lines.append(f"  vs prod     v{c.get('production_version') or '?'}: {c.get('primary_metric')} {delta}")
+    derived = lin.get("derived") or []
+    if derived:
+        lines.append("derived features (computed inside the ONNX graph):")
+        lines += [f"  {d['name']:<11} {d['type']} = {d['expression']}" for d in derived]
     lines.append("approval:")
     if ap:
         lines.append(f"  {ap['status']} by {ap.get('who') or '-'} at {ap.get('at') or '-'}: {ap.get('reason') or '-'}")

@@ -43,6 +43,8 @@ def column_type(t: pa.DataType) -> str:
         return "int"
     if pa.types.is_boolean(t):
         return "bool"
+    if pa.types.is_timestamp(t):
+        return "timestamp"
     return "category"
 
 
