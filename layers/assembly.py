@@ -63,6 +63,32 @@ class Assembly:
         return inline
 
 
+def stack_names(outdir: Path) -> list[str]:
+    """The stacks (`aws:cloudformation:stack` artifacts) of the cloud assembly at `outdir`, each
+    after the stacks it depends on: the order `cdk deploy --all` deploys them in."""
+    manifest = json.loads((outdir / "manifest.json").read_text())
+    artifacts: dict[str, dict[str, Any]] = manifest["artifacts"]
+    stacks = [name for name, artifact in artifacts.items() if artifact.get("type") == "aws:cloudformation:stack"]
+    ordered: list[str] = []
+    visiting: set[str] = set()
+
+    def visit(name: str) -> None:
+        if name in ordered:
+            return
+        if name in visiting:
+            raise ValueError(f"the cloud assembly at {outdir} has a dependency cycle through stack {name!r}")
+        visiting.add(name)
+        for dependency in artifacts[name].get("dependencies", []):
+            if dependency in stacks:
+                visit(dependency)
+        visiting.discard(name)
+        ordered.append(name)
+
+    for name in stacks:
+        visit(name)
+    return ordered
+
+
 def read_assembly(outdir: Path, stack_name: str) -> Assembly:
     """The stack `stack_name` of the cloud assembly at `outdir`, with the assets of the asset
     manifests it depends on (CDK names them `<stack>.assets`)."""
@@ -101,3 +127,8 @@ def read_assembly(outdir: Path, stack_name: str) -> Assembly:
         image_assets=images,
         artifact=stack,
     )
+
+
+def read_assemblies(outdir: Path) -> list[Assembly]:
+    """Every stack of the cloud assembly at `outdir`, in deployment order (see stack_names)."""
+    return [read_assembly(outdir, name) for name in stack_names(outdir)]

@@ -2,15 +2,20 @@
 
 The stack builds what components share once (the stores, the key, the layers, the function
 factory) and hands each component, by keyword-only typed props, only what it needs; components
-import grants (infra/grants.py) and their own building blocks, never the stack.
+import grants (infra/grants.py) and their own building blocks, never the stack. The stateful
+stores are built first, apart, into one typed `Stores` that the compute part receives: the seam
+along which the stores can move into a stack of their own.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 
 from aws_cdk import CfnOutput, Duration, Stack
+from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from infra import constants as c
@@ -35,6 +40,65 @@ from infra.nag import acknowledge, acknowledge_design_choices
 SAGEMAKER_SKLEARN_IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3"
 
 
+@dataclass(frozen=True)
+class Stores:
+    """The stateful stores (retained, encrypted under one key) and the constructs that hold them:
+    everything the compute components are handed of them."""
+
+    encryption: Encryption
+    access_logs: AccessLogs
+    data: DataStore
+    artifacts: ArtifactStore
+    registry: Registry
+    metadata: Metadata
+
+    @property
+    def access_logs_bucket(self) -> s3.Bucket:
+        return self.access_logs.bucket
+
+    @property
+    def data_bucket(self) -> s3.Bucket:
+        return self.data.bucket
+
+    @property
+    def artifacts_bucket(self) -> s3.Bucket:
+        return self.artifacts.bucket
+
+    @property
+    def registry_table(self) -> dynamodb.Table:
+        return self.registry.table
+
+    @property
+    def metadata_table(self) -> dynamodb.Table:
+        return self.metadata.table
+
+
+def build_stores(scope: Construct, config: StackConfig) -> Stores:
+    """The stores, created in `scope` with their construct ids (so their logical ids)."""
+    encryption = Encryption(scope, ENCRYPTION_ID, stage=config.stage)
+    access_logs = AccessLogs(scope, c.ACCESS_LOGS_ID)
+    data = DataStore(
+        scope,
+        c.DATA_STORE_ID,
+        access_logs=access_logs.bucket,
+        capture_expiration_days=config.capture_retention_days,
+    )
+    artifacts = ArtifactStore(
+        scope,
+        c.ARTIFACT_STORE_ID,
+        access_logs=access_logs.bucket,
+        report_expiration_days=config.report_retention_days,
+    )
+    return Stores(
+        encryption=encryption,
+        access_logs=access_logs,
+        data=data,
+        artifacts=artifacts,
+        registry=Registry(scope, c.REGISTRY_ID),
+        metadata=Metadata(scope, c.METADATA_ID),
+    )
+
+
 def stack_version() -> str:
     try:
         return version("stepwise")
@@ -46,27 +110,23 @@ class StepwiseStack(Stack):
     def __init__(self, scope: Construct, id_: str, *, config: StackConfig, **kwargs: object) -> None:
         super().__init__(scope, id_, **kwargs)  # type: ignore[arg-type]
         self.config = config
-        retention = log_retention(config.log_retention_days)
 
         # -- stores (stateful, retained) -------------------------------------------------------
-        self.encryption = Encryption(self, ENCRYPTION_ID, stage=config.stage)
-        access_logs = AccessLogs(self, c.ACCESS_LOGS_ID)
-        self.data = DataStore(
-            self,
-            c.DATA_STORE_ID,
-            access_logs=access_logs.bucket,
-            capture_expiration_days=config.capture_retention_days,
-        )
-        self.artifacts = ArtifactStore(
-            self,
-            c.ARTIFACT_STORE_ID,
-            access_logs=access_logs.bucket,
-            report_expiration_days=config.report_retention_days,
-        )
-        self.registry = Registry(self, c.REGISTRY_ID)
-        self.metadata = Metadata(self, c.METADATA_ID)
-        data_bucket, artifacts_bucket = self.data.bucket, self.artifacts.bucket
-        registry_table, metadata_table = self.registry.table, self.metadata.table
+        self.stores = build_stores(self, config)
+        self.encryption, self.data, self.artifacts = self.stores.encryption, self.stores.data, self.stores.artifacts
+        self.registry, self.metadata = self.stores.registry, self.stores.metadata
+        self.build_compute(self.stores, config=config)
+        self.outputs()
+        self.acknowledge()
+        acknowledge_design_choices(self)
+
+    def build_compute(self, stores: Stores, *, config: StackConfig) -> None:
+        """Every component that runs (functions, API, workflows, schedules, alarms), handed only the
+        stores; stores and compute share no other construct."""
+        retention = log_retention(config.log_retention_days)
+        access_logs = stores.access_logs
+        data_bucket, artifacts_bucket = stores.data_bucket, stores.artifacts_bucket
+        registry_table, metadata_table = stores.registry_table, stores.metadata_table
 
         # -- what the functions share: layers (each built once), code asset, environment ---------
         def layer(id_: str, name: str, description: str) -> lambda_.LayerVersion:
@@ -240,14 +300,10 @@ class StepwiseStack(Stack):
             api_stage=self.api.rest_api.deployment_stage,
             waf_web_acl_arn=config.waf_web_acl_arn,
         )
-        self.encryption.encrypt_stack(
+        stores.encryption.encrypt_stack(
             self,
             except_buckets={access_logs.bucket: "S3 server access logs can only be delivered to an SSE-S3 bucket"},
         )
-
-        self.outputs()
-        self.acknowledge()
-        acknowledge_design_choices(self)
 
     def outputs(self) -> None:
         CfnOutput(self, c.OUT_DATA_BUCKET, value=self.data.bucket.bucket_name)

@@ -1,4 +1,6 @@
-"""Deploy the synthesized template into an embedded moto, as `cdk bootstrap` + `cdk deploy` would.
+"""Deploy the synthesized templates into an embedded moto, as `cdk bootstrap` + `cdk deploy --all` would:
+every stack of the cloud assembly, each after the stacks it depends on (moto's CloudFormation
+resolves a stack's Fn::ImportValue from the exports of the stacks it created before).
 
 What moto cannot run is emulated from the template's own properties and reported:
 - custom resources (their Lambda never runs here): S3 bucket notifications are applied from the
@@ -32,7 +34,7 @@ from moto.cloudformation.models import cloudformation_backends
 from moto.cloudformation.parsing import clean_json
 from moto.core import DEFAULT_ACCOUNT_ID
 
-from layers.assembly import Assembly
+from layers.assembly import Assembly, read_assemblies
 from stepwise.local import emf, emulated
 from stepwise.local.assembly import synthesize
 from stepwise.local.runtime import FunctionRuntime, LambdaRouter, answer_custom_resources
@@ -53,18 +55,27 @@ class Emulation:
 
 @dataclass
 class Deployment:
-    stack_id: str
-    outputs: dict[str, str]
-    resources: list[dict[str, str]]  # logical id, physical id, type, status
+    stack_id: str  # the app's own stack (c.STACK_NAME): the one the CLI names
+    outputs: dict[str, str]  # every stack's outputs
+    resources: list[dict[str, str]]  # every stack's: logical id, physical id, type, status, stack name
     emulated: list[Emulation] = field(default_factory=list)
     skipped: list[Emulation] = field(default_factory=list)
+    stacks: dict[str, str] = field(default_factory=dict)  # stack name -> stack id, in deployment order
 
-    def physical_id(self, logical_id: str) -> str:
-        return next(r["PhysicalResourceId"] for r in self.resources if r["LogicalResourceId"] == logical_id)
+    def physical_id(self, logical_id: str, stack_name: str | None = None) -> str:
+        return next(
+            r["PhysicalResourceId"]
+            for r in self.resources
+            if r["LogicalResourceId"] == logical_id and stack_name in (None, r.get("StackName"))
+        )
 
 
 class LocalCloud:
-    """A moto-backed copy of the stack, deployed from the template the CDK app synthesizes."""
+    """A moto-backed copy of the app's stacks, deployed from the templates the CDK app synthesizes.
+
+    `assembly` is the app's own stack (c.STACK_NAME, the one the CLI and the API outputs name);
+    `assemblies` is every stack of the cloud assembly in deployment order, that one included.
+    """
 
     def __init__(
         self,
@@ -81,6 +92,7 @@ class LocalCloud:
         self.router = LambdaRouter()
         self._mock = mock_aws(config=MOTO_CONFIG)  # type: ignore[call-overload]
         self.assembly: Assembly | None = None
+        self.assemblies: list[Assembly] = []
         self.deployment: Deployment | None = None
         self._mock_started = False
 
@@ -90,6 +102,7 @@ class LocalCloud:
         # a fresh cloud assembly each time, as SAM does with the same CDK context key.
         context = {"aws:cdk:disable-asset-staging": True, **self.context}
         self.assembly = synthesize(self.outdir, context, self.app_module)
+        self.assemblies = read_assemblies(self.outdir)
         self._mock.start()
         self._mock_started = True
         self.router.install()
@@ -164,14 +177,18 @@ class LocalCloud:
         """Upload each file asset where `cdk deploy` would. Layer assets are published as a zip of
         their file list: their packages never run here (handlers import this environment's), and
         copying hundreds of MB into moto would only cost time."""
-        assert self.assembly is not None
         s3 = self.client("s3")
         layer_keys = {
             str(res["Properties"]["Content"].get("S3Key"))
-            for res in self.assembly.resources_of_type("AWS::Lambda::LayerVersion").values()
+            for assembly in self.assemblies
+            for res in assembly.resources_of_type("AWS::Lambda::LayerVersion").values()
         }
-        for asset in self.assembly.file_assets:
+        published: set[tuple[str, str]] = set()
+        for asset in (asset for assembly in self.assemblies for asset in assembly.file_assets):
             bucket = asset.bucket_template.replace("${AWS::AccountId}", ACCOUNT).replace("${AWS::Region}", REGION)
+            if (bucket, asset.object_key) in published:
+                continue  # an asset two stacks share is published once
+            published.add((bucket, asset.object_key))
             if asset.object_key in layer_keys and asset.source.is_dir():
                 s3.put_object(Bucket=bucket, Key=asset.object_key, Body=_manifest_zip(asset.source))
                 continue
@@ -181,22 +198,42 @@ class LocalCloud:
 
     # -- cdk deploy ----------------------------------------------------------------------
     def _deploy(self) -> Deployment:
+        """Deploy every stack in order; the deployment merges their resources and outputs."""
         assert self.assembly is not None
+        stacks = [self._deploy_stack(assembly) for assembly in self.assemblies]
+        ids = {assembly.stack_name: stack.stack_id for assembly, stack in zip(self.assemblies, stacks, strict=True)}
+        outputs: dict[str, str] = {}
+        for assembly, stack in zip(self.assemblies, stacks, strict=True):
+            clash = sorted(set(outputs) & set(stack.outputs))
+            if clash:
+                raise RuntimeError(f"local deploy: stack {assembly.stack_name} repeats the outputs {clash}")
+            outputs.update(stack.outputs)
+        return Deployment(
+            stack_id=ids[self.assembly.stack_name],
+            outputs=outputs,
+            resources=[r for stack in stacks for r in stack.resources],
+            skipped=[e for stack in stacks for e in stack.skipped],
+            emulated=[e for stack in stacks for e in stack.emulated],
+            stacks=ids,
+        )
+
+    def _deploy_stack(self, assembly: Assembly) -> Deployment:
         cfn = self.client("cloudformation")
+        answered = len(self.router.custom_resources)  # the stacks deployed before answered theirs
         stack_id = cfn.create_stack(
-            StackName=self.assembly.stack_name,
-            TemplateBody=json.dumps(self.assembly.template),
+            StackName=assembly.stack_name,
+            TemplateBody=json.dumps(assembly.template),
             Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"],
         )["StackId"]
-        expected = (
-            len(self.assembly.resources_of_type("Custom::S3BucketNotifications"))
-            + sum(1 for r in self.assembly.template["Resources"].values() if r["Type"].startswith("Custom::"))
-            - len(self.assembly.resources_of_type("Custom::S3BucketNotifications"))
+        expected = answered + sum(
+            1
+            for r in assembly.template["Resources"].values()
+            if r["Type"].startswith("Custom::") and r["Type"] != "Custom::S3BucketNotifications"
         )
         deadline = time.monotonic() + 60  # moto invokes custom-resource providers from threads
         while len(self.router.custom_resources) < expected and time.monotonic() < deadline:
             time.sleep(0.02)
-        answer_custom_resources(self.router.custom_resources)
+        answer_custom_resources(self.router.custom_resources[answered:])
         described = cfn.describe_stacks(StackName=stack_id)["Stacks"][0]
         if not described["StackStatus"].endswith("_COMPLETE") or "ROLLBACK" in described["StackStatus"]:
             events = cfn.describe_stack_events(StackName=stack_id)["StackEvents"]
@@ -204,9 +241,9 @@ class LocalCloud:
             raise RuntimeError(f"local deploy failed: {described['StackStatus']} {failed[:5]}")
         resources = cfn.describe_stack_resources(StackName=stack_id)["StackResources"]
         outputs = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
-        resources = [r for r in resources if "LogicalResourceId" in r]
+        resources = [{**r, "StackName": assembly.stack_name} for r in resources if "LogicalResourceId" in r]
         deployed = {r["LogicalResourceId"] for r in resources}
-        template_types = {k: v["Type"] for k, v in self.assembly.template["Resources"].items()}
+        template_types = {k: v["Type"] for k, v in assembly.template["Resources"].items()}
         emulated_here = [
             Emulation(
                 r["LogicalResourceId"], r["ResourceType"], "emulated from its properties (stepwise/local/emulated.py)"
@@ -216,17 +253,24 @@ class LocalCloud:
         ]
         skipped = [
             Emulation(lid, res["Type"], "not created by moto's CloudFormation")
-            for lid, res in self.assembly.template["Resources"].items()
+            for lid, res in assembly.template["Resources"].items()
             if lid not in deployed and res["Type"] != "AWS::CDK::Metadata"
         ]
         return Deployment(
-            stack_id=stack_id, outputs=outputs, resources=resources, skipped=skipped, emulated=emulated_here
+            stack_id=stack_id,
+            outputs=outputs,
+            resources=resources,
+            skipped=skipped,
+            emulated=emulated_here,
+            stacks={assembly.stack_name: stack_id},
         )
 
-    def resolve(self, value: Any) -> Any:
-        """Resolve intrinsic functions (Ref, Fn::GetAtt, Fn::Join, ...) against the deployed stack."""
+    def resolve(self, value: Any, stack_name: str | None = None) -> Any:
+        """Resolve intrinsic functions (Ref, Fn::GetAtt, Fn::Join, Fn::ImportValue, ...) against a
+        deployed stack: `stack_name`'s, or the app's own stack."""
         assert self.deployment is not None
-        stack = cloudformation_backends[ACCOUNT][REGION].stacks[self.deployment.stack_id]
+        stack_id = self.deployment.stacks[stack_name] if stack_name else self.deployment.stack_id
+        stack = cloudformation_backends[ACCOUNT][REGION].stacks[stack_id]
         return clean_json(value, stack.resource_map)
 
     # -- functions -----------------------------------------------------------------------
@@ -235,15 +279,20 @@ class LocalCloud:
         lam = self.client("lambda")
         self.logs_dir.mkdir(parents=True, exist_ok=True)
         metrics_put = emf.cloudwatch_put(self.client("cloudwatch"))  # the EMF lines functions log
-        for logical_id, res in self.assembly.resources_of_type("AWS::Lambda::Function").items():
+        functions = (
+            (assembly, logical_id, res)
+            for assembly in self.assemblies
+            for logical_id, res in assembly.resources_of_type("AWS::Lambda::Function").items()
+        )
+        for assembly, logical_id, res in functions:
             props = res["Properties"]
-            code_dir = self.assembly.function_code_dir(logical_id)
+            code_dir = assembly.function_code_dir(logical_id)
             handler = props.get("Handler")
             if props.get("PackageType") == "Image":
                 handler = (props.get("ImageConfig", {}).get("Command") or [None])[0]
             if code_dir is None or not handler or not (code_dir.is_dir()):
                 continue  # inline code (CDK custom-resource providers): not ours to run
-            name = self.deployment.physical_id(logical_id)
+            name = self.deployment.physical_id(logical_id, assembly.stack_name)
             config = lam.get_function_configuration(FunctionName=name)
             self.router.add(
                 FunctionRuntime(
@@ -262,11 +311,17 @@ class LocalCloud:
 
     # -- what moto cannot run ------------------------------------------------------------
     def _emulate(self) -> None:
-        assert self.assembly is not None and self.deployment is not None
-        for logical_id, res in self.assembly.template["Resources"].items():
+        assert self.deployment is not None
+        for assembly in self.assemblies:
+            self._emulate_stack(assembly)
+
+    def _emulate_stack(self, assembly: Assembly) -> None:
+        assert self.deployment is not None
+        stack_name = assembly.stack_name
+        for logical_id, res in assembly.template["Resources"].items():
             kind = res["Type"]
             if kind == "Custom::S3BucketNotifications":
-                props = self.resolve(res["Properties"])
+                props = self.resolve(res["Properties"], stack_name)
                 config = props.get("NotificationConfiguration", {})
                 self.client("s3").put_bucket_notification_configuration(
                     Bucket=props["BucketName"], NotificationConfiguration=_notification_config(config)
@@ -275,9 +330,9 @@ class LocalCloud:
                     Emulation(logical_id, kind, "bucket notifications applied from NotificationConfiguration")
                 )
             elif kind == "AWS::StepFunctions::StateMachine":
-                self._recreate_state_machine(logical_id)
+                self._recreate_state_machine(logical_id, stack_name)
             elif kind == "AWS::S3::Bucket":
-                applied = self._complete_bucket(logical_id, res.get("Properties", {}))
+                applied = self._complete_bucket(logical_id, res.get("Properties", {}), stack_name)
                 if applied:
                     self.deployment.emulated.append(
                         Emulation(logical_id, kind, f"applied what moto's CloudFormation ignores: {', '.join(applied)}")
@@ -285,13 +340,13 @@ class LocalCloud:
             elif kind.startswith("Custom::") or kind == "AWS::CloudFormation::CustomResource":
                 self.deployment.emulated.append(Emulation(logical_id, kind, "custom resource: handler not run"))
 
-    def _complete_bucket(self, logical_id: str, props: dict[str, Any]) -> list[str]:
+    def _complete_bucket(self, logical_id: str, props: dict[str, Any], stack_name: str) -> list[str]:
         """moto's CloudFormation creates buckets with encryption and tags only: apply the
         template's versioning, public access block and lifecycle rules through the S3 API."""
         assert self.deployment is not None
         s3 = self.client("s3")
-        bucket = self.deployment.physical_id(logical_id)
-        resolved = self.resolve({k: v for k, v in props.items() if k in _BUCKET_EXTRAS})
+        bucket = self.deployment.physical_id(logical_id, stack_name)
+        resolved = self.resolve({k: v for k, v in props.items() if k in _BUCKET_EXTRAS}, stack_name)
         applied = []
         if "VersioningConfiguration" in resolved:
             s3.put_bucket_versioning(
@@ -316,13 +371,13 @@ class LocalCloud:
                 applied.append("lifecycle rules")
         return applied
 
-    def _recreate_state_machine(self, logical_id: str) -> None:
+    def _recreate_state_machine(self, logical_id: str, stack_name: str) -> None:
         from moto.stepfunctions.models import stepfunctions_backends
         from moto.stepfunctions.parser.api import InvalidDefinition
         from moto.stepfunctions.parser.models import stepfunctions_parser_backends
 
         assert self.deployment is not None
-        arn = self.deployment.physical_id(logical_id)
+        arn = self.deployment.physical_id(logical_id, stack_name)
         standard = stepfunctions_backends[ACCOUNT][REGION]
         machine = standard.describe_state_machine(arn)
         executing = stepfunctions_parser_backends[ACCOUNT][REGION]
@@ -367,15 +422,19 @@ class LocalCloud:
     # -- schedules (moto's EventBridge does not deliver to Lambda or Step Functions) ---------
     def fire_schedules(self, name_contains: str = "") -> list[str]:
         """Deliver each scheduled rule's event to its targets now; returns what was fired."""
-        assert self.assembly is not None
         fired = []
-        for logical_id, res in self.assembly.resources_of_type("AWS::Events::Rule").items():
+        rules = (
+            (assembly.stack_name, logical_id, res)
+            for assembly in self.assemblies
+            for logical_id, res in assembly.resources_of_type("AWS::Events::Rule").items()
+        )
+        for stack_name, logical_id, res in rules:
             props = res["Properties"]
             if "ScheduleExpression" not in props or name_contains not in logical_id:
                 continue
             if props.get("State", "ENABLED") != "ENABLED":
                 continue
-            for target in self.resolve(props.get("Targets", [])):
+            for target in self.resolve(props.get("Targets", []), stack_name):
                 arn = str(target["Arn"])
                 event = scheduled_event(logical_id, target)
                 if ":lambda:" in arn:
