@@ -3,8 +3,9 @@ resource's properties keyed by logical id, frozen in tests/infra/template_finger
 
 A refactoring of infra/ must leave it unchanged: a changed logical id replaces the resource on the
 next deploy (a table, a bucket, a waiting workflow), a changed property changes what is deployed.
-Asset hashes, the functions code version and the package version are blanked first, so a change
-of functions/ or of a layer's requirements does not move the fingerprint.
+Asset hashes, the functions code version and the package version (wherever they stand, the state
+machine's definition included) are blanked first, so a change of functions/ or of a layer's
+requirements does not move the fingerprint.
 
 To change the template deliberately (a new resource, a new grant), review the failure's list of
 added, removed and changed logical ids, then rewrite the file and commit it with the change:
@@ -32,22 +33,35 @@ _ASSET_HASH = re.compile(r"\b[0-9a-f]{64}\b")
 _BLANKED_ENV = (c.ENV_CODE_VERSION, c.ENV_VERSION)
 
 
-def _normalized(properties: dict[str, Any]) -> str:
-    variables = properties.get("Environment", {}).get("Variables")
-    if isinstance(variables, dict):
-        variables = {k: ("<blank>" if k in _BLANKED_ENV else v) for k, v in variables.items()}
-        properties = {**properties, "Environment": {**properties["Environment"], "Variables": variables}}
-    return _ASSET_HASH.sub("<asset>", json.dumps(properties, sort_keys=True, separators=(",", ":")))
+def _blanked_values(resources: dict[str, dict[str, Any]]) -> set[str]:
+    """The code and package versions the functions carry: they also stand inside other resources
+    (the SageMaker training job's environment in the state machine's definition)."""
+    values: set[str] = set()
+    for resource in resources.values():
+        variables = resource.get("Properties", {}).get("Environment", {}).get("Variables")
+        if isinstance(variables, dict):
+            values |= {str(variables[k]) for k in _BLANKED_ENV if variables.get(k)}
+    return values
+
+
+def _normalized(properties: dict[str, Any], blanked: set[str]) -> str:
+    text = _ASSET_HASH.sub("<asset>", json.dumps(properties, sort_keys=True, separators=(",", ":")))
+    for value in sorted(blanked, key=len, reverse=True):
+        text = text.replace(json.dumps(value)[1:-1], "<blank>")
+    return text
 
 
 def fingerprint(template: dict[str, Any]) -> dict[str, Any]:
     resources: dict[str, dict[str, Any]] = template["Resources"]
+    blanked = _blanked_values(resources)
     return {
         "types": dict(sorted(Counter(r["Type"] for r in resources.values()).items())),
         "resources": {
             logical_id: {
                 "type": resource["Type"],
-                "properties": hashlib.sha256(_normalized(resource.get("Properties", {})).encode()).hexdigest()[:16],
+                "properties": hashlib.sha256(_normalized(resource.get("Properties", {}), blanked).encode()).hexdigest()[
+                    :16
+                ],
             }
             for logical_id, resource in sorted(resources.items())
         },
