@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -12,8 +13,10 @@ import pytest
 from functions.dal.audit import list_events
 from functions.handlers import api
 from functions.models.settings import get_settings
+from stepwise.cli import main
 from tests.integration.approval_support import Context, api_event
 from tests.integration.conftest import Stores
+from tests.integration.test_validate_cli import InProcessTarget
 
 CONTRACT = {
     "columns": [
@@ -147,3 +150,43 @@ def test_feature_views_put_refuses_a_bad_view_naming_the_problem_and_stores_noth
     assert field in text
     assert view_items(orders) == []
     assert list_events(get_settings().metadata_table, target="feature-view/spend") == []
+
+
+@pytest.fixture
+def cli(orders: Stores, monkeypatch: pytest.MonkeyPatch) -> Any:
+    target = InProcessTarget(api_url="http://in-process", outputs={})
+    monkeypatch.setattr("stepwise.cli.resolve", lambda *a, **k: target)
+    return lambda *argv: main(list(argv))
+
+
+def test_cli_feature_view_put_show_and_list(cli: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Given a view file
+    path = tmp_path / "spend.json"
+    path.write_text(json.dumps(VIEW | {"name": "spend"}))
+    # When it is put twice and shown
+    assert cli("feature-view", "put", str(path)) == 0
+    assert cli("feature-view", "put", str(path)) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "feature view spend version 1 stored (source orders)",
+        "feature view spend version 2 stored (source orders)",
+    ]
+    assert cli("feature-view", "show", "spend", "--version", "1") == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["version"] == 1 and shown["view"]["ttl_seconds"] == VIEW["ttl_seconds"]
+    # Then the list shows the latest version
+    assert cli("feature-views") == 0
+    listing = capsys.readouterr().out
+    assert "spend" in listing and "orders" in listing and "customer" in listing and "604800" in listing
+    assert cli("feature-view", "show", "nosuch") == 1
+
+
+def test_cli_feature_view_put_names_the_refusal(cli: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(VIEW | {"features": [{"name": "refunds", "type": "float"}]}))
+    assert cli("feature-view", "put", str(path), "--name", "spend") == 1
+    out = capsys.readouterr().out
+    assert "HTTP 400 InvalidInput" in out and "features.0.name: column 'refunds' is not declared" in out
+    path.write_text(json.dumps(VIEW | {"ttl_seconds": 0}))
+    assert cli("feature-view", "put", str(path), "--name", "spend") == 2
+    assert "ttl_seconds" in capsys.readouterr().out
+    assert cli("feature-views") == 0 and capsys.readouterr().out.strip() == "no feature views"
