@@ -20,8 +20,6 @@ from functions.models.features import (
     view_version_sk,
 )
 
-MAX_PAGE = 1_000
-
 
 def _head(table: str, name: str) -> int:
     try:
@@ -94,8 +92,9 @@ def get_view(table: str, name: str, version: int | None = None) -> FeatureViewRe
     return FeatureViewRecord.model_validate_json(item["doc"]["S"])
 
 
-def list_latest_views(table: str, limit: int = MAX_PAGE) -> list[FeatureViewRecord]:
-    """The latest version of every view, by name (the index holds every version, in order)."""
+def list_latest_views(table: str) -> list[FeatureViewRecord]:
+    """The latest version of every view, by name (the index holds every version, in order, so
+    every page is read: a view's later versions may be on the next one)."""
     params: dict[str, Any] = {
         "TableName": table,
         "IndexName": "gsi1",
@@ -109,9 +108,9 @@ def list_latest_views(table: str, limit: int = MAX_PAGE) -> list[FeatureViewReco
             for item in reply.get("Items", []):
                 record = FeatureViewRecord.model_validate_json(item["doc"]["S"])
                 latest[record.name] = record  # versions come in ascending order
-            if "LastEvaluatedKey" not in reply or len(latest) >= limit:
+            if "LastEvaluatedKey" not in reply:
                 break
             params["ExclusiveStartKey"] = reply["LastEvaluatedKey"]
     except (ClientError, BotoCoreError) as exc:
         raise store_error(exc, "feature view read") from exc
-    return [latest[n] for n in sorted(latest)][:limit]
+    return [latest[n] for n in sorted(latest)]

@@ -65,7 +65,6 @@ def check_against_contract(view: FeatureView, contract: DataContract) -> None:
     if not problems and not contract.declares_unique([*view.entity_keys, view.timestamp_column]):
         together = json.dumps([[*view.entity_keys, view.timestamp_column]])
         reason = f'{where} does not declare the entity key unique per timestamp: declare "unique": {together} in it'
-
         problems.append({"field": "entity_keys", "reason": reason})
     if problems:
         first = problems[0]
