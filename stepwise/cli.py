@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "stepwise.commands.release",
     "stepwise.commands.predict",
     "stepwise.commands.models",
+    "stepwise.commands.features",
     "stepwise.commands.data",
     "stepwise.commands.drift",
     "stepwise.commands.governance",

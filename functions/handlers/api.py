@@ -18,6 +18,7 @@ from functions.handlers.routes import approvals as approval_routes
 from functions.handlers.routes import audit as audit_routes
 from functions.handlers.routes import datasets as dataset_routes
 from functions.handlers.routes import drift as drift_routes
+from functions.handlers.routes import features as feature_routes
 from functions.handlers.routes import governance as governance_routes
 from functions.handlers.routes import health
 from functions.handlers.routes import models as model_routes
@@ -31,6 +32,7 @@ add_openapi_route(app)  # GET /v1/openapi.json, built on first request from ever
 app.include_router(health.router)
 app.include_router(dataset_routes.router)
 app.include_router(model_routes.router)
+app.include_router(feature_routes.router)
 app.include_router(approval_routes.router)
 app.include_router(release_routes.router)
 app.include_router(drift_routes.router)

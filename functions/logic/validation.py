@@ -3,8 +3,9 @@
 A file is validated as one or more chunks (row groups or byte ranges). Each chunk yields a
 `Partial` (offending counts and example rows, local row numbers); `finish` merges the partials
 of all chunks into one `ValidationReport`, so a file checked in one piece and the same file
-checked in ten pieces get the same report. Uniqueness of the key column is the only rule that
-needs every chunk at once: each partial carries its key column and `finish` checks them together.
+checked in ten pieces get the same report. Uniqueness (of the key column, and of each declared
+`unique` column set) is the only rule that needs every chunk at once: each partial carries those
+columns and `finish` checks them together.
 
 Cost per column on the happy path is one or two passes of Arrow kernels (comparisons, is_nan,
 is_in on a dictionary); example rows are only gathered for rules that fail.
@@ -51,6 +52,7 @@ class Partial:
     tallies: dict[str, RuleTally] = field(default_factory=dict)  # rule -> tally
     nulls: dict[str, int] = field(default_factory=dict)  # column -> null (and NaN) count
     keys: pa.ChunkedArray | None = None  # the key column, for the cross-chunk uniqueness check
+    composite: dict[str, pa.Table] = field(default_factory=dict)  # unique:<a>+<b> -> its columns
     failed_types: set[str] = field(default_factory=set)
 
     def tally(self, rule: str) -> RuleTally:
@@ -187,7 +189,14 @@ def check_table(table: pa.Table, contract: DataContract, *, present: list[str] |
         _check_column(part, spec, values)
         if contract.key == spec.name:
             part.keys = values
+    for columns in contract.unique:
+        if all(n in table.column_names and n not in part.failed_types for n in columns):
+            part.composite[unique_rule(columns)] = table.select(columns)
     return part
+
+
+def unique_rule(columns: list[str]) -> str:
+    return "unique:" + "+".join(columns)
 
 
 _TEXT_FORMS = {
@@ -390,6 +399,10 @@ def finish(
         if contract.key == name:
             results.append(_unique(name, [p.keys for p in partials]))
 
+    for columns in contract.unique:
+        rule = unique_rule(columns)
+        results.append(_unique_together(rule, columns, [p.composite.get(rule) for p in partials]))
+
     failed = [r.rule for r in results if not r.passed]
     fingerprint = schema_fingerprint(present, partials[0].types) if partials else ""
     return ValidationReport(
@@ -443,6 +456,53 @@ def _unique(name: str, keys: list[pa.ChunkedArray | None]) -> RuleResult:
     )
 
 
+def _unique_together(rule: str, columns: list[str], parts: list[pa.Table | None]) -> RuleResult:
+    """Rows sharing the values of all `columns` with another row (rows with a null in any of the
+    columns are not compared): sort by the columns once, compare each row with the one before."""
+    tables = [t for t in parts if t is not None]
+    if len(tables) != len(parts) or not tables:  # a column is missing or mistyped: reported there
+        return RuleResult(rule=rule, column=columns[0], passed=True)
+    all_rows = pa.concat_tables([_decoded(t) for t in tables], promote_options="permissive").combine_chunks()
+    rows = all_rows.num_rows
+    valid = np.ones(rows, dtype=bool)
+    for name in columns:
+        valid &= pc.is_valid(all_rows.column(name)).to_numpy(zero_copy_only=False)
+    candidates = np.flatnonzero(valid)
+    if len(candidates) < 2:
+        return RuleResult(rule=rule, column=columns[0], passed=True)
+    work = all_rows.take(pa.array(candidates))
+    order = pc.sort_indices(work, sort_keys=[(n, "ascending") for n in columns]).to_numpy()
+    same = np.ones(len(order) - 1, dtype=bool)
+    for name in columns:
+        col = work.column(name).take(pa.array(order))
+        same &= pc.equal(col[1:], col[:-1]).to_numpy(zero_copy_only=False)
+    if not same.any():
+        return RuleResult(rule=rule, column=columns[0], passed=True)
+    dup_sorted = np.zeros(len(order), dtype=bool)
+    dup_sorted[1:] |= same
+    dup_sorted[:-1] |= same
+    mask = np.zeros(rows, dtype=bool)
+    mask[candidates[order[dup_sorted]]] = True
+    shown = pc.binary_join_element_wise(
+        *(pc.binary_join_element_wise(pa.scalar(f"{n}="), all_rows.column(n).cast(pa.string()), "") for n in columns),
+        ", ",
+    )
+    return RuleResult(
+        rule=rule,
+        column=columns[0],
+        passed=False,
+        offending=int(mask.sum()),
+        examples=_examples(pa.chunked_array([pa.array(mask)]), shown),
+        message=f"rows whose ({', '.join(columns)}) values appear more than once",
+    )
+
+
+def _decoded(table: pa.Table) -> pa.Table:
+    """`table` with dictionary columns as their values (chunks' dictionaries differ)."""
+    plain = [pa.field(f.name, f.type.value_type if pa.types.is_dictionary(f.type) else f.type) for f in table.schema]
+    return table.cast(pa.schema(plain))
+
+
 def unreadable(
     reason: str,
     *,
@@ -472,7 +532,8 @@ def unreadable(
 
 
 def partial_to_doc(part: Partial) -> tuple[dict[str, object], bytes | None]:
-    """A partial as a JSON document, and its key column as Arrow IPC bytes (None without a key)."""
+    """A partial as a JSON document, and its key column and unique column sets as Arrow IPC bytes
+    (None when the contract declares neither)."""
     doc: dict[str, object] = {
         "rows": part.rows,
         "present": part.present,
@@ -489,9 +550,12 @@ def partial_to_doc(part: Partial) -> tuple[dict[str, object], bytes | None]:
         },
     }
     keys = None
-    if part.keys is not None:
+    columns: dict[str, pa.ChunkedArray] = {"key": part.keys} if part.keys is not None else {}
+    for rule, composite in part.composite.items():
+        columns.update({f"{rule}\t{name}": composite.column(name) for name in composite.column_names})
+    if columns:
         sink = pa.BufferOutputStream()
-        table = pa.table({"key": part.keys})
+        table = pa.table(columns)
         with pa.ipc.new_stream(sink, table.schema) as writer:
             writer.write_table(table)
         keys = sink.getvalue().to_pybytes()
@@ -513,5 +577,13 @@ def partial_from_doc(doc: dict[str, Any], keys: bytes | None) -> Partial:
             message=str(t["message"]),
         )
     if keys is not None:
-        part.keys = pa.ipc.open_stream(pa.BufferReader(keys)).read_all().column("key")
+        table = pa.ipc.open_stream(pa.BufferReader(keys)).read_all()
+        if "key" in table.column_names:
+            part.keys = table.column("key")
+        grouped: dict[str, dict[str, pa.ChunkedArray]] = {}
+        for name in table.column_names:
+            if "\t" in name:
+                rule, column = name.split("\t", 1)
+                grouped.setdefault(rule, {})[column] = table.column(name)
+        part.composite = {rule: pa.table(cols) for rule, cols in grouped.items()}
     return part

@@ -13,6 +13,9 @@ Rules a contract declares, and the rule names a validation report uses for them:
     categories:<col>   value among the allowed categories (category and string columns)
     pattern:<col>      the whole value matches the regular expression (string and category)
     unique:<col>       the key column has no duplicate values
+    unique:<a>+<b>     each `unique` column set has no two rows with the same values in all of its
+                       columns (rows with a null in any of them are not compared), e.g.
+                       "unique": [["customer_id", "event_time"]] declares the key unique per timestamp
 NaN in a float column counts as a missing value (a null).
 """
 
@@ -31,6 +34,8 @@ COLUMN_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.\- ]{0,127}$"
 MAX_COLUMNS = 2_000
 MAX_CATEGORIES = 10_000
 MAX_PATTERN_LENGTH = 1_000
+MAX_UNIQUE_SETS = 8
+MAX_UNIQUE_COLUMNS = 8
 
 
 class _Strict(BaseModel):
@@ -87,6 +92,7 @@ class DataContract(_Strict):
     description: str = Field(default="", max_length=2_000)
     columns: list[ColumnSpec] = Field(min_length=1, max_length=MAX_COLUMNS)
     key: str | None = None
+    unique: list[list[str]] = Field(default_factory=list, max_length=MAX_UNIQUE_SETS)
     target: str | None = None
     min_rows: int = Field(default=1, ge=0)
     max_rows: int | None = Field(default=None, ge=0)
@@ -106,11 +112,30 @@ class DataContract(_Strict):
                 raise ValueError(f"{role} {ref!r} is not a declared column")
         if self.key is not None and by_name[self.key].type in ("float", "bool"):
             raise ValueError(f"key {self.key!r} must be an int, string, category or timestamp column")
+        for columns in self.unique:
+            if not 2 <= len(columns) <= MAX_UNIQUE_COLUMNS:
+                raise ValueError(f"unique {columns}: name 2 to {MAX_UNIQUE_COLUMNS} columns (one column: use key)")
+            if len(set(columns)) != len(columns):
+                raise ValueError(f"unique {columns}: columns must be distinct")
+            for name in columns:
+                if name not in by_name:
+                    raise ValueError(f"unique {columns}: {name!r} is not a declared column")
+                if by_name[name].type in ("float", "bool"):
+                    raise ValueError(f"unique {columns}: {name!r} must be an int, string, category or timestamp column")
+        sets = [tuple(sorted(columns)) for columns in self.unique]
+        if len(set(sets)) != len(sets):
+            raise ValueError("unique column sets must be distinct")
         if self.target is not None and by_name[self.target].nullable:
             raise ValueError(f"target {self.target!r} must be declared nullable=false")
         if self.max_rows is not None and self.max_rows < self.min_rows:
             raise ValueError(f"max_rows {self.max_rows} is less than min_rows {self.min_rows}")
         return self
+
+    def declares_unique(self, columns: list[str]) -> bool:
+        """Whether no two valid rows may share the values of `columns`: the key alone is among
+        them, or a declared unique set is contained in them."""
+        wanted = set(columns)
+        return (self.key is not None and self.key in wanted) or any(set(u) <= wanted for u in self.unique)
 
     def column(self, name: str) -> ColumnSpec:
         for col in self.columns:

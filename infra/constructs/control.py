@@ -35,6 +35,9 @@ MODEL_ROUTES = (
     ("PUT", "/v1/specs/{name}"),
     ("GET", "/v1/specs/{name}"),
     ("POST", "/v1/models/{name}/train"),
+    ("PUT", "/v1/feature-views/{name}"),  # functions/handlers/routes/features.py
+    ("GET", "/v1/feature-views/{name}"),
+    ("GET", "/v1/feature-views"),
 )
 RELEASE_ROUTES = (
     ("GET", "/v1/approvals"),
@@ -73,7 +76,8 @@ class ControlApi(Construct):
         api.add_route("GET", "/v1/openapi.json", self.function)  # functions/handlers/routes/openapi.py
 
     def add_model_routes(self, *, lifecycle: StartableWorkflow) -> None:
-        """Registry reads, specs and runs (functions/handlers/routes/models.py); training starts the workflow."""
+        """Registry reads, specs and runs (functions/handlers/routes/models.py), feature views
+        (routes/features.py); training starts the workflow."""
         fn = self.function
         allow_table(fn, self._registry, ["dynamodb:GetItem", "dynamodb:Query"], index=True)
         allow_table(

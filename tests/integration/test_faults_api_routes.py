@@ -38,6 +38,13 @@ SPEC = {
     "task": "classification",
     "estimator": {"name": "RandomForestClassifier"},
 }
+VIEW = {
+    "entity_keys": ["customer"],
+    "source": "toy",
+    "timestamp_column": "at",
+    "ttl_seconds": 86_400,
+    "features": [{"name": "x", "type": "float"}],
+}
 # (method, path template as routed, the request's path, body); one per route of functions/handlers/api.py
 ROUTES: list[tuple[str, str, str, Any]] = [
     ("GET", "/v1/health", "/v1/health", None),
@@ -58,6 +65,9 @@ ROUTES: list[tuple[str, str, str, Any]] = [
     ("PUT", "/v1/specs/<name>", "/v1/specs/churn-spec", SPEC),
     ("GET", "/v1/specs/<name>", "/v1/specs/churn-spec", None),
     ("POST", "/v1/models/<name>/train", "/v1/models/churn/train", {"spec": "churn-spec", "dataset_version": 1}),
+    ("PUT", "/v1/feature-views/<name>", "/v1/feature-views/churn-view", VIEW),
+    ("GET", "/v1/feature-views/<name>", "/v1/feature-views/churn-view", None),
+    ("GET", "/v1/feature-views", "/v1/feature-views", None),
     ("GET", "/v1/approvals/<approval_id>", "/v1/approvals/churn-3", None),
     ("POST", "/v1/approvals/<approval_id>/approve", "/v1/approvals/churn-3/approve", {"reason": "ok"}),
     ("POST", "/v1/approvals/<approval_id>/reject", "/v1/approvals/churn-3/reject", {"reason": "no"}),

@@ -93,3 +93,25 @@ def test_contract_repeated_column_names_are_refused() -> None:
 def test_contract_list_limits_are_explicit() -> None:
     errors = refusal({"columns": [{"name": f"c{i}", "type": "int"} for i in range(2001)]})
     assert errors[0]["field"] == "columns" and "at most 2000" in errors[0]["reason"]
+
+
+def test_contract_unique_column_sets_parse_and_declare_uniqueness() -> None:
+    parsed = DataContract.model_validate(contract(key=None, unique=[["kind", "code"]]))
+    assert parsed.declares_unique(["code", "kind", "id"]) and not parsed.declares_unique(["kind"])
+    assert DataContract.model_validate(contract()).declares_unique(["id", "code"])
+
+
+@pytest.mark.parametrize(
+    ("unique", "reason"),
+    [
+        ([["id"]], "name 2 to 8 columns (one column: use key)"),
+        ([["id", "id"]], "columns must be distinct"),
+        ([["id", "nope"]], "'nope' is not a declared column"),
+        ([["id", "score"]], "'score' must be an int, string, category or timestamp column"),
+        ([["id", "code"], ["code", "id"]], "unique column sets must be distinct"),
+        ([["id", "code"]] * 9, "at most 8 items"),
+    ],
+)
+def test_contract_bad_unique_column_set_is_refused_with_reason(unique: list[list[str]], reason: str) -> None:
+    errors = refusal(contract(unique=unique))
+    assert any(reason in e["reason"] for e in errors), errors

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from functions.logic.validation import duplicate_rows
+from functions.logic.validation import check_table, duplicate_rows, finish, partial_from_doc, partial_to_doc
 from functions.logic.validation_files import BytesSource, Limits, plan_chunks, validate_source
 from functions.models.contracts import DataContract
 from functions.models.datasets import ValidationReport
@@ -194,6 +194,46 @@ def test_validation_chunked_report_equals_whole_report(fmt: str) -> None:
     assert chunked.rules == whole.rules
     assert failed(whole) == ["unique:id", "range:score"]
     assert [e.row for e in next(r for r in whole.rules if r.rule == "unique:id").examples] == [5, 39]
+
+
+@pytest.mark.parametrize("fmt", sorted(WRITERS))
+def test_validation_unique_column_set_fails_on_rows_repeating_every_column_of_it(fmt: str) -> None:
+    # Given a contract declaring (code, at) unique, and a file whose rows 1 and 38 repeat both
+    # (rows sharing only one of them, or with a null in one, are fine)
+    n = 40
+    cols = {k: (v * 10)[:n] for k, v in rows().items()}
+    cols["id"] = list(range(n))
+    cols["code"] = [f"AB{i}" for i in range(n)]
+    cols["at"] = [f"2026-01-01T00:00:{i % 60:02d}" for i in range(n)]
+    cols["code"][38], cols["at"][38] = cols["code"][1], cols["at"][1]
+    cols["code"][20] = cols["code"][2]  # same code, another time
+    cols["code"][30], cols["code"][31], cols["at"][30], cols["at"][31] = None, None, cols["at"][3], cols["at"][3]
+    contract = CONTRACT.model_copy(update={"max_rows": 100, "unique": [["code", "at"]]})
+    data = to_parquet(cols, row_group_size=4) if fmt == "parquet" else WRITERS[fmt](cols)
+    # When validated whole and in small chunks (the chunks' partials pass through their stored form)
+    whole = validate_source(BytesSource(data), f"f.{fmt}", contract, dataset="d", contract_version=1)
+    chunked = validate_source(
+        BytesSource(data), f"f.{fmt}", contract, dataset="d", contract_version=1, limits=Limits(chunk_bytes=64)
+    )
+    # Then the rule names the set and its two rows, the same way both times
+    assert chunked.chunks > 3 and chunked.rules == whole.rules
+    assert failed(whole) == ["unique:code+at"]
+    rule = next(r for r in whole.rules if r.rule == "unique:code+at")
+    assert rule.offending == 2 and [e.row for e in rule.examples] == [1, 38]
+    assert rule.examples[0].value is not None and rule.examples[0].value.startswith("code=AB1, at=2026-01-01 00:00:01")
+
+
+def test_validation_unique_column_set_survives_the_distributed_partials() -> None:
+    # Given two chunks checked separately, one sent through its stored form (JSON + Arrow IPC)
+    contract = CONTRACT.model_copy(update={"max_rows": 100, "unique": [["code", "at"]]})
+    table = pq.read_table(io.BytesIO(to_parquet(rows())))
+    first = check_table(table.slice(0, 2), contract)
+    repeated = pa.concat_tables([table.slice(0, 1), table.slice(2)])  # row 0 again, then rows 2 and 3
+    second = partial_from_doc(*partial_to_doc(check_table(repeated, contract)))
+    # When the partials are merged, Then the repeat across the two chunks is found
+    report = finish([first, second], contract, dataset="d", contract_version=1)
+    rule = next(r for r in report.rules if r.rule == "unique:code+at")
+    assert not rule.passed and [e.row for e in rule.examples] == [0, 2]
 
 
 def test_plan_chunks_csv_ranges_cover_every_line_once() -> None:

@@ -1,0 +1,116 @@
+"""Feature views in the metadata table: versioned, never deleted (see functions/models/features.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from functions.dal.audit import audit_put
+from functions.dal.clients import client, store_error
+from functions.dal.versioned import counter_update, put_new, write_next
+from functions.models.audit import Actor, AuditEvent
+from functions.models.errors import NotFound
+from functions.models.features import (
+    VIEW_HEAD_SK,
+    VIEWS_INDEX_PK,
+    FeatureView,
+    FeatureViewRecord,
+    view_pk,
+    view_version_sk,
+)
+
+
+def _head(table: str, name: str) -> int:
+    try:
+        item = (
+            client("dynamodb")
+            .get_item(TableName=table, Key={"pk": {"S": view_pk(name)}, "sk": {"S": VIEW_HEAD_SK}}, ConsistentRead=True)
+            .get("Item")
+        )
+    except (ClientError, BotoCoreError) as exc:
+        raise store_error(exc, "feature view read") from exc
+    return int(item["latest_version"]["N"]) if item else 0
+
+
+def put_view(table: str, view: FeatureView, created_by: str, now: Any) -> FeatureViewRecord:
+    """Store `view` as the next version of its name (conditional on the head's counter), with its
+    audit event in the same transaction."""
+    head = {"pk": {"S": view_pk(view.name)}, "sk": {"S": VIEW_HEAD_SK}}
+
+    def build(number: int) -> tuple[list[dict[str, Any]], FeatureViewRecord]:
+        record = FeatureViewRecord(name=view.name, version=number, view=view, created_at=now, created_by=created_by)
+        event = AuditEvent.of(
+            Actor(identity=created_by or "unknown", correlation_id=""),
+            "feature_view.put",
+            f"feature-view/{view.name}",
+            version=number,
+            after={"source": view.source, "entity_keys": view.entity_keys, "features": len(view.features)},
+        )
+        version_item = {
+            "pk": {"S": view_pk(view.name)},
+            "sk": {"S": view_version_sk(number)},
+            "gsi1pk": {"S": VIEWS_INDEX_PK},
+            "gsi1sk": {"S": f"{view.name}#{number:08d}"},
+            "kind": {"S": "feature_view"},
+            "doc": {"S": record.model_dump_json()},
+        }
+        items = [
+            counter_update(table, head, "latest_version", number - 1),
+            audit_put(table, event),
+            put_new(table, version_item),
+        ]
+        return items, record
+
+    return write_next(
+        lambda: _head(table, view.name),
+        build,
+        what="feature view write",
+        busy=f"feature view {view.name}: too many concurrent writers, try again",
+    )
+
+
+def get_view(table: str, name: str, version: int | None = None) -> FeatureViewRecord:
+    """One version of a view (the latest when `version` is None); NotFound when absent."""
+    number = version if version is not None else _head(table, name)
+    if number < 1:
+        raise NotFound(f"no feature view named {name!r}")
+    try:
+        item = (
+            client("dynamodb")
+            .get_item(
+                TableName=table,
+                Key={"pk": {"S": view_pk(name)}, "sk": {"S": view_version_sk(number)}},
+                ConsistentRead=True,
+            )
+            .get("Item")
+        )
+    except (ClientError, BotoCoreError) as exc:
+        raise store_error(exc, "feature view read") from exc
+    if not item:
+        raise NotFound(f"feature view {name!r} has no version {number}")
+    return FeatureViewRecord.model_validate_json(item["doc"]["S"])
+
+
+def list_latest_views(table: str) -> list[FeatureViewRecord]:
+    """The latest version of every view, by name (the index holds every version, in order, so
+    every page is read: a view's later versions may be on the next one)."""
+    params: dict[str, Any] = {
+        "TableName": table,
+        "IndexName": "gsi1",
+        "KeyConditionExpression": "gsi1pk = :p",
+        "ExpressionAttributeValues": {":p": {"S": VIEWS_INDEX_PK}},
+    }
+    latest: dict[str, FeatureViewRecord] = {}
+    try:
+        while True:
+            reply = client("dynamodb").query(**params)
+            for item in reply.get("Items", []):
+                record = FeatureViewRecord.model_validate_json(item["doc"]["S"])
+                latest[record.name] = record  # versions come in ascending order
+            if "LastEvaluatedKey" not in reply:
+                break
+            params["ExclusiveStartKey"] = reply["LastEvaluatedKey"]
+    except (ClientError, BotoCoreError) as exc:
+        raise store_error(exc, "feature view read") from exc
+    return [latest[n] for n in sorted(latest)]
