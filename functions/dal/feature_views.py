@@ -8,7 +8,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from functions.dal.audit import audit_put
 from functions.dal.clients import client, store_error
-from functions.dal.versioned import counter_update, put_new, write_next
+from functions.dal.versioned import counter_update, indexed_version, put_new, read_counter, read_item, write_next
 from functions.models.audit import Actor, AuditEvent
 from functions.models.errors import NotFound
 from functions.models.features import (
@@ -22,15 +22,7 @@ from functions.models.features import (
 
 
 def _head(table: str, name: str) -> int:
-    try:
-        item = (
-            client("dynamodb")
-            .get_item(TableName=table, Key={"pk": {"S": view_pk(name)}, "sk": {"S": VIEW_HEAD_SK}}, ConsistentRead=True)
-            .get("Item")
-        )
-    except (ClientError, BotoCoreError) as exc:
-        raise store_error(exc, "feature view read") from exc
-    return int(item["latest_version"]["N"]) if item else 0
+    return read_counter(table, {"pk": {"S": view_pk(name)}, "sk": {"S": VIEW_HEAD_SK}}, "feature view read")
 
 
 def put_view(table: str, view: FeatureView, created_by: str, now: Any) -> FeatureViewRecord:
@@ -47,14 +39,15 @@ def put_view(table: str, view: FeatureView, created_by: str, now: Any) -> Featur
             version=number,
             after={"source": view.source, "entity_keys": view.entity_keys, "features": len(view.features)},
         )
-        version_item = {
-            "pk": {"S": view_pk(view.name)},
-            "sk": {"S": view_version_sk(number)},
-            "gsi1pk": {"S": VIEWS_INDEX_PK},
-            "gsi1sk": {"S": f"{view.name}#{number:08d}"},
-            "kind": {"S": "feature_view"},
-            "doc": {"S": record.model_dump_json()},
-        }
+        version_item = indexed_version(
+            view_pk(view.name),
+            view_version_sk(number),
+            index_pk=VIEWS_INDEX_PK,
+            name=view.name,
+            number=number,
+            kind="feature_view",
+            doc=record.model_dump_json(),
+        )
         items = [
             counter_update(table, head, "latest_version", number - 1),
             audit_put(table, event),
@@ -75,18 +68,7 @@ def get_view(table: str, name: str, version: int | None = None) -> FeatureViewRe
     number = version if version is not None else _head(table, name)
     if number < 1:
         raise NotFound(f"no feature view named {name!r}")
-    try:
-        item = (
-            client("dynamodb")
-            .get_item(
-                TableName=table,
-                Key={"pk": {"S": view_pk(name)}, "sk": {"S": view_version_sk(number)}},
-                ConsistentRead=True,
-            )
-            .get("Item")
-        )
-    except (ClientError, BotoCoreError) as exc:
-        raise store_error(exc, "feature view read") from exc
+    item = read_item(table, {"pk": {"S": view_pk(name)}, "sk": {"S": view_version_sk(number)}}, "feature view read")
     if not item:
         raise NotFound(f"feature view {name!r} has no version {number}")
     return FeatureViewRecord.model_validate_json(item["doc"]["S"])

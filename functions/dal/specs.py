@@ -8,7 +8,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from functions.dal.audit import audit_put
 from functions.dal.clients import client, store_error
-from functions.dal.versioned import counter_update, put_new, write_next
+from functions.dal.versioned import counter_update, indexed_version, put_new, read_counter, read_item, write_next
 from functions.models.audit import Actor, AuditEvent
 from functions.models.errors import NotFound
 from functions.models.specs import (
@@ -22,15 +22,7 @@ from functions.models.specs import (
 
 
 def _head(table: str, name: str) -> int:
-    try:
-        item = (
-            client("dynamodb")
-            .get_item(TableName=table, Key={"pk": {"S": spec_pk(name)}, "sk": {"S": SPEC_HEAD_SK}}, ConsistentRead=True)
-            .get("Item")
-        )
-    except (ClientError, BotoCoreError) as exc:
-        raise store_error(exc, "spec read") from exc
-    return int(item["latest_version"]["N"]) if item else 0
+    return read_counter(table, {"pk": {"S": spec_pk(name)}, "sk": {"S": SPEC_HEAD_SK}}, "spec read")
 
 
 def put_spec(table: str, spec: TrainingSpec, created_by: str, now: Any) -> SpecRecord:
@@ -46,14 +38,15 @@ def put_spec(table: str, spec: TrainingSpec, created_by: str, now: Any) -> SpecR
             version=number,
             after={"model": spec.model, "dataset": spec.dataset, "estimator": spec.estimator.name},
         )
-        version_item = {
-            "pk": {"S": spec_pk(spec.name)},
-            "sk": {"S": spec_version_sk(number)},
-            "gsi1pk": {"S": SPECS_INDEX_PK},
-            "gsi1sk": {"S": f"{spec.name}#{number:08d}"},
-            "kind": {"S": "spec"},
-            "doc": {"S": record.model_dump_json()},
-        }
+        version_item = indexed_version(
+            spec_pk(spec.name),
+            spec_version_sk(number),
+            index_pk=SPECS_INDEX_PK,
+            name=spec.name,
+            number=number,
+            kind="spec",
+            doc=record.model_dump_json(),
+        )
         items = [
             counter_update(
                 table, head, "latest_version", number - 1, also_set="model = :m", values={":m": {"S": spec.model}}
@@ -76,18 +69,7 @@ def get_spec(table: str, name: str, version: int | None = None) -> SpecRecord:
     number = version if version is not None else _head(table, name)
     if number < 1:
         raise NotFound(f"no training spec named {name!r}")
-    try:
-        item = (
-            client("dynamodb")
-            .get_item(
-                TableName=table,
-                Key={"pk": {"S": spec_pk(name)}, "sk": {"S": spec_version_sk(number)}},
-                ConsistentRead=True,
-            )
-            .get("Item")
-        )
-    except (ClientError, BotoCoreError) as exc:
-        raise store_error(exc, "spec read") from exc
+    item = read_item(table, {"pk": {"S": spec_pk(name)}, "sk": {"S": spec_version_sk(number)}}, "spec read")
     if not item:
         raise NotFound(f"training spec {name!r} has no version {number}")
     return SpecRecord.model_validate_json(item["doc"]["S"])

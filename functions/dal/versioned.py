@@ -57,6 +57,33 @@ def counter_update(
     }
 
 
+def read_item(table: str, key: dict[str, Any], what: str) -> dict[str, Any] | None:
+    """A consistent read of one item (None when absent); a store failure is its typed error naming
+    `what` ("spec read")."""
+    try:
+        return client("dynamodb").get_item(TableName=table, Key=key, ConsistentRead=True).get("Item")  # type: ignore[no-any-return]
+    except (ClientError, BotoCoreError) as exc:
+        raise store_error(exc, what) from exc
+
+
+def read_counter(table: str, key: dict[str, Any], what: str, attr: str = "latest_version") -> int:
+    """The head item's version counter (0 when there is no head yet)."""
+    item = read_item(table, key, what)
+    return int(item[attr]["N"]) if item and attr in item else 0
+
+
+def indexed_version(pk: str, sk: str, *, index_pk: str, name: str, number: int, kind: str, doc: str) -> dict[str, Any]:
+    """A version item listed on the gsi1 index under `index_pk`, in (name, number) order."""
+    return {
+        "pk": {"S": pk},
+        "sk": {"S": sk},
+        "gsi1pk": {"S": index_pk},
+        "gsi1sk": {"S": f"{name}#{number:08d}"},
+        "kind": {"S": kind},
+        "doc": {"S": doc},
+    }
+
+
 def put_new(table: str, item: dict[str, Any]) -> dict[str, Any]:
     """A transaction item creating `item`, only if no item has its key yet."""
     return {"Put": {"TableName": table, "Item": item, "ConditionExpression": "attribute_not_exists(pk)"}}
