@@ -108,39 +108,22 @@ class Serving(Construct):
             )
 
         # an artifact that fails verification is never served; someone must look
-        self.integrity_alarm = cloudwatch.Alarm(
-            self,
+        self.integrity_alarm = self._service_alarm(
             "IntegrityAlarm",
-            alarm_description="A model artifact failed sha256 verification and was refused (see the inference logs)",
-            metric=cloudwatch.Metric(
-                namespace="Stepwise",
-                metric_name="IntegrityFailures",
-                dimensions_map={"service": "stepwise"},
-                statistic="Sum",
-                period=Duration.minutes(1),
-            ),
+            "A model artifact failed sha256 verification and was refused (see the inference logs)",
+            "IntegrityFailures",
+            period=Duration.minutes(1),
             threshold=1,
-            evaluation_periods=1,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            comparison=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
         )
-
         # captured traffic that could not be written is lost to drift checks; someone must look
-        self.capture_dropped_alarm = cloudwatch.Alarm(
-            self,
+        self.capture_dropped_alarm = self._service_alarm(
             "CaptureDroppedAlarm",
-            alarm_description="Captured inference rows were dropped: a capture write failed (see the inference logs)",
-            metric=cloudwatch.Metric(
-                namespace="Stepwise",
-                metric_name="CaptureRowsDropped",
-                dimensions_map={"service": "stepwise"},
-                statistic="Sum",
-                period=Duration.minutes(5),
-            ),
+            "Captured inference rows were dropped: a capture write failed (see the inference logs)",
+            "CaptureRowsDropped",
+            period=Duration.minutes(5),
             threshold=0,
-            evaluation_periods=1,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            comparison=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
         )
 
         synchronous_only(self.function)
@@ -156,3 +139,32 @@ class Serving(Construct):
                 quota_per_day=client_quota_per_day,
                 methods=prediction_methods,
             )
+
+    def _service_alarm(
+        self,
+        id_: str,
+        description: str,
+        metric_name: str,
+        *,
+        period: Duration,
+        threshold: float,
+        comparison: cloudwatch.ComparisonOperator,
+    ) -> cloudwatch.Alarm:
+        """An alarm on the Sum of a metric the inference function emits with the service dimension
+        only (missing data is not breaching: no datapoint means nothing happened)."""
+        return cloudwatch.Alarm(
+            self,
+            id_,
+            alarm_description=description,
+            metric=cloudwatch.Metric(
+                namespace="Stepwise",
+                metric_name=metric_name,
+                dimensions_map={"service": "stepwise"},
+                statistic="Sum",
+                period=period,
+            ),
+            threshold=threshold,
+            evaluation_periods=1,
+            comparison_operator=comparison,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
