@@ -44,6 +44,27 @@ _INPUT_TYPES: dict[str, ValueType] = {
 }
 
 
+def view_references(spec: TrainingSpec) -> dict[str, list[str]]:
+    """View name -> the view features the spec reads (`view:feature` in its features or in its
+    derived expressions), in order of first mention. An expression that does not tokenize reads
+    nothing here: the type check reports it."""
+    from functions.logic.expressions import ExpressionError, tokenize
+    from functions.models.specs import split_view_feature
+
+    names = list(spec.features)
+    for d in spec.derived:
+        try:
+            names += [str(t.value) for t in tokenize(d.expression) if t.kind == "name"]
+        except ExpressionError:
+            continue
+    out: dict[str, list[str]] = {}
+    for name in names:
+        parts = split_view_feature(name)
+        if parts is not None and parts[1] not in out.setdefault(parts[0], []):
+            out[parts[0]].append(parts[1])
+    return out
+
+
 def input_fields(columns: Sequence[Feature], target: str) -> list[InputField]:
     """The raw fields derived features may read: every typed column but the target."""
     return [InputField(name=c.name, type=_INPUT_TYPES[c.type]) for c in columns if c.name != target]

@@ -16,8 +16,9 @@ from functions.dal import artifacts as store
 from functions.dal import registry as registry_dal
 from functions.dal import runs as runs_dal
 from functions.dal import specs as specs_dal
+from functions.logic.derived import view_references
 from functions.models.errors import InvalidInput, StepwiseError
-from functions.models.registry import Feature
+from functions.models.registry import Feature, FeatureViewUse
 from functions.models.runs import (
     GATE_FAILED_ERROR,
     DatasetRef,
@@ -283,7 +284,21 @@ def _train(settings: Settings, state: LifecycleState, clock: Clock) -> TrainResu
     ref = dataset_ref(settings, state.dataset, state.dataset_version)
     table = load_dataset(ref)
     timings["read_seconds"] = time.perf_counter() - started
-    prepared = tr.prepare(spec, table, ref.columns)
+    columns, training_set = ref.columns, b""
+    uses: list[FeatureViewUse] = []
+    if spec.event_time is not None and view_references(spec):
+        from functions.logic import feature_training as ft
+
+        planned = ft.plan_views(settings, spec)
+        if planned.layouts_built:  # the one-time cost of laying out a new source version
+            timings["layout_seconds"] = planned.layout_seconds
+        started = time.perf_counter()
+        table, uses = ft.build_training_set(settings, table, planned.uses, event_time=spec.event_time)
+        training_set = ft.training_set_bytes(table)
+        timings["join_seconds"] = time.perf_counter() - started
+        columns = [*ref.columns, *ft.view_columns(uses)]
+        runs_dal.update_run(settings.metadata_table, _model(state), _run_id(state), _with_views(uses))
+    prepared = tr.prepare(spec, table, columns)
     fitted = tr.fit(spec, prepared)
     timings["fit_seconds"] = fitted.fit_seconds
     started = time.perf_counter()
@@ -302,6 +317,10 @@ def _train(settings: Settings, state: LifecycleState, clock: Clock) -> TrainResu
         "onnx": store.put_artifact(bucket, prefix + "model.onnx", onnx_bytes),
         "profile": store.put_artifact(bucket, prefix + "profile.json", profile_bytes, "application/json"),
     }
+    if uses:  # the joined training set, next to the run's artifacts, with its sha256
+        artifacts["training_set"] = store.put_artifact(
+            bucket, prefix + TRAINING_SET_FILE, training_set, "application/vnd.apache.parquet"
+        )
     return TrainResult(
         run_id=run_id,
         model=spec.model,
@@ -313,6 +332,8 @@ def _train(settings: Settings, state: LifecycleState, clock: Clock) -> TrainResu
         graph_inputs=graph_inputs if derivation is None else derivation.raw_inputs,
         pipeline_features=[] if derivation is None else prepared.features,
         derived=list(spec.derived) if derivation is not None else [],
+        feature_views=uses,
+        event_time=spec.event_time or "" if uses else "",
         target=spec.target,
         class_labels=fitted.class_labels,
         artifacts=artifacts,
@@ -325,6 +346,26 @@ def _train(settings: Settings, state: LifecycleState, clock: Clock) -> TrainResu
 
 
 TRAIN_RESULT_FILE = "train-result.json"
+TRAINING_SET_FILE = "training-set.parquet"
+
+
+def _with_views(uses: list[FeatureViewUse]) -> Callable[[RunRecord], RunRecord]:
+    def change(run: RunRecord) -> RunRecord:
+        run.feature_views = uses
+        return run
+
+    return change
+
+
+def training_table(trained: TrainResult) -> tuple[pa.Table, list[Feature]]:
+    """The rows a run trained on and their typed columns: its joined training set (sha256-verified)
+    when it read feature views, else its dataset version."""
+    if "training_set" not in trained.artifacts:
+        return load_dataset(trained.dataset), trained.dataset.columns
+    from functions.logic import feature_training as ft
+
+    data = store.get_artifact(trained.artifacts["training_set"], f"training set of run {trained.run_id}")
+    return ft.read_training_set(data), [*trained.dataset.columns, *ft.view_columns(trained.feature_views)]
 
 
 def train_and_publish(settings: Settings, state: LifecycleState, clock: Clock = utcnow) -> TrainResult:
@@ -360,8 +401,8 @@ def _evaluate(settings: Settings, state: LifecycleState) -> EvaluationResult:
     trained = state.train
     started = time.perf_counter()
     spec = spec_of(settings, state).spec
-    table = load_dataset(trained.dataset)
-    prepared = tr.prepare(spec, table, trained.dataset.columns)
+    table, columns = training_table(trained)
+    prepared = tr.prepare(spec, table, columns)
     holdout = prepared.frame.iloc[prepared.holdout_idx]
     y_holdout = prepared.y[prepared.holdout_idx]
     candidate = tr.load_skops(store.get_artifact(trained.artifacts["skops"], "candidate skops artifact"))

@@ -215,6 +215,8 @@ def lineage(settings: Settings, model: str, number: int) -> Lineage:
         graph_inputs=dict(v.graph_inputs),
         pipeline_features=list(v.pipeline_features),
         derived=list(v.derived),
+        feature_views=list(v.feature_views),
+        event_time=v.event_time,
         reasons=list(v.reasons),
         events=events,
         missing=missing,

@@ -80,6 +80,7 @@ def render_markdown(lin: Lineage, spec: TrainingSpec | None) -> str:
             for f, name in zip(lin.features, graph_input_names(lin.features, lin.graph_inputs), strict=True)
         ),
         *_derived_section(lin),
+        *_views_section(lin),
         "",
         "## Metrics",
         "",
@@ -212,4 +213,33 @@ def _derived_section(lin: Lineage) -> list[str]:
         "| derived feature | type | expression |",
         "| --- | --- | --- |",
         *_rows((d.name, d.type, f"`{d.expression}`") for d in lin.derived),
+    ]
+
+
+def _views_section(lin: Lineage) -> list[str]:
+    """The feature views the training set was joined from, point in time, and their sources."""
+    if not lin.feature_views:
+        return []
+    return [
+        "",
+        "### Feature views",
+        "",
+        f"Joined point in time at each label's `{lin.event_time}` (the latest row at or before it, "
+        "within the TTL; missing or expired values imputed by the pipeline).",
+        "",
+        "| view | version | features | source dataset | TTL (s) | matched | missing | expired |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        *_rows(
+            (
+                u.view,
+                u.version,
+                ", ".join(f"`{f.name}`" for f in u.features),
+                f"{u.source}@{u.source_version}",
+                u.ttl_seconds,
+                u.matched,
+                u.missing,
+                u.expired,
+            )
+            for u in lin.feature_views
+        ),
     ]

@@ -48,6 +48,8 @@ def candidate_version(state: LifecycleState, settings: Settings, number: int, no
         graph_inputs=trained.graph_inputs,
         pipeline_features=trained.pipeline_features,
         derived=trained.derived,
+        feature_views=trained.feature_views,
+        event_time=trained.event_time,
         target=trained.target,
         class_labels=trained.class_labels,
         artifacts=trained.artifacts,

@@ -30,7 +30,17 @@ def reproduce(settings: Settings, model: str, number: int) -> ReproduceResult:
     ref = lifecycle.dataset_ref(settings, v.dataset, v.dataset_version)
     if ref.sha256 != v.data_sha256:
         raise InvalidInput(f"{v.dataset}@{v.dataset_version} now records sha256 {ref.sha256}, not {v.data_sha256}")
-    prepared = tr.prepare(spec, lifecycle.load_dataset(ref), ref.columns)
+    table, columns = lifecycle.load_dataset(ref), ref.columns
+    training_set_sha256, training_set_identical = "", None
+    if v.feature_views:  # the point-in-time join again, from the recorded view and source versions
+        from functions.logic import feature_training as ft
+
+        table, _ = ft.build_training_set(settings, table, v.feature_views, event_time=v.event_time)
+        training_set_sha256 = store.sha256_hex(ft.training_set_bytes(table))
+        recorded_set = v.artifacts.get("training_set")
+        training_set_identical = recorded_set is not None and recorded_set.sha256 == training_set_sha256
+        columns = [*columns, *ft.view_columns(v.feature_views)]
+    prepared = tr.prepare(spec, table, columns)
     if spec.split.seed != v.seed:
         raise InvalidInput(f"spec {v.spec_name} v{v.spec_version} has seed {spec.split.seed}, the version {v.seed}")
     fitted = tr.fit(spec, prepared)
@@ -57,9 +67,11 @@ def reproduce(settings: Settings, model: str, number: int) -> ReproduceResult:
         spec_version=v.spec_version,
         seed=v.seed,
         holdout_rows=len(prepared.holdout_idx),
-        identical=mismatches == 0 and diff == 0.0,
+        identical=mismatches == 0 and diff == 0.0 and training_set_identical is not False,
         label_mismatches=mismatches,
         max_abs_diff=diff,
         code_version=v.code_version,
         reproduced_with=settings.code_version,
+        training_set_sha256=training_set_sha256,
+        training_set_identical=training_set_identical,
     )

@@ -16,7 +16,15 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from functions.models.audit import AuditEvent
 from functions.models.expressions import MAX_DERIVED_FEATURES, DerivedFeature
-from functions.models.registry import MAX_FEATURES, Artifact, Feature, GateVerdict, VersionStatus
+from functions.models.registry import (
+    MAX_FEATURES,
+    MAX_VIEWS,
+    Artifact,
+    Feature,
+    FeatureViewUse,
+    GateVerdict,
+    VersionStatus,
+)
 
 MAX_EVENTS = 1000
 MAX_OTHER_MATCHES = 100
@@ -108,6 +116,8 @@ class Lineage(_Model):
     graph_inputs: dict[str, str] = Field(default_factory=dict, max_length=MAX_FEATURES)  # as ModelVersion's
     pipeline_features: list[Feature] = Field(default_factory=list, max_length=MAX_FEATURES)  # as ModelVersion's
     derived: list[DerivedFeature] = Field(default_factory=list, max_length=MAX_DERIVED_FEATURES)  # as ModelVersion's
+    feature_views: list[FeatureViewUse] = Field(default_factory=list, max_length=MAX_VIEWS)  # as ModelVersion's
+    event_time: str = ""  # as ModelVersion's
     reasons: list[str] = Field(default_factory=list)
     events: list[AuditEvent] = Field(default_factory=list, max_length=MAX_EVENTS)
     missing: list[str] = Field(default_factory=list)  # links that could not be resolved, and why

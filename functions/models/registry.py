@@ -88,6 +88,31 @@ class Feature(_Record):
 
 
 MAX_FEATURES = 1_000
+MAX_VIEWS = 32
+
+
+class FeatureViewUse(_Record):
+    """A feature view version a model was trained through, the source dataset version its offline
+    layout came from, and how the point-in-time join fared (see functions/models/features_offline.py
+    PitJoinCounts): enough to rebuild the identical training set."""
+
+    view: str = Field(pattern=NAME_PATTERN)
+    version: int = Field(ge=1)
+    entity_keys: list[str] = Field(min_length=1, max_length=8)
+    timestamp_column: str
+    ttl_seconds: int = Field(gt=0)
+    features: list[Feature] = Field(min_length=1, max_length=MAX_FEATURES)  # the view's features joined, as typed there
+    source: str = Field(pattern=NAME_PATTERN)
+    source_version: int = Field(ge=1)
+    source_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    layout: Artifact  # the offline layout (sorted Parquet) the join read
+    matched: int = Field(default=0, ge=0)
+    missing: int = Field(default=0, ge=0)
+    expired: int = Field(default=0, ge=0)
+
+    def columns(self) -> list[Feature]:
+        """The joined columns (`view:feature`) with the view's types; any may be null."""
+        return [f.model_copy(update={"name": f"{self.view}:{f.name}", "nullable": True}) for f in self.features]
 
 
 def graph_input_names(features: list[Feature], graph_inputs: dict[str, str]) -> list[str]:
@@ -147,6 +172,10 @@ class ModelVersion(_Record):
     # Empty for versions without derived features (their pipeline takes `features`).
     pipeline_features: list[Feature] = Field(default_factory=list, max_length=MAX_FEATURES)
     derived: list[DerivedFeature] = Field(default_factory=list, max_length=MAX_DERIVED_FEATURES)
+    # the feature views (versions, source dataset versions) its training set was joined from, and
+    # the label dataset's event-time column the join used; empty for versions without view features
+    feature_views: list[FeatureViewUse] = Field(default_factory=list, max_length=MAX_VIEWS)
+    event_time: str = ""
     target: str
     class_labels: list[str] | None = None  # classifiers: label order of the probabilities
     artifacts: dict[str, Artifact] = Field(default_factory=dict)  # "onnx", "skops", "profile", "card"

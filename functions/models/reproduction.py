@@ -53,6 +53,10 @@ class ReproduceResult(BaseModel):
     max_abs_diff: float = Field(default=0.0, ge=0)  # probabilities (classification) or values (regression)
     code_version: str = ""  # the code that trained the recorded version
     reproduced_with: str = ""  # the code that retrained it now
+    # trained through feature views: the rebuilt point-in-time training set's sha256 and whether it
+    # equals the recorded one (byte for byte)
+    training_set_sha256: str = ""
+    training_set_identical: bool | None = None
     note: str = ""
 
 

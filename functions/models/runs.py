@@ -22,9 +22,11 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from functions.models.expressions import MAX_DERIVED_FEATURES, DerivedFeature
 from functions.models.registry import (
     MAX_FEATURES,
+    MAX_VIEWS,
     NAME_PATTERN,
     Artifact,
     Feature,
+    FeatureViewUse,
     GateVerdict,
     VersionStatus,
     graph_inputs_problem,
@@ -94,6 +96,9 @@ class RunRecord(_Model):
     ended_at: datetime | None = None
     steps: list[StepRecord] = Field(default_factory=list, max_length=64)
     version: int | None = None  # the registered version
+    # the train step's point-in-time joins: per view, its version, source version and how many
+    # label rows matched, were missing or expired (imputed by the pipeline)
+    feature_views: list[FeatureViewUse] = Field(default_factory=list, max_length=MAX_VIEWS)
     error: str = ""
     cause: str = Field(default="", max_length=4_000)
 
@@ -145,9 +150,11 @@ class TrainResult(_Model):
     graph_inputs: dict[str, str] = Field(default_factory=dict, max_length=MAX_FEATURES)  # see ModelVersion
     pipeline_features: list[Feature] = Field(default_factory=list, max_length=MAX_FEATURES)  # see ModelVersion
     derived: list[DerivedFeature] = Field(default_factory=list, max_length=MAX_DERIVED_FEATURES)  # see ModelVersion
+    feature_views: list[FeatureViewUse] = Field(default_factory=list, max_length=MAX_VIEWS)  # see ModelVersion
+    event_time: str = ""
     target: str
     class_labels: list[str] | None = None
-    artifacts: dict[str, Artifact]  # "skops", "onnx", "profile"
+    artifacts: dict[str, Artifact]  # "skops", "onnx", "profile" (and "training_set" with feature views)
     parameters: dict[str, str | int | float | bool | None] = Field(default_factory=dict)
     seed: int
     train_rows: int

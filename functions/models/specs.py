@@ -12,6 +12,7 @@ Old versions are never deleted or changed.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from enum import StrEnum
 from typing import Literal
@@ -19,11 +20,20 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from functions.models.approvals import ReleaseStrategy
+from functions.models.contracts import COLUMN_NAME_PATTERN
 from functions.models.expressions import MAX_DERIVED_FEATURES, DerivedFeature
 from functions.models.registry import NAME_PATTERN
 
 SPEC_HEAD_SK = "SPEC"
 SPECS_INDEX_PK = "SPECS"
+VIEW_SEPARATOR = ":"  # a feature named `view:feature` is looked up in a feature view
+MAX_SPEC_VIEWS = 32
+
+
+def split_view_feature(name: str) -> tuple[str, str] | None:
+    """(view, feature) of a `view:feature` name; None for a raw column or a derived feature."""
+    view, sep, feature = name.partition(VIEW_SEPARATOR)
+    return (view, feature) if sep else None
 
 
 def spec_pk(name: str) -> str:
@@ -143,8 +153,14 @@ class TrainingSpec(_Spec):
     model: str = Field(pattern=NAME_PATTERN)  # the registry model it produces versions of
     dataset: str = Field(pattern=NAME_PATTERN)
     target: str = Field(min_length=1, max_length=128)
-    # raw columns of the dataset and names of `derived` features, in the pipeline's input order
+    # raw columns of the dataset, `view:feature` names of feature-view features (joined point in
+    # time) and names of `derived` features, in the pipeline's input order
     features: list[str] = Field(min_length=1, max_length=1_000)
+    # the label dataset's event-time column: each row gets the view values known at that time
+    event_time: str | None = Field(default=None, pattern=COLUMN_NAME_PATTERN)
+    # view name -> the version the spec reads; filled in (latest) for every view the spec names
+    # when it is stored, so a later view version never changes what an existing spec trains on
+    views: dict[str, int] = Field(default_factory=dict, max_length=MAX_SPEC_VIEWS)
     # features computed from raw columns by expressions (functions/logic/expressions.py), compiled
     # into the served ONNX graph; type-checked against the dataset's contract when the spec is stored
     derived: list[DerivedFeature] = Field(default_factory=list, max_length=MAX_DERIVED_FEATURES)
@@ -172,6 +188,22 @@ class TrainingSpec(_Spec):
             raise ValueError("derived feature names must be unique")
         if self.target in derived:
             raise ValueError(f"derived feature {self.target!r} has the name of the target")
+        for name in self.features:
+            parts = split_view_feature(name)
+            if parts is None:
+                continue
+            if not re.match(NAME_PATTERN, parts[0]) or not re.match(COLUMN_NAME_PATTERN, parts[1]):
+                raise ValueError(f"feature {name!r}: a view feature is named view:feature (a view name, a column name)")
+            if self.event_time is None:
+                raise ValueError(
+                    f"feature {name!r} comes from feature view {parts[0]!r}: set event_time to the label "
+                    "dataset's event-time column, the time each row's view values are looked up at"
+                )
+        bad = sorted(v for v, n in self.views.items() if not re.match(NAME_PATTERN, v) or n < 1)
+        if bad:
+            raise ValueError(f"views: {bad} are not a view name with a version >= 1")
+        if self.event_time is not None and self.event_time == self.target:
+            raise ValueError(f"event_time {self.event_time!r} is the target")
         if ESTIMATOR_TASK[self.estimator.name] != self.task:
             raise ValueError(f"{self.estimator.name} is not a {self.task} estimator")
         if not self.metrics:
@@ -189,6 +221,16 @@ class TrainingSpec(_Spec):
         if not lower and self.gates.max_primary is not None:
             raise ValueError(f"{self.primary_metric} is higher-is-better: use gates.min_primary, not max_primary")
         return self
+
+    @property
+    def view_features(self) -> dict[str, list[str]]:
+        """View name -> the view features `features` lists, in order."""
+        out: dict[str, list[str]] = {}
+        for name in self.features:
+            parts = split_view_feature(name)
+            if parts is not None:
+                out.setdefault(parts[0], []).append(parts[1])
+        return out
 
     @property
     def primary(self) -> Metric:
