@@ -77,6 +77,7 @@ PREFIX_FEEDBACK = "feedback/"
 # artifacts bucket prefixes
 PREFIX_MODELS = "models/"
 PREFIX_CARDS = "cards/"  # artifacts bucket: model cards (writers of cards cannot touch models/)
+PREFIX_OFFLINE = "offline/"  # artifacts bucket: feature views' offline layouts, one per source version
 
 # ingestion: construct ids, outputs, env vars, artifacts prefix of validation reports
 INGESTION_ID = "Ingestion"

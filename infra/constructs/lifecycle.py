@@ -164,6 +164,8 @@ class LifecycleTasks(Construct):
         for fn in image_fns:
             allow_objects(fn, data_bucket, "validated/", ["s3:GetObject", "s3:GetObjectVersion"], "datasets")
         allow_objects(self.train, artifacts_bucket, "models/", ["s3:GetObject", "s3:PutObject"], "artifacts")
+        # feature views' offline layouts: built once per source version, read by later trainings
+        allow_objects(self.train, artifacts_bucket, c.PREFIX_OFFLINE, ["s3:GetObject", "s3:PutObject"], "layouts")
         allow_objects(self.evaluate, artifacts_bucket, "models/", ["s3:GetObject"], "artifacts")
         allow_table(self.register, registry_table, [*write_items, "dynamodb:Query"])
 
@@ -217,6 +219,12 @@ class SageMakerTraining(Construct):
                 actions=["s3:GetObject", "s3:PutObject"], resources=[artifacts_bucket.arn_for_objects("models/*")]
             )
         )
+        self.role.add_to_policy(  # feature views' offline layouts (built once per source version)
+            iam.PolicyStatement(
+                actions=["s3:GetObject", "s3:PutObject"],
+                resources=[artifacts_bucket.arn_for_objects(f"{c.PREFIX_OFFLINE}*")],
+            )
+        )
         self.role.add_to_policy(  # the job's output location (model.tar.gz)
             iam.PolicyStatement(actions=["s3:PutObject"], resources=[artifacts_bucket.arn_for_objects("sagemaker/*")])
         )
@@ -252,6 +260,10 @@ class SageMakerTraining(Construct):
             (f"Resource::{logical_arn(data_bucket)}/validated/*", "Reads validated dataset objects."),
             (f"Resource::{logical_arn(artifacts_bucket)}/models/*", "Writes the run's model artifacts."),
             (f"Resource::{logical_arn(artifacts_bucket)}/sagemaker/*", "The training job's output prefix."),
+            (
+                f"Resource::{logical_arn(artifacts_bucket)}/{c.PREFIX_OFFLINE}*",
+                "Reads and writes feature views' offline layouts.",
+            ),
             (
                 "Resource::*",
                 "cloudwatch:PutMetricData has no resource-level permissions; the statement is conditioned "

@@ -70,6 +70,7 @@ class Reproduction(Construct):
         self.dead_letters = dead_letter_async_invokes(self, fn, max_event_age=Duration.minutes(30), retry_attempts=1)
         allow_objects(fn, data_bucket, c.PREFIX_VALIDATED, ["s3:GetObject", "s3:GetObjectVersion"], "datasets")
         allow_objects(fn, artifacts_bucket, c.PREFIX_MODELS, ["s3:GetObject"], "recorded artifacts")
+        allow_objects(fn, artifacts_bucket, c.PREFIX_OFFLINE, ["s3:GetObject"], "feature views' offline layouts")
         fn.add_to_role_policy(
             iam.PolicyStatement(
                 actions=["dynamodb:GetItem"], resources=[registry_table.table_arn, metadata_table.table_arn]

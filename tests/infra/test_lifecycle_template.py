@@ -118,3 +118,29 @@ def test_lifecycle_arn_is_an_output_and_in_the_starters_environment(
     assert outputs[c.OUT_LIFECYCLE_SM_ARN]["Value"] == {"Ref": logical_id}
     api = next(v for k, v in _of_type(resources, "AWS::Lambda::Function").items() if k.startswith(c.API_FUNCTION_ID))
     assert api["Properties"]["Environment"]["Variables"][c.ENV_LIFECYCLE_SM_ARN] == {"Ref": logical_id}
+
+
+def _object_grants(resources: dict[str, Any], function_prefix: str) -> dict[str, set[str]]:
+    """Object prefix (after the bucket) -> the S3 actions the function's role allows on it."""
+    out: dict[str, set[str]] = {}
+    for policy in _of_type(resources, "AWS::IAM::Policy").values():
+        roles = [r.get("Ref", "") for r in policy["Properties"]["Roles"]]
+        if not any(r.startswith(function_prefix) for r in roles):
+            continue
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+            targets = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+            for target in targets:
+                path = _flat(target)
+                if "/" in path and path.startswith("ATT-"):
+                    out.setdefault(path.split("/", 1)[1], set()).update(a for a in actions if a.startswith("s3:"))
+    return out
+
+
+def test_lifecycle_train_reads_and_writes_offline_layouts_reproduce_only_reads_them(resources: dict[str, Any]) -> None:
+    # Given the synthesized roles of the train and reproduce functions
+    train = _object_grants(resources, c.TRAIN_FUNCTION_ID)
+    reproduce = _object_grants(resources, c.REPRODUCE_FUNCTION_ID)
+    # Then train builds and reuses the feature views' offline layouts, reproduce only reads them
+    assert train[f"{c.PREFIX_OFFLINE}*"] == {"s3:GetObject", "s3:PutObject"}, train
+    assert reproduce[f"{c.PREFIX_OFFLINE}*"] == {"s3:GetObject"}, reproduce
