@@ -153,6 +153,15 @@ def render_lineage(lin: dict[str, Any]) -> str:
     if derived:
         lines.append("derived features (computed inside the ONNX graph):")
         lines += [f"  {d['name']:<11} {d['type']} = {d['expression']}" for d in derived]
+    views = lin.get("feature_views") or []
+    if views:
+        lines.append(f"feature views (joined point in time at {lin.get('event_time') or '-'}):")
+        lines += [
+            f"  {u['view']} v{u['version']}: {', '.join(f['name'] for f in u['features'])} "
+            f"from {u['source']}@{u['source_version']} (ttl {u['ttl_seconds']} s; matched {u['matched']}, "
+            f"missing {u['missing']}, expired {u['expired']})"
+            for u in views
+        ]
     lines.append("approval:")
     if ap:
         lines.append(f"  {ap['status']} by {ap.get('who') or '-'} at {ap.get('at') or '-'}: {ap.get('reason') or '-'}")
@@ -264,6 +273,14 @@ def render_reproduce(r: dict[str, Any]) -> str:
             f"  retrained from {r['dataset']}@{r['dataset_version']} (sha256 {r['data_sha256']}), "
             f"spec {r['spec_name']} v{r['spec_version']}, seed {r['seed']}",
             f"  recorded code version {r['code_version'] or '-'}, reproduced with {r.get('reproduced_with') or '-'}",
+            *(
+                [
+                    f"  point-in-time training set {'IDENTICAL' if r['training_set_identical'] else 'DIFFERENT'} "
+                    f"(sha256 {r.get('training_set_sha256') or '-'})"
+                ]
+                if r.get("training_set_identical") is not None
+                else []
+            ),
         ]
     )
 
