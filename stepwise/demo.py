@@ -16,6 +16,7 @@ from typing import Any
 
 from stepwise.demo_data import data_steps
 from stepwise.demo_drift import drift_steps
+from stepwise.demo_features import feature_steps
 from stepwise.demo_governance import governance_steps
 from stepwise.demo_lifecycle import lifecycle_steps, spec_steps
 from stepwise.demo_release import DEMO_CONTEXT, release_steps
@@ -59,6 +60,7 @@ def all_steps(workdir: Path) -> list[Step]:
         *release_steps(),
         *drift_steps(),
         *governance_steps(),
+        *feature_steps(workdir / "features"),  # a second example: an entity, a feature view, a PIT join
     ]
 
 

@@ -61,6 +61,9 @@ def plan_views(settings: Settings, spec: TrainingSpec) -> PlannedViews:
     """Every view the spec reads, at its pinned version, with the features it reads, against the
     latest validated version of its source (its offline layout built and stored if not yet)."""
     referenced = view_references(spec)
+    if referenced and spec.event_time is None:
+        raise FeatureJoinFailed(f"spec {spec.name!r} reads feature views {sorted(referenced)} but names no event_time")
+    _BUILT.clear()  # holds at most the layouts of one training
     uses: list[FeatureViewUse] = []
     seconds, built = 0.0, 0
     for name, wanted in referenced.items():
@@ -76,7 +79,10 @@ def plan_views(settings: Settings, spec: TrainingSpec) -> PlannedViews:
         unknown = [f for f in wanted if f not in offered]
         if unknown:
             raise FeatureJoinFailed(f"feature view {name!r} v{version} offers no feature(s) {unknown}")
-        latest = datasets_dal.get_summary(settings.metadata_table, view.source).latest_version
+        try:
+            latest = datasets_dal.get_summary(settings.metadata_table, view.source).latest_version
+        except NotFound:
+            latest = 0
         if latest < 1:
             raise FeatureJoinFailed(
                 f"feature view {name!r}: its source dataset {view.source!r} has no validated version to join"

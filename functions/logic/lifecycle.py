@@ -286,10 +286,11 @@ def _train(settings: Settings, state: LifecycleState, clock: Clock) -> TrainResu
     timings["read_seconds"] = time.perf_counter() - started
     columns, training_set = ref.columns, b""
     uses: list[FeatureViewUse] = []
-    if spec.event_time is not None and view_references(spec):
+    if view_references(spec):
         from functions.logic import feature_training as ft
 
         planned = ft.plan_views(settings, spec)
+        assert spec.event_time is not None  # plan_views refuses a spec without one
         if planned.layouts_built:  # the one-time cost of laying out a new source version
             timings["layout_seconds"] = planned.layout_seconds
         started = time.perf_counter()

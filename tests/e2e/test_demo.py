@@ -26,6 +26,9 @@ def test_demo_runs_the_whole_lifecycle_and_exits_zero(capsys: pytest.CaptureFixt
         "-> 409",
         "-> RETIRED",
         "holdout predictions IDENTICAL",
+        "views pinned {'customer': 1}",
+        "customer v1: spend_30d, orders_30d from customer-stats@1",
+        "features: approve, then predict over HTTP",
         "demo passed",
     ):
         assert expected in out, expected

@@ -82,3 +82,75 @@ def test_lifecycle_upload_to_pending_approval_with_lineage(
     runs = local.api("GET", "/v1/models/toy-model/runs").body["runs"]
     assert runs[0]["run_id"] == "toy-model-1-1"
     assert [s["name"] for s in runs[0]["steps"]][:4] == ["start", "train", "evaluate", "register"]
+
+
+def test_lifecycle_feature_view_training_serves_what_the_training_pipeline_predicts(
+    local: Target, local_session: LocalSession, tmp_path: Path
+) -> None:
+    """The bundled feature example on the local cloud: a feature view over an aggregate table, a
+    spec with two derived features over it, training through the point-in-time join, and a
+    prediction over HTTP from raw fields + the view's values equal to the training pipeline's."""
+    import hashlib
+
+    import numpy as np
+
+    from functions.logic import training as tr
+    from functions.models.approvals import approval_id
+    from functions.models.registry import ModelVersion
+    from stepwise import demo_features as ex
+    from stepwise.commands.data import upload
+    from stepwise.commands.predict import predict_all
+
+    # Given the aggregate table (validated), the view over it, the labelled events and the spec
+    assert local.api("PUT", f"/v1/datasets/{ex.STATS}/contract", ex.STATS_CONTRACT).ok
+    assert upload(local, ex.write_parquet(ex.stats_table(), tmp_path / "stats.parquet"), ex.STATS).passed
+    reply = local.api("PUT", f"/v1/feature-views/{ex.FEATURE_VIEW}", ex.VIEW)
+    assert reply.status == 201, reply.body
+    assert local.api("PUT", f"/v1/datasets/{ex.EVENTS}/contract", ex.EVENTS_CONTRACT).ok
+    events = upload(local, ex.write_parquet(ex.events_table(), tmp_path / "events.parquet"), ex.EVENTS)
+    assert events.passed and events.version is not None, events.report
+    reply = local.api("PUT", f"/v1/specs/{ex.FEATURE_SPEC}", ex.SPEC)
+    assert reply.status == 201, reply.body
+    assert reply.body["spec"]["views"] == {ex.FEATURE_VIEW: 1}
+    # When alice starts training and the workflow registers the version
+    request = {"spec": ex.FEATURE_SPEC, "dataset_version": events.version["version"]}
+    assert local.api("POST", f"/v1/models/{ex.FEATURE_MODEL}/train", request, identity="alice").ok
+    listed = ex.wait_for_version(local, ex.FEATURE_MODEL, timeout=240.0)
+    assert listed["status"] == "PENDING_APPROVAL", listed
+    version = ModelVersion.model_validate(local.api("GET", f"/v1/models/{ex.FEATURE_MODEL}/versions/1").body)
+    # Then the served graph takes the raw fields and the view's features; lineage names the view and source
+    assert sorted(f.name for f in version.features) == [
+        "amount",
+        "channel",
+        "customer:orders_30d",
+        "customer:spend_30d",
+    ]
+    (use,) = version.feature_views
+    assert (use.view, use.version, use.source, use.source_version) == (ex.FEATURE_VIEW, 1, ex.STATS, 1)
+    assert use.missing > 0 and use.matched > use.missing
+    s3 = local_session.cloud.client("s3")
+
+    def artifact(name: str) -> bytes:
+        bucket, key = version.artifacts[name].uri[5:].split("/", 1)
+        data = bytes(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+        assert hashlib.sha256(data).hexdigest() == version.artifacts[name].sha256
+        return data
+
+    training_set = pq.read_table(io.BytesIO(artifact("training_set")))
+    # When bob approves it and the workflow releases it
+    path = f"/v1/approvals/{approval_id(ex.FEATURE_MODEL, 1)}/approve"
+    reply = local.api("POST", path, {"reason": "e2e"}, identity="bob")
+    assert reply.ok, reply.body
+    ex.wait_for_production(local, ex.FEATURE_MODEL, 1)
+    # and rows of the training set (one without view values) are sent over HTTP as raw fields + view values
+    nulls = np.flatnonzero(training_set.column("customer:spend_30d").is_null().to_numpy(zero_copy_only=False))
+    rows = training_set.take([0, 1, 2, 3, int(nulls[0])])
+    instances = rows.select(["amount", "channel", "customer:spend_30d", "customer:orders_30d"]).to_pylist()
+    results, failed = predict_all(local, ex.FEATURE_MODEL, instances, len(instances), None)
+    assert failed is None, failed and failed.body
+    # Then the served predictions are the training pipeline's on the same rows
+    frame = tr.to_frame(tr.production_table(rows, version), version.pipeline_features)
+    pipeline = tr.load_skops(artifact("skops"))
+    assert [str(r["prediction"]) for r in results] == pipeline.predict(frame).astype(str).tolist()
+    served = np.array([r["probabilities"] for r in results], dtype=np.float64)
+    assert np.allclose(served, pipeline.predict_proba(frame), atol=1e-5)

@@ -21,11 +21,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from functions.dal import feature_views as views_dal
+from functions.dal import offline_store as offline_dal
 from functions.dal import registry as registry_dal
 from functions.dal import runs as runs_dal
 from functions.dal import specs as specs_dal
 from functions.handlers import api, predict
 from functions.logic import training as tr
+from functions.logic.feature_training import FeatureJoinFailed
 from functions.logic.model_card import card_key
 from functions.logic.reproduce import reproduce
 from functions.logic.serving import Serving
@@ -340,3 +342,26 @@ def test_features_version_lineage_survives_the_registry_round_trip() -> None:
     version = ModelVersion.model_validate(record)
     assert ModelVersion.model_validate_json(version.model_dump_json()) == version
     assert version.feature_views[0].columns()[0].name == "cust:spend_30d"
+
+
+def test_features_train_step_names_a_view_source_without_a_validated_version(stores: Stores) -> None:
+    # Given a view whose source dataset has a contract but no validated version yet
+    seed_dataset(stores, "events", events_table(), "churned")
+    seed_dataset(stores, "customer-stats", stats_table(), "spend_30d")
+    put_view(stores, source="no-data-yet")
+    body = spec_body(derived=[], features=["amount", "cust:spend_30d"])
+    status, stored = api_call("PUT", "/v1/specs/churn-events", body)
+    assert status == 201, stored
+    spec = specs_dal.get_spec(stores.metadata_table, "churn-events")
+    # When the train step runs, Then it fails naming the view and its source, and records the failure
+    with pytest.raises(FeatureJoinFailed, match="source dataset 'no-data-yet' has no validated version"):
+        run_steps(start_state(spec, specs_dal_dataset(stores)), until="train")
+    run = runs_dal.list_runs(stores.metadata_table, MODEL)[0]
+    assert [(s.name, s.outcome, s.error) for s in run.steps][-1] == ("train", "failed", "FeatureJoinFailed")
+    assert _offline_keys(stores) == []
+
+
+def test_features_offline_prefix_is_the_one_the_stack_grants() -> None:
+    from infra import constants as c
+
+    assert offline_dal.OFFLINE_PREFIX == c.PREFIX_OFFLINE
