@@ -147,6 +147,19 @@ def wait_for_version(target: Any, model: str, timeout: float = WAIT_SECONDS) -> 
         time.sleep(0.5)
 
 
+def wait_for_approval(target: Any, model: str, version: int, timeout: float = 120.0) -> None:
+    """Until the workflow's approval task has recorded the version's approval request."""
+    deadline = time.monotonic() + timeout
+    while True:
+        reply = target.api("GET", "/v1/approvals")
+        pending = reply.body.get("approvals", []) if reply.ok and isinstance(reply.body, dict) else []
+        if any(a.get("model") == model and a.get("version") == version for a in pending):
+            return
+        if time.monotonic() > deadline:
+            raise DemoFailure(f"no approval request for {model} v{version} within {timeout:.0f} s")
+        time.sleep(0.5)
+
+
 def wait_for_production(target: Any, model: str, version: int, timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
     while True:
@@ -204,6 +217,7 @@ def feature_steps(workdir: Path) -> list[tuple[str, Any]]:
         if version["status"] != "PENDING_APPROVAL":
             raise DemoFailure(f"{FEATURE_MODEL} v{version['version']} is {version['status']}, not PENDING_APPROVAL")
         ctx.state["features_version"] = version["version"]
+        wait_for_approval(ctx.target, FEATURE_MODEL, version["version"])
         lineage = ctx.target.api("GET", f"/v1/models/{FEATURE_MODEL}/versions/{version['version']}/lineage")
         ctx.say(render_lineage(_ok(lineage, "lineage")))
 

@@ -138,6 +138,7 @@ def test_lifecycle_feature_view_training_serves_what_the_training_pipeline_predi
 
     training_set = pq.read_table(io.BytesIO(artifact("training_set")))
     # When bob approves it and the workflow releases it
+    ex.wait_for_approval(local, ex.FEATURE_MODEL, 1)
     path = f"/v1/approvals/{approval_id(ex.FEATURE_MODEL, 1)}/approve"
     reply = local.api("POST", path, {"reason": "e2e"}, identity="bob")
     assert reply.ok, reply.body
