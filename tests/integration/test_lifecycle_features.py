@@ -292,6 +292,7 @@ def _stored_specs(stores: Stores) -> list[str]:
         ({"features": ["amount", "cust:spend_30d"], "event_time": "when"}, "'when' is not declared"),
         ({"features": ["amount", "cust:spend_30d"], "event_time": None}, "set event_time"),
         ({"features": ["amount", "cust:spend_30d"], "dataset": "no-key"}, "keyed by 'customer'"),
+        ({"features": ["amount", "Cust View:spend_30d"]}, "a view feature is named view:feature"),
     ],
     ids=[
         "unknown view",
@@ -302,6 +303,7 @@ def _stored_specs(stores: Stores) -> list[str]:
         "time missing",
         "no event_time",
         "labels without key",
+        "malformed view name",
     ],
 )
 def test_features_spec_naming_a_bad_view_or_feature_is_refused_with_400_and_nothing_stored(
