@@ -44,7 +44,7 @@ class OfflineStore(Construct):
         stage: str,
         artifacts_bucket: s3.IBucket,
         key: kms.IKey,
-        join_function: lambda_.IFunction,
+        join_function: lambda_.Function,
     ) -> None:
         super().__init__(scope, id_)
         stack = Stack.of(self)
