@@ -122,10 +122,13 @@ def pit_join_sql(
     views: Sequence[SqlView],
     row_column: str = "__row",
     database: str | None = None,
+    statuses: bool = False,
 ) -> str:
     """The SELECT that joins every row of `labels_table` with every view (see the module docstring):
     the label columns in the given order, then `<view>:<feature>` per view and feature, ordered by
-    `row_column`. `database` qualifies every table (Athena: the offline store's Glue database)."""
+    `row_column`. `database` qualifies every table (Athena: the offline store's Glue database).
+    With `statuses`, the last columns are one per view, `<view>:__status`: 'matched', 'missing' or
+    'expired' per label row, as PitJoinCounts counts them (layout features never start with `__`)."""
     keys_per_view = _check(views, label_columns, time_column, row_column)
     row, t = quote(row_column), quote(time_column)
     ctes = [
@@ -133,6 +136,7 @@ def pit_join_sql(
         f"FROM {table_ref(labels_table, database)})"
     ]
     finals: list[str] = []
+    status_columns: list[str] = []
     joins: list[str] = []
     for i, (view, label_keys) in enumerate(zip(views, keys_per_view, strict=True)):
         k = [f'"__k{j}"' for j in range(len(view.entity_keys))]
@@ -169,7 +173,13 @@ def pit_join_sql(
         for feature, alias in zip(view.features, f, strict=True):
             value = f"{hit}.{alias}" if fresh is None else f"CASE WHEN {fresh} THEN {hit}.{alias} END"
             finals.append(f"{value} AS {quote(f'{view.name}:{feature}')}")
-    select = ", ".join([*(f"l.{quote(c)}" for c in label_columns), *finals])
+        if statuses:
+            expired = "" if fresh is None else f"WHEN NOT ({fresh}) THEN 'expired' "
+            status_columns.append(
+                f"CASE WHEN {hit}.\"__row\" IS NULL THEN 'missing' {expired}ELSE 'matched' END "
+                f"AS {quote(f'{view.name}:__status')}"
+            )
+    select = ", ".join([*(f"l.{quote(c)}" for c in label_columns), *finals, *status_columns])
     return (
         "WITH "
         + ",\n".join(ctes)

@@ -63,7 +63,9 @@ class View:
         return SqlView(self.name, f"t_{self.name}", self.keys, "ts", self.features, ttl, label_keys)
 
 
-def run_sql(labels: pa.Table, views: list[View], label_keys: list[str] | None = None) -> pa.Table:
+def run_sql(
+    labels: pa.Table, views: list[View], label_keys: list[str] | None = None, *, statuses: bool = False
+) -> pa.Table:
     con = duckdb.connect()
     with_row = labels.append_column("__row", pa.array(np.arange(labels.num_rows), pa.int64()))
     con.register("labels_arrow", with_row)
@@ -75,6 +77,7 @@ def run_sql(labels: pa.Table, views: list[View], label_keys: list[str] | None = 
         label_columns=labels.column_names,
         time_column="t",
         views=[v.sql_view(label_keys) for v in views],
+        statuses=statuses,
     )
     result: pa.Table = con.sql(sql).to_arrow_table()
     return result
@@ -99,12 +102,22 @@ def same(a: list[Any], b: list[Any]) -> bool:
 def assert_sql_matches_in_function_join(
     labels: pa.Table, views: list[View], label_keys: list[str] | None = None
 ) -> pa.Table:
-    expected = pit_join(labels, [v.join_view(label_keys) for v in views], time_column="t").table
-    got = run_sql(labels, views, label_keys)
-    assert got.column_names == expected.column_names
+    joined = pit_join(labels, [v.join_view(label_keys) for v in views], time_column="t")
+    expected = joined.table
+    got = run_sql(labels, views, label_keys, statuses=True)
+    statuses = [f"{v.name}:__status" for v in views]
+    assert got.column_names == expected.column_names + statuses
     for name in expected.column_names:
         assert same(got.column(name).to_pylist(), expected.column(name).to_pylist()), name
-    return got
+    # and the statuses count what the in-function join counts
+    for counts, name in zip(joined.counts, statuses, strict=True):
+        values = got.column(name).to_pylist()
+        assert (values.count("matched"), values.count("missing"), values.count("expired")) == (
+            counts.matched,
+            counts.missing,
+            counts.expired,
+        ), name
+    return got.drop_columns(statuses)
 
 
 # -- fixed cases ------------------------------------------------------------------------------
