@@ -28,6 +28,7 @@ RELEASE_FUNCTION_ID = "ReleaseFunction"
 SERVING_ID = "Serving"
 INFERENCE_FUNCTION_ID = "InferenceFunction"
 INFERENCE_LAYER_ID = "InferenceLayer"
+OFFLINE_STORE_ID = "OfflineStore"
 
 # stack outputs (clients resolve names through these)
 OUT_DATA_BUCKET = "DataBucketName"
@@ -91,6 +92,9 @@ PREFIX_VALIDATION_REPORTS = "reports/validation/"
 VALIDATE_CHUNKS_FUNCTION_ID = "ValidateChunksFunction"
 OUT_VALIDATE_SM_ARN = "ValidateStateMachineArn"
 ENV_VALIDATE_SM_ARN = "STEPWISE_VALIDATE_SM_ARN"
+ENV_ATHENA_WORKGROUP = "STEPWISE_ATHENA_WORKGROUP"
+ENV_OFFLINE_DATABASE = "STEPWISE_OFFLINE_DATABASE"
+ENV_OFFLINE_JOIN_MAX_BYTES = "STEPWISE_OFFLINE_JOIN_MAX_BYTES"
 
 # monitoring: construct ids, outputs, env vars, prefixes
 MONITORING_ID = "Monitoring"

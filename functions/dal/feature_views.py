@@ -19,25 +19,44 @@ from functions.models.features import (
     view_pk,
     view_version_sk,
 )
+from functions.models.features_offline import SourceVersionRef
 
 
 def _head(table: str, name: str) -> int:
     return read_counter(table, {"pk": {"S": view_pk(name)}, "sk": {"S": VIEW_HEAD_SK}}, "feature view read")
 
 
-def put_view(table: str, view: FeatureView, created_by: str, now: Any) -> FeatureViewRecord:
-    """Store `view` as the next version of its name (conditional on the head's counter), with its
-    audit event in the same transaction."""
+def put_view(
+    table: str,
+    view: FeatureView,
+    created_by: str,
+    now: Any,
+    *,
+    source_version: SourceVersionRef | None = None,
+    source_contract_version: int | None = None,
+) -> FeatureViewRecord:
+    """Store `view` as the next version of its name (conditional on the head's counter), pinned to
+    the validated source version it was checked against, with its audit event in the same
+    transaction."""
     head = {"pk": {"S": view_pk(view.name)}, "sk": {"S": VIEW_HEAD_SK}}
 
     def build(number: int) -> tuple[list[dict[str, Any]], FeatureViewRecord]:
-        record = FeatureViewRecord(name=view.name, version=number, view=view, created_at=now, created_by=created_by)
+        record = FeatureViewRecord(
+            name=view.name,
+            version=number,
+            view=view,
+            source_version=source_version,
+            source_contract_version=source_contract_version,
+            created_at=now,
+            created_by=created_by,
+        )
+        pinned = {"source_version": source_version.version} if source_version is not None else {}
         event = AuditEvent.of(
             Actor(identity=created_by or "unknown", correlation_id=""),
             "feature_view.put",
             f"feature-view/{view.name}",
             version=number,
-            after={"source": view.source, "entity_keys": view.entity_keys, "features": len(view.features)},
+            after={"source": view.source, "entity_keys": view.entity_keys, "features": len(view.features), **pinned},
         )
         version_item = indexed_version(
             view_pk(view.name),

@@ -6,7 +6,9 @@ the file's schema) except the target: a derived feature never sees the label. A 
 reads as a string.
 
 A version with derived features is served as one ONNX graph = transformations + fitted pipeline.
-Its `features` are the raw fields that graph takes (what a request carries), `graph_inputs` maps
+Its outputs are the pipeline's, then one per derived feature the pipeline takes (named as the
+feature: the value the pipeline was fed), which serving captures for monitoring. Its `features`
+are the raw fields that graph takes (what a request carries), `graph_inputs` maps
 each raw field to its positional graph input (`raw0`, `raw1`, ...: a field name need not be a
 valid graph input name), `pipeline_features` are the pipeline's own inputs (raw and derived
 features, as the spec lists them) and `derived` the definitions it was trained with.
@@ -136,6 +138,21 @@ def raw_feeds(derivation_inputs: Sequence[Feature], raw_inputs: dict[str, str], 
     return {raw_inputs[name]: values for name, values in table_feeds(table, fields).items()}
 
 
+def null_empty_strings(table: pa.Table, features: Sequence[Feature]) -> pa.Table:
+    """The table with "" as null in the given string columns: derived string values carry null as
+    "" (the graph's representation); monitoring counts it as a null, on both sides."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    for feature in features:
+        if feature.type == "string" and feature.name in table.column_names:
+            column = table.column(feature.name)
+            index = table.column_names.index(feature.name)
+            nulled = pc.if_else(pc.equal(column, ""), pa.scalar(None, column.type), column)
+            table = table.set_column(index, feature.name, nulled)
+    return table
+
+
 def merge(derivation: Derivation, pipeline_onnx: bytes, graph_inputs: dict[str, str]) -> bytes:
     """One ONNX model: the transformation graph feeding the pipeline (whose inputs `graph_inputs`
     names per pipeline feature), taking the raw fields as inputs named by `raw_inputs`."""
@@ -164,5 +181,12 @@ def merge(derivation: Derivation, pipeline_onnx: bytes, graph_inputs: dict[str, 
         for i, name in enumerate(node.input):
             if name in renames:
                 node.input[i] = renames[name]
+    # the derived values the pipeline takes are outputs too, after the pipeline's own: serving
+    # captures what this graph computed for monitoring (functions/logic/serving_runtime.py)
+    derived = {d.feature.name for d in derivation.checked.features}
+    declared = {o.name: o for o in t.model.graph.output}
+    for name, out in t.outputs.items():
+        if name in derived:
+            merged.graph.output.append(declared[out])
     onnx.checker.check_model(merged)
     return bytes(merged.SerializeToString())

@@ -41,7 +41,7 @@ from functions.models.audit import AuditEvent, model_target
 from functions.models.drift import DriftCheckRequest, DriftCheckResult, DriftReport, RetrainingDecision
 from functions.models.errors import Conflict, NotFound
 from functions.models.profile import ReferenceProfile
-from functions.models.registry import ModelVersion
+from functions.models.registry import ModelVersion, monitored_derived
 from functions.models.settings import Settings
 from functions.observability import logger
 
@@ -88,7 +88,7 @@ def _hour_file(
         return None, 0, False
     result = compact_objects(
         store.read_objects(bucket, raw_keys),
-        version.features,
+        [*version.features, *monitored_derived(version.pipeline_features, version.derived)],
         version.task,
         on_object_error=lambda i, exc: logger.warning("capture object is not gzip", extra={"key": raw_keys[i]}),
     )

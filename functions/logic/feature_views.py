@@ -1,10 +1,12 @@
 """Feature views as the control API serves them: checked against their source's contract when stored.
 
-A view is stored only when its source dataset has a contract that declares every column the view
+A view is stored only when its source dataset has a validated version (an upload that passed its
+contract) and the contract that version was validated with declares every column the view
 names, with the view's types: the entity keys, the event-timestamp column (a timestamp column)
 and each feature; and when the contract declares the entity key unique per timestamp (the key
 column itself, or a `unique` column set within the entity keys and the timestamp column), so a
-point-in-time join never has to pick one of two rows. Every refusal is InvalidInput naming the
+point-in-time join never has to pick one of two rows. The stored version records that validated
+source version (dataset, version, sha256) and its contract version. Every refusal is InvalidInput naming the
 field and the reason; nothing is stored then.
 """
 
@@ -19,6 +21,7 @@ from functions.dal import feature_views as views_dal
 from functions.models.contracts import DataContract
 from functions.models.errors import InvalidInput, NotFound
 from functions.models.features import FeatureView, FeatureViewBody, FeatureViewList, FeatureViewRecord
+from functions.models.features_offline import SourceVersionRef
 from functions.models.settings import Settings
 
 
@@ -27,19 +30,38 @@ def put_view(settings: Settings, name: str, body: FeatureViewBody, created_by: s
     if body.name not in (None, name):
         _refuse("name", f"the view is named {body.name!r}, the route {name!r}")
     view = FeatureView.model_validate({**body.model_dump(), "name": name})
+    table = settings.metadata_table
     try:
-        contract = datasets_dal.get_contract(settings.metadata_table, view.source).contract
+        datasets_dal.get_contract(table, view.source)
+        latest = datasets_dal.get_summary(table, view.source).latest_version
     except NotFound:
         _refuse("source", f"source dataset {view.source!r} does not exist or has no data contract")
-    check_against_contract(view, contract)
-    return views_dal.put_view(settings.metadata_table, view, created_by, datetime.now(UTC))
+    if latest < 1:
+        _refuse(
+            "source",
+            f"source dataset {view.source!r} has no validated version: a view is defined over validated data, "
+            "so upload a file that passes its contract first",
+        )
+    validated = datasets_dal.get_version(table, view.source, latest)
+    contract = datasets_dal.get_contract(table, view.source, validated.contract_version)
+    check_against_contract(view, contract.contract, validated=f"{view.source}@{latest}")
+    pinned = SourceVersionRef(dataset=view.source, version=validated.version, sha256=validated.sha256)
+    return views_dal.put_view(
+        table,
+        view,
+        created_by,
+        datetime.now(UTC),
+        source_version=pinned,
+        source_contract_version=validated.contract_version,
+    )
 
 
-def check_against_contract(view: FeatureView, contract: DataContract) -> None:
-    """InvalidInput naming every column of `view` its source's contract does not offer as declared."""
+def check_against_contract(view: FeatureView, contract: DataContract, *, validated: str = "") -> None:
+    """InvalidInput naming every column of `view` its source's contract does not offer as declared
+    (`validated` names the dataset version that contract validated, for the reasons)."""
     problems: list[dict[str, str]] = []
     declared = {c.name: c for c in contract.columns}
-    where = f"the contract of dataset {view.source!r}"
+    where = f"the contract of dataset {view.source!r}" + (f" that validated {validated}" if validated else "")
 
     def column(field: str, name: str) -> str | None:
         spec = declared.get(name)

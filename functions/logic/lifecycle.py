@@ -18,7 +18,7 @@ from functions.dal import runs as runs_dal
 from functions.dal import specs as specs_dal
 from functions.logic.derived import view_references
 from functions.models.errors import InvalidInput, StepwiseError
-from functions.models.registry import Feature, FeatureViewUse
+from functions.models.registry import Feature, FeatureViewUse, monitored_derived
 from functions.models.runs import (
     GATE_FAILED_ERROR,
     DatasetRef,
@@ -276,6 +276,7 @@ def train(settings: Settings, state: LifecycleState, clock: Clock = utcnow) -> T
 
 def _train(settings: Settings, state: LifecycleState, clock: Clock) -> TrainResult:
     from functions.logic import training as tr
+    from functions.logic.derived import null_empty_strings
 
     timings: dict[str, float] = {}
     started = time.perf_counter()
@@ -310,7 +311,11 @@ def _train(settings: Settings, state: LifecycleState, clock: Clock) -> TrainResu
     timings["export_seconds"] = time.perf_counter() - started
     # the served graph's inputs: the pipeline's features, or the raw fields derived features read
     served = prepared.features if derivation is None else derivation.raw_features
-    profile_bytes = tr.reference_profile(prepared.table.take(prepared.train_idx), served, clock())
+    monitored, reference = served, prepared.table.take(prepared.train_idx)
+    if derivation is not None:  # the derived values the pipeline took are monitored like inputs
+        derived = monitored_derived(prepared.features, spec.derived)
+        monitored, reference = [*served, *derived], null_empty_strings(reference, derived)
+    profile_bytes = tr.reference_profile(reference, monitored, clock())
     run_id, bucket = _run_id(state), settings.artifacts_bucket
     prefix = artifact_prefix(spec.model, run_id)
     artifacts = {

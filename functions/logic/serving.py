@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 from pydantic import ValidationError
 
 from functions.dal import artifacts
@@ -210,16 +211,19 @@ def _request_id(payload: Any) -> str | None:
     return value
 
 
-def _run(model: OnnxModel, payload: Any) -> tuple[list[list[Any]], list[Any], list[list[float]] | None]:
-    """(rows, predictions, probabilities) of `payload` validated against `model`'s contract."""
+def _run(
+    model: OnnxModel, payload: Any
+) -> tuple[list[list[Any]], list[Any], list[list[float]] | None, list[np.ndarray]]:
+    """(rows, predictions, probabilities, derived values) of `payload` validated against `model`'s
+    contract (derived: what a derived-feature graph fed its pipeline, see OnnxModel.score_and_derive)."""
     try:
         request = model.request_model.model_validate(payload)
     except ValidationError as exc:
         errors = exc.errors(include_url=False, include_input=False, include_context=False)
         raise RequestInvalid(f"{len(errors)} field(s) do not match the input contract", error_details(errors)) from None
     rows = model.rows(request.instances)  # type: ignore[attr-defined]
-    predictions, probabilities = model.score(rows)
-    return rows, predictions, probabilities
+    predictions, probabilities, derived = model.score_and_derive(rows)
+    return rows, predictions, probabilities, derived
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -301,7 +305,7 @@ class Serving:
         outcome names the failed candidate."""
         failed = None
         try:
-            rows, predictions, probabilities = _run(routed.model, payload)
+            rows, predictions, probabilities, derived = _run(routed.model, payload)
         except RequestInvalid:
             raise
         except Exception:
@@ -312,7 +316,7 @@ class Serving:
             route = Route(routed.production_version, "production")
             model, hit = self.models.get(routed.name, route.version)
             routed = Routed(routed.name, routed.request_id, route, model, hit)
-            rows, predictions, probabilities = _run(model, payload)
+            rows, predictions, probabilities, derived = _run(model, payload)
         model, route, name = routed.model, routed.route, routed.name
         rid = routed.request_id or uuid.uuid4().hex
         now_ms = self._wall_ms()
@@ -339,8 +343,8 @@ class Serving:
                     route.variant,
                     rid,
                     now_ms,
-                    model.feature_names,
-                    rows,
+                    model.capture_names,
+                    model.capture_rows(rows, derived),
                     predictions,
                     probabilities,
                     model.capture_template,
@@ -357,7 +361,7 @@ class Serving:
             model, _ = self.models.get(name, version)
             request = model.request_model.model_validate(payload)
             rows = model.rows(request.instances)  # type: ignore[attr-defined]
-            predictions, probabilities = model.score(rows)
+            predictions, probabilities, derived = model.score_and_derive(rows)
         except Exception:
             logger.warning("shadow scoring failed", extra={"model": name, "version": version}, exc_info=True)
             return False
@@ -369,8 +373,8 @@ class Serving:
                     "shadow",
                     rid,
                     now_ms,
-                    model.feature_names,
-                    rows,
+                    model.capture_names,
+                    model.capture_rows(rows, derived),
                     predictions,
                     probabilities,
                     model.capture_template,

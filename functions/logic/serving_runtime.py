@@ -15,7 +15,10 @@ ONNX export contract (what the lifecycle's skl2onnx export must look like to be 
 - outputs: regressors: the first output, [N] or [N, 1]. Classifiers: the label output first
   ([N], int64 or string) and the probabilities second, either a tensor [N, n_classes] (export with
   skl2onnx option zipmap=False, faster) or a ZipMap sequence of maps; columns follow
-  `ModelVersion.class_labels`.
+  `ModelVersion.class_labels`. A derived-feature graph also outputs, named as each derived feature
+  the pipeline takes, the value it fed the pipeline ([N, 1] float or string); those are fetched in
+  the same run and captured after the raw fields (NaN and "" as null), so monitoring sees exactly
+  what the model saw.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from pydantic import BaseModel
 from functions.logic.capture import numbers_template
 from functions.logic.expressions_runtime import timestamp_seconds
 from functions.models.errors import IntegrityError
-from functions.models.registry import ModelVersion, graph_input_names
+from functions.models.registry import ModelVersion, graph_input_names, monitored_derived
 from functions.models.serving import ModelUnavailable, check_graph_inputs, request_model
 
 _NUMERIC = {"tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(int64)": np.int64}
@@ -79,6 +82,8 @@ class OnnxModel:
     column_dtypes: dict[str, Any] = field(default_factory=dict)
     output_names: list[str] = field(default_factory=list)
     capture_template: str | None = None  # capture.numbers_template when every feature is a number
+    derived_outputs: list[str] = field(default_factory=list)  # derived features the graph outputs
+    capture_names: tuple[str, ...] = ()  # what a capture records: the raw fields, then derived_outputs
 
     @classmethod
     def load(cls, version: ModelVersion, content: bytes, *, max_instances: int) -> OnnxModel:
@@ -105,6 +110,13 @@ class OnnxModel:
         if not outputs or (model.classifier and len(outputs) < 2):
             raise ModelUnavailable(f"{what}: the ONNX export lacks the label/probabilities outputs")
         model.output_names = [o.name for o in outputs[: 2 if model.classifier else 1]]
+        offered = {o.name for o in outputs[len(model.output_names) :]}
+        if version.derived:
+            derived = monitored_derived(version.pipeline_features, version.derived)
+            model.derived_outputs = [f.name for f in derived if f.name in offered]
+        model.capture_names = names + tuple(model.derived_outputs)
+        if model.derived_outputs:
+            model.capture_template = None
         return model
 
     def _bind_inputs(self, what: str) -> None:
@@ -150,7 +162,38 @@ class OnnxModel:
 
     def score(self, rows: list[list[Any]]) -> tuple[list[Any], list[list[float]] | None]:
         """(predictions, probabilities or None). Non-finite numbers become None."""
-        outputs = self.session.run(self.output_names, self.feeds(rows))
+        predictions, probabilities, _ = self.score_and_derive(rows)
+        return predictions, probabilities
+
+    def score_and_derive(self, rows: list[list[Any]]) -> tuple[list[Any], list[list[float]] | None, list[np.ndarray]]:
+        """score() plus, from the same run, the derived values the pipeline was fed (one [N, 1]
+        array per derived_outputs name; empty when the graph has none)."""
+        outputs = self.session.run([*self.output_names, *self.derived_outputs], self.feeds(rows))
+        derived = outputs[len(self.output_names) :]
+        predictions, probabilities = self._answers(outputs)
+        return predictions, probabilities, derived
+
+    def capture_rows(self, rows: list[list[Any]], derived: list[np.ndarray]) -> list[list[Any]]:
+        """The rows a capture records (capture_names): raw values, then the derived ones (NaN, beyond
+        float range, or "" as None)."""
+        if not derived:
+            return rows
+        columns: list[list[Any]] = []
+        for values in derived:
+            flat = values.reshape(-1)
+            if flat.dtype.kind == "f":
+                finite = np.isfinite(flat)
+                listed = flat.astype(np.float64).tolist()
+                columns.append(
+                    listed
+                    if finite.all()
+                    else [v if ok else None for v, ok in zip(listed, finite.tolist(), strict=True)]
+                )
+            else:
+                columns.append([v if v else None for v in flat.tolist()])
+        return [[*row, *extra] for row, extra in zip(rows, zip(*columns, strict=True), strict=True)]
+
+    def _answers(self, outputs: list[Any]) -> tuple[list[Any], list[list[float]] | None]:
         first = outputs[0]
         predictions: list[Any] = (first.ravel() if first.ndim > 1 else first).tolist()
         if first.dtype.kind == "f" and not np.isfinite(first).all():

@@ -4,7 +4,10 @@ A view names its entity key column(s), the source dataset, the dataset's event-t
 a TTL (how old a feature row may be and still be used at a label's time) and the features it
 offers with their types. Whether those columns exist with those types, and whether the source's
 contract declares (key, timestamp) unique, is checked against the contract when the view is
-stored (functions/logic/feature_views.py).
+stored (functions/logic/feature_views.py), against the contract of the source's latest validated
+version: a view is defined over data that passed validation, and its record pins that version
+(`source_version`, with the contract version it was validated with), so a view never names
+columns no validated file of its source has.
 
 Key layout (metadata table, keys `pk`/`sk`, index `gsi1` on `gsi1pk`/`gsi1sk`):
     pk=FEATUREVIEW#<name>  sk=FEATUREVIEW          the head: latest version number (the counter)
@@ -21,6 +24,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from functions.models.contracts import COLUMN_NAME_PATTERN
+from functions.models.features_offline import SourceVersionRef
 from functions.models.registry import NAME_PATTERN
 
 VIEW_HEAD_SK = "FEATUREVIEW"
@@ -79,11 +83,15 @@ class FeatureView(_Strict):
 
 
 class FeatureViewRecord(_Strict):
-    """One stored version of a view."""
+    """One stored version of a view, with the validated source version it was defined against
+    (`source_version` and the contract version that validated it; None only on records stored
+    before views were pinned)."""
 
     name: str = Field(pattern=NAME_PATTERN)
     version: int = Field(ge=1)
     view: FeatureView
+    source_version: SourceVersionRef | None = None
+    source_contract_version: int | None = Field(default=None, ge=1)
     created_at: datetime
     created_by: str = ""
 

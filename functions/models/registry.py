@@ -115,6 +115,18 @@ class FeatureViewUse(_Record):
         return [f.model_copy(update={"name": f"{self.view}:{f.name}", "nullable": True}) for f in self.features]
 
 
+def monitored_derived(pipeline_features: list[Feature], derived: list[DerivedFeature]) -> list[Feature]:
+    """The derived features a pipeline takes, as monitoring sees them: the values the merged ONNX
+    graph computed (float32, or strings), so numbers are profiled as float and strings as string;
+    nullable (NaN or "" is a null)."""
+    kinds = {d.name: d.type for d in derived}
+    return [
+        Feature(name=f.name, type="string" if kinds[f.name] == "string" else "float", nullable=True)
+        for f in pipeline_features
+        if f.name in kinds
+    ]
+
+
 def graph_input_names(features: list[Feature], graph_inputs: dict[str, str]) -> list[str]:
     """The ONNX graph input each feature feeds, in feature order. An empty mapping (versions
     registered before the mapping was recorded) means each input is named as its feature."""

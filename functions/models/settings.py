@@ -37,6 +37,11 @@ class Settings(BaseModel):
     validate_chunk_bytes: int = Field(256 * 1024**2, alias="STEPWISE_VALIDATE_CHUNK_BYTES", ge=1)
     validate_max_bytes: int = Field(50 * 1024**3, alias="STEPWISE_VALIDATE_MAX_BYTES", ge=1)
     validate_state_machine_arn: str = Field("", alias="STEPWISE_VALIDATE_SM_ARN")  # chunked validation (AWS)
+    # offline store: a training set's point-in-time join runs in the function while the view layouts it
+    # reads total at most this many Parquet bytes, on Athena above (when a workgroup is deployed)
+    offline_join_max_bytes: int = Field(1024**3, alias="STEPWISE_OFFLINE_JOIN_MAX_BYTES", ge=1)
+    athena_workgroup: str = Field("", alias="STEPWISE_ATHENA_WORKGROUP")
+    offline_database: str = Field("", alias="STEPWISE_OFFLINE_DATABASE")  # Glue database over the layouts
     # governance
     four_eyes: bool = Field(True, alias="STEPWISE_FOUR_EYES")
     audit_archive_bucket: str = Field("", alias="STEPWISE_AUDIT_ARCHIVE_BUCKET")  # Object Lock (governance)

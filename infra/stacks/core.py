@@ -31,6 +31,7 @@ from infra.constructs.hardening import HARDENING_ID, Hardening
 from infra.constructs.ingestion import Ingestion
 from infra.constructs.lifecycle import Lifecycle, LifecycleTasks, SageMakerTraining, training_image_context
 from infra.constructs.monitoring import Monitoring
+from infra.constructs.offline_store import OfflineStore
 from infra.constructs.reproduction import Reproduction
 from infra.constructs.serving import Serving
 from infra.constructs.storage import AccessLogs, ArtifactStore, DataStore
@@ -211,6 +212,14 @@ class StepwiseStack(Stack):
             artifacts_bucket=artifacts_bucket,
             registry_table=registry_table,
             metadata_table=metadata_table,
+        )
+        self.offline_store = OfflineStore(
+            self,
+            c.OFFLINE_STORE_ID,
+            stage=config.stage,
+            artifacts_bucket=artifacts_bucket,
+            key=self.encryption.key,
+            join_function=self.lifecycle_tasks.train,
         )
         self.lifecycle = Lifecycle(
             self,

@@ -71,7 +71,14 @@ EXPECTED_ACTIONS: dict[str, set[str]] = {
     "ReleaseFunction": _BASE
     | {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem", "cloudwatch:GetMetricData"}
     | {"s3:GetObject"},  # promote and canary verify artifacts/models/* sha256 before serving them
-    "TrainFunction": _BASE | _LIFECYCLE_TABLES | {"s3:GetObject", "s3:GetObjectVersion", "s3:PutObject"},
+    "TrainFunction": _BASE
+    | _LIFECYCLE_TABLES
+    | {"s3:GetObject", "s3:GetObjectVersion", "s3:PutObject"}
+    # the offline store's Athena join: its workgroup only, its Glue database's tables only, the
+    # artifacts bucket listed under offline/views/ and work/athena/ only
+    | {"athena:StartQueryExecution", "athena:GetQueryExecution", "athena:GetQueryResults", "athena:StopQueryExecution"}
+    | {"glue:GetDatabase", "glue:GetTable", "glue:CreateTable", "glue:UpdateTable"}
+    | {"s3:ListBucket", "s3:GetBucketLocation"},
     "EvaluateFunction": _BASE | _LIFECYCLE_TABLES | {"s3:GetObject", "s3:GetObjectVersion"},
     # registration writes the model card under models/ and reads the validation report
     "RegisterFunction": _BASE | _LIFECYCLE_TABLES | {"dynamodb:Query", "s3:GetObject", "s3:PutObject"},

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import copy
 import json
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import boto3
+import pyarrow as pa
 import pytest
 
 from functions.dal.audit import list_events
@@ -17,6 +19,7 @@ from stepwise.cli import main
 from tests.integration.approval_support import Context, api_event
 from tests.integration.conftest import Stores
 from tests.integration.test_validate_cli import InProcessTarget
+from tests.integration.test_validate_handler import invoke, parquet_bytes, upload
 
 CONTRACT = {
     "columns": [
@@ -51,10 +54,27 @@ def view_items(stores: Stores) -> list[dict[str, Any]]:
     return [i for i in items if i["pk"]["S"].startswith("FEATUREVIEW#")]
 
 
+def upload_orders(stores: Stores, rows: int = 4) -> dict[str, Any]:
+    """A file that passes the orders contract, through the real validation handler."""
+    start = datetime(2026, 1, 1)
+    columns: dict[str, Any] = {
+        "customer": [f"c{i % 2}" for i in range(rows)],
+        "at": pa.array([start + timedelta(days=i) for i in range(rows)], pa.timestamp("us")),
+        "day": list(range(rows)),
+        "spend": [float(i) for i in range(rows)],
+        "orders": list(range(rows)),
+        "segment": ["a", "b"] * (rows // 2),
+    }
+    outcome = invoke(upload(stores, f"raw/orders/orders-{rows}.parquet", parquet_bytes(columns)))
+    assert outcome["verdict"] == "passed", outcome
+    return outcome
+
+
 @pytest.fixture
 def orders(stores: Stores) -> Stores:
     status, body = call("PUT", "/v1/datasets/orders/contract", CONTRACT)
     assert status in (200, 201), body
+    upload_orders(stores)
     return stores
 
 
@@ -83,7 +103,7 @@ def test_feature_views_put_stores_versions_and_never_changes_an_old_one(orders: 
     events = list_events(get_settings().metadata_table, target="feature-view/spend")
     assert [(e.action, e.version) for e in events] == [("feature_view.put", 1), ("feature_view.put", 2)]
     assert all(e.who == first["created_by"] for e in events)
-    assert events[0].after == {"source": "orders", "entity_keys": ["customer"], "features": 2}
+    assert events[0].after == {"source": "orders", "entity_keys": ["customer"], "features": 2, "source_version": 1}
 
 
 def test_feature_views_get_answers_404_for_unknown_views_and_versions(orders: Stores) -> None:
@@ -117,7 +137,7 @@ REFUSALS = {
     "timestamp column not a timestamp": (
         _with(timestamp_column="day"),
         "timestamp_column",
-        "'day' is a int column in the contract of dataset 'orders', not a timestamp",
+        "'day' is a int column in the contract of dataset 'orders' that validated orders@1, not a timestamp",
     ),
     "float key": (_with(entity_keys=["spend"], features=[{"name": "orders", "type": "int"}]), "entity_keys.0", "float"),
     "key not unique per timestamp": (
@@ -150,6 +170,63 @@ def test_feature_views_put_refuses_a_bad_view_naming_the_problem_and_stores_noth
     assert field in text
     assert view_items(orders) == []
     assert list_events(get_settings().metadata_table, target="feature-view/spend") == []
+
+
+def test_feature_views_put_refuses_a_source_without_a_validated_version(stores: Stores) -> None:
+    # Given a source with a contract but no upload that passed it
+    status, body = call("PUT", "/v1/datasets/orders/contract", CONTRACT)
+    assert status in (200, 201), body
+    # When a view over it is stored
+    status, body = call("PUT", "/v1/feature-views/spend", VIEW)
+    # Then it is refused naming the dataset, and nothing is stored
+    assert status == 400, body
+    assert body["error"] == "InvalidInput"
+    assert body["details"] == [
+        {
+            "field": "source",
+            "reason": "source dataset 'orders' has no validated version: a view is defined over validated data, "
+            "so upload a file that passes its contract first",
+        }
+    ]
+    assert view_items(stores) == []
+    assert list_events(get_settings().metadata_table, target="feature-view/spend") == []
+
+
+def test_feature_views_put_pins_the_latest_validated_source_version(orders: Stores) -> None:
+    # Given orders@1 validated
+    status, first = call("PUT", "/v1/feature-views/spend", VIEW)
+    assert status == 201, first
+    v1 = call("GET", "/v1/datasets/orders/versions/1")[1]
+    # Then the view records that version, its sha256 and the contract version that validated it
+    assert first["source_version"] == {"dataset": "orders", "version": 1, "sha256": v1["sha256"]}
+    assert first["source_contract_version"] == v1["contract_version"] == 1
+    # When orders@2 is validated and the view is stored again
+    upload_orders(orders, rows=6)
+    status, second = call("PUT", "/v1/feature-views/spend", VIEW)
+    assert status == 201, second
+    # Then the new view version pins orders@2; the old one still pins orders@1
+    assert second["source_version"]["version"] == 2
+    assert second["source_version"]["sha256"] == call("GET", "/v1/datasets/orders/versions/2")[1]["sha256"]
+    assert call("GET", "/v1/feature-views/spend", query={"version": "1"})[1]["source_version"]["version"] == 1
+    events = list_events(get_settings().metadata_table, target="feature-view/spend")
+    assert [e.after["source_version"] for e in events] == [1, 2]
+
+
+def test_feature_views_put_checks_the_contract_that_validated_the_pinned_version(orders: Stores) -> None:
+    # Given a newer contract declaring a column no validated file has yet
+    newer = copy.deepcopy(CONTRACT)
+    newer["columns"].append({"name": "refunds", "type": "float"})
+    status, body = call("PUT", "/v1/datasets/orders/contract", newer)
+    assert status in (200, 201), body
+    # When a view offers that column
+    status, body = call("PUT", "/v1/feature-views/spend", _with(features=[{"name": "refunds", "type": "float"}]))
+    # Then it is refused: orders@1 was validated with contract version 1, which has no such column
+    assert status == 400, body
+    assert body["details"][0] == {
+        "field": "features.0.name",
+        "reason": "column 'refunds' is not declared in the contract of dataset 'orders' that validated orders@1",
+    }
+    assert view_items(orders) == []
 
 
 @pytest.fixture

@@ -104,10 +104,15 @@ def test_export_merges_the_transformations_in_front_and_takes_raw_fields() -> No
     # the whole graph on raw rows answers what the pipeline answers on the derived columns
     holdout = table.take(prepared.holdout_idx)
     feeds = derived.raw_feeds(prepared.derivation.raw_features, raw_inputs, holdout)
-    labels, probabilities = TransformRunner(merged).session.run(None, feeds)
+    labels, probabilities, *fed = TransformRunner(merged).session.run(None, feeds)
     frame = prepared.frame.iloc[prepared.holdout_idx]
     assert labels.astype(str).tolist() == fitted.pipeline.predict(frame).astype(str).tolist()
     np.testing.assert_allclose(probabilities, fitted.pipeline.predict_proba(frame), atol=1e-5)
+    # and, after the pipeline's outputs, the derived values it fed the pipeline (what serving captures)
+    derived_names = [f.name for f in prepared.features if f.name in {"a_per_b", "is_red", "a_band"}]
+    assert [o.name for o in model.graph.output][2:] == derived_names
+    for name, values in zip(derived_names, fed, strict=True):
+        np.testing.assert_array_equal(values.reshape(-1), frame[name].to_numpy().astype(np.float32))
 
 
 def test_export_without_derived_features_is_unchanged() -> None:
@@ -147,10 +152,12 @@ def test_string_derived_feature_is_one_hot_encoded_and_served_by_the_merged_grap
     # When the merged graph runs on raw rows, colours in upper case included
     raw = table.set_column(2, "c", pc_upper(table.column("c")))
     feeds = derived.raw_feeds(prepared.derivation.raw_features, prepared.derivation.raw_inputs, raw)
-    labels, probabilities = TransformRunner(merged).session.run(None, feeds)
+    labels, probabilities, colour = TransformRunner(merged).session.run(None, feeds)
     # Then it answers what the pipeline answers on the derived (lower-cased) column
     assert labels.astype(str).tolist() == fitted.pipeline.predict(prepared.frame).astype(str).tolist()
     np.testing.assert_allclose(probabilities, fitted.pipeline.predict_proba(prepared.frame), atol=1e-5)
+    # and outputs that column as it fed the pipeline
+    assert colour.reshape(-1).tolist() == prepared.frame["colour"].tolist()
 
 
 def pc_upper(column: Any) -> Any:
