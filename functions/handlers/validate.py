@@ -19,7 +19,13 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from functions.dal.idempotency import run_once
 from functions.handlers import lease
 from functions.handlers.errors import typed_aws_errors
-from functions.logic.validation_upload import check_chunk_step, finish_step, plan_chunks_step, process_upload
+from functions.logic.validation_upload import (
+    check_chunk_step,
+    fail_step,
+    finish_step,
+    plan_chunks_step,
+    process_upload,
+)
 from functions.models.audit import Actor
 from functions.models.datasets import UploadRef
 from functions.models.errors import InvalidInput
@@ -82,7 +88,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 def chunk_step_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """The chunked-validation state machine's tasks: {"step": "plan" | "check" | "finish", ...}."""
+    """The chunked-validation state machine's tasks: {"step": "plan" | "check" | "finish" | "fail", ...}
+    ("fail": a Catch records that a step failed after its retries)."""
     settings = get_settings()
     step = event.get("step")
     if step == "plan":
@@ -93,4 +100,6 @@ def chunk_step_handler(event: dict[str, Any], context: LambdaContext) -> dict[st
         upload = event.get("upload") or {}
         actor = Actor(identity=upload.get("uploaded_by") or "s3:upload", correlation_id=context.aws_request_id)
         return finish_step(event, settings, actor)
+    if step == "fail":
+        return fail_step(event, settings)
     raise InvalidInput(f"unknown chunked-validation step {step!r}")

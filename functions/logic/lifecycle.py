@@ -186,8 +186,10 @@ def start_run(settings: Settings, req: RunRecordRequest, clock: Clock = utcnow) 
 
 
 def fail_run(settings: Settings, req: RunRecordRequest, clock: Clock = utcnow) -> RunRecord | None:
-    """From a Catch: the step failed with `req.state.error`; the run is FAILED. None when the run
-    record was never created (StartRun itself failed, e.g. an unknown spec or dataset version)."""
+    """From a Catch: the step failed with `req.state.error`; the run is FAILED (also after
+    registration: a release step failed, or the approval was rejected or expired; `version` still
+    names the registered version). None when the run record was never created (StartRun itself
+    failed, e.g. an unknown spec or dataset version)."""
     state = req.state
     if state.run is None:
         logger.warning("no run record to mark failed", extra={"step": req.step, "error": state.error})
@@ -199,7 +201,7 @@ def fail_run(settings: Settings, req: RunRecordRequest, clock: Clock = utcnow) -
 
     def change(run: RunRecord) -> RunRecord:
         run = step_end(run)
-        if run.status == RunStatus.RUNNING:
+        if run.status in (RunStatus.RUNNING, RunStatus.REGISTERED):
             run.status = RunStatus.FAILED
         run.ended_at = run.ended_at or now
         run.error = run.error or error

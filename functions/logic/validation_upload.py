@@ -46,7 +46,7 @@ from functions.models.datasets import (
     ValidationReport,
     report_key,
 )
-from functions.models.errors import NotFound
+from functions.models.errors import ChunkCheckFailed, NotFound
 from functions.models.registry import NAME_PATTERN
 from functions.models.settings import Settings
 from functions.observability import logger
@@ -320,6 +320,13 @@ def finish_step(event: dict[str, Any], settings: Settings, actor: Actor) -> dict
     if upload.contract is None:
         return conclude(upload, _no_contract(upload), "", settings, actor).model_dump(mode="json")
     results = sorted(event.get("results") or [], key=lambda r: r["index"])
+    failures = [r for r in results if r.get("failure")]
+    if failures:  # a chunk's task failed (not the file): the upload is not judged
+        first = failures[0]
+        raise ChunkCheckFailed(
+            f"{len(failures)} of {len(results)} chunks could not be checked; chunk {first['index']}: "
+            f"{_error_text(first['failure'])}"
+        )
     errors = [r["error"] for r in results if r.get("error")]
     reason = event.get("reason") or (errors[0] if errors else "")
     common = {"dataset": upload.dataset, "contract_version": upload.contract.version, "source": upload.uri}
@@ -342,3 +349,40 @@ def finish_step(event: dict[str, Any], settings: Settings, actor: Actor) -> dict
     if report.passed:
         sha = artifacts.sha256_of(artifacts.S3RangeSource(ref.bucket, ref.key, upload.version_id, upload.size))
     return conclude(upload, report, sha, settings, actor).model_dump(mode="json")
+
+
+MAX_CAUSE = 1_000
+
+
+def _error_text(error: dict[str, Any]) -> str:
+    """`Name: cause` of a Step Functions error ({"Error", "Cause"})."""
+    name = str(error.get("Error") or "UnknownError")
+    cause = str(error.get("Cause") or "")[:MAX_CAUSE]
+    return f"{name}: {cause}" if cause else name
+
+
+def fail_step(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """From the state machine's Catch: {"failed_step", "upload", "contract_version", "error"}.
+
+    A step failed after its retries, so the upload was not judged: it stays under raw/ (nothing is
+    moved, quarantined or versioned) and its report, at the key `stepwise upload` polls, says
+    verdict "error" with the step, the error's name and its cause. Reads nothing, so it still
+    records when the stores the step needed are failing."""
+    ref = UploadRef.model_validate(event["upload"])
+    dataset, _ = split_key(ref.key)
+    object_version = ref.version_id or f"etag-{ref.etag}"
+    source = s3_uri(ref.bucket, ref.key) + (f"?versionId={ref.version_id}" if ref.version_id else "")
+    step = str(event.get("failed_step") or "unknown")
+    report = ValidationReport(
+        dataset=dataset or UNKNOWN_DATASET,
+        contract_version=int(event.get("contract_version") or 0),
+        source=source,
+        verdict="error",
+        reason=f"chunked validation step {step!r} failed: {_error_text(event.get('error') or {})}",
+        size_bytes=ref.size,
+        chunks=0,
+    )
+    key = report_key(report.dataset, object_version)
+    artifacts.put_json(settings.artifacts_bucket, key, report.model_dump_json(indent=2))
+    logger.error("chunked validation failed", extra={"key": ref.key, "step": step, "error": event.get("error")})
+    return {"report_uri": s3_uri(settings.artifacts_bucket, key), "verdict": "error"}

@@ -16,7 +16,8 @@ from functions.models.registry import NAME_PATTERN
 MAX_EXAMPLES = 20
 
 FileFormat = Literal["parquet", "csv", "jsonl"]
-Verdict = Literal["passed", "failed", "unreadable"]
+# error: the file was not judged (a chunked validation's step failed after its retries); it stays under raw/
+Verdict = Literal["passed", "failed", "unreadable", "error"]
 TrainingStatus = Literal["none", "would_start", "started", "failed"]
 
 
@@ -66,8 +67,8 @@ class ValidationReport(_Record):
     def summary(self) -> str:
         if self.passed:
             return f"{self.dataset}: passed {len(self.rules)} rules on {self.rows} rows"
-        if self.verdict == "unreadable":
-            return f"{self.dataset}: unreadable: {self.reason}"
+        if self.verdict in ("unreadable", "error"):
+            return f"{self.dataset}: {self.verdict}: {self.reason}"
         return f"{self.dataset}: failed {', '.join(self.failed_rules)}"
 
 

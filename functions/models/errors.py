@@ -63,3 +63,10 @@ class IntegrityError(StepwiseError):
     """Stored bytes do not match the recorded sha256: never load or serve them."""
 
     status_code = 503
+
+
+class ChunkCheckFailed(StepwiseError):
+    """A chunk of a chunked validation could not be checked (its task failed after its retries):
+    the upload was not judged, so it is neither versioned nor quarantined."""
+
+    status_code = 503

@@ -69,7 +69,7 @@ class RunStatus(StrEnum):
     RUNNING = "RUNNING"
     REGISTERED = "REGISTERED"  # a version registered, waiting for approval
     REJECTED = "REJECTED"  # a version registered as REJECTED (a gate failed)
-    FAILED = "FAILED"  # a step failed; nothing registered
+    FAILED = "FAILED"  # a step failed: before Register, nothing registered; after it, `version` was not released
 
 
 class StepRecord(_Model):

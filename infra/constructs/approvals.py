@@ -12,6 +12,11 @@ registration (plugged into the lifecycle workflow as its `after_register`).
 State input contract: `$.registered.model`, `$.registered.version` (the Register step's output) and,
 optionally, `$.release` (a ReleaseStrategy; default all at once). Every release step reads back
 what serving resolves and fails with ServingMismatch if it differs.
+
+Plugged into the lifecycle (`chain_recording_failures`), every way out that fails the execution
+first records the failure on the run: each task's other errors (after its retries) go to a
+RecordFailure<Step> task, and the designed failures (rejected, canary check failed, rolled back)
+are recorded before their Fail state. Built alone (`chain`), the states fail as they are.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from infra import constants as c
-from infra.constructs.lifecycle import TRANSIENT_ERRORS
+from infra.constructs.lifecycle import TRANSIENT_ERRORS, RecordFailure
 from infra.grants import grant_canary_metrics, grant_release_access, logical_arn, synchronous_only
 from infra.nag import acknowledge
 
@@ -70,7 +75,8 @@ class Approvals(Construct):
         )
         self._model = sfn.JsonPath.string_at(model_path)
         self._version = sfn.JsonPath.number_at(version_path)
-        self.chain: sfn.IChainable = self._build(approval_timeout)
+        self._approval_timeout = approval_timeout
+        self._chain: sfn.IChainable | None = None
         if registry_table is not None and metadata_table is not None and isinstance(approval_fn, lambda_.Function):
             approval_fn.add_environment(c.ENV_APPROVALS_TOPIC_ARN, self.topic.topic_arn)
             self.topic.grant_publish(approval_fn)
@@ -91,6 +97,20 @@ class Approvals(Construct):
                 f"AwsSolutions::AwsSolutions-IAM5[Resource::{logical_arn(fn)}:*]",
                 "lambda:InvokeFunction on the function's versions and aliases (CDK's grant for LambdaInvoke).",
             )
+
+    @property
+    def chain(self) -> sfn.IChainable:
+        """The states on their own (no run record to write to)."""
+        if self._chain is None:
+            self._chain = self._build(self._approval_timeout, None)
+        return self._chain
+
+    def chain_recording_failures(self, record_failure: RecordFailure) -> sfn.IChainable:
+        """The states, with every failure recorded on the run first (the lifecycle's recorder)."""
+        if self._chain is not None:
+            raise ValueError("the approvals chain is already built")
+        self._chain = self._build(self._approval_timeout, record_failure)
+        return self._chain
 
     # -- states ---------------------------------------------------------------------------
     def _release_task(self, state_id: str, action: str, result_path: str, **extra: object) -> tasks.LambdaInvoke:
@@ -116,7 +136,16 @@ class Approvals(Construct):
         task.add_retry(errors=TRANSIENT_ERRORS, interval=Duration.seconds(2), max_attempts=3, backoff_rate=2.0)
         return task
 
-    def _build(self, approval_timeout: Duration) -> sfn.IChainable:
+    def _build(self, approval_timeout: Duration, record: RecordFailure | None) -> sfn.IChainable:
+        def fail(step: str, state_id: str, then: sfn.IChainable) -> sfn.IChainable:
+            """`then`, after the run records the failure (when there is a run to record it on)."""
+            return then if record is None else record(step, state_id=state_id, then=then)
+
+        def catch_all(task: tasks.LambdaInvoke, step: str) -> None:
+            """Any other error (after the task's retries): recorded, then the execution fails."""
+            if record is not None:
+                task.add_catch(record(step, state_id=f"RecordFailure{task.node.id}"), result_path="$.error")
+
         default_strategy = sfn.Pass(
             self,
             "DefaultReleaseStrategy",
@@ -152,11 +181,16 @@ class Approvals(Construct):
             cause_path=sfn.JsonPath.string_at("$.error.Cause"),
         )
         request.add_catch(expire, errors=["States.Timeout"], result_path="$.error")
-        request.add_catch(rejected, errors=[APPROVAL_REJECTED], result_path="$.error")
+        request.add_catch(
+            fail("approval", "RecordRejection", rejected), errors=[APPROVAL_REJECTED], result_path="$.error"
+        )
+        catch_all(request, "approval")
+        catch_all(expire, "approval")  # ApprovalExpired, once the version is marked REJECTED
 
         released = sfn.Pass(self, "Released")
         promote = self._release_task("Promote", "promote", "$.releaseResult")
         promote.next(released)
+        catch_all(promote, "promote")
 
         start_canary = self._release_task("StartCanary", "start_canary", "$.canary")
         bake = sfn.Wait(self, "BakeCanary", time=sfn.WaitTime.seconds_path("$.canary.bake_seconds"))
@@ -174,10 +208,14 @@ class Approvals(Construct):
             error_path=sfn.JsonPath.string_at("$.error.Error"),
             cause_path=sfn.JsonPath.string_at("$.error.Cause"),
         )
-        check.add_catch(canary_failed, errors=[CANARY_CHECK_FAILED], result_path="$.error")
+        check.add_catch(
+            fail("canary", "RecordCanaryFailure", canary_failed), errors=[CANARY_CHECK_FAILED], result_path="$.error"
+        )
         check.add_catch(rollback, errors=["States.ALL"], result_path="$.error")
         complete.add_catch(rollback, errors=["States.ALL"], result_path="$.error")
-        rollback.next(rolled_back)
+        rollback.next(fail("canary", "RecordCanaryRollback", rolled_back))  # the error that caused it
+        catch_all(start_canary, "canary")
+        catch_all(rollback, "canary")
         start_canary.next(bake).next(check).next(complete).next(released)
 
         strategy = (

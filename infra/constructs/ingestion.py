@@ -45,6 +45,9 @@ PREFIX_WORK = "work/validation/"  # artifacts bucket: partials (functions/logic/
 CHUNK_BYTES = 256 * 1024**2  # read whole up to this (STEPWISE_VALIDATE_CHUNK_BYTES)
 MAX_BYTES = 50 * 1024**3  # refuse above this (STEPWISE_VALIDATE_MAX_BYTES)
 MAX_EVENT_AGE = Duration.hours(6)
+# Retried by the chunk tasks besides Lambda's service errors (retry_on_service_exceptions): our
+# typed store errors (functions/models/errors.py) and Lambda's throttling.
+CHUNK_TRANSIENT_ERRORS = ["StoreUnavailable", "Throttled", "Lambda.TooManyRequestsException"]
 RETRY_ATTEMPTS = 2
 
 ITEM_ACTIONS = [
@@ -158,16 +161,54 @@ class Ingestion(Construct):
                 api.add_route(method, path, api_function)
 
     def _chunked_validation(self, fn: lambda_.Function, log_retention: logs.RetentionDays) -> sfn.StateMachine:
-        def step(id_: str, name: str, fields: dict[str, str]) -> tasks.LambdaInvoke:
+        """Plan -> Chunks (Distributed Map of CheckChunk) -> Finish. Every task retries transient
+        errors; a step that still fails (Plan, the Map, Finish) is recorded by RecordFailure<Step>
+        as the upload's report (verdict "error", the error and its cause) before the execution
+        fails with that error. A chunk whose check fails comes back as {"index", "failure"}, and
+        Finish fails with ChunkCheckFailed naming it (never judging the file on a partial check)."""
+        failed = sfn.Fail(
+            self,
+            "ValidationFailed",
+            error_path=sfn.JsonPath.string_at("$.error.Error"),
+            cause_path=sfn.JsonPath.string_at("$.error.Cause"),
+        )
+
+        def invoke(id_: str, payload: sfn.TaskInput | None, result_path: str | None = None) -> tasks.LambdaInvoke:
             task = tasks.LambdaInvoke(
                 self,
                 id_,
                 lambda_function=fn,
-                payload=sfn.TaskInput.from_object({"step": name, **{f"{k}.$": v for k, v in fields.items()}}),
+                payload=payload,
                 payload_response_only=True,
                 retry_on_service_exceptions=True,
+                result_path=result_path,
             )
-            task.add_retry(errors=["StoreUnavailable"], interval=Duration.seconds(5), max_attempts=3, backoff_rate=2)
+            task.add_retry(errors=CHUNK_TRANSIENT_ERRORS, interval=Duration.seconds(5), max_attempts=3, backoff_rate=2)
+            return task
+
+        def record_failure(state: sfn.TaskStateBase | sfn.DistributedMap, name: str) -> None:
+            record = invoke(
+                f"RecordFailure{state.node.id}",
+                sfn.TaskInput.from_object(
+                    {
+                        "step": "fail",
+                        "failed_step": name,
+                        "upload.$": "$.upload",
+                        "contract_version.$": "$.contract_version",
+                        "error.$": "$.error",
+                    }
+                ),
+                result_path=sfn.JsonPath.DISCARD,
+            )
+            # If even the report cannot be written, the execution still fails with the step's error.
+            record.add_catch(failed, result_path=sfn.JsonPath.DISCARD)
+            record.next(failed)
+            state.add_catch(record, result_path="$.error")
+
+        def step(id_: str, name: str, fields: dict[str, str]) -> tasks.LambdaInvoke:
+            payload = sfn.TaskInput.from_object({"step": name, **{f"{k}.$": v for k, v in fields.items()}})
+            task = invoke(id_, payload)
+            record_failure(task, name)
             return task
 
         upload = {"upload": "$.upload", "contract_version": "$.contract_version"}
@@ -187,15 +228,15 @@ class Ingestion(Construct):
             map_execution_type=sfn.StateMachineType.EXPRESS,
             result_path="$.results",
         )
-        check = tasks.LambdaInvoke(
+        check = invoke("CheckChunk", None)
+        chunk_failed = sfn.Pass(
             self,
-            "CheckChunk",
-            lambda_function=fn,
-            payload_response_only=True,
-            retry_on_service_exceptions=True,
+            "ChunkFailed",
+            parameters={"index.$": "$.chunk.index", "failure.$": "$.error"},
         )
-        check.add_retry(errors=["StoreUnavailable"], interval=Duration.seconds(5), max_attempts=3, backoff_rate=2)
+        check.add_catch(chunk_failed, result_path="$.error")
         chunks.item_processor(check)
+        record_failure(chunks, "chunks")
         finish = step(
             "Finish",
             "finish",

@@ -6,8 +6,9 @@
 
 Input: {"spec", "spec_version", "dataset", "dataset_version", "started_by"}; executions are named
 `<model>-<dataset version>-<spec version>` by the starter. Every task has Retry for transient
-errors and a Catch that records the failure on the run record (naming the step and the error)
-before the execution fails with the step's own error name.
+errors (the SageMaker job: its service's errors too) and a Catch that records the failure on the
+run record (naming the step, the error and its cause) before the execution fails with the step's
+own error name; what follows registration (the approvals chain) is handed the same recorder.
 
 Train and Evaluate need scikit-learn, scipy, numpy and pyarrow (~270 MB): they run from a
 container image built from layers/training (Dockerfile + pinned requirements + functions/). The
@@ -20,6 +21,7 @@ import hashlib
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 from aws_cdk import ArnFormat, Duration, RemovalPolicy, Size, Stack
 from aws_cdk import aws_dynamodb as dynamodb
@@ -59,6 +61,10 @@ TRANSIENT_ERRORS = [
     "Lambda.SdkClientException",
     "Lambda.TooManyRequestsException",
 ]
+# The SageMaker integration's own errors, as Step Functions names them: the service's API errors
+# (ThrottlingException "Rate exceeded", ResourceLimitExceeded) all arrive as
+# SageMaker.AmazonSageMakerException; a job that ran and failed is States.TaskFailed (not retried).
+SAGEMAKER_TRANSIENT_ERRORS = ["SageMaker.AmazonSageMakerException"]
 GATE_FAILED_ERROR = "GateFailed"  # functions/models/runs.py GATE_FAILED_ERROR
 PLATFORMS = {"arm64": ecr_assets.Platform.LINUX_ARM64, "x86_64": ecr_assets.Platform.LINUX_AMD64}
 
@@ -278,6 +284,23 @@ class SageMakerTraining(Construct):
             acknowledge(self.role, f"AwsSolutions::AwsSolutions-IAM5[{rule}]", reason)
 
 
+class RecordFailure(Protocol):
+    """Makes (once per `state_id`) the task that records a failed `step` on the run record (the
+    error and cause from `$.error`), then goes on to `then` (by default the workflow's Fail state,
+    which fails the execution with the step's own error name and cause)."""
+
+    def __call__(
+        self, step: str, *, state_id: str | None = None, then: sfn.IChainable | None = None
+    ) -> sfn.IChainable: ...
+
+
+@runtime_checkable
+class RecordsFailures(Protocol):
+    """What follows registration and routes its own failures through the run record."""
+
+    def chain_recording_failures(self, record_failure: RecordFailure) -> sfn.IChainable: ...
+
+
 class Lifecycle(Construct):
     def __init__(
         self,
@@ -290,7 +313,7 @@ class Lifecycle(Construct):
         register_fn: lambda_.IFunction,
         log_retention: logs.RetentionDays,
         sagemaker: SageMakerTraining | None = None,
-        after_register: sfn.IChainable | None = None,
+        after_register: sfn.IChainable | RecordsFailures | None = None,
         timeout: Duration | None = None,
     ) -> None:
         super().__init__(scope, id_)
@@ -334,7 +357,13 @@ class Lifecycle(Construct):
             error=GATE_FAILED_ERROR,
             cause="A gate failed: the version is registered as REJECTED with the reasons (see $.registered).",
         )
-        passed = after_register if after_register is not None else sfn.Succeed(self, "Registered")
+        passed: sfn.IChainable
+        if isinstance(after_register, RecordsFailures):
+            passed = after_register.chain_recording_failures(self._record_failure)
+        elif after_register is not None:
+            passed = after_register
+        else:
+            passed = sfn.Succeed(self, "Registered")
         gates = (
             sfn.Choice(self, "GatesPassed")
             .when(sfn.Condition.string_equals("$.registered.status", "REJECTED"), gate_failed)
@@ -352,6 +381,13 @@ class Lifecycle(Construct):
                 payload=sfn.TaskInput.from_object({"collect": True, "state": sfn.JsonPath.entire_payload}),
             )
             job = self._training_job(sagemaker)
+            job.add_retry(
+                errors=SAGEMAKER_TRANSIENT_ERRORS,
+                interval=Duration.seconds(10),
+                max_attempts=4,
+                backoff_rate=2.0,
+                jitter_strategy=sfn.JitterType.FULL,
+            )
             job.add_catch(self._record_failure("train"), errors=["States.ALL"], result_path="$.error")
             job.next(collect)
             collect.next(evaluate)
@@ -439,9 +475,12 @@ class Lifecycle(Construct):
         task.add_catch(self._record_failure(step), errors=["States.ALL"], result_path="$.error")
         return task
 
-    def _record_failure(self, step: str) -> sfn.IChainable:
-        """RecordFailure<Step>: the run record notes the failed step and its error, then Failed."""
-        state_id = f"RecordFailure{step.capitalize()}"
+    def _record_failure(
+        self, step: str, *, state_id: str | None = None, then: sfn.IChainable | None = None
+    ) -> sfn.IChainable:
+        """RecordFailure<Step> (or `state_id`): the run record notes the failed step and its error,
+        then `then` (default Failed). Made once per state id (state names are unique in a workflow)."""
+        state_id = state_id or f"RecordFailure{step.capitalize()}"
         existing = self.node.try_find_child(state_id)
         if existing is not None:
             return existing  # type: ignore[return-value]
@@ -457,7 +496,7 @@ class Lifecycle(Construct):
         record.add_retry(errors=TRANSIENT_ERRORS, interval=Duration.seconds(2), max_attempts=3, backoff_rate=2.0)
         # If even the record cannot be written, the execution still fails with the step's error.
         record.add_catch(self._failed, errors=["States.ALL"], result_path=sfn.JsonPath.DISCARD)
-        record.next(self._failed)
+        record.next(then if then is not None else self._failed)
         return record
 
     def _training_job(self, sm: SageMakerTraining) -> tasks.SageMakerCreateTrainingJob:

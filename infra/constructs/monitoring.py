@@ -4,7 +4,9 @@ version), its least-privilege grants, the on-demand route, alarms to an SNS topi
 The drift function uses the stack's data layer (layers/data: pyarrow, numpy, Powertools, pydantic),
 built once and shared with ingestion and governance. Alarms: any model drifted (DriftedModels), any
 performance drop on labelled traffic (PerformanceDrops), drift-check errors, a canary rolled back by
-the release workflow (CanaryRollbacks), inference errors and inference p99 latency. Per-model drift
+the release workflow (CanaryRollbacks), inference errors and inference p99 latency, and for each
+state machine of the stack (found when monitoring is built, so built after them) executions that
+failed, timed out or were throttled, each also on the dashboard. Per-model drift
 share is on the dashboard (a SEARCH over the Model dimension); per-model alarms need the model
 names, which only exist at run time.
 """
@@ -21,6 +23,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
+from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from infra import constants as c
@@ -122,7 +125,8 @@ class Monitoring(Construct):
             # encrypted with the stack's KMS key (infra/constructs/encryption.py)
             enforce_ssl=True,
         )
-        self.alarms = self._alarms(serving_function)
+        self.workflows = _state_machines(Stack.of(self))
+        self.alarms = {**self._alarms(serving_function), **self._workflow_alarms()}
         for alarm in self.alarms.values():
             alarm.add_alarm_action(cw_actions.SnsAction(self.topic))
         self.dashboard = self._dashboard(serving_function)
@@ -261,6 +265,23 @@ class Monitoring(Construct):
             )
         return alarms
 
+    def _workflow_alarms(self) -> dict[str, cloudwatch.Alarm]:
+        """Per state machine: any execution failed, timed out or was throttled (5-minute sums)."""
+        alarms = {}
+        for name, machine in self.workflows.items():
+            for kind, metric, what in (
+                ("ExecutionsFailed", machine.metric_failed(), "failed (its record names the step and error)"),
+                ("ExecutionsTimedOut", machine.metric_timed_out(), "timed out"),
+                ("ExecutionThrottled", machine.metric_throttled(), "was throttled"),
+            ):
+                alarms[f"{name}{kind}"] = self._alarm(
+                    f"{name}{kind}Alarm",
+                    f"An execution of the {name} workflow {what}; see its execution history",
+                    metric,
+                    1,
+                )
+        return alarms
+
     def _dashboard(self, serving: lambda_.IFunction | None) -> cloudwatch.Dashboard:
         dashboard = cloudwatch.Dashboard(self, "Dashboard", default_interval=Duration.days(7))
         share = cloudwatch.MathExpression(
@@ -291,6 +312,17 @@ class Monitoring(Construct):
                 width=12,
             ),
             cloudwatch.AlarmStatusWidget(title="Alarms", alarms=list(self.alarms.values()), width=12),
+        )
+        dashboard.add_widgets(
+            *(
+                cloudwatch.GraphWidget(
+                    title=f"{name} workflow: executions failed, timed out, throttled",
+                    left=[machine.metric_failed(), machine.metric_timed_out(), machine.metric_throttled()],
+                    right=[machine.metric_succeeded()],
+                    width=12,
+                )
+                for name, machine in self.workflows.items()
+            )
         )
         if serving is not None:
             dashboard.add_widgets(
@@ -332,3 +364,15 @@ class Monitoring(Construct):
             f"AwsSolutions::AwsSolutions-IAM5[Resource::{logical_arn(self._registry)}/index/*]",
             "Query on the registry's own secondary index (gsi1: the list of models).",
         )
+
+
+def _state_machines(stack: Stack) -> dict[str, sfn.StateMachine]:
+    """Every state machine built in the stack before monitoring, named by the construct that owns
+    it and its id (LifecycleStateMachine, IngestionChunkedValidation); each gets its alarms."""
+    found: dict[str, sfn.StateMachine] = {}
+    for construct in stack.node.find_all():
+        if isinstance(construct, sfn.StateMachine):
+            owner = construct.node.scope
+            prefix = owner.node.id if owner is not None and owner is not stack else ""
+            found[f"{prefix}{construct.node.id}"] = construct
+    return found

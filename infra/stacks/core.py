@@ -239,7 +239,7 @@ class StepwiseStack(Stack):
                 registry_table=registry_table,
                 environment=self.functions.environment,
             ),
-            after_register=self.approvals.chain,
+            after_register=self.approvals,
         )
         self.control.add_model_routes(lifecycle=self.lifecycle)
         self.control.add_release_routes(lifecycle=self.lifecycle, four_eyes=config.four_eyes)

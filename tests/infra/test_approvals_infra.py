@@ -76,11 +76,13 @@ def test_approvals_lifecycle_waits_for_a_task_token_with_a_timeout(resources: di
     assert request["TimeoutSeconds"] == 7 * 24 * 3600
     assert request["Parameters"]["Payload"]["token.$"] == "$$.Task.Token"
     assert request["Parameters"]["Payload"]["timeout_seconds"] == 7 * 24 * 3600
-    # And a timeout expires the request, a rejection fails with the typed error
+    # And a timeout expires the request, a rejection is recorded on the run then fails with the typed error
     catches = {tuple(c["ErrorEquals"]): c["Next"] for c in request["Catch"]}
     assert catches[("States.Timeout",)] == "ExpireApproval"
-    assert states[catches[("ApprovalRejected",)]] | {} == {
-        **states[catches[("ApprovalRejected",)]],
+    recorded = states[catches[("ApprovalRejected",)]]
+    assert recorded["Type"] == "Task" and recorded["Parameters"]["action"] == "fail"
+    assert states[recorded["Next"]] | {} == {
+        **states[recorded["Next"]],
         "Type": "Fail",
         "Error": "ApprovalRejected",
     }
@@ -93,7 +95,8 @@ def test_approvals_lifecycle_waits_for_a_task_token_with_a_timeout(resources: di
     # And the canary path bakes, checks and rolls back on a failed check
     assert states["BakeCanary"]["SecondsPath"] == "$.canary.bake_seconds"
     check = {tuple(c["ErrorEquals"]): c["Next"] for c in states["CheckCanary"]["Catch"]}
-    assert check[("CanaryCheckFailed",)] == "CanaryFailed" and check[("States.ALL",)] == "RollbackCanary"
+    assert check[("States.ALL",)] == "RollbackCanary"
+    assert states[check[("CanaryCheckFailed",)]]["Next"] == "CanaryFailed"  # recorded on the run first
 
 
 def test_approvals_api_may_answer_only_the_lifecycle_tasks(resources: dict[str, Any]) -> None:

@@ -12,9 +12,12 @@ import pytest
 
 from functions.dal import datasets
 from functions.handlers import validate
+from functions.models.datasets import report_key
+from functions.models.errors import ChunkCheckFailed
 from functions.models.settings import get_settings
+from tests import faults
 from tests.integration.conftest import Stores
-from tests.integration.test_validate_handler import Context, invoke, report, upload
+from tests.integration.test_validate_handler import Context, invoke, keys, report, upload
 
 ROWS = b"id,alcohol,color,code,label\n" + b"".join(f"{i},12.5,red,AB{i},{i % 3}\n".encode() for i in range(1, 61))
 BAD = ROWS + b"7,12.5,blue,AB7,0\n"
@@ -87,3 +90,44 @@ def test_validate_chunked_unreadable_parquet_is_quarantined_with_reason(chunked:
     assert invoke(event)["verdict"] == "delegated"
     outcome = run_state_machine(_execution_input(get_settings().validate_state_machine_arn))
     assert outcome["verdict"] == "unreadable" and "cannot read parquet" in outcome["reason"]
+
+
+def test_validate_chunked_failed_chunk_is_recorded_as_an_error_and_the_upload_is_left_unjudged(
+    chunked: Stores,
+) -> None:
+    # Given a big upload handed to the state machine, and its plan
+    event = upload(chunked, "raw/wine/big.csv", ROWS)
+    assert invoke(event)["verdict"] == "delegated"
+    plan = validate.chunk_step_handler(
+        {"step": "plan", **_execution_input(get_settings().validate_state_machine_arn)}, Context()
+    )
+    # When chunk 2's check keeps failing (S3 throttles it past its retries), the Map's Catch
+    # turning it into {"index", "failure"} as the definition does
+    results = []
+    for chunk in plan["chunks"]:
+        item = {k: plan[k] for k in ("upload", "contract_version", "format")} | {"step": "check", "chunk": chunk}
+        try:
+            with faults.inject("s3.GetObject", faults.THROTTLING, times=1 if chunk["index"] == 2 else 0):
+                results.append(validate.chunk_step_handler(item, Context()))
+        except Exception as exc:
+            results.append({"index": chunk["index"], "failure": {"Error": type(exc).__name__, "Cause": str(exc)}})
+    # Then Finish does not judge the file on a partial check: it fails naming the chunk and its error
+    with pytest.raises(ChunkCheckFailed) as failed:
+        validate.chunk_step_handler({**plan, "step": "finish", "results": results}, Context())
+    assert "chunk 2: Throttled" in str(failed.value)
+    # And Finish's Catch records it: the upload's report says "error" with the step, error and cause
+    error = {"Error": "ChunkCheckFailed", "Cause": str(failed.value)}
+    recorded = validate.chunk_step_handler(
+        {"step": "fail", "failed_step": "finish", "upload": plan["upload"], "contract_version": 1, "error": error},
+        Context(),
+    )
+    rep = report(chunked, recorded)
+    ref = plan["upload"]
+    assert recorded["report_uri"].endswith(report_key("wine", ref["version_id"]))
+    assert rep["verdict"] == "error" and rep["dataset"] == "wine" and rep["rules"] == []
+    assert rep["reason"].startswith("chunked validation step 'finish' failed: ChunkCheckFailed: ")
+    assert "chunk 2: Throttled" in rep["reason"]
+    # And nothing was moved, quarantined or versioned: the upload waits under raw/ as it came
+    assert keys(chunked.data_bucket, "raw/wine/") == ["raw/wine/big.csv"]
+    assert keys(chunked.data_bucket, "quarantine/") == keys(chunked.data_bucket, "validated/") == []
+    assert datasets.list_versions(chunked.metadata_table, "wine") == []
