@@ -7,6 +7,7 @@ A report is written as JSON (this model) and rendered to a self-contained HTML p
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from enum import StrEnum
 from typing import Literal
@@ -31,7 +32,12 @@ class DriftConfig(_Model):
     min_ks_d: float = Field(default=0.05, ge=0, le=1)  # numeric effect: KS D ...
     min_psi: float = Field(default=0.1, ge=0)  # ... or PSI (numeric and categorical)
     min_js: float = Field(default=0.1, ge=0, le=1)  # categorical effect: Jensen-Shannon distance (base 2) ... or PSI
-    min_null_delta: float = Field(default=0.05, ge=0, le=1)  # null-fraction change that counts as drift
+    # a null-fraction change counts as drift when significant and large in relative terms: Cohen's h
+    # (|2 asin sqrt(p1) - 2 asin sqrt(p0)|, which grows as the base rate shrinks, so 1% -> 3% counts
+    # and 40% -> 41% does not) at least min_null_h, or an absolute change of at least min_null_delta
+    # (h >= 2 * delta always, so at the defaults the absolute gate adds nothing h does not)
+    min_null_h: float = Field(default=0.1, ge=0, le=math.pi)
+    min_null_delta: float = Field(default=0.05, ge=0, le=1)
     psi_bins: int = Field(default=10, ge=2, le=100)  # PSI on reference-quantile bins
     drift_share: float = Field(default=0.2, gt=0, le=1)  # model drifts when this share of checked features drift
     critical_features: list[str] = Field(default_factory=list, max_length=1_000)  # ... or any of these
