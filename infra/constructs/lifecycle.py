@@ -164,7 +164,8 @@ class LifecycleTasks(Construct):
         for fn in image_fns:
             allow_objects(fn, data_bucket, "validated/", ["s3:GetObject", "s3:GetObjectVersion"], "datasets")
         allow_objects(self.train, artifacts_bucket, "models/", ["s3:GetObject", "s3:PutObject"], "artifacts")
-        allow_objects(self.evaluate, artifacts_bucket, "models/", ["s3:GetObject"], "artifacts")
+        # evaluation adds the holdout outputs to the reference profile (prediction drift)
+        allow_objects(self.evaluate, artifacts_bucket, "models/", ["s3:GetObject", "s3:PutObject"], "artifacts")
         allow_table(self.register, registry_table, [*write_items, "dynamodb:Query"])
 
 

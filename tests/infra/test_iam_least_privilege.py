@@ -72,7 +72,8 @@ EXPECTED_ACTIONS: dict[str, set[str]] = {
     | {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem", "cloudwatch:GetMetricData"}
     | {"s3:GetObject"},  # promote and canary verify artifacts/models/* sha256 before serving them
     "TrainFunction": _BASE | _LIFECYCLE_TABLES | {"s3:GetObject", "s3:GetObjectVersion", "s3:PutObject"},
-    "EvaluateFunction": _BASE | _LIFECYCLE_TABLES | {"s3:GetObject", "s3:GetObjectVersion"},
+    # evaluation writes the reference profile with the holdout outputs under models/
+    "EvaluateFunction": _BASE | _LIFECYCLE_TABLES | {"s3:GetObject", "s3:GetObjectVersion", "s3:PutObject"},
     # registration writes the model card under models/ and reads the validation report
     "RegisterFunction": _BASE | _LIFECYCLE_TABLES | {"dynamodb:Query", "s3:GetObject", "s3:PutObject"},
     "RunRecordFunction": _BASE | _LIFECYCLE_TABLES,
