@@ -82,7 +82,7 @@ def test_monitoring_alarms_notify_the_topic(resources: dict[str, Any]) -> None:
     names = {v["Properties"].get("MetricName") for v in alarms.values()}
     assert {"DriftedModels", "PerformanceDrops", "CanaryRollbacks", "Errors", "Duration"} <= names
     ours = [a for k, a in alarms.items() if k.startswith(c.MONITORING_ID)]
-    assert len(ours) == 6
+    assert len(ours) == 8
     canary = next(a for a in ours if a["Properties"].get("MetricName") == "CanaryRollbacks")
     assert (canary["Properties"]["Namespace"], canary["Properties"]["Dimensions"]) == (
         "Stepwise",
