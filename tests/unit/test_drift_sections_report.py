@@ -55,3 +55,40 @@ def test_drift_cli_prints_each_section_verdict(
     assert "overall: fail" in out and "inputs: drift" in out
     assert "outputs: drift" in out and "prediction" in out
     assert "data quality: fail" in out and "range:x" in out and "FAIL" in out and "r0, r33, r66" in out
+
+
+def test_drift_metrics_publish_output_drift_and_data_quality(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+    from datetime import UTC, datetime
+
+    from functions.handlers.drift import publish_metrics
+    from functions.models.drift import DriftCheckResult
+
+    # Given a report whose outputs drifted and whose data quality failed (range:x on ~3% of rows)
+    report = _report()
+    now = datetime.now(UTC)
+    result = DriftCheckResult(
+        check_id="abc",
+        model="churn",
+        version=1,
+        verdict=report.verdict,
+        reason=report.reason,
+        row_count=report.row_count,
+        drift_share=report.drift_share,
+        window_start=now,
+        window_end=now,
+        report_json="s3://a/b.json",
+        report_html="s3://a/b.html",
+    )
+    capsys.readouterr()
+    # When the handler publishes its metrics
+    publish_metrics(result, report)
+    # Then the service-level counts the alarms watch, and the per-model violation rate, are in the EMF
+    blobs = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    values = {k: v for blob in blobs for k, v in blob.items() if not k.startswith("_")}
+    assert values["OutputDriftedModels"] in ([1.0], 1.0)
+    assert values["DataQualityFailures"] in ([1.0], 1.0)
+    rate = values["DataQualityViolationRate"]
+    assert (rate[0] if isinstance(rate, list) else rate) == pytest.approx(100 * 152 / 5_000)
+    scores = [b for b in blobs if b.get("Feature") == "prediction"]
+    assert scores and scores[0]["Model"] == "churn"
