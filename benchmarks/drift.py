@@ -4,6 +4,9 @@
 Prints the flagged features, rows/second of the check (Parquet read included, pinned to one core,
 single-threaded Arrow), rows/second of compaction from gzip JSON Lines, and peak memory of the
 check above its starting point (measured in a fresh process per run), with medians over runs.
+The check runs twice: inputs alone, and with the output (prediction drift: a regressor's outputs,
+which x3's shift moves) and data-quality sections (a contract with a range rule per numeric
+feature and the categories of each categorical one).
 
     .venv/bin/python benchmarks/drift.py [--rows 1000000] [--runs 5] [--compaction-rows 200000]
 """
@@ -20,6 +23,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -28,10 +32,13 @@ import pyarrow.parquet as pq
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from functions.logic.compaction import ROW_GROUP_SIZE, compact_objects, to_parquet_bytes  # noqa: E402
+from functions.logic.compaction import PREDICTION, ROW_GROUP_SIZE, compact_objects, to_parquet_bytes  # noqa: E402
 from functions.logic.drift import check_drift, iter_parquet_row_groups  # noqa: E402
+from functions.logic.drift_outputs import output_profile  # noqa: E402
+from functions.logic.drift_sections import check_window  # noqa: E402
 from functions.logic.profile import build_reference_profile  # noqa: E402
-from functions.models.drift import FeatureDrift  # noqa: E402
+from functions.models.contracts import ColumnSpec, DataContract  # noqa: E402
+from functions.models.drift import DriftReport, FeatureDrift  # noqa: E402
 from functions.models.profile import ReferenceProfile  # noqa: E402
 from functions.models.registry import Feature  # noqa: E402
 
@@ -62,6 +69,24 @@ def make_table(n: int, seed: int, shifted: bool) -> pa.Table:
     return pa.table(cols)
 
 
+CONTRACT = DataContract(
+    columns=[
+        ColumnSpec(name=f"x{i}", type="float", min=i - 6 * (1 + i / 10), max=i + 6 * (1 + i / 10)) for i in range(20)
+    ]
+    + [ColumnSpec(name=f"c{j}", type="category", categories=list(CATS)) for j in range(5)]
+)
+
+
+def predictions(table: pa.Table) -> np.ndarray:
+    """A regressor's outputs: x3 weighs most, so x3's shift moves them."""
+    x = {i: table.column(f"x{i}").to_numpy() for i in (1, 3, 5)}
+    return 2.0 * x[3] + 0.3 * x[1] - 0.2 * x[5]
+
+
+def with_outputs(table: pa.Table) -> pa.Table:
+    return table.append_column(PREDICTION, pa.array(predictions(table)))
+
+
 def status_mb(field: str) -> float:
     """VmRSS (resident now) or VmHWM (peak resident) of this process, in MB."""
     with open("/proc/self/status") as f:
@@ -77,18 +102,25 @@ def reset_peak() -> None:
         f.write("5")
 
 
-def check_once(parquet: str, profile_path: str) -> None:
-    """One check in this (fresh) process; prints a JSON line of figures."""
+def _check(profile: ReferenceProfile, groups: Any, sections: bool, model: str) -> DriftReport:
+    if sections:
+        return check_window(profile, groups, model=model, version=1, contract=CONTRACT, dataset="bench")
+    return check_drift(profile, groups, model=model, version=1)
+
+
+def check_once(parquet: str, profile_path: str, mode: str) -> None:
+    """One check in this (fresh) process; prints a JSON line of figures. mode: inputs | sections."""
     os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
     pa.set_cpu_count(1)
     pa.set_io_thread_count(1)
+    sections = mode == "sections"
     profile = ReferenceProfile.from_bytes(Path(profile_path).read_bytes())
     # warm the code paths on the first row group so first-call costs are not measured
-    check_drift(profile, [next(iter_parquet_row_groups([parquet]))], model="w", version=1)
+    _check(profile, [next(iter_parquet_row_groups([parquet]))], sections, "w")
     reset_peak()
     before = status_mb("VmRSS")
     start_cpu, start = time.process_time(), time.perf_counter()
-    report = check_drift(profile, iter_parquet_row_groups([parquet]), model="bench", version=1)
+    report = _check(profile, iter_parquet_row_groups([parquet]), sections, "bench")
     wall, cpu = time.perf_counter() - start, time.process_time() - start_cpu
     peak = status_mb("VmHWM")
     print(
@@ -102,6 +134,9 @@ def check_once(parquet: str, profile_path: str) -> None:
                 "flagged": report.drifted_features,
                 "verdict": report.verdict,
                 "stats": {f.name: _effect(f) for f in report.features if f.name in EXPECTED},
+                "outputs": report.outputs.verdict if report.outputs else None,
+                "data_quality": report.data_quality.verdict if report.data_quality else None,
+                "violations": {r.rule: r.violations for r in report.data_quality.rules} if report.data_quality else {},
             }
         )
     )
@@ -142,12 +177,42 @@ def jsonl_objects(table: pa.Table, rows_per_object: int = 10_000) -> list[bytes]
     return objects
 
 
+def _print_runs(mode: str, runs: list[dict[str, Any]], budget: float) -> None:
+    what = "inputs only" if mode == "inputs" else "inputs + outputs + data quality"
+    first = runs[0]
+    flagged = first["flagged"]
+    exact = sorted(flagged) == sorted(EXPECTED)
+    print(f"[{what}] flagged: {flagged} -> {'exactly the 3 shifted' if exact else f'MISMATCH, expected {EXPECTED}'}")
+    flagged_all = {tuple(sorted(r["flagged"])) for r in runs}
+    assert len(flagged_all) == 1, f"runs disagree: {flagged_all}"
+    print(f"[{what}] model verdict: {first['verdict']}; shifted features (KS D or JS, PSI): {first['stats']}")
+    if mode == "sections":
+        print(
+            f"[{what}] outputs: {first['outputs']}; data quality: {first['data_quality']} "
+            f"(violations: {first['violations']})"
+        )
+    rates = [r["rows"] / r["wall_s"] for r in runs]
+    cpu_rates = [r["rows"] / r["cpu_s"] for r in runs]
+    peaks = [r["peak_mb"] - r["rss_before_mb"] for r in runs]
+    print(
+        f"[{what}] check (Parquet read included, 1 core): median {statistics.median(rates) / 1e6:.2f} M rows/s "
+        f"wall, {statistics.median(cpu_rates) / 1e6:.2f} M rows/s CPU; runs (wall): "
+        + ", ".join(f"{r / 1e6:.2f}" for r in rates)
+    )
+    print(
+        f"[{what}] peak memory of the check above its start: median {statistics.median(peaks):.1f} MB "
+        f"(max {max(peaks):.1f}); budget profile + one row group + 100 MB = {budget:.1f} MB; "
+        f"absolute peak RSS incl. interpreter, numpy, pyarrow: median "
+        f"{statistics.median(r['peak_mb'] for r in runs):.0f} MB"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--compaction-rows", type=int, default=200_000)
-    parser.add_argument("--check-once", nargs=2, metavar=("PARQUET", "PROFILE"), help=argparse.SUPPRESS)
+    parser.add_argument("--check-once", nargs=3, metavar=("PARQUET", "PROFILE", "MODE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.check_once:
         check_once(*args.check_once)
@@ -158,13 +223,16 @@ def main() -> None:
     start = time.perf_counter()
     profile = build_reference_profile(reference, FEATURES)
     profile_s = time.perf_counter() - start
+    holdout = make_table(args.rows // 5, 3, shifted=False)  # the outputs' reference: a holdout's predictions
+    profile = profile.model_copy(update={"outputs": output_profile("regression", None, values=predictions(holdout))})
+    del holdout
     profile_bytes = profile.to_bytes()
     del reference
     current = make_table(args.rows, 2, shifted=True)
     row_group_mb = current.slice(0, ROW_GROUP_SIZE).nbytes / 1e6
     with tempfile.TemporaryDirectory() as tmp:
         parquet, profile_path = f"{tmp}/current.parquet", f"{tmp}/profile.json"
-        Path(parquet).write_bytes(to_parquet_bytes(current))
+        Path(parquet).write_bytes(to_parquet_bytes(with_outputs(current)))
         Path(profile_path).write_bytes(profile_bytes)
         parquet_mb = os.path.getsize(parquet) / 1e6
         groups = pq.ParquetFile(parquet).num_row_groups
@@ -177,37 +245,17 @@ def main() -> None:
             f"({row_group_mb:.1f} MB in memory each)"
         )
 
-        runs = []
-        for _ in range(args.runs):
-            out = subprocess.run(
-                [sys.executable, __file__, "--check-once", parquet, profile_path],
-                check=True,
-                capture_output=True,
-                text=True,
-            )
-            runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
-        first = runs[0]
-        flagged = first["flagged"]
-        exact = sorted(flagged) == sorted(EXPECTED)
-        print(f"flagged: {flagged} -> {'exactly the 3 shifted' if exact else f'MISMATCH, expected {EXPECTED}'}")
-        flagged_all = {tuple(sorted(r["flagged"])) for r in runs}
-        assert len(flagged_all) == 1, f"runs disagree: {flagged_all}"
-        print(f"model verdict: {first['verdict']}; shifted features (KS D or JS, PSI): {first['stats']}")
-        rates = [r["rows"] / r["wall_s"] for r in runs]
-        cpu_rates = [r["rows"] / r["cpu_s"] for r in runs]
-        peaks = [r["peak_mb"] - r["rss_before_mb"] for r in runs]
-        print(
-            f"check (Parquet read included, 1 core): median {statistics.median(rates) / 1e6:.2f} M rows/s wall, "
-            f"{statistics.median(cpu_rates) / 1e6:.2f} M rows/s CPU; runs (wall): "
-            + ", ".join(f"{r / 1e6:.2f}" for r in rates)
-        )
-        budget = len(profile_bytes) / 1e6 + row_group_mb + 100
-        print(
-            f"peak memory of the check above its start: median {statistics.median(peaks):.1f} MB "
-            f"(max {max(peaks):.1f}); budget profile + one row group + 100 MB = {budget:.1f} MB; "
-            f"absolute peak RSS incl. interpreter, numpy, pyarrow: median "
-            f"{statistics.median(r['peak_mb'] for r in runs):.0f} MB"
-        )
+        for mode in ("inputs", "sections"):
+            runs = []
+            for _ in range(args.runs):
+                out = subprocess.run(
+                    [sys.executable, __file__, "--check-once", parquet, profile_path, mode],
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                )
+                runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
+            _print_runs(mode, runs, len(profile_bytes) / 1e6 + row_group_mb + 100)
 
     sample = current.slice(0, args.compaction_rows)
     objects = jsonl_objects(sample)

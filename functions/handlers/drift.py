@@ -57,24 +57,34 @@ IDEMPOTENCY = IdempotencyConfig(
 
 
 def publish_metrics(result: DriftCheckResult, report: DriftReport) -> None:
-    """EMF. Service level (alarms): DriftChecks, DriftedModels, PerformanceDrops. Per model:
-    DriftShare (%), DriftedFeatures, DriftCheckRows, CapturedRowsRejected, Performance_<metric>.
-    Per model and feature: FeatureDriftScore (KS D for numeric features, Jensen-Shannon distance
-    for categorical ones)."""
+    """EMF. Service level (alarms): DriftChecks, DriftedModels, PerformanceDrops, OutputDriftedModels
+    (prediction drift), DataQualityFailures (a contract rule broken above its rate). Per model:
+    DriftShare (%), DriftedFeatures, DriftCheckRows, CapturedRowsRejected, DataQualityViolationRate
+    (%, the most broken rule's), Performance_<metric>. Per model and feature: FeatureDriftScore (KS D
+    for numeric features, Jensen-Shannon distance for categorical ones; outputs too, as
+    "prediction" and "probability:<class>")."""
     metrics.add_metric(name="DriftChecks", unit=MetricUnit.Count, value=1)
     metrics.add_metric(name="DriftedModels", unit=MetricUnit.Count, value=int(result.verdict == ModelVerdict.DRIFT))
     dropped = report.performance is not None and report.performance.verdict == "drop"
     metrics.add_metric(name="PerformanceDrops", unit=MetricUnit.Count, value=int(dropped))
+    output_drift = report.outputs is not None and report.outputs.verdict == "drift"
+    metrics.add_metric(name="OutputDriftedModels", unit=MetricUnit.Count, value=int(output_drift))
+    quality_failed = report.data_quality is not None and report.data_quality.verdict == "fail"
+    metrics.add_metric(name="DataQualityFailures", unit=MetricUnit.Count, value=int(quality_failed))
     metrics.flush_metrics()
     metrics.add_dimension(name="Model", value=result.model)
     metrics.add_metric(name="DriftShare", unit=MetricUnit.Percent, value=result.drift_share * 100)
     metrics.add_metric(name="DriftedFeatures", unit=MetricUnit.Count, value=len(result.drifted_features))
     metrics.add_metric(name="DriftCheckRows", unit=MetricUnit.Count, value=result.row_count)
     metrics.add_metric(name="CapturedRowsRejected", unit=MetricUnit.Count, value=result.rejected_rows)
+    if report.data_quality is not None and report.data_quality.rows:
+        worst = max((r.rate for r in report.data_quality.rules), default=0.0)
+        metrics.add_metric(name="DataQualityViolationRate", unit=MetricUnit.Percent, value=worst * 100)
     for m in report.performance.metrics if report.performance else []:
         metrics.add_metric(name=f"Performance_{m.name}", unit=MetricUnit.NoUnit, value=m.value)
     metrics.flush_metrics()
-    for f in report.features:
+    outputs = report.outputs.outputs if report.outputs else []
+    for f in [*report.features, *outputs]:
         score = f.numeric.ks_d if f.numeric else f.categorical.js_distance if f.categorical else None
         if score is None:
             continue
@@ -96,6 +106,9 @@ def _check(req: DriftCheckRequest) -> DriftCheckResult:
             "verdict": result.verdict,
             "drift_share": result.drift_share,
             "drifted": result.drifted_features,
+            "outputs": result.output_verdict,
+            "data_quality": result.data_quality_verdict,
+            "overall": result.overall_verdict,
             "retraining": result.retraining.action if result.retraining else None,
             "report": result.report_html,
         },

@@ -293,14 +293,17 @@ def _null_fields(ref_nulls: int, ref_total: int, cur_nulls: int, cur_total: int)
 def _null_test(p: NumericProfile | CategoricalProfile, base: FeatureDrift, config: DriftConfig) -> _Test:
     """The null-fraction test of a feature with min_rows rows on both sides.
 
+    The change must be significant (after the correction) and large in relative terms (Cohen's h,
+    DriftConfig.min_null_h) or absolute ones (min_null_delta).
     A window left without a single value where training had some has lost the whole distribution:
     that is effect enough whatever the null-fraction change, and only significance is asked of it
     (a reference nearly all null may miss its few values by chance).
     """
     emptied = base.current_count == 0 and p.count > 0
-    delta = abs(base.current_null_fraction - base.reference_null_fraction)
+    ref, cur = base.reference_null_fraction, base.current_null_fraction
+    large = abs(cur - ref) >= config.min_null_delta or st.cohens_h(ref, cur) >= config.min_null_h
     p_value = 1.0 if base.null_p_value is None else base.null_p_value
-    return _Test(p.name, "null fraction", p_value, emptied or delta >= config.min_null_delta)
+    return _Test(p.name, "null fraction", p_value, emptied or large)
 
 
 def _untested(

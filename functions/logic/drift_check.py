@@ -33,11 +33,13 @@ from functions.logic.compaction import (
     rejected_to_jsonl_gz,
     to_parquet_bytes,
 )
-from functions.logic.drift import DriftAccumulator, finish, iter_parquet_row_groups
+from functions.logic.drift import iter_parquet_row_groups
 from functions.logic.drift_performance import evaluate, load_labels, matching_predictions
 from functions.logic.drift_report import render_html
+from functions.logic.drift_sections import WindowCheck
 from functions.logic.retraining import Starter, TrainingTarget, decide_retraining, retrain
 from functions.models.audit import AuditEvent, model_target
+from functions.models.contracts import DataContract
 from functions.models.drift import DriftCheckRequest, DriftCheckResult, DriftReport, RetrainingDecision
 from functions.models.errors import Conflict, NotFound
 from functions.models.profile import ReferenceProfile
@@ -70,6 +72,20 @@ def _reference(settings: Settings, req: DriftCheckRequest) -> tuple[ModelVersion
     if artifact is None:
         raise NotFound(f"{req.model} v{number} has no reference profile (artifacts['profile'])")
     return version, ReferenceProfile.from_bytes(artifacts.get_artifact(artifact, what="reference profile"))
+
+
+def _contract(settings: Settings, version: ModelVersion) -> DataContract | None:
+    """The data contract the version was trained under (None when it names none, or it is gone)."""
+    if not (version.dataset and version.contract_version):
+        return None
+    try:
+        return datasets_dal.get_contract(settings.metadata_table, version.dataset, version.contract_version).contract
+    except NotFound:
+        logger.warning(
+            "the version's data contract is not found; data quality not checked",
+            extra={"dataset": version.dataset, "contract_version": version.contract_version},
+        )
+        return None
 
 
 def _hour_file(
@@ -217,7 +233,13 @@ def run_drift_check(
     end = req.end or now
     check_id = req.check_id or uuid.uuid4().hex[:16]
     version, profile = _reference(settings, req)
-    acc = DriftAccumulator(profile)
+    acc = WindowCheck(
+        profile,
+        version=version.version,
+        contract=_contract(settings, version),
+        dataset=version.dataset,
+        contract_version=version.contract_version,
+    )
     rejected = 0
     compacted = 0
     start = end - timedelta(hours=req.window_hours)
@@ -236,8 +258,7 @@ def run_drift_check(
                     part = pa.table({c: row_group.column(c) for c in wanted})
                     predictions.append(matching_predictions(part, label_ids))
             path.unlink(missing_ok=True)
-    report = finish(
-        acc,
+    report = acc.finish(
         req.config,
         model=req.model,
         version=version.version,
@@ -277,6 +298,8 @@ def run_drift_check(
     trigger = report.verdict.value
     if report.performance is not None and report.performance.verdict == "drop" and trigger != "drift":
         trigger = "performance_drop"
+    elif trigger != "drift" and report.outputs is not None and report.outputs.verdict == "drift":
+        trigger = "output_drift"  # starts retraining only where the policy lists it (not by default)
     if req.retrain and trigger in req.policy.on_verdicts:
         decision = _retraining(settings, req, version, trigger, check_id, now, starter)
     store.put_check_summary(settings.metadata_table, report, json_uri, html_uri)  # the check's record, last
@@ -296,5 +319,8 @@ def run_drift_check(
         report_html=html_uri,
         hours_compacted=compacted,
         retraining=decision,
+        output_verdict=report.outputs.verdict if report.outputs else "",
+        data_quality_verdict=report.data_quality.verdict if report.data_quality else "",
+        overall_verdict=report.overall.verdict if report.overall else "",
     )
     return result, report

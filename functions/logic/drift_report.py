@@ -17,6 +17,11 @@ _VERDICT_COLOURS: dict[str, str] = {
     ModelVerdict.SCHEMA_MISMATCH: "#d68910",
     "ok": "#1e8449",
     "insufficient_labels": "#7f8c8d",
+    "pass": "#1e8449",  # the data-quality and overall verdicts
+    "fail": "#c0392b",
+    "inconclusive": "#7f8c8d",
+    "no_reference": "#7f8c8d",
+    "no_contract": "#7f8c8d",
 }
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;color:#222;max-width:1200px}
@@ -185,19 +190,86 @@ def render_html(report: DriftReport) -> str:
         if report.problems
         else ""
     )
+    overall = report.overall
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
         f"<title>Drift report: {escape(report.model)} v{report.version}</title><style>{_CSS}</style></head><body>"
-        f"<h1>Drift report: {escape(report.model)} {_badge(report.verdict)}</h1>"
-        f"<p>{escape(report.reason)}</p>"
+        f"<h1>Drift report: {escape(report.model)} {_badge(overall.verdict if overall else report.verdict)}</h1>"
+        f"<p>{escape(overall.reason if overall else report.reason)}</p>"
+        f"{_verdicts_html(report)}"
         "<table>" + "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in summary) + "</table>"
         f"{problems}{performance}"
-        "<h2>Features</h2><table><tr><th>feature</th><th>kind</th><th>verdict</th><th>distribution p adjusted</th>"
+        f"<h2>Inputs {_badge(report.verdict)}</h2><p>{escape(report.reason)}</p>"
+        "<table><tr><th>feature</th><th>kind</th><th>verdict</th><th>distribution p adjusted</th>"
         "<th>KS D / JS</th><th>PSI</th><th>null fraction ref &rarr; cur</th><th>null p adjusted</th></tr>"
         f"{overview}</table>"
         f'<h2>Distributions</h2><p class="legend"><span style="background:{_REF}"></span>reference (training)'
         f'<span style="background:{_CUR}"></span>current window</p>'
         f'<div class="grid">{"".join(_card(f) for f in report.features)}</div>'
+        f"{_outputs_html(report)}{_quality_html(report)}"
         f'<h2>Configuration</h2><p class="muted">{config}</p>'
         "</body></html>"
+    )
+
+
+# ---------------------------------------------------------------- outputs, data quality, verdicts
+
+
+def _verdicts_html(report: DriftReport) -> str:
+    """One verdict per section and the overall one (reports without the sections: inputs only)."""
+    rows = [("inputs", report.verdict.value, report.reason)]
+    if report.outputs is not None:
+        rows.append(("outputs", report.outputs.verdict, report.outputs.reason))
+    if report.data_quality is not None:
+        rows.append(("data quality", report.data_quality.verdict, report.data_quality.reason))
+    if report.overall is not None:
+        rows.append(("overall", report.overall.verdict, report.overall.reason))
+    return (
+        "<table><tr><th>section</th><th>verdict</th><th>why</th></tr>"
+        + "".join(f"<tr><td>{k}</td><td>{_badge(v)}</td><td>{escape(r)}</td></tr>" for k, v, r in rows)
+        + "</table>"
+    )
+
+
+def _outputs_html(report: DriftReport) -> str:
+    out = report.outputs
+    if out is None:
+        return ""
+    head = (
+        f"<h2>Outputs (prediction drift) {_badge(out.verdict)}</h2><p>{escape(out.reason)}</p>"
+        f'<p class="muted">{_fmt(out.rows)} outputs of v{report.version} in the window (shadow scorings and other '
+        f"versions' answers not counted) against {_fmt(out.reference_rows)} holdout outputs at evaluation</p>"
+    )
+    if not out.outputs:
+        return head
+    overview = "".join(_overview_row(f) for f in out.outputs)
+    return (
+        f"{head}<table><tr><th>output</th><th>kind</th><th>verdict</th><th>distribution p adjusted</th>"
+        "<th>KS D / JS</th><th>PSI</th><th>null fraction ref &rarr; cur</th><th>null p adjusted</th></tr>"
+        f'{overview}</table><div class="grid">{"".join(_card(f) for f in out.outputs)}</div>'
+    )
+
+
+def _quality_html(report: DriftReport) -> str:
+    dq = report.data_quality
+    if dq is None:
+        return ""
+    contract = f"contract {escape(dq.dataset)} v{dq.contract_version}, " if dq.dataset else ""
+    head = (
+        f"<h2>Data quality {_badge(dq.verdict)}</h2><p>{escape(dq.reason)}</p>"
+        f'<p class="muted">{contract}{_fmt(dq.rows)} captured rows; a rule fails above '
+        f"{dq.max_violation_rate:.2%} of them</p>"
+    )
+    if not dq.rules:
+        return head
+    rows = "".join(
+        f"<tr><td>{escape(r.rule)}</td><td>{_badge('fail' if r.failed else 'pass')}</td>"
+        f'<td class="n">{_fmt(r.violations)}</td><td class="n">{r.rate:.3%}</td>'
+        f"<td>{escape(', '.join(r.request_ids))}</td>"
+        f"<td>{escape(', '.join('null' if v is None else v for v in r.values))}</td></tr>"
+        for r in dq.rules
+    )
+    return (
+        f"{head}<table><tr><th>rule</th><th>verdict</th><th>violations</th><th>rate</th>"
+        f"<th>example request ids</th><th>their values</th></tr>{rows}</table>"
     )

@@ -187,6 +187,15 @@ def two_proportion_p_value(k1: int, n1: int, k2: int, n2: int) -> float:
     return math.erfc(abs(z) / math.sqrt(2.0))
 
 
+def cohens_h(p0: float, p1: float) -> float:
+    """Cohen's h between two proportions: |2 asin sqrt(p1) - 2 asin sqrt(p0)|, in [0, pi].
+
+    A relative effect size: the same absolute change weighs more near 0 or 1 than near 1/2.
+    """
+    clip = min(1.0, max(0.0, p0)), min(1.0, max(0.0, p1))
+    return abs(2.0 * math.asin(math.sqrt(clip[1])) - 2.0 * math.asin(math.sqrt(clip[0])))
+
+
 def adjust_p_values(p_values: Sequence[float] | np.ndarray, method: str) -> list[float]:
     """Bonferroni or Benjamini-Hochberg adjusted p-values (compare each to alpha)."""
     p = np.asarray(p_values, dtype=np.float64)

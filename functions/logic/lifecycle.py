@@ -18,7 +18,7 @@ from functions.dal import runs as runs_dal
 from functions.dal import specs as specs_dal
 from functions.logic.derived import view_references
 from functions.models.errors import InvalidInput, StepwiseError
-from functions.models.registry import Feature, FeatureViewUse, monitored_derived
+from functions.models.registry import Artifact, Feature, FeatureViewUse, monitored_derived
 from functions.models.runs import (
     GATE_FAILED_ERROR,
     DatasetRef,
@@ -423,6 +423,7 @@ def _evaluate(settings: Settings, state: LifecycleState) -> EvaluationResult:
     else:
         feeds = ev.graph_feeds(session, holdout, trained.features, trained.graph_inputs, what)
     served = ev.onnx_predictions(session, feeds, spec.task)
+    profile = _profile_with_outputs(settings, trained, spec.task, served)
     metrics = ev.compute_metrics(spec.metrics, y_holdout, reference, trained.class_labels)
     parity = ev.parity(reference, served, spec.gates.parity_tolerance)
     latency = ev.single_row_latency(session, feeds, spec.latency_calls)
@@ -440,7 +441,33 @@ def _evaluate(settings: Settings, state: LifecycleState) -> EvaluationResult:
         gates=verdicts,
         passed=all(v.passed for v in verdicts),
         timings={"evaluate_seconds": time.perf_counter() - started},
+        profile=profile,
     )
+
+
+PROFILE_WITH_OUTPUTS_FILE = "profile-outputs.json"
+
+
+def _profile_with_outputs(settings: Settings, trained: TrainResult, task: str, served: Any) -> Artifact:
+    """The training profile plus the candidate's served (ONNX) outputs on the holdout, the
+    reference of prediction drift, written beside it (the same bytes on a retry)."""
+    from functions.logic.drift_outputs import output_profile
+    from functions.models.profile import ReferenceProfile
+
+    base = ReferenceProfile.from_bytes(store.get_artifact(trained.artifacts["profile"], "reference profile"))
+    try:
+        outputs = output_profile(
+            task,
+            trained.class_labels,
+            labels=served.labels,
+            probabilities=served.probabilities,
+            values=served.values,
+        )
+    except ValueError as exc:
+        raise InvalidInput(f"the candidate's holdout outputs cannot be profiled: {exc}") from exc
+    data = base.model_copy(update={"outputs": outputs}).to_bytes()
+    key = artifact_prefix(trained.model, trained.run_id) + PROFILE_WITH_OUTPUTS_FILE
+    return store.put_artifact(settings.artifacts_bucket, key, data, "application/json")
 
 
 def _production_metrics(

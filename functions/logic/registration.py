@@ -52,7 +52,7 @@ def candidate_version(state: LifecycleState, settings: Settings, number: int, no
         event_time=trained.event_time,
         target=trained.target,
         class_labels=trained.class_labels,
-        artifacts=trained.artifacts,
+        artifacts={**trained.artifacts, **({"profile": evaluated.profile} if evaluated.profile else {})},
         metrics=evaluated.metrics,
         primary_metric=evaluated.primary_metric,
         gates=evaluated.gates,

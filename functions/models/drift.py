@@ -7,6 +7,7 @@ A report is written as JSON (this model) and rendered to a self-contained HTML p
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from enum import StrEnum
 from typing import Literal
@@ -31,12 +32,21 @@ class DriftConfig(_Model):
     min_ks_d: float = Field(default=0.05, ge=0, le=1)  # numeric effect: KS D ...
     min_psi: float = Field(default=0.1, ge=0)  # ... or PSI (numeric and categorical)
     min_js: float = Field(default=0.1, ge=0, le=1)  # categorical effect: Jensen-Shannon distance (base 2) ... or PSI
-    min_null_delta: float = Field(default=0.05, ge=0, le=1)  # null-fraction change that counts as drift
+    # a null-fraction change counts as drift when significant and large in relative terms: Cohen's h
+    # (|2 asin sqrt(p1) - 2 asin sqrt(p0)|, which grows as the base rate shrinks, so 1% -> 3% counts
+    # and 40% -> 41% does not) at least min_null_h, or an absolute change of at least min_null_delta
+    # (h >= 2 * delta always, so at the defaults the absolute gate adds nothing h does not)
+    min_null_h: float = Field(default=0.1, ge=0, le=math.pi)
+    min_null_delta: float = Field(default=0.05, ge=0, le=1)
     psi_bins: int = Field(default=10, ge=2, le=100)  # PSI on reference-quantile bins
     drift_share: float = Field(default=0.2, gt=0, le=1)  # model drifts when this share of checked features drift
     critical_features: list[str] = Field(default_factory=list, max_length=1_000)  # ... or any of these
     report_bins: int = Field(default=64, ge=4, le=512)  # histogram resolution kept in the report
     min_labels: int = Field(default=200, ge=1)  # labelled predictions needed for a performance verdict
+    # prediction drift: holdout outputs needed in the reference profile (the window needs min_rows)
+    min_output_reference_rows: int = Field(default=200, ge=1)
+    # live data quality: a contract rule broken by more than this share of the window's rows fails
+    max_violation_rate: float = Field(default=0.01, ge=0, le=1)
     max_performance_drop: float = Field(default=0.05, ge=0)  # accuracy/F1: absolute; RMSE/MAE: relative
 
 
@@ -132,6 +142,57 @@ class PerformanceReport(_Model):
     metrics: list[PerformanceMetric] = Field(default_factory=list, max_length=16)
 
 
+# ---------------------------------------------------------------- the report's output and data-quality sections
+
+
+class OutputDrift(_Model):
+    """Prediction drift: the window's outputs of the reference version against its holdout outputs
+    (recorded at evaluation), tested like input features. `outputs` are named "prediction" (class
+    label or regression value) and "probability:<class>" (classifiers)."""
+
+    verdict: Literal["no_drift", "drift", "insufficient_data", "no_data", "no_reference"]
+    reason: str
+    rows: int = Field(default=0, ge=0)  # window rows answered by the reference version (no shadow)
+    reference_rows: int = Field(default=0, ge=0)  # holdout rows of the reference
+    drifted: list[str] = Field(default_factory=list, max_length=1_000)
+    outputs: list[FeatureDrift] = Field(default_factory=list, max_length=1_000)
+
+
+class RuleViolations(_Model):
+    """One single-row contract rule on the window's captured inputs."""
+
+    rule: str  # the contract's rule name, e.g. range:alcohol, nulls:ph, categories:color, pattern:code
+    column: str
+    violations: int = Field(ge=0)
+    rate: float = Field(ge=0, le=1)  # violations / window rows
+    failed: bool  # rate above max_violation_rate
+    request_ids: list[str] = Field(default_factory=list, max_length=20)  # the first offending requests
+    values: list[str | None] = Field(default_factory=list, max_length=20)  # their offending values
+
+
+class DataQuality(_Model):
+    """Live data quality: the contract the version was trained under, its single-row rules (types,
+    nullability, ranges, categories, patterns) evaluated on the window's captured inputs."""
+
+    verdict: Literal["pass", "fail", "no_data", "no_contract"]
+    reason: str
+    rows: int = Field(default=0, ge=0)
+    dataset: str = ""
+    contract_version: int = Field(default=0, ge=0)
+    max_violation_rate: float = Field(default=0.01, ge=0, le=1)
+    failed_rules: list[str] = Field(default_factory=list, max_length=10_000)
+    rules: list[RuleViolations] = Field(default_factory=list, max_length=10_000)
+
+
+class Overall(_Model):
+    """One verdict over the three sections (inputs, outputs, data quality): fail when any fails
+    (inputs drift or mismatch the schema, outputs drift, data quality fails), pass when all three
+    pass, else inconclusive (not enough data somewhere, nothing failing)."""
+
+    verdict: Literal["pass", "fail", "inconclusive"]
+    reason: str
+
+
 class DriftReport(_Model):
     format_version: Literal[1] = 1
     check_id: str = ""
@@ -153,6 +214,9 @@ class DriftReport(_Model):
     features: list[FeatureDrift] = Field(default_factory=list, max_length=1_000)
     problems: list[str] = Field(default_factory=list, max_length=1_000)
     performance: PerformanceReport | None = None
+    outputs: OutputDrift | None = None
+    data_quality: DataQuality | None = None
+    overall: Overall | None = None
 
 
 # ---------------------------------------------------------------- retraining guardrails
@@ -164,6 +228,7 @@ class RetrainingPolicy(_Model):
     enabled: bool = True
     cooldown_hours: float = Field(default=24.0, ge=0, le=24 * 90)  # since the last started run
     daily_cap: int = Field(default=1, ge=0, le=100)  # started runs per rolling 24 hours
+    # "drift" (inputs), "performance_drop", and "output_drift" (prediction drift alone; opt-in)
     on_verdicts: list[str] = Field(default_factory=lambda: ["drift", "performance_drop"], max_length=8)
 
 
@@ -224,6 +289,9 @@ class DriftCheckResult(_Model):
     report_html: str
     hours_compacted: int = 0
     retraining: RetrainingDecision | None = None
+    output_verdict: str = ""  # the report's three sections' verdicts and the overall one
+    data_quality_verdict: str = ""
+    overall_verdict: str = ""
 
 
 class DriftRunBody(_Model):

@@ -13,7 +13,10 @@ Format (format_version 1):
          "quantile_values": [...], "bin_low": lo, "bin_width": w, "n_bins": n,
          "counts": "<base64(zlib(int32 LE[n]))>"},
         {"kind": "categorical", "name": ..., "type": "category", "count": ..., "null_count": ...,
-         "categories": [...], "counts": [...], "other_count": values outside `categories`}]}
+         "categories": [...], "counts": [...], "other_count": values outside `categories`}],
+     "outputs": {"task": ..., "row_count": holdout rows, "class_labels": [...], "features": [...]}}
+    ("outputs", the model's outputs on the holdout profiled like features, is written at evaluation;
+    profiles without it have no prediction-drift reference)
 
 Numeric bins: bin i (0-based) holds lo + i*w <= x < lo + (i+1)*w; the range [lo, lo + n*w) covers
 the training minimum and maximum. Values outside it are out of range (two extra bins at check time).
@@ -143,12 +146,25 @@ class CategoricalProfile(_ProfileModel):
 FeatureProfile = Annotated[NumericProfile | CategoricalProfile, Field(discriminator="kind")]
 
 
+class OutputProfile(_ProfileModel):
+    """The model's outputs on the holdout, recorded at evaluation (ONNX, as served): profiled like
+    features, so the drift check tests them the same way. Classifiers: "prediction" (categorical,
+    the class labels) and "probability:<class>" (numeric, one per class; the positive class alone
+    for two classes); regressors: "prediction" (numeric)."""
+
+    task: Literal["classification", "regression"]
+    row_count: int = Field(ge=0)  # holdout rows
+    class_labels: list[str] = Field(default_factory=list, max_length=MAX_CATEGORIES)
+    features: list[FeatureProfile] = Field(max_length=MAX_CATEGORIES + 1)
+
+
 class ReferenceProfile(_ProfileModel):
     format: Literal["stepwise.reference-profile"] = PROFILE_FORMAT
     format_version: Literal[1] = PROFILE_FORMAT_VERSION
     created_at: datetime
     row_count: int = Field(ge=0)
     features: list[FeatureProfile] = Field(max_length=1_000)
+    outputs: OutputProfile | None = None  # added at evaluation; absent from profiles older than that
 
     @model_validator(mode="after")
     def _unique(self) -> ReferenceProfile:

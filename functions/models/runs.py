@@ -186,6 +186,8 @@ class EvaluationResult(_Model):
     gates: list[GateVerdict]
     passed: bool
     timings: dict[str, float] = Field(default_factory=dict)
+    # the reference profile with the holdout outputs (prediction drift); replaces the training one
+    profile: Artifact | None = None
 
 
 class Registered(_Model):

@@ -172,7 +172,8 @@ class LifecycleTasks(Construct):
         allow_objects(self.train, artifacts_bucket, "models/", ["s3:GetObject", "s3:PutObject"], "artifacts")
         # feature views' offline layouts: built once per source version, read by later trainings
         allow_objects(self.train, artifacts_bucket, c.PREFIX_OFFLINE, ["s3:GetObject", "s3:PutObject"], "layouts")
-        allow_objects(self.evaluate, artifacts_bucket, "models/", ["s3:GetObject"], "artifacts")
+        # evaluation adds the holdout outputs to the reference profile (prediction drift)
+        allow_objects(self.evaluate, artifacts_bucket, "models/", ["s3:GetObject", "s3:PutObject"], "artifacts")
         allow_table(self.register, registry_table, [*write_items, "dynamodb:Query"])
 
 

@@ -3,12 +3,13 @@ version), its least-privilege grants, the on-demand route, alarms to an SNS topi
 
 The drift function uses the stack's data layer (layers/data: pyarrow, numpy, Powertools, pydantic),
 built once and shared with ingestion and governance. Alarms: any model drifted (DriftedModels), any
-performance drop on labelled traffic (PerformanceDrops), drift-check errors, a canary rolled back by
-the release workflow (CanaryRollbacks), inference errors and inference p99 latency, and for each
-state machine of the stack (found when monitoring is built, so built after them) executions that
-failed, timed out or were throttled, each also on the dashboard. Per-model drift
-share is on the dashboard (a SEARCH over the Model dimension); per-model alarms need the model
-names, which only exist at run time.
+model's outputs drifted (OutputDriftedModels), captured inputs breaking the data contract above the
+allowed rate (DataQualityFailures), any performance drop on labelled traffic (PerformanceDrops),
+drift-check errors, a canary rolled back by the release workflow (CanaryRollbacks), inference errors
+and inference p99 latency, and for each state machine of the stack (found when monitoring is built,
+so built after them) executions that failed, timed out or were throttled, each also on the
+dashboard. Per-model drift share and data-quality violation rate are on the dashboard (a SEARCH
+over the Model dimension); per-model alarms need the model names, which only exist at run time.
 """
 
 from __future__ import annotations
@@ -228,6 +229,19 @@ class Monitoring(Construct):
                 self._metric("DriftedModels", "Maximum"),
                 1,
             ),
+            "OutputDriftedModels": self._alarm(
+                "OutputDriftAlarm",
+                "A drift check found a model's outputs drifted from its holdout outputs (prediction drift)",
+                self._metric("OutputDriftedModels", "Maximum"),
+                1,
+            ),
+            "DataQualityFailures": self._alarm(
+                "DataQualityAlarm",
+                "Captured inputs broke a rule of the model's data contract above the allowed rate (see the "
+                "drift report's data-quality section for the rule and example request ids)",
+                self._metric("DataQualityFailures", "Maximum"),
+                1,
+            ),
             "PerformanceDrops": self._alarm(
                 "PerformanceAlarm",
                 "A model's accuracy/F1 or RMSE/MAE on labelled traffic is worse than at registration",
@@ -296,15 +310,34 @@ class Monitoring(Construct):
             label="",
             period=Duration.hours(1),
         )
+        violations = cloudwatch.MathExpression(
+            expression=(
+                f"SEARCH('{{{NAMESPACE},Model,service}} MetricName=\"DataQualityViolationRate\"', 'Maximum', 3600)"
+            ),
+            using_metrics={},
+            label="",
+            period=Duration.hours(1),
+        )
         dashboard.add_widgets(
             cloudwatch.GraphWidget(title="Drift share per model (%)", left=[share], width=12),
-            cloudwatch.GraphWidget(title="Feature drift score (KS D / JS distance)", left=[scores], width=12),
+            cloudwatch.GraphWidget(
+                title="Feature and output drift score (KS D / JS distance)", left=[scores], width=12
+            ),
+        )
+        dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title="Data quality: most broken contract rule per model (% of captured rows)",
+                left=[violations],
+                width=12,
+            ),
         )
         dashboard.add_widgets(
             cloudwatch.GraphWidget(
                 title="Drift checks",
                 left=[
                     self._metric("DriftedModels", "Sum"),
+                    self._metric("OutputDriftedModels", "Sum"),
+                    self._metric("DataQualityFailures", "Sum"),
                     self._metric("PerformanceDrops", "Sum"),
                     self._metric("DriftChecks", "Sum"),
                 ],

@@ -2,7 +2,9 @@
 
 stepwise drift MODEL [--window 24h] [--no-retrain] [--wait 300] [--open]
     start a check of MODEL's captured traffic over the window (POST /v1/models/{name}/drift), wait
-    for its JSON report in the artifacts bucket, print the verdict and the drifted features;
+    for its JSON report in the artifacts bucket, print the overall verdict and each section's
+    (inputs: the drifted features; outputs: the drifted outputs; data quality: each broken contract
+    rule with its rate and example request ids);
     --open writes the self-contained HTML report to the current directory.
 """
 
@@ -16,7 +18,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from functions.models.drift import DriftCheckAccepted, DriftReport
+from functions.models.drift import DriftCheckAccepted, DriftReport, FeatureDrift
 from stepwise.target import Target
 
 _UNITS = {"m": 1 / 60, "h": 1.0, "d": 24.0}
@@ -58,6 +60,20 @@ def _fetch(target: Target, uri: str) -> bytes | None:
         raise
 
 
+def _print_features(features: list[FeatureDrift]) -> None:
+    """Each feature (or output) whose verdict is not no_drift, with its effect sizes and why."""
+    for f in features:
+        if f.verdict.value != "no_drift":
+            effect = (
+                f"KS D {f.numeric.ks_d:.3f} PSI {f.numeric.psi:.3f}"
+                if f.numeric
+                else f"JS {f.categorical.js_distance:.3f} PSI {f.categorical.psi:.3f}"
+                if f.categorical
+                else ""
+            )
+            print(f"  {f.name:<32} {f.verdict.value:<18} {effect}  {f.reason}")
+
+
 def run_drift(args: argparse.Namespace, target_factory: Any) -> int:
     target: Target = target_factory()
     reply = target.api(
@@ -81,21 +97,24 @@ def run_drift(args: argparse.Namespace, target_factory: Any) -> int:
         print(f"no report after {args.wait:.0f} s; it will appear at {accepted.report_json}")
         return 1
     report = DriftReport.model_validate_json(data)
-    print(f"verdict: {report.verdict.value} - {report.reason}")
+    if report.overall is not None:
+        print(f"overall: {report.overall.verdict} - {report.overall.reason}")
+    print(f"inputs: {report.verdict.value} - {report.reason}")
     print(
         f"rows: {report.row_count} (kept aside by compaction: {report.rejected_rows}); versions seen: "
         f"{', '.join(map(str, report.versions_seen)) or '-'}"
     )
-    for f in report.features:
-        if f.verdict.value != "no_drift":
-            effect = (
-                f"KS D {f.numeric.ks_d:.3f} PSI {f.numeric.psi:.3f}"
-                if f.numeric
-                else f"JS {f.categorical.js_distance:.3f} PSI {f.categorical.psi:.3f}"
-                if f.categorical
-                else ""
-            )
-            print(f"  {f.name:<32} {f.verdict.value:<18} {effect}  {f.reason}")
+    _print_features(report.features)
+    if report.outputs is not None:
+        print(f"outputs: {report.outputs.verdict} - {report.outputs.reason}")
+        _print_features(report.outputs.outputs)
+    dq = report.data_quality
+    if dq is not None:
+        print(f"data quality: {dq.verdict} - {dq.reason}")
+        for rule in dq.rules:
+            ids = ", ".join(rule.request_ids[:5]) + (" ..." if len(rule.request_ids) > 5 else "")
+            state = "FAIL" if rule.failed else "ok"
+            print(f"  {rule.rule:<32} {state:<4} {rule.violations} rows ({rule.rate:.2%})  requests: {ids or '-'}")
     for problem in report.problems:
         print(f"  problem: {problem}")
     print(f"report: {accepted.report_json}\n        {accepted.report_html}")

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from functions.dal import registry as registry_dal
+from functions.logic.drift_outputs import output_profile
 from functions.logic.profile import build_reference_profile
 from functions.models.drift import DriftReport
 from functions.models.registry import Artifact, Feature, ModelRecord, ModelVersion, VersionStatus
@@ -33,7 +34,12 @@ def _table(n: int, seed: int, shift: float) -> Any:
 def _seed_model(local: Target) -> None:
     import hashlib
 
-    profile = build_reference_profile(_table(5_000, 1, 0.0), FEATURES).to_bytes()
+    # the reference: training features, and a regressor's holdout outputs (prediction = 2 x)
+    holdout = _table(2_000, 7, 0.0).column("x").to_numpy()
+    outputs = output_profile("regression", None, values=2.0 * holdout)
+    profile = (
+        build_reference_profile(_table(5_000, 1, 0.0), FEATURES).model_copy(update={"outputs": outputs}).to_bytes()
+    )
     key = "models/drifty/1/profile.json"
     local.client("s3").put_object(Bucket=local.artifacts_bucket, Key=key, Body=profile)
     now = datetime.now(UTC)
@@ -46,6 +52,8 @@ def _seed_model(local: Target) -> None:
         task="regression",
         features=FEATURES,
         target="y",
+        dataset="drifty",  # trained under contract drifty v1 (live data quality checks its rules)
+        contract_version=1,
         artifacts={
             "profile": Artifact(
                 uri=f"s3://{local.artifacts_bucket}/{key}",
@@ -69,9 +77,23 @@ def _seed_model(local: Target) -> None:
     ddb.put_item(TableName=table, Item=registry_dal.model_item(record))
 
 
+CONTRACT = {
+    "columns": [
+        {"name": "x", "type": "float", "min": -5.0, "max": 5.0},
+        {"name": "c", "type": "category", "categories": ["a", "b"]},
+        {"name": "y", "type": "float", "nullable": False},
+    ],
+    "target": "y",
+}
+OUT_OF_RANGE = [f"r{i}" for i in range(0, 2_000, 40)]  # x = 50.0 in these 50 requests (2.5%)
+
+
 def _capture(local: Target, shift: float) -> None:
-    """Traffic as serving captures it (same key layout and line format)."""
+    """Traffic as serving captures it (same key layout and line format): the model answers 2 x."""
     now = datetime.now(UTC)
+    rows = _table(2_000, 2, shift).to_pylist()
+    for i in range(0, len(rows), 40):
+        rows[i]["x"] = 50.0
     lines = [
         json.dumps(
             {
@@ -81,11 +103,11 @@ def _capture(local: Target, shift: float) -> None:
                 "variant": "production",
                 "time": now.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
                 "features": row,
-                "prediction": 1.0,
+                "prediction": 2.0 * row["x"],
                 "probabilities": None,
             }
         )
-        for i, row in enumerate(_table(2_000, 2, shift).to_pylist())
+        for i, row in enumerate(rows)
     ]
     key = f"captures/drifty/dt={now:%Y-%m-%d}/hour={now:%H}/{int(now.timestamp() * 1000)}-e2e.jsonl.gz"
     local.client("s3").put_object(Bucket=local.data_bucket, Key=key, Body=gzip.compress("\n".join(lines).encode()))
@@ -104,7 +126,9 @@ def _wait_for(local: Target, uri: str, seconds: float = 120.0) -> bytes:
 
 
 def test_drift_e2e_route_and_schedule_write_reports_and_decisions(local_session: LocalSession, local: Target) -> None:
-    # Given a production model with a reference profile and shifted captured traffic
+    # Given a production model with a reference profile (holdout outputs included), trained under a
+    # contract, and shifted captured traffic with some x out of the contract's range
+    assert local.api("PUT", "/v1/datasets/drifty/contract", CONTRACT).status == 201
     _seed_model(local)
     _capture(local, shift=1.0)
     # When the drift route is called
@@ -113,7 +137,17 @@ def test_drift_e2e_route_and_schedule_write_reports_and_decisions(local_session:
     assert reply.status == 202, reply.body
     report = DriftReport.model_validate_json(_wait_for(local, reply.body["report_json"]))
     assert report.verdict.value == "drift" and report.drifted_features == ["x"] and report.row_count == 2_000
-    assert b"<svg" in _wait_for(local, reply.body["report_html"])
+    html = _wait_for(local, reply.body["report_html"])
+    assert b"<svg" in html and b"range:x" in html and b"Outputs (prediction drift)" in html
+    # the output section shows the shift; the data-quality section names the rule and the requests
+    assert report.outputs is not None and report.outputs.verdict == "drift" and report.outputs.drifted == ["prediction"]
+    (prediction,) = report.outputs.outputs
+    assert prediction.numeric is not None and prediction.numeric.current_mean > prediction.numeric.reference_mean + 1
+    dq = report.data_quality
+    assert dq is not None and dq.verdict == "fail" and dq.dataset == "drifty" and dq.contract_version == 1
+    assert [(r.rule, r.violations, r.failed) for r in dq.rules] == [("range:x", 50, True)]
+    assert dq.rules[0].request_ids == OUT_OF_RANGE[:20] and dq.rules[0].values[0] == "50.0"
+    assert report.overall is not None and report.overall.verdict == "fail"
     # When the hourly schedule fires
     fired = local_session.fire_schedules(c.MONITORING_ID)
     assert fired

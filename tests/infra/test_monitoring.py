@@ -83,7 +83,7 @@ def test_monitoring_alarms_notify_the_topic(resources: dict[str, Any]) -> None:
     assert {"DriftedModels", "PerformanceDrops", "CanaryRollbacks", "Errors", "Duration"} <= names
     ours = [a for k, a in alarms.items() if k.startswith(c.MONITORING_ID)]
     machines = _of_type(resources, "AWS::StepFunctions::StateMachine")
-    assert len(ours) == 6 + 3 * len(machines)  # and each state machine's failed, timed out, throttled
+    assert len(ours) == 8 + 3 * len(machines)  # and each state machine's failed, timed out, throttled
     canary = next(a for a in ours if a["Properties"].get("MetricName") == "CanaryRollbacks")
     assert (canary["Properties"]["Namespace"], canary["Properties"]["Dimensions"]) == (
         "Stepwise",

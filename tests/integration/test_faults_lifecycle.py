@@ -75,6 +75,8 @@ CALLS: dict[str, list[str]] = {
         "s3.GetObject",  # dataset
         "s3.GetObject",  # skops
         "s3.GetObject",  # onnx
+        "s3.GetObject",  # training profile
+        "s3.PutObject",  # profile with the holdout outputs
         "dynamodb.GetItem",  # model record (production version)
         *RUN_STEP,
     ],
@@ -221,6 +223,7 @@ CLEAN = {
         f"cards/{MODEL}/versions/00000001/card.md",
         f"models/{MODEL}/runs/{RUN_ID}/model.onnx",
         f"models/{MODEL}/runs/{RUN_ID}/model.skops",
+        f"models/{MODEL}/runs/{RUN_ID}/profile-outputs.json",
         f"models/{MODEL}/runs/{RUN_ID}/profile.json",
     ],
 }
