@@ -165,9 +165,13 @@ def _already_registered(table: str, model: str, run_id: str) -> Registered | Non
 
 
 # -- registry reads ---------------------------------------------------------------------------
-def model_summaries(settings: Settings) -> list[ModelSummary]:
+def model_summaries(
+    settings: Settings, limit: int = registry_dal.MAX_PAGE, next_token: str | None = None
+) -> tuple[list[ModelSummary], str | None]:
+    """One page of model summaries by name, and the token of the next page (None: no more)."""
     summaries: list[ModelSummary] = []
-    for record in registry_dal.list_models(settings.registry_table):
+    records, token = registry_dal.list_models_page(settings.registry_table, limit, next_token)
+    for record in records:
         versions = registry_dal.list_versions(settings.registry_table, record.name)
         by_status: dict[str, int] = {}
         for v in versions:
@@ -184,7 +188,7 @@ def model_summaries(settings: Settings) -> list[ModelSummary]:
                 updated_at=record.updated_at,
             )
         )
-    return sorted(summaries, key=lambda s: s.name)
+    return sorted(summaries, key=lambda s: s.name), token
 
 
 def version_summaries(settings: Settings, model: str) -> list[VersionSummary]:

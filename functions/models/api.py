@@ -38,6 +38,7 @@ class DatasetVersionList(_Reply):
 
 class ModelList(_Reply):
     models: list[ModelSummary]
+    next_token: str | None = None  # more models: pass it as ?next_token= for the next page
 
 
 class VersionList(_Reply):

@@ -259,6 +259,7 @@ class StepwiseStack(Stack):
             artifacts_bucket=artifacts_bucket,
             registry_table=registry_table,
             metadata_table=metadata_table,
+            log_retention=retention,
         )
         self.governance = Governance(
             self,
