@@ -29,7 +29,7 @@ def decode(kind: str, token: str, pattern: str | None = None) -> str:
     other string."""
     problem = "not a continuation token of this listing (pass the next_token of its previous page)"
     if len(token) > MAX_TOKEN:
-        raise InvalidInput(f"next_token: {problem}", [{"field": FIELD, "reason": problem}])
+        raise InvalidInput(f"{FIELD}: {problem}", [{"field": FIELD, "reason": problem}])
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         doc = json.loads(raw)
@@ -41,5 +41,5 @@ def decode(kind: str, token: str, pattern: str | None = None) -> str:
         or not _POSITION.match(position)
         or (pattern is not None and not re.match(pattern, position))
     ):
-        raise InvalidInput(f"next_token: {problem}", [{"field": FIELD, "reason": problem}])
+        raise InvalidInput(f"{FIELD}: {problem}", [{"field": FIELD, "reason": problem}])
     return position
