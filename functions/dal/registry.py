@@ -211,6 +211,27 @@ def iter_models(table: str, page_size: int = MAX_PAGE) -> Iterator[ModelRecord]:
             return
 
 
+def list_versions_page(
+    table: str, name: str, limit: int, next_token: str | None = None
+) -> tuple[list[ModelVersion], str | None]:
+    """Up to `limit` of the model's versions, oldest first, after the one `next_token` names, and
+    the token of the next page (None when none is left). A token of another listing: InvalidInput."""
+    params: dict[str, Any] = {
+        "TableName": table,
+        "KeyConditionExpression": "pk = :p AND begins_with(sk, :v)",
+        "ExpressionAttributeValues": {":p": {"S": model_pk(name)}, ":v": {"S": "VERSION#"}},
+        "ConsistentRead": True,
+    }
+    kind = f"versions:{name}"
+    if next_token is not None:
+        after = int(pages.decode(kind, next_token, r"^[0-9]{1,8}$"))
+        params["ExclusiveStartKey"] = {"pk": {"S": model_pk(name)}, "sk": {"S": version_sk(after)}}
+    items = _query(params, limit + 1)
+    versions = [ModelVersion.model_validate(from_item(i)) for i in items[:limit]]
+    more = len(items) > limit
+    return versions, pages.encode(kind, str(versions[-1].version)) if more and versions else None
+
+
 def list_versions(table: str, name: str, limit: int = MAX_PAGE) -> list[ModelVersion]:
     """The model's versions, oldest first."""
     items = _query(

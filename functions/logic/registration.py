@@ -191,9 +191,13 @@ def model_summaries(
     return sorted(summaries, key=lambda s: s.name), token
 
 
-def version_summaries(settings: Settings, model: str) -> list[VersionSummary]:
+def version_summaries(
+    settings: Settings, model: str, limit: int = registry_dal.MAX_PAGE, next_token: str | None = None
+) -> tuple[list[VersionSummary], str | None]:
+    """One page of the model's version summaries, oldest first, and the next page's token."""
     if registry_dal.get_model(settings.registry_table, model) is None:
         raise NotFound(f"no model named {model!r}")
+    versions, token = registry_dal.list_versions_page(settings.registry_table, model, limit, next_token)
     return [
         VersionSummary(
             version=v.version,
@@ -205,8 +209,8 @@ def version_summaries(settings: Settings, model: str) -> list[VersionSummary]:
             spec_version=v.spec_version,
             created_at=v.created_at,
         )
-        for v in registry_dal.list_versions(settings.registry_table, model)
-    ]
+        for v in versions
+    ], token
 
 
 def version_detail(settings: Settings, model: str, version: int) -> ModelVersion:

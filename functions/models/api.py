@@ -44,6 +44,7 @@ class ModelList(_Reply):
 class VersionList(_Reply):
     model: str
     versions: list[VersionSummary]
+    next_token: str | None = None  # more versions: pass it as ?next_token= for the next page
 
 
 class RunList(_Reply):

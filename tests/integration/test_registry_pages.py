@@ -88,3 +88,27 @@ def test_models_route_refuses_a_limit_out_of_range_naming_it(stores: Stores, lim
     status, body = get("/v1/models", {"limit": limit})
     assert status == 400 and body["error"] == "InvalidInput", body
     assert "query.limit" in [d["field"] for d in body["details"]]
+
+
+def test_versions_route_pages_follow_the_tokens_and_refuse_another_listings_token(stores: Stores) -> None:
+    # Given a model with 7 versions
+    from tests.integration.release_support import register
+
+    for _ in range(7):
+        register(stores, "churn")
+    # When its versions are listed 3 at a time
+    seen: list[int] = []
+    query = {"limit": "3"}
+    while True:
+        status, body = get("/v1/models/churn/versions", query)
+        assert status == 200, body
+        seen += [v["version"] for v in body["versions"]]
+        if not body.get("next_token"):
+            break
+        query = {"limit": "3", "next_token": body["next_token"]}
+    # Then every version came once, oldest first
+    assert seen == [1, 2, 3, 4, 5, 6, 7]
+    # and a token of the models listing (or of another model's versions) is refused, naming it
+    for token in (pages.encode("models", "churn"), pages.encode("versions:other", "3")):
+        status, body = get("/v1/models/churn/versions", {"next_token": token})
+        assert status == 400 and [d["field"] for d in body["details"]] == ["query.next_token"], body

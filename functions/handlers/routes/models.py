@@ -2,7 +2,7 @@
 
 GET  /v1/models[?limit=N&next_token=T]       models with production version and counts, a page at a
                                              time by name (next_token names the next page)
-GET  /v1/models/{name}/versions              version summaries
+GET  /v1/models/{name}/versions[?limit=N&next_token=T]   version summaries, oldest first, a page at a time
 GET  /v1/models/{name}/versions/{version}    one version: everything, gates and lineage
 GET  /v1/models/{name}/runs                  lifecycle runs and their steps
 PUT  /v1/specs/{name}                        store a new version of a training spec
@@ -49,8 +49,11 @@ def list_models(limit: LimitQuery = DEFAULT_PAGE, next_token: NextTokenQuery = N
 
 
 @router.get("/v1/models/<name>/versions")
-def list_versions(name: Name) -> Response[VersionList]:
-    return reply(VersionList(model=name, versions=registration.version_summaries(get_settings(), name)))
+def list_versions(
+    name: Name, limit: LimitQuery = DEFAULT_PAGE, next_token: NextTokenQuery = None
+) -> Response[VersionList]:
+    versions, token = registration.version_summaries(get_settings(), name, limit, next_token)
+    return reply(VersionList(model=name, versions=versions, next_token=token))
 
 
 @router.get("/v1/models/<name>/versions/<version>")
