@@ -195,9 +195,10 @@ def version_summaries(
     settings: Settings, model: str, limit: int = registry_dal.MAX_PAGE, next_token: str | None = None
 ) -> tuple[list[VersionSummary], str | None]:
     """One page of the model's version summaries, oldest first, and the next page's token."""
+    # the page first: a malformed token is a 400 whether or not the model exists
+    versions, token = registry_dal.list_versions_page(settings.registry_table, model, limit, next_token)
     if registry_dal.get_model(settings.registry_table, model) is None:
         raise NotFound(f"no model named {model!r}")
-    versions, token = registry_dal.list_versions_page(settings.registry_table, model, limit, next_token)
     return [
         VersionSummary(
             version=v.version,
