@@ -24,6 +24,7 @@ class _Reply(BaseModel):
 
 class DatasetList(_Reply):
     datasets: list[DatasetSummary]
+    next_token: str | None = None  # more datasets: pass it as ?next_token= for the next page
 
 
 class ContractList(_Reply):

@@ -112,3 +112,38 @@ def test_versions_route_pages_follow_the_tokens_and_refuse_another_listings_toke
     for token in (pages.encode("models", "churn"), pages.encode("versions:other", "3")):
         status, body = get("/v1/models/churn/versions", {"next_token": token})
         assert status == 400 and [d["field"] for d in body["details"]] == ["query.next_token"], body
+
+
+def test_datasets_route_pages_follow_the_tokens_and_refuse_a_bad_one(stores: Stores) -> None:
+    # Given 7 datasets
+    ddb = boto3.client("dynamodb")
+    names = [f"data-{i}" for i in range(7)]
+    for name in names:
+        ddb.put_item(
+            TableName=stores.metadata_table,
+            Item={
+                "pk": {"S": f"DATASET#{name}"},
+                "sk": {"S": "HEAD"},
+                "gsi1pk": {"S": "DATASETS"},
+                "gsi1sk": {"S": name},
+                "dataset": {"S": name},
+                "latest_contract_version": {"N": "1"},
+                "latest_version": {"N": "0"},
+                "created_at": {"S": AT.isoformat()},
+                "updated_at": {"S": AT.isoformat()},
+            },
+        )
+    # When they are listed 3 at a time, following next_token
+    seen: list[str] = []
+    query = {"limit": "3"}
+    while True:
+        status, body = get("/v1/datasets", query)
+        assert status == 200, body
+        seen += [d["dataset"] for d in body["datasets"]]
+        if not body.get("next_token"):
+            break
+        query = {"limit": "3", "next_token": body["next_token"]}
+    # Then each came once; a models token is refused naming next_token
+    assert seen == names
+    status, body = get("/v1/datasets", {"next_token": pages.encode("models", "data-1")})
+    assert status == 400 and [d["field"] for d in body["details"]] == ["query.next_token"], body
