@@ -260,6 +260,7 @@ class StepwiseStack(Stack):
             registry_table=registry_table,
             metadata_table=metadata_table,
             log_retention=retention,
+            concurrency=config.drift_concurrency,
         )
         self.governance = Governance(
             self,

@@ -149,3 +149,26 @@ def test_monitoring_dashboard_and_route(resources: dict[str, Any], assembly: Any
     assert {"drift", "settings", "rounds"} <= paths
     outputs = assembly.template["Outputs"]
     assert {c.OUT_DRIFT_FUNCTION, c.OUT_ALARM_TOPIC_ARN, c.OUT_DASHBOARD} <= set(outputs)
+
+
+def test_monitoring_fleet_concurrency_is_a_bounded_stack_setting() -> None:
+    import aws_cdk as cdk
+    import pytest
+    from aws_cdk import aws_lambda as lambda_
+    from aws_cdk import aws_sqs as sqs
+    from pydantic import ValidationError
+
+    from infra.config import StackConfig
+    from infra.constructs.drift_fleet import DriftFleet
+
+    assert StackConfig().drift_concurrency == 10
+    assert StackConfig.model_validate({"drift_concurrency": "3"}).drift_concurrency == 3
+    for bad in (0, -1, 1_001):
+        with pytest.raises(ValidationError, match="drift_concurrency"):
+            StackConfig.model_validate({"drift_concurrency": bad})
+    stack = cdk.Stack(cdk.App(), "FleetOnly", env=cdk.Environment(account="123456789012", region="us-east-1"))
+    fn = lambda_.Function.from_function_arn(stack, "Fn", "arn:aws:lambda:us-east-1:123456789012:function:drift")
+    queue = sqs.Queue.from_queue_arn(stack, "Q", "arn:aws:sqs:us-east-1:123456789012:dlq")
+    fleet = DriftFleet(stack, "Fleet", function=fn, dead_letters=queue, concurrency=3)
+    definition = json.dumps(stack.resolve(fleet.state_machine.node.default_child.definition_string))  # type: ignore[union-attr]
+    assert '\\"MaxConcurrency\\":3' in definition
