@@ -226,7 +226,22 @@ def run_models(args: argparse.Namespace, target_factory: Any) -> int:
 
 
 def run_versions(args: argparse.Namespace, target_factory: Any) -> int:
-    return _show(target_factory, f"/v1/models/{args.model}/versions", render_versions)
+    """Every version of the model, following the pages."""
+    target = target_factory()
+    body: dict[str, Any] = {}
+    versions: list[dict[str, Any]] = []
+    token: str | None = None
+    while True:
+        reply = _get(target, f"/v1/models/{args.model}/versions" + (f"?next_token={token}" if token else ""))
+        if not reply.ok:
+            return _failed(reply)
+        body = reply.body
+        versions += body["versions"]
+        token = body.get("next_token")
+        if not token:
+            break
+    print(render_versions({**body, "versions": versions}))
+    return 0
 
 
 def run_show(args: argparse.Namespace, target_factory: Any) -> int:

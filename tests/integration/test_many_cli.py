@@ -5,6 +5,7 @@ cadence refused naming the field) and `drift --fleet` (the latest round's summar
 from __future__ import annotations
 
 import json
+import re
 import urllib.parse
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -89,3 +90,29 @@ def test_cli_drift_fleet_shows_the_latest_round(
     out = capsys.readouterr().out
     assert "round s20261126T120000Z (complete, 1 page(s)): 1 checked, 0 skipped, 1 failed" in out
     assert "failed   b: NotFound: no profile" in out
+
+
+def test_cli_versions_follows_every_page(
+    stores: Stores, target: HandlerTarget, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.integration.release_support import register
+
+    # Given 3 versions, and pages of 2 (the CLI's first request asks for pages of 2)
+    for _ in range(3):
+        register(stores, "churn")
+    calls: list[str] = []
+    original = target.api
+
+    def paged(method: str, path: str, body: Any = None, *, identity: str | None = None) -> ApiReply:
+        calls.append(path)
+        if "?" not in path:
+            path += "?limit=2"
+        return original(method, path, body, identity=identity)
+
+    monkeypatch.setattr(target, "api", paged)
+    # When the CLI lists them
+    assert main(["versions", "churn"]) == 0
+    # Then it followed the second page's token and printed all three
+    out = capsys.readouterr().out
+    assert len(calls) == 2 and "next_token=" in calls[1]
+    assert [int(m) for m in re.findall(r"^\s*(\d+)\s", out, flags=re.MULTILINE)] == [1, 2, 3], out
