@@ -46,6 +46,8 @@ class StackConfig(BaseModel):
     # audit exports stay locked (Object Lock, governance mode) this long
     retired_artifact_transition_days: int = Field(30, ge=1, le=3650)
     audit_retention_days: int = Field(7 * 365, ge=1, le=36500)
+    # monitoring: how many models' drift checks a scheduled round runs at once
+    drift_concurrency: int = Field(10, ge=1, le=1_000)
 
     @field_validator("prediction_api_clients", mode="before")
     @classmethod

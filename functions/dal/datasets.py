@@ -25,6 +25,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from functions.dal import pages
 from functions.dal.audit import audit_put
 from functions.dal.clients import client, error_code, query_items, store_error
 from functions.dal.versioned import Cancelled, counter_update, put_new, transact, write_next
@@ -33,6 +34,7 @@ from functions.models.audit import Actor, AuditEvent, contract_target, dataset_t
 from functions.models.contracts import DataContract
 from functions.models.datasets import ContractRecord, DatasetSummary, DatasetVersion, LifecycleStart
 from functions.models.errors import Conflict, NotFound
+from functions.models.registry import NAME_PATTERN
 
 HEAD_SK = "HEAD"
 DATASETS_INDEX_PK = "DATASETS"
@@ -254,6 +256,30 @@ def list_datasets(table: str, limit: int = MAX_PAGE) -> list[DatasetSummary]:
         "ExpressionAttributeValues": {":p": {"S": DATASETS_INDEX_PK}},
     }
     return [_summary(i) for i in _paged(params, limit)]
+
+
+def list_datasets_page(
+    table: str, limit: int, next_token: str | None = None
+) -> tuple[list[DatasetSummary], str | None]:
+    """Up to `limit` datasets by name, after the one `next_token` names, and the next page's token
+    (None when none is left). A token that is not one of this listing: InvalidInput."""
+    params: dict[str, Any] = {
+        "TableName": table,
+        "IndexName": "gsi1",
+        "KeyConditionExpression": "gsi1pk = :p",
+        "ExpressionAttributeValues": {":p": {"S": DATASETS_INDEX_PK}},
+    }
+    if next_token is not None:
+        after = pages.decode("datasets", next_token, NAME_PATTERN)
+        params["ExclusiveStartKey"] = {
+            **_key(after, HEAD_SK),
+            "gsi1pk": {"S": DATASETS_INDEX_PK},
+            "gsi1sk": {"S": after},
+        }
+    items = _paged(params, limit + 1)
+    found = [_summary(i) for i in items[:limit]]
+    more = len(items) > limit
+    return found, pages.encode("datasets", found[-1].dataset) if more and found else None
 
 
 def _summary(item: dict[str, Any]) -> DatasetSummary:

@@ -12,6 +12,8 @@ Layout:
         pk=MONITOR#<model>  sk=CHECK#<created iso>#<check id>    check summary (gsi1pk=DRIFT_CHECKS)
         pk=MONITOR#<model>  sk=RETRAIN#<decided iso>#<check id>  retraining decision (gsi1pk=RETRAINING)
         pk=MONITOR#<model>  sk=SETTINGS                          drift settings (config + retraining policy)
+        pk=DRIFT_ROUNDS     sk=<round id: s%Y%m%dT%H%M%SZ>          a scheduled round's summary (string sets of
+                                                                 checked, skipped, "model<TAB>reason" failed)
         pk=idempotency#drift-check  sk=<fn>#<hash>                Powertools records: one per model and check id
 """
 
@@ -26,7 +28,7 @@ from typing import Any, TypeVar
 from botocore.exceptions import ClientError
 
 from functions.dal.clients import client, is_missing, store_error
-from functions.models.drift import DriftReport, DriftSettings, RetrainingDecision
+from functions.models.drift import DriftReport, DriftRound, DriftSettings, FleetFailure, RetrainingDecision
 
 T = TypeVar("T")
 
@@ -35,6 +37,7 @@ MONITORING_PREFIX = "monitoring/"
 DRIFT_REPORTS_PREFIX = "reports/drift/"
 CHECKS_INDEX_PK = "DRIFT_CHECKS"
 RETRAINING_INDEX_PK = "RETRAINING"
+ROUNDS_PK = "DRIFT_ROUNDS"
 MAX_PAGE = 100
 
 
@@ -219,6 +222,102 @@ def recent_decisions(table: str, model: str, limit: int = MAX_PAGE) -> list[Retr
 def recent_checks(table: str, model: str, limit: int = MAX_PAGE) -> list[dict[str, Any]]:
     """The model's latest check summaries, newest first."""
     return [json.loads(i["doc"]["S"]) for i in _query(table, model, "CHECK#", limit)]
+
+
+def record_round(
+    table: str,
+    round_id: str,
+    *,
+    scheduled_at: datetime,
+    updated_at: datetime,
+    checked: list[str],
+    skipped: list[str],
+    failed: dict[str, str],
+    final: bool,
+) -> DriftRound:
+    """Adds a page's outcomes to the round's item and returns the whole summary. Sets make it
+    idempotent: a page recorded twice (a repeated round) adds nothing twice."""
+    sets = {":checked": checked, ":skipped": skipped, ":failed": [f"{m}\t{r}" for m, r in failed.items()]}
+    adds = [f"{name[1:]} {name}" for name, values in sets.items() if values]
+    update = "SET scheduled_at = if_not_exists(scheduled_at, :at), updated_at = :now ADD pages :one"
+    if final:
+        update = update.replace("updated_at = :now", "updated_at = :now, complete = :true")
+    if adds:
+        update += ", " + ", ".join(adds)
+    values: dict[str, Any] = {
+        ":at": {"S": scheduled_at.isoformat()},
+        ":now": {"S": updated_at.isoformat()},
+        ":one": {"N": "1"},
+        **{name: {"SS": sorted(set(v))} for name, v in sets.items() if v},
+    }
+    if final:
+        values[":true"] = {"BOOL": True}
+    try:
+        reply = client("dynamodb").update_item(
+            TableName=table,
+            Key={"pk": {"S": ROUNDS_PK}, "sk": {"S": round_id}},
+            UpdateExpression=update,
+            ExpressionAttributeValues=values,
+            ReturnValues="ALL_NEW",
+        )
+    except ClientError as exc:
+        raise store_error(exc, "drift round write") from exc
+    return _round(reply["Attributes"])
+
+
+def record_round_failure(
+    table: str, round_id: str, *, scheduled_at: datetime, updated_at: datetime, reason: str
+) -> None:
+    """Marks the round as failed with its reason (the round's own step failed past its retries)."""
+    try:
+        client("dynamodb").update_item(
+            TableName=table,
+            Key={"pk": {"S": ROUNDS_PK}, "sk": {"S": round_id}},
+            UpdateExpression="SET scheduled_at = if_not_exists(scheduled_at, :at), updated_at = :now, round_error = :e",
+            ExpressionAttributeValues={
+                ":at": {"S": scheduled_at.isoformat()},
+                ":now": {"S": updated_at.isoformat()},
+                ":e": {"S": reason},
+            },
+        )
+    except ClientError as exc:
+        raise store_error(exc, "drift round write") from exc
+
+
+def _round(item: dict[str, Any]) -> DriftRound:
+    checked = set(item.get("checked", {}).get("SS", []))
+    failed: dict[str, str] = {}
+    for entry in sorted(item.get("failed", {}).get("SS", [])):
+        model, _, reason = entry.partition("\t")
+        if model not in checked:  # a later delivery of the round checked it after all
+            failed.setdefault(model, reason)
+    return DriftRound(
+        round_id=item["sk"]["S"],
+        scheduled_at=datetime.fromisoformat(item["scheduled_at"]["S"]),
+        updated_at=datetime.fromisoformat(item["updated_at"]["S"]),
+        complete=item.get("complete", {}).get("BOOL", False),
+        pages=int(item.get("pages", {}).get("N", "0")),
+        checked=sorted(checked),
+        skipped=sorted(item.get("skipped", {}).get("SS", [])),
+        failed=[FleetFailure(model=m, reason=r) for m, r in sorted(failed.items())],
+        error=item.get("round_error", {}).get("S", ""),
+    )
+
+
+def recent_rounds(table: str, limit: int = 10) -> list[DriftRound]:
+    """The latest scheduled rounds, newest first."""
+    try:
+        reply = client("dynamodb").query(
+            TableName=table,
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": {"S": ROUNDS_PK}},
+            ScanIndexForward=False,
+            Limit=limit,
+            ConsistentRead=True,
+        )
+    except ClientError as exc:
+        raise store_error(exc, "drift round read") from exc
+    return [_round(i) for i in reply.get("Items", [])]
 
 
 def invoke_async(function_name: str, payload: dict[str, Any]) -> None:

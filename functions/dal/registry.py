@@ -10,18 +10,21 @@ Besides the layout in functions/models/registry.py, registration keeps one marke
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
+from functions.dal import pages
 from functions.dal.clients import client, query_items, store_error
 from functions.dal.versioned import Cancelled, put_new, transact
 from functions.models.errors import Conflict
 from functions.models.registry import (
     MODEL_SK,
     MODELS_INDEX_PK,
+    NAME_PATTERN,
     ModelRecord,
     ModelVersion,
     model_pk,
@@ -173,6 +176,60 @@ def list_models(table: str, limit: int = MAX_PAGE) -> list[ModelRecord]:
         limit,
     )
     return [ModelRecord.model_validate(from_item(i)) for i in items]
+
+
+def list_models_page(table: str, limit: int, next_token: str | None = None) -> tuple[list[ModelRecord], str | None]:
+    """Up to `limit` models by name, after the position `next_token` names, and the token of the
+    next page (None when none is left). A token that is not one of this listing: InvalidInput."""
+    params: dict[str, Any] = {
+        "TableName": table,
+        "IndexName": "gsi1",
+        "KeyConditionExpression": "gsi1pk = :p",
+        "ExpressionAttributeValues": {":p": {"S": MODELS_INDEX_PK}},
+    }
+    if next_token is not None:
+        after = pages.decode("models", next_token, NAME_PATTERN)
+        params["ExclusiveStartKey"] = {
+            "pk": {"S": model_pk(after)},
+            "sk": {"S": MODEL_SK},
+            "gsi1pk": {"S": MODELS_INDEX_PK},
+            "gsi1sk": {"S": after},
+        }
+    items = _query(params, limit + 1)  # one more than asked: whether another page exists
+    records = [ModelRecord.model_validate(from_item(i)) for i in items[:limit]]
+    more = len(items) > limit
+    return records, pages.encode("models", records[-1].name) if more and records else None
+
+
+def iter_models(table: str, page_size: int = MAX_PAGE) -> Iterator[ModelRecord]:
+    """Every model, page after page (nothing stops at a fixed size)."""
+    token: str | None = None
+    while True:
+        records, token = list_models_page(table, page_size, token)
+        yield from records
+        if token is None:
+            return
+
+
+def list_versions_page(
+    table: str, name: str, limit: int, next_token: str | None = None
+) -> tuple[list[ModelVersion], str | None]:
+    """Up to `limit` of the model's versions, oldest first, after the one `next_token` names, and
+    the token of the next page (None when none is left). A token of another listing: InvalidInput."""
+    params: dict[str, Any] = {
+        "TableName": table,
+        "KeyConditionExpression": "pk = :p AND begins_with(sk, :v)",
+        "ExpressionAttributeValues": {":p": {"S": model_pk(name)}, ":v": {"S": "VERSION#"}},
+        "ConsistentRead": True,
+    }
+    kind = f"versions:{name}"
+    if next_token is not None:
+        after = int(pages.decode(kind, next_token, r"^[0-9]{1,8}$"))
+        params["ExclusiveStartKey"] = {"pk": {"S": model_pk(name)}, "sk": {"S": version_sk(after)}}
+    items = _query(params, limit + 1)
+    versions = [ModelVersion.model_validate(from_item(i)) for i in items[:limit]]
+    more = len(items) > limit
+    return versions, pages.encode(kind, str(versions[-1].version)) if more and versions else None
 
 
 def list_versions(table: str, name: str, limit: int = MAX_PAGE) -> list[ModelVersion]:

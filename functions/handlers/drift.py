@@ -3,6 +3,13 @@
 Events:
     {"model": "churn", "window_hours": 24, ...}          DriftCheckRequest -> DriftCheckResult
     {"all_models": true, "window_hours": 1}              DriftScheduleEvent -> {"results": [...], "errors": [...]}
+                                                         (the sequential sweep, invoked directly)
+    {"fleet_page": {"time", "window_hours", "next_token"}}   FleetPageRequest -> FleetPage
+    {"fleet_record": {"round_id", "time", "outcomes", ...}}  FleetRecordRequest -> DriftRound
+    {"fleet_failure": {"time", "error", "cause"}}             FleetRoundFailure -> recorded on the round
+                                                         (steps of the drift-fleet workflow the schedule
+                                                         starts: a page of due models, then each model's
+                                                         check as its own invocation, then the summary)
 
 Invoked asynchronously (the API route, the hourly schedule), so an event can arrive twice. One
 model's check is the unit of work, made idempotent with Powertools on the metadata table
@@ -37,12 +44,15 @@ from functions.dal.idempotency import run_once
 from functions.handlers import lease
 from functions.handlers.errors import typed_aws_errors
 from functions.logic.drift_check import run_drift_check
-from functions.logic.drift_schedule import run_schedule
+from functions.logic.drift_schedule import plan_page, record_page, record_round_failure, run_schedule
 from functions.models.drift import (
     DriftCheckRequest,
     DriftCheckResult,
     DriftReport,
     DriftScheduleEvent,
+    FleetPageRequest,
+    FleetRecordRequest,
+    FleetRoundFailure,
     ModelVerdict,
 )
 from functions.models.settings import get_settings
@@ -153,6 +163,14 @@ def _schedule(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 @typed_aws_errors
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     lease.register(IDEMPOTENCY, context)
+    if "fleet_page" in event:
+        return plan_page(FleetPageRequest.model_validate(event["fleet_page"]), get_settings()).model_dump(mode="json")
+    if "fleet_record" in event:
+        page = FleetRecordRequest.model_validate(event["fleet_record"])
+        return record_page(page, get_settings()).model_dump(mode="json")
+    if "fleet_failure" in event:
+        record_round_failure(FleetRoundFailure.model_validate(event["fleet_failure"]), get_settings())
+        return {"recorded": True}
     if event.get("all_models"):
         return _schedule(event, context)
     req = DriftCheckRequest.model_validate(event)

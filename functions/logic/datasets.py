@@ -14,8 +14,10 @@ from functions.models.errors import InvalidInput
 from functions.models.settings import Settings
 
 
-def list_datasets(settings: Settings) -> DatasetList:
-    return DatasetList(datasets=datasets_dal.list_datasets(settings.metadata_table))
+def list_datasets(settings: Settings, limit: int = datasets_dal.MAX_PAGE, next_token: str | None = None) -> DatasetList:
+    """One page of datasets by name, and the next page's token (None: no more)."""
+    found, token = datasets_dal.list_datasets_page(settings.metadata_table, limit, next_token)
+    return DatasetList(datasets=found, next_token=token)
 
 
 def summary(settings: Settings, name: str) -> DatasetSummary:

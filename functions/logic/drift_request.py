@@ -34,11 +34,20 @@ def put_drift_settings(
             Actor(identity=requested_by, correlation_id=""),
             "drift.settings",
             model_target(model),
-            before=before.config.model_dump(mode="json"),
-            after=stored.config.model_dump(mode="json"),
+            before=_audited(before),
+            after=_audited(stored),
         ),
     )
     return stored
+
+
+def _audited(stored: DriftSettings) -> dict[str, object]:
+    """What a settings change records: the thresholds and the schedule (cadence, window)."""
+    return {
+        **stored.config.model_dump(mode="json"),
+        "cadence_hours": stored.cadence_hours,
+        "window_hours": stored.window_hours,
+    }
 
 
 def get_drift_settings(model: str, settings: Settings) -> DriftSettings:

@@ -167,9 +167,13 @@ def _already_registered(table: str, model: str, run_id: str) -> Registered | Non
 
 
 # -- registry reads ---------------------------------------------------------------------------
-def model_summaries(settings: Settings) -> list[ModelSummary]:
+def model_summaries(
+    settings: Settings, limit: int = registry_dal.MAX_PAGE, next_token: str | None = None
+) -> tuple[list[ModelSummary], str | None]:
+    """One page of model summaries by name, and the token of the next page (None: no more)."""
     summaries: list[ModelSummary] = []
-    for record in registry_dal.list_models(settings.registry_table):
+    records, token = registry_dal.list_models_page(settings.registry_table, limit, next_token)
+    for record in records:
         versions = registry_dal.list_versions(settings.registry_table, record.name)
         by_status: dict[str, int] = {}
         for v in versions:
@@ -186,10 +190,15 @@ def model_summaries(settings: Settings) -> list[ModelSummary]:
                 updated_at=record.updated_at,
             )
         )
-    return sorted(summaries, key=lambda s: s.name)
+    return sorted(summaries, key=lambda s: s.name), token
 
 
-def version_summaries(settings: Settings, model: str) -> list[VersionSummary]:
+def version_summaries(
+    settings: Settings, model: str, limit: int = registry_dal.MAX_PAGE, next_token: str | None = None
+) -> tuple[list[VersionSummary], str | None]:
+    """One page of the model's version summaries, oldest first, and the next page's token."""
+    # the page first: a malformed token is a 400 whether or not the model exists
+    versions, token = registry_dal.list_versions_page(settings.registry_table, model, limit, next_token)
     if registry_dal.get_model(settings.registry_table, model) is None:
         raise NotFound(f"no model named {model!r}")
     return [
@@ -203,8 +212,8 @@ def version_summaries(settings: Settings, model: str) -> list[VersionSummary]:
             spec_version=v.spec_version,
             created_at=v.created_at,
         )
-        for v in registry_dal.list_versions(settings.registry_table, model)
-    ]
+        for v in versions
+    ], token
 
 
 def version_detail(settings: Settings, model: str, version: int) -> ModelVersion:

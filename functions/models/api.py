@@ -24,6 +24,7 @@ class _Reply(BaseModel):
 
 class DatasetList(_Reply):
     datasets: list[DatasetSummary]
+    next_token: str | None = None  # more datasets: pass it as ?next_token= for the next page
 
 
 class ContractList(_Reply):
@@ -38,11 +39,13 @@ class DatasetVersionList(_Reply):
 
 class ModelList(_Reply):
     models: list[ModelSummary]
+    next_token: str | None = None  # more models: pass it as ?next_token= for the next page
 
 
 class VersionList(_Reply):
     model: str
     versions: list[VersionSummary]
+    next_token: str | None = None  # more versions: pass it as ?next_token= for the next page
 
 
 class RunList(_Reply):

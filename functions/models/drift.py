@@ -273,6 +273,87 @@ class DriftScheduleEvent(_Model):
     window_hours: float = Field(default=1.0, gt=0, le=24 * 31)
 
 
+# ---------------------------------------------------------------- the scheduled fan-out (a round)
+
+ROUND_PAGE_SIZE = 25  # models listed per page of a round (one Map state per page)
+MAX_ROUND_PAGE = 100
+MAX_REASON = 300  # characters of a failed check's reason kept in the round summary
+
+
+class FleetPageRequest(_Model):
+    """Event of the drift Lambda's `fleet_page` step: one page of the registry's models, turned
+    into the checks that are due at the round's scheduled time."""
+
+    time: datetime  # the scheduled time (EventBridge's event time): names the round and its checks
+    window_hours: float = Field(default=1.0, gt=0, le=24 * 31)  # for models without their own window
+    page_size: int = Field(default=ROUND_PAGE_SIZE, ge=1, le=MAX_ROUND_PAGE)
+    next_token: str | None = Field(default=None, max_length=2_048)
+
+
+class FleetPage(_Model):
+    """One page of a round: the checks to run (DriftCheckRequest as JSON, one per model), the
+    models skipped (no production version, or not due under their cadence) and the next page."""
+
+    round_id: str
+    checks: list[dict[str, object]] = Field(default_factory=list, max_length=MAX_ROUND_PAGE)
+    skipped: list[str] = Field(default_factory=list, max_length=MAX_ROUND_PAGE)
+    next_token: str | None = None
+    final: bool = True  # no page after this one
+
+
+class FleetOutcome(_Model):
+    """What happened to one model's check in a round (the Map iteration's output)."""
+
+    model: str = Field(pattern=r"^[a-z][a-z0-9-]{0,62}$")
+    status: Literal["checked", "failed"]
+    verdict: str = Field(default="", max_length=64)
+    error: str = Field(default="", max_length=256)
+    cause: str = Field(default="", max_length=262_144)  # Step Functions' Cause (trimmed when recorded)
+
+
+class FleetRecordRequest(_Model):
+    """Event of the drift Lambda's `fleet_record` step: a page's outcomes added to the round."""
+
+    round_id: str = Field(pattern=r"^[A-Za-z0-9-]{1,64}$")
+    time: datetime
+    outcomes: list[FleetOutcome] = Field(default_factory=list, max_length=MAX_ROUND_PAGE)
+    skipped: list[str] = Field(default_factory=list, max_length=MAX_ROUND_PAGE)
+    final: bool = False
+
+
+class FleetRoundFailure(_Model):
+    """Event of the drift Lambda's `fleet_failure` step: the round's own step (listing a page or
+    recording one) failed past its retries; recorded on the round before the execution fails."""
+
+    time: datetime
+    error: str = Field(default="", max_length=256)
+    cause: str = Field(default="", max_length=262_144)
+
+
+class FleetFailure(_Model):
+    model: str
+    reason: str
+
+
+class DriftRound(_Model):
+    """The summary of one scheduled round: checked, skipped and failed models (with reasons).
+    A model retried successfully by a later delivery of the same round counts as checked."""
+
+    round_id: str
+    scheduled_at: datetime
+    updated_at: datetime
+    complete: bool = False
+    pages: int = 0
+    checked: list[str] = Field(default_factory=list)
+    skipped: list[str] = Field(default_factory=list)
+    failed: list[FleetFailure] = Field(default_factory=list)
+    error: str = ""  # the round's own failure (a page not listed or not recorded), if any
+
+
+class DriftRoundList(_Model):
+    rounds: list[DriftRound]
+
+
 class DriftCheckResult(_Model):
     check_id: str
     model: str
@@ -314,10 +395,19 @@ class DriftCheckAccepted(_Model):
     report_html: str
 
 
+CADENCE_HOURS = (1, 2, 3, 4, 6, 8, 12, 24)  # hourly, every N hours (dividing a day), daily
+
+
 class DriftSettings(_Model):
-    """A model's stored drift settings (the schedule and the API use them as defaults)."""
+    """A model's stored drift settings (the schedule and the API use them as defaults).
+
+    `cadence_hours`: the scheduled round checks the model when the scheduled hour (UTC) is a
+    multiple of it (1 hourly, 24 daily at 00:00); `window_hours`: the window those checks read
+    (default: the cadence, so consecutive checks cover every hour once)."""
 
     config: DriftConfig = Field(default_factory=DriftConfig)
     policy: RetrainingPolicy = Field(default_factory=RetrainingPolicy)
+    cadence_hours: Literal[1, 2, 3, 4, 6, 8, 12, 24] = 1
+    window_hours: float | None = Field(default=None, gt=0, le=24 * 31)
     updated_at: datetime | None = None
     updated_by: str = Field(default="", max_length=2_048)

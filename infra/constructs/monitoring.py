@@ -1,5 +1,6 @@
-"""Monitoring: the drift Lambda on an hourly EventBridge schedule (every model with a production
-version), its least-privilege grants, the on-demand route, alarms to an SNS topic, a dashboard.
+"""Monitoring: the drift Lambda, an hourly EventBridge schedule starting the drift-fleet workflow
+(one round: a drift check per due model, each its own invocation; infra/constructs/drift_fleet.py),
+least-privilege grants, the on-demand routes, alarms to an SNS topic, a dashboard.
 
 The drift function uses the stack's data layer (layers/data: pyarrow, numpy, Powertools, pydantic),
 built once and shared with ingestion and governance. Alarms: any model drifted (DriftedModels), any
@@ -22,6 +23,7 @@ from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_stepfunctions as sfn
@@ -29,6 +31,7 @@ from constructs import Construct
 
 from infra import constants as c
 from infra.constructs.api import Api
+from infra.constructs.drift_fleet import DEFAULT_CONCURRENCY, DriftFleet
 from infra.constructs.function import FunctionFactory, dead_letter_async_invokes
 from infra.grants import StartableWorkflow, allow_workflow_start, logical_arn
 from infra.nag import acknowledge
@@ -40,14 +43,17 @@ DRIFT_ROUTES = (
     ("POST", "/v1/models/{name}/drift"),
     ("PUT", "/v1/models/{name}/drift/settings"),
     ("GET", "/v1/models/{name}/drift/settings"),
+    ("GET", "/v1/drift/rounds"),
 )
+ROUNDS_PK = "DRIFT_ROUNDS"  # functions/dal/monitoring.py: the scheduled rounds' summaries
 NAMESPACE = "Stepwise"
 SERVICE_DIMENSION = {"service": "stepwise"}
 HOURLY = Duration.hours(1)
 
 
 class Monitoring(Construct):
-    """Exposes `function`, `rule`, `dead_letters`, `topic`, `alarms` (name -> Alarm), `dashboard`."""
+    """Exposes `function`, `fleet` (DriftFleet), `rule`, `dead_letters`, `topic`, `alarms` (name -> Alarm),
+    `dashboard`."""
 
     def __init__(
         self,
@@ -68,6 +74,8 @@ class Monitoring(Construct):
         window_hours: float = 1.0,
         alarm_topic: sns.ITopic | None = None,
         memory_mb: int = DRIFT_MEMORY_MB,
+        log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH,
+        concurrency: int = DEFAULT_CONCURRENCY,
     ) -> None:
         super().__init__(scope, id_)
         self._data, self._artifacts = data_bucket, artifacts_bucket
@@ -86,17 +94,26 @@ class Monitoring(Construct):
         self.dead_letters = dead_letter_async_invokes(
             self, self.function, max_event_age=Duration.hours(2), retry_attempts=1
         )
+        # the schedule starts a round: one check per due model, failures dead-lettered per model
+        self.fleet = DriftFleet(
+            self,
+            "Fleet",
+            function=self.function,
+            dead_letters=self.dead_letters,
+            log_retention=log_retention,
+            concurrency=concurrency,
+        )
         self.rule = events.Rule(
             self,
             "Schedule",
-            description="Hourly drift check of every model with a production version",
+            description="Hourly drift round: a check of every model with a production version that is due",
             schedule=events.Schedule.rate(schedule),
             targets=[
-                targets.LambdaFunction(
-                    self.function,
-                    event=events.RuleTargetInput.from_object(
-                        # the scheduled time names the checks (the drift handler's idempotency key)
-                        {"all_models": True, "window_hours": window_hours, "time": events.EventField.time}
+                targets.SfnStateMachine(
+                    self.fleet.state_machine,
+                    input=events.RuleTargetInput.from_object(
+                        # the scheduled time names the round and its checks (the drift handler's idempotency key)
+                        {"window_hours": window_hours, "time": events.EventField.time}
                     ),
                     retry_attempts=2,
                     dead_letter_queue=self.dead_letters,
@@ -108,9 +125,10 @@ class Monitoring(Construct):
             api_function.add_to_role_policy(  # the function itself, not its versions (grant_invoke adds :*)
                 iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[self.function.function_arn])
             )
-            api_function.add_to_role_policy(  # drift settings items; models are read from the registry
+            api_function.add_to_role_policy(  # drift settings items, rounds; models are read from the registry
                 iam.PolicyStatement(
-                    actions=["dynamodb:GetItem", "dynamodb:PutItem"], resources=[metadata_table.table_arn]
+                    actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"],
+                    resources=[metadata_table.table_arn],
                 )
             )
             api_function.add_to_role_policy(
@@ -173,6 +191,13 @@ class Monitoring(Construct):
                 actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
                 resources=[self._metadata.table_arn],
                 conditions={"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": ["idempotency#drift-check"]}},
+            )
+        )
+        fn.add_to_role_policy(  # the scheduled rounds' summaries, and only those
+            iam.PolicyStatement(
+                actions=["dynamodb:UpdateItem"],
+                resources=[self._metadata.table_arn],
+                conditions={"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [ROUNDS_PK]}},
             )
         )
         if lifecycle is not None:
@@ -253,6 +278,20 @@ class Monitoring(Construct):
                 "A canary failed its check (errors, latency, quality or no traffic) or its release step and was "
                 "rolled back; production kept serving (see the lifecycle execution and the audit trail)",
                 self._metric("CanaryRollbacks", "Sum", Duration.minutes(5)),
+                1,
+            ),
+            "DriftRoundsFailed": self._alarm(
+                "DriftRoundsFailedAlarm",
+                "A scheduled drift round failed or timed out as a whole (see the drift-fleet execution); "
+                "single models' failures are in the round summary and the dead-letter queue",
+                cloudwatch.MathExpression(
+                    expression="failed + timedout",
+                    using_metrics={
+                        "failed": self.fleet.state_machine.metric_failed(period=HOURLY, statistic="Sum"),
+                        "timedout": self.fleet.state_machine.metric_timed_out(period=HOURLY, statistic="Sum"),
+                    },
+                    period=HOURLY,
+                ),
                 1,
             ),
             "DriftCheckErrors": self._alarm(

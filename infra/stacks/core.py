@@ -268,6 +268,8 @@ class StepwiseStack(Stack):
             artifacts_bucket=artifacts_bucket,
             registry_table=registry_table,
             metadata_table=metadata_table,
+            log_retention=retention,
+            concurrency=config.drift_concurrency,
         )
         self.governance = Governance(
             self,

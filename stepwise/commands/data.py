@@ -195,14 +195,18 @@ def run_upload(args: argparse.Namespace, target_factory: Any) -> int:
 def run_datasets(args: argparse.Namespace, target_factory: Any) -> int:
     target = target_factory()
     if not args.name:
-        reply = target.api("GET", "/v1/datasets")
-        if not reply.ok:
-            print(f"HTTP {reply.status}: {_error_text(reply.body)}")
-            return 1
-        summary = [
-            (d["dataset"], d["latest_contract_version"], d["latest_version"], d["updated_at"])
-            for d in reply.body["datasets"]
-        ]
+        found: list[dict[str, Any]] = []
+        token = None
+        while True:  # every page
+            reply = target.api("GET", "/v1/datasets" + (f"?next_token={token}" if token else ""))
+            if not reply.ok:
+                print(f"HTTP {reply.status}: {_error_text(reply.body)}")
+                return 1
+            found += reply.body["datasets"]
+            token = reply.body.get("next_token")
+            if not token:
+                break
+        summary = [(d["dataset"], d["latest_contract_version"], d["latest_version"], d["updated_at"]) for d in found]
         print(table(summary, ["dataset", "contract", "versions", "updated"]) if summary else "no datasets")
         return 0
     reply = target.api("GET", f"/v1/datasets/{args.name}/versions")

@@ -42,7 +42,10 @@ def register(sub: Any) -> None:
     train.add_argument("--dataset-version", type=int, required=True)
     train.set_defaults(func=run_train)
 
-    sub.add_parser("models", help="models with production version and counts").set_defaults(func=run_models)
+    models = sub.add_parser("models", help="models with production version and counts")
+    models.add_argument("--limit", type=int, default=100, help="models per page (1-1000, default 100)")
+    models.add_argument("--all", action="store_true", help="follow the pages to the last model")
+    models.set_defaults(func=run_models)
     versions = sub.add_parser("versions", help="a model's versions")
     versions.add_argument("model")
     versions.set_defaults(func=run_versions)
@@ -203,11 +206,42 @@ def _show(target_factory: Any, path: str, render: Callable[[dict[str, Any]], str
 
 
 def run_models(args: argparse.Namespace, target_factory: Any) -> int:
-    return _show(target_factory, "/v1/models", lambda body: render_models(body) if body["models"] else "no models yet")
+    """One page of models (--all: every page, following next_token); says when more exist."""
+    target = target_factory()
+    models: list[dict[str, Any]] = []
+    token: str | None = None
+    while True:
+        query = f"?limit={args.limit}" + (f"&next_token={token}" if token else "")
+        reply = _get(target, f"/v1/models{query}")
+        if not reply.ok:
+            return _failed(reply)
+        models.extend(reply.body["models"])
+        token = reply.body.get("next_token")
+        if not token or not args.all:
+            break
+    print(render_models({"models": models}) if models else "no models yet")
+    if token:
+        print(f"(more models: stepwise models --all, or GET /v1/models?next_token={token})")
+    return 0
 
 
 def run_versions(args: argparse.Namespace, target_factory: Any) -> int:
-    return _show(target_factory, f"/v1/models/{args.model}/versions", render_versions)
+    """Every version of the model, following the pages."""
+    target = target_factory()
+    body: dict[str, Any] = {}
+    versions: list[dict[str, Any]] = []
+    token: str | None = None
+    while True:
+        reply = _get(target, f"/v1/models/{args.model}/versions" + (f"?next_token={token}" if token else ""))
+        if not reply.ok:
+            return _failed(reply)
+        body = reply.body
+        versions += body["versions"]
+        token = body.get("next_token")
+        if not token:
+            break
+    print(render_versions({**body, "versions": versions}))
+    return 0
 
 
 def run_show(args: argparse.Namespace, target_factory: Any) -> int:

@@ -169,3 +169,11 @@ def test_drift_e2e_route_and_schedule_write_reports_and_decisions(local_session:
     assert len(decisions) == 2 and all(d["action"] == "skip" for d in decisions)
     assert all("no training target" in d["reason"] for d in decisions)
     assert datetime.fromisoformat(decisions[0]["decided_at"]) > datetime.now(UTC) - timedelta(minutes=10)
+    # and the schedule's round (the drift-fleet workflow) recorded its summary: the model checked
+    deadline = time.monotonic() + 60
+    while True:
+        rounds = local.api("GET", "/v1/drift/rounds").body["rounds"]
+        if (rounds and rounds[0]["complete"]) or time.monotonic() > deadline:
+            break
+        time.sleep(1.0)
+    assert rounds[0]["complete"] and rounds[0]["checked"] == ["drifty"] and rounds[0]["failed"] == []

@@ -410,3 +410,25 @@ def test_other_roles_star_check_catches_a_new_star_grant(assembly: Assembly) -> 
     grants = star_grants_outside_functions(widened)
     # Then the new one is there
     assert ("LifecycleStateMachineRole", "s3:GetObject") in grants - REVIEWED_STAR_GRANTS
+
+
+# The drift fleet's state machine (infra/constructs/drift_fleet.py): it invokes the drift function
+# and dead-letters a model's failed check; besides, only Step Functions' log delivery and X-Ray.
+DRIFT_FLEET_ACTIONS = {"lambda:InvokeFunction", "sqs:SendMessage"}
+
+
+def test_drift_fleet_role_allows_exactly_invoking_the_drift_function_and_dead_lettering(assembly: Assembly) -> None:
+    template = assembly.template
+    (role,) = [
+        lid
+        for lid, res in template["Resources"].items()
+        if res["Type"] == "AWS::IAM::Role" and lid.startswith("MonitoringFleetStateMachineRole")
+    ]
+    allowed = [s for _, s in role_statements(template, role) if s.get("Effect") == "Allow"]
+    scoped = {str(a) for s in allowed if "*" not in _as_list(s["Resource"]) for a in _as_list(s["Action"])}
+    assert scoped == DRIFT_FLEET_ACTIONS
+    unscoped = {str(a) for s in allowed if "*" in _as_list(s["Resource"]) for a in _as_list(s["Action"])}
+    assert unscoped <= STATES_LOGS | _XRAY
+    drift = next(lid for lid in function_roles(template) if lid.startswith("DriftFunction"))
+    invoke = [s for s in allowed if "lambda:InvokeFunction" in _as_list(s["Action"])]
+    assert all(drift in json.dumps(s["Resource"]) for s in invoke)

@@ -40,9 +40,12 @@ def _payload(state: dict[str, Any]) -> dict[str, Any]:
 
 
 def _is_record_task(state: dict[str, Any]) -> bool:
-    """A task that records a failure: the run record's `fail` action or the chunk function's `fail` step."""
+    """A task that records a failure: the run record's `fail` action, the chunk function's `fail` step
+    or the drift fleet's `fleet_failure` on the round."""
     payload = _payload(state)
-    return state["Type"] == "Task" and (payload.get("action") == "fail" or payload.get("step") == "fail")
+    return state["Type"] == "Task" and (
+        payload.get("action") == "fail" or payload.get("step") == "fail" or "fleet_failure" in payload
+    )
 
 
 def test_workflow_every_task_of_every_state_machine_has_retry_and_catch(resources: dict[str, Any]) -> None:

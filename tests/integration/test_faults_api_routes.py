@@ -80,6 +80,7 @@ ROUTES: list[tuple[str, str, str, Any]] = [
     ("POST", "/v1/models/<name>/drift", "/v1/models/churn/drift", {}),
     ("PUT", "/v1/models/<name>/drift/settings", "/v1/models/churn/drift/settings", {}),
     ("GET", "/v1/models/<name>/drift/settings", "/v1/models/churn/drift/settings", None),
+    ("GET", "/v1/drift/rounds", "/v1/drift/rounds", None),
     ("GET", "/v1/models/<name>/versions/<version>/lineage", "/v1/models/churn/versions/1/lineage", None),
     ("GET", "/v1/explain/<request_id>", "/v1/explain/r-1?model=churn", None),
     ("GET", "/v1/models/<name>/versions/<version>/card", "/v1/models/churn/versions/1/card", None),

@@ -1,6 +1,6 @@
 """Data contracts and dataset versions on the control API (IAM-authorized).
 
-GET  /v1/datasets                               datasets with their latest contract and version numbers
+GET  /v1/datasets[?limit=N&next_token=T]       datasets with their latest contract and version numbers, by page
 GET  /v1/datasets/{name}                        one dataset's summary
 PUT  /v1/datasets/{name}/contract               store the next contract version (201); a contract that
                                                 does not parse: 400 with details [{field, reason}]
@@ -19,7 +19,15 @@ from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from functions.handlers.routes.identity import caller_name
-from functions.handlers.routes.params import Name, Version, VersionQuery, reply
+from functions.handlers.routes.params import (
+    DEFAULT_PAGE,
+    LimitQuery,
+    Name,
+    NextTokenQuery,
+    Version,
+    VersionQuery,
+    reply,
+)
 from functions.logic import datasets
 from functions.models.api import ContractList, DatasetList, DatasetVersionList
 from functions.models.audit import Actor
@@ -36,8 +44,8 @@ def _actor() -> Actor:
 
 
 @router.get("/v1/datasets")
-def list_datasets() -> Response[DatasetList]:
-    return reply(datasets.list_datasets(get_settings()))
+def list_datasets(limit: LimitQuery = DEFAULT_PAGE, next_token: NextTokenQuery = None) -> Response[DatasetList]:
+    return reply(datasets.list_datasets(get_settings(), limit, next_token))
 
 
 @router.get("/v1/datasets/<name>")

@@ -4,6 +4,7 @@ POST /v1/models/{name}/drift           start a check now (asynchronously); 202 w
 PUT  /v1/models/{name}/drift/settings  store the model's DriftSettings (thresholds, critical features,
                                        retraining policy): used by the schedule and as the route's default
 GET  /v1/models/{name}/drift/settings  the stored settings, or the defaults
+GET  /v1/drift/rounds[?limit=N]        the latest scheduled rounds: checked, skipped, failed (with reasons)
 """
 
 from __future__ import annotations
@@ -11,13 +12,14 @@ from __future__ import annotations
 from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.openapi.params import Body
+from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from functions.handlers.routes.identity import caller_name
 from functions.handlers.routes.params import Name, reply
 from functions.logic.drift_request import get_drift_settings, put_drift_settings, request_check
-from functions.models.drift import DriftCheckAccepted, DriftRunBody, DriftSettings
+from functions.logic.drift_schedule import recent_rounds
+from functions.models.drift import DriftCheckAccepted, DriftRoundList, DriftRunBody, DriftSettings
 from functions.models.settings import get_settings
 
 router = APIGatewayRouter()
@@ -38,3 +40,13 @@ def put_settings(name: Name, body: Annotated[DriftSettings, Body()]) -> Response
 @router.get("/v1/models/<name>/drift/settings")
 def get_settings_route(name: Name) -> Response[DriftSettings]:
     return reply(get_drift_settings(name, get_settings()))
+
+
+MAX_ROUNDS = 100
+
+
+@router.get("/v1/drift/rounds")
+def list_rounds(
+    limit: Annotated[int, Query(ge=1, le=MAX_ROUNDS, description="the most rounds to return, newest first")] = 10,
+) -> Response[DriftRoundList]:
+    return reply(DriftRoundList(rounds=recent_rounds(get_settings(), limit)))

@@ -1,7 +1,8 @@
 """Registry reads, training specs and runs on the control API (IAM-authorized).
 
-GET  /v1/models                              models with production version and counts
-GET  /v1/models/{name}/versions              version summaries
+GET  /v1/models[?limit=N&next_token=T]       models with production version and counts, a page at a
+                                             time by name (next_token names the next page)
+GET  /v1/models/{name}/versions[?limit=N&next_token=T]   version summaries, oldest first, a page at a time
 GET  /v1/models/{name}/versions/{version}    one version: everything, gates and lineage
 GET  /v1/models/{name}/runs                  lifecycle runs and their steps
 PUT  /v1/specs/{name}                        store a new version of a training spec
@@ -18,7 +19,15 @@ from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from functions.handlers.routes.identity import caller_name
-from functions.handlers.routes.params import Name, Version, VersionQuery, reply
+from functions.handlers.routes.params import (
+    DEFAULT_PAGE,
+    LimitQuery,
+    Name,
+    NextTokenQuery,
+    Version,
+    VersionQuery,
+    reply,
+)
 from functions.logic import registration, specs
 from functions.models.api import ModelList, RunList, SpecBody, VersionList
 from functions.models.registry import ModelVersion
@@ -34,13 +43,17 @@ def _caller() -> str:
 
 
 @router.get("/v1/models")
-def list_models() -> Response[ModelList]:
-    return reply(ModelList(models=registration.model_summaries(get_settings())))
+def list_models(limit: LimitQuery = DEFAULT_PAGE, next_token: NextTokenQuery = None) -> Response[ModelList]:
+    models, token = registration.model_summaries(get_settings(), limit, next_token)
+    return reply(ModelList(models=models, next_token=token))
 
 
 @router.get("/v1/models/<name>/versions")
-def list_versions(name: Name) -> Response[VersionList]:
-    return reply(VersionList(model=name, versions=registration.version_summaries(get_settings(), name)))
+def list_versions(
+    name: Name, limit: LimitQuery = DEFAULT_PAGE, next_token: NextTokenQuery = None
+) -> Response[VersionList]:
+    versions, token = registration.version_summaries(get_settings(), name, limit, next_token)
+    return reply(VersionList(model=name, versions=versions, next_token=token))
 
 
 @router.get("/v1/models/<name>/versions/<version>")

@@ -33,6 +33,17 @@ ModelQuery = Annotated[str | None, Query(pattern=NAME_PATTERN, max_length=MAX_NA
 TargetQuery = Annotated[
     str | None, Query(pattern=TARGET_PATTERN, max_length=289, description="an audit target: KIND/NAME")
 ]
+DEFAULT_PAGE = 100
+MAX_PAGE = 1_000
+LimitQuery = Annotated[int, Query(ge=1, le=MAX_PAGE, description="the most items on this page")]
+NextTokenQuery = Annotated[
+    str | None,
+    Query(
+        max_length=1_024,
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description="the previous page's next_token (opaque); absent: the first page",
+    ),
+]
 SinceQuery = Annotated[datetime | None, Query(description="an ISO date or time (UTC when no zone is given)")]
 
 
