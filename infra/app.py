@@ -17,6 +17,9 @@ from infra.stacks.core import StepwiseStack, StoresStack
 # Feature flags the stack relies on (also in cdk.json, for the cdk CLI).
 FEATURE_FLAGS: dict[str, object] = {
     "@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy": True,
+    # the compute stack imports the stores' CloudFormation exports: an export cannot be removed
+    # while a stack imports it, which keeps a store from leaving while compute still uses it
+    "@aws-cdk/core:defaultCrossStackReferences": "strong",
 }
 
 
