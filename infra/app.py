@@ -12,22 +12,33 @@ from cdk_nag import AwsSolutionsChecks, NIST80053R5Checks, ServerlessChecks
 
 from infra import constants as c
 from infra.config import StackConfig
-from infra.stacks.core import StepwiseStack
+from infra.stacks.core import StepwiseStack, StoresStack
 
 # Feature flags the stack relies on (also in cdk.json, for the cdk CLI).
 FEATURE_FLAGS: dict[str, object] = {
     "@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy": True,
+    # the compute stack imports the stores' CloudFormation exports: an export cannot be removed
+    # while a stack imports it, which keeps a store from leaving while compute still uses it
+    "@aws-cdk/core:defaultCrossStackReferences": "strong",
 }
 
 
 def build_app(outdir: str | None = None, context: dict[str, object] | None = None) -> tuple[cdk.App, StepwiseStack]:
+    """The stores stack and the compute stack on it (returned: the one the CLI names)."""
     app = cdk.App(outdir=outdir, context={**FEATURE_FLAGS, **(context or {})})
     config = StackConfig.from_context(app)
+    stores = StoresStack(
+        app,
+        c.STORES_STACK_NAME,
+        config=config,
+        description="Stepwise stores: buckets, tables and their KMS key (retained)",
+    )
     stack = StepwiseStack(
         app,
         c.STACK_NAME,
         config=config,
-        description="Stepwise: serverless MLOps (stores, lifecycle, serving, monitoring)",
+        stores=stores.stores,
+        description="Stepwise: serverless MLOps (lifecycle, serving, monitoring, governance)",
     )
     cdk.Tags.of(app).add("project", "stepwise")
     cdk.Validations.of(app).add_plugins(  # type: ignore[attr-defined]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-STACK_NAME = "Stepwise"
+STACK_NAME = "Stepwise"  # the compute stack: the one the CLI names (--stack) and reads outputs of
+STORES_STACK_NAME = "StepwiseStores"  # the stateful stores, retained; the compute stack imports them
 API_STAGE = "prod"
 
 # construct ids
@@ -11,6 +12,7 @@ ARTIFACT_STORE_ID = "ArtifactStore"
 ACCESS_LOGS_ID = "AccessLogs"
 REGISTRY_ID = "Registry"
 METADATA_ID = "Metadata"
+AUDIT_ARCHIVE_ID = "AuditArchive"
 API_ID = "Api"
 API_FUNCTION_ID = "ApiFunction"
 CONTROL_API_ID = "ControlApi"

@@ -1,5 +1,6 @@
 """The grant helpers every component uses: explicit actions on one prefix or one table, each
-wildcard acknowledged for cdk-nag under the name cdk-nag gives it (`<LogicalId.Arn>/prefix*`).
+wildcard acknowledged for cdk-nag under the name cdk-nag gives it (`<LogicalId.Arn>/prefix*` for a
+resource of the policy's own stack, `<export name>/prefix*` for a store of the stores stack).
 
 One module for them so components import grants, never each other or the stack.
 """
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from aws_cdk import Stack
+from aws_cdk import CfnResource, Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
@@ -31,11 +32,18 @@ class StartableWorkflow(Protocol):
     def executions_nag_id(self) -> str: ...
 
 
-def logical_arn(resource: IConstruct) -> str:
-    """How cdk-nag names a resource's ARN in a finding: <LogicalId.Arn>."""
-    stack = Stack.of(resource)
-    logical_id = stack.resolve(stack.get_logical_id(resource.node.default_child))  # type: ignore[arg-type]
-    return f"<{logical_id}.Arn>"
+def logical_arn(resource: IConstruct, within: IConstruct) -> str:
+    """How cdk-nag names `resource`'s ARN in a finding on a policy of `within`'s stack: <LogicalId.Arn>
+    when the resource is in that stack; when it is in another one, the name of the export the policy
+    imports the ARN by (cdk-nag flattens {"Fn::ImportValue": name} to the name). The export is the
+    one CDK makes for the cross-stack reference itself (same scope, same name), so nothing is added."""
+    owner, user = Stack.of(resource), Stack.of(within)
+    cfn = resource.node.default_child
+    assert isinstance(cfn, CfnResource), f"{resource.node.path} has no CloudFormation resource of its own"
+    if owner is user:
+        return f"<{owner.resolve(owner.get_logical_id(cfn))}.Arn>"
+    imported = user.resolve(owner.export_value(cfn.get_att("Arn")))
+    return str(imported["Fn::ImportValue"])
 
 
 def allow_objects(fn: lambda_.IFunction, bucket: s3.IBucket, prefix: str, actions: list[str], why: str) -> None:
@@ -44,7 +52,7 @@ def allow_objects(fn: lambda_.IFunction, bucket: s3.IBucket, prefix: str, action
     assert fn.role is not None
     acknowledge(
         fn.role,
-        f"AwsSolutions::AwsSolutions-IAM5[Resource::{logical_arn(bucket)}/{prefix}*]",
+        f"AwsSolutions::AwsSolutions-IAM5[Resource::{logical_arn(bucket, fn)}/{prefix}*]",
         f"Objects under {prefix} only ({why}); object keys are per dataset, model and run.",
     )
 
@@ -57,7 +65,7 @@ def allow_table(fn: lambda_.IFunction, table: dynamodb.ITable, actions: list[str
         assert fn.role is not None
         acknowledge(
             fn.role,
-            f"AwsSolutions::AwsSolutions-IAM5[Resource::{logical_arn(table)}/index/*]",
+            f"AwsSolutions::AwsSolutions-IAM5[Resource::{logical_arn(table, fn)}/index/*]",
             "Query on the table's own secondary indexes (gsi1).",
         )
     fn.add_to_role_policy(iam.PolicyStatement(actions=actions, resources=resources))
@@ -141,13 +149,13 @@ def grant_release_access(
     if role is not None:
         acknowledge(
             role,
-            f"AwsSolutions::AwsSolutions-IAM5[Resource::{logical_arn(metadata)}/index/*]",
+            f"AwsSolutions::AwsSolutions-IAM5[Resource::{logical_arn(metadata, fn)}/index/*]",
             "Queries the metadata table's gsi1 (pending approvals, audit by time).",
         )
         if artifacts is not None:
             acknowledge(
                 role,
-                f"AwsSolutions::AwsSolutions-IAM5[Resource::{logical_arn(artifacts)}/models/*]",
+                f"AwsSolutions::AwsSolutions-IAM5[Resource::{logical_arn(artifacts, fn)}/models/*]",
                 "Reads model artifacts to verify their sha256 before a release step serves them.",
             )
 

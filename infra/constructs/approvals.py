@@ -94,7 +94,7 @@ class Approvals(Construct):
             # The state machine's role gets lambda:InvokeFunction on fn and fn:* (versions, aliases).
             acknowledge(
                 stack,
-                f"AwsSolutions::AwsSolutions-IAM5[Resource::{logical_arn(fn)}:*]",
+                f"AwsSolutions::AwsSolutions-IAM5[Resource::{logical_arn(fn, stack)}:*]",
                 "lambda:InvokeFunction on the function's versions and aliases (CDK's grant for LambdaInvoke).",
             )
 

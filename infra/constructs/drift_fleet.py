@@ -200,7 +200,7 @@ class DriftFleet(Construct):
         if function.node.default_child is not None:
             acknowledge(
                 self.state_machine,
-                f"AwsSolutions::AwsSolutions-IAM5[Resource::{logical_arn(function)}:*]",
+                f"AwsSolutions::AwsSolutions-IAM5[Resource::{logical_arn(function, self)}:*]",
                 "lambda:InvokeFunction on the drift function's versions and aliases (CDK's grant for LambdaInvoke).",
             )
 

@@ -1,6 +1,6 @@
 """Governance: lineage/audit/retirement routes and their grants, the artifacts bucket's rule for
-retired artifacts, the audit archive (Object Lock, governance mode) with its daily export, and the
-guard that keeps audit items append-only.
+retired artifacts, the daily export to the audit archive (Object Lock, governance mode; a store,
+infra/constructs/storage.py AuditArchive), and the guard that keeps audit items append-only.
 
 Audit items stay in the metadata table (pk=AUDIT#<target>), written in the same transaction as the
 change they record. No function may update or delete them: an explicit Deny of UpdateItem,
@@ -13,7 +13,7 @@ UpdateItem grants other components need for their own items; the roles' own poli
 from __future__ import annotations
 
 import jsii
-from aws_cdk import Aspects, CfnOutput, Duration, IAspect, RemovalPolicy, Stack
+from aws_cdk import Aspects, CfnOutput, Duration, IAspect, Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
@@ -75,14 +75,13 @@ class Governance(Construct):
         layer: lambda_.ILayerVersion,
         api: Api,
         api_function: lambda_.Function,
-        access_logs_bucket: s3.IBucket,
+        audit_archive_bucket: s3.IBucket,
         data_bucket: s3.IBucket,
         artifacts_bucket: s3.Bucket,
         registry_table: dynamodb.ITable,
         metadata_table: dynamodb.ITable,
         register_function: lambda_.Function | None = None,
         retired_transition_days: int = 30,
-        audit_retention_days: int = 365 * 7,
         export_schedule: events.Schedule | None = None,
     ) -> None:
         super().__init__(scope, id_)
@@ -102,20 +101,7 @@ class Governance(Construct):
                 )
             ],
         )
-        self.archive = s3.Bucket(
-            self,
-            "AuditArchive",
-            versioned=True,
-            object_lock_enabled=True,
-            object_lock_default_retention=s3.ObjectLockRetention.governance(Duration.days(audit_retention_days)),
-            encryption=s3.BucketEncryption.S3_MANAGED,  # then the stack's KMS key (infra/constructs/encryption.py)
-            enforce_ssl=True,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-            server_access_logs_bucket=access_logs_bucket,
-            server_access_logs_prefix="audit-archive/",
-            removal_policy=RemovalPolicy.RETAIN,
-        )
+        self.archive = audit_archive_bucket
         self.export_function = functions(
             c.AUDIT_EXPORT_FUNCTION_ID,
             AUDIT_EXPORT_HANDLER,
@@ -151,12 +137,12 @@ class Governance(Construct):
         assert role is not None
         acknowledge(
             role,
-            f"AwsSolutions::AwsSolutions-IAM5[Resource::{logical_arn(metadata_table)}/index/*]",
+            f"AwsSolutions::AwsSolutions-IAM5[Resource::{logical_arn(metadata_table, self)}/index/*]",
             "Queries the metadata table's gsi1 (audit events by time) and nothing else.",
         )
         acknowledge(
             role,
-            f"AwsSolutions::AwsSolutions-IAM5[Resource::{logical_arn(self.archive)}/{c.PREFIX_AUDIT_EXPORT}*]",
+            f"AwsSolutions::AwsSolutions-IAM5[Resource::{logical_arn(self.archive, self)}/{c.PREFIX_AUDIT_EXPORT}*]",
             "Writes audit exports under audit/ (one object per day and export) in the Object Lock archive.",
         )
         self.rule = events.Rule(
@@ -211,7 +197,7 @@ class Governance(Construct):
             fn.add_to_role_policy(
                 iam.PolicyStatement(actions=actions, resources=[self._artifacts.arn_for_objects(f"{bucket_prefix}*")])
             )
-            artifacts_arn = logical_arn(self._artifacts)
+            artifacts_arn = logical_arn(self._artifacts, self)
             acknowledge(
                 fn.role,
                 f"AwsSolutions::AwsSolutions-IAM5[Resource::{artifacts_arn}/{bucket_prefix}*]",
@@ -247,7 +233,7 @@ class Governance(Construct):
             assert fn.role is not None
             acknowledge(
                 fn.role,
-                f"AwsSolutions::AwsSolutions-IAM5[Resource::{logical_arn(bucket)}/{prefix}*]",
+                f"AwsSolutions::AwsSolutions-IAM5[Resource::{logical_arn(bucket, self)}/{prefix}*]",
                 f"The API {why} under {prefix} only.",
             )
         fn.add_to_role_policy(

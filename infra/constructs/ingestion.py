@@ -83,7 +83,7 @@ class Ingestion(Construct):
         *,
         functions: FunctionFactory,
         layer: lambda_.ILayerVersion,
-        data_bucket: s3.Bucket,
+        data_bucket: s3.IBucket,
         artifacts_bucket: s3.IBucket,
         metadata_table: dynamodb.ITable,
         lifecycle: StartableWorkflow | None = None,
@@ -126,7 +126,12 @@ class Ingestion(Construct):
         self.dead_letters = dead_letter_async_invokes(
             self, function, max_event_age=MAX_EVENT_AGE, retry_attempts=RETRY_ATTEMPTS
         )
-        data_bucket.add_event_notification(
+        # The notification is applied from this (the function's) stack to the bucket as this stack
+        # imports it, so the bucket's own stack never names the function.
+        notified = s3.Bucket.from_bucket_attributes(
+            self, "DataBucket", bucket_arn=data_bucket.bucket_arn, bucket_name=data_bucket.bucket_name
+        )
+        notified.add_event_notification(
             s3.EventType.OBJECT_CREATED,
             s3n.LambdaDestination(function),
             s3.NotificationKeyFilter(prefix=c.PREFIX_RAW),
@@ -257,7 +262,7 @@ class Ingestion(Construct):
         assert machine.role is not None
         acknowledge(
             machine.role,
-            f"AwsSolutions::AwsSolutions-IAM5[Resource::{logical_arn(fn)}:*]",
+            f"AwsSolutions::AwsSolutions-IAM5[Resource::{logical_arn(fn, self)}:*]",
             "lambda:InvokeFunction on the chunk function's versions and aliases (CDK's LambdaInvoke grant).",
         )
         acknowledge(
@@ -323,5 +328,6 @@ def _acknowledge_notifications_handler(stack: Stack) -> None:
             acknowledge(
                 child,
                 "AwsSolutions::AwsSolutions-IAM5[Resource::*]",
-                "CDK's bucket-notification handler needs s3:PutBucketNotification; CDK scopes it as written.",
+                "CDK's bucket-notification handler needs s3:GetBucketNotification and s3:PutBucketNotification "
+                "(it merges this stack's notification into the stores stack's bucket); CDK scopes them as written.",
             )

@@ -264,11 +264,11 @@ class SageMakerTraining(Construct):
         )
         self.role.add_to_policy(iam.PolicyStatement(actions=["dynamodb:GetItem"], resources=[registry_table.table_arn]))
         for rule, reason in (
-            (f"Resource::{logical_arn(data_bucket)}/validated/*", "Reads validated dataset objects."),
-            (f"Resource::{logical_arn(artifacts_bucket)}/models/*", "Writes the run's model artifacts."),
-            (f"Resource::{logical_arn(artifacts_bucket)}/sagemaker/*", "The training job's output prefix."),
+            (f"Resource::{logical_arn(data_bucket, self)}/validated/*", "Reads validated dataset objects."),
+            (f"Resource::{logical_arn(artifacts_bucket, self)}/models/*", "Writes the run's model artifacts."),
+            (f"Resource::{logical_arn(artifacts_bucket, self)}/sagemaker/*", "The training job's output prefix."),
             (
-                f"Resource::{logical_arn(artifacts_bucket)}/{c.PREFIX_OFFLINE}*",
+                f"Resource::{logical_arn(artifacts_bucket, self)}/{c.PREFIX_OFFLINE}*",
                 "Reads and writes feature views' offline layouts.",
             ),
             (
@@ -436,7 +436,7 @@ class Lifecycle(Construct):
                 continue  # an imported function: its ARN is literal, not a logical id
             acknowledge(
                 self.state_machine,
-                f"AwsSolutions::AwsSolutions-IAM5[Resource::{logical_arn(fn)}:*]",
+                f"AwsSolutions::AwsSolutions-IAM5[Resource::{logical_arn(fn, self)}:*]",
                 "lambda:InvokeFunction on the function's versions and aliases (CDK's grant for LambdaInvoke).",
             )
         if sagemaker is not None:

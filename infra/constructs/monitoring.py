@@ -209,7 +209,7 @@ class Monitoring(Construct):
         )
         acknowledge(
             self.function.role,  # type: ignore[arg-type]
-            f"AwsSolutions::AwsSolutions-IAM5[Resource::{logical_arn(bucket)}/{prefix}*]",
+            f"AwsSolutions::AwsSolutions-IAM5[Resource::{logical_arn(bucket, self)}/{prefix}*]",
             f"The drift function {why} under {prefix} only; keys are per model and hour.",
         )
 
@@ -433,7 +433,7 @@ class Monitoring(Construct):
         )
         acknowledge(
             self.function.role,  # type: ignore[arg-type]
-            f"AwsSolutions::AwsSolutions-IAM5[Resource::{logical_arn(self._registry)}/index/*]",
+            f"AwsSolutions::AwsSolutions-IAM5[Resource::{logical_arn(self._registry, self)}/index/*]",
             "Query on the registry's own secondary index (gsi1: the list of models).",
         )
 

@@ -102,7 +102,7 @@ class Serving(Construct):
         ):
             acknowledge(
                 self.function.role,  # type: ignore[arg-type]
-                f"AwsSolutions::AwsSolutions-IAM5[Resource::{logical_arn(bucket)}/{prefix}*]",
+                f"AwsSolutions::AwsSolutions-IAM5[Resource::{logical_arn(bucket, self)}/{prefix}*]",
                 f"The inference function {why}; object keys are generated per request, so the "
                 "grant is a prefix, not a list of objects.",
             )

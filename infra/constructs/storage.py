@@ -1,4 +1,4 @@
-"""Data store and artifact store: hardened S3 buckets."""
+"""Data store, artifact store, access logs and audit archive: hardened S3 buckets."""
 
 from __future__ import annotations
 
@@ -91,4 +91,25 @@ class ArtifactStore(Construct):
             access_logs=access_logs,
             log_prefix="artifacts/",
             extra_rules=_expire("expire-reports", REPORTS_PREFIX, report_expiration_days),
+        )
+
+
+class AuditArchive(Construct):
+    """The audit trail's daily exports, locked (Object Lock, governance mode) for `retention_days`."""
+
+    def __init__(self, scope: Construct, id_: str, *, access_logs: s3.IBucket, retention_days: int) -> None:
+        super().__init__(scope, id_)
+        self.bucket = s3.Bucket(
+            self,
+            "Bucket",
+            versioned=True,
+            object_lock_enabled=True,
+            object_lock_default_retention=s3.ObjectLockRetention.governance(Duration.days(retention_days)),
+            encryption=s3.BucketEncryption.S3_MANAGED,  # then the stack's KMS key (infra/constructs/encryption.py)
+            enforce_ssl=True,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            server_access_logs_bucket=access_logs,
+            server_access_logs_prefix="audit-archive/",
+            removal_policy=RemovalPolicy.RETAIN,
         )

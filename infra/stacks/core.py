@@ -1,10 +1,13 @@
-"""The Stepwise stack: the stores, the API and every component of the platform (one construct each).
+"""The two stacks of the app: the stateful stores (`StoresStack`) and everything that runs
+(`StepwiseStack`, the compute stack the CLI names), one construct per component.
 
-The stack builds what components share once (the stores, the key, the layers, the function
-factory) and hands each component, by keyword-only typed props, only what it needs; components
-import grants (infra/grants.py) and their own building blocks, never the stack. The stateful
-stores are built first, apart, into one typed `Stores` that the compute part receives: the seam
-along which the stores can move into a stack of their own.
+The stores stack builds the retained, encrypted stores into one typed `Stores`; the compute stack
+receives it and hands each component, by keyword-only typed props, only what it needs (the layers
+and the function factory are built there once). Components import grants (infra/grants.py) and
+their own building blocks, never the stacks. References run one way, compute -> stores, as
+CloudFormation exports of the stores stack that the compute stack imports; nothing in the stores
+stack names a compute resource (resource policies that would are identity policies on the compute
+side instead), so the stores deploy, and stay, on their own.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from infra.constructs.monitoring import Monitoring
 from infra.constructs.offline_store import OfflineStore
 from infra.constructs.reproduction import Reproduction
 from infra.constructs.serving import Serving
-from infra.constructs.storage import AccessLogs, ArtifactStore, DataStore
+from infra.constructs.storage import AccessLogs, ArtifactStore, AuditArchive, DataStore
 from infra.constructs.tables import Metadata, Registry
 from infra.nag import acknowledge, acknowledge_design_choices
 
@@ -52,6 +55,7 @@ class Stores:
     artifacts: ArtifactStore
     registry: Registry
     metadata: Metadata
+    audit_archive: AuditArchive
 
     @property
     def access_logs_bucket(self) -> s3.Bucket:
@@ -64,6 +68,10 @@ class Stores:
     @property
     def artifacts_bucket(self) -> s3.Bucket:
         return self.artifacts.bucket
+
+    @property
+    def audit_archive_bucket(self) -> s3.Bucket:
+        return self.audit_archive.bucket
 
     @property
     def registry_table(self) -> dynamodb.Table:
@@ -97,6 +105,12 @@ def build_stores(scope: Construct, config: StackConfig) -> Stores:
         artifacts=artifacts,
         registry=Registry(scope, c.REGISTRY_ID),
         metadata=Metadata(scope, c.METADATA_ID),
+        audit_archive=AuditArchive(
+            scope,
+            c.AUDIT_ARCHIVE_ID,
+            access_logs=access_logs.bucket,
+            retention_days=config.audit_retention_days,
+        ),
     )
 
 
@@ -107,16 +121,32 @@ def stack_version() -> str:
         return "0.0.0+local"
 
 
-class StepwiseStack(Stack):
+class StoresStack(Stack):
+    """The stateful stores (`stores`), retained on deletion and under the stack's KMS key."""
+
     def __init__(self, scope: Construct, id_: str, *, config: StackConfig, **kwargs: object) -> None:
         super().__init__(scope, id_, **kwargs)  # type: ignore[arg-type]
         self.config = config
-
-        # -- stores (stateful, retained) -------------------------------------------------------
         self.stores = build_stores(self, config)
-        self.encryption, self.data, self.artifacts = self.stores.encryption, self.stores.data, self.stores.artifacts
-        self.registry, self.metadata = self.stores.registry, self.stores.metadata
-        self.build_compute(self.stores, config=config)
+        self.stores.encryption.encrypt_stack(
+            self,
+            except_buckets={
+                self.stores.access_logs_bucket: "S3 server access logs can only be delivered to an SSE-S3 bucket"
+            },
+        )
+        acknowledge_design_choices(self)
+
+
+class StepwiseStack(Stack):
+    """The compute stack: every component that runs, on the stores of a `StoresStack`."""
+
+    def __init__(self, scope: Construct, id_: str, *, config: StackConfig, stores: Stores, **kwargs: object) -> None:
+        super().__init__(scope, id_, **kwargs)  # type: ignore[arg-type]
+        self.config = config
+        self.stores = stores
+        self.encryption, self.data, self.artifacts = stores.encryption, stores.data, stores.artifacts
+        self.registry, self.metadata = stores.registry, stores.metadata
+        self.build_compute(stores, config=config)
         self.outputs()
         self.acknowledge()
         acknowledge_design_choices(self)
@@ -125,7 +155,6 @@ class StepwiseStack(Stack):
         """Every component that runs (functions, API, workflows, schedules, alarms), handed only the
         stores; stores and compute share no other construct."""
         retention = log_retention(config.log_retention_days)
-        access_logs = stores.access_logs
         data_bucket, artifacts_bucket = stores.data_bucket, stores.artifacts_bucket
         registry_table, metadata_table = stores.registry_table, stores.metadata_table
 
@@ -278,14 +307,13 @@ class StepwiseStack(Stack):
             layer=self.data_layer,
             api=self.api,
             api_function=api_fn,
-            access_logs_bucket=access_logs.bucket,
+            audit_archive_bucket=stores.audit_archive_bucket,
             data_bucket=data_bucket,
             artifacts_bucket=artifacts_bucket,
             registry_table=registry_table,
             metadata_table=metadata_table,
             register_function=self.lifecycle_tasks.register,
             retired_transition_days=config.retired_artifact_transition_days,
-            audit_retention_days=config.audit_retention_days,
         )
         self.reproduction = Reproduction(
             self,
@@ -311,10 +339,7 @@ class StepwiseStack(Stack):
             api_stage=self.api.rest_api.deployment_stage,
             waf_web_acl_arn=config.waf_web_acl_arn,
         )
-        stores.encryption.encrypt_stack(
-            self,
-            except_buckets={access_logs.bucket: "S3 server access logs can only be delivered to an SSE-S3 bucket"},
-        )
+        stores.encryption.encrypt_stack(self, except_buckets={})
 
     def outputs(self) -> None:
         CfnOutput(self, c.OUT_DATA_BUCKET, value=self.data.bucket.bucket_name)

@@ -11,10 +11,17 @@ from stepwise.target import Target
 
 
 def test_local_cloud_deploys_every_resource_of_the_template_or_reports_it(local_session: LocalSession) -> None:
-    # Given the synthesized template and what the local cloud did with it
+    # Given the synthesized templates (every stack: the stores and the compute stack) and what the
+    # local cloud did with them
     cloud = local_session.cloud
     assert cloud.assembly is not None and cloud.deployment is not None
-    template_ids = {k for k, v in cloud.assembly.template["Resources"].items() if v["Type"] != "AWS::CDK::Metadata"}
+    assert len(cloud.assemblies) >= 2
+    template_ids = {
+        k
+        for each in cloud.assemblies
+        for k, v in each.template["Resources"].items()
+        if v["Type"] != "AWS::CDK::Metadata"
+    }
     deployed = {r["LogicalResourceId"] for r in cloud.deployment.resources}
     skipped = {e.logical_id for e in cloud.deployment.skipped}
     # Then every resource is either deployed or reported as skipped, nothing was added by hand
@@ -23,8 +30,9 @@ def test_local_cloud_deploys_every_resource_of_the_template_or_reports_it(local_
     # And every function of ours is routed to its handler
     ours = [
         k
-        for k, v in cloud.assembly.template["Resources"].items()
-        if v["Type"] == "AWS::Lambda::Function" and cloud.assembly.function_code_dir(k) is not None
+        for each in cloud.assemblies
+        for k, v in each.template["Resources"].items()
+        if v["Type"] == "AWS::Lambda::Function" and each.function_code_dir(k) is not None
     ]
     assert len(cloud.router.functions) == len(ours) > 0
 

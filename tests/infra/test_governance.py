@@ -81,7 +81,7 @@ def test_governance_audit_archive_has_object_lock_in_governance_mode(resources: 
     archives = [
         b
         for k, b in _of_type(resources, "AWS::S3::Bucket").items()
-        if k.startswith(c.GOVERNANCE_ID) and b["Properties"].get("ObjectLockEnabled")
+        if k.startswith(c.AUDIT_ARCHIVE_ID) and b["Properties"].get("ObjectLockEnabled")
     ]
     assert len(archives) == 1
     props = archives[0]["Properties"]

@@ -114,8 +114,9 @@ EXPECTED_ACTIONS: dict[str, set[str]] = {
     "ReproduceFunction": _BASE
     | {"s3:GetObject", "s3:GetObjectVersion", "dynamodb:GetItem", "dynamodb:PutItem"}
     | {"sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"},  # on-failure destination
-    # CDK's singleton behind Custom::S3BucketNotifications (plus AWSLambdaBasicExecutionRole)
-    "BucketNotificationsHandler": _XRAY | {"s3:PutBucketNotification"},
+    # CDK's singleton behind Custom::S3BucketNotifications (plus AWSLambdaBasicExecutionRole); the data
+    # bucket is the stores stack's, so the handler reads its notifications to merge the compute stack's in
+    "BucketNotificationsHandler": _XRAY | {"s3:PutBucketNotification", "s3:GetBucketNotification"},
 }
 
 # Actions with no resource-level permissions (Service Authorization Reference: resource types "-").

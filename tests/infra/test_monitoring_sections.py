@@ -13,7 +13,7 @@ def test_monitoring_output_drift_and_data_quality_alarms_notify_the_topic(resour
     alarms = {
         a["Properties"]["MetricName"]: a
         for k, a in resources.items()
-        if a["Type"] == "AWS::CloudWatch::Alarm" and k.startswith(c.MONITORING_ID)
+        if a["Type"] == "AWS::CloudWatch::Alarm" and k.startswith(c.MONITORING_ID) and "MetricName" in a["Properties"]
     }
     for name in ("OutputDriftedModels", "DataQualityFailures"):
         props = alarms[name]["Properties"]

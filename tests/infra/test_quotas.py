@@ -65,6 +65,7 @@ def _role_ids(ref: Any) -> list[str]:
 
 
 def test_quotas_every_roles_inline_policies_under_80_percent(stacks: dict[str, dict[str, Any]]) -> None:
+    roles = 0
     for name, template in stacks.items():
         resources = template.get("Resources", {})
         per_role: dict[str, int] = {}
@@ -78,11 +79,12 @@ def test_quotas_every_roles_inline_policies_under_80_percent(stacks: dict[str, d
                 size = len(json.dumps(props["PolicyDocument"], separators=(",", ":")))
                 for role in _role_ids(props.get("Roles")):
                     per_role[role] = per_role.get(role, 0) + size
-        assert per_role, f"{name}: no inline role policy found (the reader is broken)"
+        roles += len(per_role)
         for role, size in per_role.items():
             # Unresolved intrinsics (Fn::Join, Fn::GetAtt) are counted as their JSON: longer than the
             # ARNs they resolve to for these templates, so the check errs on the safe side.
             _under(size, MAX_ROLE_INLINE_POLICY_CHARS, f"{name} role {role} inline policy characters")
+    assert roles, "no inline role policy found (the reader is broken)"
 
 
 def test_quotas_every_functions_environment_under_80_percent_of_4_kb(stacks: dict[str, dict[str, Any]]) -> None:

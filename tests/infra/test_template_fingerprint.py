@@ -1,5 +1,6 @@
-"""The synthesized template's fingerprint: how many resources of each type, and a hash of each
-resource's properties keyed by logical id, frozen in tests/infra/template_fingerprint.json.
+"""The synthesized templates' fingerprint: how many resources of each type, and a hash of each
+resource's properties keyed by logical id, over every stack of the app (stores and compute, their
+imports as written), frozen in tests/infra/template_fingerprint.json.
 
 A refactoring of infra/ must leave it unchanged: a changed logical id replaces the resource on the
 next deploy (a table, a bucket, a waiting workflow), a changed property changes what is deployed.
@@ -27,6 +28,7 @@ import pytest
 
 from infra import constants as c
 from stepwise.local.assembly import Assembly
+from tests.infra.templates import merged_template
 
 FROZEN = Path(__file__).with_name("template_fingerprint.json")
 _ASSET_HASH = re.compile(r"\b[0-9a-f]{64}\b")
@@ -99,9 +101,9 @@ def test_template_fingerprint_ignores_asset_hashes_and_code_versions() -> None:
     assert fingerprint(fn("a", "1111")) == fingerprint(fn("b", "2222"))
 
 
-def test_template_fingerprint_is_the_frozen_one(assembly: Assembly) -> None:
-    # Given the synthesized template
-    now = fingerprint(assembly.template)
+def test_template_fingerprint_is_the_frozen_one(assemblies: list[Assembly]) -> None:
+    # Given the synthesized templates of every stack
+    now = fingerprint(merged_template(assemblies, resolve_imports=False))
     if os.environ.get("STEPWISE_UPDATE_FINGERPRINT"):
         FROZEN.write_text(json.dumps(now, indent=1) + "\n")
         pytest.skip(f"rewrote {FROZEN.name}: review `git diff` before committing it")
