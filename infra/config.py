@@ -42,10 +42,20 @@ class StackConfig(BaseModel):
     # own timeout must be longer); four-eyes: the run's starter cannot approve it (off for demos only)
     approval_timeout_seconds: int = Field(7 * 24 * 3600, ge=1, le=365 * 24 * 3600)
     four_eyes: bool = True
+    # roles whose session names name the person for four-eyes (README "Security model"); any other
+    # assumed role counts as one person whatever its session name (Identity Center's
+    # AWSReservedSSO_* roles always count per session, which Identity Center fixes to the user)
+    trusted_session_roles: tuple[Annotated[str, Field(pattern=r"^[\w+=,.@-]{1,64}$")], ...] = Field((), max_length=50)
     # governance: retired artifacts move to a colder storage class after this many days;
     # audit exports stay locked (Object Lock, governance mode) this long
     retired_artifact_transition_days: int = Field(30, ge=1, le=3650)
     audit_retention_days: int = Field(7 * 365, ge=1, le=36500)
+
+    @field_validator("trusted_session_roles", mode="before")
+    @classmethod
+    def _roles(cls, value: object) -> object:
+        """`-c stepwise:trusted_session_roles=MLOpsHuman,Other` (role names) or a list in cdk.json."""
+        return [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else value
 
     @field_validator("prediction_api_clients", mode="before")
     @classmethod

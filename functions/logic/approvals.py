@@ -29,6 +29,7 @@ from functions.dal import releases as releases_dal
 from functions.dal.audit import audit_put
 from functions.logic import releases
 from functions.models.approvals import (
+    UNKNOWN_STARTERS,
     ApprovalRequest,
     ApprovalStatus,
     ApprovalTaskEvent,
@@ -206,8 +207,8 @@ def decide(
         raise Conflict(f"approval request {id_} was already decided ({request.status.value} by {who})")
     if now >= request.expires_at:
         raise Gone(f"approval request {id_} expired at {request.expires_at.isoformat()}")
-    if settings.four_eyes and request.started_by and caller.is_(request.started_by):
-        raise Forbidden(f"four-eyes: {caller.principal} started the training run of {id_} and cannot decide it")
+    if settings.four_eyes:
+        _check_four_eyes(settings, request, caller)
 
     actor = Actor(identity=caller.principal, correlation_id=correlation_id)
     decision = Decision(approved=approve, who=caller.principal, reason=reason, at=now)
@@ -234,6 +235,22 @@ def decide(
     elif approve:  # a restored version: no workflow waits, the approval releases it
         _release_restored(settings, after, actor)
     return after
+
+
+def _check_four_eyes(settings: Settings, request: ApprovalRequest, caller: CallerIdentity) -> None:
+    """Refuse a decider who is the run's starter, compared as a person (CallerIdentity.person):
+    a starter nobody recorded cannot be told apart from the caller, so it is refused too."""
+    starter = request.started_by.strip()
+    if not starter or starter in UNKNOWN_STARTERS:
+        raise Forbidden(
+            f"four-eyes: the starter of the run of {request.id} is unknown ({starter or 'not recorded'}), "
+            "so no caller can be told apart from it"
+        )
+    if caller.is_(starter, settings.trusted_session_role_names):
+        raise Forbidden(
+            f"four-eyes: {caller.principal} is the same person as {starter}, who started the run of "
+            f"{request.id}, and cannot decide it"
+        )
 
 
 def _unreleased_restore(settings: Settings, stored: dal.StoredApproval, *, approve: bool, principal: str) -> bool:

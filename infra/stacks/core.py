@@ -233,7 +233,9 @@ class StepwiseStack(Stack):
             after_register=self.approvals.chain,
         )
         self.control.add_model_routes(lifecycle=self.lifecycle)
-        self.control.add_release_routes(lifecycle=self.lifecycle, four_eyes=config.four_eyes)
+        self.control.add_release_routes(
+            lifecycle=self.lifecycle, four_eyes=config.four_eyes, trusted_session_roles=config.trusted_session_roles
+        )
         self.ingestion = Ingestion(
             self,
             c.INGESTION_ID,

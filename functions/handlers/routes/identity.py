@@ -3,7 +3,8 @@
 - IAM (SigV4, the default): requestContext.identity (userArn, caller, accessKey).
 - Cognito user pool authorizer (stack setting `cognito_user_pool_arn`): the ID token's claims in
   requestContext.authorizer.claims; the caller is named `cognito:<pool id>/<username>` (the
-  username, else the email, else the subject), with the token's `sub` as its stable form.
+  username, which the pool never changes, else the subject; never the email, which a user can
+  change), with the token's `sub` as its stable form (four-eyes compares both).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ def caller_identity(event: APIGatewayProxyEvent) -> CallerIdentity:
     claims = context.authorizer.claims
     if claims:
         pool = str(claims.get("iss", "")).rstrip("/").rsplit("/", 1)[-1] or "user-pool"
-        user = claims.get("cognito:username") or claims.get("email") or claims.get("sub") or "unknown"
+        user = claims.get("cognito:username") or claims.get("sub") or "unknown"
         return CallerIdentity(user_arn=f"cognito:{pool}/{user}"[:2048], caller=str(claims.get("sub", ""))[:2048])
     identity = context.identity
     return CallerIdentity(
