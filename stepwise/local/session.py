@@ -14,7 +14,8 @@ from stepwise.target import Target
 
 DIFFERENCES = [
     "SigV4 signatures are not verified: the access key a request is signed with names the caller "
-    "(the CLI's --as NAME); unsigned requests act as 'anonymous' unless --strict-auth",
+    "(the CLI's --as NAME), and the uploader S3 notifications name (userIdentity.principalId 'AWS:NAME'); "
+    "unsigned requests act as 'anonymous' unless --strict-auth",
     "Lambda code runs in this process from each function's asset, with its own environment; "
     "memory and timeout limits are not enforced",
     "layers are published as a list of their files: handlers import this environment's packages "
