@@ -46,6 +46,11 @@ class StackConfig(BaseModel):
     # assumed role counts as one person whatever its session name (Identity Center's
     # AWSReservedSSO_* roles always count per session, which Identity Center fixes to the user)
     trusted_session_roles: tuple[Annotated[str, Field(pattern=r"^[\w+=,.@-]{1,64}$")], ...] = Field((), max_length=50)
+    # separation of duties: persona name (infra/constructs/personas.py) -> role ARNs its managed
+    # policy is attached to by the stack (empty: the admin attaches the policies the outputs name)
+    persona_roles: dict[str, tuple[Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/.+")], ...]] = Field(
+        default_factory=dict, max_length=6
+    )
     # governance: retired artifacts move to a colder storage class after this many days;
     # audit exports stay locked (Object Lock, governance mode) this long
     retired_artifact_transition_days: int = Field(30, ge=1, le=3650)

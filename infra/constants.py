@@ -131,3 +131,8 @@ REPRODUCTION_ID = "Reproduction"
 REPRODUCE_FUNCTION_ID = "ReproduceFunction"
 OUT_REPRODUCE_FUNCTION = "ReproduceFunctionName"
 ENV_REPRODUCE_FUNCTION = "STEPWISE_REPRODUCE_FUNCTION"
+
+# separation of duties: one managed policy per persona (infra/constructs/personas.py); outputs
+# PersonaPolicy<Persona> name each policy's ARN
+PERSONAS_ID = "Personas"
+OUT_PERSONA_POLICY_PREFIX = "PersonaPolicy"

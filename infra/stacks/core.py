@@ -31,6 +31,7 @@ from infra.constructs.hardening import HARDENING_ID, Hardening
 from infra.constructs.ingestion import Ingestion
 from infra.constructs.lifecycle import Lifecycle, LifecycleTasks, SageMakerTraining, training_image_context
 from infra.constructs.monitoring import Monitoring
+from infra.constructs.personas import Personas
 from infra.constructs.reproduction import Reproduction
 from infra.constructs.serving import Serving
 from infra.constructs.storage import AccessLogs, ArtifactStore, DataStore
@@ -301,6 +302,15 @@ class StepwiseStack(Stack):
             log_retention=retention,
             api_stage=self.api.rest_api.deployment_stage,
             waf_web_acl_arn=config.waf_web_acl_arn,
+        )
+        self.personas = Personas(
+            self,
+            c.PERSONAS_ID,
+            rest_api=self.api.rest_api,
+            data_bucket=data_bucket,
+            artifacts_bucket=artifacts_bucket,
+            audit_archive_bucket=self.governance.archive,
+            persona_roles=config.persona_roles,
         )
         stores.encryption.encrypt_stack(
             self,
