@@ -125,6 +125,7 @@ class ApprovalRequest(_Model):
 SSO_ROLE_PREFIX = "AWSReservedSSO_"  # IAM Identity Center fixes these roles' session name to the user
 UNKNOWN_STARTERS = frozenset({"s3:upload"})  # an upload whose notification named no principal
 _ASSUMED_ROLE = re.compile(r"^arn:aws[a-z-]*:sts::(?P<account>[0-9]{12}):assumed-role/(?P<role>[^/]+)/(?P<session>.+)$")
+_ROLE = re.compile(r"^arn:aws[a-z-]*:iam::(?P<account>[0-9]{12}):role/(?:.*/)?(?P<role>[^/]+)$")
 _ROLE_ID = re.compile(r"^(?P<id>AROA[A-Z0-9]+):(?P<session>.+)$")  # IAM's unique role id + session
 
 
@@ -145,6 +146,8 @@ def person_keys(identity: str) -> set[str]:
         return {f"{role}/{match['session']}", role}
     if match := _ROLE_ID.match(value):
         return {value, match["id"]}
+    if match := _ROLE.match(value):  # a role named by its ARN (an allow-list entry)
+        return {f"role:{match['account']}/{match['role']}"}
     return {value}
 
 
@@ -154,11 +157,20 @@ class CallerIdentity(_Model):
     user_arn: str = Field(default="", max_length=2048)
     caller: str = Field(default="", max_length=2048)
     access_key: str = Field(default="", max_length=256)
+    groups: tuple[str, ...] = Field(default=(), max_length=100)  # a Cognito caller's cognito:groups
 
     @property
     def principal(self) -> str:
         """The name recorded as approver: the ARN when there is one."""
         return self.user_arn or self.caller or self.access_key
+
+    def allowed_by(self, entries: frozenset[str]) -> bool:
+        """Whether an allow-list names this caller: `group:<name>` a Cognito group it is in; any
+        other entry a principal (an IAM user or role ARN, a role's every session, a Cognito name)."""
+        if any(e.startswith("group:") and e.removeprefix("group:") in self.groups for e in entries):
+            return True
+        mine = person_keys(self.user_arn) | person_keys(self.caller)
+        return bool(mine & set().union(*(person_keys(e) for e in entries if not e.startswith("group:"))))
 
     def person(self, trusted_roles: frozenset[str] = frozenset()) -> set[str]:
         """The caller's person in the forms `person_keys` gives a recorded principal, at the grain

@@ -16,10 +16,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from aws_cdk import CfnOutput, Stack
+from aws_cdk import CfnOutput, Duration, Stack
 from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from infra import constants as c
@@ -101,7 +104,8 @@ def route_arn_path(path: str) -> str:
 
 
 class Personas(Construct):
-    """One managed policy per persona (attribute `policies`, by persona name); outputs name each."""
+    """One managed policy per persona (attribute `policies`, by persona name); outputs name each.
+    An alarm (`refused_decisions_alarm`) tells the alarm topic when refused decisions spike."""
 
     def __init__(
         self,
@@ -112,6 +116,8 @@ class Personas(Construct):
         data_bucket: s3.IBucket,
         artifacts_bucket: s3.IBucket,
         audit_archive_bucket: s3.IBucket,
+        alarm_topic: sns.ITopic,
+        refused_decisions_threshold: int,
         persona_roles: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         super().__init__(scope, id_)
@@ -183,3 +189,21 @@ class Personas(Construct):
                 value=policy.managed_policy_arn,
                 description=f"managed policy of the {persona} persona",
             )
+        # a spike of refused decisions (four-eyes, approvers allow-list): someone probing the rules
+        self.refused_decisions_alarm = cloudwatch.Alarm(
+            self,
+            "RefusedDecisions",
+            alarm_description="Approve/reject calls refused (403) spiked: each is audited as approval.refused",
+            metric=cloudwatch.Metric(
+                namespace="Stepwise",
+                metric_name=c.REFUSED_DECISIONS_METRIC,
+                dimensions_map={"service": "stepwise"},
+                statistic="Sum",
+                period=Duration.minutes(5),
+            ),
+            threshold=refused_decisions_threshold,
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        self.refused_decisions_alarm.add_alarm_action(cw_actions.SnsAction(alarm_topic))

@@ -235,7 +235,10 @@ class StepwiseStack(Stack):
         )
         self.control.add_model_routes(lifecycle=self.lifecycle)
         self.control.add_release_routes(
-            lifecycle=self.lifecycle, four_eyes=config.four_eyes, trusted_session_roles=config.trusted_session_roles
+            lifecycle=self.lifecycle,
+            four_eyes=config.four_eyes,
+            trusted_session_roles=config.trusted_session_roles,
+            approvers=config.approvers,
         )
         self.ingestion = Ingestion(
             self,
@@ -311,6 +314,8 @@ class StepwiseStack(Stack):
             artifacts_bucket=artifacts_bucket,
             audit_archive_bucket=self.governance.archive,
             persona_roles=config.persona_roles,
+            alarm_topic=self.monitoring.topic,
+            refused_decisions_threshold=config.refused_decisions_alarm_threshold,
         )
         stores.encryption.encrypt_stack(
             self,

@@ -330,3 +330,35 @@ def test_approval_of_a_run_whose_starter_is_unknown_is_403(stores: Stores, start
     status, body = call("POST", "/v1/approvals/churn-1/approve", {"reason": "fine"}, who="alice")
     assert status == 403 and "unknown" in body["message"]
     assert approvals.get_request(get_settings(), "churn-1").status == "PENDING"
+
+
+# -- the approvers allow-list; refused decisions are audited and counted -------------------------
+def test_approval_by_a_caller_outside_the_approvers_is_403_audited_and_counted(
+    waiting: str, stores: Stores, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a stack that names bob (and a Cognito group) as the only approvers
+    monkeypatch.setenv("STEPWISE_APPROVERS", "arn:aws:iam::123456789012:user/bob, group:release-approvers")
+    get_settings.cache_clear()
+    # When alice approves, Then 403 naming the rule, the request still pending
+    status, body = call("POST", "/v1/approvals/churn-1/approve", {"reason": "fine"}, who="alice")
+    assert status == 403 and "approvers" in body["message"] and "user/alice" in body["message"]
+    assert approvals.get_request(get_settings(), "churn-1").status == "PENDING"
+    # And the refusal is audited (who, what, why) and counted
+    trail = audit.list_events(stores.metadata_table, target=model_target("churn"))
+    refused = [e for e in trail if e.action == "approval.refused"]
+    assert len(refused) == 1 and refused[0].who.endswith("user/alice") and "approvers" in refused[0].reason
+    assert refused[0].after == {"approval": "churn-1", "decision": "approve"}
+    assert '"DecisionsRefused"' in capsys.readouterr().out
+    # When bob approves, Then it is decided
+    status, body = call("POST", "/v1/approvals/churn-1/approve", {"reason": "fine"}, who="bob")
+    assert status == 200, body
+    wait_for(lambda: execution_done(waiting), "the execution")
+
+
+def test_approval_four_eyes_refusal_is_audited(waiting: str, stores: Stores) -> None:
+    status, _ = call("POST", "/v1/approvals/churn-1/reject", {"reason": "mine"}, who="trainer")
+    assert status == 403
+    trail = audit.list_events(stores.metadata_table, target=model_target("churn"))
+    (refused,) = [e for e in trail if e.action == "approval.refused"]
+    assert refused.who.endswith("user/trainer") and refused.reason.startswith("four-eyes")
+    assert refused.after == {"approval": "churn-1", "decision": "reject"}

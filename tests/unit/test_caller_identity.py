@@ -120,3 +120,19 @@ def test_caller_identity_cognito_user_by_username_or_subject() -> None:
     assert ana.is_(f"cognito:{pool}/{CLAIMS['sub']}")
     assert not ana.is_(f"cognito:{pool}/bob")
     assert not ana.is_("cognito:us-east-1_Other/ana")
+
+
+def test_caller_identity_approvers_allow_list_names_users_roles_and_groups() -> None:
+    entries = frozenset({f"arn:aws:iam::{ACCOUNT}:user/ana", f"arn:aws:iam::{ACCOUNT}:role/Approvers", "group:leads"})
+    assert CallerIdentity(user_arn=f"arn:aws:iam::{ACCOUNT}:user/ana", caller="AIDAANA").allowed_by(entries)
+    assert not CallerIdentity(user_arn=f"arn:aws:iam::{ACCOUNT}:user/bob", caller="AIDABOB").allowed_by(entries)
+    # every session of a named role, an Identity Center one too
+    assert _role_caller("Approvers", "anyone").allowed_by(entries)
+    assert not _role_caller("MLOps", "anyone").allowed_by(entries)
+    # a Cognito caller by its group (from the token's cognito:groups claim)
+    event = copy.deepcopy(load_event("apigw/health.json"))
+    event["requestContext"]["identity"].update({"userArn": None, "caller": None, "accessKey": None})
+    event["requestContext"]["authorizer"] = {"claims": {**CLAIMS, "cognito:groups": "[leads, readers]"}}
+    who = caller_identity(APIGatewayProxyEvent(event))
+    assert who.groups == ("leads", "readers") and who.allowed_by(entries)
+    assert not who.allowed_by(frozenset({"group:admins"}))
