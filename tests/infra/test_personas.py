@@ -290,3 +290,31 @@ def test_personas_setting_attaches_policies_to_the_given_roles(tmp_path_factory:
         if n.startswith(c.OUT_PERSONA_POLICY_PREFIX) and not n.endswith(A)
     ]
     assert all("Roles" not in p["Properties"] for p in others)
+
+
+def test_personas_refused_decisions_alarm_notifies_the_monitoring_topic(assembly: Assembly) -> None:
+    alarms = [
+        r["Properties"]
+        for r in assembly.template["Resources"].values()
+        if r["Type"] == "AWS::CloudWatch::Alarm" and r["Properties"].get("MetricName") == c.REFUSED_DECISIONS_METRIC
+    ]
+    (alarm,) = alarms
+    assert (alarm["Namespace"], alarm["Statistic"], alarm["Period"], alarm["Threshold"]) == ("Stepwise", "Sum", 300, 5)
+    assert alarm["Dimensions"] == [{"Name": "service", "Value": "stepwise"}] and alarm["AlarmActions"]
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("approvers", "bob"),
+        ("trusted_session_roles", "not a role/name"),
+        ("persona_roles", {"Approver": ["arn:aws:iam::123456789012:user/bob"]}),
+    ],
+)
+def test_personas_settings_refuse_bad_values_naming_the_setting(field: str, value: Any) -> None:
+    from pydantic import ValidationError
+
+    from infra.config import StackConfig
+
+    with pytest.raises(ValidationError, match=field):
+        StackConfig.model_validate({field: value})
