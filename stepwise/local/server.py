@@ -55,7 +55,7 @@ class Route:
             return None
         try:
             value = json.loads(body or b"")
-        except ValueError:
+        except (ValueError, RecursionError):  # json.loads raises RecursionError on deep nesting
             return "Invalid request body"
         kinds = {"object": dict, "array": list, "string": str, "boolean": bool}
         expected = kinds.get(self.body_type)
