@@ -31,6 +31,7 @@ class LocalSession:
     aws_port: int | None = None  # serve moto over HTTP for other processes (local up)
     context: dict[str, Any] = field(default_factory=dict)
     strict_auth: bool = False
+    personas: dict[str, str] = field(default_factory=dict)  # caller name -> persona (with strict_auth)
     log_level: str = "WARNING"
     app_module: str = "infra.app"
 
@@ -45,7 +46,7 @@ class LocalSession:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         warnings.filterwarnings("ignore", module=r"moto\..*")
         self.cloud.start()
-        self.api = ApiServer(self.cloud, port=self.port, strict_auth=self.strict_auth)
+        self.api = ApiServer(self.cloud, port=self.port, strict_auth=self.strict_auth, personas=self.personas)
         aws_endpoint = None
         if self.aws_port is not None:
             from moto.server import ThreadedMotoServer

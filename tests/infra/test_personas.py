@@ -3,28 +3,27 @@ evaluated against every API route of the synthesized template and a sample of S3
 give exactly the access the matrix below declares. A route the template gains without a matrix
 entry fails here, and so does a policy widened beyond its row.
 
-The evaluator is small and says what it models: Allow and Deny statements (an explicit Deny wins,
-nothing allowed is an implicit deny), Action/NotAction and Resource/NotResource with IAM's `*` and
-`?` wildcards (actions case-insensitive, resources case-sensitive; `*` crosses `/` as IAM's does).
-It does not model conditions (it refuses a policy that has one, so a new condition cannot pass
-unevaluated), policy variables, permission boundaries, SCPs, session policies, resource policies
-(the API has none; bucket policies only deny non-TLS) or the other policies a role may carry.
+The evaluator (stepwise/local/policy.py, which the local cloud's --strict-auth uses too) is small
+and says what it models: Allow and Deny statements, Action/NotAction and Resource/NotResource with
+IAM's wildcards. It does not model conditions (it refuses a statement that has one), policy
+variables, permission boundaries, SCPs, session policies, resource policies (the API has none;
+bucket policies only deny non-TLS) or the other policies a role may carry.
 """
 
 from __future__ import annotations
 
 import copy
 import re
-from functools import cache
 from typing import Any
 
 import pytest
 
 from infra import constants as c
+from stepwise.local import policy
 from stepwise.local.assembly import Assembly
+from stepwise.local.policy import NotModeled, allowed, as_list
 
 Template = dict[str, Any]
-ACCOUNT, REGION = "123456789012", "us-east-1"
 PERSONAS = ("DataProducer", "DataScientist", "Approver", "Operator", "Auditor", "Client")
 P, S, A, OP, AU, CL = PERSONAS
 READERS = {S, A, OP, AU}  # every persona that reads the registry
@@ -89,64 +88,6 @@ OBJECTS: dict[tuple[str, str, str], set[str]] = {
 SAMPLE_PARAMS = {"name": "churn", "version": "7", "approval_id": "churn-7", "request_id": "req-1"}
 
 
-# -- a small IAM policy evaluator -----------------------------------------------------------------
-class NotModeled(Exception):
-    """The policy uses something this evaluator does not evaluate."""
-
-
-def _as_list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else [value]
-
-
-def resolve(value: Any) -> str:
-    """A template value as a string: pseudo parameters as this test's account, a Ref as `<LogicalId>`,
-    a GetAtt X.Arn as `arn-of:<X>` (what the request side builds the same way)."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, dict) and "Fn::Join" in value:
-        sep, parts = value["Fn::Join"]
-        return str(sep).join(resolve(p) for p in parts)
-    if isinstance(value, dict) and "Ref" in value:
-        return {"AWS::Partition": "aws", "AWS::Region": REGION, "AWS::AccountId": ACCOUNT}.get(
-            value["Ref"], f"<{value['Ref']}>"
-        )
-    if isinstance(value, dict) and "Fn::GetAtt" in value and value["Fn::GetAtt"][1] == "Arn":
-        return f"arn-of:<{value['Fn::GetAtt'][0]}>"
-    raise NotModeled(f"cannot resolve {value}")
-
-
-@cache
-def _pattern(glob: str, ignore_case: bool) -> re.Pattern[str]:
-    body = "".join(".*" if ch == "*" else "." if ch == "?" else re.escape(ch) for ch in glob)
-    return re.compile(f"^{body}$", re.IGNORECASE | re.DOTALL if ignore_case else re.DOTALL)
-
-
-def _matches(patterns: list[Any], value: str, *, ignore_case: bool) -> bool:
-    return any(_pattern(resolve(p), ignore_case).match(value) for p in patterns)
-
-
-def _applies(statement: dict[str, Any], action: str, resource: str) -> bool:
-    if "Condition" in statement:
-        raise NotModeled(f"conditions are not evaluated: {statement['Condition']}")
-    if "Action" in statement:
-        action_ok = _matches(_as_list(statement["Action"]), action, ignore_case=True)
-    else:
-        action_ok = not _matches(_as_list(statement["NotAction"]), action, ignore_case=True)
-    if "Resource" in statement:
-        resource_ok = _matches(_as_list(statement["Resource"]), resource, ignore_case=False)
-    else:
-        resource_ok = not _matches(_as_list(statement["NotResource"]), resource, ignore_case=False)
-    return action_ok and resource_ok
-
-
-def allowed(statements: list[dict[str, Any]], action: str, resource: str) -> bool:
-    """IAM's identity-policy decision: an explicit Deny wins, else any Allow, else deny."""
-    applying = [s for s in statements if _applies(s, action, resource)]
-    if any(s["Effect"] == "Deny" for s in applying):
-        return False
-    return any(s["Effect"] == "Allow" for s in applying)
-
-
 # -- the template ---------------------------------------------------------------------------------
 def template_routes(template: Template) -> dict[str, str]:
     """'METHOD /path/{param}' of every API Gateway method -> its REST API's logical id."""
@@ -166,22 +107,16 @@ def template_routes(template: Template) -> dict[str, str]:
 
 
 def persona_statements(template: Template) -> dict[str, list[dict[str, Any]]]:
-    """Persona name -> its managed policy's statements (found through the stack's outputs)."""
-    out: dict[str, list[dict[str, Any]]] = {}
+    out = policy.persona_statements(template)
     for name, output in template["Outputs"].items():
         if name.startswith(c.OUT_PERSONA_POLICY_PREFIX):
-            policy = template["Resources"][output["Value"]["Ref"]]
-            assert policy["Type"] == "AWS::IAM::ManagedPolicy", name
-            out[name.removeprefix(c.OUT_PERSONA_POLICY_PREFIX)] = _as_list(
-                policy["Properties"]["PolicyDocument"]["Statement"]
-            )
+            assert template["Resources"][output["Value"]["Ref"]]["Type"] == "AWS::IAM::ManagedPolicy", name
     return out
 
 
 def route_arn(api: str, route: str) -> str:
     method, path = route.split(" ", 1)
-    concrete = re.sub(r"\{(\w+)\}", lambda m: SAMPLE_PARAMS[m.group(1)], path)
-    return f"arn:aws:execute-api:{REGION}:{ACCOUNT}:<{api}>/{c.API_STAGE}/{method}{concrete}"
+    return policy.invoke_arn(api, method, re.sub(r"\{(\w+)\}", lambda m: SAMPLE_PARAMS[m.group(1)], path))
 
 
 def object_arn(template: Template, bucket_output: str, key: str) -> str:
@@ -226,7 +161,7 @@ def test_personas_are_kept_to_their_routes_and_prefixes(assembly: Assembly) -> N
 def test_personas_policies_allow_exactly_the_reviewed_actions(assembly: Assembly) -> None:
     policies = persona_statements(assembly.template)
     actions = {
-        persona: {str(a) for s in statements for a in _as_list(s["Action"])} for persona, statements in policies.items()
+        persona: {str(a) for s in statements for a in as_list(s["Action"])} for persona, statements in policies.items()
     }
     invoke, read = {"execute-api:Invoke"}, {"execute-api:Invoke", "s3:GetObject"}
     assert actions == {P: read | {"s3:PutObject"}, S: read, A: read, OP: read, AU: read, CL: invoke}
