@@ -7,6 +7,8 @@ from typing import Annotated, Literal
 from constructs import Construct
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+APPROVER_PATTERN = r"^(arn:aws[a-z-]*:(iam|sts)::\d{12}:.+|group:[\w+=,.@-]{1,128}|cognito:.+)$"
+
 
 class StackConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -42,12 +44,33 @@ class StackConfig(BaseModel):
     # own timeout must be longer); four-eyes: the run's starter cannot approve it (off for demos only)
     approval_timeout_seconds: int = Field(7 * 24 * 3600, ge=1, le=365 * 24 * 3600)
     four_eyes: bool = True
+    # roles whose session names name the person for four-eyes (README "Security model"); any other
+    # assumed role counts as one person whatever its session name (Identity Center's
+    # AWSReservedSSO_* roles always count per session, which Identity Center fixes to the user)
+    trusted_session_roles: tuple[Annotated[str, Field(pattern=r"^[\w+=,.@-]{1,64}$")], ...] = Field((), max_length=50)
+    # who may approve or reject: IAM user or role ARNs (a role: every session of it) or
+    # `group:<Cognito group>`; empty: anyone the API lets call the route (README "Security model")
+    approvers: tuple[Annotated[str, Field(pattern=APPROVER_PATTERN)], ...] = Field((), max_length=100)
+    # refused decisions (403 on approve/reject) in 5 minutes that raise the alarm
+    refused_decisions_alarm_threshold: int = Field(5, ge=1)
+    # separation of duties: persona name (infra/constructs/personas.py) -> role ARNs its managed
+    # policy is attached to by the stack (empty: the admin attaches the policies the outputs name)
+    persona_roles: dict[str, tuple[Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/.+")], ...]] = Field(
+        default_factory=dict, max_length=6
+    )
     # governance: retired artifacts move to a colder storage class after this many days;
     # audit exports stay locked (Object Lock, governance mode) this long
     retired_artifact_transition_days: int = Field(30, ge=1, le=3650)
     audit_retention_days: int = Field(7 * 365, ge=1, le=36500)
     # monitoring: how many models' drift checks a scheduled round runs at once
     drift_concurrency: int = Field(10, ge=1, le=1_000)
+
+    @field_validator("trusted_session_roles", "approvers", mode="before")
+    @classmethod
+    def _roles(cls, value: object) -> object:
+        """`-c stepwise:trusted_session_roles=MLOpsHuman,Other` (role names), `-c stepwise:approvers=ARN,group:G`,
+        or a list in cdk.json."""
+        return [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else value
 
     @field_validator("prediction_api_clients", mode="before")
     @classmethod

@@ -11,6 +11,7 @@ The bad file breaks four rules: a duplicated id (unique:id), an alcohol value of
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -124,6 +125,7 @@ def data_steps(workdir: Path, training_spec: str | None = None) -> list[tuple[st
     """Put the wine contract, upload the good file (one version registered) and the bad one
     (quarantined naming its rules). A step takes the demo context (.target, .say, .state)."""
     from stepwise.commands.data import put_contract, render_report, upload
+    from stepwise.demo_shared import PRODUCER
 
     def files(ctx: Any) -> DemoFiles:
         if "wine_files" not in ctx.state:
@@ -138,9 +140,9 @@ def data_steps(workdir: Path, training_spec: str | None = None) -> list[tuple[st
             f"({len(f.contract['columns'])} columns)"
         )
 
-    def step_good(ctx: Any) -> None:
+    def step_good(ctx: Any) -> None:  # uploaded as the data producer (the run's starter)
         f = files(ctx)
-        result = upload(ctx.target, f.good, f.dataset)
+        result = upload(dataclasses.replace(ctx.target, identity=PRODUCER), f.good, f.dataset)
         ctx.say(render_report(result.report))
         if not result.passed or result.version is None:
             raise RuntimeError(f"the good wine file did not pass: {result.report.get('reason')}")
@@ -149,7 +151,7 @@ def data_steps(workdir: Path, training_spec: str | None = None) -> list[tuple[st
 
     def step_bad(ctx: Any) -> None:
         f = files(ctx)
-        result = upload(ctx.target, f.bad, f.dataset)
+        result = upload(dataclasses.replace(ctx.target, identity=PRODUCER), f.bad, f.dataset)
         ctx.say(render_report(result.report))
         failed = sorted(r["rule"] for r in result.report.get("rules", []) if not r["passed"])
         if result.passed or failed != sorted(f.bad_rules):
@@ -158,6 +160,6 @@ def data_steps(workdir: Path, training_spec: str | None = None) -> list[tuple[st
 
     return [
         ("put the wine data contract", step_contract),
-        ("upload a good wine file: one dataset version", step_good),
+        (f"upload a good wine file as {PRODUCER}: one dataset version", step_good),
         ("upload a bad wine file: quarantined with its report", step_bad),
     ]

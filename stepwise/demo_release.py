@@ -1,8 +1,6 @@
-"""Demo steps for approval, release and serving: a named operator approves the waiting version,
-the workflow releases it, and a few hundred predictions go to it over HTTP.
-
-Four-eyes is relaxed for the demo (the local cloud is deployed with `stepwise:four_eyes=false`):
-on AWS the identity that started a run may never approve it.
+"""Demo steps for approval, release and serving: the data producer whose upload started the run
+tries to approve it and is refused (four-eyes, on as it is on AWS), a named operator approves the
+waiting version, the workflow releases it, and a few hundred predictions go to it over HTTP.
 """
 
 from __future__ import annotations
@@ -15,10 +13,10 @@ from functions.models.approvals import approval_id
 from stepwise.commands.models import render_models
 from stepwise.commands.predict import predict_all
 from stepwise.commands.release import render_approvals
-from stepwise.demo_shared import MODEL, OPERATOR, DemoFailure
+from stepwise.demo_shared import MODEL, OPERATOR, PRODUCER, DemoFailure
 
 RELEASE_WAIT_SECONDS = 120.0
-DEMO_CONTEXT = {"stepwise:four_eyes": False}
+DEMO_CONTEXT: dict[str, Any] = {}  # the stack's defaults: four-eyes on
 
 
 def step_approve(ctx: Any) -> None:
@@ -27,8 +25,12 @@ def step_approve(ctx: Any) -> None:
     if not pending.ok:
         raise DemoFailure(f"GET /v1/approvals answered HTTP {pending.status}: {pending.body}")
     ctx.say(render_approvals(pending.body))
-    ctx.say(f"four-eyes is relaxed for this demo; on AWS the run's starter may not approve it ({OPERATOR} approves)")
     reason = "demo: gates passed, holdout accuracy above 0.85"
+    path = f"/v1/approvals/{approval_id(MODEL, version)}/approve"
+    mine = ctx.target.api("POST", path, {"reason": "my own upload looks fine"}, identity=PRODUCER)
+    if mine.status != 403:
+        raise DemoFailure(f"the uploader's self-approval should be refused (403), it answered {mine.status}")
+    ctx.say(f"POST {path} as {PRODUCER} (whose upload started the run) -> 403: {mine.body.get('message')}")
     reply = ctx.target.api(
         "POST", f"/v1/approvals/{approval_id(MODEL, version)}/approve", {"reason": reason}, identity=OPERATOR
     )
@@ -79,7 +81,11 @@ def step_predict(ctx: Any) -> None:
 
 def release_steps() -> list[tuple[str, Any]]:
     return [
-        (f"approve {MODEL} as {OPERATOR} over HTTPS (task token resumes the workflow)", step_approve),
+        (
+            f"four-eyes: {PRODUCER} may not approve the run its upload started; {OPERATOR} approves over HTTPS "
+            "(task token resumes the workflow)",
+            step_approve,
+        ),
         ("the workflow releases it: stepwise models", step_released),
         ("send 300 predictions over HTTP to the local API", step_predict),
     ]

@@ -22,13 +22,15 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 from functions.dal import approvals as dal
+from functions.dal import audit as audit_dal
 from functions.dal import releases as releases_dal
 from functions.dal.audit import audit_put
 from functions.logic import releases
 from functions.models.approvals import (
+    UNKNOWN_STARTERS,
     ApprovalRequest,
     ApprovalStatus,
     ApprovalTaskEvent,
@@ -38,7 +40,15 @@ from functions.models.approvals import (
     approval_id,
 )
 from functions.models.audit import Actor, AuditEvent, model_target, utcnow
-from functions.models.errors import Conflict, Forbidden, Gone, InvalidInput, NotFound, StoreUnavailable
+from functions.models.errors import (
+    Conflict,
+    Forbidden,
+    Gone,
+    InvalidInput,
+    NotFound,
+    StepwiseError,
+    StoreUnavailable,
+)
 from functions.models.registry import ModelVersion, VersionStatus
 from functions.models.settings import Settings
 from functions.observability import logger
@@ -193,6 +203,16 @@ def decide(
     if stored is None:
         raise NotFound(f"no approval request {id_!r}")
     request = stored.request
+    entries = settings.approver_entries
+    if entries and not caller.allowed_by(entries):
+        _refuse(
+            settings,
+            request,
+            caller,
+            approve=approve,
+            why=f"approvers: {caller.principal} is not in the stack's approvers (setting approvers)",
+            correlation_id=correlation_id,
+        )
     if request.status == ApprovalStatus.EXPIRED:
         raise Gone(f"approval request {id_} expired at {request.expires_at.isoformat()}")
     if request.status != ApprovalStatus.PENDING:
@@ -206,8 +226,8 @@ def decide(
         raise Conflict(f"approval request {id_} was already decided ({request.status.value} by {who})")
     if now >= request.expires_at:
         raise Gone(f"approval request {id_} expired at {request.expires_at.isoformat()}")
-    if settings.four_eyes and request.started_by and caller.is_(request.started_by):
-        raise Forbidden(f"four-eyes: {caller.principal} started the training run of {id_} and cannot decide it")
+    if settings.four_eyes and (why := _four_eyes_refusal(settings, request, caller)):
+        _refuse(settings, request, caller, approve=approve, why=why, correlation_id=correlation_id)
 
     actor = Actor(identity=caller.principal, correlation_id=correlation_id)
     decision = Decision(approved=approve, who=caller.principal, reason=reason, at=now)
@@ -234,6 +254,50 @@ def decide(
     elif approve:  # a restored version: no workflow waits, the approval releases it
         _release_restored(settings, after, actor)
     return after
+
+
+def _four_eyes_refusal(settings: Settings, request: ApprovalRequest, caller: CallerIdentity) -> str:
+    """Why four-eyes refuses `caller` ("" if it does not): the caller is the run's starter, compared
+    as a person (CallerIdentity.person); a starter nobody recorded cannot be told apart from the
+    caller, so it is refused too."""
+    starter = request.started_by.strip()
+    if not starter or starter in UNKNOWN_STARTERS:
+        return (
+            f"four-eyes: the starter of the run of {request.id} is unknown ({starter or 'not recorded'}), "
+            "so no caller can be told apart from it"
+        )
+    if caller.is_(starter, settings.trusted_session_role_names):
+        return (
+            f"four-eyes: {caller.principal} is the same person as {starter}, who started the run of "
+            f"{request.id}, and cannot decide it"
+        )
+    return ""
+
+
+def _refuse(
+    settings: Settings,
+    request: ApprovalRequest,
+    caller: CallerIdentity,
+    *,
+    approve: bool,
+    why: str,
+    correlation_id: str,
+) -> NoReturn:
+    """Audit a refused decision (who, what, why) and refuse it (403). The refusal stands even when
+    the audit write fails; the failure is logged."""
+    event = AuditEvent.of(
+        Actor(identity=caller.principal, correlation_id=correlation_id),
+        "approval.refused",
+        model_target(request.model),
+        version=request.version,
+        after={"approval": request.id, "decision": "approve" if approve else "reject"},
+        reason=why,
+    )
+    try:
+        audit_dal.record(settings.metadata_table, event)
+    except StepwiseError as exc:
+        logger.warning("refused decision not audited", extra={"approval": request.id, "reason": exc.message})
+    raise Forbidden(why)
 
 
 def _unreleased_restore(settings: Settings, stored: dal.StoredApproval, *, approve: bool, principal: str) -> bool:

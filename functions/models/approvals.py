@@ -11,6 +11,7 @@ needs no lookup.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
@@ -121,35 +122,78 @@ class ApprovalRequest(_Model):
     decision: Decision | None = None
 
 
-def _names(value: str) -> set[str]:
-    """A principal in its comparable forms: as given; without the `AWS:` prefix S3 event
-    principalIds carry (`AWS:AIDA...` is API Gateway's `caller` `AIDA...`); for an ARN, its last
-    path segment (user name or role session)."""
-    value = value.strip()
+SSO_ROLE_PREFIX = "AWSReservedSSO_"  # IAM Identity Center fixes these roles' session name to the user
+UNKNOWN_STARTERS = frozenset({"s3:upload"})  # an upload whose notification named no principal
+_ASSUMED_ROLE = re.compile(r"^arn:aws[a-z-]*:sts::(?P<account>[0-9]{12}):assumed-role/(?P<role>[^/]+)/(?P<session>.+)$")
+_ROLE = re.compile(r"^arn:aws[a-z-]*:iam::(?P<account>[0-9]{12}):role/(?:.*/)?(?P<role>[^/]+)$")
+_ROLE_ID = re.compile(r"^(?P<id>AROA[A-Z0-9]+):(?P<session>.+)$")  # IAM's unique role id + session
+
+
+def _role_trusts_sessions(role: str, trusted_roles: frozenset[str]) -> bool:
+    return role.startswith(SSO_ROLE_PREFIX) or role in trusted_roles
+
+
+def person_keys(identity: str) -> set[str]:
+    """A recorded principal (a run's `started_by`) in every form four-eyes compares: an IAM user's
+    ARN or unique id; an assumed role's ARN at two grains (role + session, and the role alone); the
+    caller id API Gateway and S3 events give an assumed role (`AROA...:session`, with S3's `AWS:`
+    prefix) at the same two grains. Anything else (a Cognito name, a plain name) is itself."""
+    value = identity.strip().removeprefix("AWS:")
     if not value:
         return set()
-    names = {value, value.removeprefix("AWS:")}
-    if value.startswith("arn:") and "/" in value:
-        names.add(value.rsplit("/", 1)[1])
-    return names
+    if match := _ASSUMED_ROLE.match(value):
+        role = f"role:{match['account']}/{match['role']}"
+        return {f"{role}/{match['session']}", role}
+    if match := _ROLE_ID.match(value):
+        return {value, match["id"]}
+    if match := _ROLE.match(value):  # a role named by its ARN (an allow-list entry)
+        return {f"role:{match['account']}/{match['role']}"}
+    return {value}
 
 
 class CallerIdentity(_Model):
-    """The caller as API Gateway's IAM authorizer names it (requestContext.identity)."""
+    """The caller as the authorizer names it (requestContext.identity, or a Cognito token's claims)."""
 
     user_arn: str = Field(default="", max_length=2048)
     caller: str = Field(default="", max_length=2048)
     access_key: str = Field(default="", max_length=256)
+    groups: tuple[str, ...] = Field(default=(), max_length=100)  # a Cognito caller's cognito:groups
 
     @property
     def principal(self) -> str:
         """The name recorded as approver: the ARN when there is one."""
         return self.user_arn or self.caller or self.access_key
 
-    def is_(self, identity: str) -> bool:
-        """Whether `identity` (e.g. ModelVersion.started_by) names this caller, in any of its forms."""
-        mine = _names(self.user_arn) | _names(self.caller) | _names(self.access_key)
-        return bool(mine & _names(identity))
+    def allowed_by(self, entries: frozenset[str]) -> bool:
+        """Whether an allow-list names this caller: `group:<name>` a Cognito group it is in; any
+        other entry a principal (an IAM user or role ARN, a role's every session, a Cognito name)."""
+        if any(e.startswith("group:") and e.removeprefix("group:") in self.groups for e in entries):
+            return True
+        mine = person_keys(self.user_arn) | person_keys(self.caller)
+        return bool(mine & set().union(*(person_keys(e) for e in entries if not e.startswith("group:"))))
+
+    def person(self, trusted_roles: frozenset[str] = frozenset()) -> set[str]:
+        """The caller's person in the forms `person_keys` gives a recorded principal, at the grain
+        the caller's kind allows: an IAM user is itself; an assumed role is the role + session only
+        when the session names the person (an Identity Center role, or a role in `trusted_roles`),
+        otherwise the role alone, whatever session name the caller chose. A Cognito caller is its
+        pool's username and its token's subject."""
+        if match := _ASSUMED_ROLE.match(self.user_arn):
+            role = f"role:{match['account']}/{match['role']}"
+            by_session = _role_trusts_sessions(match["role"], trusted_roles)
+            keys = {f"{role}/{match['session']}" if by_session else role}
+            if id_match := _ROLE_ID.match(self.caller):
+                keys.add(self.caller if by_session else id_match["id"])
+            return keys
+        if self.user_arn.startswith("cognito:"):
+            pool = self.user_arn.removeprefix("cognito:").split("/", 1)[0]
+            return {self.user_arn} | ({f"cognito:{pool}/{self.caller}", self.caller} if self.caller else set())
+        keys = person_keys(self.user_arn) | person_keys(self.caller)
+        return keys or person_keys(self.access_key)
+
+    def is_(self, identity: str, trusted_roles: frozenset[str] = frozenset()) -> bool:
+        """Whether `identity` (e.g. ModelVersion.started_by) names this caller's person."""
+        return bool(self.person(trusted_roles) & person_keys(identity))
 
 
 class DecisionRequest(_Model):

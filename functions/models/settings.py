@@ -44,11 +44,25 @@ class Settings(BaseModel):
     offline_database: str = Field("", alias="STEPWISE_OFFLINE_DATABASE")  # Glue database over the layouts
     # governance
     four_eyes: bool = Field(True, alias="STEPWISE_FOUR_EYES")
+    # roles whose session names are trusted to name the person (besides Identity Center's
+    # AWSReservedSSO_* roles): comma-separated role names
+    trusted_session_roles: str = Field("", alias="STEPWISE_TRUSTED_SESSION_ROLES", max_length=4096)
+    # who may approve or reject (comma-separated principals or `group:<Cognito group>`; empty: anyone
+    # the API lets call the route)
+    approvers: str = Field("", alias="STEPWISE_APPROVERS", max_length=16_384)
     audit_archive_bucket: str = Field("", alias="STEPWISE_AUDIT_ARCHIVE_BUCKET")  # Object Lock (governance)
     audit_export_function: str = Field("", alias="STEPWISE_AUDIT_EXPORT_FUNCTION")  # the on-demand export route
     reproduce_function: str = Field("", alias="STEPWISE_REPRODUCE_FUNCTION")  # the reproduce route's worker
     # monitoring: the drift Lambda the API's drift route invokes
     drift_function_name: str = Field("", alias="STEPWISE_DRIFT_FUNCTION")
+
+    @property
+    def approver_entries(self) -> frozenset[str]:
+        return frozenset(n.strip() for n in self.approvers.split(",") if n.strip())
+
+    @property
+    def trusted_session_role_names(self) -> frozenset[str]:
+        return frozenset(n.strip() for n in self.trusted_session_roles.split(",") if n.strip())
 
 
 @lru_cache(maxsize=1)

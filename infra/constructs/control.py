@@ -87,10 +87,21 @@ class ControlApi(Construct):
         for method, path in MODEL_ROUTES:
             self._api.add_route(method, path, fn)
 
-    def add_release_routes(self, *, lifecycle: StartableWorkflow, four_eyes: bool) -> None:
+    def add_release_routes(
+        self,
+        *,
+        lifecycle: StartableWorkflow,
+        four_eyes: bool,
+        trusted_session_roles: tuple[str, ...] = (),
+        approvers: tuple[str, ...] = (),
+    ) -> None:
         """Approvals and rollback; decisions answer the lifecycle's waiting task."""
         fn = self.function
         fn.add_environment(c.ENV_FOUR_EYES, "true" if four_eyes else "false")
+        if trusted_session_roles:
+            fn.add_environment(c.ENV_TRUSTED_SESSION_ROLES, ",".join(trusted_session_roles))
+        if approvers:
+            fn.add_environment(c.ENV_APPROVERS, ",".join(approvers))
         grant_release_access(fn, registry=self._registry, metadata=self._metadata, artifacts=self._artifacts)
         grant_decisions(fn, lifecycle.state_machine)
         for method, path in RELEASE_ROUTES:

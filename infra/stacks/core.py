@@ -35,6 +35,7 @@ from infra.constructs.ingestion import Ingestion
 from infra.constructs.lifecycle import Lifecycle, LifecycleTasks, SageMakerTraining, training_image_context
 from infra.constructs.monitoring import Monitoring
 from infra.constructs.offline_store import OfflineStore
+from infra.constructs.personas import Personas
 from infra.constructs.reproduction import Reproduction
 from infra.constructs.serving import Serving
 from infra.constructs.storage import AccessLogs, ArtifactStore, AuditArchive, DataStore
@@ -271,7 +272,12 @@ class StepwiseStack(Stack):
             after_register=self.approvals,
         )
         self.control.add_model_routes(lifecycle=self.lifecycle)
-        self.control.add_release_routes(lifecycle=self.lifecycle, four_eyes=config.four_eyes)
+        self.control.add_release_routes(
+            lifecycle=self.lifecycle,
+            four_eyes=config.four_eyes,
+            trusted_session_roles=config.trusted_session_roles,
+            approvers=config.approvers,
+        )
         self.ingestion = Ingestion(
             self,
             c.INGESTION_ID,
@@ -338,6 +344,17 @@ class StepwiseStack(Stack):
             log_retention=retention,
             api_stage=self.api.rest_api.deployment_stage,
             waf_web_acl_arn=config.waf_web_acl_arn,
+        )
+        self.personas = Personas(
+            self,
+            c.PERSONAS_ID,
+            rest_api=self.api.rest_api,
+            data_bucket=data_bucket,
+            artifacts_bucket=artifacts_bucket,
+            audit_archive_bucket=stores.audit_archive_bucket,
+            persona_roles=config.persona_roles,
+            alarm_topic=self.monitoring.topic,
+            refused_decisions_threshold=config.refused_decisions_alarm_threshold,
         )
         stores.encryption.encrypt_stack(self, except_buckets={})
 

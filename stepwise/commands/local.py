@@ -19,6 +19,13 @@ def register(sub: Any) -> None:
     up = local_sub.add_parser("up", help="deploy locally and serve the API until Ctrl-C")
     up.add_argument("--port", type=int, default=8787, help="API port; moto's endpoint listens on port+1")
     up.add_argument("--strict-auth", action="store_true", help="refuse unsigned requests, as AWS does")
+    up.add_argument(
+        "--persona",
+        action="append",
+        default=[],
+        metavar="NAME=PERSONA",
+        help="with --strict-auth, hold the caller NAME (--as NAME) to a persona's policy, e.g. bob=Approver",
+    )
     up.set_defaults(func=run_up)
     fire = local_sub.add_parser("fire", help="fire scheduled EventBridge rules now")
     fire.add_argument("rule", nargs="?", default="", help="part of the rule's logical id (default: all)")
@@ -56,7 +63,10 @@ def serve_forever(session: LocalSession) -> int:
 
 def run_up(args: argparse.Namespace, target_factory: Any) -> int:
     print("synthesizing the CDK app and deploying its template into moto ...", flush=True)
-    session = LocalSession(port=args.port, aws_port=args.port + 1, strict_auth=args.strict_auth)
+    personas = dict(p.split("=", 1) for p in args.persona if "=" in p)
+    if len(personas) != len(args.persona):
+        raise SystemExit(f"--persona takes NAME=PERSONA, got {args.persona}")
+    session = LocalSession(port=args.port, aws_port=args.port + 1, strict_auth=args.strict_auth, personas=personas)
     target = session.start()
     text, _ = render_status(target)
     print(text)

@@ -8,6 +8,8 @@ What moto cannot run is emulated from the template's own properties and reported
 - state machines: moto's CloudFormation puts them in a backend that does not execute, so each
   is re-created from its resolved definition in the executing backend (same name, same ARN);
 - Lambda code: each function runs its real handler in-process from its asset (runtime.py);
+- S3 notifications name the uploading principal (`userIdentity.principalId`) from the uploading
+  request's credentials, as S3's do (uploader.py);
 - CloudWatch Logs' metric extraction: the EMF lines a function writes become metrics in moto's
   CloudWatch (emf.py), where the canary check reads them; alarms are stored, not evaluated;
 - resources moto's CloudFormation skips (stage, account, alarms, bucket policies) are listed.
@@ -35,7 +37,7 @@ from moto.cloudformation.parsing import clean_json
 from moto.core import DEFAULT_ACCOUNT_ID
 
 from layers.assembly import Assembly, read_assemblies
-from stepwise.local import emf, emulated
+from stepwise.local import emf, emulated, uploader
 from stepwise.local.assembly import synthesize
 from stepwise.local.runtime import FunctionRuntime, LambdaRouter, answer_custom_resources
 
@@ -106,6 +108,7 @@ class LocalCloud:
         self._mock.start()
         self._mock_started = True
         self.router.install()
+        uploader.install()
         emulated.register()
         # moto asks Docker where its server is, for custom resources' cfn-response URL; the
         # local cloud answers custom resources itself, so no Docker is asked.
@@ -136,6 +139,7 @@ class LocalCloud:
             if self._mock_started:
                 self.shutdown_functions()
         self.router.uninstall()
+        uploader.uninstall()
         if hasattr(self, "_server_host"):
             moto_settings.moto_server_host = self._server_host
         with contextlib.suppress(RuntimeError):  # already stopped

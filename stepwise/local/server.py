@@ -11,7 +11,9 @@ schema's top-level `type` is checked: the stack's one model is "a JSON object").
 
 Differences from AWS, reported by `stepwise local up`: SigV4 signatures are not verified; the
 access key a request is signed with names the caller (requestContext.identity), and an unsigned
-request acts as "anonymous" unless strict auth is on; API keys and Cognito tokens (both off unless
+request acts as "anonymous" unless strict auth is on; with strict auth, a caller given a persona
+(`--persona NAME=Persona`) is held to that persona's managed policy from the template, evaluated
+against the route ARN (IAM's 403 ACCESS_DENIED otherwise); API keys and Cognito tokens (both off unless
 their stack settings are given) are not checked.
 """
 
@@ -30,6 +32,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import boto3
 
+from stepwise.local import policy
+
 if TYPE_CHECKING:
     from stepwise.local.cloud import LocalCloud
 
@@ -47,6 +51,7 @@ class Route:
     pattern: re.Pattern[str]
     params: tuple[str, ...]
     body_type: str | None = None  # the JSON type the request model requires of a body, if validated
+    api: str = ""  # the REST API's logical id (route ARNs name it)
 
     def body_error(self, headers: dict[str, str], body: bytes) -> str | None:
         """Why API Gateway's request validator would refuse `body` (None: it passes)."""
@@ -55,7 +60,7 @@ class Route:
             return None
         try:
             value = json.loads(body or b"")
-        except ValueError:
+        except (ValueError, RecursionError):  # json.loads raises RecursionError on deep nesting
             return "Invalid request body"
         kinds = {"object": dict, "array": list, "string": str, "boolean": bool}
         expected = kinds.get(self.body_type)
@@ -128,16 +133,27 @@ def routes_from_template(cloud: LocalCloud) -> list[Route]:
                 pattern=pattern,
                 params=params,
                 body_type=body_type(props),
+                api=str((props.get("RestApiId") or {}).get("Ref", "")),
             )
         )
     return routes
 
 
 class ApiServer:
-    def __init__(self, cloud: LocalCloud, host: str = "127.0.0.1", port: int = 8787, strict_auth: bool = False):
+    def __init__(
+        self,
+        cloud: LocalCloud,
+        host: str = "127.0.0.1",
+        port: int = 8787,
+        strict_auth: bool = False,
+        personas: dict[str, str] | None = None,
+    ):
         self.cloud = cloud
         self.routes = routes_from_template(cloud)
         self.strict_auth = strict_auth
+        # local caller name -> persona: with strict auth, the persona's policy decides its calls
+        self.personas = dict(personas or {})
+        self.persona_policies = policy.persona_statements(cloud.assembly.template if cloud.assembly else {})
         self.info: dict[str, Any] = {}
         handler = _make_handler(self)
         self.httpd = ThreadingHTTPServer((host, port), handler)
@@ -156,6 +172,17 @@ class ApiServer:
     def stop(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+    def persona_allows(self, caller: str, route: Route, method: str, path: str) -> bool:
+        """Whether the caller's persona policy (if the caller has a persona) allows this call, as
+        IAM would evaluate the route ARN (stepwise/local/policy.py); callers without one pass."""
+        persona = self.personas.get(caller)
+        if persona is None:
+            return True
+        statements = self.persona_policies.get(persona)
+        if statements is None:
+            return False  # a persona the template does not define allows nothing
+        return policy.allowed(statements, "execute-api:Invoke", policy.invoke_arn(route.api, method, path))
 
     # -- one request ---------------------------------------------------------------------
     def handle(
@@ -181,6 +208,9 @@ class ApiServer:
         identity = _identity(headers)
         if route.authorization == "AWS_IAM" and identity is None and self.strict_auth:
             return _json(403, {"error": "MISSING_AUTHENTICATION_TOKEN", "message": "Missing Authentication Token"})
+        refused_persona = identity is not None and not self.persona_allows(identity["caller"], route, method, path)
+        if self.strict_auth and refused_persona:
+            return _json(403, {"error": "ACCESS_DENIED", "message": "the caller is not allowed to call this route"})
         if (refused := route.body_error(headers, body)) is not None:
             return _json(400, {"error": "BAD_REQUEST_BODY", "message": refused})
         event = _proxy_event(

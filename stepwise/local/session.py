@@ -14,7 +14,8 @@ from stepwise.target import Target
 
 DIFFERENCES = [
     "SigV4 signatures are not verified: the access key a request is signed with names the caller "
-    "(the CLI's --as NAME); unsigned requests act as 'anonymous' unless --strict-auth",
+    "(the CLI's --as NAME), and the uploader S3 notifications name (userIdentity.principalId 'AWS:NAME'); "
+    "unsigned requests act as 'anonymous' unless --strict-auth",
     "Lambda code runs in this process from each function's asset, with its own environment; "
     "memory and timeout limits are not enforced",
     "layers are published as a list of their files: handlers import this environment's packages "
@@ -30,6 +31,7 @@ class LocalSession:
     aws_port: int | None = None  # serve moto over HTTP for other processes (local up)
     context: dict[str, Any] = field(default_factory=dict)
     strict_auth: bool = False
+    personas: dict[str, str] = field(default_factory=dict)  # caller name -> persona (with strict_auth)
     log_level: str = "WARNING"
     app_module: str = "infra.app"
 
@@ -44,7 +46,7 @@ class LocalSession:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         warnings.filterwarnings("ignore", module=r"moto\..*")
         self.cloud.start()
-        self.api = ApiServer(self.cloud, port=self.port, strict_auth=self.strict_auth)
+        self.api = ApiServer(self.cloud, port=self.port, strict_auth=self.strict_auth, personas=self.personas)
         aws_endpoint = None
         if self.aws_port is not None:
             from moto.server import ThreadedMotoServer

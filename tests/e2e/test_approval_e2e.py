@@ -57,11 +57,13 @@ def test_approval_e2e_wait_decide_release(
     assert _status(local, 1) == "PENDING_APPROVAL"
     assert any(e["status"] == "RUNNING" for e in _executions(local))  # the workflow waits
 
-    # When the identity that started the run approves it: 403 (four-eyes)
-    trainer = request["started_by"].rsplit("/", 1)[-1]  # locally "s3:upload": moto's events name nobody
-    assert trainer
-    reply = local.api("POST", "/v1/approvals/toy-model-1/approve", {"reason": "mine"}, identity=trainer)
-    assert reply.status == 403, (trainer, reply.body)
+    # The uploader started the run: the local cloud's S3 notification names it, as S3's do
+    assert request["started_by"] == f"AWS:{local.identity}", request
+    lineage = local.api("GET", "/v1/models/toy-model/versions/1/lineage")
+    assert lineage.ok and f"AWS:{local.identity}" in str(lineage.body), lineage.body
+    # When the uploader approves the run its upload started: 403 (four-eyes)
+    reply = local.api("POST", "/v1/approvals/toy-model-1/approve", {"reason": "mine"}, identity=local.identity)
+    assert reply.status == 403 and "four-eyes" in reply.body["message"], reply.body
     # an empty reason: 400
     assert local.api("POST", "/v1/approvals/toy-model-1/approve", {"reason": " "}, identity="alice").status == 400
     # the CLI lists it, and alice approves with it: recorded with her identity
@@ -80,9 +82,17 @@ def test_approval_e2e_wait_decide_release(
     wait_for(lambda: all(e["status"] != "RUNNING" for e in _executions(local)))
     assert {e["status"] for e in _executions(local)} == {"SUCCEEDED"}
 
-    # Given a second version waiting; When rejected; Then REJECTED and the execution fails typed
-    _upload(local, tmp_path, 700, "two.parquet")
+    # Given a second version waiting, its run started over the API by carol (a new spec version on
+    # the same data: the same spec version on the same data is the run that already ran)
+    assert local.api("PUT", "/v1/specs/toy", {**SPEC, "split": {"holdout_fraction": 0.25, "seed": 2}}).ok
+    started = local.api("POST", "/v1/models/toy-model/train", {"spec": "toy", "dataset_version": 1}, identity="carol")
+    assert started.body.get("started") is True, started.body
+    assert started.status == 202, started.body
     wait_for(lambda: any(a["version"] == 2 for a in local.api("GET", "/v1/approvals").body["approvals"]))
+    # When carol decides her own run: 403 (four-eyes)
+    reply = local.api("POST", "/v1/approvals/toy-model-2/reject", {"reason": "mine"}, identity="carol")
+    assert reply.status == 403 and "four-eyes" in reply.body["message"], reply.body
+    # When alice rejects it; Then REJECTED and the execution fails typed
     reply = local.api("POST", "/v1/approvals/toy-model-2/reject", {"reason": "not better"}, identity="alice")
     assert reply.status == 200 and reply.body["status"] == "REJECTED"
     assert _status(local, 2) == "REJECTED"

@@ -18,6 +18,7 @@ def test_demo_runs_the_whole_lifecycle_and_exits_zero(capsys: pytest.CaptureFixt
         "registered wine@1",
         "quarantined under quarantine/wine/",
         "v2 is PENDING_APPROVAL",
+        "as demo-producer (whose upload started the run) -> 403: four-eyes",
         "APPROVED",
         "answered by versions {1: 300}",
         "drifted: alcohol, color_intensity, proline, region",

@@ -76,3 +76,26 @@ def test_local_cloud_buckets_get_the_templates_versioning_and_public_access_bloc
         assert all(block.values())
     version_id = s3.put_object(Bucket=local.data_bucket, Key="probe/versioned.txt", Body=b"x")["VersionId"]
     assert version_id and version_id != "null"
+
+
+def test_local_cloud_strict_auth_holds_each_persona_to_its_policy(local_session: LocalSession, local: Target) -> None:
+    # Given strict auth with one caller per persona (the server is this module's: restored after)
+    from tests.infra.test_personas import MATRIX, PERSONAS
+
+    api = local_session.api
+    assert api is not None
+    saved = (api.strict_auth, api.personas)
+    api.strict_auth, api.personas = True, {f"as-{p.lower()}": p for p in PERSONAS}
+    try:
+        # When each persona calls every route (a body no route accepts: nothing changes)
+        for route, allowed in sorted(MATRIX.items()):
+            method, path = route.split(" ", 1)
+            concrete = path.replace("{name}", "no-such-model").replace("{version}", "1")
+            concrete = concrete.replace("{approval_id}", "no-such-model-1").replace("{request_id}", "no-such-req")
+            for persona in PERSONAS:
+                reply = local.api(method, concrete, None if method == "GET" else [], identity=f"as-{persona.lower()}")
+                refused = reply.status == 403 and reply.body.get("error") == "ACCESS_DENIED"
+                # Then the gateway refuses exactly where the matrix says so
+                assert refused == (persona not in allowed), (persona, route, reply.status, reply.body)
+    finally:
+        api.strict_auth, api.personas = saved

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -9,15 +10,16 @@ from typing import Any
 import pytest
 
 from functions.dal import audit
-from functions.handlers import approval, release
+from functions.handlers import api, approval, release
 from functions.logic import approvals, releases
-from functions.models.approvals import CallerIdentity
+from functions.models.approvals import ApprovalTaskEvent, CallerIdentity
 from functions.models.audit import Actor, model_target
 from functions.models.errors import Conflict, Gone
 from functions.models.registry import VersionStatus as S
 from functions.models.settings import get_settings
 from tests.integration.approval_support import (
     Context,
+    api_event,
     call,
     chain_definition,
     execution_done,
@@ -276,3 +278,87 @@ def test_rollback_route_body_is_described_in_the_openapi_document(stores: Stores
     assert set(body["required"]) == {"reason", "expected_production_version"}
     assert {"expected_canary_version", "to_version"} <= set(body["properties"])
     assert "StaleExpectation" in operation["responses"]["409"]["description"]
+
+
+# -- four-eyes on the person: assumed roles, Identity Center, unknown uploaders ------------------
+ROLE_ARN = "arn:aws:sts::123456789012:assumed-role/{role}/{session}"
+
+
+def _pending(stores: Stores, started_by: str) -> None:
+    """churn v1, started by `started_by`, with a request waiting (a token no workflow holds: the
+    cases below are refused before any callback)."""
+    register(stores, "churn", started_by=started_by)
+    approvals.request_approval(get_settings(), ApprovalTaskEvent(token="token", model="churn", version=1))
+
+
+def _decide_as(role: str, session: str, role_id: str = "AROAEXAMPLEROLEID") -> tuple[int, Any]:
+    event = api_event("POST", "/v1/approvals/churn-1/approve", {"reason": "looks good"})
+    event["requestContext"]["identity"].update(
+        {"userArn": ROLE_ARN.format(role=role, session=session), "caller": f"{role_id}:{session}"}
+    )
+    reply = api.lambda_handler(event, Context())
+    return reply["statusCode"], json.loads(reply["body"])
+
+
+def test_approval_by_the_starters_role_under_another_session_name_is_403(stores: Stores) -> None:
+    # Given a run started as assumed-role/MLOps/alice-1
+    _pending(stores, ROLE_ARN.format(role="MLOps", session="alice-1"))
+    # When the same role approves as session alice-2, Then 403: a role's session name is its caller's choice
+    status, body = _decide_as("MLOps", "alice-2")
+    assert status == 403 and "four-eyes" in body["message"] and "same person" in body["message"]
+    assert approvals.get_request(get_settings(), "churn-1").status == "PENDING"
+
+
+def test_approval_of_an_upload_started_run_by_the_uploaders_role_is_403(stores: Stores) -> None:
+    # Given a run an upload started, its starter the S3 event's principal id of a role session
+    _pending(stores, "AWS:AROAEXAMPLEROLEID:alice-1")
+    status, body = _decide_as("MLOps", "someone-else")
+    assert status == 403 and "four-eyes" in body["message"]
+
+
+def test_approval_by_the_same_identity_center_user_is_403(stores: Stores) -> None:
+    role = "AWSReservedSSO_DataScientist_0123456789abcdef"
+    _pending(stores, ROLE_ARN.format(role=role, session="alice@example.com"))
+    status, body = _decide_as(role, "alice@example.com")
+    assert status == 403 and "four-eyes" in body["message"]
+
+
+@pytest.mark.parametrize("started_by", ["s3:upload", ""])
+def test_approval_of_a_run_whose_starter_is_unknown_is_403(stores: Stores, started_by: str) -> None:
+    # Given an upload-started run whose notification named nobody: nobody can be told apart from it
+    _pending(stores, started_by)
+    status, body = call("POST", "/v1/approvals/churn-1/approve", {"reason": "fine"}, who="alice")
+    assert status == 403 and "unknown" in body["message"]
+    assert approvals.get_request(get_settings(), "churn-1").status == "PENDING"
+
+
+# -- the approvers allow-list; refused decisions are audited and counted -------------------------
+def test_approval_by_a_caller_outside_the_approvers_is_403_audited_and_counted(
+    waiting: str, stores: Stores, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a stack that names bob (and a Cognito group) as the only approvers
+    monkeypatch.setenv("STEPWISE_APPROVERS", "arn:aws:iam::123456789012:user/bob, group:release-approvers")
+    get_settings.cache_clear()
+    # When alice approves, Then 403 naming the rule, the request still pending
+    status, body = call("POST", "/v1/approvals/churn-1/approve", {"reason": "fine"}, who="alice")
+    assert status == 403 and "approvers" in body["message"] and "user/alice" in body["message"]
+    assert approvals.get_request(get_settings(), "churn-1").status == "PENDING"
+    # And the refusal is audited (who, what, why) and counted
+    trail = audit.list_events(stores.metadata_table, target=model_target("churn"))
+    refused = [e for e in trail if e.action == "approval.refused"]
+    assert len(refused) == 1 and refused[0].who.endswith("user/alice") and "approvers" in refused[0].reason
+    assert refused[0].after == {"approval": "churn-1", "decision": "approve"}
+    assert '"DecisionsRefused"' in capsys.readouterr().out
+    # When bob approves, Then it is decided
+    status, body = call("POST", "/v1/approvals/churn-1/approve", {"reason": "fine"}, who="bob")
+    assert status == 200, body
+    wait_for(lambda: execution_done(waiting), "the execution")
+
+
+def test_approval_four_eyes_refusal_is_audited(waiting: str, stores: Stores) -> None:
+    status, _ = call("POST", "/v1/approvals/churn-1/reject", {"reason": "mine"}, who="trainer")
+    assert status == 403
+    trail = audit.list_events(stores.metadata_table, target=model_target("churn"))
+    (refused,) = [e for e in trail if e.action == "approval.refused"]
+    assert refused.who.endswith("user/trainer") and refused.reason.startswith("four-eyes")
+    assert refused.after == {"approval": "churn-1", "decision": "reject"}

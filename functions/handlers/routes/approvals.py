@@ -1,5 +1,6 @@
 """Approval routes. The approver is the caller's identity from requestContext.identity (IAM
-authorization), never a field of the body; a reason is required."""
+authorization), never a field of the body; a reason is required. A refused decision (403) is audited
+(`approval.refused`) and counted (metric DecisionsRefused)."""
 
 from __future__ import annotations
 
@@ -8,15 +9,18 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
+from aws_lambda_powertools.metrics import MetricUnit
 
 from functions.handlers.routes.identity import caller_identity
 from functions.handlers.routes.params import ApprovalId, reply
 from functions.logic import approvals
 from functions.models.approvals import ApprovalList, ApprovalRequest, CallerIdentity, DecisionRequest
+from functions.models.errors import Forbidden
 from functions.models.settings import get_settings
-from functions.observability import logger
+from functions.observability import logger, metrics
 
 router = APIGatewayRouter()
+REFUSED_METRIC = "DecisionsRefused"  # approve/reject answered 403 (an alarm in infra/constructs/personas.py)
 
 
 def caller(r: APIGatewayRouter) -> CallerIdentity:
@@ -34,14 +38,18 @@ def get_approval(approval_id: ApprovalId) -> Response[ApprovalRequest]:
 
 
 def _decide(approval_id: str, approve: bool, request: DecisionRequest) -> Response[ApprovalRequest]:
-    decided = approvals.decide(
-        get_settings(),
-        approval_id,
-        approve=approve,
-        caller=caller(router),
-        reason=request.reason,
-        correlation_id=logger.get_correlation_id() or "",
-    )
+    try:
+        decided = approvals.decide(
+            get_settings(),
+            approval_id,
+            approve=approve,
+            caller=caller(router),
+            reason=request.reason,
+            correlation_id=logger.get_correlation_id() or "",
+        )
+    except Forbidden:  # audited by the use case; counted here (an alarm watches refusals spike)
+        metrics.add_metric(name=REFUSED_METRIC, unit=MetricUnit.Count, value=1)
+        raise
     return reply(decided)
 
 
