@@ -13,9 +13,14 @@ and `reason`. Parts are deterministic: the same chunk, model and options give th
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from functions.models.errors import InvalidInput
+from functions.models.registry import MAX_VERSION, NAME_PATTERN
 
 PREDICTIONS_PREFIX = "predictions/"
 OUTPUT_COLUMNS = ("prediction", "probabilities", "model_version")
@@ -52,3 +57,115 @@ class ChunkCounts(BaseModel):
     scored: int = Field(ge=0)
     rejected: int = Field(ge=0)
     reasons: dict[str, int] = Field(default_factory=dict)
+
+
+# -- jobs --------------------------------------------------------------------------------------------
+# Key layout (metadata table): one item per job
+#     pk=BATCH#<model>  sk=JOB#<job id>   status, version, doc (the BatchJob as JSON)
+# A job id is random, or derived from (model, caller, client token) when the request carries a
+# token: a repeated request with the same token is the same job.
+
+JOB_ID_PATTERN = r"^[0-9a-f]{20}$"
+CLIENT_TOKEN_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
+COLUMN_NAME = Annotated[str, Field(min_length=1, max_length=128)]
+DEFAULT_REJECT_THRESHOLD = 0.01
+
+
+def job_pk(model: str) -> str:
+    return f"BATCH#{model}"
+
+
+def job_sk(job_id: str) -> str:
+    return f"JOB#{job_id}"
+
+
+class DatasetInput(BaseModel):
+    """A validated dataset version as the input."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dataset: str = Field(pattern=NAME_PATTERN, max_length=63)
+    version: int = Field(ge=1, le=MAX_VERSION)
+
+
+class ObjectInput(BaseModel):
+    """An object in the data bucket, under one of the prefixes batch scoring may read."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    uri: str = Field(pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,62}/\S+$", max_length=1100)
+
+
+class BatchRequest(BaseModel):
+    """POST /v1/models/{name}/batch: what to score and with which version (the production version
+    unless `model_version` or `alias` says otherwise)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    input: DatasetInput | ObjectInput
+    model_version: int | None = Field(default=None, ge=1, le=MAX_VERSION)
+    alias: Literal["production", "candidate"] | None = None
+    passthrough: list[COLUMN_NAME] = Field(default_factory=list, max_length=MAX_PASSTHROUGH)
+    capture: bool = False  # also capture the scored rows for monitoring
+    reject_threshold: float = Field(default=DEFAULT_REJECT_THRESHOLD, ge=0, le=1)
+    client_token: str | None = Field(default=None, pattern=CLIENT_TOKEN_PATTERN)
+
+    @model_validator(mode="after")
+    def _one_choice(self) -> BatchRequest:
+        if self.model_version is not None and self.alias is not None:
+            raise ValueError("give model_version or alias, not both")
+        if len(set(self.passthrough)) != len(self.passthrough):
+            raise ValueError("passthrough names a column twice")
+        return self
+
+
+class JobStatus(StrEnum):
+    PENDING = "PENDING"  # recorded; the workflow has not started it yet
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"  # `error` names the typed error, `message` what went wrong
+
+
+class InputRef(BaseModel):
+    """The exact object a job reads (its version pinned when the job was created)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    bucket: str
+    key: str
+    version_id: str = ""
+    size_bytes: int = Field(ge=0)
+    format: Literal["parquet", "csv", "jsonl"]
+    dataset: str = ""  # when the input is a dataset version
+    dataset_version: int = Field(default=0, ge=0)
+    sha256: str = ""  # a dataset version's recorded sha256
+
+
+class BatchJob(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    job_id: str = Field(pattern=JOB_ID_PATTERN)
+    model: str = Field(pattern=NAME_PATTERN)
+    version: int = Field(ge=1)  # resolved once, when the job was created
+    artifact_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    status: JobStatus
+    input: InputRef
+    passthrough: list[str] = Field(default_factory=list)
+    capture: bool = False
+    reject_threshold: float = Field(default=DEFAULT_REJECT_THRESHOLD, ge=0, le=1)
+    client_token: str | None = None
+    request_sha256: str = ""  # of the request as given: a repeated token with another body is refused
+    requested_by: str = Field(min_length=1, max_length=2048)
+    requested_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    output_prefix: str
+    chunks_total: int = Field(default=0, ge=0)
+    chunks_done: int = Field(default=0, ge=0)
+    rows: int = Field(default=0, ge=0)
+    scored: int = Field(default=0, ge=0)
+    rejected: int = Field(default=0, ge=0)
+    execution_arn: str = ""
+    error: str = ""
+    message: str = Field(default="", max_length=4096)
+    joined: bool = False  # in a reply: a repeated request (same client token) joined this job
