@@ -169,3 +169,62 @@ class BatchJob(BaseModel):
     error: str = ""
     message: str = Field(default="", max_length=4096)
     joined: bool = False  # in a reply: a repeated request (same client token) joined this job
+
+
+class ChunkTask(BaseModel):
+    """One item of the workflow's map: a chunk of a job's input."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(pattern=NAME_PATTERN)
+    job_id: str = Field(pattern=JOB_ID_PATTERN)
+    index: int = Field(ge=0)
+    start: int = Field(default=0, ge=0)
+    end: int = Field(default=0, ge=0)
+    row_groups: list[int] = Field(default_factory=list)
+
+
+class PartRef(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    key: str
+    rows: int = Field(ge=0)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    size_bytes: int = Field(ge=0)
+
+
+class ChunkReport(BaseModel):
+    """What a scored chunk wrote (stored beside its part, read by the finish step)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    counts: ChunkCounts
+    part: PartRef
+    rejects: PartRef | None = None
+    version: int = Field(ge=1)
+    artifact_sha256: str
+
+
+class Manifest(BaseModel):
+    """`_manifest.json` of a job that succeeded."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    job_id: str
+    model: str
+    version: int
+    artifact_sha256: str
+    input: InputRef
+    requested_by: str
+    started_at: datetime | None
+    finished_at: datetime
+    rows: int
+    scored: int
+    rejected: int
+    reasons: dict[str, int]
+    parts: list[PartRef]
+    rejects: list[PartRef]
+
+
+def report_key(model: str, job: str, chunk: int) -> str:
+    return f"{PREDICTIONS_PREFIX}{model}/{job}/_chunks/part-{chunk:05d}.json"

@@ -56,7 +56,7 @@ def machine(stores: Stores, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 
 def _table(rows: int = 120) -> pa.Table:
     trained = breast_cancer_classifier()
-    x = trained.x[:rows]
+    x = np.resize(trained.x, (rows, trained.x.shape[1]))  # the 569 rows, repeated as needed
     columns = {f.name: pa.array(x[:, i]) for i, f in enumerate(trained.features)}
     return pa.table(columns | {"customer": pa.array([f"c{i}" for i in range(rows)])})
 
