@@ -27,10 +27,13 @@ from functions.models.batch import BatchRequest, ChunkTask, JobStatus, manifest_
 from functions.models.errors import StoreUnavailable
 from functions.models.settings import get_settings
 from tests import faults
+from tests.integration import test_batch_api as api_tests
 from tests.integration.conftest import Stores
-from tests.integration.test_batch_api import _table, _upload, machine, served  # noqa: F401
 from tests.integration.test_predict_support import NAME, breast_cancer_classifier, put_model, put_version
 
+machine = api_tests.machine  # the stand-in workflow and the production version, as the route tests have them
+served = api_tests.served
+_table, _upload = api_tests._table, api_tests._upload
 ALICE = Actor(identity="arn:aws:iam::123456789012:user/alice", correlation_id="c-1")
 CHUNK_BYTES = 20_000
 
