@@ -8,6 +8,9 @@ candidate) version, or a retired/rejected version 409; an input outside the data
 prefixes 403; an unknown dataset version or missing object 404; an unreadable input or one lacking
 columns 400. Idempotency: a request with a `client_token` is one job per (model, caller, token); a
 repeat with the same body answers that job (`joined`), with another body 409.
+
+Imports no pyarrow, numpy or ONNX Runtime at module level: the API function (base layer) runs this
+module; reading the input's footer or header (`check_input`) imports the chunk scorer's readers.
 """
 
 from __future__ import annotations
@@ -21,8 +24,6 @@ from functions.dal import batch_jobs as store
 from functions.dal import datasets as datasets_dal
 from functions.dal import registry as registry_dal
 from functions.dal import workflow
-from functions.logic import batch
-from functions.logic.validation_files import detect_format
 from functions.models.audit import Actor, AuditEvent, model_target
 from functions.models.batch import (
     PREDICTIONS_PREFIX,
@@ -76,6 +77,8 @@ def resolve_version(settings: Settings, model: str, request: BatchRequest) -> Mo
 def resolve_input(settings: Settings, request: BatchRequest) -> InputRef:
     """The exact object the job reads: a dataset version's validated object, or an object under the
     allowed prefixes of the data bucket, its current version pinned."""
+    from functions.logic.validation_files import detect_format
+
     given = request.input
     if isinstance(given, DatasetInput):
         record = datasets_dal.get_version(settings.metadata_table, given.dataset, given.version)
@@ -112,6 +115,8 @@ def resolve_input(settings: Settings, request: BatchRequest) -> InputRef:
 def check_input(ref: InputRef, version: ModelVersion, passthrough: list[str]) -> None:
     """BatchInputInvalid unless the input reads and carries the columns the job needs (Parquet
     footer, CSV header; JSON Lines rows are checked as they are scored)."""
+    from functions.logic import batch
+
     if ref.size_bytes == 0:
         raise BatchInputInvalid(f"s3://{ref.bucket}/{ref.key}: empty file (0 bytes)")
     source = objects.S3RangeSource(ref.bucket, ref.key, ref.version_id, ref.size_bytes)
