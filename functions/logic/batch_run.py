@@ -143,7 +143,11 @@ def failed_chunks(settings: Settings, model: str, job_id: str) -> list[int]:
 
 
 def finish_job(settings: Settings, model: str, job_id: str, now: datetime | None = None) -> BatchJob:
+    """Conclude the job from its chunks' reports; a job that already succeeded is returned as it is
+    (a repeated finish rewrites neither its manifest nor its record)."""
     job = _job(settings, model, job_id)
+    if job.status is JobStatus.SUCCEEDED:
+        return job
     now = now or datetime.now(UTC)
     reports, missing = _reports(settings, job)
     rows = sum(r.counts.rows for r in reports)

@@ -101,7 +101,9 @@ def test_a_multi_chunk_job_scores_every_row_as_predict_does_and_its_manifest_mat
     assert manifest["rows"] == 300 and len(manifest["parts"]) == len(tasks)
     for part in manifest["parts"]:
         assert hashlib.sha256(_get(served, part["key"])).hexdigest() == part["sha256"]
-    # And the start and the finish are audited
+    # And a repeated finish (the workflow's retry) changes nothing; the start and the finish are audited once
+    assert batch_run.finish_job(get_settings(), NAME, job_id) == done
+    assert json.loads(_get(served, manifest_key(NAME, job_id))) == manifest
     events = audit_dal.list_events(served.metadata_table, target=model_target(NAME))
     assert sorted(e.action for e in events if e.action.startswith("batch.")) == ["batch.finish", "batch.start"]
 
