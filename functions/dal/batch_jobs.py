@@ -58,3 +58,23 @@ def replace(table: str, job: BatchJob, event: AuditEvent | None = None) -> None:
         client("dynamodb").transact_write_items(TransactItems=items)
     except (ClientError, BotoCoreError) as exc:
         raise store_error(exc, "batch job update") from exc
+
+
+def list_jobs(table: str, model: str) -> list[BatchJob]:
+    """Every job of the model (every page of its partition), newest first."""
+    jobs: list[BatchJob] = []
+    kwargs: dict[str, Any] = {
+        "TableName": table,
+        "KeyConditionExpression": "pk = :p AND begins_with(sk, :j)",
+        "ExpressionAttributeValues": {":p": {"S": job_pk(model)}, ":j": {"S": "JOB#"}},
+    }
+    try:
+        while True:
+            reply = client("dynamodb").query(**kwargs)
+            jobs += [BatchJob.model_validate_json(i["doc"]["S"]) for i in reply.get("Items", [])]
+            if "LastEvaluatedKey" not in reply:
+                break
+            kwargs["ExclusiveStartKey"] = reply["LastEvaluatedKey"]
+    except (ClientError, BotoCoreError) as exc:
+        raise store_error(exc, "batch job list") from exc
+    return sorted(jobs, key=lambda j: j.requested_at, reverse=True)

@@ -17,8 +17,14 @@
 
 from __future__ import annotations
 
+import io
 from collections import Counter
 from datetime import UTC, datetime
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from functions.dal import artifacts as objects
 from functions.dal import batch_jobs as store
@@ -41,7 +47,7 @@ from functions.models.batch import (
     rejects_key,
     report_key,
 )
-from functions.models.errors import IntegrityError, NotFound
+from functions.models.errors import Conflict, IntegrityError, InvalidInput, NotFound
 from functions.models.settings import Settings
 from functions.observability import logger
 
@@ -208,3 +214,42 @@ def _fail(settings: Settings, job: BatchJob, error: str, message: str, *, now: d
     event = AuditEvent.of(_actor(job), FINISH_ACTION, model_target(job.model), version=job.version, after=summary)
     store.replace(settings.metadata_table, failed, event)
     return failed
+
+
+# -- records: lineage and explain ------------------------------------------------------------------
+
+
+def jobs_of(settings: Settings, model: str, version: int | None = None) -> list[BatchJob]:
+    """The model's batch jobs, newest first (only those that scored with `version` when given):
+    what `stepwise jobs` lists and what a version's lineage names."""
+    jobs = store.list_jobs(settings.metadata_table, model)
+    return [j for j in jobs if version is None or j.version == version]
+
+
+def explain_row(settings: Settings, model: str, job_id: str, column: str, value: str) -> dict[str, Any]:
+    """The scored row(s) of a job whose pass-through `column` equals `value` (compared as text),
+    with what scored them: the version, its artifact sha256, the input object and the part read."""
+    job = _job(settings, model, job_id)
+    if column not in job.passthrough:
+        raise InvalidInput(f"job {job_id} passed through {job.passthrough}, not {column!r}")
+    if job.status is not JobStatus.SUCCEEDED:
+        raise Conflict(f"job {job_id} is {job.status.value}: it has no manifest to explain from")
+    manifest = Manifest.model_validate_json(
+        objects.get_object(settings.data_bucket, manifest_key(job.model, job.job_id))
+    )
+    rows: list[dict[str, Any]] = []
+    for part in manifest.parts:
+        data = objects.get_verified(settings.data_bucket, part.key, part.sha256, what=f"part {part.key}")
+        table = pq.read_table(io.BytesIO(data))
+        found = table.filter(pc.equal(table.column(column).cast(pa.string()), value))
+        rows += [row | {"part": part.key} for row in found.to_pylist()]
+    if not rows:
+        raise NotFound(f"job {job_id} scored no row whose {column!r} is {value!r}")
+    return {
+        "job_id": job.job_id,
+        "model": job.model,
+        "version": job.version,
+        "artifact_sha256": job.artifact_sha256,
+        "input": job.input.model_dump(),
+        "rows": rows,
+    }

@@ -24,7 +24,7 @@ from functions.logic import batch_jobs, batch_run
 from functions.logic.serving import ModelCache, Serving
 from functions.models.audit import Actor, model_target
 from functions.models.batch import BatchRequest, ChunkTask, JobStatus, manifest_key
-from functions.models.errors import StoreUnavailable
+from functions.models.errors import NotFound, StoreUnavailable
 from functions.models.settings import get_settings
 from tests import faults
 from tests.integration import test_batch_api as api_tests
@@ -106,6 +106,15 @@ def test_a_multi_chunk_job_scores_every_row_as_predict_does_and_its_manifest_mat
     assert json.loads(_get(served, manifest_key(NAME, job_id))) == manifest
     events = audit_dal.list_events(served.metadata_table, target=model_target(NAME))
     assert sorted(e.action for e in events if e.action.startswith("batch.")) == ["batch.finish", "batch.start"]
+    # And the version's jobs name this one, and a row is explained by its pass-through id
+    assert [j.job_id for j in batch_run.jobs_of(get_settings(), NAME, 1)] == [job_id]
+    assert batch_run.jobs_of(get_settings(), NAME, 2) == []
+    explained = batch_run.explain_row(get_settings(), NAME, job_id, "customer", "c7")
+    (row,) = explained["rows"]
+    assert explained["version"] == 1 and explained["artifact_sha256"] == done.artifact_sha256
+    assert row["prediction"] == reply.predictions[7] and row["probabilities"] == reply.probabilities[7]
+    with pytest.raises(NotFound):
+        batch_run.explain_row(get_settings(), NAME, job_id, "customer", "nobody")
 
 
 def test_a_chunk_that_fails_transiently_is_retried_with_identical_bytes(served: Stores) -> None:
