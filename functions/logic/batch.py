@@ -12,8 +12,10 @@ Lines row the reader cannot parse (wrong field count, a value not of the column'
 is `unparseable`. A row is rejected for its first failing feature, in feature order.
 
 Memory: Parquet chunks are read, scored and written one row group at a time; a text chunk is read
-whole (its byte range). A malformed text chunk is re-read in halves until each bad row stands
-alone, so k bad rows cost about k * log2(rows) small reads; clean chunks are read once.
+whole (its byte range). As in validation, a CSV chunk is cut at newlines, so quoted fields holding
+newlines are not supported in files scored in several chunks. A malformed text chunk is re-read in
+halves until each bad row stands alone, so k bad rows cost about k * log2(rows) small reads; clean
+chunks are read once.
 
 Nothing here knows S3 or Lambda: bytes come from a `ByteSource`, parts are returned as bytes.
 """

@@ -10,7 +10,8 @@ columns 400. Idempotency: a request with a `client_token` is one job per (model,
 repeat with the same body answers that job (`joined`), with another body 409.
 
 Imports no pyarrow, numpy or ONNX Runtime at module level: the API function (base layer) runs this
-module; reading the input's footer or header (`check_input`) imports the chunk scorer's readers.
+module; reading the input's footer or header (`check_input`) imports the chunk scorer's readers, so
+the function that answers the batch route needs pyarrow (the data layer) to call it.
 """
 
 from __future__ import annotations
