@@ -204,3 +204,27 @@ class OnnxModel:
         # a tensor [N, n_classes], or a ZipMap: a list of {class: probability}
         probabilities = raw.tolist() if isinstance(raw, np.ndarray) else [list(m.values()) for m in raw]
         return predictions, probabilities
+
+    # -- scoring whole columns (batch) -------------------------------------------------------
+    def array_feeds(self, columns: list[np.ndarray]) -> dict[str, Any]:
+        """The session's inputs from whole columns, one per feature in feature order, already
+        converted as `feeds` converts row values (numbers with null -> NaN, text with null -> "",
+        timestamps as epoch seconds): the same tensors the row path builds for the same rows."""
+        if self.matrix_input is not None:
+            return {self.matrix_input: np.column_stack(columns).astype(self.matrix_dtype, copy=False)}
+        return {
+            name: column.astype(self.column_dtypes[name], copy=False).reshape(-1, 1)
+            for name, column in zip(self.input_names, columns, strict=True)
+        }
+
+    def score_arrays(self, columns: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
+        """(predictions [N], probabilities [N, n_classes] float32 or None) for whole columns."""
+        outputs = self.session.run(self.output_names, self.array_feeds(columns))
+        first = outputs[0]
+        predictions = first.ravel() if first.ndim > 1 else first
+        if not self.classifier:
+            return predictions, None
+        raw = outputs[1]
+        if not isinstance(raw, np.ndarray):  # a ZipMap: a list of {class: probability}
+            raw = np.array([list(m.values()) for m in raw], dtype=np.float32)
+        return predictions, raw

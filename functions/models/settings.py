@@ -53,6 +53,9 @@ class Settings(BaseModel):
     audit_archive_bucket: str = Field("", alias="STEPWISE_AUDIT_ARCHIVE_BUCKET")  # Object Lock (governance)
     audit_export_function: str = Field("", alias="STEPWISE_AUDIT_EXPORT_FUNCTION")  # the on-demand export route
     reproduce_function: str = Field("", alias="STEPWISE_REPRODUCE_FUNCTION")  # the reproduce route's worker
+    # batch scoring: the workflow the batch route starts, and the data bucket prefixes it may read
+    batch_state_machine_arn: str = Field("", alias="STEPWISE_BATCH_SM_ARN")
+    batch_input_prefixes: str = Field("validated/,raw/", alias="STEPWISE_BATCH_INPUT_PREFIXES")
     # monitoring: the drift Lambda the API's drift route invokes
     drift_function_name: str = Field("", alias="STEPWISE_DRIFT_FUNCTION")
 

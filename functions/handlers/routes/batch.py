@@ -1,0 +1,45 @@
+"""Batch scoring routes (IAM-authorized).
+
+POST /v1/models/{name}/batch        {"input": {"dataset", "version"} | {"uri"}, "model_version"?,
+                                    "alias"?, "passthrough"?, "capture"?, "reject_threshold"?,
+                                    "client_token"?}: 202 with the job (its id, the version and
+                                    artifact sha256 it scores with, the output prefix)
+GET  /v1/models/{name}/batch/{job}  the job: status, chunks, rows, errors
+Who asks is the caller's identity (requestContext), never a field of the body. The API function
+includes this router once the batch construct (the workflow, the routes in the template, the API
+function's grants) is deployed; until then tests/integration/test_batch_api.py drives it.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path
+from aws_lambda_powertools.event_handler.router import APIGatewayRouter
+
+from functions.handlers.routes.approvals import caller
+from functions.handlers.routes.params import Name, reply
+from functions.logic import batch_jobs
+from functions.models.audit import Actor
+from functions.models.batch import JOB_ID_PATTERN, BatchJob, BatchRequest
+from functions.models.errors import Forbidden
+from functions.models.settings import get_settings
+from functions.observability import logger
+
+router = APIGatewayRouter()
+JobId = Annotated[str, Path(pattern=JOB_ID_PATTERN, max_length=20, description="a batch job id")]
+
+
+@router.post("/v1/models/<name>/batch")
+def start_batch(name: Name, request: Annotated[BatchRequest, Body()]) -> Response[BatchJob]:
+    who = caller(router).principal
+    if not who:
+        raise Forbidden("no caller identity: batch scoring needs an IAM-authorized caller")
+    actor = Actor(identity=who, correlation_id=logger.get_correlation_id() or "")
+    return reply(batch_jobs.request_batch(get_settings(), name, request, actor), 202)
+
+
+@router.get("/v1/models/<name>/batch/<job>")
+def get_batch(name: Name, job: JobId) -> Response[BatchJob]:
+    return reply(batch_jobs.get_job(get_settings(), name, job))

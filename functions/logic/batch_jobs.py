@@ -1,0 +1,213 @@
+"""Batch jobs: the API's side. `request_batch` resolves the model version once (production unless the
+request names a version or alias) with its artifact's sha256, pins the input object's version,
+checks the input can be scored (format, the feature and pass-through columns), stores the job with
+its audit event and starts the batch workflow, named after the job (a repeated start is a no-op).
+
+Refusals, each before anything is written: unknown model or version 404; no production (or
+candidate) version, or a retired/rejected version 409; an input outside the data bucket's allowed
+prefixes 403; an unknown dataset version or missing object 404; an unreadable input or one lacking
+columns 400. Idempotency: a request with a `client_token` is one job per (model, caller, token); a
+repeat with the same body answers that job (`joined`), with another body 409.
+
+Imports no pyarrow, numpy or ONNX Runtime at module level: the API function (base layer) runs this
+module; reading the input's footer or header (`check_input`) imports the chunk scorer's readers, so
+the function that answers the batch route needs pyarrow (the data layer) to call it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from datetime import UTC, datetime
+
+from functions.dal import artifacts as objects
+from functions.dal import batch_jobs as store
+from functions.dal import datasets as datasets_dal
+from functions.dal import registry as registry_dal
+from functions.dal import workflow
+from functions.models.audit import Actor, AuditEvent, model_target
+from functions.models.batch import (
+    PREDICTIONS_PREFIX,
+    BatchInputInvalid,
+    BatchJob,
+    BatchRequest,
+    DatasetInput,
+    InputRef,
+    JobStatus,
+)
+from functions.models.errors import Conflict, Forbidden, InvalidInput, NotFound, StepwiseError, StoreUnavailable
+from functions.models.registry import ModelVersion, VersionStatus
+from functions.models.settings import Settings
+from functions.observability import logger
+
+START_ACTION = "batch.start"
+FINISH_ACTION = "batch.finish"
+NOT_SCORED = (VersionStatus.RETIRED, VersionStatus.REJECTED)
+
+
+def allowed_prefixes(settings: Settings) -> list[str]:
+    return [p.strip() for p in settings.batch_input_prefixes.split(",") if p.strip()]
+
+
+def resolve_version(settings: Settings, model: str, request: BatchRequest) -> ModelVersion:
+    """The version the job scores with, resolved once."""
+    record = registry_dal.get_model(settings.registry_table, model)
+    if record is None:
+        raise NotFound(f"no model named {model!r}")
+    if request.model_version is not None:
+        number: int | None = request.model_version
+    elif request.alias == "candidate":
+        number = record.candidate_version
+        if number is None:
+            raise Conflict(f"{model} has no candidate version; name a version with model_version")
+    else:
+        number = record.production_version
+        if number is None:
+            raise Conflict(f"{model} has no production version; name a version with model_version")
+    assert number is not None
+    version = registry_dal.get_version(settings.registry_table, model, number)
+    if version is None:
+        raise NotFound(f"{model} has no version {number}")
+    if version.status in NOT_SCORED:
+        raise Conflict(f"{model} v{number} is {version.status.value}: it scores nothing")
+    if "onnx" not in version.artifacts:
+        raise Conflict(f"{model} v{number} has no ONNX artifact")
+    return version
+
+
+def resolve_input(settings: Settings, request: BatchRequest) -> InputRef:
+    """The exact object the job reads: a dataset version's validated object, or an object under the
+    allowed prefixes of the data bucket, its current version pinned."""
+    from functions.logic.validation_files import detect_format
+
+    given = request.input
+    if isinstance(given, DatasetInput):
+        record = datasets_dal.get_version(settings.metadata_table, given.dataset, given.version)
+        info = objects.head_object(record.bucket, record.key, record.version_id)
+        fmt = record.format or detect_format(record.key, b"")
+        if fmt is None:
+            raise BatchInputInvalid(f"{given.dataset}@{given.version}: unknown file format")
+        return InputRef(
+            bucket=record.bucket,
+            key=record.key,
+            version_id=record.version_id,
+            size_bytes=info.size,
+            format=fmt,
+            dataset=given.dataset,
+            dataset_version=given.version,
+            sha256=record.sha256,
+        )
+    bucket, key = objects.split_uri(given.uri)
+    prefixes = allowed_prefixes(settings)
+    inside = bucket == settings.data_bucket and any(key.startswith(p) for p in prefixes)
+    if not inside or ".." in key.split("/") or key.startswith(PREDICTIONS_PREFIX):
+        where = ", ".join(f"s3://{settings.data_bucket}/{p}" for p in prefixes)
+        raise Forbidden(f"{given.uri} is outside what batch scoring may read ({where})")
+    info = objects.head_object(bucket, key)
+    if info.size == 0:
+        raise BatchInputInvalid(f"{given.uri}: empty file (0 bytes)")
+    source = objects.S3RangeSource(bucket, key, info.version_id, info.size)
+    detected = detect_format(key, source.read(0, min(4, info.size)))
+    if detected is None:
+        raise BatchInputInvalid(f"{given.uri}: unsupported format: use .parquet, .csv or .jsonl")
+    return InputRef(bucket=bucket, key=key, version_id=info.version_id, size_bytes=info.size, format=detected)
+
+
+def check_input(ref: InputRef, version: ModelVersion, passthrough: list[str]) -> None:
+    """BatchInputInvalid unless the input reads and carries the columns the job needs (Parquet
+    footer, CSV header; JSON Lines rows are checked as they are scored)."""
+    from functions.logic import batch
+
+    if ref.size_bytes == 0:
+        raise BatchInputInvalid(f"s3://{ref.bucket}/{ref.key}: empty file (0 bytes)")
+    source = objects.S3RangeSource(ref.bucket, ref.key, ref.version_id, ref.size_bytes)
+    columns = batch.input_columns(source, ref.format)
+    if columns is not None:
+        batch.check_columns(columns, version.features, passthrough, what=f"{version.model} v{version.version}")
+
+
+def job_id_for(model: str, who: str, token: str | None) -> str:
+    if token is None:
+        return uuid.uuid4().hex[:20]
+    return hashlib.sha256(f"{model}\n{who}\n{token}".encode()).hexdigest()[:20]
+
+
+def request_batch(
+    settings: Settings, model: str, request: BatchRequest, actor: Actor, now: datetime | None = None
+) -> BatchJob:
+    version = resolve_version(settings, model, request)
+    ref = resolve_input(settings, request)
+    check_input(ref, version, list(request.passthrough))
+    if not settings.batch_state_machine_arn:
+        raise InvalidInput("batch scoring is not deployed (STEPWISE_BATCH_SM_ARN is unset)")
+    now = now or datetime.now(UTC)
+    job_id = job_id_for(model, actor.identity, request.client_token)
+    job = BatchJob(
+        job_id=job_id,
+        model=model,
+        version=version.version,
+        artifact_sha256=version.artifacts["onnx"].sha256,
+        status=JobStatus.PENDING,
+        input=ref,
+        passthrough=list(request.passthrough),
+        capture=request.capture,
+        reject_threshold=request.reject_threshold,
+        client_token=request.client_token,
+        request_sha256=hashlib.sha256(request.model_dump_json().encode()).hexdigest(),
+        requested_by=actor.identity,
+        requested_at=now,
+        output_prefix=f"s3://{settings.data_bucket}/{PREDICTIONS_PREFIX}{model}/{job_id}/",
+    )
+    event = AuditEvent.of(
+        actor,
+        START_ACTION,
+        model_target(model),
+        version=version.version,
+        after={
+            "job_id": job_id,
+            "artifact_sha256": job.artifact_sha256,
+            "input": f"s3://{ref.bucket}/{ref.key}",
+            "input_version_id": ref.version_id,
+        },
+    )
+    joined = False
+    try:
+        store.create(settings.metadata_table, job, event)
+    except Conflict:
+        existing = store.get(settings.metadata_table, model, job_id)
+        if existing is None or existing.request_sha256 != job.request_sha256:
+            raise Conflict(
+                f"client token {request.client_token!r} was used for another batch request; give this one its own"
+            ) from None
+        if existing.execution_arn:
+            return existing.model_copy(update={"joined": True})
+        # stored, but its workflow did not start (a lost reply, a failed start): start it now
+        joined = True
+        job = existing.model_copy(update={"status": JobStatus.PENDING, "error": "", "message": ""})
+    return _start(settings, job).model_copy(update={"joined": joined})
+
+
+def _start(settings: Settings, job: BatchJob) -> BatchJob:
+    payload = {"job_id": job.job_id, "model": job.model}
+    try:
+        arn, _ = workflow.start_execution(settings.batch_state_machine_arn, job.job_id, payload)
+    except StoreUnavailable as exc:
+        failure = {"status": JobStatus.FAILED, "error": type(exc).__name__, "message": exc.message}
+        failed = job.model_copy(update=failure)
+        try:
+            store.replace(settings.metadata_table, failed)
+        except StepwiseError:
+            logger.warning("could not record the unstarted batch job as failed", extra={"job_id": job.job_id})
+        raise
+    started = job.model_copy(update={"execution_arn": arn})
+    store.replace(settings.metadata_table, started)
+    return started
+
+
+def get_job(settings: Settings, model: str, job_id: str) -> BatchJob:
+    if registry_dal.get_model(settings.registry_table, model) is None:
+        raise NotFound(f"no model named {model!r}")
+    job = store.get(settings.metadata_table, model, job_id)
+    if job is None:
+        raise NotFound(f"{model} has no batch job {job_id}")
+    return job

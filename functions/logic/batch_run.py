@@ -1,0 +1,255 @@
+"""Batch jobs: the workflow's side, three steps (plan -> one `run_chunk` per chunk -> finish).
+
+- `plan_job` plans the pinned input object into chunks (validation's planner) and marks the job
+  RUNNING; an input that cannot be planned fails the job with the reason.
+- `run_chunk` loads the job's version through serving's model cache (sha256 verified) and refuses
+  it unless its artifact is the sha256 the job pinned, so every chunk scores with the same bytes
+  whatever production became meanwhile; it writes the chunk's part, its rejects part when rows did
+  not fit, and a small report beside them. The part is deterministic, so a retried chunk
+  overwrites its own part with the same bytes.
+- `finish_job` reads every chunk's report: a missing one fails the job naming the chunks to run
+  again (`failed_chunks`, then `finish_job` again: only those are scored); a reject share above
+  the job's threshold fails it with the counts per reason and where the rejects are; otherwise
+  it writes `_manifest.json` (parts and rejects with rows and sha256, version and artifact sha256,
+  the input object version, who started it, start and end) and the job SUCCEEDS. Either outcome is
+  audited as `batch.finish`.
+"""
+
+from __future__ import annotations
+
+import io
+from collections import Counter
+from datetime import UTC, datetime
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from functions.dal import artifacts as objects
+from functions.dal import batch_jobs as store
+from functions.logic import batch
+from functions.logic.batch_jobs import FINISH_ACTION
+from functions.logic.serving import ModelCache
+from functions.logic.serving_runtime import OnnxModel
+from functions.logic.validation_files import Chunk
+from functions.models.audit import Actor, AuditEvent, model_target
+from functions.models.batch import (
+    BatchInputInvalid,
+    BatchJob,
+    ChunkReport,
+    ChunkTask,
+    JobStatus,
+    Manifest,
+    PartRef,
+    manifest_key,
+    part_key,
+    rejects_key,
+    report_key,
+)
+from functions.models.errors import Conflict, IntegrityError, InvalidInput, NotFound
+from functions.models.settings import Settings
+from functions.observability import logger
+
+DEFAULT_CHUNK_BYTES = 128 * 1024**2
+
+
+def _job(settings: Settings, model: str, job_id: str) -> BatchJob:
+    job = store.get(settings.metadata_table, model, job_id)
+    if job is None:
+        raise NotFound(f"{model} has no batch job {job_id}")
+    return job
+
+
+def _source(job: BatchJob) -> objects.S3RangeSource:
+    ref = job.input
+    return objects.S3RangeSource(ref.bucket, ref.key, ref.version_id, ref.size_bytes)
+
+
+def _actor(job: BatchJob) -> Actor:
+    return Actor(identity=f"batch:{job.job_id}", correlation_id=logger.get_correlation_id() or "")
+
+
+def plan_job(
+    settings: Settings, model: str, job_id: str, *, chunk_bytes: int = DEFAULT_CHUNK_BYTES, now: datetime | None = None
+) -> list[ChunkTask]:
+    job = _job(settings, model, job_id)
+    try:
+        _, chunks = batch.plan(_source(job), job.input.key, chunk_bytes)
+    except BatchInputInvalid as exc:
+        _fail(settings, job, "BatchInputInvalid", exc.message, now=now)
+        raise
+    running = job.model_copy(
+        update={"status": JobStatus.RUNNING, "started_at": now or datetime.now(UTC), "chunks_total": len(chunks)}
+    )
+    store.replace(settings.metadata_table, running)
+    return [
+        ChunkTask(model=model, job_id=job_id, index=c.index, start=c.start, end=c.end, row_groups=list(c.row_groups))
+        for c in chunks
+    ]
+
+
+def pinned_model(models: ModelCache, job: BatchJob) -> OnnxModel:
+    """The job's version, loaded and verified; IntegrityError unless its artifact is the one pinned."""
+    model, _ = models.get(job.model, job.version)
+    recorded = model.version.artifacts["onnx"].sha256
+    if recorded != job.artifact_sha256:
+        raise IntegrityError(
+            f"{job.model} v{job.version} now records artifact sha256 {recorded}, the job pinned {job.artifact_sha256}"
+        )
+    return model
+
+
+def run_chunk(settings: Settings, task: ChunkTask, models: ModelCache) -> ChunkReport:
+    job = _job(settings, task.model, task.job_id)
+    model = pinned_model(models, job)
+    chunk = Chunk(index=task.index, start=task.start, end=task.end, row_groups=tuple(task.row_groups))
+    part, rejects, counts = batch.score_chunk(model, _source(job), job.input.format, chunk, job.passthrough)
+    bucket = settings.data_bucket
+    key = part_key(job.model, job.job_id, task.index)
+    objects.put_bytes(bucket, key, part)
+    rejected = None
+    if rejects is not None:
+        reject_key = rejects_key(job.model, job.job_id, task.index)
+        objects.put_bytes(bucket, reject_key, rejects)
+        rejected = PartRef(
+            key=reject_key, rows=counts.rejected, sha256=objects.sha256_hex(rejects), size_bytes=len(rejects)
+        )
+    report = ChunkReport(
+        counts=counts,
+        part=PartRef(key=key, rows=counts.scored, sha256=objects.sha256_hex(part), size_bytes=len(part)),
+        rejects=rejected,
+        version=job.version,
+        artifact_sha256=job.artifact_sha256,
+    )
+    objects.put_json(bucket, report_key(job.model, job.job_id, task.index), report.model_dump_json())
+    return report
+
+
+def _reports(settings: Settings, job: BatchJob) -> tuple[list[ChunkReport], list[int]]:
+    found: list[ChunkReport] = []
+    missing: list[int] = []
+    for index in range(job.chunks_total):
+        try:
+            data = objects.get_object(settings.data_bucket, report_key(job.model, job.job_id, index))
+        except NotFound:
+            missing.append(index)
+            continue
+        report = ChunkReport.model_validate_json(data)
+        if report.artifact_sha256 != job.artifact_sha256:  # written by another job's version: not this job's
+            missing.append(index)
+            continue
+        found.append(report)
+    return found, missing
+
+
+def failed_chunks(settings: Settings, model: str, job_id: str) -> list[int]:
+    """The chunks of the job with no report: what a resumed job scores (the others are done)."""
+    return _reports(settings, _job(settings, model, job_id))[1]
+
+
+def finish_job(settings: Settings, model: str, job_id: str, now: datetime | None = None) -> BatchJob:
+    """Conclude the job from its chunks' reports; a job that already succeeded is returned as it is
+    (a repeated finish rewrites neither its manifest nor its record)."""
+    job = _job(settings, model, job_id)
+    if job.status is JobStatus.SUCCEEDED:
+        return job
+    now = now or datetime.now(UTC)
+    reports, missing = _reports(settings, job)
+    rows = sum(r.counts.rows for r in reports)
+    scored = sum(r.counts.scored for r in reports)
+    rejected = sum(r.counts.rejected for r in reports)
+    reasons: Counter[str] = Counter()
+    for r in reports:
+        reasons.update(r.counts.reasons)
+    counted = job.model_copy(update={"chunks_done": len(reports), "rows": rows, "scored": scored, "rejected": rejected})
+    if missing:
+        shown = missing[:20]
+        more = f" and {len(missing) - len(shown)} more" if len(missing) > len(shown) else ""
+        message = f"chunk(s) {shown}{more} of {job.chunks_total} were not scored; resume the job to score only those"
+        return _fail(settings, counted, "ChunksFailed", message, now=now)
+    share = rejected / rows if rows else 0.0
+    if share > job.reject_threshold:
+        worst = ", ".join(f"{reason}: {count}" for reason, count in reasons.most_common(5))
+        message = (
+            f"{rejected} of {rows} rows ({share:.2%}) do not fit {job.model} v{job.version}'s input contract, "
+            f"above the job's threshold of {job.reject_threshold:.2%} ({worst}); the rejects with each row's reason "
+            f"are under {job.output_prefix}rejects/"
+        )
+        return _fail(settings, counted, "RejectShareExceeded", message, now=now)
+    manifest = Manifest(
+        job_id=job.job_id,
+        model=job.model,
+        version=job.version,
+        artifact_sha256=job.artifact_sha256,
+        input=job.input,
+        requested_by=job.requested_by,
+        started_at=job.started_at,
+        finished_at=now,
+        rows=rows,
+        scored=scored,
+        rejected=rejected,
+        reasons=dict(sorted(reasons.items())),
+        parts=[r.part for r in reports],
+        rejects=[r.rejects for r in reports if r.rejects is not None],
+    )
+    objects.put_json(settings.data_bucket, manifest_key(job.model, job.job_id), manifest.model_dump_json(indent=1))
+    done = counted.model_copy(update={"status": JobStatus.SUCCEEDED, "finished_at": now, "error": "", "message": ""})
+    summary = {"job_id": job.job_id, "status": "SUCCEEDED", "rows": rows, "scored": scored, "rejected": rejected}
+    event = AuditEvent.of(_actor(job), FINISH_ACTION, model_target(job.model), version=job.version, after=summary)
+    store.replace(settings.metadata_table, done, event)
+    return done
+
+
+def _fail(settings: Settings, job: BatchJob, error: str, message: str, *, now: datetime | None) -> BatchJob:
+    failed = job.model_copy(
+        update={
+            "status": JobStatus.FAILED,
+            "finished_at": now or datetime.now(UTC),
+            "error": error,
+            "message": message[:4096],
+        }
+    )
+    summary = {"job_id": job.job_id, "status": "FAILED", "error": error, "message": failed.message}
+    event = AuditEvent.of(_actor(job), FINISH_ACTION, model_target(job.model), version=job.version, after=summary)
+    store.replace(settings.metadata_table, failed, event)
+    return failed
+
+
+# -- records: lineage and explain ------------------------------------------------------------------
+
+
+def jobs_of(settings: Settings, model: str, version: int | None = None) -> list[BatchJob]:
+    """The model's batch jobs, newest first (only those that scored with `version` when given):
+    what `stepwise jobs` lists and what a version's lineage names."""
+    jobs = store.list_jobs(settings.metadata_table, model)
+    return [j for j in jobs if version is None or j.version == version]
+
+
+def explain_row(settings: Settings, model: str, job_id: str, column: str, value: str) -> dict[str, Any]:
+    """The scored row(s) of a job whose pass-through `column` equals `value` (compared as text),
+    with what scored them: the version, its artifact sha256, the input object and the part read."""
+    job = _job(settings, model, job_id)
+    if column not in job.passthrough:
+        raise InvalidInput(f"job {job_id} passed through {job.passthrough}, not {column!r}")
+    if job.status is not JobStatus.SUCCEEDED:
+        raise Conflict(f"job {job_id} is {job.status.value}: it has no manifest to explain from")
+    manifest = Manifest.model_validate_json(
+        objects.get_object(settings.data_bucket, manifest_key(job.model, job.job_id))
+    )
+    rows: list[dict[str, Any]] = []
+    for part in manifest.parts:
+        data = objects.get_verified(settings.data_bucket, part.key, part.sha256, what=f"part {part.key}")
+        table = pq.read_table(io.BytesIO(data))
+        found = table.filter(pc.equal(table.column(column).cast(pa.string()), value))
+        rows += [row | {"part": part.key} for row in found.to_pylist()]
+    if not rows:
+        raise NotFound(f"job {job_id} scored no row whose {column!r} is {value!r}")
+    return {
+        "job_id": job.job_id,
+        "model": job.model,
+        "version": job.version,
+        "artifact_sha256": job.artifact_sha256,
+        "input": job.input.model_dump(),
+        "rows": rows,
+    }
