@@ -126,6 +126,7 @@ SSO_ROLE_PREFIX = "AWSReservedSSO_"  # IAM Identity Center fixes these roles' se
 UNKNOWN_STARTERS = frozenset({"s3:upload"})  # an upload whose notification named no principal
 _ASSUMED_ROLE = re.compile(r"^arn:aws[a-z-]*:sts::(?P<account>[0-9]{12}):assumed-role/(?P<role>[^/]+)/(?P<session>.+)$")
 _ROLE = re.compile(r"^arn:aws[a-z-]*:iam::(?P<account>[0-9]{12}):role/(?:.*/)?(?P<role>[^/]+)$")
+_USER = re.compile(r"^arn:aws[a-z-]*:iam::[0-9]{12}:user/(?:.*/)?(?P<name>[^/]+)$")
 _ROLE_ID = re.compile(r"^(?P<id>AROA[A-Z0-9]+):(?P<session>.+)$")  # IAM's unique role id + session
 
 
@@ -188,8 +189,12 @@ class CallerIdentity(_Model):
         if self.user_arn.startswith("cognito:"):
             pool = self.user_arn.removeprefix("cognito:").split("/", 1)[0]
             return {self.user_arn} | ({f"cognito:{pool}/{self.caller}", self.caller} if self.caller else set())
-        keys = person_keys(self.user_arn) | person_keys(self.caller)
-        return keys or person_keys(self.access_key)
+        # an IAM user (or a local caller): also its bare name and access key, the forms a starter
+        # may be recorded in that cannot be told apart from this person, so they count as it
+        keys = person_keys(self.user_arn) | person_keys(self.caller) | person_keys(self.access_key)
+        if match := _USER.match(self.user_arn):
+            keys.add(match["name"])
+        return keys
 
     def is_(self, identity: str, trusted_roles: frozenset[str] = frozenset()) -> bool:
         """Whether `identity` (e.g. ModelVersion.started_by) names this caller's person."""

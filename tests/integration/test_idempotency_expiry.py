@@ -18,6 +18,7 @@ import pytest
 from functions.dal import audit as audit_dal
 from functions.dal.idempotency import PK_PREFIX
 from functions.handlers import audit_export
+from layers.assembly import read_assembly, stack_names
 from stepwise.local.assembly import synthesize
 from tests.integration.approval_support import Context
 from tests.integration.conftest import Stores
@@ -26,8 +27,11 @@ from tests.integration.test_audit_export import DAY, _event
 
 @pytest.fixture(scope="module")
 def ttl_attributes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """Each DynamoDB table of the template (logical id) -> its TTL attribute."""
-    resources: dict[str, Any] = synthesize(Path(tmp_path_factory.mktemp("cdk.out"))).template["Resources"]
+    """Each DynamoDB table of the app's stacks (logical id) -> its TTL attribute."""
+    outdir = synthesize(Path(tmp_path_factory.mktemp("cdk.out"))).outdir
+    resources: dict[str, Any] = {}
+    for name in stack_names(outdir):
+        resources |= read_assembly(outdir, name).template["Resources"]
     return {
         lid: r["Properties"].get("TimeToLiveSpecification", {}).get("AttributeName", "")
         for lid, r in resources.items()
