@@ -30,6 +30,7 @@ from functions.dal import artifacts as artifacts_dal
 from functions.dal import datasets as datasets_dal
 from functions.dal import feature_views as views_dal
 from functions.dal import offline_store as offline_dal
+from functions.logic import offline_paths as paths
 from functions.logic.derived import view_references
 from functions.logic.offline_store import build_layout, load_layout
 from functions.logic.pit_join import JoinView, pit_join
@@ -121,10 +122,11 @@ def ensure_layout(
     else built from the validated object (sha256-verified) and, when `store`, written. Returns the
     layout's artifact and manifest, and the seconds building it took (None: it was stored)."""
     bucket = settings.artifacts_bucket
-    prefix = offline_dal.layout_prefix(dataset, version, list(entity_keys), timestamp_column)
-    manifest = offline_dal.get_manifest(bucket, prefix)
+    layout_key = paths.layout_key(dataset, version, entity_keys, timestamp_column)
+    manifest_key = paths.manifest_key(dataset, version, entity_keys, timestamp_column)
+    manifest = offline_dal.get_manifest(bucket, manifest_key)
     if manifest is not None:
-        return (offline_dal.layout_artifact(bucket, prefix, manifest), manifest), None
+        return (offline_dal.layout_artifact(bucket, layout_key, manifest), manifest), None
     started = time.perf_counter()
     source, table = _load_source(settings, dataset, version)
     try:
@@ -132,9 +134,9 @@ def ensure_layout(
     except InvalidInput as exc:
         raise FeatureJoinFailed(f"offline layout of {dataset}@{version}: {exc}") from exc
     if store:
-        artifact = offline_dal.put_layout(bucket, prefix, layout.data, layout.manifest)
+        artifact = offline_dal.put_layout(bucket, layout_key, manifest_key, layout.data, layout.manifest)
     else:
-        artifact = offline_dal.layout_artifact(bucket, prefix, layout.manifest)
+        artifact = offline_dal.layout_artifact(bucket, layout_key, layout.manifest)
     _BUILT[layout.manifest.sha256] = layout.data
     return (artifact, layout.manifest), time.perf_counter() - started
 
@@ -171,7 +173,7 @@ def build_training_set(
     for use in uses:
         manifest = offline_dal.get_manifest(
             settings.artifacts_bucket,
-            offline_dal.layout_prefix(use.source, use.source_version, use.entity_keys, use.timestamp_column),
+            paths.manifest_key(use.source, use.source_version, use.entity_keys, use.timestamp_column),
         )
         if manifest is None or manifest.sha256 != use.layout.sha256:
             manifest = ensure_layout(
