@@ -63,3 +63,8 @@ class IntegrityError(StepwiseError):
     """Stored bytes do not match the recorded sha256: never load or serve them."""
 
     status_code = 503
+
+
+class OfflineQueryFailed(StoreUnavailable):
+    """The offline store's distributed join (an Athena query) failed, was cancelled or did not
+    finish within its bounded wait; the message names which, and the engine's reason."""
