@@ -65,6 +65,9 @@ class IntegrityError(StepwiseError):
     status_code = 503
 
 
-class OfflineQueryFailed(StoreUnavailable):
+class OfflineQueryFailed(StepwiseError):
     """The offline store's distributed join (an Athena query) failed, was cancelled or did not
-    finish within its bounded wait; the message names which, and the engine's reason."""
+    finish within its bounded wait; the message names which, and the engine's reason. Not a
+    StoreUnavailable: running the same query again is not expected to help, so nothing retries it."""
+
+    status_code = 502
