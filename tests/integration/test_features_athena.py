@@ -95,7 +95,7 @@ def test_features_athena_join_gives_the_identical_training_set(
     assert pq.read_table(io.BytesIO(_bytes(second["uri"]))).num_rows == 400
     assert _counts(through_athena) == _counts(in_function)
     (matched, missing, expired), *_ = _counts(in_function)
-    assert matched > 0 and missing > 0 and matched + missing + expired == 400
+    assert matched > 0 and missing > 0 and expired > 0 and matched + missing + expired == 400
 
 
 @pytest.mark.parametrize(
