@@ -146,6 +146,28 @@ def ensure_layout(
     return (artifact, layout.manifest), time.perf_counter() - started
 
 
+def build_source_layouts(settings: Settings, dataset: str, version: int, size_bytes: int) -> float | None:
+    """At validation: the offline layouts of `dataset`@`version` every stored view over it reads
+    (one per distinct key and timestamp columns of the views' latest versions), built and stored
+    now so the first training does not pay for them; their one-time cost in seconds (None: none
+    built, because no view reads the dataset or they were stored already). A file larger than the
+    validating function reads whole (STEPWISE_VALIDATE_CHUNK_BYTES) is left to the first training."""
+    wanted = {
+        (tuple(r.view.entity_keys), r.view.timestamp_column)
+        for r in views_dal.list_latest_views(settings.metadata_table)
+        if r.view.source == dataset
+    }
+    if not wanted or size_bytes > settings.validate_chunk_bytes:
+        return None
+    seconds, built = 0.0, 0
+    for keys, timestamp_column in sorted(wanted):
+        cost = ensure_layout(settings, dataset, version, keys, timestamp_column)[1]
+        if cost is not None:
+            seconds, built = seconds + cost, built + 1
+    _BUILT.clear()
+    return seconds if built else None
+
+
 def _load_source(settings: Settings, dataset: str, version: int) -> tuple[SourceVersionRef, pa.Table]:
     """A validated dataset version's object, only if its bytes hash to the recorded sha256."""
     from functions.logic.training import read_table
