@@ -208,6 +208,8 @@ def _version_from_item(item: dict[str, Any]) -> DatasetVersion:
         for attr in ("training_status", "training_execution", "training_reason")
         if attr in item and "S" in item[attr]
     }
+    if "layout_seconds" in item and "N" in item["layout_seconds"]:
+        updates["layout_seconds"] = float(item["layout_seconds"]["N"])
     return record.model_copy(update=updates) if updates else record
 
 
@@ -234,6 +236,22 @@ def set_training_status(table: str, name: str, version: int, start: LifecycleSta
                 ":e": {"S": start.execution_arn},
                 ":r": {"S": start.reason},
             },
+        )
+    except (ClientError, BotoCoreError) as exc:
+        if error_code(exc) == "ConditionalCheckFailedException":
+            raise NotFound(f"dataset {name!r} has no version {version}") from exc
+        raise store_error(exc, "dataset version update") from exc
+
+
+def set_layout_seconds(table: str, name: str, version: int, seconds: float) -> None:
+    """Record on a version the one-time cost of the offline layouts built when it was validated."""
+    try:
+        client("dynamodb").update_item(
+            TableName=table,
+            Key=_key(name, version_sk(version)),
+            UpdateExpression="SET layout_seconds = :s",
+            ConditionExpression="attribute_exists(pk)",
+            ExpressionAttributeValues={":s": {"N": repr(round(seconds, 6))}},
         )
     except (ClientError, BotoCoreError) as exc:
         if error_code(exc) == "ConditionalCheckFailedException":

@@ -123,12 +123,15 @@ def pit_join_sql(
     row_column: str = "__row",
     database: str | None = None,
     statuses: bool = False,
+    keep_row: bool = False,
 ) -> str:
     """The SELECT that joins every row of `labels_table` with every view (see the module docstring):
     the label columns in the given order, then `<view>:<feature>` per view and feature, ordered by
     `row_column`. `database` qualifies every table (Athena: the offline store's Glue database).
     With `statuses`, the last columns are one per view, `<view>:__status`: 'matched', 'missing' or
-    'expired' per label row, as PitJoinCounts counts them (layout features never start with `__`)."""
+    'expired' per label row, as PitJoinCounts counts them (layout features never start with `__`).
+    With `keep_row`, the very last column is `row_column` (a result written in parts, as Athena's
+    UNLOAD does, is put back in the labels' order by it)."""
     keys_per_view = _check(views, label_columns, time_column, row_column)
     row, t = quote(row_column), quote(time_column)
     ctes = [
@@ -179,7 +182,9 @@ def pit_join_sql(
                 f"CASE WHEN {hit}.\"__row\" IS NULL THEN 'missing' {expired}ELSE 'matched' END "
                 f"AS {quote(f'{view.name}:__status')}"
             )
-    select = ", ".join([*(f"l.{quote(c)}" for c in label_columns), *finals, *status_columns])
+    select = ", ".join(
+        [*(f"l.{quote(c)}" for c in label_columns), *finals, *status_columns, *([f"l.{row}"] if keep_row else [])]
+    )
     return (
         "WITH "
         + ",\n".join(ctes)

@@ -46,7 +46,7 @@ from functions.models.datasets import (
     ValidationReport,
     report_key,
 )
-from functions.models.errors import ChunkCheckFailed, NotFound
+from functions.models.errors import ChunkCheckFailed, NotFound, StepwiseError
 from functions.models.registry import NAME_PATTERN
 from functions.models.settings import Settings
 from functions.observability import logger
@@ -229,6 +229,7 @@ def conclude(
         training_spec=contract.training_spec,
     )
     record = datasets.create_version(settings.metadata_table, draft, upload.upload_id, actor)
+    _build_layouts(settings, record)
     training = record.training_status
     if contract.training_spec and record.training_status == "none":
         training = start_lifecycle(record, contract.training_spec, ref.uploaded_by or actor.identity).status
@@ -245,6 +246,28 @@ def conclude(
         moved_to=dest,
         training_status=training,
     )
+
+
+def _build_layouts(settings: Settings, record: DatasetVersion) -> None:
+    """The offline layouts of the feature views over this dataset, built once now, their cost
+    recorded on the version. Best effort: the version stands whatever happens here, and a layout
+    not built now is built on first use by training."""
+    from functions.logic.feature_training import build_source_layouts
+
+    try:
+        seconds = build_source_layouts(settings, record.dataset, record.version, record.size_bytes)
+        if seconds is not None:
+            datasets.set_layout_seconds(settings.metadata_table, record.dataset, record.version, seconds)
+    except StepwiseError as exc:
+        logger.warning(
+            "offline layouts not built at validation; training builds them on first use",
+            extra={"dataset": record.dataset, "version": record.version, "error": type(exc).__name__},
+        )
+        return
+    if seconds is not None:
+        logger.info(
+            "offline layouts built", extra={"dataset": record.dataset, "version": record.version, "seconds": seconds}
+        )
 
 
 def _quarantine(upload: Upload, report_body: str) -> str:

@@ -101,6 +101,9 @@ class DatasetVersion(_Record):
     training_status: TrainingStatus = "none"
     training_execution: str = ""
     training_reason: str = ""
+    # seconds spent building the offline layouts of the feature views over this version when it was
+    # validated (None: none built then; a layout not built then is built on first use)
+    layout_seconds: float | None = None
 
     @property
     def uri(self) -> str:

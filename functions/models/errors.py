@@ -70,3 +70,11 @@ class ChunkCheckFailed(StepwiseError):
     the upload was not judged, so it is neither versioned nor quarantined."""
 
     status_code = 503
+
+
+class OfflineQueryFailed(StepwiseError):
+    """The offline store's distributed join (an Athena query) failed, was cancelled or did not
+    finish within its bounded wait; the message names which, and the engine's reason. Not a
+    StoreUnavailable: running the same query again is not expected to help, so nothing retries it."""
+
+    status_code = 502

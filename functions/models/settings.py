@@ -42,6 +42,9 @@ class Settings(BaseModel):
     offline_join_max_bytes: int = Field(1024**3, alias="STEPWISE_OFFLINE_JOIN_MAX_BYTES", ge=1)
     athena_workgroup: str = Field("", alias="STEPWISE_ATHENA_WORKGROUP")
     offline_database: str = Field("", alias="STEPWISE_OFFLINE_DATABASE")  # Glue database over the layouts
+    # how long a training set's Athena join is waited for (then stopped), and how often it is polled
+    athena_max_wait_seconds: float = Field(600.0, alias="STEPWISE_ATHENA_MAX_WAIT", gt=0, allow_inf_nan=False)
+    athena_poll_seconds: float = Field(1.0, alias="STEPWISE_ATHENA_POLL", gt=0, allow_inf_nan=False)
     # governance
     four_eyes: bool = Field(True, alias="STEPWISE_FOUR_EYES")
     # roles whose session names are trusted to name the person (besides Identity Center's

@@ -295,9 +295,17 @@ def _grant_validation(
     """What judging and concluding an upload needs (least privilege, explicit actions)."""
     allow_objects(fn, data, c.PREFIX_RAW, ["s3:GetObject", "s3:GetObjectVersion"], "read uploads")
     allow_objects(fn, data, c.PREFIX_RAW, ["s3:DeleteObject", "s3:DeleteObjectVersion"], "move bad uploads")
-    allow_objects(fn, data, c.PREFIX_VALIDATED, ["s3:PutObject"], "copy passed uploads")
+    allow_objects(
+        fn,
+        data,
+        c.PREFIX_VALIDATED,
+        ["s3:PutObject", "s3:GetObject", "s3:GetObjectVersion"],
+        "copy passed uploads; read back a feature view source's for its offline layout",
+    )
     allow_objects(fn, data, c.PREFIX_QUARANTINE, ["s3:PutObject"], "quarantine failed uploads with reports")
     allow_objects(fn, artifacts, c.PREFIX_VALIDATION_REPORTS, ["s3:PutObject"], "validation reports")
+    # a passed version of a feature view's source gets its offline layout
+    allow_objects(fn, artifacts, c.PREFIX_OFFLINE, ["s3:GetObject", "s3:PutObject"], "offline layouts")
     # items only (no index): contracts, versions, upload guards, idempotency records, audit events
     allow_table(fn, metadata, [*ITEM_ACTIONS, "dynamodb:DeleteItem"])
     if lifecycle is not None:  # a good upload may start the lifecycle workflow

@@ -1,15 +1,17 @@
 """The offline store's SQL side: a Glue database over the feature-view layouts in the artifacts
 bucket and an Athena workgroup that runs point-in-time joins too large for one function.
 
-The layouts live under `offline/views/` (one prefix per view version and source dataset version,
-functions/logic/offline_paths.py); each gets its own Glue table in this database (its columns are
-the view's, so the table is registered with the layout, not declared here). Query results go to
+The layouts live under `offline/` (one prefix per source dataset version, entity keys and timestamp
+column, shared by every feature view over that source: functions/logic/offline_paths.py); each gets
+its own Glue table in this database (its columns are the source's, so the table is registered with
+the layout at run time, not declared here). Query results go to
 `work/athena/results/`, encrypted with the stack's key; the workgroup enforces that configuration
 so no query can write elsewhere or unencrypted, and caps the bytes one query may scan.
 
 The join function (the train step) may: run queries in this workgroup only; read and register
-tables in this database only; read layouts under `offline/views/`, and read and write under
-`work/athena/` (the labels a join reads, and the results).
+tables in this database only; list the bucket under `offline/` and `work/athena/`, and read and
+write under `work/athena/` (the labels a join reads, and the results). It reads and writes the
+layouts under `offline/` by its own grant (infra/constructs/lifecycle.py), which Athena uses too.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from infra import constants as c
 from infra.grants import allow_objects
 from infra.nag import acknowledge
 
-PREFIX_LAYOUTS = "offline/views/"  # functions/logic/offline_paths.py OFFLINE_PREFIX
+PREFIX_LAYOUTS = c.PREFIX_OFFLINE  # functions/logic/offline_paths.py OFFLINE_PREFIX
 PREFIX_ATHENA = "work/athena/"  # functions/logic/offline_paths.py ATHENA_PREFIX
 BYTES_SCANNED_CUTOFF = 1024**4  # 1 TiB per query
 JOIN_MAX_BYTES = 1024**3  # layouts joined in the function up to this many Parquet bytes
@@ -56,7 +58,7 @@ class OfflineStore(Construct):
             catalog_id=stack.account,
             database_input=glue.CfnDatabase.DatabaseInputProperty(
                 name=self.database_name,
-                description="Stepwise offline store: one table per feature-view layout (offline/views/)",
+                description="Stepwise offline store: one table per source-version layout (offline/)",
                 location_uri=artifacts_bucket.s3_url_for_object(PREFIX_LAYOUTS),
             ),
         )
@@ -114,7 +116,6 @@ class OfflineStore(Construct):
         join_function.add_to_role_policy(
             iam.PolicyStatement(actions=["s3:GetBucketLocation"], resources=[artifacts_bucket.bucket_arn])
         )
-        allow_objects(join_function, artifacts_bucket, PREFIX_LAYOUTS, ["s3:GetObject"], "feature-view layouts")
         allow_objects(
             join_function, artifacts_bucket, PREFIX_ATHENA, ["s3:GetObject", "s3:PutObject"], "Athena labels, results"
         )

@@ -67,6 +67,8 @@ BOTOCORE_SERVICES = frozenset(
         "sts",
         "xray",
         "appconfigdata",
+        "athena",  # the offline store's distributed join (functions/dal/athena.py)
+        "glue",
     }
 )
 

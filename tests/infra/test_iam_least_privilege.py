@@ -75,7 +75,7 @@ EXPECTED_ACTIONS: dict[str, set[str]] = {
     | _LIFECYCLE_TABLES
     | {"s3:GetObject", "s3:GetObjectVersion", "s3:PutObject"}
     # the offline store's Athena join: its workgroup only, its Glue database's tables only, the
-    # artifacts bucket listed under offline/views/ and work/athena/ only
+    # artifacts bucket listed under offline/ and work/athena/ only
     | {"athena:StartQueryExecution", "athena:GetQueryExecution", "athena:GetQueryResults", "athena:StopQueryExecution"}
     | {"glue:GetDatabase", "glue:GetTable", "glue:CreateTable", "glue:UpdateTable"}
     | {"s3:ListBucket", "s3:GetBucketLocation"},

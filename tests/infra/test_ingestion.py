@@ -95,9 +95,9 @@ def test_ingestion_grants_are_scoped_to_prefixes_and_items(resources: dict[str, 
         for r in (s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]])
         if isinstance(r, dict) and "Fn::Join" in r
     ]
-    assert sorted(set(s3_resources)) == sorted(
-        {f"/{p}*" for p in (c.PREFIX_RAW, c.PREFIX_VALIDATED, c.PREFIX_QUARANTINE, c.PREFIX_VALIDATION_REPORTS)}
-    )
+    # offline/: the offline layout of a feature view's source, built when a version passes
+    prefixes = (c.PREFIX_RAW, c.PREFIX_VALIDATED, c.PREFIX_QUARANTINE, c.PREFIX_VALIDATION_REPORTS, c.PREFIX_OFFLINE)
+    assert sorted(set(s3_resources)) == sorted({f"/{p}*" for p in prefixes})
 
 
 def test_ingestion_dataset_routes_are_on_the_api(resources: dict[str, Any]) -> None:

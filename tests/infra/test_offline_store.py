@@ -37,7 +37,7 @@ def test_offline_store_glue_database_over_the_layouts(resources: dict[str, Any])
     assert props["DatabaseInput"]["Name"] == "stepwise_offline_dev"
     parts = props["DatabaseInput"]["LocationUri"]["Fn::Join"][1]
     [bucket] = [k for k in resources if k.startswith("ArtifactStore") and resources[k]["Type"] == "AWS::S3::Bucket"]
-    assert parts == ["s3://", {"Ref": bucket}, "/offline/views/"]
+    assert parts == ["s3://", {"Ref": bucket}, "/offline/"]
 
 
 def test_offline_store_workgroup_encrypts_results_and_enforces_its_configuration(resources: dict[str, Any]) -> None:
@@ -106,7 +106,7 @@ def test_offline_store_grants_are_scoped_to_the_workgroup_database_and_prefixes(
                         statement(
                             "s3:ListBucket",
                             Match.any_value(),
-                            Condition={"StringLike": {"s3:prefix": ["offline/views/*", "work/athena/*"]}},
+                            Condition={"StringLike": {"s3:prefix": ["offline/*", "work/athena/*"]}},
                         ),
                     ]
                 )

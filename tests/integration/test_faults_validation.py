@@ -60,6 +60,7 @@ GOOD_CALLS = [
     "dynamodb.GetItem",  # UPLOAD guard
     "dynamodb.GetItem",  # dataset HEAD (version counter)
     "dynamodb.TransactWriteItems",  # counter + version + UPLOAD + audit
+    "dynamodb.Query",  # feature views over the dataset (none here: no offline layout to build)
     "dynamodb.UpdateItem",  # idempotency record COMPLETED
 ]
 BAD_CALLS = [

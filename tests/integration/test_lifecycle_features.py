@@ -21,11 +21,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from functions.dal import feature_views as views_dal
-from functions.dal import offline_store as offline_dal
 from functions.dal import registry as registry_dal
 from functions.dal import runs as runs_dal
 from functions.dal import specs as specs_dal
 from functions.handlers import api, predict
+from functions.logic import offline_paths
 from functions.logic import training as tr
 from functions.logic.feature_training import FeatureJoinFailed
 from functions.logic.model_card import card_key
@@ -163,13 +163,13 @@ def test_features_spec_pins_the_view_and_trains_registers_serves_and_reproduces(
     assert version is not None
     # the offline layout of customer-stats@1 was built once and stored with its manifest
     keys = _offline_keys(stores)
-    assert [k.rsplit("/", 1)[1] for k in keys] == ["layout.parquet", "manifest.json"]
+    assert [k.rsplit("/", 1)[1] for k in keys] == ["_manifest.json", "layout.parquet"]
     assert keys[0].startswith("offline/customer-stats/v00000001/")
     assert "layout_seconds" in state["train"]["timings"]
     # lineage: the view version, its source dataset version, the layout's sha256 and the join's counts
     (use,) = version.feature_views
     assert (use.view, use.version, use.source, use.source_version) == ("cust", 1, "customer-stats", 1)
-    assert use.layout.sha256 == json.loads(object_bytes(stores.artifacts_bucket, keys[1]) or b"{}")["sha256"]
+    assert use.layout.sha256 == json.loads(object_bytes(stores.artifacts_bucket, keys[0]) or b"{}")["sha256"]
     assert use.matched + use.missing + use.expired == 400
     assert use.missing > 0 and use.matched > 0
     run = runs_dal.get_run(stores.metadata_table, MODEL, version.run_id.rsplit(":", 1)[-1])
@@ -366,4 +366,4 @@ def test_features_train_step_names_a_view_source_without_a_validated_version(sto
 def test_features_offline_prefix_is_the_one_the_stack_grants() -> None:
     from infra import constants as c
 
-    assert offline_dal.OFFLINE_PREFIX == c.PREFIX_OFFLINE
+    assert offline_paths.OFFLINE_PREFIX == c.PREFIX_OFFLINE

@@ -264,14 +264,17 @@ def test_choose_join_engine_by_the_bytes_of_the_layouts_read(
     assert choose_join_engine([manifest(n) for n in sizes], s) == engine
 
 
-def test_offline_paths_one_prefix_per_view_version_and_source_version() -> None:
-    assert layout_prefix("spend-7d", 2, SOURCE) == "offline/views/spend-7d/00000002/customers/00000003/"
-    assert layout_key("spend-7d", 2, SOURCE).endswith("/00000003/layout.parquet")
-    assert manifest_key("spend-7d", 2, SOURCE).endswith("/00000003/_manifest.json")
-    assert layout_table("spend-7d", 2, SOURCE) == "fv_spend_7d_v2_customers_3"
+def test_offline_paths_one_prefix_per_source_version_and_keys() -> None:
+    prefix = layout_prefix("customer-stats", 3, ["cid"], "ts")
+    assert prefix.startswith("offline/customer-stats/v00000003/") and prefix.endswith("/")
+    digest = prefix.split("/")[3]
+    assert len(digest) == 16 and layout_prefix("customer-stats", 3, ["cid"], "at") != prefix
+    assert layout_key("customer-stats", 3, ["cid"], "ts") == prefix + "layout.parquet"
+    assert manifest_key("customer-stats", 3, ["cid"], "ts") == prefix + "_manifest.json"
+    assert layout_table("customer-stats", 3, ["cid"], "ts") == f"layout_customer_stats_v3_{digest}"
     assert labels_table("run-1.a") == "labels_run_1_a"
     with pytest.raises(InvalidInput):
-        layout_prefix("v", 0, SOURCE)
+        layout_prefix("v", 0, ["cid"], "ts")
     with pytest.raises(InvalidInput):
         labels_table("../x")
 
