@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
@@ -139,3 +140,28 @@ def resolve(endpoint: str | None, stack: str | None, region: str | None, identit
         return from_stack(stack, region or os.environ.get("AWS_REGION", "us-east-1"), identity)
     endpoint = endpoint or os.environ.get("STEPWISE_ENDPOINT") or "http://127.0.0.1:8787"
     return from_endpoint(endpoint, identity)
+
+
+def add_page_arguments(parser: Any, what: str) -> None:
+    """`--limit N` (items per page) and `--all` (follow next_token to the last page)."""
+    parser.add_argument("--limit", type=int, default=100, help=f"{what} per page (1-1000, default 100)")
+    parser.add_argument("--all", action="store_true", help=f"follow the pages to the last of the {what}")
+
+
+def get_pages(
+    target: Target, path: str, key: str, query: dict[str, str], *, limit: int, every: bool
+) -> tuple[ApiReply, list[Any], str | None]:
+    """GET a paginated list: one page, or with `every` each page after it (following next_token).
+    Returns the last reply (not ok: stop and report it), the items, and the token of the page not
+    read (None when the list is complete)."""
+    items: list[Any] = []
+    token: str | None = None
+    while True:
+        params = {**query, "limit": str(limit), **({"next_token": token} if token else {})}
+        reply = target.api("GET", f"{path}?{urllib.parse.urlencode(params)}")
+        if not reply.ok:
+            return reply, items, None
+        items += reply.body[key]
+        token = reply.body.get("next_token")
+        if not token or not every:
+            return reply, items, token

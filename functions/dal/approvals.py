@@ -17,11 +17,13 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from functions.dal import pages
 from functions.dal.clients import client, error_code, store_error
 from functions.dal.releases import attr
 from functions.models.approvals import (
     APPROVAL_SK,
     DECIDED_INDEX_PK,
+    ID_PATTERN,
     PENDING_INDEX_PK,
     ApprovalRequest,
     ApprovalStatus,
@@ -130,25 +132,28 @@ def get(table: str, id_: str) -> StoredApproval | None:
     return StoredApproval(request=_request(item), task_token=item.get("task_token", {}).get("S", ""))
 
 
-def list_pending(table: str, limit: int = 1000) -> list[ApprovalRequest]:
-    """Pending requests, oldest first."""
-    params: dict[str, Any] = {
+_INDEX_SK = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z#" + ID_PATTERN[1:]
+
+
+def list_pending_page(
+    table: str, limit: int, next_token: str | None = None
+) -> tuple[list[ApprovalRequest], str | None]:
+    """Up to `limit` pending requests, oldest first, after the one `next_token` names, and the next
+    page's token (None when none is left). Pages continue after a position, not an offset, so a
+    request decided between two reads shifts nothing. A token of another listing: InvalidInput."""
+    key, values = "gsi1pk = :p", {":p": attr(PENDING_INDEX_PK)}
+    if next_token is not None:
+        key += " AND gsi1sk > :after"
+        values[":after"] = attr(pages.decode("approvals:pending", next_token, _INDEX_SK))
+    params = {
         "TableName": table,
         "IndexName": "gsi1",
-        "KeyConditionExpression": "gsi1pk = :p",
-        "ExpressionAttributeValues": {":p": attr(PENDING_INDEX_PK)},
+        "KeyConditionExpression": key,
+        "ExpressionAttributeValues": values,
     }
-    found: list[ApprovalRequest] = []
-    try:
-        while len(found) < limit:
-            reply = client("dynamodb").query(**params)
-            found.extend(_request(i) for i in reply.get("Items", []))
-            if "LastEvaluatedKey" not in reply:
-                break
-            params["ExclusiveStartKey"] = reply["LastEvaluatedKey"]
-    except (ClientError, BotoCoreError) as exc:
-        raise store_error(exc, "approval read") from exc
-    return found[:limit]
+    items, more = pages.query_page(params, limit, "approval")
+    token = pages.encode("approvals:pending", items[-1]["gsi1sk"]["S"]) if more and items else None
+    return [_request(i) for i in items], token
 
 
 def send_success(task_token: str, output: dict[str, Any]) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from functions.dal import pages
 from functions.dal.clients import client, error_code, store_error
 from functions.models.audit import AUDIT_INDEX_PK, AuditEvent, audit_pk, iso
 from functions.models.errors import Conflict
@@ -114,3 +115,33 @@ def list_events(
     except (ClientError, BotoCoreError) as exc:
         raise store_error(exc, "audit read") from exc
     return events
+
+
+_SORT_KEY = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z#[0-9a-f]{32}$"
+
+
+def list_events_page(
+    table: str, *, target: str | None, since: datetime | None, limit: int, next_token: str | None = None
+) -> tuple[list[AuditEvent], str | None]:
+    """Up to `limit` events oldest first (of one target's partition, or of all targets through the
+    AUDIT index), after the event `next_token` names, and the next page's token (None when none is
+    left). A token is bound to its target and `since`: another listing's is InvalidInput."""
+    kind = f"audit:{target or '*'}:{iso(since) if since is not None else ''}"
+    if target is not None:
+        key, sort_attr = "pk = :p", "sk"
+        values: dict[str, Any] = {":p": {"S": audit_pk(target)}}
+    else:
+        key, sort_attr = "gsi1pk = :p", "gsi1sk"
+        values = {":p": {"S": AUDIT_INDEX_PK}}
+    if next_token is not None:  # the position is at or after `since` already
+        key += f" AND {sort_attr} > :after"
+        values[":after"] = {"S": pages.decode(kind, next_token, _SORT_KEY)}
+    elif since is not None:
+        key += f" AND {sort_attr} >= :s"
+        values[":s"] = {"S": iso(since)}
+    params: dict[str, Any] = {"TableName": table, "KeyConditionExpression": key, "ExpressionAttributeValues": values}
+    if target is None:
+        params["IndexName"] = "gsi1"
+    items, more = pages.query_page(params, limit, "audit")
+    events = [from_item(i) for i in items]
+    return events, pages.encode(kind, events[-1].sort_key) if more and events else None

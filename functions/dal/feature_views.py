@@ -6,6 +6,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from functions.dal import pages
 from functions.dal.audit import audit_put
 from functions.dal.clients import client, store_error
 from functions.dal.versioned import counter_update, indexed_version, put_new, read_counter, read_item, write_next
@@ -20,6 +21,7 @@ from functions.models.features import (
     view_version_sk,
 )
 from functions.models.features_offline import SourceVersionRef
+from functions.models.registry import NAME_PATTERN
 
 
 def _head(table: str, name: str) -> int:
@@ -93,18 +95,26 @@ def get_view(table: str, name: str, version: int | None = None) -> FeatureViewRe
     return FeatureViewRecord.model_validate_json(item["doc"]["S"])
 
 
-def list_latest_views(table: str) -> list[FeatureViewRecord]:
-    """The latest version of every view, by name (the index holds every version, in order, so
-    every page is read: a view's later versions may be on the next one)."""
+def list_latest_views_page(
+    table: str, limit: int, next_token: str | None = None
+) -> tuple[list[FeatureViewRecord], str | None]:
+    """The latest version of up to `limit` views by name, after the view `next_token` names, and
+    the next page's token (None when none is left). The index holds every version in (name,
+    version) order, so a page reads on until it has seen one view more than it returns: every
+    returned view's versions are then complete. A token of another listing: InvalidInput."""
+    key, values = "gsi1pk = :p", {":p": {"S": VIEWS_INDEX_PK}}
+    if next_token is not None:  # `~` sorts after every version suffix of that name
+        key += " AND gsi1sk > :after"
+        values[":after"] = {"S": pages.decode("feature-views", next_token, NAME_PATTERN) + "#~"}
     params: dict[str, Any] = {
         "TableName": table,
         "IndexName": "gsi1",
-        "KeyConditionExpression": "gsi1pk = :p",
-        "ExpressionAttributeValues": {":p": {"S": VIEWS_INDEX_PK}},
+        "KeyConditionExpression": key,
+        "ExpressionAttributeValues": values,
     }
     latest: dict[str, FeatureViewRecord] = {}
     try:
-        while True:
+        while len(latest) <= limit:
             reply = client("dynamodb").query(**params)
             for item in reply.get("Items", []):
                 record = FeatureViewRecord.model_validate_json(item["doc"]["S"])
@@ -114,4 +124,6 @@ def list_latest_views(table: str) -> list[FeatureViewRecord]:
             params["ExclusiveStartKey"] = reply["LastEvaluatedKey"]
     except (ClientError, BotoCoreError) as exc:
         raise store_error(exc, "feature view read") from exc
-    return [latest[n] for n in sorted(latest)]
+    names = sorted(latest)
+    shown = [latest[n] for n in names[:limit]]
+    return shown, pages.encode("feature-views", names[limit - 1]) if len(names) > limit else None

@@ -1,7 +1,7 @@
 """Opaque continuation tokens of paginated reads.
 
 A token is the last item's position, base64url-encoded with the kind of listing it continues
-("models", "versions:<model>"), so a token of one listing is refused by another. A token that does
+("models", "versions:<model>", "runs:<model>", ...), so a token of one listing is refused by another. A token that does
 not decode to a position of that listing is InvalidInput naming `query.next_token`.
 """
 
@@ -11,7 +11,9 @@ import base64
 import binascii
 import json
 import re
+from typing import Any
 
+from functions.dal.clients import query_items
 from functions.models.errors import InvalidInput
 
 FIELD = "query.next_token"
@@ -43,3 +45,10 @@ def decode(kind: str, token: str, pattern: str | None = None) -> str:
     ):
         raise InvalidInput(f"{FIELD}: {problem}", [{"field": FIELD, "reason": problem}])
     return position
+
+
+def query_page(params: dict[str, Any], limit: int, what: str) -> tuple[list[dict[str, Any]], bool]:
+    """Up to `limit` items of a Query in its key order, and whether more follow (one more item
+    than asked is read to know it, so a last page never hands out a token to an empty page)."""
+    items = query_items(params, limit + 1, what)
+    return items[:limit], len(items) > limit

@@ -11,9 +11,10 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from functions.dal import pages
 from functions.dal.clients import client, error_code, store_error
 from functions.models.errors import Conflict, NotFound, StoreUnavailable
-from functions.models.runs import RUNS_INDEX_PK, RunRecord, run_pk, run_sk
+from functions.models.runs import RunRecord, run_pk, run_sk, runs_index_pk, runs_index_sk
 
 MAX_ATTEMPTS = 8
 MAX_PAGE = 100
@@ -23,8 +24,8 @@ def _item(record: RunRecord, revision: int) -> dict[str, Any]:
     return {
         "pk": {"S": run_pk(record.model)},
         "sk": {"S": run_sk(record.run_id)},
-        "gsi1pk": {"S": RUNS_INDEX_PK},
-        "gsi1sk": {"S": f"{record.started_at.isoformat()}#{record.run_id}"},
+        "gsi1pk": {"S": runs_index_pk(record.model)},
+        "gsi1sk": {"S": runs_index_sk(record.started_at, record.run_id)},
         "kind": {"S": "run"},
         "status": {"S": record.status.value},
         "revision": {"N": str(revision)},
@@ -107,3 +108,29 @@ def list_runs(table: str, model: str, limit: int = MAX_PAGE) -> list[RunRecord]:
         raise store_error(exc, "run read") from exc
     runs = [RunRecord.model_validate_json(i["doc"]["S"]) for i in reply.get("Items", [])]
     return sorted(runs, key=lambda r: r.started_at, reverse=True)
+
+
+_INDEX_SK = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z#[A-Za-z0-9_.-]{1,80}$"
+
+
+def list_runs_page(
+    table: str, model: str, limit: int, next_token: str | None = None
+) -> tuple[list[RunRecord], str | None]:
+    """Up to `limit` of the model's runs, newest start first, after the run `next_token` names, and
+    the next page's token (None when none is left). The model's index partition is in start-time
+    order, so the pages are that order. A token of another listing: InvalidInput."""
+    kind = f"runs:{model}"
+    key, values = "gsi1pk = :p", {":p": {"S": runs_index_pk(model)}}
+    if next_token is not None:
+        key += " AND gsi1sk < :after"
+        values[":after"] = {"S": pages.decode(kind, next_token, _INDEX_SK)}
+    params: dict[str, Any] = {
+        "TableName": table,
+        "IndexName": "gsi1",
+        "KeyConditionExpression": key,
+        "ExpressionAttributeValues": values,
+        "ScanIndexForward": False,
+    }
+    items, more = pages.query_page(params, limit, "run")
+    runs = [RunRecord.model_validate_json(i["doc"]["S"]) for i in items]
+    return runs, pages.encode(kind, items[-1]["gsi1sk"]["S"]) if more and items else None

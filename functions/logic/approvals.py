@@ -31,6 +31,7 @@ from functions.dal.audit import audit_put
 from functions.logic import releases
 from functions.models.approvals import (
     UNKNOWN_STARTERS,
+    ApprovalList,
     ApprovalRequest,
     ApprovalStatus,
     ApprovalTaskEvent,
@@ -171,8 +172,10 @@ def restore_request_items(
     return [dal.put_item(settings.metadata_table, request, ""), audit_put(settings.metadata_table, audit)]
 
 
-def list_pending(settings: Settings) -> list[ApprovalRequest]:
-    return dal.list_pending(settings.metadata_table)
+def list_pending(settings: Settings, limit: int = 1000, next_token: str | None = None) -> ApprovalList:
+    """One page of the pending requests, oldest first."""
+    found, token = dal.list_pending_page(settings.metadata_table, limit, next_token)
+    return ApprovalList(approvals=found, next_token=token)
 
 
 def get_request(settings: Settings, id_: str) -> ApprovalRequest:

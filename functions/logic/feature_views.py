@@ -98,9 +98,10 @@ def get_view(settings: Settings, name: str, version: int | None = None) -> Featu
     return views_dal.get_view(settings.metadata_table, name, version)
 
 
-def list_views(settings: Settings) -> FeatureViewList:
-    """The latest version of every view."""
-    return FeatureViewList(views=views_dal.list_latest_views(settings.metadata_table))
+def list_views(settings: Settings, limit: int = 1000, next_token: str | None = None) -> FeatureViewList:
+    """One page of views by name, the latest version of each."""
+    views, token = views_dal.list_latest_views_page(settings.metadata_table, limit, next_token)
+    return FeatureViewList(views=views, next_token=token)
 
 
 def _refuse(field: str, reason: str) -> NoReturn:

@@ -7,9 +7,9 @@ from datetime import datetime
 
 from functions.dal import audit as audit_dal
 from functions.dal import audit_export as export_dal
-from functions.models.audit import AuditEvent, model_target
+from functions.models.audit import model_target
 from functions.models.errors import InvalidInput
-from functions.models.lineage import ExportDay, Exported
+from functions.models.lineage import AuditList, ExportDay, Exported
 from functions.models.settings import Settings
 
 MAX_EVENTS = 1000
@@ -42,15 +42,19 @@ def audit_events(
     target: str | None = None,
     since: datetime | None = None,
     limit: int = MAX_EVENTS,
-) -> list[AuditEvent]:
-    """Events oldest first: of `model` (its target), of any `target` (`dataset/wine`), or all."""
+    next_token: str | None = None,
+) -> AuditList:
+    """One page of events oldest first: of `model` (its target), of any `target` (`dataset/wine`),
+    or all; `next_token` names the next page when more exist."""
     if not 1 <= limit <= MAX_EVENTS:
         raise InvalidInput(f"limit is between 1 and {MAX_EVENTS}")
     if model and target:
         raise InvalidInput("give a model or a target, not both")
     chosen = model_target(model) if model else target
-    events = audit_dal.list_events(settings.metadata_table, target=chosen, since=since, limit=limit)
-    return sorted(events, key=lambda e: e.sort_key)
+    events, token = audit_dal.list_events_page(
+        settings.metadata_table, target=chosen, since=since, limit=limit, next_token=next_token
+    )
+    return AuditList(events=events, next_token=token)
 
 
 def export_now(settings: Settings, request: ExportDay) -> Exported:

@@ -126,8 +126,10 @@ def get_spec(settings: Settings, name: str, version: int | None = None) -> SpecR
     return specs_dal.get_spec(settings.metadata_table, name, version)
 
 
-def runs(settings: Settings, model: str) -> RunList:
-    return RunList(model=model, runs=runs_dal.list_runs(settings.metadata_table, model))
+def runs(settings: Settings, model: str, limit: int = runs_dal.MAX_PAGE, next_token: str | None = None) -> RunList:
+    """One page of the model's runs, newest start first."""
+    found, token = runs_dal.list_runs_page(settings.metadata_table, model, limit, next_token)
+    return RunList(model=model, runs=found, next_token=token)
 
 
 def start_training(settings: Settings, model: str, request: TrainRequest, started_by: str) -> TrainStarted:

@@ -51,6 +51,7 @@ class VersionList(_Reply):
 class RunList(_Reply):
     model: str
     runs: list[RunRecord]
+    next_token: str | None = None  # more runs: pass it as ?next_token= for the next page
 
 
 class FieldProblem(_Reply):

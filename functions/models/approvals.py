@@ -211,6 +211,7 @@ class DecisionRequest(_Model):
 
 class ApprovalList(_Model):
     approvals: list[ApprovalRequest] = Field(max_length=1000)
+    next_token: str | None = None  # more pending requests: pass it as ?next_token= for the next page
 
 
 # -- releases -------------------------------------------------------------------------

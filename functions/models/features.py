@@ -97,9 +97,10 @@ class FeatureViewRecord(_Strict):
 
 
 class FeatureViewList(_Strict):
-    """The latest version of every view."""
+    """The latest version of each view on one page, by name."""
 
     views: list[FeatureViewRecord]
+    next_token: str | None = None  # more views: pass it as ?next_token= for the next page
 
 
 class FeatureViewBody(FeatureView):

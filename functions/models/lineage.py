@@ -153,6 +153,7 @@ class Explanation(_Model):
 
 class AuditList(_Model):
     events: list[AuditEvent] = Field(default_factory=list, max_length=MAX_EVENTS)
+    next_token: str | None = None  # more events: pass it as ?next_token= for the next page
 
 
 class RetireRequest(_Model):

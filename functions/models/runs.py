@@ -7,13 +7,13 @@ Workflow state (the execution's JSON; each task adds its result under its own ke
      "registered": Registered, "error": {"Error": ..., "Cause": ...}}
 
 Run record key layout (metadata table):
-    pk=RUN#<model>  sk=RUN#<run id>     RunRecord  (gsi1pk=RUNS, gsi1sk=<started iso>#<run id>)
+    pk=RUN#<model>  sk=RUN#<run id>     RunRecord  (gsi1pk=RUNS#<model>, gsi1sk=<started UTC>#<run id>)
 The run id is the execution name `<model>-<dataset version>-<spec version>`.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -32,7 +32,7 @@ from functions.models.registry import (
     graph_inputs_problem,
 )
 
-RUNS_INDEX_PK = "RUNS"
+RUNS_INDEX_PK = "RUNS"  # runs index partition: RUNS#<model>, sorted by start time (runs_index_sk)
 GATE_FAILED_ERROR = "GateFailed"  # the execution's error when a gate failed (version REJECTED)
 MAX_EXECUTION_NAME = 80
 
@@ -43,6 +43,16 @@ def run_pk(model: str) -> str:
 
 def run_sk(run_id: str) -> str:
     return f"RUN#{run_id}"
+
+
+def runs_index_pk(model: str) -> str:
+    return f"{RUNS_INDEX_PK}#{model}"
+
+
+def runs_index_sk(started_at: datetime, run_id: str) -> str:
+    """`<UTC start, microseconds>#<run id>`: unique, and its order is start-time order, so pages
+    of a model's runs read newest first never skip or repeat a run (a start time is never changed)."""
+    return f"{started_at.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%S.%fZ')}#{run_id}"
 
 
 def execution_name(model: str, dataset_version: int, spec_version: int, trigger: str = "") -> str:

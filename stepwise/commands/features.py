@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from functions.models.features import FeatureView
 from stepwise.output import table
-from stepwise.target import ApiReply
+from stepwise.target import ApiReply, add_page_arguments, get_pages
 
 
 def register(sub: Any) -> None:
@@ -30,7 +30,9 @@ def register(sub: Any) -> None:
     show.add_argument("name")
     show.add_argument("--version", type=int)
     show.set_defaults(func=run_show)
-    sub.add_parser("feature-views", help="the latest version of every feature view").set_defaults(func=run_list)
+    views = sub.add_parser("feature-views", help="the latest version of every feature view")
+    add_page_arguments(views, "views")
+    views.set_defaults(func=run_list)
 
 
 def _failed(reply: ApiReply) -> int:
@@ -95,8 +97,12 @@ def render_views(body: dict[str, Any]) -> str:
 
 
 def run_list(args: argparse.Namespace, target_factory: Any) -> int:
-    reply = target_factory().api("GET", "/v1/feature-views")
+    reply, views, token = get_pages(
+        target_factory(), "/v1/feature-views", "views", {}, limit=args.limit, every=args.all
+    )
     if not reply.ok:
         return _failed(reply)
-    print(render_views(reply.body) if reply.body["views"] else "no feature views")
+    print(render_views({"views": views}) if views else "no feature views")
+    if token:
+        print(f"(more views: stepwise feature-views --all, or GET /v1/feature-views?next_token={token})")
     return 0

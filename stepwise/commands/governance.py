@@ -28,7 +28,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from stepwise.output import table
-from stepwise.target import ApiReply, Target
+from stepwise.target import ApiReply, Target, add_page_arguments, get_pages
 
 
 def register(sub: Any) -> None:
@@ -37,6 +37,7 @@ def register(sub: Any) -> None:
     audit.add_argument("--target", help="another target, e.g. dataset/wine or contract/wine")
     audit.add_argument("--since", help="ISO date or time (UTC)")
     audit.add_argument("--json", action="store_true")
+    add_page_arguments(audit, "events")
     audit.add_argument("--export", action="store_true", help="export a day to the Object Lock archive now")
     audit.add_argument("--day", help="with --export: the UTC day, YYYY-MM-DD (default yesterday)")
     audit.set_defaults(func=run_audit)
@@ -186,10 +187,13 @@ def run_audit(args: argparse.Namespace, target_factory: Any) -> int:
         print(f"  version {b['version_id'] or '-'}, sha256 {b['sha256']} (Object Lock, governance mode)")
         return 0
     query = {k: v for k, v in (("model", args.model), ("target", args.target), ("since", args.since)) if v}
-    reply = target_factory().api("GET", "/v1/audit" + (f"?{urlencode(query)}" if query else ""))
+    reply, events, token = get_pages(target_factory(), "/v1/audit", "events", query, limit=args.limit, every=args.all)
     if not reply.ok:
         return _failed(reply)
-    _json_or(args, reply.body, render_audit(reply.body))
+    body = {"events": events, "next_token": token}
+    _json_or(args, body, render_audit(body))
+    if token and not args.json:
+        print(f"(more events: add --all, or GET /v1/audit?{urlencode({**query, 'next_token': token})})")
     return 0
 
 

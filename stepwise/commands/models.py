@@ -21,7 +21,7 @@ from pydantic import ValidationError
 
 from functions.models.specs import TrainingSpec
 from stepwise.output import table
-from stepwise.target import ApiReply, Target
+from stepwise.target import ApiReply, Target, add_page_arguments, get_pages
 
 
 def register(sub: Any) -> None:
@@ -55,6 +55,7 @@ def register(sub: Any) -> None:
     show_version.set_defaults(func=run_show)
     runs = sub.add_parser("runs", help="a model's lifecycle runs and their steps")
     runs.add_argument("model")
+    add_page_arguments(runs, "runs")
     runs.set_defaults(func=run_runs)
 
 
@@ -249,4 +250,12 @@ def run_show(args: argparse.Namespace, target_factory: Any) -> int:
 
 
 def run_runs(args: argparse.Namespace, target_factory: Any) -> int:
-    return _show(target_factory, f"/v1/models/{args.model}/runs", render_runs)
+    """Runs newest first, a page (--all: every page); says when more exist."""
+    path = f"/v1/models/{args.model}/runs"
+    reply, runs, token = get_pages(target_factory(), path, "runs", {}, limit=args.limit, every=args.all)
+    if not reply.ok:
+        return _failed(reply)
+    print(render_runs({**reply.body, "runs": runs}))
+    if token:
+        print(f"(more runs: stepwise runs {args.model} --all, or GET {path}?next_token={token})")
+    return 0

@@ -17,11 +17,13 @@ from typing import Any
 
 from functions.models.approvals import approval_id
 from stepwise.output import table
-from stepwise.target import ApiReply
+from stepwise.target import ApiReply, add_page_arguments, get_pages
 
 
 def register(sub: Any) -> None:
-    sub.add_parser("approvals", help="pending approval requests").set_defaults(func=run_approvals)
+    approvals = sub.add_parser("approvals", help="pending approval requests")
+    add_page_arguments(approvals, "requests")
+    approvals.set_defaults(func=run_approvals)
     for name, verb in (("approve", "approve"), ("reject", "reject")):
         parser = sub.add_parser(name, help=f"{verb} a version waiting for approval (as the signing identity)")
         parser.add_argument("model")
@@ -76,10 +78,14 @@ def render_approvals(body: dict[str, Any]) -> str:
 
 
 def run_approvals(args: argparse.Namespace, target_factory: Any) -> int:
-    reply = target_factory().api("GET", "/v1/approvals")
+    reply, pending, token = get_pages(
+        target_factory(), "/v1/approvals", "approvals", {}, limit=args.limit, every=args.all
+    )
     if not reply.ok:
         return _failed(reply)
-    print(render_approvals(reply.body))
+    print(render_approvals({"approvals": pending}))
+    if token:
+        print(f"(more pending requests: stepwise approvals --all, or GET /v1/approvals?next_token={token})")
     return 0
 
 

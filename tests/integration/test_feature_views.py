@@ -111,7 +111,10 @@ def test_feature_views_get_answers_404_for_unknown_views_and_versions(orders: St
     call("PUT", "/v1/feature-views/spend", VIEW)
     status, body = call("GET", "/v1/feature-views/spend", query={"version": "2"})
     assert status == 404 and body["error"] == "NotFound"
-    assert call("GET", "/v1/feature-views", None)[1] == {"views": [call("GET", "/v1/feature-views/spend")[1]]}
+    assert call("GET", "/v1/feature-views", None)[1] == {
+        "views": [call("GET", "/v1/feature-views/spend")[1]],
+        "next_token": None,
+    }
 
 
 def _with(**changes: Any) -> dict[str, Any]:

@@ -116,3 +116,34 @@ def test_cli_versions_follows_every_page(
     out = capsys.readouterr().out
     assert len(calls) == 2 and "next_token=" in calls[1]
     assert [int(m) for m in re.findall(r"^\s*(\d+)\s", out, flags=re.MULTILINE)] == [1, 2, 3], out
+
+
+def test_cli_lists_say_when_more_exist_and_all_follows_the_pages(
+    stores: Stores, target: HandlerTarget, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.integration.test_list_pages import seed_approvals, seed_events, seed_runs
+
+    # Given 5 runs, 5 pending approvals and 5 audit events of churn
+    runs = seed_runs(stores, "churn", 5)
+    approvals = seed_approvals(stores, 5)
+    seed_events(stores, 5, "model/other")
+    # When each list is read 2 at a time: one page, and a hint naming how to read on
+    assert main(["runs", "churn", "--limit", "2"]) == 0
+    out = capsys.readouterr().out
+    assert runs[4] in out and runs[2] not in out and "more runs: stepwise runs churn --all" in out
+    assert main(["approvals", "--limit", "2"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("churn") == 2 and "more pending requests" in out
+    assert main(["audit", "other", "--limit", "2", "--json"]) == 0
+    body = json.loads(capsys.readouterr().out)
+    assert len(body["events"]) == 2 and body["next_token"]
+    # Then --all reads every page, and nothing says more exist
+    assert main(["runs", "churn", "--limit", "2", "--all"]) == 0
+    out = capsys.readouterr().out
+    assert all(r in out for r in runs) and "more runs" not in out
+    assert main(["approvals", "--limit", "2", "--all"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("churn") == len(approvals) and "more pending" not in out
+    assert main(["audit", "other", "--limit", "2", "--all", "--json"]) == 0
+    body = json.loads(capsys.readouterr().out)
+    assert len(body["events"]) == 5 and body["next_token"] is None

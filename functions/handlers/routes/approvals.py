@@ -12,7 +12,7 @@ from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 from aws_lambda_powertools.metrics import MetricUnit
 
 from functions.handlers.routes.identity import caller_identity
-from functions.handlers.routes.params import ApprovalId, reply
+from functions.handlers.routes.params import DEFAULT_PAGE, ApprovalId, LimitQuery, NextTokenQuery, reply
 from functions.logic import approvals
 from functions.models.approvals import ApprovalList, ApprovalRequest, CallerIdentity, DecisionRequest
 from functions.models.errors import Forbidden
@@ -28,8 +28,8 @@ def caller(r: APIGatewayRouter) -> CallerIdentity:
 
 
 @router.get("/v1/approvals")
-def list_approvals() -> Response[ApprovalList]:
-    return reply(ApprovalList(approvals=approvals.list_pending(get_settings())))
+def list_approvals(limit: LimitQuery = DEFAULT_PAGE, next_token: NextTokenQuery = None) -> Response[ApprovalList]:
+    return reply(approvals.list_pending(get_settings(), limit, next_token))
 
 
 @router.get("/v1/approvals/<approval_id>")

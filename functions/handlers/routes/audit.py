@@ -1,8 +1,7 @@
 """Audit routes (IAM-authorized).
 
-GET  /v1/audit[?model=NAME|target=KIND/NAME][&since=ISO][&limit=N]   events oldest first: who, what,
-                                                                     target, before/after, reason,
-                                                                     correlation id
+GET  /v1/audit[?model=NAME|target=KIND/NAME][&since=ISO][&limit=N][&next_token=T]   events oldest
+        first, by page: who, what, target, before/after, reason, correlation id
 POST /v1/audit/export {"day": "YYYY-MM-DD"}   export that day (default yesterday) to the archive now
 """
 
@@ -14,7 +13,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
-from functions.handlers.routes.params import ModelQuery, SinceQuery, TargetQuery, reply
+from functions.handlers.routes.params import ModelQuery, NextTokenQuery, SinceQuery, TargetQuery, reply
 from functions.logic import governance
 from functions.models.lineage import AuditList, ExportDay, Exported
 from functions.models.settings import get_settings
@@ -31,11 +30,18 @@ def list_audit(
     limit: Annotated[
         int, Query(ge=1, le=governance.MAX_EVENTS, description="the most events to return")
     ] = governance.MAX_EVENTS,
+    next_token: NextTokenQuery = None,
 ) -> Response[AuditList]:
-    events = governance.audit_events(
-        get_settings(), model=model, target=target, since=governance.as_utc(since), limit=limit
+    return reply(
+        governance.audit_events(
+            get_settings(),
+            model=model,
+            target=target,
+            since=governance.as_utc(since),
+            limit=limit,
+            next_token=next_token,
+        )
     )
-    return reply(AuditList(events=events))
 
 
 @router.post("/v1/audit/export")

@@ -2,7 +2,7 @@
 
 PUT  /v1/feature-views/{name}                 store a new version of a feature view
 GET  /v1/feature-views/{name}[?version=N]     a view version (latest by default)
-GET  /v1/feature-views                        the latest version of every view
+GET  /v1/feature-views[?limit=N&next_token=T]   the latest version of each view, by name, by page
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from functions.handlers.routes.identity import caller_name
-from functions.handlers.routes.params import Name, VersionQuery, reply
+from functions.handlers.routes.params import DEFAULT_PAGE, LimitQuery, Name, NextTokenQuery, VersionQuery, reply
 from functions.logic import feature_views
 from functions.models.features import FeatureViewBody, FeatureViewList, FeatureViewRecord
 from functions.models.settings import get_settings
@@ -33,5 +33,7 @@ def get_feature_view(name: Name, version: VersionQuery = None) -> Response[Featu
 
 
 @router.get("/v1/feature-views")
-def list_feature_views() -> Response[FeatureViewList]:
-    return reply(feature_views.list_views(get_settings()))
+def list_feature_views(
+    limit: LimitQuery = DEFAULT_PAGE, next_token: NextTokenQuery = None
+) -> Response[FeatureViewList]:
+    return reply(feature_views.list_views(get_settings(), limit, next_token))

@@ -4,7 +4,7 @@ GET  /v1/models[?limit=N&next_token=T]       models with production version and 
                                              time by name (next_token names the next page)
 GET  /v1/models/{name}/versions[?limit=N&next_token=T]   version summaries, oldest first, a page at a time
 GET  /v1/models/{name}/versions/{version}    one version: everything, gates and lineage
-GET  /v1/models/{name}/runs                  lifecycle runs and their steps
+GET  /v1/models/{name}/runs[?limit=N&next_token=T]   lifecycle runs and their steps, newest start first, by page
 PUT  /v1/specs/{name}                        store a new version of a training spec
 GET  /v1/specs/{name}[?version=N]            a spec version (latest by default)
 POST /v1/models/{name}/train                 start the workflow {"spec", "dataset_version"}
@@ -62,8 +62,8 @@ def get_version(name: Name, version: Version) -> Response[ModelVersion]:
 
 
 @router.get("/v1/models/<name>/runs")
-def list_runs(name: Name) -> Response[RunList]:
-    return reply(specs.runs(get_settings(), name))
+def list_runs(name: Name, limit: LimitQuery = DEFAULT_PAGE, next_token: NextTokenQuery = None) -> Response[RunList]:
+    return reply(specs.runs(get_settings(), name, limit, next_token))
 
 
 @router.put("/v1/specs/<name>", responses={201: {"description": "the stored spec version"}})
