@@ -9,7 +9,8 @@ status, anything else is a 500 with a correlation id to look up in the logs
 
 from __future__ import annotations
 
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -24,7 +25,10 @@ from functions.handlers.routes import health
 from functions.handlers.routes import models as model_routes
 from functions.handlers.routes import releases as release_routes
 from functions.handlers.routes import reproduce as reproduce_routes
+from functions.handlers.routes.identity import caller_identity
 from functions.handlers.routes.openapi import add_openapi_route
+from functions.logic import personas
+from functions.models.settings import get_settings
 from functions.observability import logger, metrics, tracer
 
 app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=parse_json_object)
@@ -40,6 +44,23 @@ app.include_router(governance_routes.router)
 app.include_router(audit_routes.router)
 app.include_router(reproduce_routes.router)
 install_error_handlers(app)
+
+
+def persona_gate(resolver: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response:
+    """A Cognito caller reaches a route only through a persona of its groups (setting persona_groups)."""
+    event = resolver.current_event
+    personas.check_route(
+        get_settings(),
+        caller_identity(event),
+        f"{event.http_method} {event.resource}",
+        path_parameters=dict(event.path_parameters or {}),
+        cognito=bool(event.request_context.authorizer.claims),
+        correlation_id=logger.get_correlation_id() or "",
+    )
+    return next_middleware(resolver)
+
+
+app.use(middlewares=[persona_gate])
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
