@@ -42,9 +42,12 @@ def groups(stores: Stores, monkeypatch: pytest.MonkeyPatch) -> Stores:
 APPROVE = ("POST", "/v1/approvals/churn-1/approve", "/v1/approvals/{approval_id}/approve")
 
 
-def test_persona_groups_an_auditor_group_cannot_approve_and_the_refusal_is_audited(groups: Stores) -> None:
+def test_persona_groups_an_auditor_group_cannot_approve_and_the_refusal_is_audited(
+    groups: Stores, capsys: pytest.CaptureFixture[str]
+) -> None:
     # When a member of `audit` (Auditor) approves
     status, body = cognito_call(*APPROVE, {"reason": "looks fine"}, user="ana", groups=["audit"])
+    assert '"DecisionsRefused"' in capsys.readouterr().out  # counted with the refused decisions
     # Then 403 naming the rule, her groups and personas; audited as a refused access
     assert status == 403 and body["error"] == "Forbidden", body
     assert "persona_groups" in body["message"] and "['audit']" in body["message"], body
