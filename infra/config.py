@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Literal
 
 from constructs import Construct
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 APPROVER_PATTERN = r"^(arn:aws[a-z-]*:(iam|sts)::\d{12}:.+|group:[\w+=,.@-]{1,128}|cognito:.+)$"
 
@@ -58,6 +59,12 @@ class StackConfig(BaseModel):
     persona_roles: dict[str, tuple[Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/.+")], ...]] = Field(
         default_factory=dict, max_length=6
     )
+    # separation of duties with the Cognito user pool: persona name -> Cognito group names; a caller
+    # authorized by the pool may call only the routes of its groups' personas (checked by the API
+    # function; needs cognito_user_pool_arn)
+    persona_groups: dict[str, tuple[Annotated[str, Field(pattern=r"^[\w+=,.@-]{1,128}$")], ...]] = Field(
+        default_factory=dict, max_length=6
+    )
     # governance: retired artifacts move to a colder storage class after this many days;
     # audit exports stay locked (Object Lock, governance mode) this long
     retired_artifact_transition_days: int = Field(30, ge=1, le=3650)
@@ -80,6 +87,30 @@ class StackConfig(BaseModel):
         if isinstance(names, list | tuple) and len(set(names)) != len(names):
             raise ValueError(f"prediction_api_clients names must be unique: {names}")
         return names
+
+    @field_validator("persona_roles", "persona_groups", mode="before")
+    @classmethod
+    def _json_mapping(cls, value: object) -> object:
+        """`-c stepwise:persona_groups='{"Approver": ["leads"]}'` (the CDK CLI passes -c values as
+        strings), or a mapping in cdk.json."""
+        if isinstance(value, str):
+            try:
+                return json.loads(value)
+            except ValueError as exc:
+                raise ValueError(f"not a JSON object of persona -> names: {exc}") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _persona_groups(self) -> StackConfig:
+        """Groups are a user pool's: persona_groups needs cognito_user_pool_arn, and names known personas."""
+        from infra.constructs.personas import PERSONAS
+
+        unknown = sorted(set(self.persona_groups) - set(PERSONAS))
+        if unknown:
+            raise ValueError(f"persona_groups names unknown personas {unknown}; known: {list(PERSONAS)}")
+        if self.persona_groups and not self.cognito_user_pool_arn:
+            raise ValueError("persona_groups maps Cognito groups, so it needs cognito_user_pool_arn")
+        return self
 
     @classmethod
     def from_context(cls, scope: Construct) -> StackConfig:

@@ -9,8 +9,10 @@ status, anything else is a 500 with a correlation id to look up in the logs
 
 from __future__ import annotations
 
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.handlers.errors import install_error_handlers, parse_json_object
@@ -24,7 +26,11 @@ from functions.handlers.routes import health
 from functions.handlers.routes import models as model_routes
 from functions.handlers.routes import releases as release_routes
 from functions.handlers.routes import reproduce as reproduce_routes
+from functions.handlers.routes.identity import caller_identity
 from functions.handlers.routes.openapi import add_openapi_route
+from functions.logic import personas
+from functions.models.errors import Forbidden
+from functions.models.settings import get_settings
 from functions.observability import logger, metrics, tracer
 
 app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=parse_json_object)
@@ -40,6 +46,32 @@ app.include_router(governance_routes.router)
 app.include_router(audit_routes.router)
 app.include_router(reproduce_routes.router)
 install_error_handlers(app)
+
+
+DECISION_ROUTES = frozenset({"POST /v1/approvals/{approval_id}/approve", "POST /v1/approvals/{approval_id}/reject"})
+
+
+def persona_gate(resolver: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response:
+    """A Cognito caller reaches a route only through a persona of its groups (setting persona_groups)."""
+    event = resolver.current_event
+    route = f"{event.http_method} {event.resource}"
+    try:
+        personas.check_route(
+            get_settings(),
+            caller_identity(event),
+            route,
+            path_parameters=dict(event.path_parameters or {}),
+            cognito=bool(event.request_context.authorizer.claims),
+            correlation_id=logger.get_correlation_id() or "",
+        )
+    except Forbidden:
+        if route in DECISION_ROUTES:  # counted with the other refused decisions (an alarm watches them)
+            metrics.add_metric(name=approval_routes.REFUSED_METRIC, unit=MetricUnit.Count, value=1)
+        raise
+    return next_middleware(resolver)
+
+
+app.use(middlewares=[persona_gate])
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

@@ -7,6 +7,7 @@ two in step).
 
 from __future__ import annotations
 
+import json
 import os
 from functools import lru_cache
 
@@ -53,6 +54,9 @@ class Settings(BaseModel):
     # who may approve or reject (comma-separated principals or `group:<Cognito group>`; empty: anyone
     # the API lets call the route)
     approvers: str = Field("", alias="STEPWISE_APPROVERS", max_length=16_384)
+    # Cognito groups -> personas (JSON `{"Approver": ["leads"]}`): a Cognito caller may call only the
+    # routes of its groups' personas (functions/models/personas.py); empty: the authorizer alone decides
+    persona_groups: str = Field("", alias="STEPWISE_PERSONA_GROUPS", max_length=4096)
     audit_archive_bucket: str = Field("", alias="STEPWISE_AUDIT_ARCHIVE_BUCKET")  # Object Lock (governance)
     audit_export_function: str = Field("", alias="STEPWISE_AUDIT_EXPORT_FUNCTION")  # the on-demand export route
     reproduce_function: str = Field("", alias="STEPWISE_REPRODUCE_FUNCTION")  # the reproduce route's worker
@@ -65,6 +69,21 @@ class Settings(BaseModel):
     @property
     def approver_entries(self) -> frozenset[str]:
         return frozenset(n.strip() for n in self.approvers.split(",") if n.strip())
+
+    @property
+    def personas_of_groups(self) -> dict[str, frozenset[str]]:
+        """Cognito group -> the personas it maps to ({} when the setting is off). The stack writes
+        the setting from a validated mapping; anything else found here is refused loudly."""
+        if not self.persona_groups.strip():
+            return {}
+        mapping = json.loads(self.persona_groups)
+        if not isinstance(mapping, dict):
+            raise ValueError("STEPWISE_PERSONA_GROUPS must be a JSON object of persona -> group names")
+        out: dict[str, set[str]] = {}
+        for persona, groups in mapping.items():
+            for group in groups:
+                out.setdefault(str(group), set()).add(str(persona))
+        return {group: frozenset(personas) for group, personas in out.items()}
 
     @property
     def trusted_session_role_names(self) -> frozenset[str]:

@@ -12,6 +12,7 @@ side instead), so the stores deploy, and stay, on their own.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 
@@ -356,6 +357,10 @@ class StepwiseStack(Stack):
             alarm_topic=self.monitoring.topic,
             refused_decisions_threshold=config.refused_decisions_alarm_threshold,
         )
+        if config.persona_groups:  # Cognito callers held to their groups' personas by the API function
+            self.control.function.add_environment(
+                c.ENV_PERSONA_GROUPS, json.dumps({p: list(g) for p, g in config.persona_groups.items()})
+            )
         stores.encryption.encrypt_stack(self, except_buckets={})
 
     def outputs(self) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -92,9 +93,22 @@ def test_approval_e2e_wait_decide_release(
     # When carol decides her own run: 403 (four-eyes)
     reply = local.api("POST", "/v1/approvals/toy-model-2/reject", {"reason": "mine"}, identity="carol")
     assert reply.status == 403 and "four-eyes" in reply.body["message"], reply.body
-    # When alice rejects it; Then REJECTED and the execution fails typed
-    reply = local.api("POST", "/v1/approvals/toy-model-2/reject", {"reason": "not better"}, identity="alice")
-    assert reply.status == 200 and reply.body["status"] == "REJECTED"
+    # When alice and bob reject it at once (two requests in flight together); Then exactly one
+    # decision stands (200) and the other is a 409, the version is REJECTED and the execution fails typed
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        racing = list(
+            pool.map(
+                lambda who: local.api(
+                    "POST", "/v1/approvals/toy-model-2/reject", {"reason": "not better"}, identity=who
+                ),
+                ("alice", "bob"),
+            )
+        )
+    assert sorted(r.status for r in racing) == [200, 409], [(r.status, r.body) for r in racing]
+    won = next(r for r in racing if r.status == 200)
+    assert won.body["status"] == "REJECTED"
+    decided = local.api("GET", "/v1/approvals/toy-model-2").body["decision"]["who"]
+    assert decided == won.body["decision"]["who"] and decided.split("/")[-1] in ("alice", "bob"), decided
     assert _status(local, 2) == "REJECTED"
     wait_for(lambda: all(e["status"] != "RUNNING" for e in _executions(local)))
     failed = [e for e in _executions(local) if e["status"] == "FAILED"]

@@ -245,6 +245,8 @@ def test_personas_refused_decisions_alarm_notifies_the_monitoring_topic(assembly
         ("approvers", "bob"),
         ("trusted_session_roles", "not a role/name"),
         ("persona_roles", {"Approver": ["arn:aws:iam::123456789012:user/bob"]}),
+        ("persona_groups", {"Approver": ["leads"]}),  # Cognito groups without the user pool
+        ("persona_groups", {"Approver": ["not a group"]}),
     ],
 )
 def test_personas_settings_refuse_bad_values_naming_the_setting(field: str, value: Any) -> None:
@@ -254,3 +256,52 @@ def test_personas_settings_refuse_bad_values_naming_the_setting(field: str, valu
 
     with pytest.raises(ValidationError, match=field):
         StackConfig.model_validate({field: value})
+
+
+POOL = "arn:aws:cognito-idp:us-east-1:123456789012:userpool/us-east-1_AbCdEf123"
+
+
+def test_personas_groups_setting_refuses_an_unknown_persona() -> None:
+    from pydantic import ValidationError
+
+    from infra.config import StackConfig
+
+    with pytest.raises(ValidationError, match="persona_groups names unknown personas"):
+        StackConfig.model_validate({"cognito_user_pool_arn": POOL, "persona_groups": {"Boss": ["leads"]}})
+
+
+def test_personas_groups_setting_from_the_command_line_is_json() -> None:
+    from infra.config import StackConfig
+
+    # Given -c stepwise:persona_groups='{...}' (the CDK CLI passes a string)
+    config = StackConfig.model_validate({"cognito_user_pool_arn": POOL, "persona_groups": '{"Approver": ["leads"]}'})
+    assert config.persona_groups == {"Approver": ("leads",)}
+
+
+def test_personas_groups_runtime_routes_are_the_policies_routes() -> None:
+    # Given the routes the API function holds a Cognito caller's personas to (functions never import infra)
+    from functions.models import personas as runtime
+    from infra.constructs.personas import PERSONA_ROUTES
+
+    # Then they are the policies' routes, and the declared matrix's, persona by persona
+    assert {p: frozenset(f"{m} {path}" for m, path in r) for p, r in PERSONA_ROUTES.items()} == runtime.PERSONA_ROUTES
+    assert {p: frozenset(r for r, who in MATRIX.items() if p in who) for p in PERSONAS} == runtime.PERSONA_ROUTES
+
+
+def test_personas_groups_setting_reaches_the_api_function(tmp_path_factory: pytest.TempPathFactory) -> None:
+    import json
+
+    from stepwise.local.assembly import synthesize
+
+    groups = {A: ["leads", "approvers"], AU: ["audit"]}
+    context = {"stepwise:cognito_user_pool_arn": POOL, "stepwise:persona_groups": groups}
+    template = synthesize(tmp_path_factory.mktemp("cdk.out.groups"), context=context).template
+    envs = [
+        r["Properties"]["Environment"]["Variables"]
+        for r in template["Resources"].values()
+        if r["Type"] == "AWS::Lambda::Function"
+        and c.ENV_PERSONA_GROUPS in r["Properties"].get("Environment", {}).get("Variables", {})
+    ]
+    # Then the control API function, and only it, holds the mapping
+    (env,) = envs
+    assert json.loads(env[c.ENV_PERSONA_GROUPS]) == groups

@@ -362,3 +362,38 @@ def test_approval_four_eyes_refusal_is_audited(waiting: str, stores: Stores) -> 
     (refused,) = [e for e in trail if e.action == "approval.refused"]
     assert refused.who.endswith("user/trainer") and refused.reason.startswith("four-eyes")
     assert refused.after == {"approval": "churn-1", "decision": "reject"}
+
+
+def test_approval_racing_decisions_by_two_others_end_as_one_200_and_one_409(waiting: str, stores: Stores) -> None:
+    # Given alice's approval has read the request (PENDING) and is about to write her decision, and
+    # bob's rejection runs whole at that moment (both read PENDING before either writes): the two
+    # are interleaved at the DynamoDB boundary, one call at a time, since moto's
+    # transact_write_items is not thread-safe
+    from functions.dal.clients import client
+
+    replies: dict[str, tuple[int, Any]] = {}
+
+    def bob_decides_first(params: dict[str, Any], **_: Any) -> None:
+        decision = any(":decided" in str(item) for item in params.get("TransactItems", []))  # the decision item
+        if decision and "bob" not in replies:
+            replies["bob"] = (-1, None)  # bob's own write passes this hook untouched
+            replies["bob"] = call("POST", "/v1/approvals/churn-1/reject", {"reason": "worse"}, who="bob")
+
+    events = client("dynamodb").meta.events
+    events.register("before-parameter-build.dynamodb.TransactWriteItems", bob_decides_first, unique_id="race")
+    try:
+        # When alice approves
+        replies["alice"] = call("POST", "/v1/approvals/churn-1/approve", {"reason": "fine"}, who="alice")
+    finally:
+        events.unregister("before-parameter-build.dynamodb.TransactWriteItems", unique_id="race")
+
+    # Then exactly one decision stands: bob's 200, alice's conditional write refused with 409
+    assert replies["bob"][0] == 200 and replies["bob"][1]["status"] == "REJECTED", replies
+    assert replies["alice"][0] == 409 and replies["alice"][1]["error"] == "Conflict", replies
+    request = call("GET", "/v1/approvals/churn-1")[1]
+    assert request["status"] == "REJECTED" and request["decision"]["who"].endswith("user/bob"), request
+    assert releases.read_state(get_settings(), "churn").versions[1].status == S.REJECTED
+    trail = audit.list_events(stores.metadata_table, target=model_target("churn"))
+    decided = [e for e in trail if e.action == "approval.decide"]
+    assert [e.who for e in decided] == ["arn:aws:iam::123456789012:user/bob"]
+    wait_for(lambda: execution_done(waiting), "the execution")
