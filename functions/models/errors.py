@@ -70,3 +70,9 @@ class ChunkCheckFailed(StepwiseError):
     the upload was not judged, so it is neither versioned nor quarantined."""
 
     status_code = 503
+
+
+class ImportRefused(InvalidInput):
+    """An imported model artifact failed verification (size, sha256, parse, operators, external
+    data, runtime load, or its inputs against the dataset's contract): `details` lists every
+    reason found; nothing is registered."""
