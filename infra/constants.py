@@ -84,6 +84,7 @@ PREFIX_FEEDBACK = "feedback/"
 PREFIX_MODELS = "models/"
 PREFIX_CARDS = "cards/"  # artifacts bucket: model cards (writers of cards cannot touch models/)
 PREFIX_OFFLINE = "offline/"  # artifacts bucket: feature views' offline layouts, one per source version
+PREFIX_IMPORTS = "imports/"  # artifacts bucket: uploaded ONNX artifacts of imported models (untrusted until verified)
 
 # ingestion: construct ids, outputs, env vars, artifacts prefix of validation reports
 INGESTION_ID = "Ingestion"

@@ -95,6 +95,15 @@ def get_view(table: str, name: str, version: int | None = None) -> FeatureViewRe
     return FeatureViewRecord.model_validate_json(item["doc"]["S"])
 
 
+def list_latest_views(table: str) -> list[FeatureViewRecord]:
+    """The latest version of every view, by name (every page)."""
+    views, token = list_latest_views_page(table, 1_000)
+    while token is not None:
+        more, token = list_latest_views_page(table, 1_000, token)
+        views += more
+    return views
+
+
 def list_latest_views_page(
     table: str, limit: int, next_token: str | None = None
 ) -> tuple[list[FeatureViewRecord], str | None]:

@@ -23,6 +23,7 @@ from functions.handlers.routes import drift as drift_routes
 from functions.handlers.routes import features as feature_routes
 from functions.handlers.routes import governance as governance_routes
 from functions.handlers.routes import health
+from functions.handlers.routes import imports as import_routes
 from functions.handlers.routes import models as model_routes
 from functions.handlers.routes import releases as release_routes
 from functions.handlers.routes import reproduce as reproduce_routes
@@ -45,6 +46,7 @@ app.include_router(drift_routes.router)
 app.include_router(governance_routes.router)
 app.include_router(audit_routes.router)
 app.include_router(reproduce_routes.router)
+app.include_router(import_routes.router)
 install_error_handlers(app)
 
 

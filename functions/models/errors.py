@@ -78,3 +78,9 @@ class OfflineQueryFailed(StepwiseError):
     StoreUnavailable: running the same query again is not expected to help, so nothing retries it."""
 
     status_code = 502
+
+
+class ImportRefused(InvalidInput):
+    """An imported model artifact failed verification (size, sha256, parse, operators, external
+    data, runtime load, or its inputs against the dataset's contract): `details` lists every
+    reason found; nothing is registered."""

@@ -38,6 +38,8 @@ class Settings(BaseModel):
     validate_chunk_bytes: int = Field(256 * 1024**2, alias="STEPWISE_VALIDATE_CHUNK_BYTES", ge=1)
     validate_max_bytes: int = Field(50 * 1024**3, alias="STEPWISE_VALIDATE_MAX_BYTES", ge=1)
     validate_state_machine_arn: str = Field("", alias="STEPWISE_VALIDATE_SM_ARN")  # chunked validation (AWS)
+    # imported models (functions/logic/imports.py): the largest ONNX artifact accepted, in bytes
+    import_max_bytes: int = Field(256 * 1024**2, alias="STEPWISE_IMPORT_MAX_BYTES", ge=1)
     # offline store: a training set's point-in-time join runs in the function while the view layouts it
     # reads total at most this many Parquet bytes, on Athena above (when a workgroup is deployed)
     offline_join_max_bytes: int = Field(1024**3, alias="STEPWISE_OFFLINE_JOIN_MAX_BYTES", ge=1)

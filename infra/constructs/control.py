@@ -18,6 +18,7 @@ from infra.constructs.api import Api
 from infra.constructs.function import FunctionFactory
 from infra.grants import (
     StartableWorkflow,
+    allow_objects,
     allow_table,
     allow_workflow_start,
     grant_decisions,
@@ -38,6 +39,10 @@ MODEL_ROUTES = (
     ("PUT", "/v1/feature-views/{name}"),  # functions/handlers/routes/features.py
     ("GET", "/v1/feature-views/{name}"),
     ("GET", "/v1/feature-views"),
+)
+IMPORT_ROUTES = (  # functions/handlers/routes/imports.py
+    ("POST", "/v1/models/{name}/imports/upload"),
+    ("POST", "/v1/models/{name}/imports"),
 )
 RELEASE_ROUTES = (
     ("GET", "/v1/approvals"),
@@ -85,6 +90,17 @@ class ControlApi(Construct):
         )
         allow_workflow_start(fn, lifecycle)
         for method, path in MODEL_ROUTES:
+            self._api.add_route(method, path, fn)
+
+    def add_import_routes(self) -> None:
+        """Bring your own model: presigned uploads under imports/ (the URL is signed with this
+        function's role, so it needs PutObject there; HEAD of the upload needs GetObject) and import
+        records with their audit events (the metadata writes of add_model_routes)."""
+        fn = self.function
+        allow_objects(
+            fn, self._artifacts, c.PREFIX_IMPORTS, ["s3:PutObject", "s3:GetObject"], "imported models' uploads"
+        )
+        for method, path in IMPORT_ROUTES:
             self._api.add_route(method, path, fn)
 
     def add_release_routes(

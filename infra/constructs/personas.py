@@ -67,13 +67,16 @@ READS: tuple[Route, ...] = (
 PERSONA_ROUTES: dict[str, tuple[Route, ...]] = {
     # uploads under raw/ and reads what validation made of them
     "DataProducer": DATASET_READS,
-    # declares data contracts, specs and feature views, trains, asks for drift checks, reproduces
+    # declares data contracts, specs and feature views, trains, imports models trained elsewhere
+    # (the upload URL is presigned by the API: no S3 grant), asks for drift checks, reproduces
     "DataScientist": (
         *READS,
         ("PUT", "/v1/datasets/{name}/contract"),
         ("PUT", "/v1/specs/{name}"),
         ("PUT", "/v1/feature-views/{name}"),
         ("POST", "/v1/models/{name}/train"),
+        ("POST", "/v1/models/{name}/imports/upload"),
+        ("POST", "/v1/models/{name}/imports"),
         ("POST", "/v1/models/{name}/drift"),
         ("POST", "/v1/models/{name}/versions/{version}/reproduce"),
     ),

@@ -273,6 +273,7 @@ class StepwiseStack(Stack):
             after_register=self.approvals,
         )
         self.control.add_model_routes(lifecycle=self.lifecycle)
+        self.control.add_import_routes()
         self.control.add_release_routes(
             lifecycle=self.lifecycle,
             four_eyes=config.four_eyes,

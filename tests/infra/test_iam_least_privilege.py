@@ -49,8 +49,8 @@ EXPECTED_ACTIONS: dict[str, set[str]] = {
     "ApiFunction": _BASE
     | {
         "s3:ListBucket",  # health: HeadBucket
-        "s3:GetObject",  # rollback verifies artifacts/models/* sha256; lineage reads captures, reports
-        "s3:PutObject",  # governance: model cards under cards/ only (never models/)
+        "s3:GetObject",  # rollback verifies artifacts/models/* sha256; lineage reads captures, reports; imports/ HEAD
+        "s3:PutObject",  # governance: model cards under cards/ only (never models/); imports/: presigned uploads
         "s3:PutObjectTagging",  # governance: retired artifacts tagged for the colder storage class
         "dynamodb:DescribeTable",  # health
         "dynamodb:GetItem",

@@ -58,6 +58,8 @@ MATRIX: dict[str, set[str]] = {
     "PUT /v1/specs/{name}": {S},
     "PUT /v1/feature-views/{name}": {S},
     "POST /v1/models/{name}/train": {S},
+    "POST /v1/models/{name}/imports/upload": {S},
+    "POST /v1/models/{name}/imports": {S},
     "POST /v1/models/{name}/drift": {S},
     "POST /v1/models/{name}/versions/{version}/reproduce": {S},
     "POST /v1/approvals/{approval_id}/approve": {A},

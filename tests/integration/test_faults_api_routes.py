@@ -45,6 +45,7 @@ VIEW = {
     "ttl_seconds": 86_400,
     "features": [{"name": "x", "type": "float"}],
 }
+IMPORT = {"upload_id": "a" * 32, "sha256": "b" * 64, "dataset": "toy", "dataset_version": 1, "task": "regression"}
 # (method, path template as routed, the request's path, body); one per route of functions/handlers/api.py
 ROUTES: list[tuple[str, str, str, Any]] = [
     ("GET", "/v1/health", "/v1/health", None),
@@ -88,6 +89,8 @@ ROUTES: list[tuple[str, str, str, Any]] = [
     ("POST", "/v1/models/<name>/versions/<version>/restore", "/v1/models/churn/versions/2/restore", {"reason": "x"}),
     ("POST", "/v1/models/<name>/versions/<version>/reproduce", "/v1/models/churn/versions/1/reproduce", {}),
     ("GET", "/v1/models/<name>/versions/<version>/reproduce", "/v1/models/churn/versions/1/reproduce", None),
+    ("POST", "/v1/models/<name>/imports/upload", "/v1/models/churn/imports/upload", {"size_bytes": 10}),
+    ("POST", "/v1/models/<name>/imports", "/v1/models/churn/imports", IMPORT),
 ]
 NO_STORE_CALL = {"GET /v1/openapi.json"}  # built from the routers, no store behind it
 STORE_FAULTS = [faults.THROTTLING, faults.ACCESS_DENIED, faults.TIMEOUT]
