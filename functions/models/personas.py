@@ -46,6 +46,8 @@ PERSONA_ROUTES: dict[str, frozenset[str]] = {
         "PUT /v1/specs/{name}",
         "PUT /v1/feature-views/{name}",
         "POST /v1/models/{name}/train",
+        "POST /v1/models/{name}/imports/upload",
+        "POST /v1/models/{name}/imports",
         "POST /v1/models/{name}/drift",
         "POST /v1/models/{name}/versions/{version}/reproduce",
     },
