@@ -88,6 +88,8 @@ ROUTES: list[tuple[str, str, str, Any]] = [
     ("POST", "/v1/models/<name>/versions/<version>/restore", "/v1/models/churn/versions/2/restore", {"reason": "x"}),
     ("POST", "/v1/models/<name>/versions/<version>/reproduce", "/v1/models/churn/versions/1/reproduce", {}),
     ("GET", "/v1/models/<name>/versions/<version>/reproduce", "/v1/models/churn/versions/1/reproduce", None),
+    ("POST", "/v1/models/<name>/batch", "/v1/models/churn/batch", {"input": {"dataset": "toy", "version": 1}}),
+    ("GET", "/v1/models/<name>/batch/<job>", "/v1/models/churn/batch/0123456789abcdef0123", None),
 ]
 NO_STORE_CALL = {"GET /v1/openapi.json"}  # built from the routers, no store behind it
 STORE_FAULTS = [faults.THROTTLING, faults.ACCESS_DENIED, faults.TIMEOUT]

@@ -5,9 +5,8 @@ POST /v1/models/{name}/batch        {"input": {"dataset", "version"} | {"uri"}, 
                                     "client_token"?}: 202 with the job (its id, the version and
                                     artifact sha256 it scores with, the output prefix)
 GET  /v1/models/{name}/batch/{job}  the job: status, chunks, rows, errors
-Who asks is the caller's identity (requestContext), never a field of the body. The API function
-includes this router once the batch construct (the workflow, the routes in the template, the API
-function's grants) is deployed; until then tests/integration/test_batch_api.py drives it.
+Who asks is the caller's identity (requestContext), never a field of the body. The workflow, the
+routes in the template and the API function's grants are infra/constructs/batch.py.
 """
 
 from __future__ import annotations
