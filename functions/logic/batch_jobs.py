@@ -234,3 +234,10 @@ def get_job(settings: Settings, model: str, job_id: str) -> BatchJob:
     if job is None:
         raise NotFound(f"{model} has no batch job {job_id}")
     return job
+
+
+def list_jobs(settings: Settings, model: str) -> list[BatchJob]:
+    """The model's batch jobs, newest first (what `stepwise jobs` lists)."""
+    if registry_dal.get_model(settings.registry_table, model) is None:
+        raise NotFound(f"no model named {model!r}")
+    return store.list_jobs(settings.metadata_table, model)

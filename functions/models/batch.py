@@ -175,6 +175,14 @@ class BatchJob(BaseModel):
     joined: bool = False  # in a reply: a repeated request (same client token) joined this job
 
 
+class BatchJobs(BaseModel):
+    """A model's batch jobs, newest first."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    jobs: list[BatchJob]
+
+
 class ChunkTask(BaseModel):
     """One item of the workflow's map: a chunk of a job's input."""
 

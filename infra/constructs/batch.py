@@ -42,6 +42,7 @@ from infra.nag import acknowledge
 BATCH_HANDLER = "functions.handlers.batch.lambda_handler"
 BATCH_ROUTES = (
     ("POST", "/v1/models/{name}/batch"),
+    ("GET", "/v1/models/{name}/batch"),
     ("GET", "/v1/models/{name}/batch/{job}"),
 )
 PREFIX_PREDICTIONS = "predictions/"  # functions/models/batch.py PREDICTIONS_PREFIX

@@ -62,6 +62,7 @@ READS: tuple[Route, ...] = (
     ("GET", "/v1/feature-views/{name}"),
     ("GET", "/v1/approvals"),
     ("GET", "/v1/approvals/{approval_id}"),
+    ("GET", "/v1/models/{name}/batch"),
     ("GET", "/v1/models/{name}/batch/{job}"),
 )
 

@@ -55,6 +55,7 @@ MATRIX: dict[str, set[str]] = {
     "GET /v1/feature-views/{name}": READERS,
     "GET /v1/approvals": READERS,
     "GET /v1/approvals/{approval_id}": READERS,
+    "GET /v1/models/{name}/batch": READERS,
     "GET /v1/models/{name}/batch/{job}": READERS,
     "POST /v1/models/{name}/batch": {S, OP},
     "PUT /v1/specs/{name}": {S},
