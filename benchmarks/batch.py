@@ -17,7 +17,7 @@ ratio; and whether the two agree on every label. Everything runs pinned to one c
 OpenMP single-threaded. Figures are printed, never asserted.
 
     .venv/bin/python benchmarks/batch.py [--rows 10000000] [--row-group 262144] [--classes 3]
-        [--max-iter 100] [--sklearn-rows N (default: all)]
+        [--max-iter 100] [--estimator hgb|random-forest] [--sklearn-rows N (default: all)]
 """
 
 from __future__ import annotations
@@ -68,7 +68,18 @@ def _rows(rng: np.random.Generator, n: int) -> np.ndarray:
     return rng.normal(size=(n, len(FEATURES)))
 
 
-def train(classes: int, max_iter: int) -> tuple[Any, OnnxModel]:
+ESTIMATORS = {
+    # the lifecycle demo's spec (stepwise/demo_lifecycle.py): 3 classes x max_iter trees
+    "hgb": lambda max_iter: {
+        "name": "HistGradientBoostingClassifier",
+        "params": {"max_iter": max_iter, "learning_rate": 0.1},
+    },
+    # the feature demo's spec (stepwise/demo_features.py)
+    "random-forest": lambda _: {"name": "RandomForestClassifier", "params": {"n_estimators": 30, "max_depth": 6}},
+}
+
+
+def train(classes: int, max_iter: int, estimator: str = "hgb") -> tuple[Any, OnnxModel]:
     rng = np.random.default_rng(1)
     x = _rows(rng, 10_000)
     table = pa.table({name: x[:, i] for i, name in enumerate(FEATURES)} | {"label": _labels(x, classes)})
@@ -80,10 +91,7 @@ def train(classes: int, max_iter: int) -> tuple[Any, OnnxModel]:
             "target": "label",
             "features": FEATURES,
             "task": "classification",
-            "estimator": {
-                "name": "HistGradientBoostingClassifier",
-                "params": {"max_iter": max_iter, "learning_rate": 0.1},
-            },
+            "estimator": ESTIMATORS[estimator](max_iter),
         }
     )
     prepared = tr.prepare(spec, table, [])
@@ -218,13 +226,15 @@ def main() -> None:
     parser.add_argument("--row-group", type=int, default=262_144)
     parser.add_argument("--classes", type=int, default=3)
     parser.add_argument("--max-iter", type=int, default=100)
+    parser.add_argument("--estimator", choices=sorted(ESTIMATORS), default="hgb", help="the demos' estimators")
     parser.add_argument("--sklearn-rows", type=int, default=0, help="rows scikit-learn scores (default: all)")
     args = parser.parse_args()
     pin_one_core()
     figures: dict[str, Any] = {"load average at start": os.getloadavg()[0]}
-    pipeline, model = train(args.classes, args.max_iter)
-    trees = sum(len(per) for per in getattr(pipeline.steps[-1][1], "_predictors", []))
-    figures["model"] = f"HistGradientBoostingClassifier, {args.classes} classes, {trees} trees, 25 features"
+    pipeline, model = train(args.classes, args.max_iter, args.estimator)
+    final = pipeline.steps[-1][1]
+    trees = sum(len(per) for per in getattr(final, "_predictors", [])) or len(getattr(final, "estimators_", []))
+    figures["model"] = f"{type(final).__name__}, {args.classes} classes, {trees} trees, 25 features"
     with tempfile.TemporaryDirectory(prefix="stepwise-batch-bench-") as tmp:
         path = Path(tmp) / "input.parquet"
         started = time.perf_counter()

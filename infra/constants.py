@@ -133,6 +133,7 @@ JSON_BODY_ROUTES = frozenset(
         ("POST", "/v1/approvals/{approval_id}/reject"),
         ("POST", "/v1/models/{name}/rollback"),
         ("POST", "/v1/models/{name}/versions/{version}/retire"),
+        ("POST", "/v1/models/{name}/batch"),
     }
 )
 
@@ -141,6 +142,13 @@ REPRODUCTION_ID = "Reproduction"
 REPRODUCE_FUNCTION_ID = "ReproduceFunction"
 OUT_REPRODUCE_FUNCTION = "ReproduceFunctionName"
 ENV_REPRODUCE_FUNCTION = "STEPWISE_REPRODUCE_FUNCTION"
+
+# batch scoring: the batch workflow (plan -> Distributed Map of chunk scorers -> finish)
+BATCH_ID = "Batch"
+BATCH_FUNCTION_ID = "BatchFunction"
+OUT_BATCH_SM_ARN = "BatchStateMachineArn"
+OUT_BATCH_FUNCTION = "BatchFunctionName"
+ENV_BATCH_SM_ARN = "STEPWISE_BATCH_SM_ARN"  # functions/models/settings.py batch_state_machine_arn
 
 # separation of duties: one managed policy per persona (infra/constructs/personas.py); outputs
 # PersonaPolicy<Persona> name each policy's ARN

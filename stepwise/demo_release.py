@@ -79,6 +79,28 @@ def step_predict(ctx: Any) -> None:
         raise DemoFailure(f"expected only v{ctx.state['lifecycle_version']} to answer, got {dict(versions)}")
 
 
+def step_batch(ctx: Any) -> None:
+    import json
+
+    from stepwise.commands.batch import render_job
+
+    version = ctx.target.api("GET", f"/v1/models/{MODEL}/versions/{ctx.state['lifecycle_version']}").body
+    body = {"input": {"dataset": version["dataset"], "version": version["dataset_version"]}, "passthrough": ["id"]}
+    reply = ctx.target.api("POST", f"/v1/models/{MODEL}/batch", body, identity=OPERATOR)
+    if reply.status != 202:
+        raise DemoFailure(f"POST /v1/models/{MODEL}/batch answered HTTP {reply.status}: {reply.body}")
+    job = ctx.target.api("GET", f"/v1/models/{MODEL}/batch/{reply.body['job_id']}").body
+    ctx.say(f"stepwise score {MODEL} --dataset {version['dataset']}@{version['dataset_version']} --passthrough id")
+    ctx.say(render_job(job))
+    if job["status"] != "SUCCEEDED":
+        raise DemoFailure(f"the batch job ended {job['status']}: {job.get('error')}: {job.get('message')}")
+    bucket, key = job["output_prefix"][5:].split("/", 1)
+    manifest = json.loads(ctx.target.client("s3").get_object(Bucket=bucket, Key=key + "_manifest.json")["Body"].read())
+    parts = [{k: p[k] for k in ("key", "rows", "sha256")} for p in manifest["parts"]]
+    shown = {k: manifest[k] for k in ("version", "artifact_sha256", "rows", "scored", "rejected")} | {"parts": parts}
+    ctx.say(json.dumps(shown, indent=1))
+
+
 def release_steps() -> list[tuple[str, Any]]:
     return [
         (
@@ -88,4 +110,5 @@ def release_steps() -> list[tuple[str, Any]]:
         ),
         ("the workflow releases it: stepwise models", step_released),
         ("send 300 predictions over HTTP to the local API", step_predict),
+        ("score the dataset version production was trained on as a batch job; its manifest", step_batch),
     ]

@@ -18,6 +18,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from functions.handlers.errors import install_error_handlers, parse_json_object
 from functions.handlers.routes import approvals as approval_routes
 from functions.handlers.routes import audit as audit_routes
+from functions.handlers.routes import batch as batch_routes
 from functions.handlers.routes import datasets as dataset_routes
 from functions.handlers.routes import drift as drift_routes
 from functions.handlers.routes import features as feature_routes
@@ -47,6 +48,7 @@ app.include_router(governance_routes.router)
 app.include_router(audit_routes.router)
 app.include_router(reproduce_routes.router)
 app.include_router(import_routes.router)
+app.include_router(batch_routes.router)
 install_error_handlers(app)
 
 

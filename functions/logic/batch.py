@@ -34,6 +34,7 @@ import pyarrow.csv as pcsv
 import pyarrow.json as pjson
 import pyarrow.parquet as pq
 
+from functions.logic.batch_header import check_columns as check_columns  # the chunk scorer's column check
 from functions.logic.serving_runtime import OnnxModel
 from functions.logic.validation import arrow_type
 from functions.logic.validation_files import (
@@ -45,7 +46,7 @@ from functions.logic.validation_files import (
     plan_chunks,
 )
 from functions.logic.validation_files import _parquet as parquet_file
-from functions.models.batch import OUTPUT_COLUMNS, BatchInputInvalid, ChunkCounts
+from functions.models.batch import BatchInputInvalid, ChunkCounts
 from functions.models.datasets import FileFormat
 from functions.models.registry import Feature
 from functions.models.serving import DEFAULT_STRING_MAX_LENGTH, FLOAT_LIMIT, INT_LIMIT
@@ -80,29 +81,6 @@ def plan(source: ByteSource, name: str, chunk_bytes: int) -> tuple[FileFormat, l
         return fmt, plan_chunks(source, fmt, chunk_bytes)
     except Unreadable as exc:
         raise BatchInputInvalid(f"{name}: {exc}") from exc
-
-
-def check_columns(columns: list[str], features: list[Feature], passthrough: list[str], *, what: str) -> None:
-    """BatchInputInvalid naming each non-nullable feature and each pass-through column the input
-    lacks, and each pass-through column that would clash with an output column."""
-    present = set(columns)
-    details = [
-        {"field": f"columns.{f.name}", "reason": f"feature {f.name!r} of {what} is not a column of the input"}
-        for f in features
-        if f.name not in present and not f.nullable
-    ]
-    details += [
-        {"field": f"passthrough.{name}", "reason": f"{name!r} is not a column of the input"}
-        for name in passthrough
-        if name not in present
-    ]
-    details += [
-        {"field": f"passthrough.{name}", "reason": f"{name!r} is an output column of every part"}
-        for name in passthrough
-        if name in OUTPUT_COLUMNS
-    ]
-    if details:
-        raise BatchInputInvalid(f"the input does not fit {what}: " + "; ".join(d["reason"] for d in details), details)
 
 
 def input_columns(source: ByteSource, fmt: FileFormat) -> list[str] | None:

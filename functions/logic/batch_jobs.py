@@ -1,7 +1,10 @@
 """Batch jobs: the API's side. `request_batch` resolves the model version once (production unless the
 request names a version or alias) with its artifact's sha256, pins the input object's version,
-checks the input can be scored (format, the feature and pass-through columns), stores the job with
-its audit event and starts the batch workflow, named after the job (a repeated start is a no-op).
+checks the input can be scored (format, the feature and pass-through columns, read from the
+Parquet footer or CSV header without pyarrow), stores the job with its audit event and
+starts the batch workflow, named after the job (a repeated start is a no-op). Where no workflow is
+deployed (the local cloud, whose Step Functions interpreter cannot run a Distributed Map), the same
+three steps run in-process, in order, before the reply.
 
 Refusals, each before anything is written: unknown model or version 404; no production (or
 candidate) version, or a retired/rejected version 409; an input outside the data bucket's allowed
@@ -9,9 +12,9 @@ prefixes 403; an unknown dataset version or missing object 404; an unreadable in
 columns 400. Idempotency: a request with a `client_token` is one job per (model, caller, token); a
 repeat with the same body answers that job (`joined`), with another body 409.
 
-Imports no pyarrow, numpy or ONNX Runtime at module level: the API function (base layer) runs this
-module; reading the input's footer or header (`check_input`) imports the chunk scorer's readers, so
-the function that answers the batch route needs pyarrow (the data layer) to call it.
+Imports no pyarrow, numpy or ONNX Runtime: the API function (base layer only) runs this module
+(functions/logic/batch_header.py reads the footer or header); the plan step checks the same again
+with pyarrow's reader on the batch function.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from functions.dal import batch_jobs as store
 from functions.dal import datasets as datasets_dal
 from functions.dal import registry as registry_dal
 from functions.dal import workflow
+from functions.logic import batch_header
 from functions.models.audit import Actor, AuditEvent, model_target
 from functions.models.batch import (
     PREDICTIONS_PREFIX,
@@ -35,7 +39,8 @@ from functions.models.batch import (
     InputRef,
     JobStatus,
 )
-from functions.models.errors import Conflict, Forbidden, InvalidInput, NotFound, StepwiseError, StoreUnavailable
+from functions.models.datasets import FileFormat
+from functions.models.errors import Conflict, Forbidden, NotFound, StepwiseError, StoreUnavailable
 from functions.models.registry import ModelVersion, VersionStatus
 from functions.models.settings import Settings
 from functions.observability import logger
@@ -75,11 +80,29 @@ def resolve_version(settings: Settings, model: str, request: BatchRequest) -> Mo
     return version
 
 
+PARQUET_MAGIC = b"PAR1"
+SUFFIXES: dict[str, FileFormat] = {
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".csv": "csv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "jsonl",
+}
+
+
+def detect_format(name: str, head: bytes) -> FileFormat | None:
+    """The input's format from its name, else Parquet's magic bytes (validation's rule, without pyarrow)."""
+    lowered = name.lower()
+    for suffix, fmt in SUFFIXES.items():
+        if lowered.endswith(suffix):
+            return fmt
+    return "parquet" if head.startswith(PARQUET_MAGIC) else None
+
+
 def resolve_input(settings: Settings, request: BatchRequest) -> InputRef:
     """The exact object the job reads: a dataset version's validated object, or an object under the
     allowed prefixes of the data bucket, its current version pinned."""
-    from functions.logic.validation_files import detect_format
-
     given = request.input
     if isinstance(given, DatasetInput):
         record = datasets_dal.get_version(settings.metadata_table, given.dataset, given.version)
@@ -115,15 +138,13 @@ def resolve_input(settings: Settings, request: BatchRequest) -> InputRef:
 
 def check_input(ref: InputRef, version: ModelVersion, passthrough: list[str]) -> None:
     """BatchInputInvalid unless the input reads and carries the columns the job needs (Parquet
-    footer, CSV header; JSON Lines rows are checked as they are scored)."""
-    from functions.logic import batch
-
+    footer, CSV header, read without pyarrow; JSON Lines rows are checked as they are scored)."""
     if ref.size_bytes == 0:
         raise BatchInputInvalid(f"s3://{ref.bucket}/{ref.key}: empty file (0 bytes)")
     source = objects.S3RangeSource(ref.bucket, ref.key, ref.version_id, ref.size_bytes)
-    columns = batch.input_columns(source, ref.format)
+    columns = batch_header.input_columns(source, ref.format)
     if columns is not None:
-        batch.check_columns(columns, version.features, passthrough, what=f"{version.model} v{version.version}")
+        batch_header.check_columns(columns, version.features, passthrough, what=f"{version.model} v{version.version}")
 
 
 def job_id_for(model: str, who: str, token: str | None) -> str:
@@ -138,8 +159,6 @@ def request_batch(
     version = resolve_version(settings, model, request)
     ref = resolve_input(settings, request)
     check_input(ref, version, list(request.passthrough))
-    if not settings.batch_state_machine_arn:
-        raise InvalidInput("batch scoring is not deployed (STEPWISE_BATCH_SM_ARN is unset)")
     now = now or datetime.now(UTC)
     job_id = job_id_for(model, actor.identity, request.client_token)
     job = BatchJob(
@@ -188,6 +207,10 @@ def request_batch(
 
 
 def _start(settings: Settings, job: BatchJob) -> BatchJob:
+    if not settings.batch_state_machine_arn:
+        from functions.logic import batch_run
+
+        return batch_run.run_in_process(settings, job.model, job.job_id)
     payload = {"job_id": job.job_id, "model": job.model}
     try:
         arn, _ = workflow.start_execution(settings.batch_state_machine_arn, job.job_id, payload)
@@ -211,3 +234,10 @@ def get_job(settings: Settings, model: str, job_id: str) -> BatchJob:
     if job is None:
         raise NotFound(f"{model} has no batch job {job_id}")
     return job
+
+
+def list_jobs(settings: Settings, model: str) -> list[BatchJob]:
+    """The model's batch jobs, newest first (what `stepwise jobs` lists)."""
+    if registry_dal.get_model(settings.registry_table, model) is None:
+        raise NotFound(f"no model named {model!r}")
+    return store.list_jobs(settings.metadata_table, model)

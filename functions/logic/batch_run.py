@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import io
+import time
 from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
@@ -28,6 +29,7 @@ import pyarrow.parquet as pq
 
 from functions.dal import artifacts as objects
 from functions.dal import batch_jobs as store
+from functions.dal import registry as registry_dal
 from functions.logic import batch
 from functions.logic.batch_jobs import FINISH_ACTION
 from functions.logic.serving import ModelCache
@@ -51,8 +53,6 @@ from functions.models.errors import Conflict, IntegrityError, InvalidInput, NotF
 from functions.models.settings import Settings
 from functions.observability import logger
 
-DEFAULT_CHUNK_BYTES = 128 * 1024**2
-
 
 def _job(settings: Settings, model: str, job_id: str) -> BatchJob:
     job = store.get(settings.metadata_table, model, job_id)
@@ -71,10 +71,17 @@ def _actor(job: BatchJob) -> Actor:
 
 
 def plan_job(
-    settings: Settings, model: str, job_id: str, *, chunk_bytes: int = DEFAULT_CHUNK_BYTES, now: datetime | None = None
+    settings: Settings, model: str, job_id: str, *, chunk_bytes: int | None = None, now: datetime | None = None
 ) -> list[ChunkTask]:
     job = _job(settings, model, job_id)
+    chunk_bytes = chunk_bytes or settings.batch_chunk_bytes
     try:
+        version = registry_dal.get_version(settings.registry_table, job.model, job.version)
+        if version is None:
+            raise BatchInputInvalid(f"{job.model} has no version {job.version}")
+        columns = batch.input_columns(_source(job), job.input.format)
+        if columns is not None:
+            batch.check_columns(columns, version.features, job.passthrough, what=f"{job.model} v{job.version}")
         _, chunks = batch.plan(_source(job), job.input.key, chunk_bytes)
     except BatchInputInvalid as exc:
         _fail(settings, job, "BatchInputInvalid", exc.message, now=now)
@@ -87,6 +94,18 @@ def plan_job(
         ChunkTask(model=model, job_id=job_id, index=c.index, start=c.start, end=c.end, row_groups=list(c.row_groups))
         for c in chunks
     ]
+
+
+def job_models(settings: Settings) -> ModelCache:
+    """Serving's model cache for one batch function: a job scores one version."""
+    return ModelCache(
+        table=settings.registry_table,
+        artifacts_bucket=settings.artifacts_bucket,
+        capacity=2,
+        max_instances=1_000,
+        retry_after=1.0,
+        clock=time.monotonic,
+    )
 
 
 def pinned_model(models: ModelCache, job: BatchJob) -> OnnxModel:
@@ -199,6 +218,31 @@ def finish_job(settings: Settings, model: str, job_id: str, now: datetime | None
     event = AuditEvent.of(_actor(job), FINISH_ACTION, model_target(job.model), version=job.version, after=summary)
     store.replace(settings.metadata_table, done, event)
     return done
+
+
+def record_failure(settings: Settings, model: str, job_id: str, error: str, cause: str) -> BatchJob:
+    """A workflow step failed after its retries: the job records the error and its cause (FAILED,
+    audited), unless a step already concluded it (its own, more precise, reason stays)."""
+    job = _job(settings, model, job_id)
+    if job.status in (JobStatus.FAILED, JobStatus.SUCCEEDED):
+        return job
+    return _fail(settings, job, error or "BatchStepFailed", cause or "a batch step failed", now=None)
+
+
+def run_in_process(settings: Settings, model: str, job_id: str) -> BatchJob:
+    """The workflow's steps in order, in this process (plan, every chunk, finish), where no batch
+    workflow is deployed: the local cloud, whose interpreter cannot run a Distributed Map."""
+    try:
+        chunk_tasks = plan_job(settings, model, job_id)
+    except BatchInputInvalid:
+        return _job(settings, model, job_id)
+    models = job_models(settings)
+    for task in chunk_tasks:
+        try:
+            run_chunk(settings, task, models)
+        except Exception as exc:  # a chunk that failed is named by finish, as on AWS
+            logger.warning("batch chunk failed", extra={"job_id": job_id, "chunk": task.index, "error": str(exc)})
+    return finish_job(settings, model, job_id)
 
 
 def _fail(settings: Settings, job: BatchJob, error: str, message: str, *, now: datetime | None) -> BatchJob:

@@ -19,7 +19,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from functions.models.errors import InvalidInput
+from functions.models.errors import InvalidInput, StepwiseError
 from functions.models.registry import MAX_VERSION, NAME_PATTERN
 
 PREDICTIONS_PREFIX = "predictions/"
@@ -31,6 +31,10 @@ MAX_PASSTHROUGH = 20
 class BatchInputInvalid(InvalidInput):
     """The input cannot be scored as given (unsupported format, unreadable, a feature column or a
     pass-through column missing): nothing is written."""
+
+
+class BatchJobFailed(StepwiseError):
+    """The job concluded FAILED (chunks not scored, too many rejects); its record names why."""
 
 
 def part_key(model: str, job: str, chunk: int) -> str:
@@ -169,6 +173,14 @@ class BatchJob(BaseModel):
     error: str = ""
     message: str = Field(default="", max_length=4096)
     joined: bool = False  # in a reply: a repeated request (same client token) joined this job
+
+
+class BatchJobs(BaseModel):
+    """A model's batch jobs, newest first."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    jobs: list[BatchJob]
 
 
 class ChunkTask(BaseModel):

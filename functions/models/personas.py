@@ -31,6 +31,8 @@ READS: frozenset[str] = DATASET_READS | {
     "GET /v1/models/{name}/runs",
     "GET /v1/models/{name}/drift/settings",
     "GET /v1/drift/rounds",
+    "GET /v1/models/{name}/batch",
+    "GET /v1/models/{name}/batch/{job}",
     "GET /v1/explain/{request_id}",
     "GET /v1/specs/{name}",
     "GET /v1/feature-views",
@@ -48,6 +50,7 @@ PERSONA_ROUTES: dict[str, frozenset[str]] = {
         "POST /v1/models/{name}/train",
         "POST /v1/models/{name}/imports/upload",
         "POST /v1/models/{name}/imports",
+        "POST /v1/models/{name}/batch",
         "POST /v1/models/{name}/drift",
         "POST /v1/models/{name}/versions/{version}/reproduce",
     },
@@ -55,6 +58,7 @@ PERSONA_ROUTES: dict[str, frozenset[str]] = {
     "Operator": READS
     | {
         "POST /v1/models/{name}/rollback",
+        "POST /v1/models/{name}/batch",
         "POST /v1/models/{name}/versions/{version}/retire",
         "POST /v1/models/{name}/versions/{version}/restore",
         "PUT /v1/models/{name}/drift/settings",

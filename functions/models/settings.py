@@ -65,6 +65,7 @@ class Settings(BaseModel):
     # batch scoring: the workflow the batch route starts, and the data bucket prefixes it may read
     batch_state_machine_arn: str = Field("", alias="STEPWISE_BATCH_SM_ARN")
     batch_input_prefixes: str = Field("validated/,raw/", alias="STEPWISE_BATCH_INPUT_PREFIXES")
+    batch_chunk_bytes: int = Field(128 * 1024**2, alias="STEPWISE_BATCH_CHUNK_BYTES", ge=1)  # input bytes per chunk
     # monitoring: the drift Lambda the API's drift route invokes
     drift_function_name: str = Field("", alias="STEPWISE_DRIFT_FUNCTION")
 

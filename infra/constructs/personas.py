@@ -43,8 +43,8 @@ DATASET_READS: tuple[Route, ...] = (
     ("GET", "/v1/datasets/{name}/versions/{version}"),
 )
 # what every persona but the data producer and the client reads: the registry, its versions and
-# their lineage, cards and reproductions, specs, feature views, runs, approvals, drift settings and
-# the scheduled drift rounds
+# their lineage, cards and reproductions, specs, feature views, runs, approvals, drift settings,
+# the scheduled drift rounds and batch jobs
 READS: tuple[Route, ...] = (
     *DATASET_READS,
     ("GET", "/v1/models"),
@@ -62,6 +62,8 @@ READS: tuple[Route, ...] = (
     ("GET", "/v1/feature-views/{name}"),
     ("GET", "/v1/approvals"),
     ("GET", "/v1/approvals/{approval_id}"),
+    ("GET", "/v1/models/{name}/batch"),
+    ("GET", "/v1/models/{name}/batch/{job}"),
 )
 
 PERSONA_ROUTES: dict[str, tuple[Route, ...]] = {
@@ -79,6 +81,7 @@ PERSONA_ROUTES: dict[str, tuple[Route, ...]] = {
         ("POST", "/v1/models/{name}/imports"),
         ("POST", "/v1/models/{name}/drift"),
         ("POST", "/v1/models/{name}/versions/{version}/reproduce"),
+        ("POST", "/v1/models/{name}/batch"),
     ),
     # decides waiting versions
     "Approver": (
@@ -94,6 +97,7 @@ PERSONA_ROUTES: dict[str, tuple[Route, ...]] = {
         ("POST", "/v1/models/{name}/versions/{version}/restore"),
         ("PUT", "/v1/models/{name}/drift/settings"),
         ("POST", "/v1/audit/export"),
+        ("POST", "/v1/models/{name}/batch"),
     ),
     # reads everything, the audit trail too, and changes nothing
     "Auditor": (*READS, ("GET", "/v1/audit")),
@@ -130,14 +134,15 @@ class Personas(Construct):
         if unknown:
             raise ValueError(f"persona_roles names unknown personas {sorted(unknown)}; known: {list(PERSONAS)}")
         reports = (artifacts_bucket, "reports/")
+        predictions = (data_bucket, "predictions/")  # batch jobs' parts and manifests, read by who starts them
         object_grants: dict[str, list[tuple[list[str], tuple[s3.IBucket, str]]]] = {
             "DataProducer": [
                 (["s3:PutObject"], (data_bucket, c.PREFIX_RAW)),
                 (["s3:GetObject"], (artifacts_bucket, c.PREFIX_VALIDATION_REPORTS)),
             ],
-            "DataScientist": [(["s3:GetObject"], reports)],
+            "DataScientist": [(["s3:GetObject"], reports), (["s3:GetObject"], predictions)],
             "Approver": [(["s3:GetObject"], reports)],
-            "Operator": [(["s3:GetObject"], reports)],
+            "Operator": [(["s3:GetObject"], reports), (["s3:GetObject"], predictions)],
             "Auditor": [
                 (["s3:GetObject"], reports),
                 (["s3:GetObject"], (audit_archive_bucket, c.PREFIX_AUDIT_EXPORT)),

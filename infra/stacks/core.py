@@ -27,6 +27,7 @@ from infra.assets import functions_asset_dir, functions_code_version
 from infra.config import StackConfig
 from infra.constructs.api import Api
 from infra.constructs.approvals import APPROVAL_HANDLER, RELEASE_HANDLER, Approvals
+from infra.constructs.batch import Batch
 from infra.constructs.control import ControlApi
 from infra.constructs.encryption import ENCRYPTION_ID, Encryption
 from infra.constructs.function import FunctionFactory, log_retention, stepwise_layer
@@ -289,6 +290,18 @@ class StepwiseStack(Stack):
             artifacts_bucket=artifacts_bucket,
             metadata_table=metadata_table,
             lifecycle=self.lifecycle,
+            api=self.api,
+            api_function=api_fn,
+        )
+        self.batch = Batch(
+            self,
+            c.BATCH_ID,
+            functions=self.functions,
+            image_context=training_image_context(),
+            data_bucket=data_bucket,
+            artifacts_bucket=artifacts_bucket,
+            registry_table=registry_table,
+            metadata_table=metadata_table,
             api=self.api,
             api_function=api_fn,
         )

@@ -21,6 +21,8 @@ def test_demo_runs_the_whole_lifecycle_and_exits_zero(capsys: pytest.CaptureFixt
         "as demo-producer (whose upload started the run) -> 403: four-eyes",
         "APPROVED",
         "answered by versions {1: 300}",
+        "stepwise score wine-model --dataset wine@",
+        '"rejected": 0',
         "drifted: alcohol, color_intensity, proline, region",
         "decision: skip - cooldown",
         "version id",

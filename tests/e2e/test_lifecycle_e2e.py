@@ -155,3 +155,63 @@ def test_lifecycle_feature_view_training_serves_what_the_training_pipeline_predi
     assert [str(r["prediction"]) for r in results] == pipeline.predict(frame).astype(str).tolist()
     served = np.array([r["probabilities"] for r in results], dtype=np.float64)
     assert np.allclose(served, pipeline.predict_proba(frame), atol=1e-5)
+
+
+def test_lifecycle_batch_job_scores_a_multi_chunk_file_as_the_https_path_does(
+    local: Target, local_session: LocalSession
+) -> None:
+    """After the first test registered toy-model v1: released, it scores a Parquet file of four row
+    groups as a batch job through the API function (the batch workflow's steps in-process, as the
+    local cloud runs them), with the predictions the HTTPS path answers for the same rows."""
+    import hashlib
+    import json
+
+    import pyarrow as pa
+
+    from stepwise import demo_features as ex
+    from stepwise.commands.predict import predict_all
+    from tests.unit.lifecycle_data import classification_table
+
+    # Given toy-model v1 in production (bob approves) and 600 rows with an id, in four row groups
+    ex.wait_for_approval(local, "toy-model", 1)
+    assert local.api("POST", "/v1/approvals/toy-model-1/approve", {"reason": "e2e"}, identity="bob").ok
+    ex.wait_for_production(local, "toy-model", 1)
+    table = classification_table(600).drop_columns(["label"])
+    table = table.append_column("id", pa.array([f"row-{i}" for i in range(table.num_rows)]))
+    buf = io.BytesIO()
+    pq.write_table(table, buf, row_group_size=150)
+    s3 = local_session.cloud.client("s3")
+    s3.put_object(Bucket=local.data_bucket, Key="validated/batch-e2e/toy.parquet", Body=buf.getvalue())
+    # (the API function plans chunks of at most 1 byte's worth of row groups: one chunk per row group)
+    (api,) = [f for f in local_session.cloud.router.functions.values() if f.handler.endswith("api.lambda_handler")]
+    api.environment["STEPWISE_BATCH_CHUNK_BYTES"] = "1"
+    api.shutdown()
+    # When alice asks for a batch job over it, passing the id through
+    body = {"input": {"uri": f"s3://{local.data_bucket}/validated/batch-e2e/toy.parquet"}, "passthrough": ["id"]}
+    reply = local.api("POST", "/v1/models/toy-model/batch", body, identity="alice")
+    assert reply.status == 202, reply.body
+    job = local.api("GET", f"/v1/models/toy-model/batch/{reply.body['job_id']}").body
+    # Then it succeeded over four chunks, every row scored once
+    assert job["status"] == "SUCCEEDED", job
+    assert (job["chunks_total"], job["rows"], job["scored"], job["rejected"]) == (4, 600, 600, 0)
+    prefix = f"predictions/toy-model/{job['job_id']}/"
+    manifest = json.loads(s3.get_object(Bucket=local.data_bucket, Key=prefix + "_manifest.json")["Body"].read())
+    parts = []
+    for part in manifest["parts"]:
+        data = s3.get_object(Bucket=local.data_bucket, Key=part["key"])["Body"].read()
+        assert hashlib.sha256(data).hexdigest() == part["sha256"]  # the manifest's sha256s are the parts'
+        parts.append(pq.read_table(io.BytesIO(data)))
+    scored = pa.concat_tables(parts)
+    assert scored.column("id").to_pylist() == table.column("id").to_pylist()
+    assert set(scored.column("model_version").to_pylist()) == {1} and manifest["version"] == 1
+    # And the HTTPS path answers the same predictions and probabilities for the same rows
+    instances = table.select(["a", "b", "c"]).to_pylist()
+    results, failed = predict_all(local, "toy-model", instances, 100, None)
+    assert failed is None, failed and failed.body
+    assert scored.column("prediction").to_pylist() == [r["prediction"] for r in results]
+    assert scored.column("probabilities").to_pylist() == [r["probabilities"] for r in results]
+    # And the start and the finish are audited; `stepwise jobs` lists it
+    events = local.api("GET", "/v1/audit?model=toy-model").body["events"]
+    assert {"batch.start", "batch.finish"} <= {e["action"] for e in events}
+    listed = local.api("GET", "/v1/models/toy-model/batch").body["jobs"]
+    assert [j["job_id"] for j in listed] == [job["job_id"]]

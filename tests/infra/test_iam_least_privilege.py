@@ -50,6 +50,7 @@ EXPECTED_ACTIONS: dict[str, set[str]] = {
     | {
         "s3:ListBucket",  # health: HeadBucket
         "s3:GetObject",  # rollback verifies artifacts/models/* sha256; lineage reads captures, reports; imports/ HEAD
+        "s3:GetObjectVersion",  # batch: the pinned version of the input (validated/, raw/)
         "s3:PutObject",  # governance: model cards under cards/ only (never models/); imports/: presigned uploads
         "s3:PutObjectTagging",  # governance: retired artifacts tagged for the colder storage class
         "dynamodb:DescribeTable",  # health
@@ -58,7 +59,7 @@ EXPECTED_ACTIONS: dict[str, set[str]] = {
         "dynamodb:PutItem",
         "dynamodb:UpdateItem",
         "dynamodb:ConditionCheckItem",
-        "states:StartExecution",  # POST /train
+        "states:StartExecution",  # POST /train, POST /batch
         "states:DescribeExecution",
         "states:SendTaskSuccess",  # approvals answer the waiting task
         "states:SendTaskFailure",
@@ -114,6 +115,10 @@ EXPECTED_ACTIONS: dict[str, set[str]] = {
     "ReproduceFunction": _BASE
     | {"s3:GetObject", "s3:GetObjectVersion", "dynamodb:GetItem", "dynamodb:PutItem"}
     | {"sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"},  # on-failure destination
+    # batch scoring (the training image): reads inputs under validated/ and raw/ and the job's ONNX
+    # artifact under models/, writes parts, rejects and reports under predictions/ only
+    "BatchFunction": _BASE
+    | {"s3:GetObject", "s3:GetObjectVersion", "s3:PutObject", "dynamodb:GetItem", "dynamodb:PutItem"},
     # CDK's singleton behind Custom::S3BucketNotifications (plus AWSLambdaBasicExecutionRole); the data
     # bucket is the stores stack's, so the handler reads its notifications to merge the compute stack's in
     "BucketNotificationsHandler": _XRAY | {"s3:PutBucketNotification", "s3:GetBucketNotification"},

@@ -55,6 +55,9 @@ MATRIX: dict[str, set[str]] = {
     "GET /v1/feature-views/{name}": READERS,
     "GET /v1/approvals": READERS,
     "GET /v1/approvals/{approval_id}": READERS,
+    "GET /v1/models/{name}/batch": READERS,
+    "GET /v1/models/{name}/batch/{job}": READERS,
+    "POST /v1/models/{name}/batch": {S, OP},
     "PUT /v1/specs/{name}": {S},
     "PUT /v1/feature-views/{name}": {S},
     "POST /v1/models/{name}/train": {S},
@@ -84,11 +87,19 @@ OBJECTS: dict[tuple[str, str, str], set[str]] = {
     ("s3:GetObject", c.OUT_ARTIFACTS_BUCKET, "reports/validation/churn/v1.json"): {P, S, A, OP, AU},
     ("s3:GetObject", c.OUT_ARTIFACTS_BUCKET, "reports/drift/churn/report.html"): {S, A, OP, AU},
     ("s3:GetObject", c.OUT_ARTIFACTS_BUCKET, "models/churn/1/model.onnx"): set(),
+    ("s3:GetObject", c.OUT_DATA_BUCKET, "predictions/churn/0123456789abcdef0123/_manifest.json"): {S, OP},
+    ("s3:PutObject", c.OUT_DATA_BUCKET, "predictions/churn/0123456789abcdef0123/_manifest.json"): set(),
     ("s3:PutObject", c.OUT_ARTIFACTS_BUCKET, "reports/validation/churn/v1.json"): set(),
     ("s3:GetObject", c.OUT_AUDIT_ARCHIVE_BUCKET, "audit/2026/11/26/events.parquet"): {AU},
     ("s3:PutObject", c.OUT_AUDIT_ARCHIVE_BUCKET, "audit/2026/11/26/events.parquet"): set(),
 }
-SAMPLE_PARAMS = {"name": "churn", "version": "7", "approval_id": "churn-7", "request_id": "req-1"}
+SAMPLE_PARAMS = {
+    "name": "churn",
+    "version": "7",
+    "approval_id": "churn-7",
+    "request_id": "req-1",
+    "job": "0123456789abcdef0123",
+}
 
 
 # -- the template ---------------------------------------------------------------------------------

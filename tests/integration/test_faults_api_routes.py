@@ -91,6 +91,9 @@ ROUTES: list[tuple[str, str, str, Any]] = [
     ("GET", "/v1/models/<name>/versions/<version>/reproduce", "/v1/models/churn/versions/1/reproduce", None),
     ("POST", "/v1/models/<name>/imports/upload", "/v1/models/churn/imports/upload", {"size_bytes": 10}),
     ("POST", "/v1/models/<name>/imports", "/v1/models/churn/imports", IMPORT),
+    ("POST", "/v1/models/<name>/batch", "/v1/models/churn/batch", {"input": {"dataset": "toy", "version": 1}}),
+    ("GET", "/v1/models/<name>/batch", "/v1/models/churn/batch", None),
+    ("GET", "/v1/models/<name>/batch/<job>", "/v1/models/churn/batch/0123456789abcdef0123", None),
 ]
 NO_STORE_CALL = {"GET /v1/openapi.json"}  # built from the routers, no store behind it
 STORE_FAULTS = [faults.THROTTLING, faults.ACCESS_DENIED, faults.TIMEOUT]

@@ -4,10 +4,10 @@ POST /v1/models/{name}/batch        {"input": {"dataset", "version"} | {"uri"}, 
                                     "alias"?, "passthrough"?, "capture"?, "reject_threshold"?,
                                     "client_token"?}: 202 with the job (its id, the version and
                                     artifact sha256 it scores with, the output prefix)
+GET  /v1/models/{name}/batch        the model's jobs, newest first
 GET  /v1/models/{name}/batch/{job}  the job: status, chunks, rows, errors
-Who asks is the caller's identity (requestContext), never a field of the body. The API function
-includes this router once the batch construct (the workflow, the routes in the template, the API
-function's grants) is deployed; until then tests/integration/test_batch_api.py drives it.
+Who asks is the caller's identity (requestContext), never a field of the body. The workflow, the
+routes in the template and the API function's grants are infra/constructs/batch.py.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from functions.handlers.routes.approvals import caller
 from functions.handlers.routes.params import Name, reply
 from functions.logic import batch_jobs
 from functions.models.audit import Actor
-from functions.models.batch import JOB_ID_PATTERN, BatchJob, BatchRequest
+from functions.models.batch import JOB_ID_PATTERN, BatchJob, BatchJobs, BatchRequest
 from functions.models.errors import Forbidden
 from functions.models.settings import get_settings
 from functions.observability import logger
@@ -38,6 +38,11 @@ def start_batch(name: Name, request: Annotated[BatchRequest, Body()]) -> Respons
         raise Forbidden("no caller identity: batch scoring needs an IAM-authorized caller")
     actor = Actor(identity=who, correlation_id=logger.get_correlation_id() or "")
     return reply(batch_jobs.request_batch(get_settings(), name, request, actor), 202)
+
+
+@router.get("/v1/models/<name>/batch")
+def list_batches(name: Name) -> Response[BatchJobs]:
+    return reply(BatchJobs(jobs=batch_jobs.list_jobs(get_settings(), name)))
 
 
 @router.get("/v1/models/<name>/batch/<job>")

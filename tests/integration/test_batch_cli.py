@@ -1,0 +1,61 @@
+"""`stepwise score` and `stepwise jobs` against the real control API handler (in-process, on
+moto, no batch workflow deployed: the steps run in-process as on the local cloud): a job over a
+dataset version and over an S3 object, --wait printing chunks done / total, rows/s and the
+manifest's location; a bad --dataset refused before any call; the API's refusal printed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from functions.models.settings import get_settings
+from stepwise.cli import main
+from tests.integration import test_batch_api as api_tests
+from tests.integration.conftest import Stores
+from tests.integration.lifecycle_support import seed_dataset
+from tests.integration.test_many_cli import HandlerTarget
+from tests.integration.test_predict_support import NAME, breast_cancer_classifier, put_model, put_version
+
+
+@pytest.fixture
+def target(stores: Stores, monkeypatch: pytest.MonkeyPatch) -> Iterator[HandlerTarget]:
+    monkeypatch.delenv("STEPWISE_BATCH_SM_ARN", raising=False)
+    monkeypatch.setenv("STEPWISE_BATCH_CHUNK_BYTES", "20000")
+    get_settings.cache_clear()
+    put_version(stores, NAME, 1, breast_cancer_classifier())
+    put_model(stores, NAME, production=1)
+    handler_target = HandlerTarget(api_url="http://local", outputs={})
+    monkeypatch.setattr("stepwise.cli.resolve", lambda *a: handler_target)
+    yield handler_target
+
+
+def test_batch_cli_score_waits_with_progress_and_jobs_lists_them(
+    stores: Stores, target: HandlerTarget, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a validated dataset version and an object under raw/
+    seed_dataset(stores, "patients", api_tests._table(200), "customer")
+    uri = api_tests._upload(stores, "raw/scoring/customers.parquet", api_tests._parquet(api_tests._table(50)))
+    # When both are scored, the first waited for
+    assert main(["score", NAME, "--dataset", "patients@1", "--passthrough", "customer", "--wait"]) == 0
+    out = capsys.readouterr().out
+    # Then the job's version, its output, its progress and the manifest are printed
+    assert f"{NAME} v1" in out and "SUCCEEDED: chunks 1/1, 200 rows (0 rejected)" in out and "rows/s" in out
+    assert f"output  s3://{stores.data_bucket}/predictions/{NAME}/" in out and "_manifest.json" in out
+    assert main(["score", NAME, "--input", uri]) == 0
+    capsys.readouterr()
+    # And `jobs` lists both, newest first
+    assert main(["jobs", NAME]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if "SUCCEEDED" in line]
+    assert len(rows) == 2 and " 50 " in rows[0] and " 200 " in rows[1]
+
+
+def test_batch_cli_score_refuses_a_bad_dataset_and_prints_the_apis_refusal(
+    stores: Stores, target: HandlerTarget, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["score", NAME, "--dataset", "patients"]) == 2
+    assert "NAME@VERSION" in capsys.readouterr().out
+    assert main(["score", NAME, "--input", f"s3://{stores.artifacts_bucket}/raw/x.parquet"]) == 1
+    assert "HTTP 403 Forbidden" in capsys.readouterr().out
+    assert main(["jobs", "no-such-model"]) == 1
+    assert "HTTP 404" in capsys.readouterr().out
