@@ -19,7 +19,7 @@ from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from functions.handlers.routes.approvals import caller
 from functions.handlers.routes.params import MAX_NAME, Name, RequestId, SinceQuery, Version, reply
-from functions.logic import governance, lineage, model_card, retirement
+from functions.logic import governance, lineage, model_alarms, model_card, retirement
 from functions.models.audit import Actor
 from functions.models.errors import Forbidden
 from functions.models.lineage import Explanation, Lineage, ModelCard, Restored, RestoreRequest, Retired, RetireRequest
@@ -59,7 +59,10 @@ def get_card(name: Name, version: Version) -> Response[ModelCard]:
 
 @router.post("/v1/models/<name>/versions/<version>/retire")
 def retire(name: Name, version: Version, request: Annotated[RetireRequest, Body()]) -> Response[Retired]:
-    return reply(retirement.retire(get_settings(), name, version, _actor("retirement"), request.reason))
+    actor = _actor("retirement")
+    retired = retirement.retire(get_settings(), name, version, actor, request.reason)
+    model_alarms.sync(get_settings(), name, actor, f"version {version} retired: {retired.reason}"[:4096])
+    return reply(retired)
 
 
 @router.post("/v1/models/<name>/versions/<version>/restore", responses={201: {"description": "the restored version"}})
