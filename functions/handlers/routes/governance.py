@@ -4,7 +4,8 @@ GET  /v1/models/{name}/versions/{version}/lineage   the chain down to the upload
 GET  /v1/explain/{request_id}?model=M[&since=]       the version that answered, and its lineage
                                                     (every match counted: ids are the callers')
 GET  /v1/models/{name}/versions/{version}/card       the model card (rendered from the records, stored)
-POST /v1/models/{name}/versions/{version}/retire     {"reason"}: 409 for a serving version
+POST /v1/models/{name}/versions/{version}/retire     {"reason", "withdraw"?}: 409 for a serving version
+                                                     (the production one is retired with "withdraw": true)
 POST /v1/models/{name}/versions/{version}/restore    {"reason"}: re-verify and re-register
 Who retires or restores is the caller's identity (requestContext), never a field of the body.
 """
@@ -60,7 +61,7 @@ def get_card(name: Name, version: Version) -> Response[ModelCard]:
 @router.post("/v1/models/<name>/versions/<version>/retire")
 def retire(name: Name, version: Version, request: Annotated[RetireRequest, Body()]) -> Response[Retired]:
     actor = _actor("retirement")
-    retired = retirement.retire(get_settings(), name, version, actor, request.reason)
+    retired = retirement.retire(get_settings(), name, version, actor, request.reason, withdraw=request.withdraw)
     model_alarms.sync(get_settings(), name, actor, f"version {version} retired: {retired.reason}"[:4096])
     return reply(retired)
 
