@@ -109,6 +109,8 @@ OUT_DRIFT_FUNCTION = "DriftFunctionName"
 OUT_ALARM_TOPIC_ARN = "AlarmTopicArn"
 OUT_DASHBOARD = "MonitoringDashboardName"
 ENV_DRIFT_FUNCTION = "STEPWISE_DRIFT_FUNCTION"
+ENV_MODEL_ALARM_PREFIX = "STEPWISE_MODEL_ALARM_PREFIX"
+ENV_ALARM_TOPIC_ARN = "STEPWISE_ALARM_TOPIC_ARN"
 PREFIX_MONITORING = "monitoring/"  # data bucket: compacted captures, rows kept aside
 PREFIX_DRIFT_REPORTS = "reports/drift/"  # artifacts bucket
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from aws_cdk import CfnResource, Stack
+from aws_cdk import ArnFormat, CfnResource, Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
@@ -170,6 +170,43 @@ def grant_canary_metrics(fn: lambda_.IFunction) -> None:
             "X-Ray's PutTraceSegments/PutTelemetryRecords and CloudWatch GetMetricData (the canary check reads "
             "the canary's metrics) support no resource-level permissions.",
         )
+
+
+def model_alarm_prefix(scope: IConstruct) -> str:
+    """The stack's prefix for per-model alarm names (functions/logic/model_alarms.py)."""
+    return f"{Stack.of(scope).stack_name}-model-"
+
+
+def grant_model_alarms(fn: lambda_.IFunction, *, topic_arn: str) -> None:
+    """Create, read and delete CloudWatch alarms named with the stack's model-alarm prefix only
+    (the alarm ARN carries the name), notifying `topic_arn`; the prefix and topic go to the
+    function's environment."""
+    stack = Stack.of(fn)
+    prefix = model_alarm_prefix(fn)
+    fn.add_to_role_policy(
+        iam.PolicyStatement(
+            actions=["cloudwatch:PutMetricAlarm", "cloudwatch:DescribeAlarms", "cloudwatch:DeleteAlarms"],
+            resources=[
+                stack.format_arn(
+                    service="cloudwatch",
+                    resource="alarm",
+                    resource_name=f"{prefix}*",
+                    arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                )
+            ],
+        )
+    )
+    if isinstance(fn, lambda_.Function):
+        fn.add_environment(c.ENV_MODEL_ALARM_PREFIX, prefix)
+        fn.add_environment(c.ENV_ALARM_TOPIC_ARN, topic_arn)
+    assert fn.role is not None
+    acknowledge(
+        fn.role,
+        "AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:cloudwatch:<AWS::Region>:<AWS::AccountId>:"
+        f"alarm:{prefix}*]",
+        "Per-model alarms: only alarm names under the stack's model-alarm prefix; the model names exist only "
+        "at run time.",
+    )
 
 
 def grant_decisions(fn: lambda_.IFunction, state_machine: sfn.IStateMachine) -> None:

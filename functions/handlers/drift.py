@@ -70,9 +70,9 @@ def publish_metrics(result: DriftCheckResult, report: DriftReport) -> None:
     """EMF. Service level (alarms): DriftChecks, DriftedModels, PerformanceDrops, OutputDriftedModels
     (prediction drift), DataQualityFailures (a contract rule broken above its rate). Per model:
     DriftShare (%), DriftedFeatures, DriftCheckRows, CapturedRowsRejected, DataQualityViolationRate
-    (%, the most broken rule's), Performance_<metric>. Per model and feature: FeatureDriftScore (KS D
-    for numeric features, Jensen-Shannon distance for categorical ones; outputs too, as
-    "prediction" and "probability:<class>")."""
+    (%, the most broken rule's), Performance_<metric>, ModelPerformanceDrops (the model's alarm).
+    Per model and feature: FeatureDriftScore (KS D for numeric features, Jensen-Shannon distance
+    for categorical ones; outputs too, as "prediction" and "probability:<class>")."""
     metrics.add_metric(name="DriftChecks", unit=MetricUnit.Count, value=1)
     metrics.add_metric(name="DriftedModels", unit=MetricUnit.Count, value=int(result.verdict == ModelVerdict.DRIFT))
     dropped = report.performance is not None and report.performance.verdict == "drop"
@@ -84,6 +84,7 @@ def publish_metrics(result: DriftCheckResult, report: DriftReport) -> None:
     metrics.flush_metrics()
     metrics.add_dimension(name="Model", value=result.model)
     metrics.add_metric(name="DriftShare", unit=MetricUnit.Percent, value=result.drift_share * 100)
+    metrics.add_metric(name="ModelPerformanceDrops", unit=MetricUnit.Count, value=int(dropped))  # per-model alarm
     metrics.add_metric(name="DriftedFeatures", unit=MetricUnit.Count, value=len(result.drifted_features))
     metrics.add_metric(name="DriftCheckRows", unit=MetricUnit.Count, value=result.row_count)
     metrics.add_metric(name="CapturedRowsRejected", unit=MetricUnit.Count, value=result.rejected_rows)

@@ -99,7 +99,9 @@ def predict(name: ModelName):  # type: ignore[no-untyped-def]  # no return annot
     if outcome.shadow_error:
         metrics.add_metric("ShadowErrors", MetricUnit.Count, 1)
     body = outcome.reply.model_dump_json(exclude_none=outcome.reply.probabilities is None)
-    metrics.add_metric("Latency", MetricUnit.Milliseconds, (time.perf_counter() - started) * 1e3)
+    latency_ms = (time.perf_counter() - started) * 1e3
+    metrics.add_metric("Latency", MetricUnit.Milliseconds, latency_ms)
+    _model_metric("ModelLatency", name, MetricUnit.Milliseconds, latency_ms)
     return Response(status_code=200, content_type=JSON, body=body)
 
 
@@ -114,6 +116,17 @@ def feedback(name: ModelName, request: Annotated[FeedbackRequest, Body()]):  # t
 # -- errors: typed errors keep their status; bodies never carry stack traces or ARNs ----------
 def _count_error(status: int) -> None:
     metrics.add_metric("ServerErrors" if status >= 500 else "ClientErrors", MetricUnit.Count, 1)
+    name = (app.current_event.path_parameters or {}).get("name") if status >= 500 else None
+    if name:
+        _model_metric("ModelServerErrors", name, MetricUnit.Count, 1)
+
+
+def _model_metric(metric: str, model: str, unit: MetricUnit, value: float) -> None:
+    """A metric with the service and model dimensions only, what the model's own alarms watch
+    (functions/logic/model_alarms.py); the invocation's metrics also carry the version."""
+    with single_metric(name=metric, unit=unit, value=value, namespace=NAMESPACE) as one:
+        one.add_dimension("service", SERVICE)
+        one.add_dimension("model", model)
 
 
 install_error_handlers(app, on_error=_count_error)
@@ -158,7 +171,7 @@ def _count_candidate_error(name: str, version: int) -> None:
 def handle_integrity(exc: IntegrityError) -> Response:
     logger.error("model artifact refused", extra={"reason": exc.message})
     _count_integrity_failure()
-    metrics.add_metric("ServerErrors", MetricUnit.Count, 1)
+    _count_error(503)
     return json_error(503, "ModelUnavailable", exc.message)
 
 

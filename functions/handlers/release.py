@@ -9,6 +9,10 @@ complete_canary  CANARY -> PRODUCTION
 rollback_canary  CANARY -> ROLLED_BACK (reason from the caught error)
 expire           approval timed out: request EXPIRED, version REJECTED, ApprovalExpired raised
 
+After every step but expire, the model's CloudWatch alarms are synced with what it serves
+(functions/logic/model_alarms.py: created when it has a production or canary version, deleted when
+it has neither); a failed sync is logged and counted, never fails the step.
+
 Every step that moves an alias reads back what serving resolves and raises ServingMismatch if it
 differs; promote, start_canary and complete_canary first verify the version's artifact
 (IntegrityError, nothing written). Typed errors propagate by class name to the state machine's
@@ -25,12 +29,12 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
 from functions.handlers.errors import typed_aws_errors
-from functions.logic import approvals, releases
+from functions.logic import approvals, model_alarms, releases
 from functions.models.approvals import ApprovalExpired, CanaryCheckFailed, ReleaseResult, ReleaseTaskEvent
 from functions.models.audit import Actor
 from functions.models.errors import InvalidInput
 from functions.models.registry import ModelRecord
-from functions.models.settings import get_settings
+from functions.models.settings import Settings, get_settings
 from functions.observability import NAMESPACE, SERVICE, logger, metrics, tracer
 
 
@@ -64,6 +68,21 @@ def _count_canary_rollback() -> None:
 def run(task: ReleaseTaskEvent) -> dict[str, Any]:
     settings = get_settings()
     actor = Actor(identity=f"workflow:{task.execution or 'unknown'}", correlation_id=task.execution)
+    if task.action == "expire":
+        _expire(task)
+    try:
+        return _release(settings, task, actor)
+    finally:
+        # after the step's transaction (or its refusal): the model's alarms follow what it serves
+        model_alarms.sync(settings, task.model, actor, f"{task.action} of version {task.version}")
+
+
+def _expire(task: ReleaseTaskEvent) -> None:
+    approvals.expire(get_settings(), task.model, task.version, execution=task.execution)
+    raise ApprovalExpired(f"{task.model} version {task.version}: nobody decided in time; the version is REJECTED")
+
+
+def _release(settings: Settings, task: ReleaseTaskEvent, actor: Actor) -> dict[str, Any]:
     if task.action == "promote" or task.action == "complete_canary":
         record = releases.promote(settings, task.model, task.version, actor, task.reason or task.action)
         return _result(task, record)
@@ -86,9 +105,7 @@ def run(task: ReleaseTaskEvent) -> dict[str, Any]:
         record = releases.rollback_canary(settings, task.model, task.version, actor, _cause(task))
         _count_canary_rollback()
         return _result(task, record)
-    # expire
-    approvals.expire(settings, task.model, task.version, execution=task.execution)
-    raise ApprovalExpired(f"{task.model} version {task.version}: nobody decided in time; the version is REJECTED")
+    raise InvalidInput(f"release task action {task.action!r} is not a release step")
 
 
 @logger.inject_lambda_context(log_event=False)

@@ -152,6 +152,25 @@ def _plan(
     )
 
 
+def plan_changes(
+    what: str,
+    actor: Actor,
+    model: str,
+    changes: list[tuple[StatusChange, str]],
+    record: ModelRecord,
+    after: dict[str, Any],
+    now: datetime,
+    reason: str,
+) -> Plan:
+    """Status changes and alias updates planned together (for use cases outside this module)."""
+    return _plan(what, actor, model, changes, record, after, now=now, reason=reason)
+
+
+def leave_production(v: ModelVersion, actor: Actor, to: VersionStatus, now: datetime) -> list[dict[str, str]]:
+    """The version's production periods with the open one ended now (it becomes `to`)."""
+    return _leave_production(v, actor, to, now)
+
+
 def _enter_production(v: ModelVersion, actor: Actor, reason: str, now: datetime) -> list[dict[str, str]]:
     return [*v.production_periods, {"from": dal.when(now), "promoted_by": actor.identity, "reason": reason}]
 

@@ -1,7 +1,9 @@
 """Retirement and restore.
 
 retire: a version that serves (production alias, canary alias) or whose status is PRODUCTION or
-CANARY cannot be retired (Conflict, 409, nothing written). Otherwise one transaction moves it to
+CANARY cannot be retired (Conflict, 409, nothing written), except the production version with
+`withdraw` (no canary in progress): it is RETIRED and the production alias cleared in one
+transaction, so the model serves nothing until another version is released. Otherwise one transaction moves it to
 RETIRED, drops it from the model's rollback list (previous_production) if it is there, and appends
 the audit events; then its artifacts are tagged `stepwise-retired=true`, which the artifacts
 bucket's lifecycle rule moves to a colder storage class after a configured age, and its model card
@@ -9,8 +11,8 @@ is rewritten. Records, reports, audit events and sha256s stay: the version can s
 Retiring a RETIRED version again re-applies the tags (a retry after a failed tagging) and writes
 no second event.
 
-The drift schedule needs no change: it checks models with a production version, and a version
-that is the production version cannot be retired.
+The drift schedule needs no change: it checks models with a production version, and a withdrawn
+model has none.
 
 restore: the retired version's artifacts are read back and their sha256 verified, the tags are
 cleared, and the version is registered again as a new version number (PENDING_APPROVAL, its
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
+from datetime import datetime
 
 from functions.dal import artifacts as artifacts_dal
 from functions.dal import lineage as lineage_dal
@@ -39,18 +42,44 @@ SERVING = frozenset({S.PRODUCTION, S.CANARY})
 MAX_ATTEMPTS = 8
 
 
-def plan_retire(state: releases.State, number: int, actor: Actor, reason: str) -> releases.Plan:
-    """The retirement as a release plan (pure): refused for serving versions."""
+def plan_withdraw(state: releases.State, number: int, actor: Actor, reason: str, now: datetime) -> releases.Plan:
+    """The production version (no canary in progress) retired and the production alias cleared: the
+    model serves nothing afterwards. Its production period ends; it leaves the rollback list."""
+    record, v = state.record, state.version(number)
+    if record.candidate_version is not None:
+        raise Conflict(
+            f"{v.model}: a canary of version {record.candidate_version} is in progress; roll it back before "
+            f"withdrawing version {number}"
+        )
+    periods = releases.leave_production(v, actor, S.RETIRED, now)
+    after = {
+        "production_version": None,
+        "candidate_version": None,
+        "candidate_weight": 0.0,
+        "previous_production": [p for p in record.previous_production if p != number],
+    }
+    change = releases.StatusChange(v, S.RETIRED, reason, periods)
+    return releases.plan_changes("withdraw", actor, v.model, [(change, "version.retire")], record, after, now, reason)
+
+
+def plan_retire(
+    state: releases.State, number: int, actor: Actor, reason: str, *, withdraw: bool = False
+) -> releases.Plan:
+    """The retirement as a release plan (pure): refused for serving versions, except the production
+    version when `withdraw` is asked (plan_withdraw)."""
     reason = reason.strip()
     if not reason:
         raise InvalidInput("a reason is required")
     v = state.version(number)
+    now = utcnow()
+    if withdraw and v.status == S.PRODUCTION and number == state.record.production_version:
+        return plan_withdraw(state, number, actor, reason, now)
     if v.status in SERVING or number in (state.record.production_version, state.record.candidate_version):
+        hint = ' (or retire the production version with "withdraw": true to take the model out of service)'
         raise Conflict(
             f"{v.model} version {number} is {v.status.value} and serving; promote or roll back another "
-            "version to replace it before retiring it"
+            f"version to replace it before retiring it{hint if v.status == S.PRODUCTION else ''}"
         )
-    now = utcnow()
     plan = releases.plan_transition(state, number, S.RETIRED, actor, reason, action="version.retire", now=now)
     record = state.record
     if number not in record.previous_production:
@@ -90,11 +119,13 @@ def _card(settings: Settings, model: str, number: int) -> str:
         return ""
 
 
-def retire(settings: Settings, model: str, number: int, actor: Actor, reason: str) -> Retired:
+def retire(
+    settings: Settings, model: str, number: int, actor: Actor, reason: str, *, withdraw: bool = False
+) -> Retired:
     state = releases.read_state(settings, model)
     v = state.version(number)
     if v.status != S.RETIRED:
-        releases.apply(settings, plan_retire(state, number, actor, reason))
+        releases.apply(settings, plan_retire(state, number, actor, reason, withdraw=withdraw))
     tagged = _tag([a.uri for a in v.artifacts.values()], True)
     return Retired(
         model=model,

@@ -160,6 +160,9 @@ class RetireRequest(_Model):
     """Body of POST /v1/models/{name}/versions/{v}/retire. Who retires is never in the body."""
 
     reason: str = Field(max_length=4096)
+    # the production version, with no canary, may be retired only with this: the model then serves
+    # nothing (and loses its per-model alarms) until another version is released
+    withdraw: bool = False
 
     @field_validator("reason")
     @classmethod

@@ -54,7 +54,7 @@ TRANSITIONS: dict[VersionStatus, frozenset[VersionStatus]] = {
     S.PENDING_APPROVAL: frozenset({S.APPROVED, S.REJECTED}),
     S.APPROVED: frozenset({S.CANARY, S.PRODUCTION, S.REJECTED, S.RETIRED}),
     S.CANARY: frozenset({S.PRODUCTION, S.ROLLED_BACK}),
-    S.PRODUCTION: frozenset({S.ARCHIVED, S.ROLLED_BACK}),
+    S.PRODUCTION: frozenset({S.ARCHIVED, S.ROLLED_BACK, S.RETIRED}),  # RETIRED: only a withdrawal
     S.ARCHIVED: frozenset({S.PRODUCTION, S.RETIRED}),  # back to PRODUCTION only by rollback
     S.ROLLED_BACK: frozenset({S.RETIRED}),
     S.REJECTED: frozenset({S.RETIRED}),

@@ -68,6 +68,10 @@ class Settings(BaseModel):
     batch_chunk_bytes: int = Field(128 * 1024**2, alias="STEPWISE_BATCH_CHUNK_BYTES", ge=1)  # input bytes per chunk
     # monitoring: the drift Lambda the API's drift route invokes
     drift_function_name: str = Field("", alias="STEPWISE_DRIFT_FUNCTION")
+    # per-model alarms (functions/logic/model_alarms.py): names start with the prefix (the only alarm
+    # names the grant allows); off when empty
+    model_alarm_prefix: str = Field("", alias="STEPWISE_MODEL_ALARM_PREFIX", max_length=200)
+    alarm_topic_arn: str = Field("", alias="STEPWISE_ALARM_TOPIC_ARN")
 
     @property
     def approver_entries(self) -> frozenset[str]:

@@ -42,6 +42,7 @@ from infra.constructs.reproduction import Reproduction
 from infra.constructs.serving import Serving
 from infra.constructs.storage import AccessLogs, ArtifactStore, AuditArchive, DataStore
 from infra.constructs.tables import Metadata, Registry
+from infra.grants import grant_model_alarms
 from infra.nag import acknowledge, acknowledge_design_choices
 
 SAGEMAKER_SKLEARN_IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3"
@@ -321,6 +322,8 @@ class StepwiseStack(Stack):
             log_retention=retention,
             concurrency=config.drift_concurrency,
         )
+        for fn in (self.approvals.release_fn, api_fn):  # release steps, rollback and retirement
+            grant_model_alarms(fn, topic_arn=self.monitoring.topic.topic_arn)
         self.governance = Governance(
             self,
             c.GOVERNANCE_ID,

@@ -10,6 +10,7 @@ stepwise explain REQUEST_ID --model M [--since ISO] [--json]
                                               (request ids are the callers': every match is named)
 stepwise card MODEL VERSION [--html]          the model card (rendered from the records, stored)
 stepwise retire MODEL VERSION --reason "..."  take a non-serving version out of service
+                  [--withdraw]                 (the production version: the model then serves nothing)
 stepwise restore MODEL VERSION [--reason ...] re-verify a retired version's artifacts and register
                                               them again as a new version
 stepwise reproduce MODEL VERSION [--json] [--timeout S]
@@ -66,6 +67,9 @@ def register(sub: Any) -> None:
     retire.add_argument("model")
     retire.add_argument("version", type=int)
     retire.add_argument("--reason", required=True)
+    retire.add_argument(
+        "--withdraw", action="store_true", help="retire the production version: the model then serves nothing"
+    )
     retire.set_defaults(func=run_retire)
 
     restore = sub.add_parser("restore", help="re-verify a retired version and register it again")
@@ -247,7 +251,8 @@ def run_retire(args: argparse.Namespace, target_factory: Any) -> int:
     if not reason:
         print("error: --reason must not be empty")
         return 2
-    reply = target_factory().api("POST", f"/v1/models/{args.model}/versions/{args.version}/retire", {"reason": reason})
+    body = {"reason": reason, **({"withdraw": True} if args.withdraw else {})}
+    reply = target_factory().api("POST", f"/v1/models/{args.model}/versions/{args.version}/retire", body)
     if not reply.ok:
         return _failed(reply)
     b = reply.body

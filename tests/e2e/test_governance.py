@@ -1,7 +1,8 @@
 """Governance on the local cloud (the real template): after spec, contract, the demo's wine upload,
 approval and a prediction, the audit trail lists the actions in order with identities, lineage
 resolves down to the uploaded object's version id and sha256, explain works from the prediction's
-request id, retiring production is a 409, retiring a rejected version works and it reproduces."""
+request id, retiring production is a 409, retiring a rejected version works and it reproduces; the
+model gets its own alarms when promoted and loses them when its production version is withdrawn."""
 
 from __future__ import annotations
 
@@ -66,6 +67,10 @@ def test_governance_audit_lineage_explain_retire(
     reply = local.api("POST", f"/v1/approvals/{MODEL}-1/approve", {"reason": "gates pass"}, identity="alice")
     assert reply.status == 200, reply.body
     wait_for(lambda: _status(local, 1) == "PRODUCTION")
+    # Then the model got its own alarms in the local cloud's CloudWatch, to the alarm topic
+    wait_for(lambda: len(_model_alarms(local)) == len(MODEL_ALARM_KINDS))
+    assert set(_model_alarms(local)) == {f"{MODEL_ALARM_PREFIX}{k}" for k in MODEL_ALARM_KINDS}
+    assert all(a["AlarmActions"] == [local.output(c.OUT_ALARM_TOPIC_ARN)] for a in _model_alarms(local).values())
     # And a prediction is served
     row = {k: v for k, v in _first_row(files.good).items() if k not in ("id", "label")}
     predicted = local.api("POST", f"/v1/models/{MODEL}/predict", {"instances": [row], "request_id": "gov-req-1"})
@@ -150,6 +155,25 @@ def test_governance_audit_lineage_explain_retire(
     assert [e["action"] for e in audited][-2:] == ["version.reproduce.request", "version.reproduce.result"]
     # And a version that was never reproduced has no outcome to read
     assert local.api("GET", f"/v1/models/{MODEL}/versions/1/reproduce").status == 404
+
+    # When the production version is retired with withdraw, the model serves nothing and loses its alarms
+    assert len(_model_alarms(local)) == len(MODEL_ALARM_KINDS)  # the 409 above changed nothing
+    body = {"reason": "model withdrawn", "withdraw": True}
+    reply = local.api("POST", f"/v1/models/{MODEL}/versions/1/retire", body, identity="bob")
+    assert reply.status == 200 and reply.body["status"] == "RETIRED", reply.body
+    assert local.api("GET", "/v1/models").body["models"][0]["production_version"] is None
+    assert _model_alarms(local) == {}
+    audited = [e for e in local.api("GET", f"/v1/audit?model={MODEL}").body["events"] if e["action"] == "model.alarms"]
+    assert [bool(e["after"]["alarms"]) for e in audited] == [True, False]
+
+
+MODEL_ALARM_PREFIX = f"{c.STACK_NAME}-model-{MODEL}-"
+MODEL_ALARM_KINDS = ("drift", "errors", "latency", "performance")
+
+
+def _model_alarms(local: Target) -> dict[str, dict[str, Any]]:
+    found = local.client("cloudwatch").describe_alarms(AlarmNamePrefix=MODEL_ALARM_PREFIX)["MetricAlarms"]
+    return {a["AlarmName"]: a for a in found}
 
 
 def _first_row(path: Path) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from infra import constants as c
 from stepwise.local.assembly import Assembly
 
 Template = dict[str, Any]
@@ -27,6 +28,8 @@ Template = dict[str, Any]
 _LOGS = {"logs:CreateLogStream", "logs:PutLogEvents"}
 _XRAY = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
 _BASE = _LOGS | _XRAY
+# per-model alarms (functions/logic/model_alarms.py): alarm names under the stack's prefix only
+_MODEL_ALARMS = {"cloudwatch:PutMetricAlarm", "cloudwatch:DescribeAlarms", "cloudwatch:DeleteAlarms"}
 _LIFECYCLE_TABLES = {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem"}
 _VALIDATION = {
     "s3:GetObject",
@@ -64,14 +67,16 @@ EXPECTED_ACTIONS: dict[str, set[str]] = {
         "states:SendTaskSuccess",  # approvals answer the waiting task
         "states:SendTaskFailure",
         "lambda:InvokeFunction",  # POST /drift, /audit/export, .../reproduce: those functions only
-    },
+    }
+    | _MODEL_ALARMS,  # rollback and retirement sync the model's alarms
     "InferenceFunction": _BASE | {"dynamodb:GetItem", "s3:GetObject", "s3:PutObject"},
     "ApprovalFunction": _BASE
     | {"sns:Publish", "dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem"}
     | {"dynamodb:UpdateItem"},
     "ReleaseFunction": _BASE
     | {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem", "cloudwatch:GetMetricData"}
-    | {"s3:GetObject"},  # promote and canary verify artifacts/models/* sha256 before serving them
+    | {"s3:GetObject"}  # promote and canary verify artifacts/models/* sha256 before serving them
+    | _MODEL_ALARMS,  # each release step syncs the model's alarms
     "TrainFunction": _BASE
     | _LIFECYCLE_TABLES
     | {"s3:GetObject", "s3:GetObjectVersion", "s3:PutObject"}
@@ -438,3 +443,39 @@ def test_drift_fleet_role_allows_exactly_invoking_the_drift_function_and_dead_le
     drift = next(lid for lid in function_roles(template) if lid.startswith("DriftFunction"))
     invoke = [s for s in allowed if "lambda:InvokeFunction" in _as_list(s["Action"])]
     assert all(drift in json.dumps(s["Resource"]) for s in invoke)
+
+
+# Per-model alarms: the API and release functions (and no other) may put, read and delete alarms,
+# only those named with the stack's model-alarm prefix, which their environment carries.
+MODEL_ALARM_FUNCTIONS = {"ApiFunction", "ReleaseFunction"}
+
+
+def test_model_alarm_grants_are_scoped_to_the_stack_alarm_prefix(assembly: Assembly) -> None:
+    template = assembly.template
+    prefix = f"{c.STACK_NAME}-model-"
+    arn = {
+        "Fn::Join": [
+            "",
+            [
+                "arn:",
+                {"Ref": "AWS::Partition"},
+                ":cloudwatch:",
+                {"Ref": "AWS::Region"},
+                ":",
+                {"Ref": "AWS::AccountId"},
+                f":alarm:{prefix}*",
+            ],
+        ]
+    }
+    granted: set[str] = set()
+    for function, role in function_roles(template).items():
+        statements = [s for _, s in role_statements(template, role) if s.get("Effect") == "Allow"]
+        alarm = [s for s in statements if set(map(str, _as_list(s["Action"]))) & _MODEL_ALARMS]
+        if not alarm:
+            continue
+        granted.add(str(_prefix_of(function)))
+        assert [(set(_as_list(s["Action"])), _as_list(s["Resource"])) for s in alarm] == [(_MODEL_ALARMS, [arn])]
+        env = template["Resources"][function]["Properties"]["Environment"]["Variables"]
+        assert env[c.ENV_MODEL_ALARM_PREFIX] == prefix
+        assert "Ref" in env[c.ENV_ALARM_TOPIC_ARN] or "Fn::ImportValue" in env[c.ENV_ALARM_TOPIC_ARN]
+    assert granted == MODEL_ALARM_FUNCTIONS

@@ -4,7 +4,8 @@ GET  /v1/models/{name}/versions/{version}/lineage   the chain down to the upload
 GET  /v1/explain/{request_id}?model=M[&since=]       the version that answered, and its lineage
                                                     (every match counted: ids are the callers')
 GET  /v1/models/{name}/versions/{version}/card       the model card (rendered from the records, stored)
-POST /v1/models/{name}/versions/{version}/retire     {"reason"}: 409 for a serving version
+POST /v1/models/{name}/versions/{version}/retire     {"reason", "withdraw"?}: 409 for a serving version
+                                                     (the production one is retired with "withdraw": true)
 POST /v1/models/{name}/versions/{version}/restore    {"reason"}: re-verify and re-register
 Who retires or restores is the caller's identity (requestContext), never a field of the body.
 """
@@ -19,7 +20,7 @@ from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from functions.handlers.routes.approvals import caller
 from functions.handlers.routes.params import MAX_NAME, Name, RequestId, SinceQuery, Version, reply
-from functions.logic import governance, lineage, model_card, retirement
+from functions.logic import governance, lineage, model_alarms, model_card, retirement
 from functions.models.audit import Actor
 from functions.models.errors import Forbidden
 from functions.models.lineage import Explanation, Lineage, ModelCard, Restored, RestoreRequest, Retired, RetireRequest
@@ -59,7 +60,10 @@ def get_card(name: Name, version: Version) -> Response[ModelCard]:
 
 @router.post("/v1/models/<name>/versions/<version>/retire")
 def retire(name: Name, version: Version, request: Annotated[RetireRequest, Body()]) -> Response[Retired]:
-    return reply(retirement.retire(get_settings(), name, version, _actor("retirement"), request.reason))
+    actor = _actor("retirement")
+    retired = retirement.retire(get_settings(), name, version, actor, request.reason, withdraw=request.withdraw)
+    model_alarms.sync(get_settings(), name, actor, f"version {version} retired: {retired.reason}"[:4096])
+    return reply(retired)
 
 
 @router.post("/v1/models/<name>/versions/<version>/restore", responses={201: {"description": "the restored version"}})

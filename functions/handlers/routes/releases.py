@@ -15,7 +15,7 @@ from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from functions.handlers.routes.approvals import caller
 from functions.handlers.routes.params import Name, reply
-from functions.logic import releases
+from functions.logic import model_alarms, releases
 from functions.models.api import ErrorReply
 from functions.models.approvals import RollbackRequest
 from functions.models.audit import Actor
@@ -52,4 +52,5 @@ def rollback(name: Name, request: Annotated[RollbackRequest, Body()]) -> Respons
         expected_canary=request.expected_canary_version,
         to_version=request.to_version,
     )
+    model_alarms.sync(get_settings(), name, actor, f"rollback: {request.reason}"[:4096])
     return reply(record)
