@@ -22,21 +22,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aws_cdk import ArnFormat, CfnOutput, Duration, RemovalPolicy, Stack
+from aws_cdk import ArnFormat, CfnOutput, Duration, Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_stepfunctions as sfn
-from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from infra import constants as c
 from infra.constructs.api import Api
+from infra.constructs.chunked import ChunkedSteps, chunked_state_machine
 from infra.constructs.function import FunctionFactory
 from infra.constructs.lifecycle import ImageFunction
-from infra.grants import allow_objects, allow_table, logical_arn, synchronous_only
+from infra.grants import allow_objects, allow_table, synchronous_only
 from infra.nag import acknowledge
 
 BATCH_HANDLER = "functions.handlers.batch.lambda_handler"
@@ -120,41 +120,10 @@ class Batch(Construct):
         CfnOutput(stack, c.OUT_BATCH_FUNCTION, value=fn.function_name)
 
     def _workflow(self, fn: lambda_.IFunction, log_retention: logs.RetentionDays) -> sfn.StateMachine:
-        failed = sfn.Fail(
-            self,
-            "BatchFailed",
-            error_path=sfn.JsonPath.string_at("$.error.Error"),
-            cause_path=sfn.JsonPath.string_at("$.error.Cause"),
-        )
-
-        def invoke(id_: str, payload: sfn.TaskInput | None, result_path: str | None = None) -> tasks.LambdaInvoke:
-            task = tasks.LambdaInvoke(
-                self,
-                id_,
-                lambda_function=fn,
-                payload=payload,
-                payload_response_only=True,
-                retry_on_service_exceptions=True,
-                result_path=result_path,
-            )
-            task.add_retry(errors=TRANSIENT_ERRORS, interval=Duration.seconds(5), max_attempts=3, backoff_rate=2)
-            return task
-
+        steps = ChunkedSteps(self, fn, errors=TRANSIENT_ERRORS, fail_id="BatchFailed")
         job = {"model.$": "$.model", "job_id.$": "$.job_id"}
-
-        def record_failure(state: sfn.TaskStateBase | sfn.DistributedMap) -> None:
-            record = invoke(
-                f"RecordFailure{state.node.id}",
-                sfn.TaskInput.from_object({"step": "fail", **job, "error.$": "$.error"}),
-                result_path=sfn.JsonPath.DISCARD,
-            )
-            # If even the record cannot be written, the execution still fails with the step's error.
-            record.add_catch(failed, result_path=sfn.JsonPath.DISCARD)
-            record.next(failed)
-            state.add_catch(record, result_path="$.error")
-
-        plan = invoke("Plan", sfn.TaskInput.from_object({"step": "plan", **job}), result_path="$.plan")
-        record_failure(plan)
+        plan = steps.invoke("Plan", sfn.TaskInput.from_object({"step": "plan", **job}), result_path="$.plan")
+        steps.record_failure(plan, job)
         chunks = sfn.DistributedMap(
             self,
             "Chunks",
@@ -164,44 +133,21 @@ class Batch(Construct):
             map_execution_type=sfn.StateMachineType.EXPRESS,
             result_path=sfn.JsonPath.DISCARD,
         )
-        score = invoke("ScoreChunk", None)
+        score = steps.invoke("ScoreChunk", None)
         # a chunk that still fails is not scored: Finish finds its report missing and names it
         chunk_failed = sfn.Pass(self, "ChunkFailed", parameters={"index.$": "$.task.index", "failure.$": "$.error"})
         score.add_catch(chunk_failed, result_path="$.error")
         chunks.item_processor(score)
-        record_failure(chunks)
-        finish = invoke("Finish", sfn.TaskInput.from_object({"step": "finish", **job}), result_path="$.finish")
-        record_failure(finish)
-        log_group = logs.LogGroup(self, "BatchLogs", retention=log_retention, removal_policy=RemovalPolicy.RETAIN)
-        machine = sfn.StateMachine(
+        steps.record_failure(chunks, job)
+        finish = steps.invoke("Finish", sfn.TaskInput.from_object({"step": "finish", **job}), result_path="$.finish")
+        steps.record_failure(finish, job)
+        return chunked_state_machine(
             self,
             "Workflow",
-            definition_body=sfn.DefinitionBody.from_chainable(plan.next(chunks).next(finish)),
-            state_machine_type=sfn.StateMachineType.STANDARD,
+            fn=fn,
+            definition=plan.next(chunks).next(finish),
             timeout=Duration.hours(12),
-            tracing_enabled=True,
-            logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
+            log_group_id="BatchLogs",
+            log_retention=log_retention,
+            what="batch",
         )
-        assert machine.role is not None
-        acknowledge(
-            machine.role,
-            f"AwsSolutions::AwsSolutions-IAM5[Resource::{logical_arn(fn, self)}:*]",
-            "lambda:InvokeFunction on the batch function's versions and aliases (CDK's LambdaInvoke grant).",
-        )
-        acknowledge(
-            machine.role,
-            "AwsSolutions::AwsSolutions-IAM5[Resource::*]",
-            "X-Ray and CloudWatch Logs delivery actions support no resource-level permissions.",
-        )
-        machine_id = Stack.of(machine).get_logical_id(machine.node.default_child)  # type: ignore[arg-type]
-        executions = (
-            "arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:"
-            '{"Fn::Select":[6,{"Fn::Split":[":",{"Ref":"' + machine_id + '"}]}]}'
-        )
-        for suffix in (":*", "/*:*"):
-            acknowledge(
-                machine,
-                f"AwsSolutions::AwsSolutions-IAM5[Resource::{executions}{suffix}]",
-                "The Distributed Map's own child executions (their names are made by Step Functions).",
-            )
-        return machine

@@ -11,7 +11,7 @@ asynchronous-invocation settings and the dead-letter queue, and adds the dataset
 
 from __future__ import annotations
 
-from aws_cdk import CfnOutput, CfnResource, Duration, RemovalPolicy, Stack
+from aws_cdk import CfnOutput, CfnResource, Duration, Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
@@ -24,13 +24,13 @@ from constructs import Construct
 
 from infra import constants as c
 from infra.constructs.api import Api
+from infra.constructs.chunked import ChunkedSteps, chunked_state_machine
 from infra.constructs.function import RUNTIME, FunctionFactory, dead_letter_async_invokes
 from infra.grants import (
     StartableWorkflow,
     allow_objects,
     allow_table,
     allow_workflow_start,
-    logical_arn,
     synchronous_only,
 )
 from infra.nag import acknowledge
@@ -171,52 +171,16 @@ class Ingestion(Construct):
         as the upload's report (verdict "error", the error and its cause) before the execution
         fails with that error. A chunk whose check fails comes back as {"index", "failure"}, and
         Finish fails with ChunkCheckFailed naming it (never judging the file on a partial check)."""
-        failed = sfn.Fail(
-            self,
-            "ValidationFailed",
-            error_path=sfn.JsonPath.string_at("$.error.Error"),
-            cause_path=sfn.JsonPath.string_at("$.error.Cause"),
-        )
-
-        def invoke(id_: str, payload: sfn.TaskInput | None, result_path: str | None = None) -> tasks.LambdaInvoke:
-            task = tasks.LambdaInvoke(
-                self,
-                id_,
-                lambda_function=fn,
-                payload=payload,
-                payload_response_only=True,
-                retry_on_service_exceptions=True,
-                result_path=result_path,
-            )
-            task.add_retry(errors=CHUNK_TRANSIENT_ERRORS, interval=Duration.seconds(5), max_attempts=3, backoff_rate=2)
-            return task
-
-        def record_failure(state: sfn.TaskStateBase | sfn.DistributedMap, name: str) -> None:
-            record = invoke(
-                f"RecordFailure{state.node.id}",
-                sfn.TaskInput.from_object(
-                    {
-                        "step": "fail",
-                        "failed_step": name,
-                        "upload.$": "$.upload",
-                        "contract_version.$": "$.contract_version",
-                        "error.$": "$.error",
-                    }
-                ),
-                result_path=sfn.JsonPath.DISCARD,
-            )
-            # If even the report cannot be written, the execution still fails with the step's error.
-            record.add_catch(failed, result_path=sfn.JsonPath.DISCARD)
-            record.next(failed)
-            state.add_catch(record, result_path="$.error")
+        steps = ChunkedSteps(self, fn, errors=CHUNK_TRANSIENT_ERRORS, fail_id="ValidationFailed")
+        upload = {"upload": "$.upload", "contract_version": "$.contract_version"}
+        as_paths = {f"{k}.$": v for k, v in upload.items()}
 
         def step(id_: str, name: str, fields: dict[str, str]) -> tasks.LambdaInvoke:
             payload = sfn.TaskInput.from_object({"step": name, **{f"{k}.$": v for k, v in fields.items()}})
-            task = invoke(id_, payload)
-            record_failure(task, name)
+            task = steps.invoke(id_, payload)
+            steps.record_failure(task, {"failed_step": name, **as_paths})
             return task
 
-        upload = {"upload": "$.upload", "contract_version": "$.contract_version"}
         plan = step("Plan", "plan", upload)
         chunks = sfn.DistributedMap(
             self,
@@ -233,7 +197,7 @@ class Ingestion(Construct):
             map_execution_type=sfn.StateMachineType.EXPRESS,
             result_path="$.results",
         )
-        check = invoke("CheckChunk", None)
+        check = steps.invoke("CheckChunk", None)
         chunk_failed = sfn.Pass(
             self,
             "ChunkFailed",
@@ -241,47 +205,22 @@ class Ingestion(Construct):
         )
         check.add_catch(chunk_failed, result_path="$.error")
         chunks.item_processor(check)
-        record_failure(chunks, "chunks")
+        steps.record_failure(chunks, {"failed_step": "chunks", **as_paths})
         finish = step(
             "Finish",
             "finish",
             {**upload, "format": "$.format", "reason": "$.reason", "results": "$.results"},
         )
-        log_group = logs.LogGroup(
-            self, "ChunkedValidationLogs", retention=log_retention, removal_policy=RemovalPolicy.RETAIN
-        )
-        machine = sfn.StateMachine(
+        return chunked_state_machine(
             self,
             "ChunkedValidation",
-            definition_body=sfn.DefinitionBody.from_chainable(plan.next(chunks).next(finish)),
-            state_machine_type=sfn.StateMachineType.STANDARD,
+            fn=fn,
+            definition=plan.next(chunks).next(finish),
             timeout=Duration.hours(6),
-            tracing_enabled=True,
-            logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
+            log_group_id="ChunkedValidationLogs",
+            log_retention=log_retention,
+            what="chunk",
         )
-        assert machine.role is not None
-        acknowledge(
-            machine.role,
-            f"AwsSolutions::AwsSolutions-IAM5[Resource::{logical_arn(fn, self)}:*]",
-            "lambda:InvokeFunction on the chunk function's versions and aliases (CDK's LambdaInvoke grant).",
-        )
-        acknowledge(
-            machine.role,
-            "AwsSolutions::AwsSolutions-IAM5[Resource::*]",
-            "X-Ray and CloudWatch Logs delivery actions support no resource-level permissions.",
-        )
-        machine_id = Stack.of(machine).get_logical_id(machine.node.default_child)  # type: ignore[arg-type]
-        executions = (
-            "arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:"
-            '{"Fn::Select":[6,{"Fn::Split":[":",{"Ref":"' + machine_id + '"}]}]}'
-        )
-        for suffix in (":*", "/*:*"):
-            acknowledge(
-                machine,
-                f"AwsSolutions::AwsSolutions-IAM5[Resource::{executions}{suffix}]",
-                "The Distributed Map's own child executions (their names are made by Step Functions).",
-            )
-        return machine
 
 
 def _grant_validation(

@@ -1,0 +1,108 @@
+"""The scaffolding the chunked workflows share (validation of a large upload, batch scoring): one
+Lambda function runs every step; each step retries the workflow's transient errors; a step that
+still fails is recorded by a RecordFailure<Step> task before the execution fails with the step's
+error; and the state machine (Plan -> Distributed Map of chunks -> Finish) logs, traces and carries
+the cdk-nag acknowledgements its Distributed Map needs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_stepfunctions as sfn
+from aws_cdk import aws_stepfunctions_tasks as tasks
+from constructs import Construct
+
+from infra.grants import logical_arn
+from infra.nag import acknowledge
+
+
+class ChunkedSteps:
+    """Steps on `fn` in `scope`: `invoke` makes a retried step, `record_failure` routes a step's
+    failure through its RecordFailure<Step> task to the workflow's Fail state (`fail_id`)."""
+
+    def __init__(self, scope: Construct, fn: lambda_.IFunction, *, errors: Sequence[str], fail_id: str) -> None:
+        self._scope, self._fn, self._errors = scope, fn, list(errors)
+        self.failed = sfn.Fail(
+            scope,
+            fail_id,
+            error_path=sfn.JsonPath.string_at("$.error.Error"),
+            cause_path=sfn.JsonPath.string_at("$.error.Cause"),
+        )
+
+    def invoke(self, id_: str, payload: sfn.TaskInput | None, result_path: str | None = None) -> tasks.LambdaInvoke:
+        task = tasks.LambdaInvoke(
+            self._scope,
+            id_,
+            lambda_function=self._fn,
+            payload=payload,
+            payload_response_only=True,
+            retry_on_service_exceptions=True,
+            result_path=result_path,
+        )
+        task.add_retry(errors=self._errors, interval=Duration.seconds(5), max_attempts=3, backoff_rate=2)
+        return task
+
+    def record_failure(self, state: sfn.TaskStateBase | sfn.DistributedMap, payload: dict[str, Any]) -> None:
+        """`state`'s failure (at $.error) recorded by a `fail` step sent `payload` (plus the error)."""
+        record = self.invoke(
+            f"RecordFailure{state.node.id}",
+            sfn.TaskInput.from_object({"step": "fail", **payload, "error.$": "$.error"}),
+            result_path=sfn.JsonPath.DISCARD,
+        )
+        # If even the record cannot be written, the execution still fails with the step's error.
+        record.add_catch(self.failed, result_path=sfn.JsonPath.DISCARD)
+        record.next(self.failed)
+        state.add_catch(record, result_path="$.error")
+
+
+def chunked_state_machine(
+    scope: Construct,
+    id_: str,
+    *,
+    fn: lambda_.IFunction,
+    definition: sfn.IChainable,
+    timeout: Duration,
+    log_group_id: str,
+    log_retention: logs.RetentionDays,
+    what: str,
+) -> sfn.StateMachine:
+    """The standard state machine running `definition`, logged and traced, with the cdk-nag
+    acknowledgements of its LambdaInvoke grant on `fn` (`what` names it) and of its Distributed
+    Map's child executions."""
+    log_group = logs.LogGroup(scope, log_group_id, retention=log_retention, removal_policy=RemovalPolicy.RETAIN)
+    machine = sfn.StateMachine(
+        scope,
+        id_,
+        definition_body=sfn.DefinitionBody.from_chainable(definition),
+        state_machine_type=sfn.StateMachineType.STANDARD,
+        timeout=timeout,
+        tracing_enabled=True,
+        logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
+    )
+    assert machine.role is not None
+    acknowledge(
+        machine.role,
+        f"AwsSolutions::AwsSolutions-IAM5[Resource::{logical_arn(fn, scope)}:*]",
+        f"lambda:InvokeFunction on the {what} function's versions and aliases (CDK's LambdaInvoke grant).",
+    )
+    acknowledge(
+        machine.role,
+        "AwsSolutions::AwsSolutions-IAM5[Resource::*]",
+        "X-Ray and CloudWatch Logs delivery actions support no resource-level permissions.",
+    )
+    machine_id = Stack.of(machine).get_logical_id(machine.node.default_child)  # type: ignore[arg-type]
+    executions = (
+        "arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:"
+        '{"Fn::Select":[6,{"Fn::Split":[":",{"Ref":"' + machine_id + '"}]}]}'
+    )
+    for suffix in (":*", "/*:*"):
+        acknowledge(
+            machine,
+            f"AwsSolutions::AwsSolutions-IAM5[Resource::{executions}{suffix}]",
+            "The Distributed Map's own child executions (their names are made by Step Functions).",
+        )
+    return machine
