@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from functions.dal import artifacts as store
 from functions.dal import registry as registry_dal
@@ -155,17 +155,24 @@ def recorded_step(settings: Settings, state: LifecycleState, step: str, clock: C
 
 def start_run(settings: Settings, req: RunRecordRequest, clock: Clock = utcnow) -> RunStarted:
     state = req.state
-    spec = spec_of(settings, state)
+    if state.import_id is not None:  # an import run: its `spec` names the model, there is no spec record
+        from functions.logic.import_run import import_of
+
+        model, spec_name, spec_version = import_of(settings, state).model, state.spec, state.spec_version
+        compute: Literal["lambda", "sagemaker"] = "lambda"
+    else:
+        spec = spec_of(settings, state)
+        model, spec_name, spec_version, compute = spec.spec.model, spec.name, spec.version, spec.spec.compute
     ref = dataset_ref(settings, state.dataset, state.dataset_version)  # fails early when it is missing
     now = clock()
-    run_id = req.execution_name or execution_name(spec.spec.model, state.dataset_version, spec.version)
+    run_id = req.execution_name or execution_name(model, state.dataset_version, spec_version)
     record = runs_dal.create_run(
         settings.metadata_table,
         RunRecord(
             run_id=run_id,
-            model=spec.spec.model,
-            spec_name=spec.name,
-            spec_version=spec.version,
+            model=model,
+            spec_name=spec_name,
+            spec_version=spec_version,
             dataset=state.dataset,
             dataset_version=state.dataset_version,
             execution_arn=req.execution_arn,
@@ -179,7 +186,7 @@ def start_run(settings: Settings, req: RunRecordRequest, clock: Clock = utcnow) 
     return RunStarted(
         run_id=record.run_id,
         model=record.model,
-        compute=spec.spec.compute,
+        compute=compute,
         started_at=record.started_at,
         data_uri=store.s3_uri(ref.bucket, ref.key),
     )

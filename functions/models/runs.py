@@ -71,6 +71,7 @@ class _Model(BaseModel):
 class StepName(StrEnum):
     START = "start"
     TRAIN = "train"
+    VERIFY_IMPORT = "verify_import"  # an import run's step in place of train
     EVALUATE = "evaluate"
     REGISTER = "register"
 
@@ -125,6 +126,8 @@ class LifecycleInput(BaseModel):
     started_by: str = Field(default="", max_length=2_048)
     # the spec's release strategy, where the approval chain reads it ($.release)
     release: dict[str, Any] | None = None
+    # an import run (functions/models/imports.py): verify and evaluate this upload instead of training
+    import_id: str | None = Field(default=None, pattern=r"^[0-9a-f]{32}$")
 
 
 class DatasetRef(_Model):
