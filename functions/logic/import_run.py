@@ -20,8 +20,34 @@ from functions.logic import lifecycle
 from functions.logic.import_verify import verify_import
 from functions.models.errors import InvalidInput, NotFound
 from functions.models.imports import ImportRecord
+from functions.models.registry import Feature, ImportedFrom
 from functions.models.runs import LifecycleState, StepName, TrainResult
 from functions.models.settings import Settings
+from functions.models.specs import GateSpec, TrainingSpec
+
+PARITY_NOT_APPLICABLE = (
+    "not applicable: an imported model has no scikit-learn pipeline; ONNX Runtime on its own graph is the reference"
+)
+# TrainingSpec requires an estimator; an import's evaluation spec never fits one
+_PLACEHOLDER_ESTIMATOR = {"classification": "LogisticRegression", "regression": "Ridge"}
+
+
+def import_spec(model: str, dataset: str, task: str, target: str, features: list[Feature]) -> TrainingSpec:
+    """How an import is evaluated: the task's default metrics and seeded holdout split, as a trained
+    model's spec would default them, and a max_regression gate of 0 (no worse than production on
+    the primary metric, where production can be compared)."""
+    return TrainingSpec.model_validate(
+        {
+            "name": model,
+            "model": model,
+            "dataset": dataset,
+            "target": target,
+            "features": [f.name for f in features],
+            "task": task,
+            "estimator": {"name": _PLACEHOLDER_ESTIMATOR[task]},
+            "gates": GateSpec(max_regression=0.0).model_dump(),
+        }
+    )
 
 
 def import_of(settings: Settings, state: LifecycleState) -> ImportRecord:
@@ -77,6 +103,8 @@ def _verify_imported(settings: Settings, state: LifecycleState, clock: lifecycle
     if record.request.task == "classification":
         labels = pc.unique(table.column(record.target).drop_null())
         class_labels = sorted(str(v) for v in labels.to_pylist())
+    spec = import_spec(record.model, ref.dataset, record.request.task, record.target, verified.features)
+    prepared = tr.prepare(spec, table, ref.columns)
     profile_bytes = tr.reference_profile(table, verified.features, clock())
     assert state.run is not None  # recorded_step refuses a state without a run
     run_id, bucket = state.run.run_id, settings.artifacts_bucket
@@ -89,8 +117,8 @@ def _verify_imported(settings: Settings, state: LifecycleState, clock: lifecycle
     return TrainResult(
         run_id=run_id,
         model=record.model,
-        spec_name=state.spec,
-        spec_version=state.spec_version,
+        spec_name="",  # no training spec
+        spec_version=0,
         dataset=ref,
         task=record.request.task,
         features=verified.features,
@@ -99,8 +127,17 @@ def _verify_imported(settings: Settings, state: LifecycleState, clock: lifecycle
         class_labels=class_labels,
         artifacts=artifacts,
         parameters={"source": "imported", **{f"opset.{d}": v for d, v in verified.opsets.items()}},
-        seed=0,
-        train_rows=0,
-        holdout_rows=table.num_rows,
+        seed=spec.split.seed,
+        train_rows=0,  # trained elsewhere
+        holdout_rows=len(prepared.holdout_idx),
         timings=timings,
+        imported=ImportedFrom(
+            import_id=record.import_id,
+            requested_by=record.requested_by,
+            requested_at=record.requested_at,
+            source_url=record.request.source_url,
+            source_commit=record.request.source_commit,
+            sha256=verified.sha256,
+            description=record.request.description,
+        ),
     )

@@ -415,24 +415,37 @@ def _evaluate(settings: Settings, state: LifecycleState) -> EvaluationResult:
         raise InvalidInput("evaluate needs the train step's result in the state")
     trained = state.train
     started = time.perf_counter()
-    spec = spec_of(settings, state).spec
+    imported = state.import_id is not None
+    if imported:  # no spec record: the import's default evaluation spec
+        from functions.logic.import_run import import_spec
+
+        spec = import_spec(trained.model, trained.dataset.dataset, trained.task, trained.target, trained.features)
+    else:
+        spec = spec_of(settings, state).spec
     table, columns = training_table(trained)
     prepared = tr.prepare(spec, table, columns)
     holdout = prepared.frame.iloc[prepared.holdout_idx]
     y_holdout = prepared.y[prepared.holdout_idx]
-    candidate = tr.load_skops(store.get_artifact(trained.artifacts["skops"], "candidate skops artifact"))
     session = ev.onnx_session(store.get_artifact(trained.artifacts["onnx"], "candidate ONNX artifact"))
-    reference = ev.sklearn_predictions(candidate, holdout, spec.task)
     what = f"candidate ONNX artifact of run {trained.run_id}"
     if trained.derived:  # the whole graph, transformations included, on the raw holdout rows
         raw_holdout = prepared.table.take(prepared.holdout_idx)
         feeds = ev.raw_graph_feeds(session, raw_holdout, trained.features, trained.graph_inputs, what)
     else:
         feeds = ev.graph_feeds(session, holdout, trained.features, trained.graph_inputs, what)
+    if imported:  # a graph built elsewhere may declare double, integer or bool inputs
+        feeds = ev.declared_feeds(session, feeds)
     served = ev.onnx_predictions(session, feeds, spec.task)
     profile = _profile_with_outputs(settings, trained, spec.task, served)
+    if imported:  # ONNX Runtime is its own reference: metrics on the served outputs, no parity to check
+        from functions.logic.import_run import PARITY_NOT_APPLICABLE
+
+        reference, parity = served, ev.Parity(0, 0.0, True, PARITY_NOT_APPLICABLE)
+    else:
+        candidate = tr.load_skops(store.get_artifact(trained.artifacts["skops"], "candidate skops artifact"))
+        reference = ev.sklearn_predictions(candidate, holdout, spec.task)
+        parity = ev.parity(reference, served, spec.gates.parity_tolerance)
     metrics = ev.compute_metrics(spec.metrics, y_holdout, reference, trained.class_labels)
-    parity = ev.parity(reference, served, spec.gates.parity_tolerance)
     latency = ev.single_row_latency(session, feeds, spec.latency_calls)
     production_version, production_metrics, note = _production_metrics(settings, trained, spec, prepared)
     sizes = {name: a.size_bytes for name, a in trained.artifacts.items() if name in ("onnx", "skops")}
@@ -541,5 +554,7 @@ def start_training(
         started_by=started_by,
         release=spec.spec.release.model_dump(mode="json"),
     )
-    arn, started = workflow.start_execution(settings.lifecycle_state_machine_arn, name, payload.model_dump())
+    arn, started = workflow.start_execution(
+        settings.lifecycle_state_machine_arn, name, payload.model_dump(exclude={"import_id"})
+    )
     return arn, started, name
