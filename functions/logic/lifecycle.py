@@ -426,6 +426,7 @@ def _evaluate(settings: Settings, state: LifecycleState) -> EvaluationResult:
     prepared = tr.prepare(spec, table, columns)
     holdout = prepared.frame.iloc[prepared.holdout_idx]
     y_holdout = prepared.y[prepared.holdout_idx]
+    candidate = None if imported else store.get_artifact(trained.artifacts["skops"], "candidate skops artifact")
     session = ev.onnx_session(store.get_artifact(trained.artifacts["onnx"], "candidate ONNX artifact"))
     what = f"candidate ONNX artifact of run {trained.run_id}"
     if trained.derived:  # the whole graph, transformations included, on the raw holdout rows
@@ -437,13 +438,12 @@ def _evaluate(settings: Settings, state: LifecycleState) -> EvaluationResult:
         feeds = ev.declared_feeds(session, feeds)
     served = ev.onnx_predictions(session, feeds, spec.task)
     profile = _profile_with_outputs(settings, trained, spec.task, served)
-    if imported:  # ONNX Runtime is its own reference: metrics on the served outputs, no parity to check
+    if candidate is None:  # imported: ONNX Runtime is its own reference, no parity to check
         from functions.logic.import_run import PARITY_NOT_APPLICABLE
 
         reference, parity = served, ev.Parity(0, 0.0, True, PARITY_NOT_APPLICABLE)
     else:
-        candidate = tr.load_skops(store.get_artifact(trained.artifacts["skops"], "candidate skops artifact"))
-        reference = ev.sklearn_predictions(candidate, holdout, spec.task)
+        reference = ev.sklearn_predictions(tr.load_skops(candidate), holdout, spec.task)
         parity = ev.parity(reference, served, spec.gates.parity_tolerance)
     metrics = ev.compute_metrics(spec.metrics, y_holdout, reference, trained.class_labels)
     latency = ev.single_row_latency(session, feeds, spec.latency_calls)
