@@ -18,7 +18,7 @@ from functions.dal import runs as runs_dal
 from functions.dal import specs as specs_dal
 from functions.logic.derived import view_references
 from functions.models.errors import InvalidInput, StepwiseError
-from functions.models.registry import Artifact, Feature, FeatureViewUse, monitored_derived
+from functions.models.registry import Artifact, Feature, FeatureViewUse, ModelVersion, monitored_derived
 from functions.models.runs import (
     GATE_FAILED_ERROR,
     DatasetRef,
@@ -493,8 +493,9 @@ def _profile_with_outputs(settings: Settings, trained: TrainResult, task: str, s
 def _production_metrics(
     settings: Settings, trained: TrainResult, spec: tr.TrainingSpec, prepared: tr.Prepared
 ) -> tuple[int | None, dict[str, float] | None, str]:
-    """The production version's metrics on this holdout; its skops artifact is loaded only after
-    its bytes verify against the registry's sha256 (IntegrityError otherwise)."""
+    """The production version's metrics on this holdout; its skops artifact (an imported version's
+    ONNX artifact, in ONNX Runtime) is loaded only after its bytes verify against the registry's
+    sha256 (IntegrityError otherwise)."""
     from functions.logic import evaluation as ev
     from functions.logic import training as tr
 
@@ -502,7 +503,8 @@ def _production_metrics(
     if record is None or record.production_version is None:
         return None, None, "no production version to compare with"
     version = registry_dal.get_version(settings.registry_table, trained.model, record.production_version)
-    if version is None or "skops" not in version.artifacts:
+    imported = version is not None and version.source == "imported" and "onnx" in version.artifacts
+    if version is None or ("skops" not in version.artifacts and not imported):
         return record.production_version, None, f"production v{record.production_version} has no skops artifact"
     if version.task != spec.task:
         return record.production_version, None, f"production v{version.version} is a {version.task} model"
@@ -510,6 +512,8 @@ def _production_metrics(
     if missing:
         note = f"production v{version.version} needs columns {missing} that this dataset lacks"
         return version.version, None, note
+    if imported:
+        return version.version, *_imported_production_metrics(version, spec, prepared)
     pipeline = tr.load_skops(
         store.get_artifact(version.artifacts["skops"], f"production {trained.model} v{version.version} skops artifact")
     )
@@ -528,6 +532,25 @@ def _production_metrics(
     except ValueError as exc:  # e.g. the holdout has a class production never saw
         return version.version, None, f"production v{version.version} not comparable: {exc}"
     return version.version, metrics, ""
+
+
+def _imported_production_metrics(
+    version: ModelVersion, spec: tr.TrainingSpec, prepared: tr.Prepared
+) -> tuple[dict[str, float] | None, str]:
+    """An imported production version's metrics on this holdout: its ONNX graph in ONNX Runtime."""
+    from functions.logic import evaluation as ev
+    from functions.logic import training as tr
+
+    what = f"production {version.model} v{version.version} ONNX artifact"
+    session = ev.onnx_session(store.get_artifact(version.artifacts["onnx"], what))
+    frame = tr.to_frame(prepared.table, version.features).iloc[prepared.holdout_idx]
+    feeds = ev.declared_feeds(session, ev.graph_feeds(session, frame, version.features, version.graph_inputs, what))
+    predictions = ev.onnx_predictions(session, feeds, spec.task)
+    labels = version.class_labels if spec.task == "classification" else None
+    try:
+        return ev.compute_metrics(spec.metrics, prepared.y[prepared.holdout_idx], predictions, labels), ""
+    except ValueError as exc:
+        return None, f"production v{version.version} not comparable: {exc}"
 
 
 # -- starting the workflow -------------------------------------------------------------------

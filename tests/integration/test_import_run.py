@@ -232,3 +232,26 @@ def test_import_refused_by_verification_fails_the_run_with_its_reasons_and_regis
     assert "'colour'" in run.steps[-1].cause
     assert lifecycle_handlers["evaluate"] == 1  # refused: not retried, never evaluated
     assert registry_dal.get_model(stores.registry_table, MODEL) is None
+
+
+def test_import_is_compared_with_an_imported_production_version_through_its_onnx_graph(
+    stores: Stores, lifecycle_handlers: dict[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given an imported version in production (y ~ a + b)
+    seed_dataset(stores, "reg", regression_table(rows=200), "y")
+    arn = _deployed(stores, monkeypatch)
+    first = _request_through_the_api(_graph([("a", TensorProto.FLOAT), ("b", TensorProto.FLOAT)]))
+    assert _finished(arn, first["execution_name"])["status"] == "SUCCEEDED"
+    record = registry_dal.get_model(stores.registry_table, MODEL)
+    assert record is not None
+    promoted = record.model_copy(update={"production_version": 1})
+    boto3.client("dynamodb").put_item(TableName=stores.registry_table, Item=registry_dal.model_item(promoted))
+    # When a worse graph (y ~ a) is imported
+    second = _request_through_the_api(_graph([("a", TensorProto.FLOAT)]))
+    result = _finished(arn, second["execution_name"])
+    # Then production's ONNX graph was scored on the same holdout and the candidate is rejected
+    assert result["status"] == "FAILED" and result.get("error") == "GateFailed", result
+    version = registry_dal.get_version(stores.registry_table, MODEL, 2)
+    assert version is not None and version.status == "REJECTED"
+    gate = next(g for g in version.gates if g.gate == "max_regression")
+    assert not gate.passed and "vs production" in gate.reason, gate
