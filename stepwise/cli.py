@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "stepwise.commands.data",
     "stepwise.commands.drift",
     "stepwise.commands.governance",
+    "stepwise.commands.imports",
 ]
 
 TargetFactory = Callable[[], Target]

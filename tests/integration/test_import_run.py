@@ -8,6 +8,7 @@ import hashlib
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -27,10 +28,12 @@ from functions.models.imports import ImportRequest, import_key
 from functions.models.runs import LifecycleState, RunRecordRequest, StepName
 from functions.models.settings import get_settings
 from infra import constants as c
+from stepwise.cli import main
 from tests.integration import test_lifecycle_state_machine as machine
 from tests.integration.conftest import Stores
 from tests.integration.lifecycle_support import seed_dataset
 from tests.integration.test_lifecycle_api import call
+from tests.integration.test_many_cli import HandlerTarget
 from tests.unit.lifecycle_data import regression_table
 
 MODEL = "imp-model"
@@ -255,3 +258,29 @@ def test_import_is_compared_with_an_imported_production_version_through_its_onnx
     assert version is not None and version.status == "REJECTED"
     gate = next(g for g in version.gates if g.gate == "max_regression")
     assert not gate.passed and "vs production" in gate.reason, gate
+
+
+# -- the CLI: stepwise import ------------------------------------------------------------------------
+def test_cli_import_uploads_posts_and_waits_for_the_registered_version(
+    stores: Stores,
+    lifecycle_handlers: dict[str, int],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    seed_dataset(stores, "reg", regression_table(rows=200), "y")
+    _deployed(stores, monkeypatch)
+    handler_target = HandlerTarget(api_url="http://local", outputs={})
+    monkeypatch.setattr("stepwise.cli.resolve", lambda *a: handler_target)
+    onnx_file = tmp_path / "model.onnx"
+    onnx_file.write_bytes(_graph([("a", TensorProto.FLOAT), ("b", TensorProto.FLOAT)]))
+    argv = ["import", MODEL, "--onnx", str(onnx_file), "--dataset", "reg@1", "--task", "regression"]
+    assert main([*argv, "--source-commit", "0123abc", "--wait", "--timeout", "60"]) == 0
+    out = capsys.readouterr().out
+    assert "accepted; lifecycle run" in out and "version 1 registered, waiting for approval" in out, out
+    version = registry_dal.get_version(stores.registry_table, MODEL, 1)
+    assert version is not None and version.source == "imported" and version.imported is not None
+    assert version.imported.source_commit == "0123abc" and version.imported.requested_by.endswith("carol")
+    # a malformed dataset reference is refused before anything is sent
+    assert main([*argv[:5], "wine", "--task", "regression"]) == 2
+    assert "is not NAME@VERSION" in capsys.readouterr().out
