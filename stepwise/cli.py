@@ -25,6 +25,7 @@ COMMAND_MODULES = [
     "stepwise.commands.drift",
     "stepwise.commands.governance",
     "stepwise.commands.batch",
+    "stepwise.commands.imports",
 ]
 
 TargetFactory = Callable[[], Target]

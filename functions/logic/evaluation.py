@@ -74,6 +74,34 @@ def raw_graph_feeds(
     return raw_feeds(features, graph_inputs, table)
 
 
+# ONNX Runtime's input type names -> the numpy types fed to them
+_DECLARED = {
+    "tensor(float)": np.float32,
+    "tensor(double)": np.float64,
+    "tensor(int64)": np.int64,
+    "tensor(int32)": np.int32,
+    "tensor(bool)": np.bool_,
+}
+
+
+def declared_feeds(session: Any, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Numeric feeds cast to the element type each graph input declares (string feeds as they are);
+    InvalidInput when an integer or bool input would be fed a null (it has no representation)."""
+    from functions.models.errors import InvalidInput
+
+    declared = {i.name: (i.type, _DECLARED.get(i.type)) for i in session.get_inputs()}
+    out: dict[str, np.ndarray] = {}
+    for name, values in feeds.items():
+        type_name, kind = declared.get(name, ("", None))
+        if kind is None or values.dtype == object:
+            out[name] = values
+            continue
+        if not np.issubdtype(kind, np.floating) and bool(np.isnan(values).any()):
+            raise InvalidInput(f"graph input {name!r} takes {type_name}, but the holdout has nulls in that column")
+        out[name] = values.astype(kind)
+    return out
+
+
 def onnx_predictions(session: Any, feeds: dict[str, np.ndarray], task: str) -> Predictions:
     outputs = session.run(None, feeds)
     if task == "classification":

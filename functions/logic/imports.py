@@ -1,5 +1,6 @@
 """Bring your own model, the API's side: hand out a presigned upload URL for an ONNX artifact, then
-accept an import request naming the uploaded object and the dataset version to evaluate it on.
+accept an import request naming the uploaded object and the dataset version to evaluate it on, and
+start its lifecycle run (functions/logic/import_run.py verifies it in place of training).
 
 The API function never parses or loads the artifact (untrusted bytes): it checks what it can from
 the stores (the object exists, its size is within the import limit, the dataset version and its
@@ -76,6 +77,7 @@ def request_import(
     if stored is not None:
         if stored.request != body:
             raise Conflict(f"upload {body.upload_id} of {model} was already imported with another request")
+        start_run(settings, stored)  # a no-op when it started; starts it when the first start failed
         return stored.model_copy(update={"joined": True})
     try:
         record = _checked(settings, model, body, actor, now or datetime.now(UTC))
@@ -99,11 +101,40 @@ def request_import(
         raced = store.get(settings.metadata_table, model, body.upload_id)
         if raced is None or raced.request != body:
             raise
+        start_run(settings, raced)
         return raced.model_copy(update={"joined": True})
+    start_run(settings, record)
     return record
 
 
+def start_run(settings: Settings, record: ImportRecord) -> bool:
+    """Start the lifecycle run of the import (named after it: a second start is a no-op); True
+    when this call started it. The import stays recorded when the start fails, and the same
+    request again starts it."""
+    from functions.dal import workflow
+    from functions.models.approvals import ReleaseStrategy
+    from functions.models.runs import LifecycleInput
+
+    if not settings.lifecycle_state_machine_arn:
+        raise InvalidInput("the lifecycle workflow is not deployed (STEPWISE_LIFECYCLE_SM_ARN is unset)")
+    payload = LifecycleInput(
+        spec=record.model,
+        spec_version=1,
+        dataset=record.request.dataset,
+        dataset_version=record.request.dataset_version,
+        started_by=record.requested_by,
+        release=ReleaseStrategy().model_dump(mode="json"),
+        import_id=record.import_id,
+    )
+    _, started = workflow.start_execution(
+        settings.lifecycle_state_machine_arn, record.execution_name, payload.model_dump(mode="json")
+    )
+    return started
+
+
 def _checked(settings: Settings, model: str, body: ImportRequest, actor: Actor, now: datetime) -> ImportRecord:
+    if not settings.lifecycle_state_machine_arn:  # nothing could verify it: refused before it is recorded
+        raise InvalidInput("the lifecycle workflow is not deployed (STEPWISE_LIFECYCLE_SM_ARN is unset)")
     key = import_key(model, body.upload_id)
     try:
         info = artifacts.head_object(settings.artifacts_bucket, key)
@@ -135,7 +166,15 @@ def _checked(settings: Settings, model: str, body: ImportRequest, actor: Actor, 
         target=target,
         requested_by=actor.identity,
         requested_at=now,
+        execution_name=import_execution_name(model, body.dataset_version, body.upload_id),
     )
+
+
+def import_execution_name(model: str, dataset_version: int, import_id: str) -> str:
+    """`<model>-<dataset version>-1-i<import id>`: one lifecycle execution per import."""
+    from functions.models.runs import execution_name
+
+    return execution_name(model, dataset_version, 1, f"i{import_id}")
 
 
 def _audit_refusal(

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from functions.dal import artifacts as store
 from functions.dal import registry as registry_dal
@@ -18,7 +18,7 @@ from functions.dal import runs as runs_dal
 from functions.dal import specs as specs_dal
 from functions.logic.derived import view_references
 from functions.models.errors import InvalidInput, StepwiseError
-from functions.models.registry import Artifact, Feature, FeatureViewUse, monitored_derived
+from functions.models.registry import Artifact, Feature, FeatureViewUse, ModelVersion, monitored_derived
 from functions.models.runs import (
     GATE_FAILED_ERROR,
     DatasetRef,
@@ -155,17 +155,24 @@ def recorded_step(settings: Settings, state: LifecycleState, step: str, clock: C
 
 def start_run(settings: Settings, req: RunRecordRequest, clock: Clock = utcnow) -> RunStarted:
     state = req.state
-    spec = spec_of(settings, state)
+    if state.import_id is not None:  # an import run: its `spec` names the model, there is no spec record
+        from functions.logic.import_run import import_of
+
+        model, spec_name, spec_version = import_of(settings, state).model, state.spec, state.spec_version
+        compute: Literal["lambda", "sagemaker"] = "lambda"
+    else:
+        spec = spec_of(settings, state)
+        model, spec_name, spec_version, compute = spec.spec.model, spec.name, spec.version, spec.spec.compute
     ref = dataset_ref(settings, state.dataset, state.dataset_version)  # fails early when it is missing
     now = clock()
-    run_id = req.execution_name or execution_name(spec.spec.model, state.dataset_version, spec.version)
+    run_id = req.execution_name or execution_name(model, state.dataset_version, spec_version)
     record = runs_dal.create_run(
         settings.metadata_table,
         RunRecord(
             run_id=run_id,
-            model=spec.spec.model,
-            spec_name=spec.name,
-            spec_version=spec.version,
+            model=model,
+            spec_name=spec_name,
+            spec_version=spec_version,
             dataset=state.dataset,
             dataset_version=state.dataset_version,
             execution_arn=req.execution_arn,
@@ -179,7 +186,7 @@ def start_run(settings: Settings, req: RunRecordRequest, clock: Clock = utcnow) 
     return RunStarted(
         run_id=record.run_id,
         model=record.model,
-        compute=spec.spec.compute,
+        compute=compute,
         started_at=record.started_at,
         data_uri=store.s3_uri(ref.bucket, ref.key),
     )
@@ -408,24 +415,37 @@ def _evaluate(settings: Settings, state: LifecycleState) -> EvaluationResult:
         raise InvalidInput("evaluate needs the train step's result in the state")
     trained = state.train
     started = time.perf_counter()
-    spec = spec_of(settings, state).spec
+    imported = state.import_id is not None
+    if imported:  # no spec record: the import's default evaluation spec
+        from functions.logic.import_run import import_spec
+
+        spec = import_spec(trained.model, trained.dataset.dataset, trained.task, trained.target, trained.features)
+    else:
+        spec = spec_of(settings, state).spec
     table, columns = training_table(trained)
     prepared = tr.prepare(spec, table, columns)
     holdout = prepared.frame.iloc[prepared.holdout_idx]
     y_holdout = prepared.y[prepared.holdout_idx]
-    candidate = tr.load_skops(store.get_artifact(trained.artifacts["skops"], "candidate skops artifact"))
+    candidate = None if imported else store.get_artifact(trained.artifacts["skops"], "candidate skops artifact")
     session = ev.onnx_session(store.get_artifact(trained.artifacts["onnx"], "candidate ONNX artifact"))
-    reference = ev.sklearn_predictions(candidate, holdout, spec.task)
     what = f"candidate ONNX artifact of run {trained.run_id}"
     if trained.derived:  # the whole graph, transformations included, on the raw holdout rows
         raw_holdout = prepared.table.take(prepared.holdout_idx)
         feeds = ev.raw_graph_feeds(session, raw_holdout, trained.features, trained.graph_inputs, what)
     else:
         feeds = ev.graph_feeds(session, holdout, trained.features, trained.graph_inputs, what)
+    if imported:  # a graph built elsewhere may declare double, integer or bool inputs
+        feeds = ev.declared_feeds(session, feeds)
     served = ev.onnx_predictions(session, feeds, spec.task)
     profile = _profile_with_outputs(settings, trained, spec.task, served)
+    if candidate is None:  # imported: ONNX Runtime is its own reference, no parity to check
+        from functions.logic.import_run import PARITY_NOT_APPLICABLE
+
+        reference, parity = served, ev.Parity(0, 0.0, True, PARITY_NOT_APPLICABLE)
+    else:
+        reference = ev.sklearn_predictions(tr.load_skops(candidate), holdout, spec.task)
+        parity = ev.parity(reference, served, spec.gates.parity_tolerance)
     metrics = ev.compute_metrics(spec.metrics, y_holdout, reference, trained.class_labels)
-    parity = ev.parity(reference, served, spec.gates.parity_tolerance)
     latency = ev.single_row_latency(session, feeds, spec.latency_calls)
     production_version, production_metrics, note = _production_metrics(settings, trained, spec, prepared)
     sizes = {name: a.size_bytes for name, a in trained.artifacts.items() if name in ("onnx", "skops")}
@@ -473,8 +493,9 @@ def _profile_with_outputs(settings: Settings, trained: TrainResult, task: str, s
 def _production_metrics(
     settings: Settings, trained: TrainResult, spec: tr.TrainingSpec, prepared: tr.Prepared
 ) -> tuple[int | None, dict[str, float] | None, str]:
-    """The production version's metrics on this holdout; its skops artifact is loaded only after
-    its bytes verify against the registry's sha256 (IntegrityError otherwise)."""
+    """The production version's metrics on this holdout; its skops artifact (an imported version's
+    ONNX artifact, in ONNX Runtime) is loaded only after its bytes verify against the registry's
+    sha256 (IntegrityError otherwise)."""
     from functions.logic import evaluation as ev
     from functions.logic import training as tr
 
@@ -482,7 +503,8 @@ def _production_metrics(
     if record is None or record.production_version is None:
         return None, None, "no production version to compare with"
     version = registry_dal.get_version(settings.registry_table, trained.model, record.production_version)
-    if version is None or "skops" not in version.artifacts:
+    imported = version is not None and version.source == "imported" and "onnx" in version.artifacts
+    if version is None or ("skops" not in version.artifacts and not imported):
         return record.production_version, None, f"production v{record.production_version} has no skops artifact"
     if version.task != spec.task:
         return record.production_version, None, f"production v{version.version} is a {version.task} model"
@@ -490,6 +512,8 @@ def _production_metrics(
     if missing:
         note = f"production v{version.version} needs columns {missing} that this dataset lacks"
         return version.version, None, note
+    if imported:
+        return version.version, *_imported_production_metrics(version, spec, prepared)
     pipeline = tr.load_skops(
         store.get_artifact(version.artifacts["skops"], f"production {trained.model} v{version.version} skops artifact")
     )
@@ -508,6 +532,25 @@ def _production_metrics(
     except ValueError as exc:  # e.g. the holdout has a class production never saw
         return version.version, None, f"production v{version.version} not comparable: {exc}"
     return version.version, metrics, ""
+
+
+def _imported_production_metrics(
+    version: ModelVersion, spec: tr.TrainingSpec, prepared: tr.Prepared
+) -> tuple[dict[str, float] | None, str]:
+    """An imported production version's metrics on this holdout: its ONNX graph in ONNX Runtime."""
+    from functions.logic import evaluation as ev
+    from functions.logic import training as tr
+
+    what = f"production {version.model} v{version.version} ONNX artifact"
+    session = ev.onnx_session(store.get_artifact(version.artifacts["onnx"], what))
+    frame = tr.to_frame(prepared.table, version.features).iloc[prepared.holdout_idx]
+    feeds = ev.declared_feeds(session, ev.graph_feeds(session, frame, version.features, version.graph_inputs, what))
+    predictions = ev.onnx_predictions(session, feeds, spec.task)
+    labels = version.class_labels if spec.task == "classification" else None
+    try:
+        return ev.compute_metrics(spec.metrics, prepared.y[prepared.holdout_idx], predictions, labels), ""
+    except ValueError as exc:
+        return None, f"production v{version.version} not comparable: {exc}"
 
 
 # -- starting the workflow -------------------------------------------------------------------
@@ -534,5 +577,7 @@ def start_training(
         started_by=started_by,
         release=spec.spec.release.model_dump(mode="json"),
     )
-    arn, started = workflow.start_execution(settings.lifecycle_state_machine_arn, name, payload.model_dump())
+    arn, started = workflow.start_execution(
+        settings.lifecycle_state_machine_arn, name, payload.model_dump(exclude={"import_id"})
+    )
     return arn, started, name

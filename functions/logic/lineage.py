@@ -75,6 +75,8 @@ def _run(settings: Settings, v: ModelVersion, missing: list[str]) -> RunLineage:
         parameters=dict(v.parameters),
         seed=v.seed,
         started_by=v.started_by,
+        source=v.source,
+        imported=v.imported,
     )
     if not v.run_id:
         missing.append("run: the version records no run id")

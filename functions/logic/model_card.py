@@ -17,7 +17,7 @@ from functions.dal import lineage as lineage_dal
 from functions.dal import specs as specs_dal
 from functions.logic import lineage as lineage_logic
 from functions.models.errors import NotFound, StepwiseError
-from functions.models.lineage import Lineage, ModelCard
+from functions.models.lineage import Lineage, ModelCard, RunLineage
 from functions.models.registry import graph_input_names
 from functions.models.settings import Settings
 from functions.models.specs import TrainingSpec
@@ -34,6 +34,18 @@ def _spec(settings: Settings, name: str, version: int) -> TrainingSpec | None:
         return specs_dal.get_spec(settings.metadata_table, name, version).spec
     except NotFound:
         return None
+
+
+def _imported_lines(run: RunLineage) -> list[str]:
+    """An imported version's origin; its ONNX graph is its own parity reference."""
+    imp = run.imported
+    if imp is None:
+        return []
+    return [
+        f"- imported (trained elsewhere): import `{imp.import_id}` requested by `{imp.requested_by or '-'}`, "
+        f"source `{imp.source_url or '-'}` at commit `{imp.source_commit or '-'}`, ONNX sha256 `{imp.sha256}`",
+        "- ONNX parity: not applicable (no scikit-learn pipeline; ONNX Runtime on the graph is the reference)",
+    ]
 
 
 def _rows(rows: Iterable[tuple[object, ...]]) -> list[str]:
@@ -68,6 +80,7 @@ def render_markdown(lin: Lineage, spec: TrainingSpec | None) -> str:
         "",
         f"- run `{run.run_id}` ({run.execution_arn or 'no execution arn'}), started by `{run.started_by or '-'}`",
         f"- spec `{run.spec_name}` version {run.spec_version}, code version `{run.code_version}`, seed {run.seed}",
+        *_imported_lines(run),
         "",
         "## Features",
         "",

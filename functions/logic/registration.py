@@ -67,6 +67,8 @@ def candidate_version(state: LifecycleState, settings: Settings, number: int, no
         data_sha256=trained.dataset.sha256,
         run_id=trained.run_id,
         started_by=state.started_by,
+        source="imported" if trained.imported is not None else "trained",
+        imported=trained.imported,
         code_version=settings.code_version,
         parameters=trained.parameters,
         seed=trained.seed,

@@ -71,7 +71,9 @@ class ImportRequest(_Model):
 
 
 class ImportStatus(StrEnum):
-    RECEIVED = "RECEIVED"  # accepted by the API; the artifact is verified and evaluated by the workflow
+    # accepted by the API; the lifecycle run named `execution_name` verifies, evaluates and
+    # registers it (its progress and outcome are the run's: GET /v1/models/{name}/runs/{run id})
+    RECEIVED = "RECEIVED"
 
 
 class ImportRecord(_Model):
@@ -84,4 +86,5 @@ class ImportRecord(_Model):
     target: str
     requested_by: str
     requested_at: datetime
+    execution_name: str = ""  # the lifecycle execution that verifies, evaluates and registers it
     joined: bool = False  # a repeat of the same request: the stored import, nothing new

@@ -23,6 +23,7 @@ from functions.models.registry import (
     Feature,
     FeatureViewUse,
     GateVerdict,
+    ImportedFrom,
     VersionStatus,
 )
 
@@ -55,6 +56,8 @@ class RunLineage(_Model):
     spec_version: int = 0
     parameters: dict[str, str | int | float | bool | None] = Field(default_factory=dict)
     seed: int = 0
+    source: Literal["trained", "imported"] = "trained"
+    imported: ImportedFrom | None = None  # an imported version's origin (ModelVersion.imported)
 
 
 class DatasetLineage(_Model):

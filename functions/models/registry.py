@@ -167,6 +167,19 @@ def failed_gate_reasons(verdicts: list[GateVerdict]) -> list[str]:
     return [f"gate {v.gate} failed: {v.reason}" for v in verdicts if not v.passed]
 
 
+class ImportedFrom(_Record):
+    """Where an imported version came from: the import (its upload id), who requested it, the
+    source URL and commit they gave, and the sha256 of the verified ONNX bytes."""
+
+    import_id: str = Field(pattern=r"^[0-9a-f]{32}$")
+    requested_by: str = ""
+    requested_at: datetime | None = None
+    source_url: str | None = None
+    source_commit: str | None = None
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    description: str = ""
+
+
 class ModelVersion(_Record):
     model: str = Field(pattern=NAME_PATTERN)
     version: int = Field(ge=1)
@@ -206,6 +219,8 @@ class ModelVersion(_Record):
     data_sha256: str = ""
     run_id: str = ""  # the workflow execution ARN (or name) that trained it
     started_by: str = ""  # identity that started the training run (four-eyes)
+    source: Literal["trained", "imported"] = "trained"  # imported: trained elsewhere, see `imported`
+    imported: ImportedFrom | None = None
     code_version: str = ""
     parameters: dict[str, str | int | float | bool | None] = Field(default_factory=dict)
     seed: int = 0

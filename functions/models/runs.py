@@ -28,6 +28,7 @@ from functions.models.registry import (
     Feature,
     FeatureViewUse,
     GateVerdict,
+    ImportedFrom,
     VersionStatus,
     graph_inputs_problem,
 )
@@ -71,6 +72,7 @@ class _Model(BaseModel):
 class StepName(StrEnum):
     START = "start"
     TRAIN = "train"
+    VERIFY_IMPORT = "verify_import"  # an import run's step in place of train
     EVALUATE = "evaluate"
     REGISTER = "register"
 
@@ -125,6 +127,9 @@ class LifecycleInput(BaseModel):
     started_by: str = Field(default="", max_length=2_048)
     # the spec's release strategy, where the approval chain reads it ($.release)
     release: dict[str, Any] | None = None
+    # an import run (functions/models/imports.py): verify and evaluate this upload instead of
+    # training; its `spec` names the model and `spec_version` is 1 (there is no spec record)
+    import_id: str | None = Field(default=None, pattern=r"^[0-9a-f]{32}$")
 
 
 class DatasetRef(_Model):
@@ -170,6 +175,7 @@ class TrainResult(_Model):
     train_rows: int
     holdout_rows: int
     timings: dict[str, float] = Field(default_factory=dict)
+    imported: ImportedFrom | None = None  # an import run's candidate: trained elsewhere
 
     @model_validator(mode="after")
     def _graph_inputs_cover_the_features(self) -> TrainResult:

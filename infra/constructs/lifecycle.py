@@ -1,11 +1,15 @@
 """The lifecycle workflow: one standard state machine for every model.
 
-    StartRun -> [compute?] Train (Lambda image) | SageMakerTrain -> CollectTraining
+    StartRun -> [import?] VerifyImport (evaluate function)
+             | [compute?] Train (Lambda image) | SageMakerTrain -> CollectTraining
              -> Evaluate -> Register -> FinishRun -> [gates passed?] after_register (default Succeed)
                                                                     | GateFailed (Fail)
 
-Input: {"spec", "spec_version", "dataset", "dataset_version", "started_by"}; executions are named
-`<model>-<dataset version>-<spec version>` by the starter. Every task has Retry for transient
+Input: {"spec", "spec_version", "dataset", "dataset_version", "started_by"}, plus "import_id" for
+an import run (an ONNX model trained elsewhere: verified instead of trained, then evaluated,
+registered and released like any candidate); executions are named
+`<model>-<dataset version>-<spec version>` by the starter (`<model>-import-<import id>` for
+imports). Every task has Retry for transient
 errors (the SageMaker job: its service's errors too) and a Catch that records the failure on the
 run record (naming the step, the error and its cause) before the execution fails with the step's
 own error name; what follows registration (the approvals chain) is handed the same recorder.
@@ -174,6 +178,8 @@ class LifecycleTasks(Construct):
         allow_objects(self.train, artifacts_bucket, c.PREFIX_OFFLINE, ["s3:GetObject", "s3:PutObject"], "layouts")
         # evaluation adds the holdout outputs to the reference profile (prediction drift)
         allow_objects(self.evaluate, artifacts_bucket, "models/", ["s3:GetObject", "s3:PutObject"], "artifacts")
+        # an import run's VerifyImport step reads the uploaded (untrusted) bytes; it never writes there
+        allow_objects(self.evaluate, artifacts_bucket, c.PREFIX_IMPORTS, ["s3:GetObject"], "imported models' uploads")
         allow_table(self.register, registry_table, [*write_items, "dynamodb:Query"])
 
 
@@ -392,15 +398,31 @@ class Lifecycle(Construct):
             job.add_catch(self._record_failure("train"), errors=["States.ALL"], result_path="$.error")
             job.next(collect)
             collect.next(evaluate)
-            compute = (
+            compute: sfn.IChainable = (
                 sfn.Choice(self, "Compute")
                 .when(sfn.Condition.string_equals("$.run.compute", "sagemaker"), job)
                 .otherwise(train)
             )
-            start.next(compute)
         else:
-            start.next(train)
+            compute = train
         train.next(evaluate)
+        verify_import = self._task(
+            "VerifyImport",
+            evaluate_fn,
+            "$.train",
+            step="verify_import",
+            failure_state="RecordFailureVerifyImport",
+            payload=sfn.TaskInput.from_object({"verify_import": True, "state": sfn.JsonPath.entire_payload}),
+        )
+        verify_import.next(evaluate)
+        start.next(
+            sfn.Choice(self, "ImportRun")
+            .when(
+                sfn.Condition.and_(sfn.Condition.is_present("$.import_id"), sfn.Condition.is_string("$.import_id")),
+                verify_import,
+            )
+            .otherwise(compute)
+        )
 
         self.log_group = logs.LogGroup(self, "Logs", retention=log_retention, removal_policy=RemovalPolicy.RETAIN)
         self.state_machine = sfn.StateMachine(
@@ -456,6 +478,7 @@ class Lifecycle(Construct):
         *,
         step: str,
         payload: sfn.TaskInput | None = None,
+        failure_state: str | None = None,
     ) -> tasks.LambdaInvoke:
         task = tasks.LambdaInvoke(
             self,
@@ -473,7 +496,7 @@ class Lifecycle(Construct):
             backoff_rate=2.0,
             jitter_strategy=sfn.JitterType.FULL,
         )
-        task.add_catch(self._record_failure(step), errors=["States.ALL"], result_path="$.error")
+        task.add_catch(self._record_failure(step, state_id=failure_state), errors=["States.ALL"], result_path="$.error")
         return task
 
     def _record_failure(

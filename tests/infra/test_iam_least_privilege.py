@@ -85,7 +85,8 @@ EXPECTED_ACTIONS: dict[str, set[str]] = {
     | {"athena:StartQueryExecution", "athena:GetQueryExecution", "athena:GetQueryResults", "athena:StopQueryExecution"}
     | {"glue:GetDatabase", "glue:GetTable", "glue:CreateTable", "glue:UpdateTable"}
     | {"s3:ListBucket", "s3:GetBucketLocation"},
-    # evaluation writes the reference profile with the holdout outputs under models/
+    # evaluation writes the reference profile with the holdout outputs under models/; an import
+    # run's VerifyImport reads imports/ (GetObject only) and copies the verified bytes to models/
     "EvaluateFunction": _BASE | _LIFECYCLE_TABLES | {"s3:GetObject", "s3:GetObjectVersion", "s3:PutObject"},
     # registration writes the model card under models/ and reads the validation report
     "RegisterFunction": _BASE | _LIFECYCLE_TABLES | {"dynamodb:Query", "s3:GetObject", "s3:PutObject"},

@@ -66,7 +66,8 @@ def test_lifecycle_tasks_retry_transient_errors_and_record_failures(resources: d
 
 def test_lifecycle_flow_trains_evaluates_registers_and_gates(resources: dict[str, Any]) -> None:
     states = _states(resources)
-    assert states["StartRun"]["Next"] == "Compute"
+    assert states["StartRun"]["Next"] == "ImportRun"
+    assert states["ImportRun"]["Default"] == "Compute"
     assert states["Train"]["Next"] == "Evaluate"
     assert states["Evaluate"]["Next"] == "Register"
     assert states["Register"]["Next"] == "FinishRun"
@@ -79,6 +80,22 @@ def test_lifecycle_flow_trains_evaluates_registers_and_gates(resources: dict[str
         "Cause": states["GateFailed"]["Cause"],
     }
     assert gate["Default"]  # Succeed, or the approval chain plugged in after Register
+
+
+def test_lifecycle_import_runs_verify_the_upload_instead_of_training(resources: dict[str, Any]) -> None:
+    states = _states(resources)
+    choice = states["ImportRun"]["Choices"][0]
+    assert choice["And"] == [
+        {"Variable": "$.import_id", "IsPresent": True},
+        {"Variable": "$.import_id", "IsString": True},
+    ]
+    verify = states[choice["Next"]]
+    assert choice["Next"] == "VerifyImport" and verify["Next"] == "Evaluate"
+    assert verify["Parameters"] == {"verify_import": True, "state.$": "$"}
+    assert verify["Resource"] == states["Evaluate"]["Resource"]  # the image with onnx and onnxruntime
+    assert verify["ResultPath"] == "$.train"
+    assert verify["Catch"][0]["Next"] == "RecordFailureVerifyImport"
+    assert states["RecordFailureVerifyImport"]["Parameters"]["step"] == "verify_import"
 
 
 def test_lifecycle_switches_train_to_a_sagemaker_job_per_spec(resources: dict[str, Any]) -> None:

@@ -6,6 +6,7 @@ at a time against the same kinds of resources.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -138,3 +139,16 @@ def deliveries(stores: Stores, monkeypatch: pytest.MonkeyPatch) -> Iterator[list
     queued: list[dict[str, Any]] = []
     with lambdas_in_process(monkeypatch, {FUNCTION: lambda event, context: queued.append(event)}):
         yield queued
+
+
+@pytest.fixture
+def parked_workflow(stores: Stores, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A deployed lifecycle stand-in whose executions only wait: an accepted import starts one."""
+    arn = boto3.client("stepfunctions").create_state_machine(
+        name="lifecycle",
+        definition=json.dumps({"StartAt": "Wait", "States": {"Wait": {"Type": "Wait", "Seconds": 3600, "End": True}}}),
+        roleArn="arn:aws:iam::123456789012:role/sfn",
+    )["stateMachineArn"]
+    monkeypatch.setenv(c.ENV_LIFECYCLE_SM_ARN, arn)
+    get_settings.cache_clear()
+    return str(arn)

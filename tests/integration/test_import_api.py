@@ -20,7 +20,7 @@ ARTIFACT = b"\x08\x09 stand-in bytes: the API never parses the artifact"
 
 
 @pytest.fixture
-def dataset(stores: Stores) -> Any:
+def dataset(stores: Stores, parked_workflow: str) -> Any:
     return seed_dataset(stores, "toy", classification_table(rows=40), "label")
 
 

@@ -1,0 +1,110 @@
+"""Bring your own model: import an ONNX model trained elsewhere (over the HTTPS API).
+
+stepwise import MODEL --onnx FILE --dataset NAME@V --task classification|regression
+        [--target COL] [--source-url URL --source-commit SHA] [--description TEXT] [--wait]
+
+Asks for a presigned upload URL, PUTs the file to it, then posts the import naming the upload, its
+sha256 and the dataset version to evaluate it on; the import starts its lifecycle run. With
+--wait, follows the run until it registers a version (or fails, with the reasons).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+from stepwise.target import ApiReply, Target
+
+DATASET_VERSION = re.compile(r"^(?P<name>[a-z][a-z0-9-]{0,62})@(?P<version>[1-9][0-9]*)$")
+
+
+def register(sub: Any) -> None:
+    imp = sub.add_parser("import", help="import an ONNX model trained elsewhere; it is verified, gated and registered")
+    imp.add_argument("model")
+    imp.add_argument("--onnx", type=Path, required=True, help="the ONNX file")
+    imp.add_argument("--dataset", required=True, help="NAME@VERSION: the dataset version to evaluate it on")
+    imp.add_argument("--task", choices=["classification", "regression"], required=True)
+    imp.add_argument("--target", help="the target column (default: the contract's target)")
+    imp.add_argument("--source-url", help="where the model's code lives (http(s) URL)")
+    imp.add_argument("--source-commit", help="the commit it was trained at (hex)")
+    imp.add_argument("--description", default="")
+    imp.add_argument("--wait", action="store_true", help="follow the lifecycle run until it ends")
+    imp.add_argument("--timeout", type=float, default=900.0, help="seconds to wait with --wait")
+    imp.set_defaults(func=run_import)
+
+
+def _failed(reply: ApiReply) -> int:
+    body = reply.body if isinstance(reply.body, dict) else {"message": reply.body}
+    print(f"error: HTTP {reply.status} {body.get('error', '')}: {body.get('message', '')}")
+    for detail in body.get("details") or []:
+        print(f"  {detail.get('field', '')}: {detail.get('reason', '')}")
+    return 1
+
+
+def put_presigned(url: str, data: bytes, headers: dict[str, str]) -> int:
+    """PUT `data` to a presigned URL; the HTTP status."""
+    import requests  # type: ignore[import-untyped]
+
+    return int(requests.put(url, data=data, headers=headers, timeout=300).status_code)
+
+
+def run_import(args: argparse.Namespace, target_factory: Any) -> int:
+    match = DATASET_VERSION.match(args.dataset)
+    if match is None:
+        print(f"error: --dataset: {args.dataset!r} is not NAME@VERSION (e.g. wine@3)")
+        return 2
+    try:
+        content = args.onnx.read_bytes()
+    except OSError as exc:
+        print(f"error: --onnx: cannot read {args.onnx}: {exc}")
+        return 2
+    target: Target = target_factory()
+    reply = target.api("POST", f"/v1/models/{args.model}/imports/upload", {"size_bytes": len(content)})
+    if not reply.ok:
+        return _failed(reply)
+    ticket = reply.body
+    status = put_presigned(ticket["url"], content, ticket["headers"])
+    if not 200 <= status < 300:
+        print(f"error: the upload to the presigned URL answered HTTP {status}")
+        return 1
+    body: dict[str, Any] = {
+        "upload_id": ticket["upload_id"],
+        "sha256": hashlib.sha256(content).hexdigest(),
+        "dataset": match["name"],
+        "dataset_version": int(match["version"]),
+        "task": args.task,
+        "description": args.description,
+    }
+    for field in ("target", "source_url", "source_commit"):
+        if getattr(args, field):
+            body[field] = getattr(args, field)
+    reply = target.api("POST", f"/v1/models/{args.model}/imports", body)
+    if not reply.ok:
+        return _failed(reply)
+    record = reply.body
+    print(f"import {record['import_id']} of {args.model} accepted; lifecycle run {record['execution_name']}")
+    if not args.wait:
+        return 0
+    return _wait(target, args.model, record["execution_name"], args.timeout)
+
+
+def _wait(target: Target, model: str, run_id: str, timeout: float) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        reply = target.api("GET", f"/v1/models/{model}/runs")
+        if not reply.ok:
+            return _failed(reply)
+        run = next((r for r in reply.body["runs"] if r["run_id"] == run_id), None)
+        if run is not None and run["status"] != "RUNNING":
+            if run["status"] == "REGISTERED":
+                print(f"run {run_id}: version {run['version']} registered, waiting for approval")
+                return 0
+            print(f"run {run_id}: {run['status']} ({run.get('error') or '-'}): {run.get('cause') or ''}")
+            return 1
+        time.sleep(2.0)
+    print(f"error: run {run_id} did not end within {timeout:.0f} s (stepwise runs {model})")
+    return 1
