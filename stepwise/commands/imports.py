@@ -37,12 +37,20 @@ def register(sub: Any) -> None:
     imp.set_defaults(func=run_import)
 
 
-def _failed(reply: ApiReply) -> int:
+class ImportFailed(Exception):
+    """An import the API refused, an upload that failed, or a run that did not register a version;
+    `lines` is the reason and its details, one a line."""
+
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__("\n".join(lines))
+        self.lines = lines
+
+
+def refused(reply: ApiReply) -> ImportFailed:
     body = reply.body if isinstance(reply.body, dict) else {"message": reply.body}
-    print(f"error: HTTP {reply.status} {body.get('error', '')}: {body.get('message', '')}")
-    for detail in body.get("details") or []:
-        print(f"  {detail.get('field', '')}: {detail.get('reason', '')}")
-    return 1
+    lines = [f"HTTP {reply.status} {body.get('error', '')}: {body.get('message', '')}"]
+    lines += [f"  {d.get('field', '')}: {d.get('reason', '')}" for d in body.get("details") or []]
+    return ImportFailed(lines)
 
 
 def put_presigned(url: str, data: bytes, headers: dict[str, str]) -> int:
@@ -50,6 +58,41 @@ def put_presigned(url: str, data: bytes, headers: dict[str, str]) -> int:
     import requests  # type: ignore[import-untyped]
 
     return int(requests.put(url, data=data, headers=headers, timeout=300).status_code)
+
+
+def upload_and_request(target: Target, model: str, content: bytes, request: dict[str, Any]) -> dict[str, Any]:
+    """Uploads `content` through a presigned URL and posts the import (`request` names the dataset
+    version, task and optional fields; the upload id and sha256 are added here); the stored import
+    record (`import_id`, `execution_name`, ...). Raises ImportFailed with the API's reasons."""
+    reply = target.api("POST", f"/v1/models/{model}/imports/upload", {"size_bytes": len(content)})
+    if not reply.ok:
+        raise refused(reply)
+    ticket = reply.body
+    status = put_presigned(ticket["url"], content, ticket["headers"])
+    if not 200 <= status < 300:
+        raise ImportFailed([f"the upload to the presigned URL answered HTTP {status}"])
+    body = {"upload_id": ticket["upload_id"], "sha256": hashlib.sha256(content).hexdigest(), **request}
+    reply = target.api("POST", f"/v1/models/{model}/imports", body)
+    if not reply.ok:
+        raise refused(reply)
+    return dict(reply.body)
+
+
+def wait_for_run(target: Target, model: str, run_id: str, timeout: float) -> dict[str, Any]:
+    """Follows the lifecycle run until it ends; the run record once it registered a version.
+    Raises ImportFailed when the run failed (with its error and cause) or did not end in time."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        reply = target.api("GET", f"/v1/models/{model}/runs")
+        if not reply.ok:
+            raise refused(reply)
+        run = next((r for r in reply.body["runs"] if r["run_id"] == run_id), None)
+        if run is not None and run["status"] != "RUNNING":
+            if run["status"] == "REGISTERED":
+                return dict(run)
+            raise ImportFailed([f"run {run_id}: {run['status']} ({run.get('error') or '-'}): {run.get('cause') or ''}"])
+        time.sleep(2.0)
+    raise ImportFailed([f"run {run_id} did not end within {timeout:.0f} s (stepwise runs {model})"])
 
 
 def run_import(args: argparse.Namespace, target_factory: Any) -> int:
@@ -63,17 +106,7 @@ def run_import(args: argparse.Namespace, target_factory: Any) -> int:
         print(f"error: --onnx: cannot read {args.onnx}: {exc}")
         return 2
     target: Target = target_factory()
-    reply = target.api("POST", f"/v1/models/{args.model}/imports/upload", {"size_bytes": len(content)})
-    if not reply.ok:
-        return _failed(reply)
-    ticket = reply.body
-    status = put_presigned(ticket["url"], content, ticket["headers"])
-    if not 200 <= status < 300:
-        print(f"error: the upload to the presigned URL answered HTTP {status}")
-        return 1
     body: dict[str, Any] = {
-        "upload_id": ticket["upload_id"],
-        "sha256": hashlib.sha256(content).hexdigest(),
         "dataset": match["name"],
         "dataset_version": int(match["version"]),
         "task": args.task,
@@ -82,29 +115,14 @@ def run_import(args: argparse.Namespace, target_factory: Any) -> int:
     for field in ("target", "source_url", "source_commit"):
         if getattr(args, field):
             body[field] = getattr(args, field)
-    reply = target.api("POST", f"/v1/models/{args.model}/imports", body)
-    if not reply.ok:
-        return _failed(reply)
-    record = reply.body
-    print(f"import {record['import_id']} of {args.model} accepted; lifecycle run {record['execution_name']}")
-    if not args.wait:
-        return 0
-    return _wait(target, args.model, record["execution_name"], args.timeout)
-
-
-def _wait(target: Target, model: str, run_id: str, timeout: float) -> int:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        reply = target.api("GET", f"/v1/models/{model}/runs")
-        if not reply.ok:
-            return _failed(reply)
-        run = next((r for r in reply.body["runs"] if r["run_id"] == run_id), None)
-        if run is not None and run["status"] != "RUNNING":
-            if run["status"] == "REGISTERED":
-                print(f"run {run_id}: version {run['version']} registered, waiting for approval")
-                return 0
-            print(f"run {run_id}: {run['status']} ({run.get('error') or '-'}): {run.get('cause') or ''}")
-            return 1
-        time.sleep(2.0)
-    print(f"error: run {run_id} did not end within {timeout:.0f} s (stepwise runs {model})")
-    return 1
+    try:
+        record = upload_and_request(target, args.model, content, body)
+        print(f"import {record['import_id']} of {args.model} accepted; lifecycle run {record['execution_name']}")
+        if not args.wait:
+            return 0
+        run = wait_for_run(target, args.model, record["execution_name"], args.timeout)
+    except ImportFailed as exc:
+        print("error: " + "\n".join(exc.lines))
+        return 1
+    print(f"run {run['run_id']}: version {run['version']} registered, waiting for approval")
+    return 0
