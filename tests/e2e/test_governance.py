@@ -180,3 +180,74 @@ def _first_row(path: Path) -> dict[str, Any]:
     import pyarrow.parquet as pq
 
     return pq.read_table(path).slice(0, 1).to_pylist()[0]  # type: ignore[no-any-return]
+
+
+IMPORTED_MODEL = "wine-imported"
+
+
+def test_import_of_a_notebook_pipeline_is_gated_approved_served_and_lineaged(
+    local: Target, local_session: LocalSession, tmp_path: Path
+) -> None:
+    """A scikit-learn pipeline fitted outside the platform (not the spec's estimator), converted with
+    skl2onnx and imported through the notebook client on the wine dataset version: it waits for
+    approval, another identity approves it, it serves the local model's predictions over HTTP, and
+    its lineage says imported with the artifact's sha256."""
+    import dataclasses
+
+    from skl2onnx import to_onnx
+    from skl2onnx.common.data_types import FloatTensorType
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from stepwise.client import Stepwise
+    from stepwise.demo_data import wine_table
+
+    # Given the wine dataset version (uploaded here when this test runs on its own)
+    if not (local.api("GET", "/v1/datasets/wine/versions").body or {}).get("versions"):
+        files = write_demo_files(tmp_path)
+        put_contract(local, files.dataset, files.contract)
+        assert upload(local, files.good, files.dataset, timeout=120).passed
+    # and a pipeline fitted in a notebook on the same rows, converted to ONNX with one input per column
+    table = wine_table()
+    features = [n for n in table.column_names if n not in ("id", "region", "label")]
+    frame = table.select(features).to_pandas()
+    labels = table.column("label").to_numpy()
+    pipeline = Pipeline(
+        [("scale", ColumnTransformer([("num", StandardScaler(), features)])), ("lr", LogisticRegression(max_iter=500))]
+    ).fit(frame, labels)
+    initial = [(name, FloatTensorType([None, 1])) for name in features]
+    onx = to_onnx(pipeline, initial_types=initial, options={id(pipeline[-1]): {"zipmap": False}})
+    content = onx.SerializeToString()
+
+    # When alice imports it through the client and waits for the run
+    client = Stepwise(target=dataclasses.replace(local, identity="alice"))
+    commit = "0123abcd"
+    result = client.import_model(
+        IMPORTED_MODEL, content, dataset="wine@1", task="classification", source_commit=commit, wait=True, timeout=240
+    )
+    # Then version 1 passed its gates and waits for approval; bob approves and it goes to production
+    assert result.version == 1 and _status_of(local, IMPORTED_MODEL, 1) == "PENDING_APPROVAL"
+    version = local.api("GET", f"/v1/models/{IMPORTED_MODEL}/versions/1").body
+    assert all(g["passed"] for g in version["gates"]), version["gates"]
+    wait_for(lambda: any(a["model"] == IMPORTED_MODEL for a in local.api("GET", "/v1/approvals").body["approvals"]))
+    reply = local.api("POST", f"/v1/approvals/{IMPORTED_MODEL}-1/approve", {"reason": "e2e"}, identity="bob")
+    assert reply.ok, reply.body
+    wait_for(lambda: _status_of(local, IMPORTED_MODEL, 1) == "PRODUCTION")
+    # And it serves the local pipeline's predictions over HTTP
+    rows = table.select(features).take([0, 70, 150])
+    predicted = local.api("POST", f"/v1/models/{IMPORTED_MODEL}/predict", {"instances": rows.to_pylist()})
+    assert predicted.status == 200 and predicted.body["version"] == 1, predicted.body
+    expected = pipeline.predict(rows.to_pandas())
+    assert [str(p) for p in predicted.body["predictions"]] == [str(v) for v in expected], predicted.body
+    # And its lineage says imported, by alice, with the commit and the artifact's sha256
+    run = local.api("GET", f"/v1/models/{IMPORTED_MODEL}/versions/1/lineage").body["run"]
+    assert run["source"] == "imported", run
+    assert run["imported"]["sha256"] == hashlib.sha256(content).hexdigest()
+    assert run["imported"]["source_commit"] == commit and run["imported"]["requested_by"].endswith("alice")
+
+
+def _status_of(local: Target, model: str, version: int) -> str:
+    reply = local.api("GET", f"/v1/models/{model}/versions/{version}")
+    return str(reply.body.get("status", "")) if reply.ok else ""
