@@ -5,6 +5,7 @@ manifest's location; a bad --dataset refused before any call; the API's refusal 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import pytest
@@ -59,3 +60,28 @@ def test_batch_cli_score_refuses_a_bad_dataset_and_prints_the_apis_refusal(
     assert "HTTP 403 Forbidden" in capsys.readouterr().out
     assert main(["jobs", "no-such-model"]) == 1
     assert "HTTP 404" in capsys.readouterr().out
+
+
+def test_lineage_lists_the_batch_jobs_that_scored_the_version(
+    stores: Stores, target: HandlerTarget, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a job scored with version 1, and a version 2 that scored nothing
+    put_version(stores, NAME, 2, breast_cancer_classifier())
+    uri = api_tests._upload(stores, "raw/scoring/customers.parquet", api_tests._parquet(api_tests._table(50)))
+    assert main(["score", NAME, "--input", uri, "--version", "1", "--json"]) == 0
+    job_id = json.loads(capsys.readouterr().out)["job_id"]
+    # When the lineage of each version is read, over the API and through the CLI
+    reply = target.api("GET", f"/v1/models/{NAME}/versions/1/lineage")
+    status, body = reply.status, reply.body
+    # Then version 1's names the job, its outcome and its output; version 2's names none
+    assert status == 200, body
+    assert body["batch_jobs_total"] == 1
+    assert [(j["job_id"], j["status"], j["scored"]) for j in body["batch_jobs"]] == [(job_id, "SUCCEEDED", 50)]
+    assert main(["lineage", NAME, "1"]) == 0
+    out = capsys.readouterr().out
+    assert "batch jobs:" in out and job_id in out and "50 scored, 0 rejected" in out
+    reply = target.api("GET", f"/v1/models/{NAME}/versions/2/lineage")
+    status, body = reply.status, reply.body
+    assert status == 200 and body["batch_jobs"] == [] and body["batch_jobs_total"] == 0
+    assert main(["lineage", NAME, "2"]) == 0
+    assert "batch jobs: none scored with this version" in capsys.readouterr().out
