@@ -5,13 +5,18 @@ manifest's location; a bad --dataset refused before any call; the API's refusal 
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterator
 
+import pyarrow.parquet as pq
 import pytest
 
+from functions.dal import audit as audit_dal
+from functions.models.audit import model_target
 from functions.models.settings import get_settings
 from stepwise.cli import main
+from tests import faults
 from tests.integration import test_batch_api as api_tests
 from tests.integration.conftest import Stores
 from tests.integration.lifecycle_support import seed_dataset
@@ -85,3 +90,31 @@ def test_lineage_lists_the_batch_jobs_that_scored_the_version(
     assert status == 200 and body["batch_jobs"] == [] and body["batch_jobs_total"] == 0
     assert main(["lineage", NAME, "2"]) == 0
     assert "batch jobs: none scored with this version" in capsys.readouterr().out
+
+
+def test_a_failed_job_repeated_with_its_client_token_resumes_its_failed_chunks_only(
+    stores: Stores, target: HandlerTarget, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a job over several chunks whose last chunk's part could not be written
+    sink = io.BytesIO()
+    pq.write_table(api_tests._table(400), sink, row_group_size=100)
+    data = sink.getvalue()
+    uri = api_tests._upload(stores, "raw/scoring/customers.parquet", data)
+    argv = ["score", NAME, "--input", uri, "--passthrough", "customer", "--client-token", "t1", "--json"]
+    last = "part-00001.parquet"
+    with faults.inject("s3.PutObject", faults.TIMEOUT, times=100, where=lambda r: r["url_path"].endswith(last)):
+        assert main(argv) == 1
+    failed = json.loads(capsys.readouterr().out)
+    assert failed["status"] == "FAILED" and failed["error"] == "ChunksFailed" and failed["chunks_total"] >= 2
+    # When the same request (same client token) is made again
+    with faults.recording() as calls_seen:
+        assert main(argv) == 0
+    resumed = json.loads(capsys.readouterr().out)
+    # Then the same job succeeds, scoring only the chunk that failed (one part written), with every row
+    assert resumed["job_id"] == failed["job_id"] and resumed["status"] == "SUCCEEDED" and resumed["resumes"] == 1
+    assert (resumed["rows"], resumed["scored"], resumed["chunks_done"]) == (400, 400, failed["chunks_total"])
+    assert calls_seen.count("s3.PutObject") == 3  # the part, its report, the manifest
+    # And the resume is audited alongside the start and both finishes
+    events = audit_dal.list_events(stores.metadata_table, target=model_target(NAME))
+    starts = [e.after for e in events if e.action == "batch.start"]
+    assert len(starts) == 2 and any(a.get("resume") == 1 for a in starts)
