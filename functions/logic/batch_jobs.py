@@ -198,12 +198,32 @@ def request_batch(
             raise Conflict(
                 f"client token {request.client_token!r} was used for another batch request; give this one its own"
             ) from None
+        if existing.status is JobStatus.FAILED:
+            return _resume(settings, existing, actor)
         if existing.execution_arn:
             return existing.model_copy(update={"joined": True})
         # stored, but its workflow did not start (a lost reply, a failed start): start it now
         joined = True
         job = existing.model_copy(update={"status": JobStatus.PENDING, "error": "", "message": ""})
     return _start(settings, job).model_copy(update={"joined": joined})
+
+
+def _resume(settings: Settings, failed: BatchJob, actor: Actor) -> BatchJob:
+    """A repeated request for a FAILED job resumes it: a new execution plans only the chunks with no
+    report (the scored ones keep their parts) and finishes the job again (audited)."""
+    resumes = failed.resumes + 1
+    job = failed.model_copy(
+        update={"status": JobStatus.PENDING, "error": "", "message": "", "finished_at": None, "resumes": resumes}
+    )
+    after = {"job_id": job.job_id, "resume": resumes, "after_error": failed.error}
+    event = AuditEvent.of(actor, START_ACTION, model_target(job.model), version=job.version, after=after)
+    store.replace(settings.metadata_table, job, event)
+    return _start(settings, job).model_copy(update={"joined": True})
+
+
+def execution_name(job: BatchJob) -> str:
+    """The job's workflow execution: one per start, so a resumed job gets its own."""
+    return job.job_id if not job.resumes else f"{job.job_id}-r{job.resumes}"
 
 
 def _start(settings: Settings, job: BatchJob) -> BatchJob:
@@ -213,7 +233,7 @@ def _start(settings: Settings, job: BatchJob) -> BatchJob:
         return batch_run.run_in_process(settings, job.model, job.job_id)
     payload = {"job_id": job.job_id, "model": job.model}
     try:
-        arn, _ = workflow.start_execution(settings.batch_state_machine_arn, job.job_id, payload)
+        arn, _ = workflow.start_execution(settings.batch_state_machine_arn, execution_name(job), payload)
     except StoreUnavailable as exc:
         failure = {"status": JobStatus.FAILED, "error": type(exc).__name__, "message": exc.message}
         failed = job.model_copy(update=failure)

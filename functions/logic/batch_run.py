@@ -90,9 +90,12 @@ def plan_job(
         update={"status": JobStatus.RUNNING, "started_at": now or datetime.now(UTC), "chunks_total": len(chunks)}
     )
     store.replace(settings.metadata_table, running)
+    # a resumed job scores only the chunks with no report of its pinned artifact
+    todo = set(_reports(settings, running)[1]) if job.resumes else {c.index for c in chunks}
     return [
         ChunkTask(model=model, job_id=job_id, index=c.index, start=c.start, end=c.end, row_groups=list(c.row_groups))
         for c in chunks
+        if c.index in todo
     ]
 
 

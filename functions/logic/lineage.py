@@ -14,6 +14,7 @@ from datetime import datetime
 
 from functions.dal import approvals as approvals_dal
 from functions.dal import audit as audit_dal
+from functions.dal import batch_jobs as batch_jobs_dal
 from functions.dal import datasets as datasets_dal
 from functions.dal import lineage as lineage_dal
 from functions.dal import registry as registry_dal
@@ -22,8 +23,10 @@ from functions.models.approvals import approval_id
 from functions.models.audit import AuditEvent, model_target
 from functions.models.errors import InvalidInput, NotFound
 from functions.models.lineage import (
+    MAX_BATCH_JOBS,
     MAX_OTHER_MATCHES,
     ApprovalLineage,
+    BatchJobUse,
     CaptureMatch,
     Comparison,
     DatasetLineage,
@@ -186,6 +189,25 @@ def _comparison_from_gates(v: ModelVersion) -> Comparison:
     return Comparison(primary_metric=v.primary_metric)
 
 
+def batch_jobs(settings: Settings, model: str, number: int) -> list[BatchJobUse]:
+    """The model's batch jobs that scored with version `number`, newest first."""
+    return [
+        BatchJobUse(
+            job_id=j.job_id,
+            status=j.status.value,
+            requested_by=j.requested_by,
+            requested_at=j.requested_at,
+            finished_at=j.finished_at,
+            rows=j.rows,
+            scored=j.scored,
+            rejected=j.rejected,
+            output_prefix=j.output_prefix,
+        )
+        for j in batch_jobs_dal.list_jobs(settings.metadata_table, model)
+        if j.version == number
+    ]
+
+
 def lineage(settings: Settings, model: str, number: int) -> Lineage:
     v = version_or_404(settings, model, number)
     missing: list[str] = []
@@ -202,6 +224,7 @@ def lineage(settings: Settings, model: str, number: int) -> Lineage:
         passed=all(g.passed for g in v.gates),
         comparison=comparison or _comparison_from_gates(v),
     )
+    jobs = batch_jobs(settings, model, number)
     return Lineage(
         model=v.model,
         version=v.version,
@@ -222,6 +245,8 @@ def lineage(settings: Settings, model: str, number: int) -> Lineage:
         reasons=list(v.reasons),
         events=events,
         missing=missing,
+        batch_jobs=jobs[:MAX_BATCH_JOBS],
+        batch_jobs_total=len(jobs),
     )
 
 

@@ -170,6 +170,7 @@ class BatchJob(BaseModel):
     scored: int = Field(default=0, ge=0)
     rejected: int = Field(default=0, ge=0)
     execution_arn: str = ""
+    resumes: int = Field(default=0, ge=0)  # times the failed job was resumed (its chunks with no report re-run)
     error: str = ""
     message: str = Field(default="", max_length=4096)
     joined: bool = False  # in a reply: a repeated request (same client token) joined this job

@@ -29,6 +29,7 @@ from functions.models.registry import (
 
 MAX_EVENTS = 1000
 MAX_OTHER_MATCHES = 100
+MAX_BATCH_JOBS = 100  # newest jobs listed in a lineage; `batch_jobs_total` counts them all
 
 
 class _Model(BaseModel):
@@ -104,6 +105,20 @@ class ApprovalLineage(_Model):
     requested_at: datetime | None = None
 
 
+class BatchJobUse(_Model):
+    """A batch job that scored with the version: where its predictions are and how it ended."""
+
+    job_id: str
+    status: str
+    requested_by: str = ""
+    requested_at: datetime
+    finished_at: datetime | None = None
+    rows: int = 0
+    scored: int = 0
+    rejected: int = 0
+    output_prefix: str = ""
+
+
 class Lineage(_Model):
     model: str
     version: int
@@ -124,6 +139,8 @@ class Lineage(_Model):
     reasons: list[str] = Field(default_factory=list)
     events: list[AuditEvent] = Field(default_factory=list, max_length=MAX_EVENTS)
     missing: list[str] = Field(default_factory=list)  # links that could not be resolved, and why
+    batch_jobs: list[BatchJobUse] = Field(default_factory=list, max_length=MAX_BATCH_JOBS)  # newest first
+    batch_jobs_total: int = 0
 
 
 class CaptureMatch(_Model):

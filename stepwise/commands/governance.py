@@ -172,6 +172,15 @@ def render_lineage(lin: dict[str, Any]) -> str:
         lines.append(f"  {ap['status']} by {ap.get('who') or '-'} at {ap.get('at') or '-'}: {ap.get('reason') or '-'}")
     else:
         lines.append("  none")
+    jobs, total = lin.get("batch_jobs") or [], lin.get("batch_jobs_total") or 0
+    lines.append("batch jobs:" if jobs else "batch jobs: none scored with this version")
+    lines += [
+        f"  {j['job_id']}  {j['status']:<9} {j['scored']} scored, {j['rejected']} rejected"
+        f"  by {j.get('requested_by') or '-'} at {j['requested_at']}  {j.get('output_prefix') or '-'}"
+        for j in jobs
+    ]
+    if total > len(jobs):
+        lines.append(f"  ... {total - len(jobs)} older (stepwise jobs {lin['model']} lists them all)")
     for m in lin.get("missing", []):
         lines.append(f"MISSING {m}")
     return "\n".join(lines)

@@ -22,6 +22,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from functions.dal import audit as audit_dal
 from functions.handlers.errors import install_error_handlers, parse_json_object
 from functions.handlers.routes import batch as batch_routes
+from functions.logic import batch_run
 from functions.models.audit import model_target
 from functions.models.settings import get_settings
 from tests.integration.approval_support import Context, api_event
@@ -200,3 +201,25 @@ def test_batch_ids_are_derived_only_with_a_token() -> None:
     assert job_id_for("m", "alice", "t") == job_id_for("m", "alice", "t") != job_id_for("m", "bob", "t")
     assert job_id_for("m", "alice", None) != job_id_for("m", "alice", None)
     assert np.all([len(job_id_for("m", "a", None)) == 20 for _ in range(3)])
+
+
+def test_the_same_client_token_on_a_failed_job_resumes_it_in_a_new_execution(served: Stores, machine: str) -> None:
+    # Given a job whose workflow failed (recorded on the job by the workflow's catch)
+    uri = _upload(served, "raw/scoring/customers.parquet", _parquet(_table()))
+    body = {"input": {"uri": uri}, "client_token": "nightly-2026-12-07"}
+    status, first = call("POST", PATH, body)
+    assert status == 202, first
+    batch_run.record_failure(get_settings(), NAME, first["job_id"], "ChunksFailed", "chunk(s) [0] were not scored")
+    # When the same request is made again
+    status, resumed = call("POST", PATH, body)
+    # Then the job is resumed in its own execution (the first one's name is taken), and the resume is audited
+    assert status == 202, resumed
+    assert resumed["job_id"] == first["job_id"] and resumed["resumes"] == 1 and resumed["status"] == "PENDING"
+    names = sorted(e["name"] for e in _executions(machine))
+    assert names == [first["job_id"], f"{first['job_id']}-r1"]
+    assert resumed["execution_arn"].endswith(f"{first['job_id']}-r1") and not resumed["error"]
+    starts = [e.after for e in _batch_events(served) if e.action == "batch.start"]
+    assert len(starts) == 2 and any(a.get("resume") == 1 and a.get("after_error") == "ChunksFailed" for a in starts)
+    # And a job that has not failed is joined, never restarted
+    status, joined = call("POST", PATH, body)
+    assert status == 202 and joined["joined"] and len(_executions(machine)) == 2
