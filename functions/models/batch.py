@@ -110,7 +110,8 @@ class BatchRequest(BaseModel):
     model_version: int | None = Field(default=None, ge=1, le=MAX_VERSION)
     alias: Literal["production", "candidate"] | None = None
     passthrough: list[COLUMN_NAME] = Field(default_factory=list, max_length=MAX_PASSTHROUGH)
-    capture: bool = False  # also capture the scored rows for monitoring
+    # capturing batch-scored rows for monitoring is not built: true is refused rather than ignored
+    capture: bool = False
     reject_threshold: float = Field(default=DEFAULT_REJECT_THRESHOLD, ge=0, le=1)
     client_token: str | None = Field(default=None, pattern=CLIENT_TOKEN_PATTERN)
 
@@ -120,6 +121,8 @@ class BatchRequest(BaseModel):
             raise ValueError("give model_version or alias, not both")
         if len(set(self.passthrough)) != len(self.passthrough):
             raise ValueError("passthrough names a column twice")
+        if self.capture:
+            raise ValueError("capture: capturing batch-scored rows for monitoring is not supported yet")
         return self
 
 
