@@ -32,6 +32,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import boto3
 
+from layers.assembly import merged_template
 from stepwise.local import policy
 
 if TYPE_CHECKING:
@@ -153,7 +154,8 @@ class ApiServer:
         self.strict_auth = strict_auth
         # local caller name -> persona: with strict auth, the persona's policy decides its calls
         self.personas = dict(personas or {})
-        self.persona_policies = policy.persona_statements(cloud.assembly.template if cloud.assembly else {})
+        # every stack's template as one, imports resolved: persona policies name the stores' exports
+        self.persona_policies = policy.persona_statements(merged_template(cloud.assemblies) if cloud.assemblies else {})
         self.info: dict[str, Any] = {}
         handler = _make_handler(self)
         self.httpd = ThreadingHTTPServer((host, port), handler)
