@@ -88,6 +88,7 @@ CALLS: dict[str, list[str]] = {
         "dynamodb.GetItem",  # model card: version
         "dynamodb.Query",  # model card: audit
         "dynamodb.GetItem",
+        "dynamodb.Query",  # model card: the batch jobs that scored the version
         "dynamodb.GetItem",
         "dynamodb.GetItem",
         "s3.GetObject",
