@@ -8,7 +8,8 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from functions.dal.audit import audit_put
-from functions.dal.clients import client, error_code, store_error
+from functions.dal.clients import client, store_error
+from functions.dal.versioned import create_audited, read_item
 from functions.models.audit import AuditEvent
 from functions.models.batch import BatchJob, job_pk, job_sk
 from functions.models.errors import Conflict
@@ -29,25 +30,14 @@ def _item(job: BatchJob) -> dict[str, Any]:
 
 
 def get(table: str, model: str, job_id: str) -> BatchJob | None:
-    try:
-        item = client("dynamodb").get_item(TableName=table, Key=_key(model, job_id), ConsistentRead=True).get("Item")
-    except (ClientError, BotoCoreError) as exc:
-        raise store_error(exc, "batch job read") from exc
+    item = read_item(table, _key(model, job_id), "batch job read")
     return BatchJob.model_validate_json(item["doc"]["S"]) if item else None
 
 
 def create(table: str, job: BatchJob, event: AuditEvent) -> None:
     """Store a new job with its audit event; Conflict (nothing written) when the id exists."""
-    put = {"Put": {"TableName": table, "Item": _item(job), "ConditionExpression": "attribute_not_exists(pk)"}}
-    try:
-        client("dynamodb").transact_write_items(TransactItems=[put, audit_put(table, event)])
-    except (ClientError, BotoCoreError) as exc:
-        reasons = exc.response.get("CancellationReasons", []) if isinstance(exc, ClientError) else []
-        if error_code(exc) == "TransactionCanceledException" and any(
-            r.get("Code") == "ConditionalCheckFailed" for r in reasons[:1]
-        ):
-            raise Conflict(f"batch job {job.job_id} exists") from exc
-        raise store_error(exc, "batch job write") from exc
+    if not create_audited(table, _item(job), audit_put(table, event), "batch job write"):
+        raise Conflict(f"batch job {job.job_id} exists")
 
 
 def replace(table: str, job: BatchJob, event: AuditEvent | None = None) -> None:

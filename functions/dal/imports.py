@@ -11,7 +11,8 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from functions.dal.audit import audit_put
-from functions.dal.clients import client, error_code, store_error
+from functions.dal.clients import client, store_error
+from functions.dal.versioned import create_audited, read_item
 from functions.models.audit import AuditEvent
 from functions.models.errors import Conflict
 from functions.models.imports import ImportRecord, import_pk
@@ -38,33 +39,17 @@ def _key(model: str, upload_id: str) -> dict[str, Any]:
 
 
 def get(table: str, model: str, upload_id: str) -> ImportRecord | None:
-    try:
-        item = client("dynamodb").get_item(TableName=table, Key=_key(model, upload_id), ConsistentRead=True).get("Item")
-    except (ClientError, BotoCoreError) as exc:
-        raise store_error(exc, "import read") from exc
+    item = read_item(table, _key(model, upload_id), "import read")
     return ImportRecord.model_validate_json(item["doc"]["S"]) if item else None
 
 
 def start(table: str, record: ImportRecord, event: AuditEvent) -> None:
     """Store `record` and its audit event; Conflict (nothing written) when the upload has a record."""
-    put = {
-        "Put": {
-            "TableName": table,
-            "Item": {
-                **_key(record.model, record.import_id),
-                "kind": {"S": "import"},
-                "status": {"S": record.status.value},
-                "doc": {"S": record.model_dump_json(exclude={"joined"})},
-            },
-            "ConditionExpression": "attribute_not_exists(pk)",
-        }
+    item = {
+        **_key(record.model, record.import_id),
+        "kind": {"S": "import"},
+        "status": {"S": record.status.value},
+        "doc": {"S": record.model_dump_json(exclude={"joined"})},
     }
-    try:
-        client("dynamodb").transact_write_items(TransactItems=[put, audit_put(table, event)])
-    except (ClientError, BotoCoreError) as exc:
-        reasons = exc.response.get("CancellationReasons", []) if isinstance(exc, ClientError) else []
-        if error_code(exc) == "TransactionCanceledException" and any(
-            r.get("Code") == "ConditionalCheckFailed" for r in reasons[:1]
-        ):
-            raise Conflict(f"upload {record.import_id} of {record.model} was already imported") from exc
-        raise store_error(exc, "import start") from exc
+    if not create_audited(table, item, audit_put(table, event), "import start"):
+        raise Conflict(f"upload {record.import_id} of {record.model} was already imported")

@@ -101,6 +101,20 @@ def transact(items: list[dict[str, Any]], what: str) -> None:
         raise store_error(exc, what) from exc
 
 
+def create_audited(table: str, item: dict[str, Any], event_put: dict[str, Any], what: str) -> bool:
+    """Create `item` (only if no item has its key yet) with its audit event's put in one
+    transaction. False when the key was taken (nothing written); any other failure is the store's
+    typed error naming `what`."""
+    try:
+        transact([put_new(table, item), event_put], what)
+    except Cancelled as exc:
+        if exc.reasons[:1] == ["ConditionalCheckFailed"]:
+            return False
+        assert isinstance(exc.__cause__, Exception)
+        raise store_error(exc.__cause__, what) from exc
+    return True
+
+
 def write_next(
     latest: Callable[[], int],
     build: Callable[[int], tuple[list[dict[str, Any]], T]],
