@@ -1,4 +1,4 @@
-"""Registry and metadata tables: on-demand, PITR, deletion protection, retained."""
+"""Registry, metadata and online-feature tables: on-demand, PITR, deletion protection, retained."""
 
 from __future__ import annotations
 
@@ -46,3 +46,24 @@ class Metadata(Construct):
     def __init__(self, scope: Construct, id_: str) -> None:
         super().__init__(scope, id_)
         self.table = _table(self, "Table")
+
+
+class OnlineStore(Construct):
+    """The online feature store: one item per (feature view, entity key) holding the view's latest
+    materialized feature values, keyed by `pk` alone (functions/models/online.py) so that one
+    BatchGetItem reads every view a prediction request needs."""
+
+    def __init__(self, scope: Construct, id_: str) -> None:
+        super().__init__(scope, id_)
+        self.table = dynamodb.Table(
+            self,
+            "Table",
+            partition_key=dynamodb.Attribute(name=c.PK, type=dynamodb.AttributeType.STRING),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            deletion_protection=True,
+            encryption=dynamodb.TableEncryption.AWS_MANAGED,  # then the stack's KMS key
+            removal_policy=RemovalPolicy.RETAIN,
+        )

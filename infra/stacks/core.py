@@ -41,7 +41,7 @@ from infra.constructs.personas import Personas
 from infra.constructs.reproduction import Reproduction
 from infra.constructs.serving import Serving
 from infra.constructs.storage import AccessLogs, ArtifactStore, AuditArchive, DataStore
-from infra.constructs.tables import Metadata, Registry
+from infra.constructs.tables import Metadata, OnlineStore, Registry
 from infra.grants import grant_model_alarms
 from infra.nag import acknowledge, acknowledge_design_choices
 
@@ -59,6 +59,7 @@ class Stores:
     artifacts: ArtifactStore
     registry: Registry
     metadata: Metadata
+    online: OnlineStore
     audit_archive: AuditArchive
 
     @property
@@ -85,6 +86,10 @@ class Stores:
     def metadata_table(self) -> dynamodb.Table:
         return self.metadata.table
 
+    @property
+    def online_table(self) -> dynamodb.Table:
+        return self.online.table
+
 
 def build_stores(scope: Construct, config: StackConfig) -> Stores:
     """The stores, created in `scope` with their construct ids (so their logical ids)."""
@@ -109,6 +114,7 @@ def build_stores(scope: Construct, config: StackConfig) -> Stores:
         artifacts=artifacts,
         registry=Registry(scope, c.REGISTRY_ID),
         metadata=Metadata(scope, c.METADATA_ID),
+        online=OnlineStore(scope, c.ONLINE_STORE_ID),
         audit_archive=AuditArchive(
             scope,
             c.AUDIT_ARCHIVE_ID,
@@ -385,6 +391,7 @@ class StepwiseStack(Stack):
         CfnOutput(self, c.OUT_ARTIFACTS_BUCKET, value=self.artifacts.bucket.bucket_name)
         CfnOutput(self, c.OUT_REGISTRY_TABLE, value=self.registry.table.table_name)
         CfnOutput(self, c.OUT_METADATA_TABLE, value=self.metadata.table.table_name)
+        CfnOutput(self, c.OUT_ONLINE_TABLE, value=self.stores.online_table.table_name)
         CfnOutput(self, c.OUT_API_ID, value=self.api.rest_api.rest_api_id)
         CfnOutput(self, c.OUT_API_URL, value=self.api.rest_api.url)
         CfnOutput(self, c.OUT_VERSION, value=stack_version())
