@@ -43,10 +43,14 @@ def sklearn_predictions(pipeline: Any, frame: Any, task: str) -> Predictions:
 def onnx_session(model: bytes) -> Any:
     import onnxruntime as ort
 
+    from functions.logic.expressions_runtime import DISABLED_OPTIMIZERS
+
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
-    return ort.InferenceSession(model, sess_options=options, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(
+        model, sess_options=options, providers=["CPUExecutionProvider"], disabled_optimizers=DISABLED_OPTIMIZERS
+    )
 
 
 def graph_feeds(

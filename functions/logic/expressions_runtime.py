@@ -83,6 +83,13 @@ def request_feeds(inputs: Sequence[InputField], rows: Sequence[Mapping[str, Any]
     return feeds
 
 
+# ONNX Runtime optimizers every Stepwise session turns off. NoopElimination drops `x + c`, `x - c`,
+# `x * 1` and `x / 1` when it judges the constant neutral, and it judges a float64 constant after
+# rounding it to float32: `f - 1e-50` becomes `f`, so at f = 0 a bucket edge at 0 flips. Graphs keep
+# float64 semantics only with it off; it saves one elementwise op, nothing measurable.
+DISABLED_OPTIMIZERS = ["NoopElimination"]
+
+
 class TransformRunner:
     """An ONNX Runtime session over a transformation graph (or a model that starts with one)."""
 
@@ -91,7 +98,9 @@ class TransformRunner:
         options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
-        self.session = ort.InferenceSession(content, options, providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(
+            content, options, providers=["CPUExecutionProvider"], disabled_optimizers=DISABLED_OPTIMIZERS
+        )
         self.output_names = [o.name for o in self.session.get_outputs()]
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -33,7 +33,7 @@ import onnxruntime as ort
 from pydantic import BaseModel
 
 from functions.logic.capture import numbers_template
-from functions.logic.expressions_runtime import timestamp_seconds
+from functions.logic.expressions_runtime import DISABLED_OPTIMIZERS, timestamp_seconds
 from functions.models.errors import IntegrityError
 from functions.models.registry import ModelVersion, graph_input_names, monitored_derived
 from functions.models.serving import ModelUnavailable, check_graph_inputs, request_model
@@ -64,7 +64,9 @@ def _session(content: bytes) -> ort.InferenceSession:
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.log_severity_level = 3
-    return ort.InferenceSession(content, options, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(
+        content, options, providers=["CPUExecutionProvider"], disabled_optimizers=DISABLED_OPTIMIZERS
+    )
 
 
 @dataclass

@@ -13,6 +13,7 @@ import onnxruntime as ort
 import pyarrow as pa
 import pytest
 
+from functions.logic import evaluation, serving_runtime
 from functions.logic.expressions import check
 from functions.logic.expressions_onnx import (
     PASSTHROUGH_PREFIX,
@@ -115,6 +116,18 @@ def test_compiled_coalesce_and_fill() -> None:
 def test_compiled_bucketize_counts_edges_at_or_below_the_value() -> None:
     values = [-100.0, 0.0, 0.5, 10.0, 1e9, None]
     assert column("bucketize(x, [0, 10])", "int", "x", values) == [0.0, 1.0, 1.0, 2.0, 2.0, None]
+
+
+@pytest.mark.parametrize("expression", ["bucketize(x - 1e-50, [0])", "bucketize(-(x + 2.2e-116), [0])"])
+def test_constants_below_float32_range_keep_float64_semantics_in_every_session(expression: str) -> None:
+    # ONNX Runtime's NoopElimination would drop `x - 1e-50` as `x - 0` (it rounds the constant to
+    # float32), moving x = 0 onto the bucket edge; every session we build turns it off.
+    assert column(expression, "int", "x", [0.0]) == [0.0]
+    checked = check(INPUTS, [DerivedFeature(name="d", expression=expression, type="int")])
+    content = compile_transformation(checked, ["d"]).to_bytes()
+    feeds = {"x": np.array([[0.0]])}
+    for session in (serving_runtime._session(content), evaluation.onnx_session(content)):
+        assert session.run(None, feeds)[0].ravel().tolist() == [0.0]
 
 
 def test_compiled_date_parts_in_utc() -> None:
