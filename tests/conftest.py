@@ -12,15 +12,22 @@ EVENTS = ROOT / "events"
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--slow", action="store_true", help="also run tests marked slow (CI does)")
+    parser.addoption(
+        "--full",
+        action="store_true",
+        help="also run tests marked full: every case of the fault matrices and the statistical studies (CI runs their fixed sample)",
+    )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if config.getoption("--slow"):
-        return
-    skip = pytest.mark.skip(reason="slow: run with --slow")
+    skips = {
+        "slow": None if config.getoption("--slow") else pytest.mark.skip(reason="slow: run with --slow"),
+        "full": None if config.getoption("--full") else pytest.mark.skip(reason="full matrix: run with --full"),
+    }
     for item in items:
-        if "slow" in item.keywords:
-            item.add_marker(skip)
+        for keyword, skip in skips.items():
+            if skip is not None and keyword in item.keywords:
+                item.add_marker(skip)
 
 
 @pytest.fixture(autouse=True)

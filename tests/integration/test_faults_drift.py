@@ -116,10 +116,10 @@ def _clean_run() -> tuple[list[str], dict[str, Any], dict[str, Any]]:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """The exhaustive matrix has one case per AWS call a clean run makes (recorded at collection,
-    only when the slow tests run), times each fault."""
+    only with --full), times each fault."""
     if "call_index" not in metafunc.fixturenames:
         return
-    calls = _clean_run()[0] if metafunc.config.getoption("--slow") else ["(recorded with --slow)"]
+    calls = _clean_run()[0] if metafunc.config.getoption("--full") else ["(recorded with --full)"]
     metafunc.parametrize("call_index", range(len(calls)), ids=[f"{i}-{call}" for i, call in enumerate(calls)])
 
 
@@ -169,7 +169,7 @@ def test_faults_drift_check_fails_typed_writes_nothing_half_and_retries_clean(
     _case(stores, clean, index, fault)
 
 
-@pytest.mark.slow
+@pytest.mark.full
 @pytest.mark.parametrize("fault", FAULTS, ids=lambda f: f.name)
 def test_faults_drift_check_every_call_and_fault(stores: Stores, clean: Any, call_index: int, fault: Any) -> None:
     _case(stores, clean, call_index, fault)

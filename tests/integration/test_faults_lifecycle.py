@@ -105,7 +105,7 @@ WRITES = {"dynamodb.PutItem", "dynamodb.UpdateItem", "dynamodb.TransactWriteItem
 
 def cases() -> list[Any]:
     """Every step x call x fault. Unmarked (fast): a crash at every write, and every fault at the
-    registration's transaction; the rest is marked slow (CI runs --slow)."""
+    registration's transaction; the rest is marked full (run with --full)."""
     params = []
     for step, calls in CALLS.items():
         for i, call in enumerate(calls):
@@ -113,7 +113,7 @@ def cases() -> list[Any]:
                 fast = (fault is faults.CRASH and call in WRITES) or (
                     step == "register" and call == "dynamodb.TransactWriteItems"
                 )
-                marks = [] if fast else [pytest.mark.slow]
+                marks = [] if fast else [pytest.mark.full]
                 params.append(pytest.param(step, i, fault, id=f"{step}-{i:02d}-{call}-{fault.name}", marks=marks))
     return params
 

@@ -141,7 +141,7 @@ def test_faults_predict_answers_429_or_503_with_a_hint_and_the_retry_succeeds(st
     assert predict_matrix(stores, clock, (faults.THROTTLING, faults.ACCESS_DENIED, faults.TIMEOUT)) >= 9
 
 
-@pytest.mark.slow
+@pytest.mark.full
 def test_faults_predict_every_call_every_fault(stores: Stores, clock: Clock) -> None:
     assert predict_matrix(stores, clock, faults.EVERY_FAULT) >= 12
 

@@ -18,7 +18,7 @@ For each (step, call, fault):
     step on another model in the same stores).
 
 Each step's calls are recorded from a clean run; every index x fault is a case. The unmarked tests
-are a representative subset; the `slow` ones put every step through every fault.
+are a representative subset; the `full` ones (run with --full) put every step through every fault.
 """
 
 from __future__ import annotations
@@ -319,7 +319,7 @@ def test_faults_release_step_fails_typed_writes_nothing_half_and_retries_clean(s
     assert run_matrix(stores, STEPS[step], FAST) >= 3
 
 
-@pytest.mark.slow
+@pytest.mark.full
 @pytest.mark.parametrize("step", sorted(STEPS))
 def test_faults_release_step_every_call_every_fault(stores: Stores, step: str) -> None:
     assert run_matrix(stores, STEPS[step], faults.EVERY_FAULT) >= 3
@@ -430,7 +430,7 @@ def test_faults_approval_decision_is_delivered_by_the_retry(stores: Stores, work
     assert decide_matrix(stores, workflows, "approve", (faults.THROTTLING, faults.CRASH)) >= 5
 
 
-@pytest.mark.slow
+@pytest.mark.full
 @pytest.mark.parametrize("verb", ["approve", "reject"])
 def test_faults_approval_decision_every_call_every_fault(stores: Stores, workflows: Workflows, verb: str) -> None:
     assert decide_matrix(stores, workflows, verb, faults.EVERY_FAULT) >= 5
@@ -498,7 +498,7 @@ def test_faults_rollback_route_answers_typed_and_its_retry_restores_once(stores:
     assert rollback_matrix(stores, (faults.THROTTLING, faults.CRASH), canary=canary) >= 5
 
 
-@pytest.mark.slow
+@pytest.mark.full
 @pytest.mark.parametrize("canary", [False, True], ids=["production", "canary"])
 def test_faults_rollback_route_every_call_every_fault(stores: Stores, canary: bool) -> None:
     assert rollback_matrix(stores, faults.EVERY_FAULT, canary=canary) >= 5

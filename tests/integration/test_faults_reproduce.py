@@ -39,12 +39,12 @@ TYPED = {"StoreUnavailable", "Throttled", "NotFound", "Conflict", "IntegrityErro
 
 def cases() -> list[Any]:
     """Every call x fault. Unmarked (fast): every fault at the outcome's write, and a crash at each
-    call; the rest is marked slow (CI runs --slow)."""
+    call; the rest is marked full (run with --full)."""
     params = []
     for i, call_ in enumerate(CALLS):
         for fault in faults.applicable(call_):
             fast = call_ == "dynamodb.TransactWriteItems" or fault is faults.CRASH
-            marks = [] if fast else [pytest.mark.slow]
+            marks = [] if fast else [pytest.mark.full]
             params.append(pytest.param(i, fault, id=f"{i:02d}-{call_}-{fault.name}", marks=marks))
     return params
 

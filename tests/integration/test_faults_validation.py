@@ -79,13 +79,13 @@ BAD_CALLS = [
 
 def cases(calls: list[str], every_fault_at: set[str]) -> list[Any]:
     """Every call x every fault it can get. Unmarked (fast): a crash at every call, and every fault
-    at the calls named in `every_fault_at`; the rest is marked slow (CI runs --slow)."""
+    at the calls named in `every_fault_at`; the rest is marked full (run with --full)."""
     return [
         pytest.param(
             i,
             fault,
             id=f"{i:02d}-{call}-{fault.name}",
-            marks=() if fault is faults.CRASH or call in every_fault_at else (pytest.mark.slow,),
+            marks=() if fault is faults.CRASH or call in every_fault_at else (pytest.mark.full,),
         )
         for i, call in enumerate(calls)
         for fault in faults.applicable(call)

@@ -144,7 +144,7 @@ def test_release_random_sequences_keep_registry_invariants(stores: Stores) -> No
     run(stores, 25)
 
 
-@pytest.mark.slow
+@pytest.mark.full
 def test_release_200_random_sequences_keep_registry_invariants(stores: Stores) -> None:
-    # 200 random sequences, the deep run (5 to 10 minutes on moto; CI runs --slow)
+    # 200 random sequences, the deep run (5 to 10 minutes on moto; run with --full)
     run(stores, 200)

@@ -73,7 +73,7 @@ def test_drift_unshifted_false_positive_rate_and_each_shift_detected_fast() -> N
     _false_positives_and_detection(range(5), 100_000)
 
 
-@pytest.mark.slow
+@pytest.mark.full
 def test_drift_unshifted_false_positive_rate_and_each_shift_detected_50_seeds() -> None:
     _false_positives_and_detection(range(50), 100_000)
 

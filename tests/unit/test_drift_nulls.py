@@ -103,7 +103,7 @@ def test_drift_unchanged_null_rates_false_positives_fast() -> None:
     assert _false_positives(range(5)) == {0.01: 0, 0.1: 0, 0.4: 0}
 
 
-@pytest.mark.slow
+@pytest.mark.full
 def test_drift_unchanged_null_rates_false_positives_50_seeds() -> None:
     # Given 50 seeds per null rate: at most 1% of windows flag anything
     flagged = _false_positives(range(50))

@@ -119,7 +119,7 @@ def test_outputs_unshifted_false_positives_fast(task: str) -> None:
     assert _output_false_positives(task, range(5)) == 0
 
 
-@pytest.mark.slow
+@pytest.mark.full
 @pytest.mark.parametrize("task", ["regression", "classification"])
 def test_outputs_unshifted_false_positives_50_seeds(task: str) -> None:
     # at most 1% of 50 unshifted windows flag the outputs
