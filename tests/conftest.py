@@ -15,7 +15,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--full",
         action="store_true",
-        help="also run tests marked full: every case of the fault matrices and the statistical studies (CI runs their fixed sample)",
+        help="also run tests marked full: every case of the fault matrices and statistical studies",
     )
 
 
