@@ -88,6 +88,12 @@ def _verify_imported(settings: Settings, state: LifecycleState, clock: lifecycle
         raise NotFound(f"{what} has no uploaded object at {record.artifact_uri}")
     ref = lifecycle.dataset_ref(settings, state.dataset, state.dataset_version)
     contract = datasets_dal.get_contract(settings.metadata_table, ref.dataset, ref.contract_version).contract
+    table = lifecycle.load_dataset(ref)
+    class_labels = None
+    if record.request.task == "classification":
+        # the target's classes as a scikit-learn classifier orders them (sorted values, as text)
+        labels = pc.unique(table.column(record.target).drop_null())
+        class_labels = [str(v) for v in sorted(labels.to_pylist())]
     verified = verify_import(
         content,
         expected_sha256=record.request.sha256,
@@ -95,14 +101,10 @@ def _verify_imported(settings: Settings, state: LifecycleState, clock: lifecycle
         contract=contract,
         target=record.target,
         task=record.request.task,
+        classes=class_labels,
         what=what,
     )
     timings = {"verify_seconds": time.perf_counter() - started}
-    table = lifecycle.load_dataset(ref)
-    class_labels = None
-    if record.request.task == "classification":
-        labels = pc.unique(table.column(record.target).drop_null())
-        class_labels = sorted(str(v) for v in labels.to_pylist())
     spec = import_spec(record.model, ref.dataset, record.request.task, record.target, verified.features)
     prepared = tr.prepare(spec, table, ref.columns)
     profile_bytes = tr.reference_profile(table, verified.features, clock())
