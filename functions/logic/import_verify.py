@@ -72,6 +72,11 @@ class VerifiedImport(BaseModel):
     class_labels: list[str] | None = None  # the labels the graph declares, in its probability order
 
 
+def refusal(what: str, reasons: list[tuple[str, str]]) -> ImportRefused:
+    """ImportRefused for `what`, its message and details listing each (field, reason)."""
+    return _refuse(what, reasons)
+
+
 def _refuse(what: str, reasons: list[tuple[str, str]]) -> ImportRefused:
     shown = reasons[:MAX_REASONS]
     more = f" (and {len(reasons) - MAX_REASONS} more)" if len(reasons) > MAX_REASONS else ""
