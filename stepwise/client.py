@@ -190,12 +190,16 @@ class Stepwise:
         models: list[ModelSummary] = []
         token: str | None = None
         while True:
-            query = {"limit": "1000", **({"next_token": token} if token else {})}
-            page = ModelList.model_validate(self._get(f"/v1/models?{urllib.parse.urlencode(query)}"))
+            page = self.models_page(limit=1000, next_token=token)
             models += page.models
             token = page.next_token
             if not token:
                 return models
+
+    def models_page(self, *, limit: int = 100, next_token: str | None = None) -> ModelList:
+        """One page of at most `limit` models; its `next_token` (None on the last page) reads the next."""
+        query = {"limit": str(limit), **({"next_token": next_token} if next_token else {})}
+        return ModelList.model_validate(self._get(f"/v1/models?{urllib.parse.urlencode(query)}"))
 
     def versions(self, model: str) -> list[VersionSummary]:
         """Every version of `model` (following the pages): status, primary metric, dataset version."""
