@@ -18,6 +18,7 @@ from stepwise.demo_data import data_steps
 from stepwise.demo_drift import drift_steps
 from stepwise.demo_features import feature_steps
 from stepwise.demo_governance import governance_steps
+from stepwise.demo_import import import_steps
 from stepwise.demo_lifecycle import lifecycle_steps, spec_steps
 from stepwise.demo_release import DEMO_CONTEXT, release_steps
 from stepwise.demo_shared import SPEC_NAME, DemoFailure
@@ -57,6 +58,7 @@ def all_steps(workdir: Path) -> list[Step]:
         *spec_steps(),  # before the data: the contract names the spec, so a good upload trains
         *data_steps(workdir / "data", training_spec=SPEC_NAME),
         *lifecycle_steps(),
+        *import_steps(),  # a model trained in a notebook, waiting for approval beside the trained one
         *release_steps(),
         *drift_steps(),
         *governance_steps(),

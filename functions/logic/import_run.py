@@ -16,9 +16,11 @@ import time
 from functions.dal import artifacts as store
 from functions.dal import datasets as datasets_dal
 from functions.dal import imports as imports_dal
+from functions.logic import imports as imports_logic
 from functions.logic import lifecycle
-from functions.logic.import_verify import verify_import
-from functions.models.errors import InvalidInput, NotFound
+from functions.logic.import_verify import refusal, verify_import
+from functions.models.audit import Actor
+from functions.models.errors import ImportRefused, IntegrityError, InvalidInput, NotFound
 from functions.models.imports import ImportRecord
 from functions.models.registry import Feature, ImportedFrom
 from functions.models.runs import LifecycleState, StepName, TrainResult
@@ -72,7 +74,25 @@ def verify_imported(
 ) -> TrainResult:
     """The VerifyImport step, recorded on the run (a refusal fails the step with every reason)."""
     with lifecycle.recorded_step(settings, state, StepName.VERIFY_IMPORT, clock):
-        return _verify_imported(settings, state, clock)
+        try:
+            return _verify_imported(settings, state, clock)
+        except ImportRefused as refused:
+            _audit_refused(settings, state, refused)
+            raise
+
+
+def _audit_refused(settings: Settings, state: LifecycleState, refused: ImportRefused) -> None:
+    """The refusal as the import's `model.import.refused` audit event, by the workflow's run."""
+    assert state.run is not None  # recorded_step refuses a state without a run
+    run_id = state.run.run_id
+    attempted: dict[str, object] = {
+        "import_id": state.import_id,
+        "run_id": run_id,
+        "dataset": state.dataset,
+        "dataset_version": state.dataset_version,
+    }
+    actor = Actor(identity=f"workflow:{run_id}", correlation_id=run_id)
+    imports_logic.audit_refusal(settings, state.run.model, actor, refused, attempted)
 
 
 def _verify_imported(settings: Settings, state: LifecycleState, clock: lifecycle.Clock) -> TrainResult:
@@ -83,11 +103,21 @@ def _verify_imported(settings: Settings, state: LifecycleState, clock: lifecycle
     started = time.perf_counter()
     record = import_of(settings, state)
     what = f"the imported model {record.model} (import {record.import_id})"
-    content = store.read_bounded(record.artifact_uri, max_bytes=settings.import_max_bytes)
+    try:
+        content = store.read_bounded(record.artifact_uri, max_bytes=settings.import_max_bytes)
+    except IntegrityError as exc:  # the object was replaced by a larger one after the import was accepted
+        limit = settings.import_max_bytes
+        raise refusal(what, [("size", f"the stored object is over the import size limit of {limit} bytes")]) from exc
     if content is None:
         raise NotFound(f"{what} has no uploaded object at {record.artifact_uri}")
     ref = lifecycle.dataset_ref(settings, state.dataset, state.dataset_version)
     contract = datasets_dal.get_contract(settings.metadata_table, ref.dataset, ref.contract_version).contract
+    table = lifecycle.load_dataset(ref)
+    class_labels = None
+    if record.request.task == "classification":
+        # the target's classes as a scikit-learn classifier orders them (sorted values, as text)
+        labels = pc.unique(table.column(record.target).drop_null())
+        class_labels = [str(v) for v in sorted(labels.to_pylist())]
     verified = verify_import(
         content,
         expected_sha256=record.request.sha256,
@@ -95,14 +125,10 @@ def _verify_imported(settings: Settings, state: LifecycleState, clock: lifecycle
         contract=contract,
         target=record.target,
         task=record.request.task,
+        classes=class_labels,
         what=what,
     )
     timings = {"verify_seconds": time.perf_counter() - started}
-    table = lifecycle.load_dataset(ref)
-    class_labels = None
-    if record.request.task == "classification":
-        labels = pc.unique(table.column(record.target).drop_null())
-        class_labels = sorted(str(v) for v in labels.to_pylist())
     spec = import_spec(record.model, ref.dataset, record.request.task, record.target, verified.features)
     prepared = tr.prepare(spec, table, ref.columns)
     profile_bytes = tr.reference_profile(table, verified.features, clock())

@@ -12,7 +12,11 @@ function. Every check runs on the bytes read once from the artifacts bucket:
   at an opset the inference layer's ONNX Runtime loads (STANDARD_OPSETS); no model-local functions;
 - loads in ONNX Runtime (the inference layer's version), with graph optimizations off;
 - inputs against the dataset's contract: each graph input is named after a contract column (never
-  the target), has a type that column can feed and shape [N, 1]; one error lists every mismatch.
+  the target), has a type that column can feed and shape [N, 1]; one error lists every mismatch;
+- class labels (classifiers): the labels the graph declares (its ZipMap's, else the `classlabels_*`
+  of the classifier node nearest the outputs) are the dataset's target classes in the platform's
+  order (`classes`: sorted as scikit-learn sorts them), since probabilities are read by column in
+  that order; a graph that declares none is scored by its label output alone.
 A check that fails raises ImportRefused with every reason found (`details`: field + reason).
 """
 
@@ -65,6 +69,12 @@ class VerifiedImport(BaseModel):
     opsets: dict[str, int]
     features: list[Feature] = Field(min_length=1)
     outputs: list[str] = Field(min_length=1)
+    class_labels: list[str] | None = None  # the labels the graph declares, in its probability order
+
+
+def refusal(what: str, reasons: list[tuple[str, str]]) -> ImportRefused:
+    """ImportRefused for `what`, its message and details listing each (field, reason)."""
+    return _refuse(what, reasons)
 
 
 def _refuse(what: str, reasons: list[tuple[str, str]]) -> ImportRefused:
@@ -84,6 +94,7 @@ def verify_import(
     contract: DataContract,
     target: str | None,
     task: str,
+    classes: list[str] | None = None,
     what: str = "the imported model",
 ) -> VerifiedImport:
     """Every check above, in order; the first failing stage raises ImportRefused with all its reasons."""
@@ -103,8 +114,54 @@ def verify_import(
         raise _refuse(
             what, [("outputs", f"a classifier needs a label and a probabilities output, the graph has {outputs}")]
         )
+    labels = graph_class_labels(model) if task == "classification" else None
+    if labels is not None and classes is not None and labels != classes:
+        raise _refuse(what, [("class_labels", _label_mismatch(labels, classes))])
     opsets = {o.domain or "ai.onnx": int(o.version) for o in model.opset_import}
-    return VerifiedImport(sha256=digest, size_bytes=len(content), opsets=opsets, features=features, outputs=outputs)
+    return VerifiedImport(
+        sha256=digest,
+        size_bytes=len(content),
+        opsets=opsets,
+        features=features,
+        outputs=outputs,
+        class_labels=labels,
+    )
+
+
+# ai.onnx.ml classifiers and ZipMap name their labels in one of these attributes, in the order of
+# their probability columns.
+_LABEL_ATTRIBUTES = ("classlabels_strings", "classlabels_int64s", "classlabels_ints")
+_CLASSIFIER_OPS = {"LinearClassifier", "SVMClassifier", "TreeEnsembleClassifier"}
+
+
+def graph_class_labels(model: Any) -> list[str] | None:
+    """The class labels a graph declares, in probability-column order: its ZipMap's (what the
+    probabilities output is keyed by), else the last classifier node's (nearest the outputs), as
+    strings; None when the main graph declares none."""
+    zipmaps = [n for n in model.graph.node if n.op_type == "ZipMap"]
+    classifiers = zipmaps or [n for n in model.graph.node if n.op_type in _CLASSIFIER_OPS]
+    for node in reversed(classifiers):
+        for attr in node.attribute:
+            if attr.name in _LABEL_ATTRIBUTES:
+                values = attr.strings if attr.name == "classlabels_strings" else attr.ints
+                return [v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in values]
+    return None
+
+
+def _label_mismatch(labels: list[str], classes: list[str]) -> str:
+    text = (
+        f"the graph's class labels {labels[:MAX_REASONS]} are not the dataset's target classes {classes[:MAX_REASONS]}"
+    )
+    parts = []
+    missing = sorted(set(classes) - set(labels))
+    if missing:
+        parts.append(f"missing {missing[:MAX_REASONS]}")
+    extra = sorted(set(labels) - set(classes))
+    if extra:
+        parts.append(f"not classes of the dataset {extra[:MAX_REASONS]}")
+    if parts:
+        return f"{text}: {', '.join(parts)}"
+    return f"{text} in that order: its probabilities would be read against the wrong classes"
 
 
 def _parse(content: bytes, what: str) -> Any:

@@ -50,7 +50,7 @@ def request_upload(settings: Settings, model: str, body: UploadRequest, actor: A
     """A presigned PUT URL under imports/<model>/<upload id>/, or ImportRefused over the size limit."""
     if body.size_bytes > settings.import_max_bytes:
         refusal = _over_limit(body.size_bytes, settings.import_max_bytes)
-        _audit_refusal(settings, model, actor, refusal, {"size_bytes": body.size_bytes})
+        audit_refusal(settings, model, actor, refusal, {"size_bytes": body.size_bytes})
         raise refusal
     upload_id = uuid.uuid4().hex
     key = import_key(model, upload_id)
@@ -82,7 +82,7 @@ def request_import(
     try:
         record = _checked(settings, model, body, actor, now or datetime.now(UTC))
     except (NotFound, InvalidInput) as refusal:
-        _audit_refusal(settings, model, actor, refusal, body.model_dump(mode="json"))
+        audit_refusal(settings, model, actor, refusal, body.model_dump(mode="json"))
         raise
     event = AuditEvent.of(
         actor,
@@ -177,9 +177,11 @@ def import_execution_name(model: str, dataset_version: int, import_id: str) -> s
     return execution_name(model, dataset_version, 1, f"i{import_id}")
 
 
-def _audit_refusal(
+def audit_refusal(
     settings: Settings, model: str, actor: Actor, refusal: StepwiseError, attempted: dict[str, object]
 ) -> None:
+    """A `model.import.refused` event with the refusal's message (the API's refusals, and the
+    workflow's VerifyImport step's); a store that cannot record it is logged, never masks the refusal."""
     event = AuditEvent.of(actor, REFUSED_ACTION, model_target(model), after=attempted, reason=refusal.message[:4096])
     try:
         audit_store.record(settings.metadata_table, event)

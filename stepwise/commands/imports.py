@@ -96,6 +96,8 @@ def wait_for_run(target: Target, model: str, run_id: str, timeout: float) -> dic
 
 
 def run_import(args: argparse.Namespace, target_factory: Any) -> int:
+    from stepwise.client import ImportResult, Stepwise, StepwiseError
+
     match = DATASET_VERSION.match(args.dataset)
     if match is None:
         print(f"error: --dataset: {args.dataset!r} is not NAME@VERSION (e.g. wine@3)")
@@ -105,24 +107,24 @@ def run_import(args: argparse.Namespace, target_factory: Any) -> int:
     except OSError as exc:
         print(f"error: --onnx: cannot read {args.onnx}: {exc}")
         return 2
-    target: Target = target_factory()
-    body: dict[str, Any] = {
-        "dataset": match["name"],
-        "dataset_version": int(match["version"]),
-        "task": args.task,
-        "description": args.description,
-    }
-    for field in ("target", "source_url", "source_commit"):
-        if getattr(args, field):
-            body[field] = getattr(args, field)
+    client = Stepwise(target=target_factory())
     try:
-        record = upload_and_request(target, args.model, content, body)
-        print(f"import {record['import_id']} of {args.model} accepted; lifecycle run {record['execution_name']}")
+        result: ImportResult = client.import_model(
+            args.model,
+            content,
+            dataset=args.dataset,
+            task=args.task,
+            target=args.target,
+            source_url=args.source_url,
+            source_commit=args.source_commit,
+            description=args.description,
+        )
+        print(f"import {result.import_id} of {args.model} accepted; lifecycle run {result.execution_name}")
         if not args.wait:
             return 0
-        run = wait_for_run(target, args.model, record["execution_name"], args.timeout)
-    except ImportFailed as exc:
-        print("error: " + "\n".join(exc.lines))
+        result = client.wait(result, args.timeout)
+    except StepwiseError as exc:
+        print(f"error: {exc}")
         return 1
-    print(f"run {run['run_id']}: version {run['version']} registered, waiting for approval")
+    print(f"run {result.execution_name}: version {result.version} registered, waiting for approval")
     return 0

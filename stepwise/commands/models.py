@@ -208,16 +208,19 @@ def _show(target_factory: Any, path: str, render: Callable[[dict[str, Any]], str
 
 def run_models(args: argparse.Namespace, target_factory: Any) -> int:
     """One page of models (--all: every page, following next_token); says when more exist."""
-    target = target_factory()
+    from stepwise.client import Stepwise, StepwiseError
+
+    client = Stepwise(target=target_factory())
     models: list[dict[str, Any]] = []
     token: str | None = None
     while True:
-        query = f"?limit={args.limit}" + (f"&next_token={token}" if token else "")
-        reply = _get(target, f"/v1/models{query}")
-        if not reply.ok:
-            return _failed(reply)
-        models.extend(reply.body["models"])
-        token = reply.body.get("next_token")
+        try:
+            page = client.models_page(limit=args.limit, next_token=token)
+        except StepwiseError as exc:
+            print(f"error: {str(exc).splitlines()[0]}")
+            return 1
+        models.extend(m.model_dump(mode="json") for m in page.models)
+        token = page.next_token
         if not token or not args.all:
             break
     print(render_models({"models": models}) if models else "no models yet")
@@ -227,21 +230,15 @@ def run_models(args: argparse.Namespace, target_factory: Any) -> int:
 
 
 def run_versions(args: argparse.Namespace, target_factory: Any) -> int:
-    """Every version of the model, following the pages."""
-    target = target_factory()
-    body: dict[str, Any] = {}
-    versions: list[dict[str, Any]] = []
-    token: str | None = None
-    while True:
-        reply = _get(target, f"/v1/models/{args.model}/versions" + (f"?next_token={token}" if token else ""))
-        if not reply.ok:
-            return _failed(reply)
-        body = reply.body
-        versions += body["versions"]
-        token = body.get("next_token")
-        if not token:
-            break
-    print(render_versions({**body, "versions": versions}))
+    """Every version of the model, following the pages (through the client)."""
+    from stepwise.client import Stepwise, StepwiseError
+
+    try:
+        versions = Stepwise(target=target_factory()).versions(args.model)
+    except StepwiseError as exc:
+        print(f"error: {str(exc).splitlines()[0]}")
+        return 1
+    print(render_versions({"versions": [v.model_dump(mode="json") for v in versions]}))
     return 0
 
 

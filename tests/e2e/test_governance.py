@@ -183,19 +183,39 @@ def _first_row(path: Path) -> dict[str, Any]:
 
 
 IMPORTED_MODEL = "wine-imported"
+HAND_BUILT_MODEL = "wine-centroids"
+
+
+def _wine_version(local: Target, tmp_path: Path) -> None:
+    """The wine dataset version 1 (uploaded here when the test runs on its own)."""
+    if not (local.api("GET", "/v1/datasets/wine/versions").body or {}).get("versions"):
+        files = write_demo_files(tmp_path)
+        put_contract(local, files.dataset, files.contract)
+        assert upload(local, files.good, files.dataset, timeout=120).passed
+
+
+def _approve_and_serve(local: Target, model: str) -> None:
+    """The imported version 1 waits for approval with every gate passed; bob approves it and it
+    goes to production."""
+    assert _status_of(local, model, 1) == "PENDING_APPROVAL"
+    version = local.api("GET", f"/v1/models/{model}/versions/1").body
+    assert all(g["passed"] for g in version["gates"]), version["gates"]
+    wait_for(lambda: any(a["model"] == model for a in local.api("GET", "/v1/approvals").body["approvals"]))
+    reply = local.api("POST", f"/v1/approvals/{model}-1/approve", {"reason": "e2e"}, identity="bob")
+    assert reply.ok, reply.body
+    wait_for(lambda: _status_of(local, model, 1) == "PRODUCTION")
 
 
 def test_import_of_a_notebook_pipeline_is_gated_approved_served_and_lineaged(
     local: Target, local_session: LocalSession, tmp_path: Path
 ) -> None:
     """A scikit-learn pipeline fitted outside the platform (not the spec's estimator), converted with
-    skl2onnx and imported through the notebook client on the wine dataset version: it waits for
-    approval, another identity approves it, it serves the local model's predictions over HTTP, and
-    its lineage says imported with the artifact's sha256."""
+    skl2onnx and checked for parity by the notebook client's import_sklearn on the wine dataset
+    version: it waits for approval, another identity approves it, it serves the local model's
+    predictions over HTTP, and its lineage says imported with the artifact's sha256 (read through
+    the client's typed reads)."""
     import dataclasses
 
-    from skl2onnx import to_onnx
-    from skl2onnx.common.data_types import FloatTensorType
     from sklearn.compose import ColumnTransformer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import Pipeline
@@ -204,12 +224,9 @@ def test_import_of_a_notebook_pipeline_is_gated_approved_served_and_lineaged(
     from stepwise.client import Stepwise
     from stepwise.demo_data import wine_table
 
-    # Given the wine dataset version (uploaded here when this test runs on its own)
-    if not (local.api("GET", "/v1/datasets/wine/versions").body or {}).get("versions"):
-        files = write_demo_files(tmp_path)
-        put_contract(local, files.dataset, files.contract)
-        assert upload(local, files.good, files.dataset, timeout=120).passed
-    # and a pipeline fitted in a notebook on the same rows, converted to ONNX with one input per column
+    # Given the wine dataset version
+    _wine_version(local, tmp_path)
+    # and a pipeline fitted in a notebook on the same rows
     table = wine_table()
     features = [n for n in table.column_names if n not in ("id", "region", "label")]
     frame = table.select(features).to_pandas()
@@ -217,35 +234,127 @@ def test_import_of_a_notebook_pipeline_is_gated_approved_served_and_lineaged(
     pipeline = Pipeline(
         [("scale", ColumnTransformer([("num", StandardScaler(), features)])), ("lr", LogisticRegression(max_iter=500))]
     ).fit(frame, labels)
-    initial = [(name, FloatTensorType([None, 1])) for name in features]
-    onx = to_onnx(pipeline, initial_types=initial, options={id(pipeline[-1]): {"zipmap": False}})
-    content = onx.SerializeToString()
+
+    # When alice imports it through the client (converted and checked on a sample) and waits for the run
+    client = Stepwise(target=dataclasses.replace(local, identity="alice"))
+    commit = "0123abcd"
+    result = client.import_sklearn(
+        pipeline,
+        model=IMPORTED_MODEL,
+        dataset="wine@1",
+        sample=frame.sample(40, random_state=0),
+        source_commit=commit,
+        wait=True,
+        timeout=240,
+    )
+    # Then version 1 passed its gates and waits for approval; bob approves and it goes to production
+    assert result.version == 1
+    _approve_and_serve(local, IMPORTED_MODEL)
+    # And it serves the local pipeline's predictions over HTTP
+    rows = frame.iloc[[0, 70, 150]]
+    predicted = client.predict(IMPORTED_MODEL, rows)
+    assert predicted.version == 1, predicted
+    assert [str(p) for p in predicted.predictions] == [str(v) for v in pipeline.predict(rows)], predicted
+    # And its lineage says imported, by alice, with the commit and the artifact's sha256
+    run = client.lineage(IMPORTED_MODEL, 1).run
+    assert run.source == "imported" and run.imported is not None, run
+    assert run.imported.sha256 == result.sha256
+    assert run.imported.source_commit == commit and run.imported.requested_by.endswith("alice")
+    assert IMPORTED_MODEL in {m.name for m in client.models()}
+    assert [(v.version, v.status) for v in client.versions(IMPORTED_MODEL)] == [(1, "PRODUCTION")]
+
+
+def _centroid_classifier(table: Any, features: list[str]) -> bytes:
+    """A nearest-centroid classifier as a hand-built ONNX graph (onnx.helper, no converter): one
+    float input per feature, Concat, standardization (Sub, Div) and an ai.onnx.ml LinearClassifier
+    whose explicit weights score class k as mu_k.z - |mu_k|^2 / 2 (mu_k: the class's mean of the
+    standardized features), softmaxed; outputs the label and the probabilities."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    x = np.column_stack([table.column(n).to_numpy() for n in features])
+    y = table.column("label").to_numpy()
+    mean, std = x.mean(axis=0), x.std(axis=0)
+    z = (x - mean) / std
+    classes = sorted(set(y.tolist()))
+    centroids = np.stack([z[y == k].mean(axis=0) for k in classes])
+    inputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [None, 1]) for n in features]
+    nodes = [
+        helper.make_node("Concat", features, ["x"], axis=1),
+        helper.make_node("Sub", ["x", "mean"], ["centred"]),
+        helper.make_node("Div", ["centred", "std"], ["z"]),
+        helper.make_node(
+            "LinearClassifier",
+            ["z"],
+            ["label", "probabilities"],
+            domain="ai.onnx.ml",
+            coefficients=centroids.reshape(-1).tolist(),
+            intercepts=(-(centroids**2).sum(axis=1) / 2).tolist(),
+            classlabels_ints=classes,
+            post_transform="SOFTMAX",
+        ),
+    ]
+    initializers = [
+        numpy_helper.from_array(mean.astype(np.float32), "mean"),
+        numpy_helper.from_array(std.astype(np.float32), "std"),
+    ]
+    outputs = [
+        helper.make_tensor_value_info("label", TensorProto.INT64, [None]),
+        helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [None, len(classes)]),
+    ]
+    graph = helper.make_graph(nodes, "wine_centroids", inputs, outputs, initializer=initializers)
+    opsets = [helper.make_opsetid("", 17), helper.make_opsetid("ai.onnx.ml", 3)]
+    return bytes(helper.make_model(graph, opset_imports=opsets, ir_version=9).SerializeToString())
+
+
+def test_import_of_a_hand_built_onnx_graph_is_gated_approved_served_and_lineaged(
+    local: Target, local_session: LocalSession, tmp_path: Path
+) -> None:
+    """A model no scikit-learn converter produced (a hand-built ONNX graph with explicit weights)
+    imported on the wine dataset version: it passes its gates, waits for approval, bob approves it,
+    it serves ONNX Runtime's local predictions on the same rows over HTTP and its lineage says
+    imported."""
+    import dataclasses
+
+    import numpy as np
+    import onnxruntime as ort
+
+    from stepwise.client import Stepwise
+    from stepwise.demo_data import wine_table
+
+    # Given the wine dataset version and a hand-built graph over its measurements
+    _wine_version(local, tmp_path)
+    table = wine_table()
+    features = [n for n in table.column_names if n not in ("id", "region", "label")]
+    content = _centroid_classifier(table, features)
 
     # When alice imports it through the client and waits for the run
     client = Stepwise(target=dataclasses.replace(local, identity="alice"))
-    commit = "0123abcd"
     result = client.import_model(
-        IMPORTED_MODEL, content, dataset="wine@1", task="classification", source_commit=commit, wait=True, timeout=240
+        HAND_BUILT_MODEL,
+        content,
+        dataset="wine@1",
+        task="classification",
+        source_url="https://example.com/c",
+        wait=True,
+        timeout=240,
     )
-    # Then version 1 passed its gates and waits for approval; bob approves and it goes to production
-    assert result.version == 1 and _status_of(local, IMPORTED_MODEL, 1) == "PENDING_APPROVAL"
-    version = local.api("GET", f"/v1/models/{IMPORTED_MODEL}/versions/1").body
-    assert all(g["passed"] for g in version["gates"]), version["gates"]
-    wait_for(lambda: any(a["model"] == IMPORTED_MODEL for a in local.api("GET", "/v1/approvals").body["approvals"]))
-    reply = local.api("POST", f"/v1/approvals/{IMPORTED_MODEL}-1/approve", {"reason": "e2e"}, identity="bob")
-    assert reply.ok, reply.body
-    wait_for(lambda: _status_of(local, IMPORTED_MODEL, 1) == "PRODUCTION")
-    # And it serves the local pipeline's predictions over HTTP
+    # Then it passed its gates, waits for approval, and goes to production once bob approves
+    assert result.version == 1
+    _approve_and_serve(local, HAND_BUILT_MODEL)
+    # And it serves what ONNX Runtime answers locally on the same rows
     rows = table.select(features).take([0, 70, 150])
-    predicted = local.api("POST", f"/v1/models/{IMPORTED_MODEL}/predict", {"instances": rows.to_pylist()})
-    assert predicted.status == 200 and predicted.body["version"] == 1, predicted.body
-    expected = pipeline.predict(rows.to_pandas())
-    assert [str(p) for p in predicted.body["predictions"]] == [str(v) for v in expected], predicted.body
-    # And its lineage says imported, by alice, with the commit and the artifact's sha256
-    run = local.api("GET", f"/v1/models/{IMPORTED_MODEL}/versions/1/lineage").body["run"]
-    assert run["source"] == "imported", run
-    assert run["imported"]["sha256"] == hashlib.sha256(content).hexdigest()
-    assert run["imported"]["source_commit"] == commit and run["imported"]["requested_by"].endswith("alice")
+    session = ort.InferenceSession(content, providers=["CPUExecutionProvider"])
+    feeds = {n: rows.column(n).to_numpy().astype(np.float32).reshape(-1, 1) for n in features}
+    labels, probabilities = session.run(["label", "probabilities"], feeds)
+    predicted = client.predict(HAND_BUILT_MODEL, rows.to_pylist())
+    assert predicted.version == 1 and predicted.predictions == labels.tolist(), predicted
+    assert predicted.probabilities is not None
+    assert np.allclose(predicted.probabilities, probabilities, rtol=1e-6, atol=1e-7), predicted
+    # And its lineage says imported, with the artifact's sha256 and the source given
+    run = client.lineage(HAND_BUILT_MODEL, 1).run
+    assert run.source == "imported" and run.imported is not None, run
+    assert run.imported.sha256 == result.sha256 and run.imported.source_url == "https://example.com/c"
 
 
 def _status_of(local: Target, model: str, version: int) -> str:

@@ -9,6 +9,8 @@ import pytest
 from onnx import TensorProto
 
 from functions.dal import registry as registry_dal
+from functions.models.lineage import Lineage
+from functions.models.runs import VersionSummary
 from stepwise.client import ImportResult, Stepwise, StepwiseError
 from tests.integration import test_lifecycle_state_machine as machine
 from tests.integration.conftest import Stores
@@ -41,6 +43,16 @@ def test_client_import_model_uploads_posts_and_waits_for_the_registered_version(
     assert version is not None and version.source == "imported" and version.imported is not None
     assert version.imported.import_id == result.import_id and version.imported.source_commit == "0123abc"
     assert version.imported.requested_by.endswith("carol")
+
+    # And the typed reads answer the API's reply models: the model, its version, its imported lineage
+    assert [m.name for m in client.models()] == [MODEL]
+    (listed,) = client.versions(MODEL)
+    assert isinstance(listed, VersionSummary) and listed.version == 1 and listed.status == "PENDING_APPROVAL"
+    lineage = client.lineage(MODEL, 1)
+    assert isinstance(lineage, Lineage) and lineage.run.source == "imported"
+    assert lineage.run.imported is not None and lineage.run.imported.import_id == result.import_id
+    with pytest.raises(StepwiseError, match="HTTP 404"):
+        client.lineage(MODEL, 2)
 
     # And a refusal by the API is a typed error naming the field; bad arguments fail before any request
     with pytest.raises(StepwiseError, match="dataset"):

@@ -198,3 +198,61 @@ def test_import_verify_lists_every_input_that_does_not_match_the_contract() -> N
 def test_import_verify_refuses_a_regressor_shaped_graph_imported_as_a_classifier() -> None:
     refusal = _refusal(_graph(), task="classification")
     assert refusal.details[0]["field"] == "outputs"
+
+
+def _linear_classifier(labels: list[int], zipmap: bool = False) -> bytes:
+    """A hand-built ai.onnx.ml LinearClassifier over `amount`, declaring `labels` in its
+    probability order (optionally keyed by a ZipMap, as skl2onnx's default output is)."""
+    n = len(labels)
+    amount = helper.make_tensor_value_info("amount", TensorProto.FLOAT, [None, 1])
+    label = helper.make_tensor_value_info("label", TensorProto.INT64, [None])
+    linear = helper.make_node(
+        "LinearClassifier",
+        ["amount"],
+        ["label", "scores"],
+        domain="ai.onnx.ml",
+        coefficients=[float(i) for i in range(n)],
+        intercepts=[0.0] * n,
+        classlabels_ints=labels,
+        post_transform="SOFTMAX",
+    )
+    nodes = [linear]
+    if zipmap:
+        nodes.append(
+            helper.make_node("ZipMap", ["scores"], ["probabilities"], domain="ai.onnx.ml", classlabels_int64s=labels)
+        )
+        probabilities = helper.make_value_info(
+            "probabilities",
+            helper.make_sequence_type_proto(
+                helper.make_map_type_proto(TensorProto.INT64, helper.make_tensor_type_proto(TensorProto.FLOAT, []))
+            ),
+        )
+    else:
+        probabilities = helper.make_tensor_value_info("scores", TensorProto.FLOAT, [None, n])
+    graph = helper.make_graph(nodes, "linear", [amount], [label, probabilities])
+    ops = [helper.make_opsetid("", 17), helper.make_opsetid("ai.onnx.ml", 3)]
+    return bytes(helper.make_model(graph, opset_imports=ops, ir_version=9).SerializeToString())
+
+
+@pytest.mark.parametrize("zipmap", [False, True], ids=["classifier-node", "zipmap"])
+def test_import_verify_checks_the_graphs_class_labels_against_the_target_classes(zipmap: bool) -> None:
+    # Given a classifier whose graph declares the dataset's classes in the platform's order
+    found = _verify(_linear_classifier([0, 1, 2], zipmap), task="classification", classes=["0", "1", "2"])
+    # Then it passes and the labels it declares are reported
+    assert found.class_labels == ["0", "1", "2"]
+    # Given the same classes reordered: its probability columns would be read against the wrong classes
+    refusal = _refusal(_linear_classifier([1, 0, 2], zipmap), task="classification", classes=["0", "1", "2"])
+    # Then it is refused with the reason, naming both orders
+    assert refusal.details == [
+        {
+            "field": "class_labels",
+            "reason": "the graph's class labels ['1', '0', '2'] are not the dataset's target classes "
+            "['0', '1', '2'] in that order: its probabilities would be read against the wrong classes",
+        }
+    ]
+
+
+def test_import_verify_refuses_class_labels_that_are_not_the_target_classes() -> None:
+    refusal = _refusal(_linear_classifier([0, 1, 7]), task="classification", classes=["0", "1", "2"])
+    assert refusal.details[0]["field"] == "class_labels"
+    assert refusal.details[0]["reason"].endswith("missing ['2'], not classes of the dataset ['7']")
