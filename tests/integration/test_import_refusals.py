@@ -4,7 +4,7 @@ external data, one over the size cap (the object replaced by a larger one after 
 accepted), inputs that do not match the contract, a truncated file and a file that is not ONNX.
 
 All six at function level (the step on moto); through the real lifecycle state machine a fixed
-sample of two by default and all six with --slow (as the other fault matrices do)."""
+sample of two by default and all six with --full (as the other fault matrices do)."""
 
 from __future__ import annotations
 
@@ -85,7 +85,7 @@ CASES = [
     Case("truncated", lambda: _graph(GOOD)[: len(_graph(GOOD)) // 2], ("not a readable ONNX model",)),
     Case("not-onnx", lambda: b"PAR1 a parquet file, not a model PAR1", ("file: not a",)),
 ]
-SAMPLE = {"custom-op-domain", "over-size-cap"}  # through the state machine without --slow
+SAMPLE = {"custom-op-domain", "over-size-cap"}  # through the state machine without --full
 
 
 def _refused_events(stores: Stores) -> list[str]:
@@ -134,7 +134,7 @@ def test_verify_import_step_refuses_with_the_reason_audits_and_registers_nothing
 
 @pytest.mark.parametrize(
     "case",
-    [pytest.param(case, id=case.name, marks=[] if case.name in SAMPLE else [pytest.mark.slow]) for case in CASES],
+    [pytest.param(case, id=case.name, marks=[] if case.name in SAMPLE else [pytest.mark.full]) for case in CASES],
 )
 def test_import_refused_through_the_state_machine_fails_the_run_audits_and_registers_nothing(
     stores: Stores,
