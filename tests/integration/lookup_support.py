@@ -10,6 +10,7 @@ until that lands, after which tests should seed through it instead.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -163,7 +164,7 @@ def epoch_us(moment: datetime) -> int:
 
 
 def online_item(
-    view: str, entity: list[str | int], values: dict[str, float | None], event_time: datetime, source_version: int
+    view: str, entity: list[str | int], values: Mapping[str, float | None], event_time: datetime, source_version: int
 ) -> dict[str, Any]:
     """One item in the online store's fixed layout (functions/models/online.py)."""
     return {
@@ -181,7 +182,7 @@ def online_item(
 def seed(
     view: str,
     entity: list[str | int],
-    values: dict[str, float | None],
+    values: Mapping[str, float | None],
     event_time: datetime,
     source_version: int = 1,
     *,
