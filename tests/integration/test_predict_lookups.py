@@ -245,3 +245,29 @@ def test_predict_lookups_one_batch_get_per_100_keys_across_views(
     assert {r["customer"]["status"] for r in body["lookups"]} == {"missing"}
     predict.reset(None)
     del state
+
+
+def test_predict_lookups_drift_check_reports_the_missing_and_expired_share_from_captures(
+    stores: Stores, model: LookupModel
+) -> None:
+    from functions.logic.compaction import compact_objects
+    from functions.logic.drift_sections import check_window
+    from functions.logic.profile import build_reference_profile
+
+    # Given served rows: 3 fresh, 1 expired, 2 missing (an unknown entity, a later row), captured
+    customers = ["c-1", "c-2", "c-3", "c-4", "c-5", "c-9"]
+    assert send({"instances": [{"customer_id": c, "amount": 1.0} for c in customers]})[0] == 200
+    predict.reset(None)  # flush
+    s3 = boto3.client("s3")
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=stores.data_bucket, Prefix="captures/")["Contents"]]
+    objects = [s3.get_object(Bucket=stores.data_bucket, Key=k)["Body"].read() for k in keys]
+    # When the drift check's compaction and window check read them
+    compacted = compact_objects(objects, model.features, "regression", lookup_views=["customer"])
+    reference = pa.table({f.name: pa.array(np.linspace(0, 100, 200)) for f in model.features})
+    profile = build_reference_profile(reference, model.features)
+    report = check_window(profile, [compacted.table], model=NAME, version=1, lookup_views=["customer"])
+    # Then the data-quality section reports the view's missing and expired share
+    assert report.data_quality is not None
+    (lookups,) = report.data_quality.lookups
+    assert (lookups.view, lookups.lookups, lookups.missing, lookups.expired) == ("customer", 6, 2, 1)
+    assert lookups.missing_share == pytest.approx(2 / 6) and lookups.expired_share == pytest.approx(1 / 6)
