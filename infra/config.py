@@ -54,6 +54,8 @@ class StackConfig(BaseModel):
     approvers: tuple[Annotated[str, Field(pattern=APPROVER_PATTERN)], ...] = Field((), max_length=100)
     # refused decisions (403 on approve/reject) in 5 minutes that raise the alarm
     refused_decisions_alarm_threshold: int = Field(5, ge=1)
+    # a model's `lookups` alarm: % of its prediction-time feature lookups missing or expired
+    lookup_miss_alarm_percent: float = Field(20.0, gt=0, le=100, allow_inf_nan=False)
     # separation of duties: persona name (infra/constructs/personas.py) -> role ARNs its managed
     # policy is attached to by the stack (empty: the admin attaches the policies the outputs name)
     persona_roles: dict[str, tuple[Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/.+")], ...]] = Field(

@@ -230,16 +230,22 @@ def feature_steps(workdir: Path) -> list[tuple[str, Any]]:
         path = f"/v1/approvals/{approval_id(FEATURE_MODEL, number)}/approve"
         _ok(ctx.target.api("POST", path, {"reason": reason}, identity=OPERATOR), "approve")
         wait_for_production(ctx.target, FEATURE_MODEL, number)
+        # the request carries the raw fields and the customer key; the view's values are looked up
+        # in the online store (null, imputed, where it holds none for the customer)
         rows = [
-            {"amount": 35.0, "channel": "store", "customer:spend_30d": 210.0, "customer:orders_30d": 6},
-            {"amount": 260.0, "channel": "web", "customer:spend_30d": 180.0, "customer:orders_30d": 4},
-            {"amount": 90.0, "channel": "web", "customer:spend_30d": None, "customer:orders_30d": None},
+            {"amount": 35.0, "channel": "store", "customer": 3},
+            {"amount": 260.0, "channel": "web", "customer": 17},
+            {"amount": 90.0, "channel": "web", "customer": 9_999},
         ]
         results, failed = predict_all(ctx.target, FEATURE_MODEL, rows, len(rows), None)
         if failed is not None:
             raise DemoFailure(f"predict answered HTTP {failed.status}: {failed.body}")
         for row, result in zip(rows, results, strict=True):
-            ctx.say(f"{row} -> returned={result['prediction']} (v{result['version']})")
+            looked_up = (result.get("lookups") or {}).get(FEATURE_VIEW, {})
+            ctx.say(
+                f"{row} -> returned={result['prediction']} (v{result['version']}; "
+                f"view {FEATURE_VIEW}: {looked_up.get('status')}, source version {looked_up.get('source_version')})"
+            )
         if {r["version"] for r in results} != {number}:
             raise DemoFailure(f"expected v{number} to answer, got {[r['version'] for r in results]}")
 
@@ -248,5 +254,5 @@ def feature_steps(workdir: Path) -> list[tuple[str, Any]]:
         (f"features: the feature view {FEATURE_VIEW!r} over it", step_view),
         (f"features: labelled {EVENTS!r} events and the spec {FEATURE_SPEC!r} (two derived features)", step_labels),
         (f"features: train {FEATURE_MODEL} through the point-in-time join; its lineage", step_train),
-        ("features: approve, then predict over HTTP from raw fields + the view's values", step_predict),
+        ("features: approve, then predict over HTTP from raw fields + the customer key (view looked up)", step_predict),
     ]

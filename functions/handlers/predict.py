@@ -6,7 +6,11 @@ pyarrow; tests/unit/test_serving_imports.py holds it to that).
 
 Metrics (namespace Stepwise; dimensions service, model, version once the model is resolved):
     Invocations, Rows, Latency (ms), ModelCacheHits, ModelCacheMisses, ClientErrors,
-    ServerErrors, ShadowErrors, CaptureRows (rows sampled into the capture buffer), FeedbackLabels.
+    ServerErrors, ShadowErrors, CaptureRows (rows sampled into the capture buffer), FeedbackLabels;
+    for versions trained through feature views, LookupMissing and LookupExpired ((row, view)
+    lookups whose values were null for that reason) and LookupRequests (BatchGetItem calls).
+With the service and model dimensions: ModelLatency, ModelServerErrors, and LookupMissShare (% of
+the request's lookups missing or expired).
 With the service dimension only, each emitted in the invocation it happens in (the alarms watch them):
     IntegrityFailures; CaptureRowsWritten (rows written to S3), CaptureRowsDropped (rows lost to a
     failed write or serialization) and CaptureErrors (the failures that dropped them).
@@ -34,6 +38,7 @@ from aws_lambda_powertools.warnings import PowertoolsUserWarning
 
 from functions.handlers.errors import JSON, install_error_handlers, json_error, parse_json_object
 from functions.logic.capture import CaptureCounts
+from functions.logic.lookups import LookedUp
 from functions.logic.serving import Serving
 from functions.models.errors import IntegrityError
 from functions.models.registry import NAME_PATTERN
@@ -98,7 +103,12 @@ def predict(name: ModelName):  # type: ignore[no-untyped-def]  # no return annot
         metrics.add_metric("CaptureRows", MetricUnit.Count, outcome.rows)
     if outcome.shadow_error:
         metrics.add_metric("ShadowErrors", MetricUnit.Count, 1)
-    body = outcome.reply.model_dump_json(exclude_none=outcome.reply.probabilities is None)
+    if outcome.looked_up is not None:
+        _count_lookups(name, outcome.looked_up)
+    reply = outcome.reply
+    body = reply.model_dump_json(
+        exclude_none=reply.probabilities is None, exclude={"lookups"} if reply.lookups is None else None
+    )
     latency_ms = (time.perf_counter() - started) * 1e3
     metrics.add_metric("Latency", MetricUnit.Milliseconds, latency_ms)
     _model_metric("ModelLatency", name, MetricUnit.Milliseconds, latency_ms)
@@ -130,6 +140,18 @@ def _model_metric(metric: str, model: str, unit: MetricUnit, value: float) -> No
 
 
 install_error_handlers(app, on_error=_count_error)
+
+
+def _count_lookups(name: str, looked_up: LookedUp) -> None:
+    """A version trained through feature views: its (row, view) lookups that missed or expired,
+    and the BatchGetItem requests they took; the model's LookupMissShare (% of its lookups missing
+    or expired) is what its `lookups` alarm watches (functions/logic/model_alarms.py)."""
+    metrics.add_metric("LookupMissing", MetricUnit.Count, looked_up.missing)
+    metrics.add_metric("LookupExpired", MetricUnit.Count, looked_up.expired)
+    metrics.add_metric("LookupRequests", MetricUnit.Count, looked_up.requests)
+    if looked_up.lookups:
+        share = 100.0 * (looked_up.missing + looked_up.expired) / looked_up.lookups
+        _model_metric("LookupMissShare", name, MetricUnit.Percent, share)
 
 
 def _service_metric(name: str, value: float) -> None:

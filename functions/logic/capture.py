@@ -51,6 +51,7 @@ class CapturedRequest:
     predictions: list[Any]
     probabilities: list[list[float]] | None
     features_template: str | None = None  # numbers_template(): a faster, identical encoding
+    lookups: list[dict[str, Any]] | None = None  # per row: where its looked-up values came from
 
 
 def numbers_template(names: tuple[str, ...]) -> str:
@@ -100,7 +101,8 @@ def lines(request: CapturedRequest) -> list[str]:
             probs = _dumps(p if math.isfinite(sum(p)) else [_finite_or_none(v) for v in p])
         features = template % tuple(row) if template else _dumps(dict(zip(names, row, strict=True)))
         prediction = _dumps(_finite_or_none(request.predictions[i]))
-        out.append(f'{head}{features},"prediction":{prediction},"probabilities":{probs}}}')
+        tail = "" if request.lookups is None else f',"lookups":{_dumps(request.lookups[i])}'
+        out.append(f'{head}{features},"prediction":{prediction},"probabilities":{probs}{tail}}}')
     return out
 
 

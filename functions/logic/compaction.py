@@ -10,7 +10,9 @@ under its own name, typed by the schema (int -> int64, float -> float64, bool ->
 string -> string, category -> dictionary<int32, string>,
 timestamp -> timestamp[ms, UTC]), plus envelope columns with a reserved "__" prefix:
 __request_id, __model, __version (int32), __variant, __time (timestamp[ms, UTC]), __prediction
-(float64 for regression, string for classification), __probabilities (list<float64>).
+(float64 for regression, string for classification), __probabilities (list<float64>); for a
+version trained through feature views, `__lookup:<view>` (string) per looked-up view: the row's
+lookup status ("fresh", "missing", "expired"; null when the line has none).
 
 Rows that do not fit (not JSON, no features object, a value of another type, an int feature with
 a fraction, an unparseable time) are not dropped: their original lines are returned in
@@ -39,6 +41,7 @@ from functions.models.registry import Feature
 META_PREFIX = "__"
 REQUEST_ID, MODEL, VERSION, VARIANT, TIME = "__request_id", "__model", "__version", "__variant", "__time"
 PREDICTION, PROBABILITIES = "__prediction", "__probabilities"
+LOOKUP_PREFIX = "__lookup:"  # + a view's name: the row's lookup status for that view
 ROW_GROUP_SIZE = 131_072  # rows per Parquet row group: the unit the drift check holds in memory
 MAX_DECOMPRESSED_BYTES = 1 << 30  # refuse a capture object that inflates past 1 GiB
 
@@ -75,7 +78,9 @@ class CompactionResult:
         return len(self.rejected_lines)
 
 
-def stored_schema(features: Sequence[Feature], task: Literal["classification", "regression"]) -> pa.Schema:
+def stored_schema(
+    features: Sequence[Feature], task: Literal["classification", "regression"], lookup_views: Sequence[str] = ()
+) -> pa.Schema:
     """The Parquet schema of a model's compacted captures."""
     for f in features:
         if f.name.startswith(META_PREFIX):
@@ -91,11 +96,13 @@ def stored_schema(features: Sequence[Feature], task: Literal["classification", "
             (PREDICTION, prediction),
             (PROBABILITIES, pa.list_(pa.float64())),
             *((f.name, _STORED_TYPE[f.type]) for f in features),
+            *((LOOKUP_PREFIX + v, pa.string()) for v in lookup_views),
         ]
     )
 
 
-def _json_schema(features: Sequence[Feature]) -> pa.Schema:
+def _json_schema(features: Sequence[Feature], lookup_views: Sequence[str] = ()) -> pa.Schema:
+    lookups = [("lookups", pa.struct([(v, pa.struct([("status", pa.string())])) for v in lookup_views]))]
     return pa.schema(
         [
             ("request_id", pa.string()),
@@ -105,6 +112,7 @@ def _json_schema(features: Sequence[Feature]) -> pa.Schema:
             ("time", pa.string()),
             ("probabilities", pa.list_(pa.float64())),
             ("features", pa.struct([(f.name, _JSON_TYPE[f.type]) for f in features])),
+            *(lookups if lookup_views else []),
             # "prediction" is inferred (number or string) and cast per block
         ]
     )
@@ -211,6 +219,12 @@ def _to_stored(
         value, value_bad = _cast_with_rejects(raw, _STORED_TYPE[f.type] if f.type != "category" else pa.string())
         flag(f"feature {f.name!r} is not {f.type}", value_bad)
         columns[f.name] = value.dictionary_encode() if f.type == "category" else value
+    for name in target.names:
+        if name.startswith(LOOKUP_PREFIX):
+            lookups = parsed.column("lookups").combine_chunks() if "lookups" in parsed.column_names else None
+            view = name[len(LOOKUP_PREFIX) :]
+            has = lookups is not None and lookups.type.get_field_index(view) >= 0
+            columns[name] = pc.struct_field(lookups, [view, "status"]) if has else pa.nulls(n, pa.string())
     table = pa.table({name: columns[name] for name in target.names})
     return table.cast(target), bad
 
@@ -237,21 +251,24 @@ def _keep_fitting(
 
 
 def compact_text(
-    raw: bytes, features: Sequence[Feature], task: Literal["classification", "regression"]
+    raw: bytes,
+    features: Sequence[Feature],
+    task: Literal["classification", "regression"],
+    lookup_views: Sequence[str] = (),
 ) -> CompactionResult:
     """Compact a whole JSON Lines text in one vectorised parse; only when it (or a row) does not
     fit is it split into lines (compact_lines isolates the bad ones)."""
-    target = stored_schema(features, task)
+    target = stored_schema(features, task, lookup_views)
     try:
-        parsed = _parse(raw, _json_schema(features))
+        parsed = _parse(raw, _json_schema(features, lookup_views))
     except _ARROW_ERRORS:
-        return compact_lines(raw.split(b"\n"), features, task)
+        return compact_lines(raw.split(b"\n"), features, task, lookup_views=lookup_views)
     stored, bad = _to_stored(parsed, features, target)
     if not bad:
         return CompactionResult(table=stored, input_rows=stored.num_rows)
     lines = [line for line in raw.split(b"\n") if line.strip()]  # error path: align rows with lines
     if len(lines) != parsed.num_rows:
-        return compact_lines(lines, features, task)
+        return compact_lines(lines, features, task, lookup_views=lookup_views)
     rejected: list[bytes] = []
     reasons: dict[str, int] = {}
     table = _keep_fitting(parsed, lines, features, target, rejected, reasons)
@@ -264,10 +281,11 @@ def compact_lines(
     task: Literal["classification", "regression"],
     *,
     block_lines: int = 65_536,
+    lookup_views: Sequence[str] = (),
 ) -> CompactionResult:
     """Type captured JSON lines by the feature schema; rows that do not fit are set aside."""
-    target = stored_schema(features, task)
-    schema = _json_schema(features)
+    target = stored_schema(features, task, lookup_views)
+    schema = _json_schema(features, lookup_views)
     kept: list[pa.Table] = []
     rejected: list[bytes] = []
     reasons: dict[str, int] = {}
@@ -327,6 +345,7 @@ def compact_objects(
     task: Literal["classification", "regression"],
     *,
     on_object_error: Callable[[int, Exception], None] | None = None,
+    lookup_views: Sequence[str] = (),
 ) -> CompactionResult:
     """Compact several gzip JSON Lines objects into one table (in the given order).
 
@@ -343,8 +362,8 @@ def compact_objects(
             if on_object_error:
                 on_object_error(index, exc)
             continue
-        parts.append(compact_text(raw, features, task))
-    target = stored_schema(features, task)
+        parts.append(compact_text(raw, features, task, lookup_views))
+    target = stored_schema(features, task, lookup_views)
     tables = [p.table for p in parts if p.table.num_rows]
     table = pa.concat_tables(tables).unify_dictionaries().combine_chunks() if tables else target.empty_table()
     if table.num_rows and pc.any(pc.equal(table.column(VARIANT), "shadow")).as_py():

@@ -107,6 +107,7 @@ def _hour_file(
         [*version.features, *monitored_derived(version.pipeline_features, version.derived)],
         version.task,
         on_object_error=lambda i, exc: logger.warning("capture object is not gzip", extra={"key": raw_keys[i]}),
+        lookup_views=[u.view for u in version.feature_views],
     )
     data = to_parquet_bytes(result.table)
     closed = hour + timedelta(hours=1) + GRACE <= now
@@ -239,6 +240,7 @@ def run_drift_check(
         contract=_contract(settings, version),
         dataset=version.dataset,
         contract_version=version.contract_version,
+        lookup_views=[u.view for u in version.feature_views],
     )
     rejected = 0
     compacted = 0

@@ -9,16 +9,26 @@ Arrow kernels, not a second Parquet decode.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
+from functions.logic.compaction import LOOKUP_PREFIX
 from functions.logic.drift import DriftAccumulator, ParquetRowGroup, finish
 from functions.logic.drift_outputs import OutputAccumulator
 from functions.logic.drift_quality import DataQualityAccumulator
 from functions.models.contracts import DataContract
-from functions.models.drift import DataQuality, DriftConfig, DriftReport, ModelVerdict, OutputDrift, Overall
+from functions.models.drift import (
+    DataQuality,
+    DriftConfig,
+    DriftReport,
+    LookupQuality,
+    ModelVerdict,
+    OutputDrift,
+    Overall,
+)
 from functions.models.profile import ReferenceProfile
 
 
@@ -56,8 +66,12 @@ class WindowCheck:
         contract: DataContract | None = None,
         dataset: str = "",
         contract_version: int = 0,
+        lookup_views: Sequence[str] = (),
     ) -> None:
         self.inputs = DriftAccumulator(profile)
+        # per looked-up view: [lookups, missing, expired] over the window's rows (compacted
+        # captures' `__lookup:<view>` status columns; a row without one is not counted)
+        self.lookups = {view: [0, 0, 0] for view in lookup_views}
         self.outputs = OutputAccumulator(profile, version)
         features = [f.name for f in profile.features]
         self.quality = DataQualityAccumulator(contract, features, dataset=dataset, contract_version=contract_version)
@@ -69,6 +83,14 @@ class WindowCheck:
         self.inputs.add(_TeeRowGroup(batch, self.quality.column))
         self.quality.end()
         self.outputs.add(batch)
+        names = batch.names if isinstance(batch, ParquetRowGroup) else frozenset(batch.schema.names)
+        for view, tally in self.lookups.items():
+            if LOOKUP_PREFIX + view not in names:
+                continue
+            status = batch.column(LOOKUP_PREFIX + view)
+            tally[0] += len(status) - status.null_count
+            tally[1] += int(pc.sum(pc.equal(status, "missing")).as_py() or 0)
+            tally[2] += int(pc.sum(pc.equal(status, "expired")).as_py() or 0)
 
     def finish(
         self,
@@ -95,6 +117,22 @@ class WindowCheck:
         )
         outputs = self.outputs.finish(config, model=model)
         quality = self.quality.finish(config)
+        if self.lookups:
+            quality = quality.model_copy(
+                update={
+                    "lookups": [
+                        LookupQuality(
+                            view=view,
+                            lookups=n,
+                            missing=missing,
+                            expired=expired,
+                            missing_share=missing / n if n else 0.0,
+                            expired_share=expired / n if n else 0.0,
+                        )
+                        for view, (n, missing, expired) in self.lookups.items()
+                    ]
+                }
+            )
         return report.model_copy(
             update={"outputs": outputs, "data_quality": quality, "overall": overall(report.verdict, outputs, quality)}
         )
@@ -135,9 +173,17 @@ def check_window(
     contract_version: int = 0,
     rejected_rows: int = 0,
     now: datetime | None = None,
+    lookup_views: Sequence[str] = (),
 ) -> DriftReport:
     """The three sections over every batch (for callers with the window at hand)."""
-    check = WindowCheck(profile, version=version, contract=contract, dataset=dataset, contract_version=contract_version)
+    check = WindowCheck(
+        profile,
+        version=version,
+        contract=contract,
+        dataset=dataset,
+        contract_version=contract_version,
+        lookup_views=lookup_views,
+    )
     for batch in batches:
         check.add(batch)
     return check.finish(config or DriftConfig(), model=model, version=version, rejected_rows=rejected_rows, now=now)

@@ -349,6 +349,7 @@ def _train(settings: Settings, state: LifecycleState, clock: Clock) -> TrainResu
         derived=list(spec.derived) if derivation is not None else [],
         feature_views=uses,
         event_time=spec.event_time or "" if uses else "",
+        allow_request_overrides=spec.allow_request_overrides and bool(uses),
         target=spec.target,
         class_labels=fitted.class_labels,
         artifacts=artifacts,

@@ -24,6 +24,7 @@ from functions.models.audit import AuditEvent, model_target
 from functions.models.errors import InvalidInput, NotFound
 from functions.models.lineage import (
     MAX_BATCH_JOBS,
+    MAX_LOOKUP_ROWS,
     MAX_OTHER_MATCHES,
     ApprovalLineage,
     BatchJobUse,
@@ -278,9 +279,12 @@ def find_captures(
             if row.get("request_id") != request_id or not isinstance(version, int) or variant == "shadow":
                 continue
             when = str(row.get("time", ""))
-            found.setdefault(
+            match = found.setdefault(
                 (version, variant, when), CaptureMatch(version=version, variant=variant, time=when, capture_key=key)
             )
+            lookups = row.get("lookups")
+            if isinstance(lookups, dict) and len(match.lookups) < MAX_LOOKUP_ROWS:
+                match.lookups.append(lookups)
     matches = sorted(found.values(), key=lambda m: (m.time, m.capture_key), reverse=True)
     searched_all = len(keys) <= MAX_CAPTURE_OBJECTS
     if not matches:
@@ -305,6 +309,7 @@ def explain(settings: Settings, request_id: str, *, model: str, since: datetime 
         variant=newest.variant,
         time=newest.time,
         capture_key=newest.capture_key,
+        lookups=newest.lookups,
         lineage=lineage(settings, model, newest.version),
         matches=len(matches),
         other_matches=others[:MAX_OTHER_MATCHES],

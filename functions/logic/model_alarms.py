@@ -1,6 +1,6 @@
 """Per-model CloudWatch alarms, kept in step with the registry.
 
-A model that has a production or canary version has four alarms, named
+A model that has a production or canary version has five alarms, named
 `<STEPWISE_MODEL_ALARM_PREFIX><model>-<kind>` (the prefix is the stack's; the functions' grant allows
 no other alarm names), each notifying the alarm topic and quiet without data:
 
@@ -9,6 +9,9 @@ drift       DriftShare (the drift check's share of drifted features, %) of the m
 errors      ModelServerErrors (inference 5xx of the model) 5 or more in 5 minutes
 latency     ModelLatency (inference, ms) p99 above 1 s for 3 of 3 five-minute periods
 performance ModelPerformanceDrops (the drift check's labelled performance fell past its gate)
+lookups     LookupMissShare (inference: % of a request's feature-view lookups missing or expired) on
+            average above STEPWISE_LOOKUP_MISS_ALARM_PERCENT (the stack's lookup_miss_alarm_percent,
+            20) for 3 of 3 five-minute periods; quiet for models that look nothing up (no data)
 
 The fleet-wide alarms (infra/constructs/monitoring.py) stay as they are.
 
@@ -40,7 +43,7 @@ from functions.models.settings import Settings
 from functions.observability import NAMESPACE, SERVICE, logger
 
 DRIFT_SHARE_PERCENT = 50.0
-KINDS = ("drift", "errors", "latency", "performance")
+KINDS = ("drift", "errors", "latency", "lookups", "performance")
 
 
 def alarm_names(settings: Settings, model: str) -> list[str]:
@@ -49,7 +52,7 @@ def alarm_names(settings: Settings, model: str) -> list[str]:
 
 def alarm_definitions(settings: Settings, model: str) -> list[dict[str, Any]]:
     """The PutMetricAlarm requests of the model's alarms (pure)."""
-    drift, errors, latency, performance = alarm_names(settings, model)
+    drift, errors, latency, lookups, performance = alarm_names(settings, model)
 
     def alarm(name: str, description: str, metric: str, dimension: str, **spec: Any) -> dict[str, Any]:
         return {
@@ -109,6 +112,17 @@ def alarm_definitions(settings: Settings, model: str) -> list[dict[str, Any]]:
             EvaluationPeriods=1,
             Threshold=1.0,
             ComparisonOperator=at_least,
+        ),
+        alarm(
+            lookups,
+            f"feature lookups: over {settings.lookup_miss_alarm_percent:g}% missing or expired for 15 minutes",
+            "LookupMissShare",
+            "model",
+            Statistic="Average",
+            Period=300,
+            EvaluationPeriods=3,
+            Threshold=settings.lookup_miss_alarm_percent,
+            ComparisonOperator="GreaterThanThreshold",
         ),
     ]
 

@@ -50,6 +50,7 @@ def candidate_version(state: LifecycleState, settings: Settings, number: int, no
         derived=trained.derived,
         feature_views=trained.feature_views,
         event_time=trained.event_time,
+        allow_request_overrides=trained.allow_request_overrides,
         target=trained.target,
         class_labels=trained.class_labels,
         artifacts={**trained.artifacts, **({"profile": evaluated.profile} if evaluated.profile else {})},

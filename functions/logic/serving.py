@@ -14,7 +14,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from pydantic import ValidationError
 
-from functions.dal import artifacts
+from functions.dal import artifacts, online_lookup
 from functions.dal import registry as registry_dal
 from functions.dal.captures import put_jsonl_gz
 from functions.logic.capture import (
@@ -34,9 +34,10 @@ from functions.logic.capture import (
     iso_ms,
     partition_key,
 )
+from functions.logic.lookups import Fetch, LookedUp, look_up, refuse_overrides
 from functions.logic.routing import Route, choose
 from functions.logic.serving_runtime import OnnxModel
-from functions.models.errors import IntegrityError, NotFound, StepwiseError
+from functions.models.errors import IntegrityError, NotFound, StepwiseError, StoreUnavailable
 from functions.models.registry import ModelRecord
 from functions.models.serving import (
     REQUEST_ID_PATTERN,
@@ -191,6 +192,7 @@ class Outcome:
     shadow_error: bool = False
     captured: bool = False
     candidate_failed: int | None = None  # the canary failed to score this request; production answered
+    looked_up: LookedUp | None = None  # a version trained through feature views: its lookups
 
 
 def _request_id(payload: Any) -> str | None:
@@ -211,19 +213,44 @@ def _request_id(payload: Any) -> str | None:
     return value
 
 
-def _run(
-    model: OnnxModel, payload: Any
-) -> tuple[list[list[Any]], list[Any], list[list[float]] | None, list[np.ndarray]]:
-    """(rows, predictions, probabilities, derived values) of `payload` validated against `model`'s
-    contract (derived: what a derived-feature graph fed its pipeline, see OnnxModel.score_and_derive)."""
+# looked-up rows of a validated request for a version with lookups, as of the request time (µs)
+LookUp = Callable[[OnnxModel, list[Any], int], LookedUp]
+
+
+@dataclass
+class _Scored:
+    rows: list[list[Any]]
+    predictions: list[Any]
+    probabilities: list[list[float]] | None
+    derived: list[np.ndarray]
+    looked_up: LookedUp | None = None
+
+
+def _run(model: OnnxModel, payload: Any, now_us: int, lookups: LookUp) -> _Scored:
+    """The rows of `payload` validated against `model`'s contract (with their looked-up features,
+    for a version trained through feature views), scored; derived: what a derived-feature graph fed
+    its pipeline, see OnnxModel.score_and_derive."""
+    if model.lookup is not None:
+        refuse_overrides(model.lookup, payload)
     try:
         request = model.request_model.model_validate(payload)
     except ValidationError as exc:
         errors = exc.errors(include_url=False, include_input=False, include_context=False)
         raise RequestInvalid(f"{len(errors)} field(s) do not match the input contract", error_details(errors)) from None
-    rows = model.rows(request.instances)  # type: ignore[attr-defined]
+    instances = request.instances  # type: ignore[attr-defined]
+    looked_up = None
+    if model.lookup is None:
+        rows = model.rows(instances)
+    else:
+        looked_up = lookups(model, instances, now_us)
+        rows = looked_up.rows
     predictions, probabilities, derived = model.score_and_derive(rows)
-    return rows, predictions, probabilities, derived
+    return _Scored(rows, predictions, probabilities, derived, looked_up)
+
+
+def _fetch(table: str, keys: Sequence[str]) -> tuple[dict[str, dict[str, Any]], int]:
+    fetched = online_lookup.batch_get(table, keys)
+    return fetched.items, fetched.requests
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -245,9 +272,11 @@ class Serving:
         clock: Callable[[], float] = time.monotonic,
         wall_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
         draw: Callable[[], float] = random.random,
+        online_fetch: Fetch | None = None,
     ) -> None:
         self.settings = settings
         self._wall_ms = wall_ms
+        self.online_fetch = online_fetch
         self._draw = draw
         self.aliases = AliasCache(settings.registry_table, settings.alias_cache_ttl_seconds, clock)
         self.models = ModelCache(
@@ -304,9 +333,10 @@ class Serving:
         canary that fails to score (its session raises) never answers: production does, and the
         outcome names the failed candidate."""
         failed = None
+        now_ms = self._wall_ms()
         try:
-            rows, predictions, probabilities, derived = _run(routed.model, payload)
-        except RequestInvalid:
+            scored = _run(routed.model, payload, now_ms * 1000, self.look_up)
+        except (RequestInvalid, StoreUnavailable):  # the caller's, or the online store's: not the canary's
             raise
         except Exception:
             if routed.route.variant != "candidate" or routed.production_version is None:
@@ -316,10 +346,12 @@ class Serving:
             route = Route(routed.production_version, "production")
             model, hit = self.models.get(routed.name, route.version)
             routed = Routed(routed.name, routed.request_id, route, model, hit)
-            rows, predictions, probabilities, derived = _run(model, payload)
+            scored = _run(model, payload, now_ms * 1000, self.look_up)
         model, route, name = routed.model, routed.route, routed.name
+        rows, predictions, derived = scored.rows, scored.predictions, scored.derived
+        probabilities = scored.probabilities
         rid = routed.request_id or uuid.uuid4().hex
-        now_ms = self._wall_ms()
+        provenance = None if scored.looked_up is None else scored.looked_up.provenance
         outcome = Outcome(
             reply=PredictReply.model_construct(
                 model=name,
@@ -327,11 +359,13 @@ class Serving:
                 predictions=predictions,
                 probabilities=probabilities,
                 request_id=rid,
+                lookups=provenance,
             ),
             route=route,
             rows=len(rows),
             cache_hit=routed.cache_hit,
             candidate_failed=failed,
+            looked_up=scored.looked_up,
         )
         capture = self.capture
         sampled = capture.sampled()
@@ -348,6 +382,7 @@ class Serving:
                     predictions,
                     probabilities,
                     model.capture_template,
+                    provenance,
                 )
             )
             outcome.captured = True
@@ -359,9 +394,7 @@ class Serving:
         """Score with the shadow version; its failures never reach the caller. True if it scored."""
         try:
             model, _ = self.models.get(name, version)
-            request = model.request_model.model_validate(payload)
-            rows = model.rows(request.instances)  # type: ignore[attr-defined]
-            predictions, probabilities, derived = model.score_and_derive(rows)
+            scored = _run(model, payload, now_ms * 1000, self.look_up)
         except Exception:
             logger.warning("shadow scoring failed", extra={"model": name, "version": version}, exc_info=True)
             return False
@@ -374,13 +407,27 @@ class Serving:
                     rid,
                     now_ms,
                     model.capture_names,
-                    model.capture_rows(rows, derived),
-                    predictions,
-                    probabilities,
+                    model.capture_rows(scored.rows, scored.derived),
+                    scored.predictions,
+                    scored.probabilities,
                     model.capture_template,
+                    None if scored.looked_up is None else scored.looked_up.provenance,
                 )
             )
         return True
+
+    def look_up(self, model: OnnxModel, instances: list[Any], now_us: int) -> LookedUp:
+        """The looked-up rows of a version trained through feature views (one BatchGetItem per 100
+        distinct (view, entity) keys of the request)."""
+        assert model.lookup is not None
+        table = self.settings.online_table
+        if not table:
+            raise ModelUnavailable(
+                f"{model.version.model} v{model.version.version} looks up feature views, but this function has "
+                "no online store (STEPWISE_ONLINE_TABLE)"
+            )
+        fetch = self.online_fetch or (lambda keys: _fetch(table, keys))
+        return look_up(model.lookup, instances, now_us, fetch)
 
     # -- feedback --------------------------------------------------------------------------
     def feedback(self, name: str, request: FeedbackRequest) -> FeedbackReply:

@@ -34,9 +34,10 @@ from pydantic import BaseModel
 
 from functions.logic.capture import numbers_template
 from functions.logic.expressions_runtime import DISABLED_OPTIMIZERS, timestamp_seconds
+from functions.logic.lookups import LookupPlan, plan
 from functions.models.errors import IntegrityError
 from functions.models.registry import ModelVersion, graph_input_names, monitored_derived
-from functions.models.serving import ModelUnavailable, check_graph_inputs, request_model
+from functions.models.serving import ModelUnavailable, check_graph_inputs, lookup_request_model, request_model
 
 _NUMERIC = {"tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(int64)": np.int64}
 _COLUMN_KINDS = {
@@ -86,6 +87,7 @@ class OnnxModel:
     capture_template: str | None = None  # capture.numbers_template when every feature is a number
     derived_outputs: list[str] = field(default_factory=list)  # derived features the graph outputs
     capture_names: tuple[str, ...] = ()  # what a capture records: the raw fields, then derived_outputs
+    lookup: LookupPlan | None = None  # trained through feature views: what a request's rows look up
 
     @classmethod
     def load(cls, version: ModelVersion, content: bytes, *, max_instances: int) -> OnnxModel:
@@ -97,10 +99,20 @@ class OnnxModel:
         except Exception as exc:  # ONNX Runtime raises its own (pybind) exception types
             raise ModelUnavailable(f"{what}: the ONNX artifact does not load") from exc
         names = tuple(f.name for f in version.features)
+        lookup = plan(version)
         model = cls(
             version=version,
             session=session,
-            request_model=request_model(version, max_instances),
+            request_model=request_model(version, max_instances)
+            if lookup is None
+            else lookup_request_model(
+                version,
+                max_instances,
+                looked_up=lookup.looked_up,
+                entity_fields=list(lookup.entity_fields),
+                overrides=bool(lookup.overridable),
+            ),
+            lookup=lookup,
             feature_names=names,
             classifier=version.task == "classification",
             input_names=tuple(graph_input_names(version.features, version.graph_inputs)),

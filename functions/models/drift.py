@@ -170,6 +170,19 @@ class RuleViolations(_Model):
     values: list[str | None] = Field(default_factory=list, max_length=20)  # their offending values
 
 
+class LookupQuality(_Model):
+    """One looked-up feature view of a version trained through views: of the window's captured
+    rows, how many looked it up and the share whose values were null because the online store
+    had no item for the entity (missing) or only one older than the view's TTL (expired)."""
+
+    view: str
+    lookups: int = Field(default=0, ge=0)
+    missing: int = Field(default=0, ge=0)
+    expired: int = Field(default=0, ge=0)
+    missing_share: float = Field(default=0.0, ge=0, le=1)
+    expired_share: float = Field(default=0.0, ge=0, le=1)
+
+
 class DataQuality(_Model):
     """Live data quality: the contract the version was trained under, its single-row rules (types,
     nullability, ranges, categories, patterns) evaluated on the window's captured inputs."""
@@ -182,6 +195,8 @@ class DataQuality(_Model):
     max_violation_rate: float = Field(default=0.01, ge=0, le=1)
     failed_rules: list[str] = Field(default_factory=list, max_length=10_000)
     rules: list[RuleViolations] = Field(default_factory=list, max_length=10_000)
+    # versions trained through feature views: the missing/expired share of each view's lookups
+    lookups: list[LookupQuality] = Field(default_factory=list, max_length=32)
 
 
 class Overall(_Model):

@@ -10,7 +10,7 @@ Every link that could not be resolved is named in `Lineage.missing`, never silen
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -143,6 +143,9 @@ class Lineage(_Model):
     batch_jobs_total: int = 0
 
 
+MAX_LOOKUP_ROWS = 1_000
+
+
 class CaptureMatch(_Model):
     """One captured request with the id asked about (its rows share version, variant and time)."""
 
@@ -150,6 +153,10 @@ class CaptureMatch(_Model):
     variant: str = ""
     time: str = ""
     capture_key: str = ""
+    # a version trained through feature views: per captured row, per view, the lookup's status and
+    # the source dataset version and event time its values came from (the Explanation shows the
+    # newest match's; not serialized here)
+    lookups: list[dict[str, Any]] = Field(default_factory=list, max_length=MAX_LOOKUP_ROWS, exclude=True)
 
 
 class Explanation(_Model):
@@ -165,6 +172,7 @@ class Explanation(_Model):
     variant: str = ""
     time: str = ""
     capture_key: str = ""
+    lookups: list[dict[str, Any]] = Field(default_factory=list, max_length=MAX_LOOKUP_ROWS)  # see CaptureMatch
     lineage: Lineage
     matches: int = Field(1, ge=1)
     other_matches: list[CaptureMatch] = Field(default_factory=list, max_length=MAX_OTHER_MATCHES)

@@ -61,3 +61,18 @@ def online_key(view: str, entity: Sequence[str | int | bool]) -> str:
     if not entity:
         raise ValueError("an entity needs at least one key value")
     return view + VIEW_SEPARATOR + KEY_SEPARATOR.join(key_text(v) for v in entity)
+
+
+def attribute_value(value: dict[str, object]) -> str | int | float | bool | None:
+    """One value of an item's `values` map as Python: N -> int when integral text, else float;
+    S -> str; BOOL -> bool; NULL -> None. Anything else is not part of the layout (ValueError)."""
+    if "N" in value:
+        text = str(value["N"])
+        return int(text) if text.lstrip("-").isdigit() else float(text)
+    if "S" in value:
+        return str(value["S"])
+    if "BOOL" in value:
+        return bool(value["BOOL"])
+    if "NULL" in value:
+        return None
+    raise ValueError(f"an online item value must be N, S, BOOL or NULL, not {sorted(value)}")

@@ -201,6 +201,8 @@ class ModelVersion(_Record):
     # the label dataset's event-time column the join used; empty for versions without view features
     feature_views: list[FeatureViewUse] = Field(default_factory=list, max_length=MAX_VIEWS)
     event_time: str = ""
+    # prediction-time lookups: whether a request may send a looked-up feature's value itself
+    allow_request_overrides: bool = False
     target: str
     class_labels: list[str] | None = None  # classifiers: label order of the probabilities
     artifacts: dict[str, Artifact] = Field(default_factory=dict)  # "onnx", "skops", "profile", "card"

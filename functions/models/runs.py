@@ -167,6 +167,7 @@ class TrainResult(_Model):
     derived: list[DerivedFeature] = Field(default_factory=list, max_length=MAX_DERIVED_FEATURES)  # see ModelVersion
     feature_views: list[FeatureViewUse] = Field(default_factory=list, max_length=MAX_VIEWS)  # see ModelVersion
     event_time: str = ""
+    allow_request_overrides: bool = False  # see ModelVersion
     target: str
     class_labels: list[str] | None = None
     artifacts: dict[str, Artifact]  # "skops", "onnx", "profile" (and "training_set" with feature views)

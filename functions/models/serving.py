@@ -11,6 +11,8 @@ Capture line (one JSON object per line, gzip JSON Lines, read by the monitoring 
           "features": {name: value | null, ...}, "prediction": number | string | null,
           "probabilities": [float, ...] | null}   (classifiers: in ModelVersion.class_labels order;
           null for regressors; a non-finite number, never expected, is written as null)
+          and, for a version trained through feature views, "lookups": {view: {"status",
+          "source_version", "event_time"}} (where the row's looked-up values came from)
 Feedback line (ground truth, gzip JSON Lines):
     key  feedback/<model>/dt=YYYY-MM-DD/<epoch ms>-<uuid>.jsonl.gz              (data bucket)
     line {"request_id": str, "model": str, "label": number | string | bool,
@@ -98,6 +100,9 @@ class PredictReply(BaseModel):
     predictions: list[float | int | str | bool | None]
     probabilities: list[list[float]] | None = None
     request_id: str
+    # models trained through feature views: per row, per looked-up view, where its values came from
+    # ({"status": "fresh" | "missing" | "expired", "source_version": int | null, "event_time": ISO | null})
+    lookups: list[dict[str, dict[str, Any]]] | None = None
 
 
 def _field_type(feature: Feature) -> Any:
@@ -155,6 +160,43 @@ def request_model(version: ModelVersion, max_instances: int) -> type[BaseModel]:
         f"PredictRequest_{version.model.replace('-', '_')}_v{version.version}",
         __config__=ConfigDict(extra="forbid", allow_inf_nan=False),
         instances=(Annotated[list[row], Field(min_length=1, max_length=max_instances)], ...),  # type: ignore[valid-type, arg-type]
+        request_id=(RequestId | None, None),
+    )
+
+
+EntityKeyValue = (
+    Annotated[str, Field(strict=True, min_length=1, max_length=DEFAULT_STRING_MAX_LENGTH)]
+    | Annotated[int, Field(strict=True, ge=-INT_LIMIT, le=INT_LIMIT)]
+)
+
+
+def lookup_request_model(
+    version: ModelVersion, max_instances: int, *, looked_up: frozenset[str], entity_fields: list[str], overrides: bool
+) -> type[BaseModel]:
+    """The predict body of a version trained through feature views: per row, the features the
+    caller sends (fields `f<i>`, in feature order), the views' entity keys that are not features
+    (fields `k<j>`: a string or an integer, required) and, only when the version allows request
+    overrides, the looked-up features (optional). Without overrides a looked-up feature is refused
+    before validation (functions/logic/lookups.py names it)."""
+    fields: dict[str, Any] = {}
+    for i, feature in enumerate(version.features):
+        if feature.name in looked_up:
+            if overrides:
+                optional = feature.model_copy(update={"nullable": True})
+                fields[f"f{i}"] = (_field_type(optional), Field(None, alias=feature.name))
+            continue
+        fields[f"f{i}"] = (_field_type(feature), Field(None if feature.nullable else ..., alias=feature.name))
+    for j, key in enumerate(entity_fields):
+        fields[f"k{j}"] = (EntityKeyValue, Field(..., alias=key))
+    row = create_model(  # type: ignore[call-overload]
+        f"LookupInstance_{version.model.replace('-', '_')}_v{version.version}",
+        __config__=ConfigDict(extra="forbid", allow_inf_nan=False, populate_by_name=False),
+        **fields,
+    )
+    return create_model(  # type: ignore[no-any-return, call-overload]
+        f"LookupPredictRequest_{version.model.replace('-', '_')}_v{version.version}",
+        __config__=ConfigDict(extra="forbid", allow_inf_nan=False),
+        instances=(Annotated[list[row], Field(min_length=1, max_length=max_instances)], ...),  # type: ignore[valid-type]
         request_id=(RequestId | None, None),
     )
 
@@ -225,3 +267,4 @@ class CaptureLine(BaseModel):
     features: dict[str, Any]
     prediction: float | int | str | bool | None
     probabilities: list[float | None] | None  # null entries only where the model produced a non-finite number
+    lookups: dict[str, dict[str, Any]] | None = None  # looked-up views: as PredictReply.lookups for this row

@@ -28,6 +28,7 @@ class Settings(BaseModel):
     # serving
     alias_cache_ttl_seconds: float = Field(5.0, alias="STEPWISE_ALIAS_CACHE_TTL", ge=0, allow_inf_nan=False)
     model_cache_size: int = Field(4, alias="STEPWISE_MODEL_CACHE_SIZE", ge=1, le=64)
+    online_table: str = Field("", alias="STEPWISE_ONLINE_TABLE")  # feature lookups at prediction time
     max_instances: int = Field(1000, alias="STEPWISE_MAX_INSTANCES", ge=1, le=100_000)
     capture_sample_rate: float = Field(1.0, alias="STEPWISE_CAPTURE_SAMPLE_RATE", ge=0, le=1)
     capture_flush_rows: int = Field(20_000, alias="STEPWISE_CAPTURE_FLUSH_ROWS", ge=1, le=1_000_000)
@@ -72,6 +73,9 @@ class Settings(BaseModel):
     # names the grant allows); off when empty
     model_alarm_prefix: str = Field("", alias="STEPWISE_MODEL_ALARM_PREFIX", max_length=200)
     alarm_topic_arn: str = Field("", alias="STEPWISE_ALARM_TOPIC_ARN")
+    lookup_miss_alarm_percent: float = Field(
+        20.0, alias="STEPWISE_LOOKUP_MISS_ALARM_PERCENT", gt=0, le=100, allow_inf_nan=False
+    )
 
     @property
     def approver_entries(self) -> frozenset[str]:

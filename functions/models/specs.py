@@ -161,6 +161,9 @@ class TrainingSpec(_Spec):
     # view name -> the version the spec reads; filled in (latest) for every view the spec names
     # when it is stored, so a later view version never changes what an existing spec trains on
     views: dict[str, int] = Field(default_factory=dict, max_length=MAX_SPEC_VIEWS)
+    # at prediction time: may a request send a looked-up view feature's value itself (overriding
+    # the online store's)? Off: such a request is refused with a 400 naming the feature
+    allow_request_overrides: bool = False
     # features computed from raw columns by expressions (functions/logic/expressions.py), compiled
     # into the served ONNX graph; type-checked against the dataset's contract when the spec is stored
     derived: list[DerivedFeature] = Field(default_factory=list, max_length=MAX_DERIVED_FEATURES)

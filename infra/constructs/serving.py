@@ -1,9 +1,10 @@
 """Serving: the inference Lambda behind `POST /v1/models/{name}/predict` and `.../feedback`.
 
 Its own layer (layers/inference: ONNX Runtime, numpy, Powertools, pydantic; no scikit-learn),
-least-privilege access (registry GetItem, artifacts models/* read, data captures/* and feedback/*
-write), configurable reserved concurrency, and alarms on artifacts that fail verification and on
-captured rows that were dropped.
+least-privilege access (registry GetItem, online feature store GetItem/BatchGetItem for
+prediction-time lookups, artifacts models/* read, data captures/* and feedback/* write),
+configurable reserved concurrency, and alarms on artifacts that fail verification and on captured
+rows that were dropped.
 It adds its routes to the API (`routes`), and with prediction API clients, their usage plan.
 """
 
@@ -48,6 +49,7 @@ class Serving(Construct):
         layer: lambda_.ILayerVersion,
         api: Api,
         registry_table: dynamodb.ITable,
+        online_table: dynamodb.ITable,
         artifacts_bucket: s3.IBucket,
         data_bucket: s3.IBucket,
         reserved_concurrency: int | None,
@@ -66,7 +68,7 @@ class Serving(Construct):
             layers=[self.layer],
             # serving knobs keep functions/models/settings.py defaults unless given here
             # (c.ENV_ALIAS_CACHE_TTL, ENV_MODEL_CACHE_SIZE, ENV_MAX_INSTANCES, ENV_CAPTURE_*)
-            environment=environment,
+            environment={**(environment or {}), c.ENV_ONLINE_TABLE: online_table.table_name},
             memory_mb=memory_mb,
             timeout=Duration.seconds(29),  # API Gateway's integration limit
             description="Inference: predictions (ONNX Runtime) and feedback",
@@ -79,6 +81,13 @@ class Serving(Construct):
         # least privilege: read registry items, read model artifacts, write captures and feedback
         self.function.add_to_role_policy(
             iam.PolicyStatement(actions=["dynamodb:GetItem"], resources=[registry_table.table_arn])
+        )
+        # prediction-time feature lookups: reads of the online store's items, that table only (its
+        # KMS key admits DynamoDB's use on the caller's behalf, as for the other tables)
+        self.function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:GetItem", "dynamodb:BatchGetItem"], resources=[online_table.table_arn]
+            )
         )
         self.function.add_to_role_policy(
             iam.PolicyStatement(

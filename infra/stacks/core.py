@@ -218,6 +218,7 @@ class StepwiseStack(Stack):
             layer=self.inference_layer,
             api=self.api,
             registry_table=registry_table,
+            online_table=stores.online_table,
             artifacts_bucket=artifacts_bucket,
             data_bucket=data_bucket,
             reserved_concurrency=config.inference_reserved_concurrency,
@@ -330,6 +331,8 @@ class StepwiseStack(Stack):
         )
         for fn in (self.approvals.release_fn, api_fn):  # release steps, rollback and retirement
             grant_model_alarms(fn, topic_arn=self.monitoring.topic.topic_arn)
+            if isinstance(fn, lambda_.Function):
+                fn.add_environment(c.ENV_LOOKUP_MISS_ALARM_PERCENT, f"{config.lookup_miss_alarm_percent:g}")
         self.governance = Governance(
             self,
             c.GOVERNANCE_ID,

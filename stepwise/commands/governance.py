@@ -227,8 +227,23 @@ def run_explain(args: argparse.Namespace, target_factory: Any) -> int:
     b = reply.body
     head = f"request {b['request_id']} was answered by {b['model']} version {b['version']}"
     head += f" ({b['variant']}, {b['time']})"
-    _json_or(args, b, head + explain_matches(b) + "\n" + render_lineage(b["lineage"]))
+    _json_or(args, b, head + explain_matches(b) + explain_lookups(b) + "\n" + render_lineage(b["lineage"]))
     return 0
+
+
+def explain_lookups(body: dict[str, Any]) -> str:
+    """Per captured row, per looked-up feature view: its status and where its values came from."""
+    rows = body.get("lookups") or []
+    text = "\nlooked-up feature views:" if rows else ""
+    for i, views in enumerate(rows):
+        for view, source in sorted(views.items()):
+            where = (
+                f"source version {source.get('source_version')}, event time {source.get('event_time')}"
+                if source.get("source_version") is not None
+                else "no value in the online store"
+            )
+            text += f"\n  row {i}: {view}: {source.get('status')} ({where})"
+    return text
 
 
 def explain_matches(body: dict[str, Any]) -> str:

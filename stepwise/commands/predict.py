@@ -90,8 +90,8 @@ def batches(rows: Sequence[dict[str, Any]], size: int) -> Iterator[list[dict[str
 def predict_all(
     target: Target, model: str, rows: Sequence[dict[str, Any]], batch_size: int, request_id: str | None
 ) -> tuple[list[dict[str, Any]], ApiReply | None]:
-    """One result per row ({"version", "prediction", "probabilities", "request_id"}), or the
-    first failed reply."""
+    """One result per row ({"version", "prediction", "probabilities", "request_id"}, and "lookups"
+    for a version trained through feature views), or the first failed reply."""
     results: list[dict[str, Any]] = []
     for n, batch in enumerate(batches(rows, batch_size)):
         body: dict[str, Any] = {"instances": batch}
@@ -101,13 +101,15 @@ def predict_all(
         if not reply.ok or not isinstance(reply.body, dict):
             return results, reply
         probabilities = reply.body.get("probabilities") or [None] * len(batch)
-        for prediction, probs in zip(reply.body["predictions"], probabilities, strict=True):
+        lookups = reply.body.get("lookups")  # versions trained through feature views
+        for i, (prediction, probs) in enumerate(zip(reply.body["predictions"], probabilities, strict=True)):
             results.append(
                 {
                     "version": reply.body["version"],
                     "prediction": prediction,
                     "probabilities": probs,
                     "request_id": reply.body["request_id"],
+                    **({"lookups": lookups[i]} if lookups else {}),
                 }
             )
     return results, None

@@ -168,7 +168,7 @@ def test_governance_audit_lineage_explain_retire(
 
 
 MODEL_ALARM_PREFIX = f"{c.STACK_NAME}-model-{MODEL}-"
-MODEL_ALARM_KINDS = ("drift", "errors", "latency", "performance")
+MODEL_ALARM_KINDS = ("drift", "errors", "latency", "performance", "lookups")
 
 
 def _model_alarms(local: Target) -> dict[str, dict[str, Any]]:

@@ -89,7 +89,8 @@ def test_lifecycle_feature_view_training_serves_what_the_training_pipeline_predi
 ) -> None:
     """The bundled feature example on the local cloud: a feature view over an aggregate table, a
     spec with two derived features over it, training through the point-in-time join, and a
-    prediction over HTTP from raw fields + the view's values equal to the training pipeline's."""
+    prediction over HTTP from raw fields + the entity key, its view values looked up in the online
+    store, equal to the training pipeline's on the point-in-time joined rows."""
     import hashlib
 
     import numpy as np
@@ -99,7 +100,6 @@ def test_lifecycle_feature_view_training_serves_what_the_training_pipeline_predi
     from functions.models.registry import ModelVersion
     from stepwise import demo_features as ex
     from stepwise.commands.data import upload
-    from stepwise.commands.predict import predict_all
 
     # Given the aggregate table (validated), the view over it, the labelled events and the spec
     assert local.api("PUT", f"/v1/datasets/{ex.STATS}/contract", ex.STATS_CONTRACT).ok
@@ -143,18 +143,45 @@ def test_lifecycle_feature_view_training_serves_what_the_training_pipeline_predi
     reply = local.api("POST", path, {"reason": "e2e"}, identity="bob")
     assert reply.ok, reply.body
     ex.wait_for_production(local, ex.FEATURE_MODEL, 1)
-    # and rows of the training set (one without view values) are sent over HTTP as raw fields + view values
-    nulls = np.flatnonzero(training_set.column("customer:spend_30d").is_null().to_numpy(zero_copy_only=False))
-    rows = training_set.take([0, 1, 2, 3, int(nulls[0])])
-    instances = rows.select(["amount", "channel", "customer:spend_30d", "customer:orders_30d"]).to_pylist()
-    results, failed = predict_all(local, ex.FEATURE_MODEL, instances, len(instances), None)
-    assert failed is None, failed and failed.body
-    # Then the served predictions are the training pipeline's on the same rows
+    # and the online store holds, for four customers of the training set, their joined rows' view
+    # values as of an hour ago (written in the store's item layout by the test helper until
+    # materialization lands); a fifth row's customer has nothing there (the null path)
+    from datetime import UTC, datetime, timedelta
+
+    from functions.models.online import online_key
+    from infra import constants as c
+    from tests.integration.lookup_support import online_item
+
+    null = training_set.column("customer:spend_30d").is_null().to_numpy(zero_copy_only=False)
+    customers = training_set.column("customer").to_pylist()
+    picked: list[int] = []
+    for i in np.flatnonzero(~null).tolist():
+        if customers[i] not in {customers[j] for j in picked}:
+            picked.append(i)
+        if len(picked) == 4:
+            break
+    unseeded = next(i for i in np.flatnonzero(null).tolist() if customers[i] not in {customers[j] for j in picked})
+    rows = training_set.take([*picked, unseeded])
+    dynamodb, table = local_session.cloud.client("dynamodb"), local.output(c.OUT_ONLINE_TABLE)
+    an_hour_ago = datetime.now(UTC) - timedelta(hours=1)
+    dynamodb.delete_item(TableName=table, Key={"pk": {"S": online_key(ex.FEATURE_VIEW, [customers[unseeded]])}})
+    for r in rows.to_pylist()[:4]:
+        values = {"spend_30d": r["customer:spend_30d"], "orders_30d": r["customer:orders_30d"]}
+        item = online_item(ex.FEATURE_VIEW, [r["customer"]], values, an_hour_ago, use.source_version)
+        dynamodb.put_item(TableName=table, Item=item)
+    # When the rows are sent over HTTP as raw fields + the entity key only
+    instances = rows.select(["amount", "channel", "customer"]).to_pylist()
+    reply = local.api("POST", f"/v1/models/{ex.FEATURE_MODEL}/predict", {"instances": instances})
+    assert reply.ok, reply.body
+    # Then the served predictions are the training pipeline's on the point-in-time joined rows
     frame = tr.to_frame(tr.production_table(rows, version), version.pipeline_features)
     pipeline = tr.load_skops(artifact("skops"))
-    assert [str(r["prediction"]) for r in results] == pipeline.predict(frame).astype(str).tolist()
-    served = np.array([r["probabilities"] for r in results], dtype=np.float64)
+    assert [str(p) for p in reply.body["predictions"]] == pipeline.predict(frame).astype(str).tolist()
+    served = np.array(reply.body["probabilities"], dtype=np.float64)
     assert np.allclose(served, pipeline.predict_proba(frame), atol=1e-5)
+    # And the reply names where each row's view values came from
+    statuses = [(s["customer"]["status"], s["customer"]["source_version"]) for s in reply.body["lookups"]]
+    assert statuses == [("fresh", use.source_version)] * 4 + [("missing", None)]
 
 
 def test_lifecycle_batch_job_scores_a_multi_chunk_file_as_the_https_path_does(

@@ -69,7 +69,8 @@ EXPECTED_ACTIONS: dict[str, set[str]] = {
         "lambda:InvokeFunction",  # POST /drift, /audit/export, .../reproduce: those functions only
     }
     | _MODEL_ALARMS,  # rollback and retirement sync the model's alarms
-    "InferenceFunction": _BASE | {"dynamodb:GetItem", "s3:GetObject", "s3:PutObject"},
+    # registry GetItem; the online feature store: GetItem/BatchGetItem (that table only, see below)
+    "InferenceFunction": _BASE | {"dynamodb:GetItem", "dynamodb:BatchGetItem", "s3:GetObject", "s3:PutObject"},
     "ApprovalFunction": _BASE
     | {"sns:Publish", "dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem"}
     | {"dynamodb:UpdateItem"},
@@ -480,3 +481,25 @@ def test_model_alarm_grants_are_scoped_to_the_stack_alarm_prefix(assembly: Assem
         assert env[c.ENV_MODEL_ALARM_PREFIX] == prefix
         assert "Ref" in env[c.ENV_ALARM_TOPIC_ARN] or "Fn::ImportValue" in env[c.ENV_ALARM_TOPIC_ARN]
     assert granted == MODEL_ALARM_FUNCTIONS
+
+
+def test_inference_role_reads_the_online_store_with_exactly_get_and_batch_get(assembly: Assembly) -> None:
+    # Given the synthesized template
+    template = assembly.template
+    online_reads: dict[str, list[dict[str, Any]]] = {}
+    for function, role in function_roles(template).items():
+        statements = [s for _, s in role_statements(template, role) if s.get("Effect") == "Allow"]
+        touching = [s for s in statements if c.ONLINE_STORE_ID in json.dumps(s["Resource"])]
+        if touching or any("dynamodb:BatchGetItem" in _as_list(s["Action"]) for s in statements):
+            online_reads[str(_prefix_of(function))] = touching
+    # Then only the inference function reads the online store (BatchGetItem appears nowhere else),
+    # with one statement: GetItem and BatchGetItem on that table alone
+    assert list(online_reads) == ["InferenceFunction"], online_reads
+    (statement,) = online_reads["InferenceFunction"]
+    assert set(_as_list(statement["Action"])) == {"dynamodb:GetItem", "dynamodb:BatchGetItem"}
+    (resource,) = _as_list(statement["Resource"])
+    assert c.ONLINE_STORE_ID in json.dumps(resource) and "/index" not in json.dumps(resource)
+    # And its environment names the table
+    inference = next(lid for lid in function_roles(template) if lid.startswith("InferenceFunction"))
+    env = template["Resources"][inference]["Properties"]["Environment"]["Variables"]
+    assert c.ONLINE_STORE_ID in json.dumps(env[c.ENV_ONLINE_TABLE])

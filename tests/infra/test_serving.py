@@ -50,6 +50,7 @@ def test_serving_grants_are_least_privilege(resources: dict[str, Any]) -> None:
     actions = {a for s in statements for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
     assert actions == {
         "dynamodb:GetItem",
+        "dynamodb:BatchGetItem",  # the online feature store only (test_iam_least_privilege.py)
         "s3:GetObject",
         "s3:PutObject",
         "xray:PutTraceSegments",

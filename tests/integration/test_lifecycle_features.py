@@ -2,8 +2,9 @@
 stored (PUT /v1/specs), the real train step builds its training set by the point-in-time join over
 the view source's offline layout (built once per source version, stored in S3 with its sha256),
 writes the joined set next to the run's artifacts, and the registered ONNX graph takes the raw
-request fields and the view's features; lineage records the view and source versions, and
-reproduce rebuilds the identical training set."""
+request fields and the view's features, which serving looks up by entity key in the online store
+(the same values, and the same nulls, as the join gave training); lineage records the view and
+source versions, and reproduce rebuilds the identical training set."""
 
 from __future__ import annotations
 
@@ -33,11 +34,13 @@ from functions.logic.reproduce import reproduce
 from functions.logic.serving import Serving
 from functions.models.errors import NotFound
 from functions.models.features import FeatureView
+from functions.models.online import online_key
 from functions.models.registry import ModelVersion
 from functions.models.settings import get_settings
 from tests.conftest import load_event
 from tests.integration.conftest import Stores, object_bytes
 from tests.integration.lifecycle_support import Context, run_steps, seed_dataset, start_state
+from tests.integration.lookup_support import create_online_table, seed
 from tests.integration.test_predict_support import Context as PredictContext
 from tests.integration.test_predict_support import predict_event, put_model
 
@@ -191,21 +194,43 @@ def test_features_spec_pins_the_view_and_trains_registers_serves_and_reproduces(
     assert status == 200, lineage
     assert [(v["view"], v["version"], v["source_version"]) for v in lineage["feature_views"]] == [("cust", 1, 1)]
 
-    # When it serves a request carrying the raw field and the view's values (one of them null)
+    # When it serves requests carrying only the entity key and the raw field, each at its label's
+    # time, the online store holding what materialization would have stored by then (the source's
+    # latest row at or before that time; written by the test helper until materialization lands)
     put_model(stores, MODEL, production=1)
-    rows = joined.slice(0, 8)
-    instances = [
-        {"amount": r["amount"], "cust:spend_30d": r["cust:spend_30d"], "cust:orders_30d": r["cust:orders_30d"]}
-        for r in rows.to_pylist()
-    ]
-    reply = predict.lambda_handler(predict_event(MODEL, {"instances": instances}), PredictContext())
-    body = json.loads(reply["body"])
-    # Then it answers what the training pipeline predicts on the same rows
-    assert reply["statusCode"] == 200, body
+    table, now_ms = create_online_table(), [0]
+    state = Serving(get_settings().model_copy(update={"online_table": table}), wall_ms=lambda: now_ms[0])
+    predict.reset(state)
+    null = joined.column("cust:spend_30d").is_null().to_numpy(zero_copy_only=False)
+    unknown = joined.column("customer").to_numpy() >= 40  # customers without aggregates
+    expired = np.flatnonzero(null & ~unknown)[:2].tolist()
+    rows = joined.take([*range(8), *expired, *np.flatnonzero(null & unknown)[:2].tolist()])
+    stats = stats_table().to_pylist()
+    served: list[dict[str, Any]] = []
+    for r in rows.to_pylist():
+        pk = {"pk": {"S": online_key("cust", [r["customer"]])}}
+        boto3.client("dynamodb").delete_item(TableName=table, Key=pk)
+        known = [s for s in stats if s["customer"] == r["customer"] and s["at"] <= r["event_at"]]
+        if known:
+            s = max(known, key=lambda s: s["at"])
+            values = {"spend_30d": s["spend_30d"], "orders_30d": s["orders_30d"]}
+            seed("cust", [r["customer"]], values, s["at"], 1, table=table)
+        now_ms[0] = int(r["event_at"].timestamp() * 1000)
+        instance = {"customer": r["customer"], "amount": r["amount"]}
+        reply = predict.lambda_handler(predict_event(MODEL, {"instances": [instance]}), PredictContext())
+        assert reply["statusCode"] == 200, reply["body"]
+        served.append(json.loads(reply["body"]))
+    # Then it answers what the training pipeline predicts on the point-in-time joined rows: values
+    # where the join found a fresh row, null (imputed) where it found none or an expired one
     frame = tr.to_frame(tr.production_table(rows, version), version.pipeline_features)
     skops = tr.load_skops(_bytes(version.artifacts["skops"].uri))
-    assert body["predictions"] == skops.predict(frame).astype(str).tolist()
-    assert np.allclose(body["probabilities"], skops.predict_proba(frame), atol=1e-5)
+    assert [b["predictions"][0] for b in served] == skops.predict(frame).astype(str).tolist()
+    assert np.allclose([b["probabilities"][0] for b in served], skops.predict_proba(frame), atol=1e-5)
+    fresh = [b["lookups"][0]["cust"]["status"] == "fresh" for b in served]
+    assert fresh == [v is not None for v in rows.column("cust:spend_30d").to_pylist()]
+    assert {b["lookups"][0]["cust"]["status"] for b in served} == {"fresh", "missing", "expired"}
+    assert all(b["lookups"][0]["cust"]["source_version"] in (1, None) for b in served)
+    predict.reset(Serving(get_settings()))
 
     # When the version is reproduced from its records
     result = reproduce(get_settings(), MODEL, 1)

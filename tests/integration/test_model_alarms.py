@@ -24,7 +24,7 @@ from tests.integration.release_support import register
 
 OPS = Actor(identity="ops")
 PREFIX = "stepwise-test-model-"
-KINDS = {"drift", "errors", "latency", "performance"}
+KINDS = {"drift", "errors", "latency", "performance", "lookups"}
 
 
 @pytest.fixture
@@ -65,12 +65,16 @@ def test_model_alarms_created_on_promotion_to_the_topic_once(stores: Stores, top
     # When the workflow promotes it (and a retried delivery promotes it again)
     assert step("promote", "churn", 1)["production_version"] == 1
     step("promote", "churn", 1)
-    # Then churn has its four alarms, each notifying the alarm topic, on the model-level metrics
+    # Then churn has its five alarms, each notifying the alarm topic, on the model-level metrics
     found = alarms("churn")
     assert set(found) == KINDS
     assert all(a["AlarmActions"] == [topic] for a in found.values())
     assert {d["Name"]: d["Value"] for d in found["errors"]["Dimensions"]} == {"service": "stepwise", "model": "churn"}
     assert found["latency"]["MetricName"] == "ModelLatency" and found["drift"]["MetricName"] == "DriftShare"
+    # (the lookups alarm: the share of feature lookups missing or expired, over the settable threshold)
+    lookups = found["lookups"]
+    assert (lookups["MetricName"], lookups["Statistic"], lookups["Threshold"]) == ("LookupMissShare", "Average", 20.0)
+    assert {d["Name"]: d["Value"] for d in lookups["Dimensions"]} == {"service": "stepwise", "model": "churn"}
     # And one audit event recorded the creation (the repeat changed nothing)
     assert alarm_events(stores, "churn") == [{"alarms": sorted(f"{PREFIX}churn-{k}" for k in KINDS)}]
     # And no other model got any
