@@ -34,6 +34,7 @@ import pyarrow.csv as pcsv
 import pyarrow.json as pjson
 import pyarrow.parquet as pq
 
+from functions.logic.batch_capture import CaptureSample
 from functions.logic.batch_header import check_columns as check_columns  # the chunk scorer's column check
 from functions.logic.serving_runtime import OnnxModel
 from functions.logic.validation import arrow_type
@@ -326,6 +327,7 @@ class ChunkScorer:
     rows: int = 0
     scored: int = 0
     rejected: int = 0
+    capture: CaptureSample | None = None  # a sample of the scored rows for monitoring, when the job captures
 
     def __post_init__(self) -> None:
         self._part = pa.BufferOutputStream()
@@ -368,11 +370,11 @@ class ChunkScorer:
                 messages.append(message)
                 categories.append(category)
         good = reason < 0
-        self._write_part(table, checked, good)
+        self._write_part(table, checked, good, piece.rows)
         self._write_rejects(table, piece, reason, messages, categories)
         self.rows += n + len(piece.unparseable)
 
-    def _write_part(self, table: pa.Table, checked: list[_Checked], good: np.ndarray) -> None:
+    def _write_part(self, table: pa.Table, checked: list[_Checked], good: np.ndarray, rows: np.ndarray) -> None:
         kept = int(good.sum())
         everything = kept == len(good)
         if kept:
@@ -403,6 +405,9 @@ class ChunkScorer:
             self._part_writer = pq.ParquetWriter(self._part, schema, compression=PART_COMPRESSION)
         self._part_writer.write_table(out)
         self.scored += kept
+        if self.capture is not None and kept:
+            scored = table if everything else table.filter(pa.array(good))
+            self.capture.offer(scored, rows if everything else rows[good], predictions, probabilities)
 
     def _write_rejects(
         self, table: pa.Table, piece: Piece, reason: np.ndarray, messages: list[str], categories: list[str]
@@ -457,10 +462,16 @@ class ChunkScorer:
 
 
 def score_chunk(
-    model: OnnxModel, source: ByteSource, fmt: FileFormat, chunk: Chunk, passthrough: list[str]
+    model: OnnxModel,
+    source: ByteSource,
+    fmt: FileFormat,
+    chunk: Chunk,
+    passthrough: list[str],
+    capture: CaptureSample | None = None,
 ) -> tuple[bytes, bytes | None, ChunkCounts]:
-    """Score one chunk of the input: (part bytes, rejects part bytes or None, counts)."""
-    scorer = ChunkScorer(model, chunk.index, list(passthrough))
+    """Score one chunk of the input: (part bytes, rejects part bytes or None, counts); `capture`,
+    when given, is offered every scored row (it keeps its bounded sample)."""
+    scorer = ChunkScorer(model, chunk.index, list(passthrough), capture=capture)
     for piece in _pieces(source, fmt, chunk, model.version.features, list(passthrough)):
         missing = [p for p in passthrough if p not in piece.table.column_names]
         if missing and piece.table.num_rows:

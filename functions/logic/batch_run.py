@@ -5,7 +5,8 @@
 - `run_chunk` loads the job's version through serving's model cache (sha256 verified) and refuses
   it unless its artifact is the sha256 the job pinned, so every chunk scores with the same bytes
   whatever production became meanwhile; it writes the chunk's part, its rejects part when rows did
-  not fit, and a small report beside them. The part is deterministic, so a retried chunk
+  not fit, the chunk's capture sample when the job captures (functions/logic/batch_capture.py),
+  and a small report beside them. The part is deterministic, so a retried chunk
   overwrites its own part with the same bytes.
 - `finish_job` reads every chunk's report: a missing one fails the job naming the chunks to run
   again (`failed_chunks`, then `finish_job` again: only those are scored); a reject share above
@@ -30,7 +31,9 @@ import pyarrow.parquet as pq
 from functions.dal import artifacts as objects
 from functions.dal import batch_jobs as store
 from functions.dal import registry as registry_dal
+from functions.dal.captures import put_jsonl_gz
 from functions.logic import batch
+from functions.logic.batch_capture import CaptureSample, capture_key
 from functions.logic.batch_jobs import FINISH_ACTION
 from functions.logic.serving import ModelCache
 from functions.logic.serving_runtime import OnnxModel
@@ -126,8 +129,13 @@ def run_chunk(settings: Settings, task: ChunkTask, models: ModelCache) -> ChunkR
     job = _job(settings, task.model, task.job_id)
     model = pinned_model(models, job)
     chunk = Chunk(index=task.index, start=task.start, end=task.end, row_groups=tuple(task.row_groups))
-    part, rejects, counts = batch.score_chunk(model, _source(job), job.input.format, chunk, job.passthrough)
+    sample = CaptureSample(model, job.job_id, task.index, settings.batch_capture_rows) if job.capture else None
+    part, rejects, counts = batch.score_chunk(model, _source(job), job.input.format, chunk, job.passthrough, sample)
     bucket = settings.data_bucket
+    captured = sample.encode(job.model, job.version, job.requested_at) if sample is not None else None
+    if sample is not None and captured is not None:  # before the report: a chunk is done once all it writes is
+        put_jsonl_gz(bucket, capture_key(job.model, job.job_id, task.index, job.requested_at), captured)
+        counts = counts.model_copy(update={"captured": sample.rows})
     key = part_key(job.model, job.job_id, task.index)
     objects.put_bytes(bucket, key, part)
     rejected = None
@@ -214,6 +222,10 @@ def finish_job(settings: Settings, model: str, job_id: str, now: datetime | None
         reasons=dict(sorted(reasons.items())),
         parts=[r.part for r in reports],
         rejects=[r.rejects for r in reports if r.rejects is not None],
+        captured=sum(r.counts.captured for r in reports),
+        captures=[
+            capture_key(job.model, job.job_id, r.counts.chunk, job.requested_at) for r in reports if r.counts.captured
+        ],
     )
     objects.put_json(settings.data_bucket, manifest_key(job.model, job.job_id), manifest.model_dump_json(indent=1))
     done = counted.model_copy(update={"status": JobStatus.SUCCEEDED, "finished_at": now, "error": "", "message": ""})

@@ -61,6 +61,7 @@ class ChunkCounts(BaseModel):
     scored: int = Field(ge=0)
     rejected: int = Field(ge=0)
     reasons: dict[str, int] = Field(default_factory=dict)
+    captured: int = Field(default=0, ge=0)  # scored rows sampled into the capture store (capturing jobs)
 
 
 # -- jobs --------------------------------------------------------------------------------------------
@@ -110,7 +111,7 @@ class BatchRequest(BaseModel):
     model_version: int | None = Field(default=None, ge=1, le=MAX_VERSION)
     alias: Literal["production", "candidate"] | None = None
     passthrough: list[COLUMN_NAME] = Field(default_factory=list, max_length=MAX_PASSTHROUGH)
-    # capturing batch-scored rows for monitoring is not built: true is refused rather than ignored
+    # a sample of the scored rows goes to the capture store the drift check reads (batch_capture.py)
     capture: bool = False
     reject_threshold: float = Field(default=DEFAULT_REJECT_THRESHOLD, ge=0, le=1)
     client_token: str | None = Field(default=None, pattern=CLIENT_TOKEN_PATTERN)
@@ -121,8 +122,6 @@ class BatchRequest(BaseModel):
             raise ValueError("give model_version or alias, not both")
         if len(set(self.passthrough)) != len(self.passthrough):
             raise ValueError("passthrough names a column twice")
-        if self.capture:
-            raise ValueError("capture: capturing batch-scored rows for monitoring is not supported yet")
         return self
 
 
@@ -240,6 +239,8 @@ class Manifest(BaseModel):
     reasons: dict[str, int]
     parts: list[PartRef]
     rejects: list[PartRef]
+    captured: int = 0  # scored rows sampled into captures/ for monitoring
+    captures: list[str] = Field(default_factory=list)  # their capture objects' keys
 
 
 def report_key(model: str, job: str, chunk: int) -> str:

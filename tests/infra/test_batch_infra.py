@@ -45,12 +45,15 @@ def test_batch_workflow_plans_maps_every_chunk_to_one_lambda_and_finishes(resour
     assert f"ATT-{function_id}" in json.dumps(score) and "Parameters" not in score  # the item is the payload
 
 
-def test_batch_function_runs_the_training_image_and_writes_only_predictions(resources: dict[str, Any]) -> None:
+def test_batch_function_runs_the_training_image_and_writes_only_predictions_and_captures(
+    resources: dict[str, Any],
+) -> None:
     function_id, function = _one(resources, "AWS::Lambda::Function", c.BATCH_FUNCTION_ID)
     assert function["Properties"]["PackageType"] == "Image"
     assert function["Properties"]["ImageConfig"]["Command"] == [BATCH_HANDLER]
     writes = [s for s in _statements(resources, function_id) if "s3:PutObject" in s["Action"]]
-    assert writes and all("/predictions/*" in json.dumps(s["Resource"]) for s in writes)
+    where = sorted(json.dumps(s["Resource"]).rsplit("/", 2)[-2] for s in writes)
+    assert where == ["captures", "predictions"], writes
 
 
 def test_batch_routes_are_served_by_the_api_function_which_starts_the_workflow(resources: dict[str, Any]) -> None:
