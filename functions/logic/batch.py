@@ -143,6 +143,13 @@ def _pieces(
     yield Piece(_concat(tables, passthrough), rows, bad)
 
 
+def input_rows(
+    source: ByteSource, fmt: FileFormat, chunk: Chunk, features: list[Feature], passthrough: list[str]
+) -> Iterator[Piece]:
+    """A chunk's rows as the scorer reads them (features and pass-through columns), piece by piece."""
+    return _pieces(source, fmt, chunk, features, passthrough)
+
+
 def _bisect(
     reader: _Reader,
     lines: list[bytes],

@@ -24,6 +24,7 @@ from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -44,15 +45,18 @@ from functions.models.batch import (
     BatchJob,
     ChunkReport,
     ChunkTask,
+    ExplainedRow,
     JobStatus,
     Manifest,
     PartRef,
+    RowExplanation,
     manifest_key,
     part_key,
     rejects_key,
     report_key,
 )
 from functions.models.errors import Conflict, IntegrityError, InvalidInput, NotFound
+from functions.models.registry import ModelVersion
 from functions.models.settings import Settings
 from functions.observability import logger
 
@@ -151,6 +155,9 @@ def run_chunk(settings: Settings, task: ChunkTask, models: ModelCache) -> ChunkR
         rejects=rejected,
         version=job.version,
         artifact_sha256=job.artifact_sha256,
+        start=task.start,
+        end=task.end,
+        row_groups=list(task.row_groups),
     )
     objects.put_json(bucket, report_key(job.model, job.job_id, task.index), report.model_dump_json())
     return report
@@ -285,10 +292,16 @@ def jobs_of(settings: Settings, model: str, version: int | None = None) -> list[
     return [j for j in jobs if version is None or j.version == version]
 
 
-def explain_row(settings: Settings, model: str, job_id: str, column: str, value: str) -> dict[str, Any]:
-    """The scored row(s) of a job whose pass-through `column` equals `value` (compared as text),
-    with what scored them: the version, its artifact sha256, the input object and the part read."""
+def explain_row(settings: Settings, model: str, job_id: str, row: str, column: str | None = None) -> RowExplanation:
+    """The scored row(s) of a job whose pass-through `column` (the job's first pass-through column
+    unless named) equals `row` (compared as text): pass-through values, prediction and
+    probabilities from the part (its sha256 verified against the manifest), the feature values
+    read again from the chunk of the pinned input that the chunk's report locates, and the version
+    and artifact sha256 that scored them."""
     job = _job(settings, model, job_id)
+    if not job.passthrough:
+        raise InvalidInput(f"job {job_id} passed no column through: its rows have no id to name them by")
+    column = column or job.passthrough[0]
     if column not in job.passthrough:
         raise InvalidInput(f"job {job_id} passed through {job.passthrough}, not {column!r}")
     if job.status is not JobStatus.SUCCEEDED:
@@ -296,19 +309,72 @@ def explain_row(settings: Settings, model: str, job_id: str, column: str, value:
     manifest = Manifest.model_validate_json(
         objects.get_object(settings.data_bucket, manifest_key(job.model, job.job_id))
     )
-    rows: list[dict[str, Any]] = []
+    version = registry_dal.get_version(settings.registry_table, job.model, job.version)
+    rows: list[ExplainedRow] = []
     for part in manifest.parts:
         data = objects.get_verified(settings.data_bucket, part.key, part.sha256, what=f"part {part.key}")
         table = pq.read_table(io.BytesIO(data))
-        found = table.filter(pc.equal(table.column(column).cast(pa.string()), value))
-        rows += [row | {"part": part.key} for row in found.to_pylist()]
+        found = table.filter(pc.equal(table.column(column).cast(pa.string()), row))
+        if not found.num_rows:
+            continue
+        chunk = int(part.key.rsplit("part-", 1)[1].split(".", 1)[0])
+        inputs = _input_rows(settings, job, version, chunk, column, row) if version is not None else []
+        if len(inputs) != found.num_rows:  # the id is not unique among the chunk's rows: do not guess
+            inputs = [{} for _ in range(found.num_rows)]
+        for scored, given in zip(found.to_pylist(), inputs, strict=True):
+            rows.append(
+                ExplainedRow(
+                    chunk=chunk,
+                    passthrough={p: scored[p] for p in job.passthrough},
+                    inputs=given,
+                    prediction=scored["prediction"],
+                    probabilities=scored.get("probabilities"),
+                    model_version=scored["model_version"],
+                    part=part.key,
+                    part_sha256=part.sha256,
+                )
+            )
     if not rows:
-        raise NotFound(f"job {job_id} scored no row whose {column!r} is {value!r}")
-    return {
-        "job_id": job.job_id,
-        "model": job.model,
-        "version": job.version,
-        "artifact_sha256": job.artifact_sha256,
-        "input": job.input.model_dump(),
-        "rows": rows,
-    }
+        raise NotFound(f"job {job_id} scored no row whose {column!r} is {row!r}")
+    return RowExplanation(
+        job_id=job.job_id,
+        model=job.model,
+        version=job.version,
+        artifact_sha256=job.artifact_sha256,
+        input=job.input,
+        column=column,
+        row=row,
+        rows=rows,
+    )
+
+
+def _input_rows(
+    settings: Settings, job: BatchJob, version: ModelVersion, chunk: int, column: str, row: str
+) -> list[dict[str, Any]]:
+    """The feature values of the chunk's scored input rows whose `column` is `row`, in input order
+    (rejected rows, listed in the chunk's rejects part, left out)."""
+    try:
+        report = ChunkReport.model_validate_json(
+            objects.get_object(settings.data_bucket, report_key(job.model, job.job_id, chunk))
+        )
+    except NotFound:
+        return []
+    if not (report.row_groups or report.end):  # written before reports located their chunk
+        return []
+    located = Chunk(index=chunk, start=report.start, end=report.end, row_groups=tuple(report.row_groups))
+    rejected: set[int] = set()
+    if report.rejects is not None:
+        rejects = pq.read_table(io.BytesIO(objects.get_object(settings.data_bucket, report.rejects.key)))
+        rejected = set(rejects.column("row").to_pylist())
+    names = [f.name for f in version.features]
+    out: list[dict[str, Any]] = []
+    for piece in batch.input_rows(_source(job), job.input.format, located, version.features, job.passthrough):
+        if column not in piece.table.column_names:
+            continue
+        mask = pc.fill_null(pc.equal(piece.table.column(column).cast(pa.string()), row), False)
+        hits = piece.table.filter(mask)
+        indices = piece.rows[np.asarray(mask.to_numpy(zero_copy_only=False), dtype=bool)]
+        for index, values in zip(indices.tolist(), hits.to_pylist(), strict=True):
+            if index not in rejected:
+                out.append({n: values.get(n) for n in names})
+    return out

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -218,6 +218,46 @@ class ChunkReport(BaseModel):
     rejects: PartRef | None = None
     version: int = Field(ge=1)
     artifact_sha256: str
+    # where the chunk lies in the input (what explaining a row re-reads for its inputs)
+    start: int = Field(default=0, ge=0)
+    end: int = Field(default=0, ge=0)
+    row_groups: list[int] = Field(default_factory=list)
+
+
+ROW_ID_PATTERN = r"^[^/\x00-\x1f]{1,256}$"
+
+
+class ExplainedRow(BaseModel):
+    """One scored row of a job: its pass-through columns, the feature values it was scored on (read
+    again from the pinned input; empty when they cannot be told apart from another row's), what the
+    model answered, and the part that holds it with that part's sha256 from the manifest."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    chunk: int = Field(ge=0)
+    passthrough: dict[str, Any]
+    inputs: dict[str, Any]
+    prediction: Any
+    probabilities: list[float] | None = None
+    model_version: int
+    part: str
+    part_sha256: str
+
+
+class RowExplanation(BaseModel):
+    """GET /v1/models/{name}/batch/{job}/rows/{row}: the rows of a job whose pass-through `column`
+    is `row`, and what scored them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    job_id: str
+    model: str
+    version: int
+    artifact_sha256: str
+    input: InputRef
+    column: str
+    row: str
+    rows: list[ExplainedRow]
 
 
 class Manifest(BaseModel):

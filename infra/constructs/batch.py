@@ -4,6 +4,7 @@
          start the workflow (named after the job)
     Plan -> Chunks (Distributed Map: one ScoreChunk per chunk) -> Finish -> Concluded? -> done | failed
     GET  /v1/models/{name}/batch/{job} -> the job record
+    GET  /v1/models/{name}/batch/{job}/rows/{row} -> batch function: a scored row explained
 
 The batch function runs every step from the training image: scoring needs ONNX Runtime and pyarrow
 together, and the data layer (pyarrow, 176 MB arm64 / 187 MB x86_64) plus ONNX Runtime (57 MB)
@@ -45,6 +46,8 @@ BATCH_ROUTES = (
     ("GET", "/v1/models/{name}/batch"),
     ("GET", "/v1/models/{name}/batch/{job}"),
 )
+# served by the batch function: explaining a row reads Parquet parts (the API function has no pyarrow)
+BATCH_FUNCTION_ROUTES = (("GET", "/v1/models/{name}/batch/{job}/rows/{row}"),)
 PREFIX_PREDICTIONS = "predictions/"  # functions/models/batch.py PREDICTIONS_PREFIX
 INPUT_PREFIXES = (c.PREFIX_VALIDATED, c.PREFIX_RAW)  # functions/models/settings.py batch_input_prefixes
 CHUNK_CONCURRENCY = 100
@@ -117,6 +120,8 @@ class Batch(Construct):
         )
         for method, path in BATCH_ROUTES:
             api.add_route(method, path, api_function)
+        for method, path in BATCH_FUNCTION_ROUTES:
+            api.add_route(method, path, fn)
         CfnOutput(stack, c.OUT_BATCH_SM_ARN, value=self.state_machine.state_machine_arn)
         CfnOutput(stack, c.OUT_BATCH_FUNCTION, value=fn.function_name)
 

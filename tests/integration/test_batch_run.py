@@ -109,12 +109,12 @@ def test_a_multi_chunk_job_scores_every_row_as_predict_does_and_its_manifest_mat
     # And the version's jobs name this one, and a row is explained by its pass-through id
     assert [j.job_id for j in batch_run.jobs_of(get_settings(), NAME, 1)] == [job_id]
     assert batch_run.jobs_of(get_settings(), NAME, 2) == []
-    explained = batch_run.explain_row(get_settings(), NAME, job_id, "customer", "c7")
-    (row,) = explained["rows"]
-    assert explained["version"] == 1 and explained["artifact_sha256"] == done.artifact_sha256
-    assert row["prediction"] == reply.predictions[7] and row["probabilities"] == reply.probabilities[7]
+    explained = batch_run.explain_row(get_settings(), NAME, job_id, "c7", "customer")
+    (row,) = explained.rows
+    assert explained.version == 1 and explained.artifact_sha256 == done.artifact_sha256
+    assert row.prediction == reply.predictions[7] and row.probabilities == reply.probabilities[7]
     with pytest.raises(NotFound):
-        batch_run.explain_row(get_settings(), NAME, job_id, "customer", "nobody")
+        batch_run.explain_row(get_settings(), NAME, job_id, "nobody", "customer")
 
 
 def test_a_chunk_that_fails_transiently_is_retried_with_identical_bytes(served: Stores) -> None:
