@@ -65,6 +65,16 @@ _NUMBER_TYPES = ("int", "float", "bool")
 _Reader = Callable[[bytes], pa.Table]
 
 
+@dataclass(frozen=True)
+class Lookup:
+    """Feature lookups of a chunk's rows: the input columns they read (entity keys, event time) and
+    the join adding the looked-up columns to a piece (functions/logic/batch_run.py builds it from
+    the version's feature views: the point-in-time join against their offline layouts)."""
+
+    columns: list[str]
+    join: Callable[[pa.Table], pa.Table]
+
+
 # -- planning --------------------------------------------------------------------------------------
 
 
@@ -475,11 +485,17 @@ def score_chunk(
     chunk: Chunk,
     passthrough: list[str],
     capture: CaptureSample | None = None,
+    lookup: Lookup | None = None,
 ) -> tuple[bytes, bytes | None, ChunkCounts]:
     """Score one chunk of the input: (part bytes, rejects part bytes or None, counts); `capture`,
-    when given, is offered every scored row (it keeps its bounded sample)."""
+    when given, is offered every scored row (it keeps its bounded sample); `lookup`, when given,
+    adds to each piece the feature-view columns looked up for its rows (from the input columns it
+    names) before the rows are checked and scored."""
     scorer = ChunkScorer(model, chunk.index, list(passthrough), capture=capture)
-    for piece in _pieces(source, fmt, chunk, model.version.features, list(passthrough)):
+    extra = [c for c in (lookup.columns if lookup is not None else []) if c not in passthrough]
+    for piece in _pieces(source, fmt, chunk, model.version.features, [*passthrough, *extra]):
+        if lookup is not None:
+            piece.table = lookup.join(piece.table).drop_columns([c for c in extra if c in piece.table.column_names])
         missing = [p for p in passthrough if p not in piece.table.column_names]
         if missing and piece.table.num_rows:
             raise BatchInputInvalid(f"pass-through column(s) {missing} are not in chunk {chunk.index} of the input")

@@ -33,9 +33,10 @@ from functions.dal import artifacts as objects
 from functions.dal import batch_jobs as store
 from functions.dal import registry as registry_dal
 from functions.dal.captures import put_jsonl_gz
-from functions.logic import batch
+from functions.logic import batch, batch_jobs, feature_training
 from functions.logic.batch_capture import CaptureSample, capture_key
 from functions.logic.batch_jobs import FINISH_ACTION
+from functions.logic.pit_join import JoinView, pit_join
 from functions.logic.serving import ModelCache
 from functions.logic.serving_runtime import OnnxModel
 from functions.logic.validation_files import Chunk
@@ -129,12 +130,45 @@ def pinned_model(models: ModelCache, job: BatchJob) -> OnnxModel:
     return model
 
 
+_VIEWS: dict[tuple[str, ...], list[JoinView]] = {}  # the last version's loaded views (one job per function)
+
+
+def feature_lookup(settings: Settings, version: ModelVersion, event_time: str) -> batch.Lookup:
+    """The point-in-time lookup of a version trained through feature views: each input row joined
+    with every view's offline layout as of the row's event time, the very layouts, features and
+    TTLs its training joined (functions/logic/pit_join.py; never the online store). Key and time
+    columns read as text (CSV, JSON Lines) are cast to the layout's types first."""
+    cache_key = tuple(use.layout.sha256 for use in version.feature_views)
+    views = _VIEWS.get(cache_key)
+    if views is None:
+        _VIEWS.clear()
+        views = _VIEWS[cache_key] = feature_training.join_views(settings, version.feature_views)
+    columns = batch_jobs.lookup_columns(version, event_time)
+    types = {k: view.layout.entities.schema.field(k).type for view in views for k in view.layout.manifest.entity_keys}
+    zone = views[0].layout.timezone
+
+    def join(table: pa.Table) -> pa.Table:
+        try:
+            for name, kind in [*types.items(), (event_time, pa.timestamp("us", zone))]:
+                column = table.column(name)
+                if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+                    table = table.set_column(table.column_names.index(name), name, column.cast(kind))
+            return pit_join(table, views, time_column=event_time).table
+        except (InvalidInput, KeyError, pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            raise BatchInputInvalid(f"feature lookups of {version.model} v{version.version}: {exc}") from exc
+
+    return batch.Lookup(columns=columns, join=join)
+
+
 def run_chunk(settings: Settings, task: ChunkTask, models: ModelCache) -> ChunkReport:
     job = _job(settings, task.model, task.job_id)
     model = pinned_model(models, job)
     chunk = Chunk(index=task.index, start=task.start, end=task.end, row_groups=tuple(task.row_groups))
     sample = CaptureSample(model, job.job_id, task.index, settings.batch_capture_rows) if job.capture else None
-    part, rejects, counts = batch.score_chunk(model, _source(job), job.input.format, chunk, job.passthrough, sample)
+    lookup = feature_lookup(settings, model.version, job.event_time) if model.version.feature_views else None
+    part, rejects, counts = batch.score_chunk(
+        model, _source(job), job.input.format, chunk, job.passthrough, sample, lookup
+    )
     bucket = settings.data_bucket
     captured = sample.encode(job.model, job.version, job.requested_at) if sample is not None else None
     if sample is not None and captured is not None:  # before the report: a chunk is done once all it writes is

@@ -115,6 +115,9 @@ class BatchRequest(BaseModel):
     capture: bool = False
     reject_threshold: float = Field(default=DEFAULT_REJECT_THRESHOLD, ge=0, le=1)
     client_token: str | None = Field(default=None, pattern=CLIENT_TOKEN_PATTERN)
+    # a version trained through feature views: the input column holding each row's event time (the
+    # time its features are looked up as of); default the version's training event-time column
+    event_time: COLUMN_NAME | None = None
 
     @model_validator(mode="after")
     def _one_choice(self) -> BatchRequest:
@@ -158,6 +161,7 @@ class BatchJob(BaseModel):
     input: InputRef
     passthrough: list[str] = Field(default_factory=list)
     capture: bool = False
+    event_time: str = ""  # versions trained through feature views: the input's event-time column
     reject_threshold: float = Field(default=DEFAULT_REJECT_THRESHOLD, ge=0, le=1)
     client_token: str | None = None
     request_sha256: str = ""  # of the request as given: a repeated token with another body is refused

@@ -91,6 +91,7 @@ class Batch(Construct):
         allow_objects(fn, data_bucket, PREFIX_PREDICTIONS, ["s3:GetObject", "s3:PutObject"], "parts and reports")
         allow_objects(fn, data_bucket, c.PREFIX_CAPTURES, ["s3:PutObject"], "capture samples of capturing jobs")
         allow_objects(fn, artifacts_bucket, c.PREFIX_MODELS, ["s3:GetObject"], "the job's verified ONNX artifact")
+        allow_objects(fn, artifacts_bucket, c.PREFIX_OFFLINE, ["s3:GetObject"], "feature views' offline layouts")
         allow_table(fn, registry_table, ["dynamodb:GetItem"])
         allow_table(fn, metadata_table, JOB_ACTIONS)  # job records and their audit events
         self.state_machine = self._workflow(fn, functions.log_retention)

@@ -2,7 +2,7 @@
 
 POST /v1/models/{name}/batch        {"input": {"dataset", "version"} | {"uri"}, "model_version"?,
                                     "alias"?, "passthrough"?, "capture"?, "reject_threshold"?,
-                                    "client_token"?}: 202 with the job (its id, the version and
+                                    "client_token"?, "event_time"?}: 202 with the job (its id, the version and
                                     artifact sha256 it scores with, the output prefix)
 GET  /v1/models/{name}/batch        the model's jobs, newest first
 GET  /v1/models/{name}/batch/{job}  the job: status, chunks, rows, errors
