@@ -53,6 +53,9 @@ from functions.models.registry import Feature
 from functions.models.serving import DEFAULT_STRING_MAX_LENGTH, FLOAT_LIMIT, INT_LIMIT
 
 PART_COMPRESSION = "snappy"
+# Dictionary-encode only the few-valued output columns: dictionary attempts on the float
+# probabilities (and statistics on them) made writing a part almost 3x slower and it larger.
+PART_DICTIONARY = ["prediction", "model_version"]
 _ONNX_ARROW = {
     "tensor(string)": pa.string(),
     "tensor(int64)": pa.int64(),
@@ -362,6 +365,16 @@ class ChunkScorer:
         )
         self._classes = classes
 
+    def _writer(self, schema: pa.Schema) -> pq.ParquetWriter:
+        """The part's writer: statistics on the pass-through columns only (what readers filter on)."""
+        return pq.ParquetWriter(
+            self._part,
+            schema,
+            compression=PART_COMPRESSION,
+            use_dictionary=PART_DICTIONARY,
+            write_statistics=list(self.passthrough),
+        )
+
     def output_schema(self, table: pa.Table) -> pa.Schema:
         fields = [table.schema.field(p) for p in self.passthrough]
         fields.append(pa.field("prediction", self._prediction_type))
@@ -419,7 +432,7 @@ class ChunkScorer:
         arrays.append(pa.array(np.full(kept, self.model.version.version, dtype=np.int32)))
         out = pa.Table.from_arrays(arrays, schema=schema)
         if self._part_writer is None:
-            self._part_writer = pq.ParquetWriter(self._part, schema, compression=PART_COMPRESSION)
+            self._part_writer = self._writer(schema)
         self._part_writer.write_table(out)
         self.scored += kept
         if self.capture is not None and kept:
@@ -462,7 +475,7 @@ class ChunkScorer:
         """(part bytes, rejects bytes or None, counts)."""
         if self._part_writer is None:  # a chunk with no rows at all
             schema = self.output_schema(pa.table({p: pa.array([], pa.string()) for p in self.passthrough}))
-            self._part_writer = pq.ParquetWriter(self._part, schema, compression=PART_COMPRESSION)
+            self._part_writer = self._writer(schema)
         self._part_writer.close()
         rejects = None
         if self._rejects_writer is not None:
