@@ -13,25 +13,17 @@ the route answers as every other route does.
 
 from __future__ import annotations
 
-from typing import Annotated
-
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
-from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 
 from functions.handlers.errors import install_error_handlers, parse_json_object
-from functions.handlers.routes.batch import JobId
+from functions.handlers.routes.batch import ColumnQuery, JobId, RowId
 from functions.handlers.routes.identity import caller_identity
 from functions.handlers.routes.params import Name, reply
 from functions.logic import batch_run, personas
-from functions.models.batch import ROW_ID_PATTERN, RowExplanation
+from functions.models.batch import RowExplanation
 from functions.models.settings import get_settings
 from functions.observability import logger
-
-RowId = Annotated[str, Path(pattern=ROW_ID_PATTERN, max_length=256, description="a pass-through value of the row")]
-ColumnQuery = Annotated[
-    str | None, Query(min_length=1, max_length=128, description="the pass-through column naming rows")
-]
 
 
 def persona_gate(resolver: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response:
