@@ -6,6 +6,7 @@ tasks, {"step": "plan" | "chunk" | "finish" | "fail", ...} (functions/logic/batc
 - finish {"model", "job_id"} -> the job; a job that concluded FAILED raises BatchJobFailed so the
   execution fails (and alarms) with the reason already on the job record
 - fail   {"model", "job_id", "error": {"Error", "Cause"}}: a Catch records that a step failed
+- an API Gateway proxy event: the batch row route (functions/handlers/routes/batch_rows.py)
 Typed errors propagate, so the state machine's Retry/Catch match them by name.
 """
 
@@ -16,6 +17,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.handlers.errors import typed_aws_errors
+from functions.handlers.routes import batch_rows
 from functions.logic import batch_run
 from functions.logic.serving import ModelCache
 from functions.models.batch import BatchJobFailed, ChunkTask, JobStatus
@@ -37,6 +39,8 @@ def _cache() -> ModelCache:
 @tracer.capture_lambda_handler
 @typed_aws_errors
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    if "httpMethod" in event:
+        return batch_rows.app.resolve(event, context)
     settings = get_settings()
     step = event.get("step")
     if step == "plan":

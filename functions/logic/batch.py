@@ -34,6 +34,7 @@ import pyarrow.csv as pcsv
 import pyarrow.json as pjson
 import pyarrow.parquet as pq
 
+from functions.logic.batch_capture import CaptureSample
 from functions.logic.batch_header import check_columns as check_columns  # the chunk scorer's column check
 from functions.logic.serving_runtime import OnnxModel
 from functions.logic.validation import arrow_type
@@ -52,6 +53,9 @@ from functions.models.registry import Feature
 from functions.models.serving import DEFAULT_STRING_MAX_LENGTH, FLOAT_LIMIT, INT_LIMIT
 
 PART_COMPRESSION = "snappy"
+# Dictionary-encode only the few-valued output columns: dictionary attempts on the float
+# probabilities (and statistics on them) made writing a part almost 3x slower and it larger.
+PART_DICTIONARY = ["prediction", "model_version"]
 _ONNX_ARROW = {
     "tensor(string)": pa.string(),
     "tensor(int64)": pa.int64(),
@@ -62,6 +66,16 @@ _ONNX_ARROW = {
 }
 _NUMBER_TYPES = ("int", "float", "bool")
 _Reader = Callable[[bytes], pa.Table]
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """Feature lookups of a chunk's rows: the input columns they read (entity keys, event time) and
+    the join adding the looked-up columns to a piece (functions/logic/batch_run.py builds it from
+    the version's feature views: the point-in-time join against their offline layouts)."""
+
+    columns: list[str]
+    join: Callable[[pa.Table], pa.Table]
 
 
 # -- planning --------------------------------------------------------------------------------------
@@ -140,6 +154,13 @@ def _pieces(
     tables = [t.select([n for n in wanted if n in t.column_names]) for t in tables]
     rows = np.concatenate(indices) if indices else np.zeros(0, np.int64)
     yield Piece(_concat(tables, passthrough), rows, bad)
+
+
+def input_rows(
+    source: ByteSource, fmt: FileFormat, chunk: Chunk, features: list[Feature], passthrough: list[str]
+) -> Iterator[Piece]:
+    """A chunk's rows as the scorer reads them (features and pass-through columns), piece by piece."""
+    return _pieces(source, fmt, chunk, features, passthrough)
 
 
 def _bisect(
@@ -326,6 +347,7 @@ class ChunkScorer:
     rows: int = 0
     scored: int = 0
     rejected: int = 0
+    capture: CaptureSample | None = None  # a sample of the scored rows for monitoring, when the job captures
 
     def __post_init__(self) -> None:
         self._part = pa.BufferOutputStream()
@@ -342,6 +364,16 @@ class ChunkScorer:
             outputs[1].shape[1] if self.model.classifier and isinstance(outputs[1].shape[1], int) else 0
         )
         self._classes = classes
+
+    def _writer(self, schema: pa.Schema) -> pq.ParquetWriter:
+        """The part's writer: statistics on the pass-through columns only (what readers filter on)."""
+        return pq.ParquetWriter(
+            self._part,
+            schema,
+            compression=PART_COMPRESSION,
+            use_dictionary=PART_DICTIONARY,
+            write_statistics=list(self.passthrough),
+        )
 
     def output_schema(self, table: pa.Table) -> pa.Schema:
         fields = [table.schema.field(p) for p in self.passthrough]
@@ -368,11 +400,11 @@ class ChunkScorer:
                 messages.append(message)
                 categories.append(category)
         good = reason < 0
-        self._write_part(table, checked, good)
+        self._write_part(table, checked, good, piece.rows)
         self._write_rejects(table, piece, reason, messages, categories)
         self.rows += n + len(piece.unparseable)
 
-    def _write_part(self, table: pa.Table, checked: list[_Checked], good: np.ndarray) -> None:
+    def _write_part(self, table: pa.Table, checked: list[_Checked], good: np.ndarray, rows: np.ndarray) -> None:
         kept = int(good.sum())
         everything = kept == len(good)
         if kept:
@@ -400,9 +432,12 @@ class ChunkScorer:
         arrays.append(pa.array(np.full(kept, self.model.version.version, dtype=np.int32)))
         out = pa.Table.from_arrays(arrays, schema=schema)
         if self._part_writer is None:
-            self._part_writer = pq.ParquetWriter(self._part, schema, compression=PART_COMPRESSION)
+            self._part_writer = self._writer(schema)
         self._part_writer.write_table(out)
         self.scored += kept
+        if self.capture is not None and kept:
+            scored = table if everything else table.filter(pa.array(good))
+            self.capture.offer(scored, rows if everything else rows[good], predictions, probabilities)
 
     def _write_rejects(
         self, table: pa.Table, piece: Piece, reason: np.ndarray, messages: list[str], categories: list[str]
@@ -440,7 +475,7 @@ class ChunkScorer:
         """(part bytes, rejects bytes or None, counts)."""
         if self._part_writer is None:  # a chunk with no rows at all
             schema = self.output_schema(pa.table({p: pa.array([], pa.string()) for p in self.passthrough}))
-            self._part_writer = pq.ParquetWriter(self._part, schema, compression=PART_COMPRESSION)
+            self._part_writer = self._writer(schema)
         self._part_writer.close()
         rejects = None
         if self._rejects_writer is not None:
@@ -457,11 +492,23 @@ class ChunkScorer:
 
 
 def score_chunk(
-    model: OnnxModel, source: ByteSource, fmt: FileFormat, chunk: Chunk, passthrough: list[str]
+    model: OnnxModel,
+    source: ByteSource,
+    fmt: FileFormat,
+    chunk: Chunk,
+    passthrough: list[str],
+    capture: CaptureSample | None = None,
+    lookup: Lookup | None = None,
 ) -> tuple[bytes, bytes | None, ChunkCounts]:
-    """Score one chunk of the input: (part bytes, rejects part bytes or None, counts)."""
-    scorer = ChunkScorer(model, chunk.index, list(passthrough))
-    for piece in _pieces(source, fmt, chunk, model.version.features, list(passthrough)):
+    """Score one chunk of the input: (part bytes, rejects part bytes or None, counts); `capture`,
+    when given, is offered every scored row (it keeps its bounded sample); `lookup`, when given,
+    adds to each piece the feature-view columns looked up for its rows (from the input columns it
+    names) before the rows are checked and scored."""
+    scorer = ChunkScorer(model, chunk.index, list(passthrough), capture=capture)
+    extra = [c for c in (lookup.columns if lookup is not None else []) if c not in passthrough]
+    for piece in _pieces(source, fmt, chunk, model.version.features, [*passthrough, *extra]):
+        if lookup is not None:
+            piece.table = lookup.join(piece.table).drop_columns([c for c in extra if c in piece.table.column_names])
         missing = [p for p in passthrough if p not in piece.table.column_names]
         if missing and piece.table.num_rows:
             raise BatchInputInvalid(f"pass-through column(s) {missing} are not in chunk {chunk.index} of the input")

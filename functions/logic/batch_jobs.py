@@ -136,15 +136,45 @@ def resolve_input(settings: Settings, request: BatchRequest) -> InputRef:
     return InputRef(bucket=bucket, key=key, version_id=info.version_id, size_bytes=info.size, format=detected)
 
 
-def check_input(ref: InputRef, version: ModelVersion, passthrough: list[str]) -> None:
+def event_time_column(version: ModelVersion, requested: str | None) -> str:
+    """The input column a feature-view version's rows are looked up as of: the request's, else the
+    version's training event-time column, else its first view's timestamp column ("" for a version
+    that reads no view; naming one for it is refused)."""
+    if not version.feature_views:
+        if requested:
+            raise BatchInputInvalid(
+                f"event_time: {version.model} v{version.version} reads no feature view; there is nothing to look up"
+            )
+        return ""
+    return requested or version.event_time or version.feature_views[0].timestamp_column
+
+
+def lookup_columns(version: ModelVersion, event_time: str) -> list[str]:
+    """The input columns a feature-view version's lookups read: each view's entity keys, the event time."""
+    keys = [k for use in version.feature_views for k in use.entity_keys]
+    return list(dict.fromkeys([*keys, event_time])) if version.feature_views else []
+
+
+def check_input(ref: InputRef, version: ModelVersion, passthrough: list[str], event_time: str = "") -> None:
     """BatchInputInvalid unless the input reads and carries the columns the job needs (Parquet
-    footer, CSV header, read without pyarrow; JSON Lines rows are checked as they are scored)."""
+    footer, CSV header, read without pyarrow; JSON Lines rows are checked as they are scored): the
+    features (a feature view's `view:feature` columns are looked up, not read) and, for a version
+    trained through feature views, each view's entity keys and the event-time column."""
     if ref.size_bytes == 0:
         raise BatchInputInvalid(f"s3://{ref.bucket}/{ref.key}: empty file (0 bytes)")
     source = objects.S3RangeSource(ref.bucket, ref.key, ref.version_id, ref.size_bytes)
     columns = batch_header.input_columns(source, ref.format)
-    if columns is not None:
-        batch_header.check_columns(columns, version.features, passthrough, what=f"{version.model} v{version.version}")
+    if columns is None:
+        return
+    what = f"{version.model} v{version.version}"
+    batch_header.check_columns(columns, version.features, passthrough, what=what)
+    lacking = [c for c in lookup_columns(version, event_time) if c not in columns]
+    if lacking:
+        details = [
+            {"field": f"columns.{c}", "reason": f"{c!r} (a feature view lookup column of {what}) is not in the input"}
+            for c in lacking
+        ]
+        raise BatchInputInvalid(f"the input does not fit {what}: " + "; ".join(d["reason"] for d in details), details)
 
 
 def job_id_for(model: str, who: str, token: str | None) -> str:
@@ -158,7 +188,8 @@ def request_batch(
 ) -> BatchJob:
     version = resolve_version(settings, model, request)
     ref = resolve_input(settings, request)
-    check_input(ref, version, list(request.passthrough))
+    event_time = event_time_column(version, request.event_time)
+    check_input(ref, version, list(request.passthrough), event_time)
     now = now or datetime.now(UTC)
     job_id = job_id_for(model, actor.identity, request.client_token)
     job = BatchJob(
@@ -170,6 +201,7 @@ def request_batch(
         input=ref,
         passthrough=list(request.passthrough),
         capture=request.capture,
+        event_time=event_time,
         reject_threshold=request.reject_threshold,
         client_token=request.client_token,
         request_sha256=hashlib.sha256(request.model_dump_json().encode()).hexdigest(),

@@ -5,7 +5,8 @@
 - `run_chunk` loads the job's version through serving's model cache (sha256 verified) and refuses
   it unless its artifact is the sha256 the job pinned, so every chunk scores with the same bytes
   whatever production became meanwhile; it writes the chunk's part, its rejects part when rows did
-  not fit, and a small report beside them. The part is deterministic, so a retried chunk
+  not fit, the chunk's capture sample when the job captures (functions/logic/batch_capture.py),
+  and a small report beside them. The part is deterministic, so a retried chunk
   overwrites its own part with the same bytes.
 - `finish_job` reads every chunk's report: a missing one fails the job naming the chunks to run
   again (`failed_chunks`, then `finish_job` again: only those are scored); a reject share above
@@ -23,6 +24,7 @@ from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -30,8 +32,11 @@ import pyarrow.parquet as pq
 from functions.dal import artifacts as objects
 from functions.dal import batch_jobs as store
 from functions.dal import registry as registry_dal
-from functions.logic import batch
+from functions.dal.captures import put_jsonl_gz
+from functions.logic import batch, batch_jobs, feature_training
+from functions.logic.batch_capture import CaptureSample, capture_key
 from functions.logic.batch_jobs import FINISH_ACTION
+from functions.logic.pit_join import JoinView, pit_join
 from functions.logic.serving import ModelCache
 from functions.logic.serving_runtime import OnnxModel
 from functions.logic.validation_files import Chunk
@@ -41,15 +46,18 @@ from functions.models.batch import (
     BatchJob,
     ChunkReport,
     ChunkTask,
+    ExplainedRow,
     JobStatus,
     Manifest,
     PartRef,
+    RowExplanation,
     manifest_key,
     part_key,
     rejects_key,
     report_key,
 )
 from functions.models.errors import Conflict, IntegrityError, InvalidInput, NotFound
+from functions.models.registry import ModelVersion
 from functions.models.settings import Settings
 from functions.observability import logger
 
@@ -122,12 +130,50 @@ def pinned_model(models: ModelCache, job: BatchJob) -> OnnxModel:
     return model
 
 
+_VIEWS: dict[tuple[str, ...], list[JoinView]] = {}  # the last version's loaded views (one job per function)
+
+
+def feature_lookup(settings: Settings, version: ModelVersion, event_time: str) -> batch.Lookup:
+    """The point-in-time lookup of a version trained through feature views: each input row joined
+    with every view's offline layout as of the row's event time, the very layouts, features and
+    TTLs its training joined (functions/logic/pit_join.py; never the online store). Key and time
+    columns read as text (CSV, JSON Lines) are cast to the layout's types first."""
+    cache_key = tuple(use.layout.sha256 for use in version.feature_views)
+    views = _VIEWS.get(cache_key)
+    if views is None:
+        _VIEWS.clear()
+        views = _VIEWS[cache_key] = feature_training.join_views(settings, version.feature_views)
+    columns = batch_jobs.lookup_columns(version, event_time)
+    types = {k: view.layout.entities.schema.field(k).type for view in views for k in view.layout.manifest.entity_keys}
+    zone = views[0].layout.timezone
+
+    def join(table: pa.Table) -> pa.Table:
+        try:
+            for name, kind in [*types.items(), (event_time, pa.timestamp("us", zone))]:
+                column = table.column(name)
+                if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+                    table = table.set_column(table.column_names.index(name), name, column.cast(kind))
+            return pit_join(table, views, time_column=event_time).table
+        except (InvalidInput, KeyError, pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            raise BatchInputInvalid(f"feature lookups of {version.model} v{version.version}: {exc}") from exc
+
+    return batch.Lookup(columns=columns, join=join)
+
+
 def run_chunk(settings: Settings, task: ChunkTask, models: ModelCache) -> ChunkReport:
     job = _job(settings, task.model, task.job_id)
     model = pinned_model(models, job)
     chunk = Chunk(index=task.index, start=task.start, end=task.end, row_groups=tuple(task.row_groups))
-    part, rejects, counts = batch.score_chunk(model, _source(job), job.input.format, chunk, job.passthrough)
+    sample = CaptureSample(model, job.job_id, task.index, settings.batch_capture_rows) if job.capture else None
+    lookup = feature_lookup(settings, model.version, job.event_time) if model.version.feature_views else None
+    part, rejects, counts = batch.score_chunk(
+        model, _source(job), job.input.format, chunk, job.passthrough, sample, lookup
+    )
     bucket = settings.data_bucket
+    captured = sample.encode(job.model, job.version, job.requested_at) if sample is not None else None
+    if sample is not None and captured is not None:  # before the report: a chunk is done once all it writes is
+        put_jsonl_gz(bucket, capture_key(job.model, job.job_id, task.index, job.requested_at), captured)
+        counts = counts.model_copy(update={"captured": sample.rows})
     key = part_key(job.model, job.job_id, task.index)
     objects.put_bytes(bucket, key, part)
     rejected = None
@@ -143,6 +189,9 @@ def run_chunk(settings: Settings, task: ChunkTask, models: ModelCache) -> ChunkR
         rejects=rejected,
         version=job.version,
         artifact_sha256=job.artifact_sha256,
+        start=task.start,
+        end=task.end,
+        row_groups=list(task.row_groups),
     )
     objects.put_json(bucket, report_key(job.model, job.job_id, task.index), report.model_dump_json())
     return report
@@ -214,6 +263,10 @@ def finish_job(settings: Settings, model: str, job_id: str, now: datetime | None
         reasons=dict(sorted(reasons.items())),
         parts=[r.part for r in reports],
         rejects=[r.rejects for r in reports if r.rejects is not None],
+        captured=sum(r.counts.captured for r in reports),
+        captures=[
+            capture_key(job.model, job.job_id, r.counts.chunk, job.requested_at) for r in reports if r.counts.captured
+        ],
     )
     objects.put_json(settings.data_bucket, manifest_key(job.model, job.job_id), manifest.model_dump_json(indent=1))
     done = counted.model_copy(update={"status": JobStatus.SUCCEEDED, "finished_at": now, "error": "", "message": ""})
@@ -273,10 +326,16 @@ def jobs_of(settings: Settings, model: str, version: int | None = None) -> list[
     return [j for j in jobs if version is None or j.version == version]
 
 
-def explain_row(settings: Settings, model: str, job_id: str, column: str, value: str) -> dict[str, Any]:
-    """The scored row(s) of a job whose pass-through `column` equals `value` (compared as text),
-    with what scored them: the version, its artifact sha256, the input object and the part read."""
+def explain_row(settings: Settings, model: str, job_id: str, row: str, column: str | None = None) -> RowExplanation:
+    """The scored row(s) of a job whose pass-through `column` (the job's first pass-through column
+    unless named) equals `row` (compared as text): pass-through values, prediction and
+    probabilities from the part (its sha256 verified against the manifest), the feature values
+    read again from the chunk of the pinned input that the chunk's report locates, and the version
+    and artifact sha256 that scored them."""
     job = _job(settings, model, job_id)
+    if not job.passthrough:
+        raise InvalidInput(f"job {job_id} passed no column through: its rows have no id to name them by")
+    column = column or job.passthrough[0]
     if column not in job.passthrough:
         raise InvalidInput(f"job {job_id} passed through {job.passthrough}, not {column!r}")
     if job.status is not JobStatus.SUCCEEDED:
@@ -284,19 +343,72 @@ def explain_row(settings: Settings, model: str, job_id: str, column: str, value:
     manifest = Manifest.model_validate_json(
         objects.get_object(settings.data_bucket, manifest_key(job.model, job.job_id))
     )
-    rows: list[dict[str, Any]] = []
+    version = registry_dal.get_version(settings.registry_table, job.model, job.version)
+    rows: list[ExplainedRow] = []
     for part in manifest.parts:
         data = objects.get_verified(settings.data_bucket, part.key, part.sha256, what=f"part {part.key}")
         table = pq.read_table(io.BytesIO(data))
-        found = table.filter(pc.equal(table.column(column).cast(pa.string()), value))
-        rows += [row | {"part": part.key} for row in found.to_pylist()]
+        found = table.filter(pc.equal(table.column(column).cast(pa.string()), row))
+        if not found.num_rows:
+            continue
+        chunk = int(part.key.rsplit("part-", 1)[1].split(".", 1)[0])
+        inputs = _input_rows(settings, job, version, chunk, column, row) if version is not None else []
+        if len(inputs) != found.num_rows:  # the id is not unique among the chunk's rows: do not guess
+            inputs = [{} for _ in range(found.num_rows)]
+        for scored, given in zip(found.to_pylist(), inputs, strict=True):
+            rows.append(
+                ExplainedRow(
+                    chunk=chunk,
+                    passthrough={p: scored[p] for p in job.passthrough},
+                    inputs=given,
+                    prediction=scored["prediction"],
+                    probabilities=scored.get("probabilities"),
+                    model_version=scored["model_version"],
+                    part=part.key,
+                    part_sha256=part.sha256,
+                )
+            )
     if not rows:
-        raise NotFound(f"job {job_id} scored no row whose {column!r} is {value!r}")
-    return {
-        "job_id": job.job_id,
-        "model": job.model,
-        "version": job.version,
-        "artifact_sha256": job.artifact_sha256,
-        "input": job.input.model_dump(),
-        "rows": rows,
-    }
+        raise NotFound(f"job {job_id} scored no row whose {column!r} is {row!r}")
+    return RowExplanation(
+        job_id=job.job_id,
+        model=job.model,
+        version=job.version,
+        artifact_sha256=job.artifact_sha256,
+        input=job.input,
+        column=column,
+        row=row,
+        rows=rows,
+    )
+
+
+def _input_rows(
+    settings: Settings, job: BatchJob, version: ModelVersion, chunk: int, column: str, row: str
+) -> list[dict[str, Any]]:
+    """The feature values of the chunk's scored input rows whose `column` is `row`, in input order
+    (rejected rows, listed in the chunk's rejects part, left out)."""
+    try:
+        report = ChunkReport.model_validate_json(
+            objects.get_object(settings.data_bucket, report_key(job.model, job.job_id, chunk))
+        )
+    except NotFound:
+        return []
+    if not (report.row_groups or report.end):  # written before reports located their chunk
+        return []
+    located = Chunk(index=chunk, start=report.start, end=report.end, row_groups=tuple(report.row_groups))
+    rejected: set[int] = set()
+    if report.rejects is not None:
+        rejects = pq.read_table(io.BytesIO(objects.get_object(settings.data_bucket, report.rejects.key)))
+        rejected = set(rejects.column("row").to_pylist())
+    names = [f.name for f in version.features]
+    out: list[dict[str, Any]] = []
+    for piece in batch.input_rows(_source(job), job.input.format, located, version.features, job.passthrough):
+        if column not in piece.table.column_names:
+            continue
+        mask = pc.fill_null(pc.equal(piece.table.column(column).cast(pa.string()), row), False)
+        hits = piece.table.filter(mask)
+        indices = piece.rows[np.asarray(mask.to_numpy(zero_copy_only=False), dtype=bool)]
+        for index, values in zip(indices.tolist(), hits.to_pylist(), strict=True):
+            if index not in rejected:
+                out.append({n: values.get(n) for n in names})
+    return out

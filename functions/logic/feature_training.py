@@ -201,11 +201,7 @@ def build_training_set(
     manifests = [_verified_manifest(settings, use) for use in uses]
     if choose_join_engine(manifests, settings) == "athena":
         return _athena_join(settings, labels, uses, manifests, event_time=event_time)
-    views: list[JoinView] = []
-    for use, manifest in zip(uses, manifests, strict=True):
-        features = [f.name for f in use.features]
-        index = load_layout(_layout_bytes(use), manifest, features=features)
-        views.append(JoinView(name=use.view, layout=index, ttl=timedelta(seconds=use.ttl_seconds), features=features))
+    views = [_join_view(use, manifest) for use, manifest in zip(uses, manifests, strict=True)]
     try:
         result = pit_join(labels, views, time_column=event_time)
     except InvalidInput as exc:
@@ -215,6 +211,18 @@ def build_training_set(
         for use, c in zip(uses, result.counts, strict=True)
     ]
     return result.table, counted
+
+
+def _join_view(use: FeatureViewUse, manifest: OfflineLayoutManifest) -> JoinView:
+    features = [f.name for f in use.features]
+    index = load_layout(_layout_bytes(use), manifest, features=features)
+    return JoinView(name=use.view, layout=index, ttl=timedelta(seconds=use.ttl_seconds), features=features)
+
+
+def join_views(settings: Settings, uses: Sequence[FeatureViewUse]) -> list[JoinView]:
+    """The views a version was trained through, each over the very layout its training joined
+    (verified by sha256), with the same features and TTL: what batch scoring joins its input with."""
+    return [_join_view(use, _verified_manifest(settings, use)) for use in uses]
 
 
 def _verified_manifest(settings: Settings, use: FeatureViewUse) -> OfflineLayoutManifest:

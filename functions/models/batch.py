@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -61,6 +61,7 @@ class ChunkCounts(BaseModel):
     scored: int = Field(ge=0)
     rejected: int = Field(ge=0)
     reasons: dict[str, int] = Field(default_factory=dict)
+    captured: int = Field(default=0, ge=0)  # scored rows sampled into the capture store (capturing jobs)
 
 
 # -- jobs --------------------------------------------------------------------------------------------
@@ -110,10 +111,13 @@ class BatchRequest(BaseModel):
     model_version: int | None = Field(default=None, ge=1, le=MAX_VERSION)
     alias: Literal["production", "candidate"] | None = None
     passthrough: list[COLUMN_NAME] = Field(default_factory=list, max_length=MAX_PASSTHROUGH)
-    # capturing batch-scored rows for monitoring is not built: true is refused rather than ignored
+    # a sample of the scored rows goes to the capture store the drift check reads (batch_capture.py)
     capture: bool = False
     reject_threshold: float = Field(default=DEFAULT_REJECT_THRESHOLD, ge=0, le=1)
     client_token: str | None = Field(default=None, pattern=CLIENT_TOKEN_PATTERN)
+    # a version trained through feature views: the input column holding each row's event time (the
+    # time its features are looked up as of); default the version's training event-time column
+    event_time: COLUMN_NAME | None = None
 
     @model_validator(mode="after")
     def _one_choice(self) -> BatchRequest:
@@ -121,8 +125,6 @@ class BatchRequest(BaseModel):
             raise ValueError("give model_version or alias, not both")
         if len(set(self.passthrough)) != len(self.passthrough):
             raise ValueError("passthrough names a column twice")
-        if self.capture:
-            raise ValueError("capture: capturing batch-scored rows for monitoring is not supported yet")
         return self
 
 
@@ -159,6 +161,7 @@ class BatchJob(BaseModel):
     input: InputRef
     passthrough: list[str] = Field(default_factory=list)
     capture: bool = False
+    event_time: str = ""  # versions trained through feature views: the input's event-time column
     reject_threshold: float = Field(default=DEFAULT_REJECT_THRESHOLD, ge=0, le=1)
     client_token: str | None = None
     request_sha256: str = ""  # of the request as given: a repeated token with another body is refused
@@ -219,6 +222,46 @@ class ChunkReport(BaseModel):
     rejects: PartRef | None = None
     version: int = Field(ge=1)
     artifact_sha256: str
+    # where the chunk lies in the input (what explaining a row re-reads for its inputs)
+    start: int = Field(default=0, ge=0)
+    end: int = Field(default=0, ge=0)
+    row_groups: list[int] = Field(default_factory=list)
+
+
+ROW_ID_PATTERN = r"^[^/\x00-\x1f]{1,256}$"
+
+
+class ExplainedRow(BaseModel):
+    """One scored row of a job: its pass-through columns, the feature values it was scored on (read
+    again from the pinned input; empty when they cannot be told apart from another row's), what the
+    model answered, and the part that holds it with that part's sha256 from the manifest."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    chunk: int = Field(ge=0)
+    passthrough: dict[str, Any]
+    inputs: dict[str, Any]
+    prediction: Any
+    probabilities: list[float] | None = None
+    model_version: int
+    part: str
+    part_sha256: str
+
+
+class RowExplanation(BaseModel):
+    """GET /v1/models/{name}/batch/{job}/rows/{row}: the rows of a job whose pass-through `column`
+    is `row`, and what scored them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    job_id: str
+    model: str
+    version: int
+    artifact_sha256: str
+    input: InputRef
+    column: str
+    row: str
+    rows: list[ExplainedRow]
 
 
 class Manifest(BaseModel):
@@ -240,6 +283,8 @@ class Manifest(BaseModel):
     reasons: dict[str, int]
     parts: list[PartRef]
     rejects: list[PartRef]
+    captured: int = 0  # scored rows sampled into captures/ for monitoring
+    captures: list[str] = Field(default_factory=list)  # their capture objects' keys
 
 
 def report_key(model: str, job: str, chunk: int) -> str:

@@ -33,6 +33,7 @@ READS: frozenset[str] = DATASET_READS | {
     "GET /v1/drift/rounds",
     "GET /v1/models/{name}/batch",
     "GET /v1/models/{name}/batch/{job}",
+    "GET /v1/models/{name}/batch/{job}/rows/{row}",
     "GET /v1/explain/{request_id}",
     "GET /v1/specs/{name}",
     "GET /v1/feature-views",

@@ -67,6 +67,8 @@ class Settings(BaseModel):
     batch_state_machine_arn: str = Field("", alias="STEPWISE_BATCH_SM_ARN")
     batch_input_prefixes: str = Field("validated/,raw/", alias="STEPWISE_BATCH_INPUT_PREFIXES")
     batch_chunk_bytes: int = Field(128 * 1024**2, alias="STEPWISE_BATCH_CHUNK_BYTES", ge=1)  # input bytes per chunk
+    # scored rows a capturing job adds to monitoring per chunk (a deterministic uniform sample)
+    batch_capture_rows: int = Field(10_000, alias="STEPWISE_BATCH_CAPTURE_ROWS", ge=0, le=1_000_000)
     # monitoring: the drift Lambda the API's drift route invokes
     drift_function_name: str = Field("", alias="STEPWISE_DRIFT_FUNCTION")
     # per-model alarms (functions/logic/model_alarms.py): names start with the prefix (the only alarm

@@ -4,6 +4,7 @@
          start the workflow (named after the job)
     Plan -> Chunks (Distributed Map: one ScoreChunk per chunk) -> Finish -> Concluded? -> done | failed
     GET  /v1/models/{name}/batch/{job} -> the job record
+    GET  /v1/models/{name}/batch/{job}/rows/{row} -> batch function: a scored row explained
 
 The batch function runs every step from the training image: scoring needs ONNX Runtime and pyarrow
 together, and the data layer (pyarrow, 176 MB arm64 / 187 MB x86_64) plus ONNX Runtime (57 MB)
@@ -45,6 +46,8 @@ BATCH_ROUTES = (
     ("GET", "/v1/models/{name}/batch"),
     ("GET", "/v1/models/{name}/batch/{job}"),
 )
+# served by the batch function: explaining a row reads Parquet parts (the API function has no pyarrow)
+BATCH_FUNCTION_ROUTES = (("GET", "/v1/models/{name}/batch/{job}/rows/{row}"),)
 PREFIX_PREDICTIONS = "predictions/"  # functions/models/batch.py PREDICTIONS_PREFIX
 INPUT_PREFIXES = (c.PREFIX_VALIDATED, c.PREFIX_RAW)  # functions/models/settings.py batch_input_prefixes
 CHUNK_CONCURRENCY = 100
@@ -86,7 +89,9 @@ class Batch(Construct):
         for prefix in INPUT_PREFIXES:
             allow_objects(fn, data_bucket, prefix, ["s3:GetObject", "s3:GetObjectVersion"], "batch inputs")
         allow_objects(fn, data_bucket, PREFIX_PREDICTIONS, ["s3:GetObject", "s3:PutObject"], "parts and reports")
+        allow_objects(fn, data_bucket, c.PREFIX_CAPTURES, ["s3:PutObject"], "capture samples of capturing jobs")
         allow_objects(fn, artifacts_bucket, c.PREFIX_MODELS, ["s3:GetObject"], "the job's verified ONNX artifact")
+        allow_objects(fn, artifacts_bucket, c.PREFIX_OFFLINE, ["s3:GetObject"], "feature views' offline layouts")
         allow_table(fn, registry_table, ["dynamodb:GetItem"])
         allow_table(fn, metadata_table, JOB_ACTIONS)  # job records and their audit events
         self.state_machine = self._workflow(fn, functions.log_retention)
@@ -116,6 +121,8 @@ class Batch(Construct):
         )
         for method, path in BATCH_ROUTES:
             api.add_route(method, path, api_function)
+        for method, path in BATCH_FUNCTION_ROUTES:
+            api.add_route(method, path, fn)
         CfnOutput(stack, c.OUT_BATCH_SM_ARN, value=self.state_machine.state_machine_arn)
         CfnOutput(stack, c.OUT_BATCH_FUNCTION, value=fn.function_name)
 

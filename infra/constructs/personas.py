@@ -64,6 +64,7 @@ READS: tuple[Route, ...] = (
     ("GET", "/v1/approvals/{approval_id}"),
     ("GET", "/v1/models/{name}/batch"),
     ("GET", "/v1/models/{name}/batch/{job}"),
+    ("GET", "/v1/models/{name}/batch/{job}/rows/{row}"),
 )
 
 PERSONA_ROUTES: dict[str, tuple[Route, ...]] = {

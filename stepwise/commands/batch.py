@@ -1,7 +1,7 @@
 """Batch scoring from the command line:
 
     stepwise score MODEL --dataset NAME@V | --input s3://... [--version N] [--passthrough COL ...]
-                   [--client-token T] [--wait]
+                   [--client-token T] [--capture] [--wait]
     stepwise jobs MODEL
 
 `score` asks the stack for a batch job (POST /v1/models/{name}/batch) and prints its id, the version
@@ -34,6 +34,7 @@ def register(sub: Any) -> None:
     score.add_argument("--passthrough", nargs="*", default=[], help="input columns copied to the output")
     score.add_argument("--reject-threshold", type=float, help="the share of rejected rows that fails the job")
     score.add_argument("--client-token", help="a repeated request with the same token is the same job")
+    score.add_argument("--capture", action="store_true", help="send a sample of the scored rows to monitoring")
     score.add_argument("--wait", action="store_true", help="follow the job until it ends")
     score.add_argument("--timeout", type=float, default=3600.0, help="with --wait: seconds to wait")
     score.add_argument("--json", action="store_true")
@@ -60,6 +61,8 @@ def request_body(args: argparse.Namespace) -> dict[str, Any]:
         body["reject_threshold"] = args.reject_threshold
     if args.client_token:
         body["client_token"] = args.client_token
+    if args.capture:
+        body["capture"] = True
     return body
 
 

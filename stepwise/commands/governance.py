@@ -8,6 +8,9 @@ stepwise lineage MODEL VERSION [--json]       production periods -> version -> r
 stepwise explain REQUEST_ID --model M [--since ISO] [--json]
                                               the version that answered a prediction, and its lineage
                                               (request ids are the callers': every match is named)
+stepwise explain --model M --job JOB --row ID [--column COL] [--json]
+                                              a batch job's scored row, named by a pass-through value:
+                                              its inputs, prediction, version, artifact and part sha256
 stepwise card MODEL VERSION [--html]          the model card (rendered from the records, stored)
 stepwise retire MODEL VERSION --reason "..."  take a non-serving version out of service
                   [--withdraw]                 (the production version: the model then serves nothing)
@@ -49,8 +52,13 @@ def register(sub: Any) -> None:
     lineage.add_argument("--json", action="store_true")
     lineage.set_defaults(func=run_lineage)
 
-    explain = sub.add_parser("explain", help="the version that answered a prediction, and its lineage")
-    explain.add_argument("request_id")
+    explain = sub.add_parser(
+        "explain", help="the version that answered a prediction (or scored a batch row), and its lineage"
+    )
+    explain.add_argument("request_id", nargs="?", help="the prediction's request id (not with --job)")
+    explain.add_argument("--job", help="a batch job id: explain its row named by --row")
+    explain.add_argument("--row", help="with --job: the row's pass-through value (its id)")
+    explain.add_argument("--column", help="with --job: the pass-through column holding --row (default: the first)")
     explain.add_argument(
         "--model", required=True, help="the model that answered (request ids are unique only per model)"
     )
@@ -219,6 +227,11 @@ def run_lineage(args: argparse.Namespace, target_factory: Any) -> int:
 
 
 def run_explain(args: argparse.Namespace, target_factory: Any) -> int:
+    if args.job or args.row:
+        return run_explain_row(args, target_factory)
+    if not args.request_id:
+        print("error: give a REQUEST_ID, or --job JOB --row ID")
+        return 2
     query = {k: v for k, v in (("model", args.model), ("since", args.since)) if v}
     path = f"/v1/explain/{quote(args.request_id, safe='')}" + (f"?{urlencode(query)}" if query else "")
     reply = target_factory().api("GET", path)
@@ -244,6 +257,41 @@ def explain_lookups(body: dict[str, Any]) -> str:
             )
             text += f"\n  row {i}: {view}: {source.get('status')} ({where})"
     return text
+
+
+def run_explain_row(args: argparse.Namespace, target_factory: Any) -> int:
+    if not (args.job and args.row) or args.request_id:
+        print("error: a batch row is named by --job JOB --row ID (and no REQUEST_ID)")
+        return 2
+    path = f"/v1/models/{args.model}/batch/{quote(args.job, safe='')}/rows/{quote(args.row, safe='')}"
+    if args.column:
+        path += f"?{urlencode({'column': args.column})}"
+    reply = target_factory().api("GET", path)
+    if not reply.ok:
+        return _failed(reply)
+    _json_or(args, reply.body, render_batch_row(reply.body))
+    return 0
+
+
+def render_batch_row(body: dict[str, Any]) -> str:
+    """A batch row: what scored it (version, artifact), then each matching row with its part."""
+    given = body["input"]
+    lines = [
+        f"batch job {body['job_id']}: {body['model']} v{body['version']} (artifact sha256 {body['artifact_sha256']})",
+        f"  input s3://{given['bucket']}/{given['key']} (version {given['version_id'] or '-'})",
+    ]
+    for row in body["rows"]:
+        lines.append(f"  row {body['column']}={body['row']} (chunk {row['chunk']})")
+        lines.append(f"    passthrough   {json.dumps(row['passthrough'], default=str)}")
+        lines.append(
+            f"    inputs        {json.dumps(row['inputs'], default=str) if row['inputs'] else '(not told apart)'}"
+        )
+        lines.append(f"    prediction    {row['prediction']!r} (model version {row['model_version']})")
+        if row.get("probabilities") is not None:
+            lines.append(f"    probabilities {row['probabilities']}")
+        lines.append(f"    part          s3://{given['bucket']}/{row['part']}")
+        lines.append(f"    part sha256   {row['part_sha256']}")
+    return "\n".join(lines)
 
 
 def explain_matches(body: dict[str, Any]) -> str:

@@ -242,3 +242,12 @@ def test_lifecycle_batch_job_scores_a_multi_chunk_file_as_the_https_path_does(
     assert {"batch.start", "batch.finish"} <= {e["action"] for e in events}
     listed = local.api("GET", "/v1/models/toy-model/batch").body["jobs"]
     assert [j["job_id"] for j in listed] == [job["job_id"]]
+    # And the version's lineage links the job
+    lineage = local.api("GET", "/v1/models/toy-model/versions/1/lineage").body
+    assert [j["job_id"] for j in lineage["batch_jobs"]] == [job["job_id"]]
+    # And a row is explained by its id through the template's route to the batch function
+    explained = local.api("GET", f"/v1/models/toy-model/batch/{job['job_id']}/rows/row-7", identity="alice")
+    assert explained.status == 200, explained.body
+    (row,) = explained.body["rows"]
+    assert row["prediction"] == results[7]["prediction"] and row["inputs"] == instances[7]
+    assert row["part_sha256"] in {p["sha256"] for p in manifest["parts"]}

@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 from infra import constants as c
-from infra.constructs.batch import BATCH_HANDLER, BATCH_ROUTES
+from infra.constructs.batch import BATCH_FUNCTION_ROUTES, BATCH_HANDLER, BATCH_ROUTES
 from tests.infra.test_lifecycle_template import _flat
 from tests.infra.test_reproduction import _of_type, _one, _statements
 from tests.infra.test_workflow_failures import _payload
@@ -45,12 +45,15 @@ def test_batch_workflow_plans_maps_every_chunk_to_one_lambda_and_finishes(resour
     assert f"ATT-{function_id}" in json.dumps(score) and "Parameters" not in score  # the item is the payload
 
 
-def test_batch_function_runs_the_training_image_and_writes_only_predictions(resources: dict[str, Any]) -> None:
+def test_batch_function_runs_the_training_image_and_writes_only_predictions_and_captures(
+    resources: dict[str, Any],
+) -> None:
     function_id, function = _one(resources, "AWS::Lambda::Function", c.BATCH_FUNCTION_ID)
     assert function["Properties"]["PackageType"] == "Image"
     assert function["Properties"]["ImageConfig"]["Command"] == [BATCH_HANDLER]
     writes = [s for s in _statements(resources, function_id) if "s3:PutObject" in s["Action"]]
-    assert writes and all("/predictions/*" in json.dumps(s["Resource"]) for s in writes)
+    where = sorted(json.dumps(s["Resource"]).rsplit("/", 2)[-2] for s in writes)
+    assert where == ["captures", "predictions"], writes
 
 
 def test_batch_routes_are_served_by_the_api_function_which_starts_the_workflow(resources: dict[str, Any]) -> None:
@@ -67,3 +70,15 @@ def test_batch_routes_are_served_by_the_api_function_which_starts_the_workflow(r
     }
     assert {method for method, _ in BATCH_ROUTES} <= {method for method, _ in served}
     assert {auth for _, auth in served} == {"AWS_IAM"}
+
+
+def test_the_batch_row_route_is_the_one_api_method_the_batch_function_serves(resources: dict[str, Any]) -> None:
+    function_id, _ = _one(resources, "AWS::Lambda::Function", c.BATCH_FUNCTION_ID)
+    methods = _of_type(resources, "AWS::ApiGateway::Method")
+    served = [
+        m["Properties"] for m in methods.values() if function_id in json.dumps(m["Properties"].get("Integration", {}))
+    ]
+    assert [(p["HttpMethod"], p["AuthorizationType"]) for p in served] == [("GET", "AWS_IAM")]
+    reads = [s for s in _statements(resources, function_id) if s["Action"] == "s3:GetObject"]
+    assert any("/offline/*" in json.dumps(s["Resource"]) for s in reads)  # feature views' offline layouts
+    assert BATCH_FUNCTION_ROUTES == (("GET", "/v1/models/{name}/batch/{job}/rows/{row}"),)

@@ -123,7 +123,8 @@ EXPECTED_ACTIONS: dict[str, set[str]] = {
     | {"s3:GetObject", "s3:GetObjectVersion", "dynamodb:GetItem", "dynamodb:PutItem"}
     | {"sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"},  # on-failure destination
     # batch scoring (the training image): reads inputs under validated/ and raw/ and the job's ONNX
-    # artifact under models/, writes parts, rejects and reports under predictions/ only
+    # artifact under models/, writes parts, rejects and reports under predictions/ and capture samples
+    # under captures/
     "BatchFunction": _BASE
     | {"s3:GetObject", "s3:GetObjectVersion", "s3:PutObject", "dynamodb:GetItem", "dynamodb:PutItem"},
     # CDK's singleton behind Custom::S3BucketNotifications (plus AWSLambdaBasicExecutionRole); the data

@@ -57,6 +57,7 @@ MATRIX: dict[str, set[str]] = {
     "GET /v1/approvals/{approval_id}": READERS,
     "GET /v1/models/{name}/batch": READERS,
     "GET /v1/models/{name}/batch/{job}": READERS,
+    "GET /v1/models/{name}/batch/{job}/rows/{row}": READERS,
     "POST /v1/models/{name}/batch": {S, OP},
     "PUT /v1/specs/{name}": {S},
     "PUT /v1/feature-views/{name}": {S},
@@ -99,6 +100,7 @@ SAMPLE_PARAMS = {
     "approval_id": "churn-7",
     "request_id": "req-1",
     "job": "0123456789abcdef0123",
+    "row": "c1",
 }
 
 

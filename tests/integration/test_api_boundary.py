@@ -23,7 +23,14 @@ from tests.integration.approval_support import Context, api_event
 from tests.integration.conftest import Stores
 
 Route = tuple[str, str, Callable[..., dict[str, Any]]]  # method, resource, the handler serving it
-VALUES = {"name": "churn", "approval_id": "churn-1", "version": "1", "request_id": "req-1", "job": "0" * 20}
+VALUES = {
+    "name": "churn",
+    "approval_id": "churn-1",
+    "version": "1",
+    "request_id": "req-1",
+    "job": "0" * 20,
+    "row": "c1",
+}
 MALFORMED_BODIES = {
     "not JSON": "{reason: ",
     "an array": '[{"reason": "x"}]',
@@ -39,6 +46,7 @@ BAD_PATH_VALUES = {
     "approval_id": ["churn", "Churn-1", "a" * 80 + "-1"],
     "request_id": ["-req", "r" * 129],
     "job": ["not-a-job", "0" * 19, "0" * 21, "G" * 20],
+    "row": ["r" * 257],
 }
 
 
@@ -50,7 +58,9 @@ def _template_routes(out: Path) -> list[Route]:
     for resource, props in api_methods(template):
         uri = json.dumps(props.get("Integration", {}).get("Uri"))
         (function,) = {f for f in re.findall(r'"([A-Za-z0-9]+)"', uri) if f in functions}
-        module = functions[function]["Properties"]["Handler"].rsplit(".", 1)[0]
+        props_of = functions[function]["Properties"]
+        handler = props_of.get("Handler") or props_of["ImageConfig"]["Command"][0]  # zip or image function
+        module = handler.rsplit(".", 1)[0]
         routes.append((props["HttpMethod"], resource, importlib.import_module(module).lambda_handler))
     return sorted(routes, key=lambda r: (r[1], r[0]))
 

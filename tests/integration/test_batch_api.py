@@ -150,7 +150,6 @@ def test_the_same_client_token_is_one_job_and_another_body_with_it_is_refused(se
         ("missing feature column", 400, "mean radius"),
         ("missing passthrough column", 400, "'account'"),
         ("version and alias", 400, "model_version or alias"),
-        ("capture", 400, "capturing batch-scored rows"),
     ],
 )
 def test_a_bad_batch_request_is_a_clear_4xx_and_nothing_is_written(
@@ -184,8 +183,6 @@ def test_a_bad_batch_request_is_a_clear_4xx_and_nothing_is_written(
         body["passthrough"] = ["account"]
     elif case == "version and alias":
         body |= {"model_version": 1, "alias": "production"}
-    elif case == "capture":
-        body["capture"] = True
     answer, reply = call("POST", path, body)
     assert answer == status, reply
     assert needle in reply["message"] or needle in str(reply.get("details")), reply

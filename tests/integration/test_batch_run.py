@@ -20,11 +20,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from functions.dal import audit as audit_dal
+from functions.dal import registry as registry_dal
 from functions.logic import batch_jobs, batch_run
 from functions.logic.serving import ModelCache, Serving
 from functions.models.audit import Actor, model_target
 from functions.models.batch import BatchRequest, ChunkTask, JobStatus, manifest_key
 from functions.models.errors import NotFound, StoreUnavailable
+from functions.models.registry import VersionStatus
 from functions.models.settings import get_settings
 from tests import faults
 from tests.integration import test_batch_api as api_tests
@@ -109,12 +111,12 @@ def test_a_multi_chunk_job_scores_every_row_as_predict_does_and_its_manifest_mat
     # And the version's jobs name this one, and a row is explained by its pass-through id
     assert [j.job_id for j in batch_run.jobs_of(get_settings(), NAME, 1)] == [job_id]
     assert batch_run.jobs_of(get_settings(), NAME, 2) == []
-    explained = batch_run.explain_row(get_settings(), NAME, job_id, "customer", "c7")
-    (row,) = explained["rows"]
-    assert explained["version"] == 1 and explained["artifact_sha256"] == done.artifact_sha256
-    assert row["prediction"] == reply.predictions[7] and row["probabilities"] == reply.probabilities[7]
+    explained = batch_run.explain_row(get_settings(), NAME, job_id, "c7", "customer")
+    (row,) = explained.rows
+    assert explained.version == 1 and explained.artifact_sha256 == done.artifact_sha256
+    assert row.prediction == reply.predictions[7] and row.probabilities == reply.probabilities[7]
     with pytest.raises(NotFound):
-        batch_run.explain_row(get_settings(), NAME, job_id, "customer", "nobody")
+        batch_run.explain_row(get_settings(), NAME, job_id, "nobody", "customer")
 
 
 def test_a_chunk_that_fails_transiently_is_retried_with_identical_bytes(served: Stores) -> None:
@@ -182,3 +184,21 @@ def test_a_failed_chunk_is_resumed_alone(served: Stores) -> None:
     batch_run.run_chunk(get_settings(), tasks[-1], models)
     done = batch_run.finish_job(get_settings(), NAME, job_id)
     assert done.status is JobStatus.SUCCEEDED and done.scored == 200
+
+
+def test_a_version_retired_mid_job_keeps_scoring_the_job_with_that_version(served: Stores) -> None:
+    # Given a planned job over v1, then v2 released and v1 retired before the chunks run
+    job_id, tasks = _start(served, _csv(_table(200)))
+    put_version(served, NAME, 2, breast_cancer_classifier(n_estimators=10, seed=1))
+    put_model(served, NAME, production=2)
+    retired = registry_dal.get_version(served.registry_table, NAME, 1)
+    assert retired is not None
+    retired = retired.model_copy(update={"status": VersionStatus.RETIRED})
+    boto3.client("dynamodb").put_item(TableName=served.registry_table, Item=registry_dal.version_item(retired))
+    # When the chunks run and the job finishes
+    _run_all(job_id, tasks)
+    done = batch_run.finish_job(get_settings(), NAME, job_id)
+    # Then the job scored every row with v1, the version (and artifact) it resolved
+    manifest = json.loads(_get(served, manifest_key(NAME, job_id)))
+    assert done.status is JobStatus.SUCCEEDED and done.version == 1 and manifest["version"] == 1
+    assert set(_parts(served, manifest).column("model_version").to_pylist()) == {1}

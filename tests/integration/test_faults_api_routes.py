@@ -18,7 +18,8 @@ from typing import Any
 
 import pytest
 
-from functions.handlers import api
+from functions.handlers import api, batch
+from functions.handlers.routes import batch_rows
 from functions.logic import approvals, releases
 from functions.models.approvals import ApprovalTaskEvent
 from functions.models.audit import Actor
@@ -95,6 +96,15 @@ ROUTES: list[tuple[str, str, str, Any]] = [
     ("GET", "/v1/models/<name>/batch", "/v1/models/churn/batch", None),
     ("GET", "/v1/models/<name>/batch/<job>", "/v1/models/churn/batch/0123456789abcdef0123", None),
 ]
+# routes the batch function serves (it reads Parquet; functions/handlers/routes/batch_rows.py)
+BATCH_FUNCTION_ROUTES: list[tuple[str, str, str, Any]] = [
+    (
+        "GET",
+        "/v1/models/<name>/batch/<job>/rows/<row>",
+        "/v1/models/churn/batch/0123456789abcdef0123/rows/c1",
+        None,
+    ),
+]
 NO_STORE_CALL = {"GET /v1/openapi.json"}  # built from the routers, no store behind it
 STORE_FAULTS = [faults.THROTTLING, faults.ACCESS_DENIED, faults.TIMEOUT]
 
@@ -116,6 +126,8 @@ def seeded(stores: Stores) -> Iterator[Stores]:
 def test_faults_api_routes_cover_every_route_of_the_api() -> None:
     routed = {f"{r.method} {r.path}" for r in api.app._static_routes + api.app._dynamic_routes}
     assert routed - NO_STORE_CALL == {f"{m} {t}" for m, t, _, _ in ROUTES}
+    batch_routed = {f"{r.method} {r.path}" for r in batch_rows.app._static_routes + batch_rows.app._dynamic_routes}
+    assert batch_routed == {f"{m} {t}" for m, t, _, _ in BATCH_FUNCTION_ROUTES}
 
 
 # routes whose reply to a fault differs from the documented error reply, by design, and for which
@@ -126,7 +138,9 @@ KNOWN_GAPS: dict[str, set[str]] = {
 }
 
 
-def problems(method: str, template: str, path: str, body: Any, fault: faults.Fault) -> list[str]:
+def problems(
+    method: str, template: str, path: str, body: Any, fault: faults.Fault, handler: Any = api.lambda_handler
+) -> list[str]:
     """What is wrong with the route's reply when every store call fails with `fault`."""
     route = f"{method} {template}"
     with ExitStack() as stack:
@@ -137,7 +151,9 @@ def problems(method: str, template: str, path: str, body: Any, fault: faults.Fau
         path, _, query = path.partition("?")
         event = api_event(method, path, body, who="alice")
         event["queryStringParameters"] = dict(urllib.parse.parse_qsl(query)) or None
-        reply = api.lambda_handler(event, Context())
+        if handler is not api.lambda_handler:
+            event["resource"] = template.replace("<", "{").replace(">", "}")
+        reply = handler(event, Context())
     raw = reply.get("body") or ""
     if not any(rule.fired for rule in rules):
         return [f"{route}: made no store call ({reply['statusCode']} {raw})"]
@@ -164,8 +180,9 @@ def test_faults_api_route_answers_a_failing_store_with_a_retry_hint(
     # When each route is called, Then it reached the store and answers 429/503, Retry-After, a
     # clean JSON body naming the typed error
     found: list[str] = []
-    for method, template, path, body in ROUTES:
-        trouble = problems(method, template, path, body, fault)
+    routes = [(r, api.lambda_handler) for r in ROUTES] + [(r, batch.lambda_handler) for r in BATCH_FUNCTION_ROUTES]
+    for (method, template, path, body), handler in routes:
+        trouble = problems(method, template, path, body, fault, handler)
         if fault.name in KNOWN_GAPS.get(f"{method} {template}", set()):
             continue  # reported, not owned here
         found += trouble

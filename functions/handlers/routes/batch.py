@@ -2,7 +2,7 @@
 
 POST /v1/models/{name}/batch        {"input": {"dataset", "version"} | {"uri"}, "model_version"?,
                                     "alias"?, "passthrough"?, "capture"?, "reject_threshold"?,
-                                    "client_token"?}: 202 with the job (its id, the version and
+                                    "client_token"?, "event_time"?}: 202 with the job (its id, the version and
                                     artifact sha256 it scores with, the output prefix)
 GET  /v1/models/{name}/batch        the model's jobs, newest first
 GET  /v1/models/{name}/batch/{job}  the job: status, chunks, rows, errors
@@ -15,20 +15,32 @@ from __future__ import annotations
 from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.openapi.params import Body, Path
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from functions.handlers.routes.approvals import caller
 from functions.handlers.routes.params import Name, reply
 from functions.logic import batch_jobs
 from functions.models.audit import Actor
-from functions.models.batch import JOB_ID_PATTERN, BatchJob, BatchJobs, BatchRequest
+from functions.models.batch import JOB_ID_PATTERN, ROW_ID_PATTERN, BatchJob, BatchJobs, BatchRequest
 from functions.models.errors import Forbidden
 from functions.models.settings import get_settings
 from functions.observability import logger
 
 router = APIGatewayRouter()
 JobId = Annotated[str, Path(pattern=JOB_ID_PATTERN, max_length=20, description="a batch job id")]
+# the batch row route's parameters (the batch function serves it: functions/handlers/routes/batch_rows.py)
+RowId = Annotated[str, Path(pattern=ROW_ID_PATTERN, max_length=256, description="a pass-through value of the row")]
+# a column named in a query: letters, digits, space, _ . : - (the default, the first pass-through
+# column, needs no name)
+ColumnQuery = Annotated[
+    str | None,
+    Query(
+        pattern=r"^[A-Za-z0-9_][A-Za-z0-9_ .:-]{0,127}$",
+        max_length=128,
+        description="the pass-through column naming rows (default: the job's first)",
+    ),
+]
 
 
 @router.post("/v1/models/<name>/batch")
