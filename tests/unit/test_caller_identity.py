@@ -136,3 +136,39 @@ def test_caller_identity_approvers_allow_list_names_users_roles_and_groups() -> 
     who = caller_identity(APIGatewayProxyEvent(event))
     assert who.groups == ("leads", "readers") and who.allowed_by(entries)
     assert not who.allowed_by(frozenset({"group:admins"}))
+
+
+# the console's API authorizes access tokens: `username` (not `cognito:username`), `scope`, `client_id`
+ACCESS_CLAIMS = {
+    "sub": CLAIMS["sub"],
+    "username": "ana",
+    "iss": CLAIMS["iss"],
+    "client_id": "abc123",
+    "token_use": "access",
+    "scope": "openid stepwise/Approver",
+    "cognito:groups": "[Approver]",
+}
+
+
+def test_caller_identity_console_access_token_names_the_pool_user_by_username() -> None:
+    # Given a request the console API's authorizer let through with an access token
+    event = copy.deepcopy(load_event("apigw/health.json"))
+    event["requestContext"]["identity"].update({"userArn": None, "caller": None, "accessKey": None})
+    event["requestContext"]["authorizer"] = {"claims": ACCESS_CLAIMS}
+    # When the caller is read
+    who = caller_identity(APIGatewayProxyEvent(event))
+    # Then it is recorded under the same name as the user's ID-token calls, with its subject and groups
+    assert who.principal == "cognito:us-east-1_AbCdEf123/ana"
+    assert who.caller == CLAIMS["sub"] and who.groups == ("Approver",)
+
+
+def test_caller_identity_console_four_eyes_compares_the_subject() -> None:
+    # Given a run started by the pool user ana, recorded under her subject (a token without a username)
+    pool = "us-east-1_AbCdEf123"
+    started_by = f"cognito:{pool}/{CLAIMS['sub']}"
+    # When ana approves from the console (access token: username + the same subject)
+    ana = CallerIdentity(user_arn=f"cognito:{pool}/ana", caller=CLAIMS["sub"])
+    # Then she is the starter; another user of the pool (another subject) is not
+    assert ana.is_(started_by)
+    bob = CallerIdentity(user_arn=f"cognito:{pool}/bob", caller="0b0b0b0b-0000-4000-8000-1234567890ab")
+    assert not bob.is_(started_by) and not bob.is_(f"cognito:{pool}/ana")
