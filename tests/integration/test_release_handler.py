@@ -193,15 +193,22 @@ def test_approval_request_notice_is_text_for_people_and_json_for_machines(
 def test_approval_request_notice_without_the_console_parameter_still_goes_out(
     stores: Stores, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Given the console's parameter is named but missing (console stack not deployed yet)
+    # Given the console's parameter is named but missing (the console stack is not deployed yet)
     topic = boto3.client("sns").create_topic(Name="approvals")["TopicArn"]
+    sqs = boto3.client("sqs")
+    queue = sqs.create_queue(QueueName="inbox")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    boto3.client("sns").subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
     monkeypatch.setenv("STEPWISE_APPROVALS_TOPIC_ARN", topic)
     monkeypatch.setenv("STEPWISE_CONSOLE_URL_PARAMETER", "/stepwise/dev/console/url")
     get_settings.cache_clear()
     register(stores, "churn")
-    # When the approval task runs, Then the request is stored and published without a console link
+    # When the approval task runs
     reply = approval.lambda_handler({"token": "t", "model": "churn", "version": 1, "execution": "e"}, Context())
-    assert reply["id"] == "churn-1"
+    # Then the request is stored and published, without a console link
+    (message,) = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]
+    notice = json.loads(json.loads(message["Body"])["Message"])
+    assert reply["id"] == notice["id"] == "churn-1" and notice["console_url"] == "" and notice["execution_url"] == ""
 
 
 def test_approval_request_for_a_decided_version_is_refused(stores: Stores) -> None:

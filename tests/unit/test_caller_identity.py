@@ -160,15 +160,3 @@ def test_caller_identity_console_access_token_names_the_pool_user_by_username() 
     # Then it is recorded under the same name as the user's ID-token calls, with its subject and groups
     assert who.principal == "cognito:us-east-1_AbCdEf123/ana"
     assert who.caller == CLAIMS["sub"] and who.groups == ("Approver",)
-
-
-def test_caller_identity_console_four_eyes_compares_the_subject() -> None:
-    # Given a run started by the pool user ana, recorded under her subject (a token without a username)
-    pool = "us-east-1_AbCdEf123"
-    started_by = f"cognito:{pool}/{CLAIMS['sub']}"
-    # When ana approves from the console (access token: username + the same subject)
-    ana = CallerIdentity(user_arn=f"cognito:{pool}/ana", caller=CLAIMS["sub"])
-    # Then she is the starter; another user of the pool (another subject) is not
-    assert ana.is_(started_by)
-    bob = CallerIdentity(user_arn=f"cognito:{pool}/bob", caller="0b0b0b0b-0000-4000-8000-1234567890ab")
-    assert not bob.is_(started_by) and not bob.is_(f"cognito:{pool}/ana")
