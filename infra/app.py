@@ -12,7 +12,7 @@ from cdk_nag import AwsSolutionsChecks, NIST80053R5Checks, ServerlessChecks
 
 from infra import constants as c
 from infra.config import StackConfig
-from infra.stacks.core import StepwiseStack, StoresStack
+from infra.stacks.core import ConsoleStack, StepwiseStack, StoresStack
 
 # Feature flags the stack relies on (also in cdk.json, for the cdk CLI).
 FEATURE_FLAGS: dict[str, object] = {
@@ -40,6 +40,14 @@ def build_app(outdir: str | None = None, context: dict[str, object] | None = Non
         stores=stores.stores,
         description="Stepwise: serverless MLOps (lifecycle, serving, monitoring, governance)",
     )
+    if config.console:
+        ConsoleStack(
+            app,
+            c.CONSOLE_STACK_NAME,
+            config=config,
+            compute=stack,
+            description="Stepwise console: assets behind CloudFront, Cognito sign-in, the console's API",
+        )
     cdk.Tags.of(app).add("project", "stepwise")
     cdk.Validations.of(app).add_plugins(  # type: ignore[attr-defined]
         AwsSolutionsChecks(app), ServerlessChecks(app), NIST80053R5Checks(app)

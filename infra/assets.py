@@ -9,6 +9,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 FUNCTIONS_DIR = ROOT / "functions"
 STAGING = ROOT / ".build"
+# the web console's static assets (deployed by infra/constructs/console.py); a placeholder page
+# until the folder exists
+CONSOLE_ASSETS_DIR = ROOT / "console"
+CONSOLE_PLACEHOLDER_DIR = ROOT / "infra" / "console_placeholder"
 
 _IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".mypy_cache")
 
@@ -36,3 +40,8 @@ def functions_asset_dir() -> Path:
         shutil.rmtree(out, ignore_errors=True)
         tmp.rename(out)
     return out
+
+
+def console_assets_dir() -> Path:
+    """The folder of the console's static assets: CONSOLE_ASSETS_DIR when it has an index.html."""
+    return CONSOLE_ASSETS_DIR if (CONSOLE_ASSETS_DIR / "index.html").is_file() else CONSOLE_PLACEHOLDER_DIR

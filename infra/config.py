@@ -67,6 +67,21 @@ class StackConfig(BaseModel):
     persona_groups: dict[str, tuple[Annotated[str, Field(pattern=r"^[\w+=,.@-]{1,128}$")], ...]] = Field(
         default_factory=dict, max_length=6
     )
+    # the web console on AWS (README "Security model", infra/constructs/console.py): its own stack
+    # with the assets in a private bucket behind CloudFront, a Cognito user pool (created unless an
+    # existing pool's id and managed-login domain are given) and a second REST API with the pool's
+    # authorizer in front of the same functions
+    console: bool = True
+    console_user_pool_id: str | None = Field(None, pattern=r"^[a-z]{2}(-[a-z]+)+-\d_[0-9A-Za-z]+$")
+    console_user_pool_domain: str | None = Field(None, pattern=r"^https://[a-z0-9.-]+$")  # the pool's login domain
+    console_mfa: Literal["off", "optional", "required"] = "required"  # TOTP (authenticator apps)
+    # a custom domain: its ACM certificate (in us-east-1, as CloudFront requires) and names
+    console_certificate_arn: str | None = Field(None, pattern=r"^arn:aws[a-z-]*:acm:us-east-1:\d{12}:certificate/.+")
+    console_domain_names: tuple[Annotated[str, Field(pattern=r"^[a-z0-9.-]{1,253}$")], ...] = Field((), max_length=10)
+    # an existing WAFv2 web ACL of CloudFront scope (us-east-1, global) to put in front of the console
+    console_waf_web_acl_arn: str | None = Field(
+        None, pattern=r"^arn:aws[a-z-]*:wafv2:us-east-1:\d{12}:global/webacl/.+"
+    )
     # governance: retired artifacts move to a colder storage class after this many days;
     # audit exports stay locked (Object Lock, governance mode) this long
     retired_artifact_transition_days: int = Field(30, ge=1, le=3650)
@@ -74,7 +89,7 @@ class StackConfig(BaseModel):
     # monitoring: how many models' drift checks a scheduled round runs at once
     drift_concurrency: int = Field(10, ge=1, le=1_000)
 
-    @field_validator("trusted_session_roles", "approvers", mode="before")
+    @field_validator("trusted_session_roles", "approvers", "console_domain_names", mode="before")
     @classmethod
     def _roles(cls, value: object) -> object:
         """`-c stepwise:trusted_session_roles=MLOpsHuman,Other` (role names), `-c stepwise:approvers=ARN,group:G`,
@@ -110,9 +125,26 @@ class StackConfig(BaseModel):
         unknown = sorted(set(self.persona_groups) - set(PERSONAS))
         if unknown:
             raise ValueError(f"persona_groups names unknown personas {unknown}; known: {list(PERSONAS)}")
-        if self.persona_groups and not self.cognito_user_pool_arn:
-            raise ValueError("persona_groups maps Cognito groups, so it needs cognito_user_pool_arn")
+        if self.persona_groups and not (self.cognito_user_pool_arn or self.console):
+            raise ValueError("persona_groups maps Cognito groups, so it needs cognito_user_pool_arn or console")
+        if bool(self.console_user_pool_id) != bool(self.console_user_pool_domain):
+            raise ValueError("console_user_pool_id and console_user_pool_domain name an existing pool together")
+        if bool(self.console_certificate_arn) != bool(self.console_domain_names):
+            raise ValueError("console_certificate_arn and console_domain_names name a custom domain together")
         return self
+
+    @property
+    def console_persona_groups(self) -> dict[str, tuple[str, ...]]:
+        """Cognito group names per persona: with the console on, the pool's group named after each
+        persona (the stack creates them), plus the groups `persona_groups` maps."""
+        from infra.constructs.personas import PERSONAS
+
+        own = {p: (p,) for p in PERSONAS} if self.console else {}
+        return {
+            p: tuple(dict.fromkeys((*own.get(p, ()), *self.persona_groups.get(p, ()))))
+            for p in PERSONAS
+            if p in own or p in self.persona_groups
+        }
 
     @classmethod
     def from_context(cls, scope: Construct) -> StackConfig:

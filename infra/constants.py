@@ -4,6 +4,7 @@ from __future__ import annotations
 
 STACK_NAME = "Stepwise"  # the compute stack: the one the CLI names (--stack) and reads outputs of
 STORES_STACK_NAME = "StepwiseStores"  # the stateful stores, retained; the compute stack imports them
+CONSOLE_STACK_NAME = "StepwiseConsole"  # the web console on AWS (setting `console`): CloudFront, Cognito, its API
 API_STAGE = "prod"
 
 # construct ids
@@ -161,3 +162,19 @@ ENV_BATCH_SM_ARN = "STEPWISE_BATCH_SM_ARN"  # functions/models/settings.py batch
 PERSONAS_ID = "Personas"
 OUT_PERSONA_POLICY_PREFIX = "PersonaPolicy"
 REFUSED_DECISIONS_METRIC = "DecisionsRefused"  # functions/handlers/routes/approvals.py emits it
+
+# the web console on AWS (infra/constructs/console.py)
+CONSOLE_ID = "Console"
+CONSOLE_SCOPE_SERVER = "stepwise"  # the user pool's resource server: persona scopes are `stepwise/<Persona>`
+CONSOLE_ACCESS_LOG_PREFIX = "console/"  # the console buckets' server access logs, in the access-log bucket
+PRE_TOKEN_FUNCTION_ID = "PreTokenFunction"  # Cognito pre-token-generation trigger: persona scopes from groups
+CONSOLE_CONFIG_FILE = "config.json"  # the console's runtime configuration, next to its assets
+CONSOLE_APPROVAL_ROUTE = "/#/approvals/"  # + approval id: an approval's page (assets at the distribution's root)
+CONSOLE_URL_PARAMETER = "/stepwise/{stage}/console/url"  # SSM parameter: the console's https URL
+ENV_CONSOLE_URL_PARAMETER = "STEPWISE_CONSOLE_URL_PARAMETER"
+OUT_CONSOLE_URL = "ConsoleUrl"
+OUT_CONSOLE_API_URL = "ConsoleApiUrl"
+OUT_CONSOLE_USER_POOL_ID = "ConsoleUserPoolId"
+OUT_CONSOLE_CLIENT_ID = "ConsoleClientId"
+OUT_CONSOLE_BUCKET = "ConsoleBucketName"
+OUT_CONSOLE_PRE_TOKEN_FUNCTION = "ConsolePreTokenFunctionArn"

@@ -31,6 +31,7 @@ from functions.models.approvals import (
 )
 from functions.models.audit import iso
 from functions.models.errors import Gone
+from functions.observability import logger
 
 _GONE_CODES = ("TaskTimedOut", "TaskDoesNotExist", "InvalidToken")
 
@@ -176,11 +177,23 @@ def _callback(method: str, **kwargs: str) -> None:
         raise store_error(exc, "the workflow callback") from exc
 
 
-def publish(topic_arn: str, subject: str, message: dict[str, Any]) -> str:
+def publish(topic_arn: str, subject: str, message_structure: str) -> str:
+    """Publish a per-protocol message (SNS MessageStructure `json`: "default" plus protocol keys)."""
     try:
         reply = client("sns").publish(
-            TopicArn=topic_arn, Subject=subject[:100], Message=json.dumps(message, default=str, indent=2)
+            TopicArn=topic_arn, Subject=subject[:100], Message=message_structure, MessageStructure="json"
         )
     except (ClientError, BotoCoreError) as exc:
         raise store_error(exc, "approval notice") from exc
     return str(reply.get("MessageId", ""))
+
+
+def read_parameter(name: str) -> str:
+    """An SSM parameter's value ("" when it does not exist or cannot be read: what reads it here, the
+    console link of a notification, is optional, and its absence never fails the caller)."""
+    try:
+        reply = client("ssm").get_parameter(Name=name)
+    except (ClientError, BotoCoreError) as exc:
+        logger.warning("parameter not read", extra={"parameter": name, "error": type(exc).__name__})
+        return ""
+    return str(reply.get("Parameter", {}).get("Value", ""))

@@ -29,6 +29,7 @@ from functions.dal import audit as audit_dal
 from functions.dal import releases as releases_dal
 from functions.dal.audit import audit_put
 from functions.logic import releases
+from functions.logic.approval_notice import approval_notice
 from functions.models.approvals import (
     UNKNOWN_STARTERS,
     ApprovalList,
@@ -124,15 +125,9 @@ def request_approval(settings: Settings, event: ApprovalTaskEvent, *, now: datet
     else:
         _record_request(settings, event, request)
     if settings.approvals_topic_arn:
-        dal.publish(
-            settings.approvals_topic_arn,
-            f"Stepwise: approve {event.model} version {event.version}?",
-            {
-                **request.model_dump(mode="json"),
-                "approve": f"stepwise approve {event.model} {event.version} --reason ...",
-                "reject": f"stepwise reject {event.model} {event.version} --reason ...",
-            },
-        )
+        console_url = dal.read_parameter(settings.console_url_parameter) if settings.console_url_parameter else ""
+        notice = approval_notice(request, console_url=console_url)
+        dal.publish(settings.approvals_topic_arn, notice.subject, notice.message_structure())
     return request
 
 

@@ -13,7 +13,7 @@ from functions.dal import audit as audit_dal
 from functions.models.approvals import CallerIdentity
 from functions.models.audit import Actor, AuditEvent, model_target
 from functions.models.errors import Forbidden, StepwiseError
-from functions.models.personas import GUARDED_ROUTES, PERSONA_ROUTES
+from functions.models.personas import GUARDED_ROUTES, PERSONA_ROUTES, SCOPE_SERVER
 from functions.models.settings import Settings
 from functions.observability import logger
 
@@ -21,6 +21,13 @@ from functions.observability import logger
 def caller_personas(settings: Settings, caller: CallerIdentity) -> frozenset[str]:
     by_group = settings.personas_of_groups
     return frozenset().union(*(by_group.get(g, frozenset()) for g in caller.groups))
+
+
+def token_scopes(settings: Settings, groups: list[str] | tuple[str, ...]) -> list[str]:
+    """The access-token scopes (`stepwise/<Persona>`) of the personas the user's groups map to:
+    what the console's API methods require, per the persona matrix."""
+    caller = CallerIdentity(groups=tuple(str(g) for g in groups)[:100])
+    return sorted(f"{SCOPE_SERVER}/{p}" for p in caller_personas(settings, caller))
 
 
 def check_route(

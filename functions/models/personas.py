@@ -9,6 +9,10 @@ tests/infra/test_personas.py holds the two equal.
 
 from __future__ import annotations
 
+# the console's access tokens carry `stepwise/<Persona>` scopes for the user's personas (added by the
+# pre-token-generation trigger); each method of the console's API requires its personas' scopes
+SCOPE_SERVER = "stepwise"
+
 DATASET_READS: frozenset[str] = frozenset(
     {
         "GET /v1/health",

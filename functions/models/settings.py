@@ -25,6 +25,8 @@ class Settings(BaseModel):
     lifecycle_state_machine_arn: str = Field("", alias="STEPWISE_LIFECYCLE_SM_ARN")
     approvals_topic_arn: str = Field("", alias="STEPWISE_APPROVALS_TOPIC_ARN")
     code_version: str = Field("dev", alias="STEPWISE_CODE_VERSION")
+    # the SSM parameter holding the console's URL (approval notifications link to it; "" : no link)
+    console_url_parameter: str = Field("", alias="STEPWISE_CONSOLE_URL_PARAMETER")
     # serving
     alias_cache_ttl_seconds: float = Field(5.0, alias="STEPWISE_ALIAS_CACHE_TTL", ge=0, allow_inf_nan=False)
     model_cache_size: int = Field(4, alias="STEPWISE_MODEL_CACHE_SIZE", ge=1, le=64)

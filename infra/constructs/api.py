@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from aws_cdk import CfnOutput, RemovalPolicy
 from aws_cdk import aws_apigateway as apigw
@@ -44,6 +45,17 @@ _RETRY_AFTER = {apigw.ResponseType.THROTTLED: "1", apigw.ResponseType.QUOTA_EXCE
 
 def _retry_body(error: str, seconds: int) -> str:
     return json.dumps({"error": error, "message": "too many requests", "retry_after_seconds": seconds})
+
+
+@dataclass(frozen=True)
+class ApiRoute:
+    """A route as added (`Api.routes`): what a second API in front of the same functions repeats."""
+
+    method: str
+    path: str
+    function: lambda_.IFunction
+    json_body: bool
+    service: bool
 
 
 class Api(Construct):
@@ -107,6 +119,7 @@ class Api(Construct):
                 identity_source="method.request.header.Authorization",
             )
         self.usage_plan: apigw.UsagePlan | None = None
+        self.routes: list[ApiRoute] = []
         for kind in (apigw.ResponseType.DEFAULT_4_XX, apigw.ResponseType.DEFAULT_5_XX):
             self.rest_api.add_gateway_response(
                 f"Json{kind.response_type}",
@@ -160,6 +173,7 @@ class Api(Construct):
         cognito_auth = self.user_pool_authorizer is not None and not service
         if json_body is None:
             json_body = method == "PUT" or (method, path) in c.JSON_BODY_ROUTES
+        self.routes.append(ApiRoute(method, path, function, json_body, service))
         return resource.add_method(
             method,
             apigw.LambdaIntegration(function, proxy=True),

@@ -16,18 +16,20 @@ import json
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 
-from aws_cdk import CfnOutput, Duration, Stack
+from aws_cdk import Aws, CfnOutput, Duration, Stack
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from infra import constants as c
-from infra.assets import functions_asset_dir, functions_code_version
+from infra.assets import console_assets_dir, functions_asset_dir, functions_code_version
 from infra.config import StackConfig
 from infra.constructs.api import Api
 from infra.constructs.approvals import APPROVAL_HANDLER, RELEASE_HANDLER, Approvals
 from infra.constructs.batch import Batch
+from infra.constructs.console import Console
 from infra.constructs.control import ControlApi
 from infra.constructs.encryption import ENCRYPTION_ID, Encryption
 from infra.constructs.function import FunctionFactory, log_retention, stepwise_layer
@@ -37,12 +39,12 @@ from infra.constructs.ingestion import Ingestion
 from infra.constructs.lifecycle import Lifecycle, LifecycleTasks, SageMakerTraining, training_image_context
 from infra.constructs.monitoring import Monitoring
 from infra.constructs.offline_store import OfflineStore
-from infra.constructs.personas import Personas
+from infra.constructs.personas import PERSONA_ROUTES, Personas
 from infra.constructs.reproduction import Reproduction
 from infra.constructs.serving import Serving
 from infra.constructs.storage import AccessLogs, ArtifactStore, AuditArchive, DataStore
 from infra.constructs.tables import Metadata, OnlineStore, Registry
-from infra.grants import grant_model_alarms
+from infra.grants import grant_model_alarms, synchronous_only
 from infra.nag import acknowledge, acknowledge_design_choices
 
 SAGEMAKER_SKLEARN_IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3"
@@ -144,7 +146,26 @@ class StoresStack(Stack):
                 self.stores.access_logs_bucket: "S3 server access logs can only be delivered to an SSE-S3 bucket"
             },
         )
+        if config.console:
+            self.allow_console_access_logs()
         acknowledge_design_choices(self)
+
+    def allow_console_access_logs(self) -> None:
+        """The console stack's buckets log into the access-log bucket under console/. The stores
+        stack names no other stack's resource, so the source is the console stack's bucket names
+        (CloudFormation names them `<stack name in lower case>-...`) in this account."""
+        bucket = self.stores.access_logs_bucket
+        bucket.add_to_resource_policy(
+            iam.PolicyStatement(
+                principals=[iam.ServicePrincipal("logging.s3.amazonaws.com")],
+                actions=["s3:PutObject"],
+                resources=[bucket.arn_for_objects(f"{c.CONSOLE_ACCESS_LOG_PREFIX}*")],
+                conditions={
+                    "ArnLike": {"aws:SourceArn": f"arn:{Aws.PARTITION}:s3:::{c.CONSOLE_STACK_NAME.lower()}-*"},
+                    "StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID},
+                },
+            )
+        )
 
 
 class StepwiseStack(Stack):
@@ -383,9 +404,30 @@ class StepwiseStack(Stack):
             alarm_topic=self.monitoring.topic,
             refused_decisions_threshold=config.refused_decisions_alarm_threshold,
         )
-        if config.persona_groups:  # Cognito callers held to their groups' personas by the API function
+        persona_groups = config.console_persona_groups
+        if persona_groups:  # Cognito callers held to their groups' personas by the API function
             self.control.function.add_environment(
-                c.ENV_PERSONA_GROUPS, json.dumps({p: list(g) for p, g in config.persona_groups.items()})
+                c.ENV_PERSONA_GROUPS, json.dumps({p: list(g) for p, g in persona_groups.items()})
+            )
+        self.pre_token_fn: lambda_.Function | None = None
+        if config.console:  # the console's user pool adds persona scopes to access tokens from groups
+            self.pre_token_fn = self.functions(
+                c.PRE_TOKEN_FUNCTION_ID,
+                "functions.handlers.pre_token.lambda_handler",
+                environment={c.ENV_PERSONA_GROUPS: json.dumps({p: list(g) for p, g in persona_groups.items()})},
+                description="Console sign-in: persona scopes from the user's Cognito groups",
+            )
+            synchronous_only(self.pre_token_fn)  # Cognito invokes it synchronously at sign-in
+            # approval notifications link to the console: its URL is the console stack's SSM parameter
+            parameter = c.CONSOLE_URL_PARAMETER.format(stage=config.stage)
+            approval_fn = self.approvals.approval_fn
+            assert isinstance(approval_fn, lambda_.Function)
+            approval_fn.add_environment(c.ENV_CONSOLE_URL_PARAMETER, parameter)
+            approval_fn.add_to_role_policy(
+                iam.PolicyStatement(
+                    actions=["ssm:GetParameter"],
+                    resources=[f"arn:{Aws.PARTITION}:ssm:{Aws.REGION}:{Aws.ACCOUNT_ID}:parameter{parameter}"],
+                )
             )
         stores.encryption.encrypt_stack(self, except_buckets={})
 
@@ -421,3 +463,40 @@ class StepwiseStack(Stack):
             "AwsSolutions::AwsSolutions-APIG3",
             "A WAF web ACL is an optional stack setting (waf_web_acl_arn); stage throttling limits abuse by default.",
         )
+
+
+class ConsoleStack(Stack):
+    """The web console on AWS (setting `console`): its assets behind CloudFront, its user pool and
+    its API in front of the compute stack's functions (infra/constructs/console.py)."""
+
+    def __init__(
+        self, scope: Construct, id_: str, *, config: StackConfig, compute: StepwiseStack, **kwargs: object
+    ) -> None:
+        super().__init__(scope, id_, **kwargs)  # type: ignore[arg-type]
+        assert compute.pre_token_fn is not None
+        self.console = Console(
+            self,
+            c.CONSOLE_ID,
+            routes=compute.api.routes,
+            persona_routes=PERSONA_ROUTES,
+            access_logs_bucket_name=compute.stores.access_logs_bucket.bucket_name,
+            assets_dir=console_assets_dir(),
+            stage=config.stage,
+            mfa=config.console_mfa,
+            log_retention=log_retention(config.log_retention_days),
+            throttle_rate=config.api_throttle_rate,
+            throttle_burst=config.api_throttle_burst,
+            pre_token_function=compute.pre_token_fn,
+            user_pool_id=config.console_user_pool_id,
+            user_pool_domain=config.console_user_pool_domain,
+            certificate_arn=config.console_certificate_arn,
+            domain_names=config.console_domain_names,
+            waf_web_acl_arn=config.console_waf_web_acl_arn,
+        )
+        CfnOutput(
+            self,
+            c.OUT_CONSOLE_PRE_TOKEN_FUNCTION,
+            value=compute.pre_token_fn.function_arn,
+            description="pre-token-generation trigger (V2) of the console's user pool (attach it to a given pool)",
+        )
+        acknowledge_design_choices(self)

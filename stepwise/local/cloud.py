@@ -196,6 +196,12 @@ class LocalCloud:
             if asset.object_key in layer_keys and asset.source.is_dir():
                 s3.put_object(Bucket=bucket, Key=asset.object_key, Body=_manifest_zip(asset.source))
                 continue
+            if not asset.source.exists():
+                # code CDK ships in its own package (BucketDeployment's handler and its AWS CLI layer):
+                # with staging off its path is the synth's jsii kernel directory, gone once synth
+                # ends; a custom resource's handler never runs here, so an empty listing stands in
+                s3.put_object(Bucket=bucket, Key=asset.object_key, Body=_manifest_zip(asset.source / "-"))
+                continue
             source = _zipped(asset.id, asset.source) if asset.source.is_dir() else asset.source
             with source.open("rb") as body:
                 s3.put_object(Bucket=bucket, Key=asset.object_key, Body=body)

@@ -73,7 +73,10 @@ EXPECTED_ACTIONS: dict[str, set[str]] = {
     "InferenceFunction": _BASE | {"dynamodb:GetItem", "dynamodb:BatchGetItem", "s3:GetObject", "s3:PutObject"},
     "ApprovalFunction": _BASE
     | {"sns:Publish", "dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem"}
-    | {"dynamodb:UpdateItem"},
+    | {"dynamodb:UpdateItem"}
+    | {"ssm:GetParameter"},  # the console's URL (its stack's parameter), linked from the notification
+    # the console user pool's pre-token trigger: the groups -> personas mapping is in its environment
+    "PreTokenFunction": _BASE,
     "ReleaseFunction": _BASE
     | {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem", "cloudwatch:GetMetricData"}
     | {"s3:GetObject"}  # promote and canary verify artifacts/models/* sha256 before serving them

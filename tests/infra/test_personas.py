@@ -270,7 +270,7 @@ def test_personas_settings_refuse_bad_values_naming_the_setting(field: str, valu
     from infra.config import StackConfig
 
     with pytest.raises(ValidationError, match=field):
-        StackConfig.model_validate({field: value})
+        StackConfig.model_validate({field: value, "console": False})  # the console brings its own user pool
 
 
 POOL = "arn:aws:cognito-idp:us-east-1:123456789012:userpool/us-east-1_AbCdEf123"
@@ -309,7 +309,7 @@ def test_personas_groups_setting_reaches_the_api_function(tmp_path_factory: pyte
     from stepwise.local.assembly import synthesize
 
     groups = {A: ["leads", "approvers"], AU: ["audit"]}
-    context = {"stepwise:cognito_user_pool_arn": POOL, "stepwise:persona_groups": groups}
+    context = {"stepwise:cognito_user_pool_arn": POOL, "stepwise:persona_groups": groups, "stepwise:console": False}
     template = synthesize(tmp_path_factory.mktemp("cdk.out.groups"), context=context).template
     envs = [
         r["Properties"]["Environment"]["Variables"]

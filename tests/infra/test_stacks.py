@@ -28,7 +28,7 @@ def test_stacks_stores_deploy_first_and_the_compute_stack_keeps_the_cli_name(ass
     # Given the stacks in deployment order
     names = [a.stack_name for a in assemblies]
     # Then the stores come first and the compute stack is the one the CLI names
-    assert names == [c.STORES_STACK_NAME, c.STACK_NAME]
+    assert names == [c.STORES_STACK_NAME, c.STACK_NAME, c.CONSOLE_STACK_NAME]
     compute = next(a for a in assemblies if a.stack_name == c.STACK_NAME)
     assert c.STORES_STACK_NAME in compute.artifact.get("dependencies", [])
 

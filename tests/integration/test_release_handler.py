@@ -152,6 +152,65 @@ def test_approval_request_is_published_to_the_topic(stores: Stores, monkeypatch:
     assert "secret-token" not in message["Body"] and "secret-token" not in json.dumps(reply)
 
 
+def test_approval_request_notice_is_text_for_people_and_json_for_machines(
+    stores: Stores, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given an approvals topic with a queue subscribed, and the console's URL in its SSM parameter
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.sns.models import sns_backends
+
+    topic = boto3.client("sns").create_topic(Name="approvals")["TopicArn"]
+    sqs = boto3.client("sqs")
+    queue = sqs.create_queue(QueueName="inbox")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    boto3.client("sns").subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+    boto3.client("ssm").put_parameter(
+        Name="/stepwise/dev/console/url", Value="https://d1.cloudfront.net", Type="String"
+    )
+    monkeypatch.setenv("STEPWISE_APPROVALS_TOPIC_ARN", topic)
+    monkeypatch.setenv("STEPWISE_CONSOLE_URL_PARAMETER", "/stepwise/dev/console/url")
+    get_settings.cache_clear()
+    register(stores, "churn", metrics={"auc": 0.9})
+    execution = "arn:aws:states:us-east-1:123456789012:execution:Lifecycle:run-1"
+    # When the approval task runs
+    approval.lambda_handler(
+        {"token": "secret-token", "model": "churn", "version": 1, "execution": execution}, Context()
+    )
+    # Then people (e-mail, the default) read text with the approval page and the execution's page
+    region = boto3.session.Session().region_name
+    (published,) = sns_backends[DEFAULT_ACCOUNT_ID][region].topics[topic].sent_notifications
+    structure = json.loads(published[1])
+    assert structure["email"] == structure["default"]
+    assert "https://d1.cloudfront.net/#/approvals/churn-1" in structure["default"]
+    assert "https://us-east-1.console.aws.amazon.com/states/home?region=us-east-1#" in structure["default"]
+    # And machines (the SQS subscriber) get the JSON with both links, never the token
+    (message,) = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]
+    notice = json.loads(json.loads(message["Body"])["Message"])
+    assert notice["console_url"] == "https://d1.cloudfront.net/#/approvals/churn-1"
+    assert notice["execution_url"].endswith(execution) and "secret-token" not in message["Body"]
+
+
+def test_approval_request_notice_without_the_console_parameter_still_goes_out(
+    stores: Stores, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the console's parameter is named but missing (the console stack is not deployed yet)
+    topic = boto3.client("sns").create_topic(Name="approvals")["TopicArn"]
+    sqs = boto3.client("sqs")
+    queue = sqs.create_queue(QueueName="inbox")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    boto3.client("sns").subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+    monkeypatch.setenv("STEPWISE_APPROVALS_TOPIC_ARN", topic)
+    monkeypatch.setenv("STEPWISE_CONSOLE_URL_PARAMETER", "/stepwise/dev/console/url")
+    get_settings.cache_clear()
+    register(stores, "churn")
+    # When the approval task runs
+    reply = approval.lambda_handler({"token": "t", "model": "churn", "version": 1, "execution": "e"}, Context())
+    # Then the request is stored and published, without a console link
+    (message,) = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]
+    notice = json.loads(json.loads(message["Body"])["Message"])
+    assert reply["id"] == notice["id"] == "churn-1" and notice["console_url"] == "" and notice["execution_url"] == ""
+
+
 def test_approval_request_for_a_decided_version_is_refused(stores: Stores) -> None:
     register(stores, "churn")
     releases.approve(get_settings(), "churn", 1, OPS, "ok")

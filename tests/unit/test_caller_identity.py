@@ -136,3 +136,27 @@ def test_caller_identity_approvers_allow_list_names_users_roles_and_groups() -> 
     who = caller_identity(APIGatewayProxyEvent(event))
     assert who.groups == ("leads", "readers") and who.allowed_by(entries)
     assert not who.allowed_by(frozenset({"group:admins"}))
+
+
+# the console's API authorizes access tokens: `username` (not `cognito:username`), `scope`, `client_id`
+ACCESS_CLAIMS = {
+    "sub": CLAIMS["sub"],
+    "username": "ana",
+    "iss": CLAIMS["iss"],
+    "client_id": "abc123",
+    "token_use": "access",
+    "scope": "openid stepwise/Approver",
+    "cognito:groups": "[Approver]",
+}
+
+
+def test_caller_identity_console_access_token_names_the_pool_user_by_username() -> None:
+    # Given a request the console API's authorizer let through with an access token
+    event = copy.deepcopy(load_event("apigw/health.json"))
+    event["requestContext"]["identity"].update({"userArn": None, "caller": None, "accessKey": None})
+    event["requestContext"]["authorizer"] = {"claims": ACCESS_CLAIMS}
+    # When the caller is read
+    who = caller_identity(APIGatewayProxyEvent(event))
+    # Then it is recorded under the same name as the user's ID-token calls, with its subject and groups
+    assert who.principal == "cognito:us-east-1_AbCdEf123/ana"
+    assert who.caller == CLAIMS["sub"] and who.groups == ("Approver",)

@@ -1,10 +1,11 @@
 """Who is calling: the identity API Gateway's authorizer established, never a field of the body.
 
 - IAM (SigV4, the default): requestContext.identity (userArn, caller, accessKey).
-- Cognito user pool authorizer (stack setting `cognito_user_pool_arn`): the ID token's claims in
-  requestContext.authorizer.claims; the caller is named `cognito:<pool id>/<username>` (the
-  username, which the pool never changes, else the subject; never the email, which a user can
-  change), with the token's `sub` as its stable form (four-eyes compares both), and its
+- Cognito user pool authorizer (stack setting `cognito_user_pool_arn`: ID tokens; the console's
+  API: access tokens): the token's claims in requestContext.authorizer.claims; the caller is named
+  `cognito:<pool id>/<username>` (the username, `cognito:username` in an ID token and `username`
+  in an access token, which the pool never changes, else the subject; never the email, which a
+  user can change), with the token's `sub` as its stable form (four-eyes compares both), and its
   `cognito:groups` (the approvers allow-list may name a group).
 """
 
@@ -27,7 +28,7 @@ def caller_identity(event: APIGatewayProxyEvent) -> CallerIdentity:
     claims = context.authorizer.claims
     if claims:
         pool = str(claims.get("iss", "")).rstrip("/").rsplit("/", 1)[-1] or "user-pool"
-        user = claims.get("cognito:username") or claims.get("sub") or "unknown"
+        user = claims.get("cognito:username") or claims.get("username") or claims.get("sub") or "unknown"
         return CallerIdentity(
             user_arn=f"cognito:{pool}/{user}"[:2048], caller=str(claims.get("sub", ""))[:2048], groups=_groups(claims)
         )
