@@ -169,6 +169,7 @@ def test_console_browser_four_eyes_approval_drift_report_audit_and_no_stored_xss
     ui.click("approve")
     ui.wait(lambda: "Not allowed" in ui.text())
     assert "four-eyes" in ui.text()
+    browser.execute_script("document.getElementById('decision-status').scrollIntoView({block: 'center'})")
     ui.shot("approval-refused")
 
     # Another identity approves with a reason; the version becomes production on the model page
