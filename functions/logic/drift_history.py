@@ -35,7 +35,7 @@ def check_detail(model: str, check_id: str, settings: Settings) -> DriftCheckDet
         raise NotFound(f"no drift check {check_id!r} among the latest {MAX_CHECKS} of model {model!r}")
     report = DriftReport.model_validate_json(reports_dal.read_bytes(check.report_json))
     html = reports_dal.read_bytes(check.report_html).decode("utf-8", errors="replace")
-    return DriftCheckDetail(check=check, sections=sections(report), performance_value=_performance(report), html=html)
+    return DriftCheckDetail(check=check, sections=sections(report), html=html)
 
 
 def sections(report: DriftReport) -> list[SectionVerdict]:
@@ -52,8 +52,3 @@ def sections(report: DriftReport) -> list[SectionVerdict]:
     if report.overall is not None:
         found.append(SectionVerdict(section="overall", verdict=report.overall.verdict, reason=report.overall.reason))
     return found
-
-
-def _performance(report: DriftReport) -> float | None:
-    metrics = report.performance.metrics if report.performance is not None else []
-    return metrics[0].value if metrics else None

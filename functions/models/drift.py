@@ -434,6 +434,7 @@ class DriftCheckSummary(_Model):
     created_at: datetime
     report_json: str = ""
     report_html: str = ""
+    performance_value: float | None = None  # the primary metric on labelled traffic, when measured
 
 
 class DriftCheckList(_Model):
@@ -453,5 +454,4 @@ class DriftCheckDetail(_Model):
 
     check: DriftCheckSummary
     sections: list[SectionVerdict] = Field(max_length=5)
-    performance_value: float | None = None  # the primary metric on labelled traffic, when measured
     html: str

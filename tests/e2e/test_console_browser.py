@@ -3,10 +3,11 @@
 One local cloud and one small run: two uploads start two training runs that wait for approval, a
 third upload is quarantined. In the browser: sign in as the uploader, open the pending approval,
 be refused by four-eyes, switch to another identity, approve with a reason, and see the version
-become production on the model page; reject the other version; open a drift report; filter the
-audit log. Markup planted in a model description, a rejection reason and a dataset column name is
-shown as text on every page that shows it (no element is created from it). Screenshots of the main
-pages are written to docs/console/ (README shows two of them).
+become production on the model page; decide the other version after someone else did (409 shown as
+a message); open a drift report; filter the audit log. Markup planted in a model description, a
+rejection reason and a dataset column name is shown as text on every page that shows it (no element
+is created from it). Screenshots of the main pages are written to docs/console/ (README shows two
+of them).
 
 Chromium and chromedriver come from Debian's `chromium` and `chromium-driver` packages (.ci/run
 installs them). Without them the test is skipped, saying so, except in CI (CI=true), where it fails.
@@ -114,7 +115,11 @@ class Console:
         return str(self.driver.find_element("id", "main").text)
 
     def open(self, route: str, expect: str = "") -> None:
-        self.driver.get(f"{self.base}#{route}")
+        url = f"{self.base}#{route}"
+        if self.driver.current_url == url:  # the same hash is no navigation: load the page again
+            self.driver.refresh()
+        else:
+            self.driver.get(url)
         self.wait(lambda: self.driver.execute_script("return document.body.dataset.ready") == "true")
         self.wait(lambda: not self.driver.find_elements("css selector", "#main .loading") and expect in self.text())
 
@@ -184,11 +189,15 @@ def test_console_browser_four_eyes_approval_drift_report_audit_and_no_stored_xss
     ui.assert_shown_as_text()  # the spec's description
     ui.shot("model")
 
-    # The other version is rejected with a reason carrying markup: shown as text wherever it appears
+    # The other version: while its page is open, someone else rejects it first (with a reason that
+    # carries markup); deciding in the page then says so (409), and the reason is shown as text
+    # wherever it appears
     ui.open("/approvals/toy-model-2", "Metrics vs production")
-    ui.type("decision-reason", f"not better {MARKUP}")
-    ui.click("reject")
-    ui.wait(lambda: "Rejected: recorded under your identity" in ui.text())
+    reply = local.api("POST", "/v1/approvals/toy-model-2/reject", {"reason": f"not better {MARKUP}"}, identity="bob")
+    assert reply.ok, reply.body
+    ui.type("decision-reason", "looks fine")
+    ui.click("approve")
+    ui.wait(lambda: "Already decided" in ui.text())
     wait_for(lambda: local.api("GET", "/v1/models/toy-model/versions/2").body.get("status") == "REJECTED")
     for route, expect in (
         ("/approvals/toy-model-2", "Rejected by"),

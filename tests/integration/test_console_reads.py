@@ -7,7 +7,15 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from functions.dal import monitoring
-from functions.models.drift import DataQuality, DriftConfig, DriftReport, ModelVerdict, Overall
+from functions.models.drift import (
+    DataQuality,
+    DriftConfig,
+    DriftReport,
+    ModelVerdict,
+    Overall,
+    PerformanceMetric,
+    PerformanceReport,
+)
 from tests.integration.conftest import Stores
 from tests.integration.release_support import register
 from tests.integration.test_validate_api_routes import call
@@ -31,6 +39,9 @@ def _check(stores: Stores, check_id: str, at: datetime, verdict: ModelVerdict, s
         config=DriftConfig(),
         data_quality=DataQuality(verdict="pass", reason="every rule holds"),
         overall=Overall(verdict="fail" if verdict == ModelVerdict.DRIFT else "pass", reason="overall"),
+        performance=PerformanceReport(
+            verdict="ok", reason="labels joined", metrics=[PerformanceMetric(name="accuracy", value=1 - share)]
+        ),
     )
     json_uri = monitoring.put(
         stores.artifacts_bucket,
@@ -55,9 +66,9 @@ def test_console_reads_drift_checks_newest_first_with_sections_and_report(stores
     status, listed = call("GET", "/v1/models/churn/drift/checks")
     # Then the newest comes first, with its verdict and drift share
     assert status == 200, listed
-    assert [(c["check_id"], c["verdict"], c["drift_share"]) for c in listed["checks"]] == [
-        ("second", "drift", 0.5),
-        ("first", "no_drift", 0.0),
+    assert [(c["check_id"], c["verdict"], c["drift_share"], c["performance_value"]) for c in listed["checks"]] == [
+        ("second", "drift", 0.5, 0.5),
+        ("first", "no_drift", 0.0, 1.0),
     ]
     assert call("GET", "/v1/models/churn/drift/checks", query={"limit": "1"})[1]["checks"][0]["check_id"] == "second"
     # When one check is read: its verdict per section (overall last) and its HTML report as text
@@ -66,6 +77,7 @@ def test_console_reads_drift_checks_newest_first_with_sections_and_report(stores
     assert [(s["section"], s["verdict"]) for s in detail["sections"]] == [
         ("inputs", "drift"),
         ("data_quality", "pass"),
+        ("performance", "ok"),
         ("overall", "fail"),
     ]
     assert MARKUP in detail["html"] and detail["check"]["window_end"].startswith("2026-12-01T12:00")

@@ -27,12 +27,16 @@ export function driftChart(checks) {
   }
   svg.append(s("text", { x: L, y: H - 8, class: "axis" }, new Date(t0).toISOString().slice(0, 16).replace("T", " ")));
   svg.append(s("text", { x: W - R, y: H - 8, "text-anchor": "end", class: "axis" }, new Date(t1).toISOString().slice(0, 16).replace("T", " ")));
+  // performance shares the 0..1 axis; a metric above 1 (an error such as RMSE) is scaled to its largest value
+  const perfMax = Math.max(1, ...points.map((p) => (typeof p.perf === "number" && Number.isFinite(p.perf) ? p.perf : 0)));
+  for (const p of points) if (typeof p.perf === "number") p.perfScaled = p.perf / perfMax;
   const line = (key, cls) => {
     const pts = points.filter((p) => typeof p[key] === "number" && Number.isFinite(p[key]));
     if (!pts.length) return;
-    svg.append(s("polyline", { points: pts.map((p) => `${x(p.t)},${y(p[key])}`).join(" "), class: cls }));
+    const at = (p) => y(key === "perf" ? p.perfScaled : p[key]);
+    svg.append(s("polyline", { points: pts.map((p) => `${x(p.t)},${at(p)}`).join(" "), class: cls }));
     for (const p of pts) {
-      const dot = s("circle", { cx: x(p.t), cy: y(p[key]), r: 4, class: `${cls} dot-${p.verdict}` });
+      const dot = s("circle", { cx: x(p.t), cy: at(p), r: 4, class: `${cls} dot-${p.verdict}` });
       dot.append(s("title", {}, `${key === "share" ? "drift share" : "performance"} ${p[key].toFixed(3)} · ${p.verdict}`));
       svg.append(dot);
     }
