@@ -127,8 +127,7 @@ class Console:
         self.open("/signin", "Choose a local identity")
         field = self.driver.find_element("id", "identity-input")
         field.clear()
-        field.send_keys(name)
-        self.driver.find_element("id", "identity-submit").click()
+        field.send_keys(name + "\n")  # the keyboard submits the form
         self.wait(lambda: self.driver.find_element("id", "whoami").text == f"Signed in as {name}")
 
     def assert_shown_as_text(self, markup: str = MARKUP) -> None:
@@ -229,6 +228,15 @@ def test_console_browser_four_eyes_approval_drift_report_audit_and_no_stored_xss
     ui.wait(lambda: browser.find_element("tag name", "body").text.strip())
     browser.switch_to.default_content()
     ui.shot("drift")
+
+    # The rollback button needs a reason; with no earlier production version the refusal is a message
+    ui.open("/models/toy-model", "Roll back")
+    ui.click("rollback")
+    ui.wait(lambda: "A reason is required to roll back" in ui.text())
+    ui.type("rollback-reason", "checking the button")
+    ui.click("rollback")
+    ui.wait(lambda: "no earlier production version to roll back to" in ui.text())
+    assert browser.find_element("id", "production-version").text == "v1"
 
     # The audit log filtered by actor and action
     ui.open("/audit", "Events")

@@ -96,7 +96,7 @@ function rollbackForm(name, model, refresh) {
     h("p", {}, `Reverts serving from v${model.production_version} to the previous production version.`),
     h(
       "form",
-      { className: "stack", onsubmit: (e) => { e.preventDefault(); submit(); } },
+      { className: "stack", novalidate: "", onsubmit: (e) => { e.preventDefault(); submit(); } },
       h("label", { htmlFor: "rollback-reason" }, "Reason (required)"),
       reason,
       h("button", { type: "submit", className: "danger", id: "rollback" }, "Roll back"),
