@@ -107,6 +107,8 @@ def run_demo(port: int = 0, serve: bool = False, steps: list[Step] | None = None
         print(f"\ndemo {'passed' if code == 0 else 'FAILED'} in {elapsed:.1f} s; slowest steps: {slowest}", flush=True)
         if serve and code == 0:
             print(f"API: {target.api_url}", flush=True)
+            if session.api is not None:
+                print(f"Console: {session.api.console_url}", flush=True)
             if session.api and session.api.info.get("aws_endpoint"):
                 print(f"AWS endpoint (moto): {session.api.info['aws_endpoint']}", flush=True)
             print(f"explore with: stepwise --endpoint {target.api_url} status   (Ctrl-C stops)", flush=True)

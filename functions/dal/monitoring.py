@@ -138,6 +138,10 @@ def put_check_summary(table: str, report: DriftReport, json_uri: str, html_uri: 
         "created_at": created,
         "report_json": json_uri,
         "report_html": html_uri,
+        # the primary metric on labelled traffic, when the check measured one (the drift history chart)
+        "performance_value": (
+            report.performance.metrics[0].value if report.performance and report.performance.metrics else None
+        ),
     }
     _put_item(
         table,

@@ -6,10 +6,19 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from functions.dal import datasets as datasets_dal
+from functions.dal import reports as reports_dal
 from functions.models.api import ContractList, DatasetList, DatasetVersionList
 from functions.models.audit import Actor
 from functions.models.contracts import DataContract
-from functions.models.datasets import ContractRecord, DatasetSummary, DatasetVersion
+from functions.models.datasets import (
+    REPORTS_PREFIX,
+    ContractRecord,
+    DatasetSummary,
+    DatasetVersion,
+    ReportList,
+    StoredReport,
+    ValidationReport,
+)
 from functions.models.errors import InvalidInput
 from functions.models.settings import Settings
 
@@ -48,3 +57,16 @@ def versions(settings: Settings, name: str) -> DatasetVersionList:
 
 def version(settings: Settings, name: str, number: int) -> DatasetVersion:
     return datasets_dal.get_version(settings.metadata_table, name, number)
+
+
+def reports(settings: Settings, name: str, limit: int) -> ReportList:
+    """The dataset's newest validation reports (passed and quarantined uploads), newest first;
+    NotFound for a dataset with neither a contract nor a version."""
+    datasets_dal.get_summary(settings.metadata_table, name)
+    prefix = f"{REPORTS_PREFIX}{name}/"
+    stored = []
+    for key, modified in reports_dal.newest_keys(settings.artifacts_bucket, prefix, limit):
+        uri = f"s3://{settings.artifacts_bucket}/{key}"
+        report = ValidationReport.model_validate_json(reports_dal.read_bytes(uri))
+        stored.append(StoredReport(uri=uri, stored_at=modified, quarantined=not report.passed, report=report))
+    return ReportList(dataset=name, reports=stored)

@@ -156,3 +156,18 @@ def report_key(dataset: str, object_version: str) -> str:
     """Where the artifacts bucket keeps the report of one uploaded object version (the version id
     S3 gave the upload; `etag-<etag>` in an unversioned bucket). `stepwise upload` polls it."""
     return f"{REPORTS_PREFIX}{dataset}/{object_version}.json"
+
+
+class StoredReport(_Record):
+    """One upload's validation report as stored (passed: it became a dataset version; otherwise the
+    upload was quarantined and the report names the failed rules with example rows)."""
+
+    uri: str
+    stored_at: datetime
+    quarantined: bool
+    report: ValidationReport
+
+
+class ReportList(_Record):
+    dataset: str
+    reports: list[StoredReport] = Field(max_length=1_000)  # newest first

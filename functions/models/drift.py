@@ -426,3 +426,47 @@ class DriftSettings(_Model):
     window_hours: float | None = Field(default=None, gt=0, le=24 * 31)
     updated_at: datetime | None = None
     updated_by: str = Field(default="", max_length=2_048)
+
+
+# ---------------------------------------------------------------- reads of stored checks (console)
+
+CHECK_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,128}$"
+
+
+class DriftCheckSummary(_Model):
+    """One stored check as the check list shows it (functions/dal/monitoring.py put_check_summary)."""
+
+    check_id: str
+    model: str
+    version: int = Field(ge=0)
+    verdict: str
+    reason: str = ""
+    row_count: int = Field(default=0, ge=0)
+    drift_share: float = Field(default=0.0, ge=0, le=1)
+    drifted_features: list[str] = Field(default_factory=list, max_length=1_000)
+    window_start: datetime | None = None
+    window_end: datetime | None = None
+    created_at: datetime
+    report_json: str = ""
+    report_html: str = ""
+    performance_value: float | None = None  # the primary metric on labelled traffic, when measured
+
+
+class DriftCheckList(_Model):
+    model: str
+    checks: list[DriftCheckSummary] = Field(max_length=100)  # newest first
+
+
+class SectionVerdict(_Model):
+    section: Literal["inputs", "outputs", "data_quality", "performance", "overall"]
+    verdict: str
+    reason: str = ""
+
+
+class DriftCheckDetail(_Model):
+    """One check with its report: the verdict of each section and the HTML report's text (untrusted
+    content: a page shows it only in a sandboxed frame)."""
+
+    check: DriftCheckSummary
+    sections: list[SectionVerdict] = Field(max_length=5)
+    html: str

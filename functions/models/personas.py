@@ -23,6 +23,7 @@ DATASET_READS: frozenset[str] = frozenset(
         "GET /v1/datasets/{name}/contracts",
         "GET /v1/datasets/{name}/versions",
         "GET /v1/datasets/{name}/versions/{version}",
+        "GET /v1/datasets/{name}/reports",
     }
 )
 READS: frozenset[str] = DATASET_READS | {
@@ -35,6 +36,8 @@ READS: frozenset[str] = DATASET_READS | {
     "GET /v1/models/{name}/runs",
     "GET /v1/models/{name}/drift/settings",
     "GET /v1/drift/rounds",
+    "GET /v1/models/{name}/drift/checks",
+    "GET /v1/models/{name}/drift/checks/{check_id}",
     "GET /v1/models/{name}/batch",
     "GET /v1/models/{name}/batch/{job}",
     "GET /v1/models/{name}/batch/{job}/rows/{row}",

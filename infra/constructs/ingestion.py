@@ -65,6 +65,7 @@ DATASET_ROUTES = (
     ("GET", "/v1/datasets/{name}/contracts"),
     ("GET", "/v1/datasets/{name}/versions"),
     ("GET", "/v1/datasets/{name}/versions/{version}"),
+    ("GET", "/v1/datasets/{name}/reports"),
 )
 
 
@@ -162,6 +163,15 @@ class Ingestion(Construct):
         if api is not None and api_function is not None:
             # contracts and dataset versions (functions/handlers/routes/datasets.py); Query on gsi1 lists the datasets
             allow_table(api_function, metadata_table, ITEM_ACTIONS, index=True)
+            # GET /v1/datasets/{name}/reports: lists and reads the uploads' validation reports
+            api_function.add_to_role_policy(
+                iam.PolicyStatement(
+                    actions=["s3:ListBucket"],
+                    resources=[artifacts_bucket.bucket_arn],
+                    conditions={"StringLike": {"s3:prefix": [f"{c.PREFIX_VALIDATION_REPORTS}*"]}},
+                )
+            )
+            allow_objects(api_function, artifacts_bucket, c.PREFIX_VALIDATION_REPORTS, ["s3:GetObject"], "reports")
             for method, path in DATASET_ROUTES:
                 api.add_route(method, path, api_function)
 

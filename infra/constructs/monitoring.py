@@ -33,7 +33,7 @@ from infra import constants as c
 from infra.constructs.api import Api
 from infra.constructs.drift_fleet import DEFAULT_CONCURRENCY, DriftFleet
 from infra.constructs.function import FunctionFactory, dead_letter_async_invokes
-from infra.grants import StartableWorkflow, allow_workflow_start, logical_arn
+from infra.grants import StartableWorkflow, allow_objects, allow_workflow_start, logical_arn
 from infra.nag import acknowledge
 
 DRIFT_HANDLER = "functions.handlers.drift.lambda_handler"
@@ -44,6 +44,8 @@ DRIFT_ROUTES = (
     ("PUT", "/v1/models/{name}/drift/settings"),
     ("GET", "/v1/models/{name}/drift/settings"),
     ("GET", "/v1/drift/rounds"),
+    ("GET", "/v1/models/{name}/drift/checks"),
+    ("GET", "/v1/models/{name}/drift/checks/{check_id}"),
 )
 ROUNDS_PK = "DRIFT_ROUNDS"  # functions/dal/monitoring.py: the scheduled rounds' summaries
 NAMESPACE = "Stepwise"
@@ -134,6 +136,8 @@ class Monitoring(Construct):
             api_function.add_to_role_policy(
                 iam.PolicyStatement(actions=["dynamodb:GetItem"], resources=[registry_table.table_arn])
             )
+            # GET .../drift/checks/{check_id}: the check's JSON and HTML reports
+            allow_objects(api_function, artifacts_bucket, c.PREFIX_DRIFT_REPORTS, ["s3:GetObject"], "drift reports")
             for method, path in DRIFT_ROUTES:
                 api.add_route(method, path, api_function)
 

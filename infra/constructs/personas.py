@@ -41,6 +41,7 @@ DATASET_READS: tuple[Route, ...] = (
     ("GET", "/v1/datasets/{name}/contracts"),
     ("GET", "/v1/datasets/{name}/versions"),
     ("GET", "/v1/datasets/{name}/versions/{version}"),
+    ("GET", "/v1/datasets/{name}/reports"),
 )
 # what every persona but the data producer and the client reads: the registry, its versions and
 # their lineage, cards and reproductions, specs, feature views, runs, approvals, drift settings,
@@ -56,6 +57,8 @@ READS: tuple[Route, ...] = (
     ("GET", "/v1/models/{name}/runs"),
     ("GET", "/v1/models/{name}/drift/settings"),
     ("GET", "/v1/drift/rounds"),
+    ("GET", "/v1/models/{name}/drift/checks"),
+    ("GET", "/v1/models/{name}/drift/checks/{check_id}"),
     ("GET", "/v1/explain/{request_id}"),
     ("GET", "/v1/specs/{name}"),
     ("GET", "/v1/feature-views"),

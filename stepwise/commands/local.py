@@ -35,7 +35,7 @@ def register(sub: Any) -> None:
 def describe_session(session: LocalSession) -> str:
     deployment = session.cloud.deployment
     assert deployment is not None and session.api is not None
-    lines = [f"API: {session.api.url}"]
+    lines = [f"API: {session.api.url}", f"Console: {session.api.console_url}"]
     if session.api.info.get("aws_endpoint"):
         lines.append(f"AWS endpoint (moto): {session.api.info['aws_endpoint']}")
     lines.append(f"functions routed to their handlers: {len(session.cloud.router.functions)}")

@@ -33,7 +33,7 @@ from urllib.parse import parse_qs, urlsplit
 import boto3
 
 from layers.assembly import merged_template
-from stepwise.local import policy
+from stepwise.local import console, policy
 
 if TYPE_CHECKING:
     from stepwise.local.cloud import LocalCloud
@@ -167,6 +167,10 @@ class ApiServer:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
+    @property
+    def console_url(self) -> str:
+        return f"{self.url}{console.PREFIX}/"
+
     def start(self) -> None:
         self._thread = threading.Thread(target=self.httpd.serve_forever, name="stepwise-api", daemon=True)
         self._thread.start()
@@ -194,6 +198,10 @@ class ApiServer:
         path = split.path
         if path == INFO_PATH and method == "GET":
             return _json(200, self.info)
+        if method in ("GET", "HEAD") and (
+            served := console.serve(path, strict_auth=self.strict_auth, personas=self.personas)
+        ):
+            return served
         if path == FIRE_PATH and method == "POST":
             rule = parse_qs(split.query).get("rule", [""])[-1]
             return _json(200, {"fired": self.cloud.fire_schedules(rule)})

@@ -46,9 +46,11 @@ def local_up() -> Iterator[str]:
             break
         lines.append(line)
         ready = line.startswith(f"API: {url}")
-    if not ready:
+    if ready:  # the console's line follows the API's
+        lines.append(proc.stdout.readline())
+    if not ready or not lines[-1].startswith(f"Console: {url}/console/"):
         proc.kill()
-        pytest.fail("local up did not print its API line:\n" + "".join(lines[-40:]))
+        pytest.fail("local up did not print its API and Console lines:\n" + "".join(lines[-40:]))
     yield url
     proc.terminate()
     proc.wait(timeout=30)
@@ -58,6 +60,13 @@ def test_local_up_serves_health_to_plain_http(local_up: str) -> None:
     with urllib.request.urlopen(local_up + "/v1/health", timeout=30) as resp:
         body = json.loads(resp.read())
     assert resp.status == 200 and body["status"] == "ok"
+
+
+def test_local_up_serves_the_console_with_its_csp(local_up: str) -> None:
+    with urllib.request.urlopen(local_up + "/console/", timeout=30) as resp:
+        body = resp.read()
+    assert resp.status == 200 and b"js/app.js" in body
+    assert "script-src 'self'" in resp.headers["Content-Security-Policy"]
 
 
 def test_other_stepwise_processes_find_the_local_cloud_by_endpoint(local_up: str) -> None:

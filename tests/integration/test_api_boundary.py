@@ -30,6 +30,7 @@ VALUES = {
     "request_id": "req-1",
     "job": "0" * 20,
     "row": "c1",
+    "check_id": "abc123",
 }
 MALFORMED_BODIES = {
     "not JSON": "{reason: ",
@@ -47,6 +48,7 @@ BAD_PATH_VALUES = {
     "request_id": ["-req", "r" * 129],
     "job": ["not-a-job", "0" * 19, "0" * 21, "G" * 20],
     "row": ["r" * 257],
+    "check_id": ["bad id!", "c" * 129],
 }
 
 

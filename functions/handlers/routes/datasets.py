@@ -8,6 +8,8 @@ GET  /v1/datasets/{name}/contract[?version=N]   a contract version (latest by de
 GET  /v1/datasets/{name}/contracts              every contract version
 GET  /v1/datasets/{name}/versions               dataset versions, oldest first
 GET  /v1/datasets/{name}/versions/{version}     one dataset version
+GET  /v1/datasets/{name}/reports[?limit=N]      the newest validation reports of its uploads (passed and
+                                                quarantined: failed rules with example rows), newest first
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.openapi.params import Body
+from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from functions.handlers.routes.identity import caller_name
@@ -32,11 +34,12 @@ from functions.logic import datasets
 from functions.models.api import ContractList, DatasetList, DatasetVersionList
 from functions.models.audit import Actor
 from functions.models.contracts import DataContract
-from functions.models.datasets import ContractRecord, DatasetSummary, DatasetVersion
+from functions.models.datasets import ContractRecord, DatasetSummary, DatasetVersion, ReportList
 from functions.models.settings import get_settings
 from functions.observability import logger
 
 router = APIGatewayRouter()
+MAX_REPORTS = 100
 
 
 def _actor() -> Actor:
@@ -76,3 +79,11 @@ def list_versions(name: Name) -> Response[DatasetVersionList]:
 @router.get("/v1/datasets/<name>/versions/<version>")
 def get_version(name: Name, version: Version) -> Response[DatasetVersion]:
     return reply(datasets.version(get_settings(), name, version))
+
+
+@router.get("/v1/datasets/<name>/reports")
+def list_reports(
+    name: Name,
+    limit: Annotated[int, Query(ge=1, le=MAX_REPORTS, description="the most reports to return, newest first")] = 20,
+) -> Response[ReportList]:
+    return reply(datasets.reports(get_settings(), name, limit))
