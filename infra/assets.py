@@ -9,9 +9,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 FUNCTIONS_DIR = ROOT / "functions"
 STAGING = ROOT / ".build"
-# the web console's static assets (deployed by infra/constructs/console.py); a placeholder page
-# until the folder exists
-CONSOLE_ASSETS_DIR = ROOT / "console"
+# the web console's static assets (deployed by infra/constructs/console.py, served locally by
+# stepwise/local/console.py); a placeholder page if the folder has no index.html
+CONSOLE_ASSETS_DIR = ROOT / "stepwise" / "console"
 CONSOLE_PLACEHOLDER_DIR = ROOT / "infra" / "console_placeholder"
 
 _IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".mypy_cache")

@@ -519,7 +519,8 @@ class Console(Construct):
             self,
             "Deploy",
             sources=[
-                s3deploy.Source.asset(str(assets_dir)),
+                # the folder's own config.json is the local cloud's default; the stack writes its own
+                s3deploy.Source.asset(str(assets_dir), exclude=[c.CONSOLE_CONFIG_FILE]),
                 s3deploy.Source.json_data(c.CONSOLE_CONFIG_FILE, config),
             ],
             destination_bucket=self.bucket,

@@ -6,21 +6,36 @@
 //   caller by the access key its SigV4 header names (Credential=LOCAL<name>/...; signatures are not
 //   verified locally), so the picked name is the identity recorded for the call, four-eyes and
 //   --strict-auth personas included.
-// - auth "cognito": the AWS deployment's sign-in module (js/auth-cognito.js) provides the header
-//   (the user pool's token); this file only delegates to it.
+// - auth "cognito": the AWS deployment's sign-in module (js/auth-cognito.js: the user pool's
+//   managed login, authorization code + PKCE) provides the header (the user's access token).
 
 const KEY = "stepwise.console.identity";
 export const NAME_PATTERN = /^[A-Za-z0-9_.@\-]{1,64}$/;
 
 let mode = "local";
 let provider = null; // the cognito module, when auth is "cognito"
+let failure = "";
 
 export async function initAuth(config) {
   mode = config.auth === "cognito" ? "cognito" : "local";
   if (mode === "cognito") {
     provider = await import("./auth-cognito.js");
-    if (provider.init) await provider.init(config);
+    try {
+      await provider.init(config);
+    } catch (err) {
+      failure = err.message; // shown on the sign-in page
+    }
   }
+}
+
+// Why the last sign-in failed ("" when it did not).
+export function authFailure() {
+  return failure;
+}
+
+// Starts the deployment's sign-in (cognito only; the local picker is a page of its own).
+export async function signIn() {
+  if (mode === "cognito" && provider) await provider.signIn();
 }
 
 export function authMode() {

@@ -1,10 +1,16 @@
-// Local sign-in: an identity picker, clearly marked as local (the local cloud does not authenticate).
-import { authMode, currentIdentity, NAME_PATTERN, setIdentity } from "../auth.js";
+// Sign-in: locally an identity picker, clearly marked as local (the local cloud does not
+// authenticate); on AWS a button to the user pool's managed login.
+import { authFailure, authMode, currentIdentity, NAME_PATTERN, setIdentity, signIn } from "../auth.js";
 import { h, message } from "../dom.js";
 
 export async function signInPage(view, { query, config }) {
   if (authMode() !== "local") {
-    view.append(h("h1", {}, "Sign in"), message("info", "Sign-in is handled by the deployment's identity provider."));
+    view.append(h("h1", {}, "Sign in"));
+    if (authFailure()) view.append(message("error", authFailure()));
+    view.append(
+      message("info", "Sign in with your account of this deployment's user pool (its login page opens)."),
+      h("button", { type: "button", id: "cognito-signin", onclick: () => signIn() }, "Sign in"),
+    );
     return;
   }
   const next = query.get("next") || "#/";
