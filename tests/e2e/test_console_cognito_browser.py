@@ -65,7 +65,7 @@ def _server(state: _State) -> ThreadingHTTPServer:
             self.end_headers()
             self.wfile.write(body)
 
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             url = urlparse(self.path)
             origin = f"http://127.0.0.1:{self.server.server_address[1]}"
             if url.path == "/pool/oauth2/authorize":
@@ -93,11 +93,12 @@ def _server(state: _State) -> ThreadingHTTPServer:
                 if not file.is_relative_to(ASSETS) or not file.is_file():
                     self.reply(404, b"not found", "text/plain")
                     return
-                kind = {".js": "text/javascript", ".css": "text/css", ".html": "text/html"}.get(file.suffix, "text/plain")
+                kinds = {".js": "text/javascript", ".css": "text/css", ".html": "text/html"}
+                kind = kinds.get(file.suffix, "text/plain")
                 csp = content_security_policy(api_url=origin, region="us-east-1", pool_domain=f"{origin}/pool")
                 self.reply(200, file.read_bytes(), kind, {"Content-Security-Policy": csp})
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             if urlparse(self.path).path != "/pool/oauth2/token":
                 self.reply(404, b"not found", "text/plain")
                 return
