@@ -72,6 +72,11 @@ class Settings(BaseModel):
     # names the grant allows); off when empty
     model_alarm_prefix: str = Field("", alias="STEPWISE_MODEL_ALARM_PREFIX", max_length=200)
     alarm_topic_arn: str = Field("", alias="STEPWISE_ALARM_TOPIC_ARN")
+    # materialization into the online feature store (functions/logic/materialize.py)
+    online_table: str = Field("", alias="STEPWISE_ONLINE_TABLE")
+    materialize_function: str = Field("", alias="STEPWISE_MATERIALIZE_FUNCTION")  # its worker (async starts)
+    materialize_state_machine_arn: str = Field("", alias="STEPWISE_MATERIALIZE_SM_ARN")  # unset: in-process
+    materialize_chunk_bytes: int = Field(32 * 1024**2, alias="STEPWISE_MATERIALIZE_CHUNK_BYTES", ge=1)
 
     @property
     def approver_entries(self) -> frozenset[str]:
