@@ -19,7 +19,7 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.handlers.errors import typed_aws_errors
-from functions.logic import materialize
+from functions.logic import materialize, materialize_jobs
 from functions.models.audit import Actor
 from functions.models.errors import InvalidInput
 from functions.models.materialize import FRESHNESS_MAX_METRIC, FRESHNESS_METRIC, METRIC_NAMESPACE, ChunkTask
@@ -48,7 +48,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     step = event.get("step")
     if step == "validated":
         actor = Actor(identity=str(event.get("by") or "s3:upload"), correlation_id=context.aws_request_id)
-        runs = materialize.on_validated(settings, str(event["dataset"]), int(event["version"]), actor)
+        runs = materialize_jobs.on_validated(settings, str(event["dataset"]), int(event["version"]), actor)
         return {"materializations": [r.materialization_id for r in runs]}
     view, mid = str(event.get("view", "")), str(event.get("materialization_id", ""))
     if step == "start":
@@ -59,7 +59,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         return materialize.run_chunk(settings, ChunkTask.model_validate(event["task"])).model_dump(mode="json")
     if step == "finish":
         record = materialize.finish(settings, view, mid)
-        fresh = materialize.view_freshness(settings, view)
+        fresh = materialize_jobs.view_freshness(settings, view)
         if fresh.age_seconds is not None:
             emit_freshness(view, fresh.age_seconds)
         return {"materialization_id": mid, "status": record.status.value, "entities_written": record.entities_written}

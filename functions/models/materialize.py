@@ -7,7 +7,8 @@ Key layout (metadata table, keys `pk`/`sk`):
                                                                             ChunkResult (done marker)
 A chunk's marker is written after its items, so a chunk with a marker is done for that (view, view
 version, source version) whatever materialization ran it: a redelivered or repeated chunk reads the
-marker and writes nothing. The record's counts are the sum of its chunks' markers.
+marker and writes nothing. The record's counts are the sum of its chunks' markers: an entity whose
+rows fall in several chunks is tried (and counted) once per chunk, its latest row winning.
 """
 
 from __future__ import annotations

@@ -3,13 +3,15 @@ source object are moto's; the steps are called in the order the workflow calls t
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
 from functions.dal import audit as audit_dal
 from functions.dal import online_store
-from functions.logic import materialize
+from functions.handlers import api
+from functions.logic import materialize, materialize_jobs
 from functions.models.errors import Throttled
 from functions.models.materialize import (
     FINISH_ACTION,
@@ -19,6 +21,7 @@ from functions.models.materialize import (
 )
 from functions.models.settings import Settings
 from tests import faults
+from tests.integration.approval_support import api_event
 from tests.integration.conftest import Stores
 from tests.integration.materialize_support import (
     ACTOR,
@@ -32,6 +35,7 @@ from tests.integration.materialize_support import (
     spend_of,
     stats,
 )
+from tests.integration.test_validate_handler import Context
 
 __all__ = ["online"]  # the fixture, used by name
 
@@ -43,7 +47,7 @@ def test_materialize_writes_each_entitys_latest_row_with_its_record_and_audit(st
     put_view(stores)
     seed_version(stores, stats(CUSTOMERS, day=10, spend=100.0, rows_per_customer=3))
     # When it is materialized on demand (in-process: no workflow configured)
-    record = materialize.request_materialization(online, VIEW_NAME, MaterializeRequest(), ACTOR)
+    record = materialize_jobs.request_materialization(online, VIEW_NAME, MaterializeRequest(), ACTOR)
     # Then every customer's latest row is online, with its event time and source version
     assert record.status is MaterializationStatus.SUCCEEDED, record
     assert record.chunks_total == record.chunks_done > 1
@@ -62,7 +66,7 @@ def test_materialize_writes_each_entitys_latest_row_with_its_record_and_audit(st
     actions = [e.action for e in audit_dal.list_events(stores.metadata_table, target=f"feature-view/{VIEW_NAME}")]
     assert actions.count(START_ACTION) == 1 and actions.count(FINISH_ACTION) == 1
     # and the view's freshness reads from its materializations
-    fresh = materialize.view_freshness(online, VIEW_NAME)
+    fresh = materialize_jobs.view_freshness(online, VIEW_NAME)
     assert fresh.newest_event_time == record.newest_event_time and fresh.last_status is MaterializationStatus.SUCCEEDED
 
 
@@ -71,11 +75,11 @@ def test_materialize_stale_version_after_a_newer_one_changes_nothing(stores: Sto
     put_view(stores)
     seed_version(stores, stats(CUSTOMERS, day=10, spend=100.0))
     seed_version(stores, stats(CUSTOMERS, day=20, spend=500.0))
-    newer = materialize.request_materialization(online, VIEW_NAME, MaterializeRequest(version=2), ACTOR)
+    newer = materialize_jobs.request_materialization(online, VIEW_NAME, MaterializeRequest(version=2), ACTOR)
     assert newer.status is MaterializationStatus.SUCCEEDED
     before = online_snapshot()
     # When version 1 is materialized after it
-    stale = materialize.request_materialization(online, VIEW_NAME, MaterializeRequest(version=1), ACTOR)
+    stale = materialize_jobs.request_materialization(online, VIEW_NAME, MaterializeRequest(version=1), ACTOR)
     # Then nothing changes: every write found a newer row and was counted as skipped
     assert stale.status is MaterializationStatus.SUCCEEDED
     assert stale.entities_written == 0 and stale.skipped_older == stale.write_requests >= CUSTOMERS
@@ -118,8 +122,8 @@ def test_materialize_tie_on_event_time_goes_to_the_higher_source_version(stores:
     seed_version(stores, stats(CUSTOMERS, day=10, spend=100.0))
     seed_version(stores, stats(CUSTOMERS, day=10, spend=700.0))
     # When version 2 lands first and version 1 after it
-    materialize.request_materialization(online, VIEW_NAME, MaterializeRequest(version=2), ACTOR)
-    late = materialize.request_materialization(online, VIEW_NAME, MaterializeRequest(version=1), ACTOR)
+    materialize_jobs.request_materialization(online, VIEW_NAME, MaterializeRequest(version=2), ACTOR)
+    late = materialize_jobs.request_materialization(online, VIEW_NAME, MaterializeRequest(version=1), ACTOR)
     # Then version 2's values stay
     assert late.entities_written == 0
     assert {spend_of(i) for i in online_snapshot().values()} == {700.0 + c for c in range(CUSTOMERS)}
@@ -128,12 +132,12 @@ def test_materialize_tie_on_event_time_goes_to_the_higher_source_version(stores:
 def _record_only(settings: Settings, version: int) -> Any:
     """A recorded PENDING materialization whose steps the test runs itself."""
     no_start = settings.model_copy(update={"materialize_function": "", "materialize_state_machine_arn": ""})
-    original = materialize._hand_over
+    original = materialize_jobs._hand_over
     try:
-        materialize._hand_over = lambda _settings, record: record  # type: ignore[assignment]
-        return materialize.request_materialization(no_start, VIEW_NAME, MaterializeRequest(version=version), ACTOR)
+        materialize_jobs._hand_over = lambda _settings, record: record  # type: ignore[assignment]
+        return materialize_jobs.request_materialization(no_start, VIEW_NAME, MaterializeRequest(version=version), ACTOR)
     finally:
-        materialize._hand_over = original  # type: ignore[assignment]
+        materialize_jobs._hand_over = original  # type: ignore[assignment]
 
 
 def test_materialize_redelivered_chunk_writes_nothing_new(stores: Stores, online: Settings) -> None:
@@ -158,7 +162,7 @@ def test_materialize_same_items_written_again_are_skipped_not_rewritten(stores: 
     # Given a chunk's items already in the store (a chunk interrupted after its writes, before its marker)
     put_view(stores)
     seed_version(stores, stats(CUSTOMERS, day=10, spend=100.0))
-    materialize.request_materialization(online, VIEW_NAME, MaterializeRequest(), ACTOR)
+    materialize_jobs.request_materialization(online, VIEW_NAME, MaterializeRequest(), ACTOR)
     before = online_snapshot()
     items = list(before.values())
     # When the same items are written again through the conditional write
@@ -207,11 +211,11 @@ def test_materialize_throttled_past_its_retries_fails_the_run_recording_the_erro
         times=10_000,
         where=lambda r: r["body"].get("TableName") == ONLINE_TABLE,
     ):
-        record = materialize.request_materialization(online, VIEW_NAME, MaterializeRequest(), ACTOR)
+        record = materialize_jobs.request_materialization(online, VIEW_NAME, MaterializeRequest(), ACTOR)
     # Then the run is FAILED with the typed error, audited, and a later request runs it again
     assert record.status is MaterializationStatus.FAILED
     assert record.error == "Throttled" and "online feature write" in record.message
-    again = materialize.request_materialization(online, VIEW_NAME, MaterializeRequest(), ACTOR)
+    again = materialize_jobs.request_materialization(online, VIEW_NAME, MaterializeRequest(), ACTOR)
     assert again.status is MaterializationStatus.SUCCEEDED
     assert len(online_snapshot()) == CUSTOMERS
 
@@ -228,17 +232,17 @@ def test_materialize_missing_chunk_fails_the_run_naming_it(stores: Stores, onlin
     with pytest.raises(materialize.MaterializationFailed, match="chunks were not materialized: 0"):
         materialize.finish(online, VIEW_NAME, run.materialization_id)
     # Then the record says so
-    record = materialize.get_materialization(online, VIEW_NAME, run.materialization_id)
+    record = materialize_jobs.get_materialization(online, VIEW_NAME, run.materialization_id)
     assert record.status is MaterializationStatus.FAILED and record.error == "ChunksMissing"
 
 
 def test_materialize_client_token_joins_the_first_request(stores: Stores, online: Settings) -> None:
     put_view(stores)
     seed_version(stores, stats(CUSTOMERS, day=10, spend=100.0))
-    first = materialize.request_materialization(online, VIEW_NAME, MaterializeRequest(client_token="t-1"), ACTOR)
-    again = materialize.request_materialization(online, VIEW_NAME, MaterializeRequest(client_token="t-1"), ACTOR)
+    first = materialize_jobs.request_materialization(online, VIEW_NAME, MaterializeRequest(client_token="t-1"), ACTOR)
+    again = materialize_jobs.request_materialization(online, VIEW_NAME, MaterializeRequest(client_token="t-1"), ACTOR)
     assert again.joined and again.materialization_id == first.materialization_id
-    listed = materialize.list_materializations(online, VIEW_NAME)
+    listed = materialize_jobs.list_materializations(online, VIEW_NAME)
     assert [r.materialization_id for r in listed] == [first.materialization_id]
 
 
@@ -247,10 +251,42 @@ def test_materialize_new_validated_version_materializes_every_view_over_it(store
     put_view(stores)
     version = seed_version(stores, stats(CUSTOMERS, day=10, spend=100.0))
     # When validation announces the version (twice: a redelivered announcement)
-    (run,) = materialize.on_validated(online, version.dataset, version.version, ACTOR)
-    (again,) = materialize.on_validated(online, version.dataset, version.version, ACTOR)
+    (run,) = materialize_jobs.on_validated(online, version.dataset, version.version, ACTOR)
+    (again,) = materialize_jobs.on_validated(online, version.dataset, version.version, ACTOR)
     # Then one materialization ran, triggered by validation
     assert run.status is MaterializationStatus.SUCCEEDED and run.trigger == "validation"
     assert again.joined and again.materialization_id == run.materialization_id
     assert len(online_snapshot()) == CUSTOMERS
-    assert materialize.on_validated(online, "other-dataset", 1, ACTOR) == []
+    assert materialize_jobs.on_validated(online, "other-dataset", 1, ACTOR) == []
+
+
+def _call(method: str, path: str, body: Any = None, who: str | None = "alice") -> tuple[int, Any]:
+    reply = api.lambda_handler(api_event(method, path, body, who=who), Context())
+    return reply["statusCode"], json.loads(reply["body"])
+
+
+def test_materialize_routes_start_list_and_read_a_run(stores: Stores, online: Settings) -> None:
+    # Given a view and a validated source version
+    put_view(stores)
+    seed_version(stores, stats(CUSTOMERS, day=10, spend=100.0))
+    # When a caller asks for a materialization (no worker configured: it runs before the reply)
+    status, run = _call("POST", f"/v1/feature-views/{VIEW_NAME}/materialize", {"client_token": "c-1"})
+    # Then it is accepted with its id, listed, and readable with its counts
+    assert status == 202, run
+    assert run["status"] == "SUCCEEDED" and run["source_version"] == 1 and run["requested_by"].endswith("/alice")
+    status, listed = _call("GET", f"/v1/feature-views/{VIEW_NAME}/materializations")
+    assert status == 200 and [r["materialization_id"] for r in listed["materializations"]] == [
+        run["materialization_id"]
+    ]
+    status, one = _call("GET", f"/v1/feature-views/{VIEW_NAME}/materializations/{run['materialization_id']}")
+    assert status == 200 and one["entities_written"] + one["skipped_older"] == one["write_requests"] >= CUSTOMERS
+    assert len(online_snapshot()) == CUSTOMERS
+    # and bad input is a 400/404 naming what is wrong
+    status, body = _call("POST", f"/v1/feature-views/{VIEW_NAME}/materialize", {"version": 9})
+    assert status == 404 and "no version 9" in body["message"]
+    status, body = _call("POST", "/v1/feature-views/nope/materialize", {})
+    assert status == 404 and "nope" in body["message"]
+    status, body = _call("POST", f"/v1/feature-views/{VIEW_NAME}/materialize", {"version": 0})
+    assert status == 400
+    status, body = _call("POST", f"/v1/feature-views/{VIEW_NAME}/materialize", {}, who=None)
+    assert status == 403
