@@ -159,3 +159,13 @@ ENV_BATCH_SM_ARN = "STEPWISE_BATCH_SM_ARN"  # functions/models/settings.py batch
 PERSONAS_ID = "Personas"
 OUT_PERSONA_POLICY_PREFIX = "PersonaPolicy"
 REFUSED_DECISIONS_METRIC = "DecisionsRefused"  # functions/handlers/routes/approvals.py emits it
+
+# materialization into the online feature store (infra/constructs/materialize.py)
+MATERIALIZE_ID = "Materialize"
+MATERIALIZE_FUNCTION_ID = "MaterializeFunction"
+OUT_MATERIALIZE_SM_ARN = "MaterializeStateMachineArn"
+OUT_MATERIALIZE_FUNCTION = "MaterializeFunctionName"
+ENV_ONLINE_TABLE = "STEPWISE_ONLINE_TABLE"  # functions/models/settings.py online_table
+ENV_MATERIALIZE_FUNCTION = "STEPWISE_MATERIALIZE_FUNCTION"
+ENV_MATERIALIZE_SM_ARN = "STEPWISE_MATERIALIZE_SM_ARN"
+ENV_MATERIALIZE_CHUNK_BYTES = "STEPWISE_MATERIALIZE_CHUNK_BYTES"

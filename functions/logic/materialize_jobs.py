@@ -155,24 +155,5 @@ def list_materializations(settings: Settings, view: str) -> list[Materialization
     return store.list_for_view(settings.metadata_table, view)
 
 
-def freshness(records: list[Materialization], view: str, now: datetime | None = None) -> OnlineFreshness:
-    """A view's online freshness from its materializations (newest request first)."""
-    now = now or datetime.now(UTC)
-    succeeded = [r for r in records if r.status is MaterializationStatus.SUCCEEDED and r.newest_event_time]
-    newest = max((r.newest_event_time for r in succeeded if r.newest_event_time), default=None)
-    last = records[0] if records else None
-    return OnlineFreshness(
-        view=view,
-        newest_event_time=newest,
-        age_seconds=None if newest is None else max(0.0, (now - newest).total_seconds()),
-        last_materialization=last.materialization_id if last else "",
-        last_status=last.status if last else None,
-        last_finished_at=last.finished_at if last else None,
-        last_source_version=last.source_version if last else None,
-        rows_read=last.rows_read if last else 0,
-        entities_written=last.entities_written if last else 0,
-    )
-
-
 def view_freshness(settings: Settings, view: str, now: datetime | None = None) -> OnlineFreshness:
-    return freshness(list_materializations(settings, view), view, now)
+    return OnlineFreshness.of(view, list_materializations(settings, view), now)

@@ -13,7 +13,7 @@ rows fall in several chunks is tried (and counted) once per chunk, its latest ro
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Literal
 
@@ -137,3 +137,28 @@ class OnlineFreshness(_Strict):
     last_source_version: int | None = None
     rows_read: int = 0
     entities_written: int = 0
+
+    @classmethod
+    def of(cls, view: str, records: list[Materialization], now: datetime | None = None) -> OnlineFreshness:
+        """From the view's materializations, newest request first (what GET .../materializations lists)."""
+        now = now or datetime.now(UTC)
+        newest = max(
+            (
+                r.newest_event_time
+                for r in records
+                if r.status is MaterializationStatus.SUCCEEDED and r.newest_event_time
+            ),
+            default=None,
+        )
+        last = records[0] if records else None
+        return cls(
+            view=view,
+            newest_event_time=newest,
+            age_seconds=None if newest is None else max(0.0, (now - newest).total_seconds()),
+            last_materialization=last.materialization_id if last else "",
+            last_status=last.status if last else None,
+            last_finished_at=last.finished_at if last else None,
+            last_source_version=last.source_version if last else None,
+            rows_read=last.rows_read if last else 0,
+            entities_written=last.entities_written if last else 0,
+        )

@@ -100,6 +100,7 @@ SAMPLE_PARAMS = {
     "name": "churn",
     "version": "7",
     "approval_id": "churn-7",
+    "materialization_id": "0123456789abcdef0123",
     "request_id": "req-1",
     "job": "0123456789abcdef0123",
 }
