@@ -3,14 +3,17 @@ source object are moto's; the steps are called in the order the workflow calls t
 
 from __future__ import annotations
 
+import io
 import json
 from typing import Any
 
+import pyarrow.parquet as pq
 import pytest
 
 from functions.dal import audit as audit_dal
 from functions.dal import online_store
-from functions.handlers import api
+from functions.handlers import api, validate
+from functions.handlers import materialize as materialize_handler
 from functions.logic import materialize, materialize_jobs
 from functions.models.errors import Throttled
 from functions.models.materialize import (
@@ -19,7 +22,7 @@ from functions.models.materialize import (
     MaterializationStatus,
     MaterializeRequest,
 )
-from functions.models.settings import Settings
+from functions.models.settings import Settings, get_settings
 from tests import faults
 from tests.integration.approval_support import api_event
 from tests.integration.conftest import Stores
@@ -35,7 +38,7 @@ from tests.integration.materialize_support import (
     spend_of,
     stats,
 )
-from tests.integration.test_validate_handler import Context
+from tests.integration.test_validate_handler import Context, upload
 
 __all__ = ["online"]  # the fixture, used by name
 
@@ -290,3 +293,31 @@ def test_materialize_routes_start_list_and_read_a_run(stores: Stores, online: Se
     assert status == 400
     status, body = _call("POST", f"/v1/feature-views/{VIEW_NAME}/materialize", {}, who=None)
     assert status == 403
+
+
+def test_materialize_validation_announces_a_new_version_and_the_worker_materializes_it(
+    stores: Stores, online: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a view over customer-stats, its contract, and validation configured with the worker
+    put_view(stores)
+    seed_version(stores, stats(CUSTOMERS, day=10, spend=100.0))  # the contract (and a first version)
+    monkeypatch.setenv("STEPWISE_MATERIALIZE_FUNCTION", "materialize")
+    get_settings.cache_clear()
+    # When a new file of customer-stats passes validation
+    buf = io.BytesIO()
+    pq.write_table(stats(CUSTOMERS, day=20, spend=500.0), buf)
+    event = upload(stores, "raw/customer-stats/new.parquet", buf.getvalue())
+    with faults.recording() as calls:
+        (outcome,) = validate.lambda_handler(event, Context())["outcomes"]
+    # Then the version stands and the worker was invoked (asynchronously; moto has no such function
+    # here, so the failed announcement is logged, never the upload's failure)
+    assert outcome["verdict"] == "passed" and outcome["version"] == 2
+    assert "lambda.Invoke" in calls
+    # and the worker's "validated" step materializes it into every view over the dataset
+    monkeypatch.delenv("STEPWISE_MATERIALIZE_FUNCTION")
+    get_settings.cache_clear()
+    event = {"step": "validated", "dataset": "customer-stats", "version": 2, "by": "alice"}
+    (mid,) = materialize_handler.lambda_handler(event, Context())["materializations"]
+    record = materialize_jobs.get_materialization(get_settings(), VIEW_NAME, mid)
+    assert record.status is MaterializationStatus.SUCCEEDED and record.source_version == 2
+    assert {spend_of(i) for i in online_snapshot().values()} == {500.0 + c for c in range(CUSTOMERS)}
