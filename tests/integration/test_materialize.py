@@ -7,6 +7,7 @@ import io
 import json
 from typing import Any
 
+import boto3
 import pyarrow.parquet as pq
 import pytest
 
@@ -321,3 +322,28 @@ def test_materialize_validation_announces_a_new_version_and_the_worker_materiali
     record = materialize_jobs.get_materialization(get_settings(), VIEW_NAME, mid)
     assert record.status is MaterializationStatus.SUCCEEDED and record.source_version == 2
     assert {spend_of(i) for i in online_snapshot().values()} == {500.0 + c for c in range(CUSTOMERS)}
+
+
+def test_materialize_start_hands_the_run_to_its_workflow_once(
+    stores: Stores, online: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a deployed workflow (any definition: its steps are tested above) and a recorded run
+    machine = boto3.client("stepfunctions").create_state_machine(
+        name="materialize",
+        definition=json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}),
+        roleArn="arn:aws:iam::123456789012:role/sfn",
+    )["stateMachineArn"]
+    monkeypatch.setenv("STEPWISE_MATERIALIZE_SM_ARN", machine)
+    get_settings.cache_clear()
+    put_view(stores)
+    seed_version(stores, stats(CUSTOMERS, day=10, spend=100.0))
+    run = _record_only(get_settings(), 1)
+    # When the worker's start step runs, twice (a redelivered asynchronous invoke)
+    event = {"step": "start", "view": VIEW_NAME, "materialization_id": run.materialization_id}
+    first = materialize_handler.lambda_handler(event, Context())
+    second = materialize_handler.lambda_handler(event, Context())
+    # Then one execution, named after the run, is recorded on it
+    assert first["execution_arn"].endswith(f":{run.materialization_id}")
+    assert second["execution_arn"] == first["execution_arn"]
+    executions = boto3.client("stepfunctions").list_executions(stateMachineArn=machine)["executions"]
+    assert [e["name"] for e in executions] == [run.materialization_id]
