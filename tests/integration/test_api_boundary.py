@@ -23,7 +23,14 @@ from tests.integration.approval_support import Context, api_event
 from tests.integration.conftest import Stores
 
 Route = tuple[str, str, Callable[..., dict[str, Any]]]  # method, resource, the handler serving it
-VALUES = {"name": "churn", "approval_id": "churn-1", "version": "1", "request_id": "req-1", "job": "0" * 20}
+VALUES = {
+    "name": "churn",
+    "approval_id": "churn-1",
+    "version": "1",
+    "request_id": "req-1",
+    "job": "0" * 20,
+    "materialization_id": "0" * 20,
+}
 MALFORMED_BODIES = {
     "not JSON": "{reason: ",
     "an array": '[{"reason": "x"}]',
@@ -39,6 +46,7 @@ BAD_PATH_VALUES = {
     "approval_id": ["churn", "Churn-1", "a" * 80 + "-1"],
     "request_id": ["-req", "r" * 129],
     "job": ["not-a-job", "0" * 19, "0" * 21, "G" * 20],
+    "materialization_id": ["not-a-run", "0" * 19, "0" * 21, "G" * 20],
 }
 
 

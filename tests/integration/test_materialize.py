@@ -347,3 +347,16 @@ def test_materialize_start_hands_the_run_to_its_workflow_once(
     assert second["execution_arn"] == first["execution_arn"]
     executions = boto3.client("stepfunctions").list_executions(stateMachineArn=machine)["executions"]
     assert [e["name"] for e in executions] == [run.materialization_id]
+
+
+def test_materialize_validated_step_delivered_three_times_makes_one_run(stores: Stores, online: Settings) -> None:
+    # Given a view over customer-stats and a validated version
+    put_view(stores)
+    seed_version(stores, stats(CUSTOMERS, day=10, spend=100.0))
+    # When the worker gets validation's announcement three times (asynchronous redeliveries)
+    event = {"step": "validated", "dataset": "customer-stats", "version": 1, "by": "alice"}
+    runs = [materialize_handler.lambda_handler(event, Context())["materializations"] for _ in range(3)]
+    # Then one run materialized it, and the redeliveries joined it
+    assert runs[0] == runs[1] == runs[2] and len(runs[0]) == 1
+    assert [r.materialization_id for r in materialize_jobs.list_materializations(online, VIEW_NAME)] == runs[0]
+    assert len(online_snapshot()) == CUSTOMERS
