@@ -22,7 +22,13 @@ from functions.handlers.errors import typed_aws_errors
 from functions.logic import materialize, materialize_jobs
 from functions.models.audit import Actor
 from functions.models.errors import InvalidInput
-from functions.models.materialize import FRESHNESS_MAX_METRIC, FRESHNESS_METRIC, METRIC_NAMESPACE, ChunkTask
+from functions.models.materialize import (
+    FRESHNESS_MAX_METRIC,
+    FRESHNESS_METRIC,
+    METRIC_NAMESPACE,
+    ChunkTask,
+    MaterializationStatus,
+)
 from functions.models.settings import get_settings
 from functions.observability import logger, tracer
 
@@ -40,6 +46,13 @@ def emit_freshness(view: str, age_seconds: float) -> None:
         pass
 
 
+def _freshness(settings: Any, view: str) -> None:
+    """Emit the view's online age after a run succeeded (Finish, or a run that ran here in-process)."""
+    fresh = materialize_jobs.view_freshness(settings, view)
+    if fresh.age_seconds is not None:
+        emit_freshness(view, fresh.age_seconds)
+
+
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 @typed_aws_errors
@@ -49,19 +62,23 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     if step == "validated":
         actor = Actor(identity=str(event.get("by") or "s3:upload"), correlation_id=context.aws_request_id)
         runs = materialize_jobs.on_validated(settings, str(event["dataset"]), int(event["version"]), actor)
+        for run in runs:
+            if run.status is MaterializationStatus.SUCCEEDED and not run.joined:  # it ran here, in-process
+                _freshness(settings, run.view)
         return {"materializations": [r.materialization_id for r in runs]}
     view, mid = str(event.get("view", "")), str(event.get("materialization_id", ""))
     if step == "start":
-        return materialize.start(settings, view, mid).model_dump(mode="json")
+        record = materialize.start(settings, view, mid)
+        if record.status is MaterializationStatus.SUCCEEDED and not settings.materialize_state_machine_arn:
+            _freshness(settings, view)  # it ran here, in-process
+        return record.model_dump(mode="json")
     if step == "plan":
         return {"chunks": [t.model_dump(mode="json") for t in materialize.plan(settings, view, mid)]}
     if step == "chunk":
         return materialize.run_chunk(settings, ChunkTask.model_validate(event["task"])).model_dump(mode="json")
     if step == "finish":
         record = materialize.finish(settings, view, mid)
-        fresh = materialize_jobs.view_freshness(settings, view)
-        if fresh.age_seconds is not None:
-            emit_freshness(view, fresh.age_seconds)
+        _freshness(settings, view)
         return {"materialization_id": mid, "status": record.status.value, "entities_written": record.entities_written}
     if step == "fail":
         error = event.get("error") or {}

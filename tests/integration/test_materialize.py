@@ -349,7 +349,9 @@ def test_materialize_start_hands_the_run_to_its_workflow_once(
     assert [e["name"] for e in executions] == [run.materialization_id]
 
 
-def test_materialize_validated_step_delivered_three_times_makes_one_run(stores: Stores, online: Settings) -> None:
+def test_materialize_validated_step_delivered_three_times_makes_one_run(
+    stores: Stores, online: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
     # Given a view over customer-stats and a validated version
     put_view(stores)
     seed_version(stores, stats(CUSTOMERS, day=10, spend=100.0))
@@ -360,3 +362,7 @@ def test_materialize_validated_step_delivered_three_times_makes_one_run(stores: 
     assert runs[0] == runs[1] == runs[2] and len(runs[0]) == 1
     assert [r.materialization_id for r in materialize_jobs.list_materializations(online, VIEW_NAME)] == runs[0]
     assert len(online_snapshot()) == CUSTOMERS
+    # and the run that ran (once) emitted the view's online age, per view and as the aggregate
+    emitted = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')]
+    assert [e.get("view") for e in emitted if "OnlineFeatureAgeSeconds" in e] == [VIEW_NAME]
+    assert len([e for e in emitted if "OnlineFeatureAgeMaxSeconds" in e]) == 1
