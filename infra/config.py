@@ -88,6 +88,9 @@ class StackConfig(BaseModel):
     audit_retention_days: int = Field(7 * 365, ge=1, le=36500)
     # monitoring: how many models' drift checks a scheduled round runs at once
     drift_concurrency: int = Field(10, ge=1, le=1_000)
+    # features: the alarm on the oldest view's online age (seconds since the newest event time a
+    # materialization wrote, measured when it finished), one alarm for every view
+    online_freshness_alarm_seconds: int = Field(2 * 24 * 3600, ge=60, le=366 * 24 * 3600)
 
     @field_validator("trusted_session_roles", "approvers", "console_domain_names", mode="before")
     @classmethod

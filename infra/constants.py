@@ -178,3 +178,12 @@ OUT_CONSOLE_USER_POOL_ID = "ConsoleUserPoolId"
 OUT_CONSOLE_CLIENT_ID = "ConsoleClientId"
 OUT_CONSOLE_BUCKET = "ConsoleBucketName"
 OUT_CONSOLE_PRE_TOKEN_FUNCTION = "ConsolePreTokenFunctionArn"
+
+# materialization into the online feature store (infra/constructs/materialize.py)
+MATERIALIZE_ID = "Materialize"
+MATERIALIZE_FUNCTION_ID = "MaterializeFunction"
+OUT_MATERIALIZE_SM_ARN = "MaterializeStateMachineArn"
+OUT_MATERIALIZE_FUNCTION = "MaterializeFunctionName"
+ENV_MATERIALIZE_FUNCTION = "STEPWISE_MATERIALIZE_FUNCTION"
+ENV_MATERIALIZE_SM_ARN = "STEPWISE_MATERIALIZE_SM_ARN"
+ENV_MATERIALIZE_CHUNK_BYTES = "STEPWISE_MATERIALIZE_CHUNK_BYTES"

@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "stepwise.commands.predict",
     "stepwise.commands.models",
     "stepwise.commands.features",
+    "stepwise.commands.materialize",
     "stepwise.commands.data",
     "stepwise.commands.drift",
     "stepwise.commands.governance",

@@ -25,6 +25,7 @@ from functions.handlers.routes import features as feature_routes
 from functions.handlers.routes import governance as governance_routes
 from functions.handlers.routes import health
 from functions.handlers.routes import imports as import_routes
+from functions.handlers.routes import materialize as materialize_routes
 from functions.handlers.routes import models as model_routes
 from functions.handlers.routes import releases as release_routes
 from functions.handlers.routes import reproduce as reproduce_routes
@@ -41,6 +42,7 @@ app.include_router(health.router)
 app.include_router(dataset_routes.router)
 app.include_router(model_routes.router)
 app.include_router(feature_routes.router)
+app.include_router(materialize_routes.router)
 app.include_router(approval_routes.router)
 app.include_router(release_routes.router)
 app.include_router(drift_routes.router)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from functions.dal import artifacts, datasets
+from functions.dal import artifacts, datasets, materializations
 from functions.dal.artifacts import s3_uri, sha256_hex
 from functions.logic.lifecycle_trigger import start_lifecycle
 from functions.logic.validation import finish, partial_from_doc, partial_to_doc, unreadable
@@ -230,6 +230,7 @@ def conclude(
     )
     record = datasets.create_version(settings.metadata_table, draft, upload.upload_id, actor)
     _build_layouts(settings, record)
+    _announce(settings, record, actor)
     training = record.training_status
     if contract.training_spec and record.training_status == "none":
         training = start_lifecycle(record, contract.training_spec, ref.uploaded_by or actor.identity).status
@@ -267,6 +268,22 @@ def _build_layouts(settings: Settings, record: DatasetVersion) -> None:
     if seconds is not None:
         logger.info(
             "offline layouts built", extra={"dataset": record.dataset, "version": record.version, "seconds": seconds}
+        )
+
+
+def _announce(settings: Settings, record: DatasetVersion, actor: Actor) -> None:
+    """Tell the materialization function a new version is validated: every feature view over the
+    dataset materializes it (functions/logic/materialize_jobs.py on_validated). Asynchronous and
+    best effort: the version stands whatever happens here, and `stepwise materialize` runs it later."""
+    if not settings.materialize_function:
+        return
+    event = {"step": "validated", "dataset": record.dataset, "version": record.version, "by": actor.identity}
+    try:
+        materializations.invoke_worker(settings.materialize_function, event)
+    except StepwiseError as exc:
+        logger.warning(
+            "materialization not announced; run `stepwise materialize` for the views over this dataset",
+            extra={"dataset": record.dataset, "version": record.version, "error": type(exc).__name__},
         )
 
 

@@ -30,7 +30,7 @@ class Settings(BaseModel):
     # serving
     alias_cache_ttl_seconds: float = Field(5.0, alias="STEPWISE_ALIAS_CACHE_TTL", ge=0, allow_inf_nan=False)
     model_cache_size: int = Field(4, alias="STEPWISE_MODEL_CACHE_SIZE", ge=1, le=64)
-    online_table: str = Field("", alias="STEPWISE_ONLINE_TABLE")  # feature lookups at prediction time
+    online_table: str = Field("", alias="STEPWISE_ONLINE_TABLE")  # the online feature store (lookups, materialization)
     max_instances: int = Field(1000, alias="STEPWISE_MAX_INSTANCES", ge=1, le=100_000)
     capture_sample_rate: float = Field(1.0, alias="STEPWISE_CAPTURE_SAMPLE_RATE", ge=0, le=1)
     capture_flush_rows: int = Field(20_000, alias="STEPWISE_CAPTURE_FLUSH_ROWS", ge=1, le=1_000_000)
@@ -80,6 +80,10 @@ class Settings(BaseModel):
     lookup_miss_alarm_percent: float = Field(
         20.0, alias="STEPWISE_LOOKUP_MISS_ALARM_PERCENT", gt=0, le=100, allow_inf_nan=False
     )
+    # materialization into the online feature store (functions/logic/materialize.py)
+    materialize_function: str = Field("", alias="STEPWISE_MATERIALIZE_FUNCTION")  # its worker (async starts)
+    materialize_state_machine_arn: str = Field("", alias="STEPWISE_MATERIALIZE_SM_ARN")  # unset: in-process
+    materialize_chunk_bytes: int = Field(32 * 1024**2, alias="STEPWISE_MATERIALIZE_CHUNK_BYTES", ge=1)
 
     @property
     def approver_entries(self) -> frozenset[str]:

@@ -69,14 +69,17 @@ def chunked_state_machine(
     log_group_id: str,
     log_retention: logs.RetentionDays,
     what: str,
+    state_machine_name: str | None = None,
 ) -> sfn.StateMachine:
     """The standard state machine running `definition`, logged and traced, with the cdk-nag
     acknowledgements of its LambdaInvoke grant on `fn` (`what` names it) and of its Distributed
-    Map's child executions."""
+    Map's child executions. `state_machine_name` fixes its name, for a function it invokes that
+    must also start it (its ARN then built from the name, without a reference cycle)."""
     log_group = logs.LogGroup(scope, log_group_id, retention=log_retention, removal_policy=RemovalPolicy.RETAIN)
     machine = sfn.StateMachine(
         scope,
         id_,
+        state_machine_name=state_machine_name,
         definition_body=sfn.DefinitionBody.from_chainable(definition),
         state_machine_type=sfn.StateMachineType.STANDARD,
         timeout=timeout,

@@ -63,6 +63,8 @@ READS: tuple[Route, ...] = (
     ("GET", "/v1/specs/{name}"),
     ("GET", "/v1/feature-views"),
     ("GET", "/v1/feature-views/{name}"),
+    ("GET", "/v1/feature-views/{name}/materializations"),
+    ("GET", "/v1/feature-views/{name}/materializations/{materialization_id}"),
     ("GET", "/v1/approvals"),
     ("GET", "/v1/approvals/{approval_id}"),
     ("GET", "/v1/models/{name}/batch"),
@@ -86,6 +88,7 @@ PERSONA_ROUTES: dict[str, tuple[Route, ...]] = {
         ("POST", "/v1/models/{name}/drift"),
         ("POST", "/v1/models/{name}/versions/{version}/reproduce"),
         ("POST", "/v1/models/{name}/batch"),
+        ("POST", "/v1/feature-views/{name}/materialize"),
     ),
     # decides waiting versions
     "Approver": (
@@ -102,6 +105,7 @@ PERSONA_ROUTES: dict[str, tuple[Route, ...]] = {
         ("PUT", "/v1/models/{name}/drift/settings"),
         ("POST", "/v1/audit/export"),
         ("POST", "/v1/models/{name}/batch"),
+        ("POST", "/v1/feature-views/{name}/materialize"),
     ),
     # reads everything, the audit trail too, and changes nothing
     "Auditor": (*READS, ("GET", "/v1/audit")),

@@ -37,6 +37,7 @@ from infra.constructs.governance import Governance
 from infra.constructs.hardening import HARDENING_ID, Hardening
 from infra.constructs.ingestion import Ingestion
 from infra.constructs.lifecycle import Lifecycle, LifecycleTasks, SageMakerTraining, training_image_context
+from infra.constructs.materialize import Materialize
 from infra.constructs.monitoring import Monitoring
 from infra.constructs.offline_store import OfflineStore
 from infra.constructs.personas import PERSONA_ROUTES, Personas
@@ -334,6 +335,19 @@ class StepwiseStack(Stack):
             api=self.api,
             api_function=api_fn,
         )
+        self.materialize = Materialize(
+            self,
+            c.MATERIALIZE_ID,
+            functions=self.functions,
+            layer=self.data_layer,
+            data_bucket=data_bucket,
+            metadata_table=metadata_table,
+            online_table=stores.online_table,
+            api=self.api,
+            api_function=api_fn,
+            announcers=[self.ingestion.function, self.ingestion.chunk_function],
+            log_retention=retention,
+        )
         self.monitoring = Monitoring(
             self,
             c.MONITORING_ID,
@@ -350,6 +364,7 @@ class StepwiseStack(Stack):
             log_retention=retention,
             concurrency=config.drift_concurrency,
         )
+        self.materialize.add_freshness_alarm(self.monitoring.topic, config.online_freshness_alarm_seconds)
         for fn in (self.approvals.release_fn, api_fn):  # release steps, rollback and retirement
             grant_model_alarms(fn, topic_arn=self.monitoring.topic.topic_arn)
             if isinstance(fn, lambda_.Function):
@@ -387,6 +402,7 @@ class StepwiseStack(Stack):
             dead_letter_queues={
                 "Ingestion": self.ingestion.dead_letters,
                 "Monitoring": self.monitoring.dead_letters,
+                "Materialize": self.materialize.dead_letters,
             },
             alarm_topic=self.monitoring.topic,
             log_retention=retention,

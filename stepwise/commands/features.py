@@ -2,7 +2,9 @@
 
 stepwise feature-view put FILE [--name NAME]     store FILE (JSON) as the next version of its view
 stepwise feature-view show NAME [--version N]    one version (the latest by default), as JSON
-stepwise feature-views                           the latest version of every view
+stepwise feature-views                           the latest version of every view, with its online
+                                                 freshness (newest event time materialized, its age,
+                                                 the last materialization: status, when, rows/entities)
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from functions.models.features import FeatureView
+from functions.models.materialize import Materialization, OnlineFreshness
 from stepwise.output import table
 from stepwise.target import ApiReply, add_page_arguments, get_pages
 
@@ -80,29 +83,60 @@ def run_show(args: argparse.Namespace, target_factory: Any) -> int:
     return 0
 
 
-def render_views(body: dict[str, Any]) -> str:
-    rows = [
-        (
-            v["name"],
-            v["version"],
-            v["view"]["source"],
-            ", ".join(v["view"]["entity_keys"]),
-            v["view"]["timestamp_column"],
-            v["view"]["ttl_seconds"],
-            len(v["view"]["features"]),
+def _age(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f}{unit}"
+    return f"{seconds:.0f}s"
+
+
+def render_views(body: dict[str, Any], online: dict[str, OnlineFreshness] | None = None) -> str:
+    online = online or {}
+    rows = []
+    for v in body["views"]:
+        fresh = online.get(v["name"])
+        last = ""
+        if fresh is not None and fresh.last_status is not None:
+            when = fresh.last_finished_at.isoformat(timespec="seconds") if fresh.last_finished_at else "running"
+            last = f"{fresh.last_status.value} {when} ({fresh.rows_read} rows/{fresh.entities_written} entities)"
+        rows.append(
+            (
+                v["name"],
+                v["version"],
+                v["view"]["source"],
+                ", ".join(v["view"]["entity_keys"]),
+                v["view"]["timestamp_column"],
+                v["view"]["ttl_seconds"],
+                len(v["view"]["features"]),
+                fresh.newest_event_time.isoformat(timespec="seconds") if fresh and fresh.newest_event_time else "",
+                _age(fresh.age_seconds if fresh else None),
+                last or "never materialized",
+            )
         )
-        for v in body["views"]
-    ]
-    return table(rows, ["view", "version", "source", "entity keys", "timestamp", "ttl (s)", "features"])
+    headers = ["view", "version", "source", "entity keys", "timestamp", "ttl (s)", "features"]
+    return table(rows, [*headers, "online newest", "age", "last materialization"])
+
+
+def online_freshness(target: Any, names: list[str]) -> dict[str, OnlineFreshness]:
+    """Each view's freshness from its materializations (a view whose runs cannot be read is left out)."""
+    out = {}
+    for name in names:
+        reply = target.api("GET", f"/v1/feature-views/{name}/materializations")
+        if reply.ok:
+            runs = [Materialization.model_validate(r) for r in reply.body["materializations"]]
+            out[name] = OnlineFreshness.of(name, runs)
+    return out
 
 
 def run_list(args: argparse.Namespace, target_factory: Any) -> int:
-    reply, views, token = get_pages(
-        target_factory(), "/v1/feature-views", "views", {}, limit=args.limit, every=args.all
-    )
+    target = target_factory()
+    reply, views, token = get_pages(target, "/v1/feature-views", "views", {}, limit=args.limit, every=args.all)
     if not reply.ok:
         return _failed(reply)
-    print(render_views({"views": views}) if views else "no feature views")
+    online = online_freshness(target, [v["name"] for v in views])
+    print(render_views({"views": views}, online) if views else "no feature views")
     if token:
         print(f"(more views: stepwise feature-views --all, or GET /v1/feature-views?next_token={token})")
     return 0

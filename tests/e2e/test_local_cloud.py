@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import urllib.request
+from pathlib import Path
 
+from infra import constants as c
 from stepwise.commands.status import render_status, stack_resources
 from stepwise.local.session import LocalSession
 from stepwise.target import Target
@@ -99,3 +101,37 @@ def test_local_cloud_strict_auth_holds_each_persona_to_its_policy(local_session:
                 assert refused == (persona not in allowed), (persona, route, reply.status, reply.body)
     finally:
         api.strict_auth, api.personas = saved
+
+
+def test_local_cloud_materializes_a_views_new_source_version_and_ignores_an_older_one(
+    local: Target, tmp_path: Path
+) -> None:
+    # Given a small aggregate table, its contract, a first version and a view over it
+    from stepwise.commands.data import upload
+    from stepwise.demo_features import STATS_CONTRACT, VIEW, stats_table, write_parquet
+
+    source, view = "online-stats", "online-customer"
+    assert local.api("PUT", f"/v1/datasets/{source}/contract", STATS_CONTRACT).ok
+    first = stats_table(customers=6, weeks=3)
+    assert upload(local, write_parquet(first, tmp_path / "v1.parquet"), source).passed
+    assert local.api("PUT", f"/v1/feature-views/{view}", {**VIEW, "source": source}).ok
+    # When a newer version of the source passes validation (announced to the materialization
+    # function, whose workflow the local cloud runs in-process)
+    newer = stats_table(customers=6, weeks=4)
+    assert upload(local, write_parquet(newer, tmp_path / "v2.parquet"), source).passed
+    # Then the view's latest row per customer is online, from version 2
+    runs = local.api("GET", f"/v1/feature-views/{view}/materializations")
+    assert runs.ok, runs.body
+    (run,) = runs.body["materializations"]
+    assert (run["status"], run["trigger"], run["source_version"]) == ("SUCCEEDED", "validation", 2), run
+    table = local.output(c.OUT_ONLINE_TABLE)
+    items = local.client("dynamodb").scan(TableName=table)["Items"]
+    mine = [i for i in items if i["view"]["S"] == view]
+    assert len(mine) == 6 and {i["source_version"]["N"] for i in mine} == {"2"}
+    # and materializing the older version on demand changes nothing
+    older = local.api("POST", f"/v1/feature-views/{view}/materialize", {"version": 1})
+    assert older.status == 202, older.body
+    again = local.api("GET", f"/v1/feature-views/{view}/materializations/{older.body['materialization_id']}")
+    assert again.body["status"] == "SUCCEEDED" and again.body["entities_written"] == 0, again.body
+    after = [i for i in local.client("dynamodb").scan(TableName=table)["Items"] if i["view"]["S"] == view]
+    assert sorted(map(json.dumps, after)) == sorted(map(json.dumps, mine))

@@ -97,8 +97,15 @@ EXPECTED_ACTIONS: dict[str, set[str]] = {
     "RunRecordFunction": _BASE | _LIFECYCLE_TABLES,
     "ValidateFunction": _BASE
     | _VALIDATION
+    | {"lambda:InvokeFunction"}  # a validated version announced to the materialization function
     | {"sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"},  # on-failure destination
-    "ValidateChunksFunction": _BASE | _VALIDATION,
+    "ValidateChunksFunction": _BASE | _VALIDATION | {"lambda:InvokeFunction"},
+    # materialization: reads source versions under validated/, writes the online table (PutItem only,
+    # nothing else on it: test_materialize_infra.py) and its run records, starts its own workflow
+    "MaterializeFunction": _BASE
+    | {"s3:GetObject", "s3:GetObjectVersion", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"}
+    | {"states:StartExecution", "states:DescribeExecution"}
+    | {"sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"},  # on-failure destination
     "DriftFunction": _BASE
     | {
         "s3:ListBucket",  # conditioned on captures/ and monitoring/ prefixes

@@ -31,6 +31,7 @@ VALUES = {
     "job": "0" * 20,
     "row": "c1",
     "check_id": "abc123",
+    "materialization_id": "0" * 20,
 }
 MALFORMED_BODIES = {
     "not JSON": "{reason: ",
@@ -49,6 +50,7 @@ BAD_PATH_VALUES = {
     "job": ["not-a-job", "0" * 19, "0" * 21, "G" * 20],
     "row": ["r" * 257],
     "check_id": ["bad id!", "c" * 129],
+    "materialization_id": ["not-a-run", "0" * 19, "0" * 21, "G" * 20],
 }
 
 

@@ -38,6 +38,10 @@ PROOFS: dict[str, list[str]] = {
         "tests.integration.test_governance_reproduce::"
         "test_reproduce_running_past_its_lease_is_replaced_and_its_late_delivery_does_nothing",
     ],
+    "functions.handlers.materialize.lambda_handler": [
+        "tests.integration.test_materialize::test_materialize_validated_step_delivered_three_times_makes_one_run",
+        "tests.integration.test_materialize::test_materialize_start_hands_the_run_to_its_workflow_once",
+    ],
 }
 
 

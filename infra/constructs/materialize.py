@@ -1,0 +1,217 @@
+"""Materialization: the function that writes feature views' latest rows into the online store, its
+workflow, its routes and the freshness alarm.
+
+    POST /v1/feature-views/{name}/materialize -> API function: store the run, invoke the
+         materialization function asynchronously ("start")
+    validation of a new source version -> validation functions invoke it ("validated"): one run per
+         view over that dataset
+    start -> Plan -> Chunks (Distributed Map: one MaterializeChunk per chunk) -> Finish
+    GET  /v1/feature-views/{name}/materializations[/{id}] -> the run records
+
+The function runs with the data layer (pyarrow reads the source's chunks). It is the only role that
+writes the online table, and only with PutItem (one conditional write per entity). Every task
+retries transient errors; a step that still fails (Plan, the Map, Finish) is recorded on the run by
+RecordFailure<Step> before the execution fails. A chunk whose task fails ends its item as {"index",
+"failure"}; Finish finds its done marker missing and fails the run naming it.
+
+Freshness: Finish emits each view's online age (seconds since the newest event time materialized)
+per view (dimension `view`) and once more without it; views are data, not stack resources, so the
+stack has one alarm, on the Maximum of the dimensionless metric (the oldest view's age among the
+runs that finished in the period), with a configurable threshold.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from aws_cdk import ArnFormat, CfnOutput, Duration, Stack
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cw_actions
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+
+from infra import constants as c
+from infra.constructs.api import Api
+from infra.constructs.chunked import ChunkedSteps, chunked_state_machine
+from infra.constructs.function import FunctionFactory, dead_letter_async_invokes
+from infra.grants import allow_objects, allow_table
+from infra.nag import acknowledge
+
+MATERIALIZE_HANDLER = "functions.handlers.materialize.lambda_handler"
+MATERIALIZE_ROUTES = (
+    ("POST", "/v1/feature-views/{name}/materialize"),
+    ("GET", "/v1/feature-views/{name}/materializations"),
+    ("GET", "/v1/feature-views/{name}/materializations/{materialization_id}"),
+)
+MEMORY_MB = 2048
+TIMEOUT = Duration.minutes(15)
+CHUNK_BYTES = 32 * 1024**2  # source bytes per chunk (STEPWISE_MATERIALIZE_CHUNK_BYTES)
+CHUNK_CONCURRENCY = 20  # chunk workers at once: bounds the online table's write rate
+# Retried by every task besides Lambda's service errors: our typed store errors and Lambda's throttling.
+TRANSIENT_ERRORS = ["StoreUnavailable", "Throttled", "Lambda.TooManyRequestsException"]
+ONLINE_ACTIONS = ["dynamodb:PutItem"]  # one conditional PutItem per entity (functions/dal/online_store.py)
+# runs, chunk markers, audit events (transactional Puts); views, dataset versions and contracts read;
+# Query lists a view's runs and markers, and the views (gsi1) over a validated dataset
+METADATA_ACTIONS = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"]
+MACHINE_NAME_SUFFIX = "Materialize"
+FRESHNESS_NAMESPACE = "Stepwise/Features"  # functions/models/materialize.py METRIC_NAMESPACE
+FRESHNESS_MAX_METRIC = "OnlineFeatureAgeMaxSeconds"  # functions/models/materialize.py FRESHNESS_MAX_METRIC
+
+
+class Materialize(Construct):
+    """Exposes `function`, `state_machine`, `dead_letters`; `add_freshness_alarm` makes `freshness_alarm`."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        functions: FunctionFactory,
+        layer: lambda_.ILayerVersion,
+        data_bucket: s3.IBucket,
+        metadata_table: dynamodb.ITable,
+        online_table: dynamodb.ITable,
+        api: Api,
+        api_function: lambda_.Function,
+        announcers: Sequence[lambda_.Function],
+        log_retention: logs.RetentionDays,
+    ) -> None:
+        fn = functions(
+            c.MATERIALIZE_FUNCTION_ID,
+            MATERIALIZE_HANDLER,
+            layers=[layer],
+            environment={
+                c.ENV_ONLINE_TABLE: online_table.table_name,
+                c.ENV_MATERIALIZE_CHUNK_BYTES: str(CHUNK_BYTES),
+            },
+            memory_mb=MEMORY_MB,
+            timeout=TIMEOUT,
+            description="Features: materialize feature views into the online store (workflow tasks)",
+        )
+        super().__init__(scope, id_)
+        self.function = fn
+        allow_objects(fn, data_bucket, c.PREFIX_VALIDATED, ["s3:GetObject", "s3:GetObjectVersion"], "source versions")
+        allow_table(fn, metadata_table, METADATA_ACTIONS, index=True)
+        allow_table(fn, online_table, ONLINE_ACTIONS)
+        # asynchronous starts (API, validation): retried once, then recorded in a queue
+        self.dead_letters = dead_letter_async_invokes(self, fn, max_event_age=Duration.hours(6), retry_attempts=1)
+        acknowledge(
+            self.dead_letters,
+            "AwsSolutions::AwsSolutions-SQS3",
+            "This queue is the dead-letter destination itself (of the materialization function's async invokes).",
+        )
+        acknowledge(
+            self.dead_letters,
+            "Serverless::Serverless-SQSRedrivePolicy",
+            "This queue is the terminal dead-letter queue; its messages are inspected, not redriven.",
+        )
+        acknowledge(
+            fn,
+            "Serverless::Serverless-LambdaDLQ",
+            "Failed asynchronous invocations go to the SQS on-failure destination (EventInvokeConfig).",
+        )
+        # The function both runs the workflow's steps and starts it: the machine has a fixed name and
+        # the function knows it by an ARN built from that name (a Ref would make a cycle: function ->
+        # its policy -> the machine -> the function).
+        stack = Stack.of(self)
+        machine_name = f"{stack.stack_name}-{MACHINE_NAME_SUFFIX}"
+        self.state_machine = self._workflow(fn, log_retention, machine_name)
+        machine_arn = stack.format_arn(
+            service="states",
+            resource="stateMachine",
+            resource_name=machine_name,
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
+        executions = stack.format_arn(
+            service="states",
+            resource="execution",
+            resource_name=f"{machine_name}:*",
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
+        fn.add_environment(c.ENV_MATERIALIZE_SM_ARN, machine_arn)
+        fn.add_to_role_policy(iam.PolicyStatement(actions=["states:StartExecution"], resources=[machine_arn]))
+        fn.add_to_role_policy(iam.PolicyStatement(actions=["states:DescribeExecution"], resources=[executions]))
+        assert fn.role is not None
+        acknowledge(
+            fn.role,
+            "AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:states:<AWS::Region>:"
+            f"<AWS::AccountId>:execution:{machine_name}:*]",
+            "DescribeExecution on the materialization workflow's executions (one per run), to tell a new start "
+            "from a repeated one.",
+        )
+        # who starts runs: the API (on demand) and validation (a new source version); the function
+        # itself, not its versions (grant_invoke adds :*)
+        for starter in (api_function, *announcers):
+            starter.add_environment(c.ENV_MATERIALIZE_FUNCTION, fn.function_name)
+            starter.add_to_role_policy(
+                iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[fn.function_arn])
+            )
+        # the API function's run records and reads use the metadata grants it already holds
+        for method, path in MATERIALIZE_ROUTES:
+            api.add_route(method, path, api_function)
+        CfnOutput(stack, c.OUT_MATERIALIZE_SM_ARN, value=self.state_machine.state_machine_arn)
+        CfnOutput(stack, c.OUT_MATERIALIZE_FUNCTION, value=fn.function_name)
+
+    def add_freshness_alarm(self, topic: sns.ITopic, threshold_seconds: int) -> cloudwatch.Alarm:
+        """The one alarm on the oldest view's online age (made once the stack's alarm topic exists)."""
+        self.freshness_alarm = cloudwatch.Alarm(
+            self,
+            "OnlineFreshness",
+            alarm_description=(
+                "A feature view's online values are older than the threshold when its materialization "
+                "finished (the oldest view's age; per-view ages are the OnlineFeatureAgeSeconds metric)"
+            ),
+            metric=cloudwatch.Metric(
+                namespace=FRESHNESS_NAMESPACE,
+                metric_name=FRESHNESS_MAX_METRIC,
+                dimensions_map={"service": "stepwise"},
+                statistic="Maximum",
+                period=Duration.hours(1),
+            ),
+            threshold=threshold_seconds,
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        self.freshness_alarm.add_alarm_action(cw_actions.SnsAction(topic))
+        return self.freshness_alarm
+
+    def _workflow(self, fn: lambda_.IFunction, log_retention: logs.RetentionDays, name: str) -> sfn.StateMachine:
+        steps = ChunkedSteps(self, fn, errors=TRANSIENT_ERRORS, fail_id="MaterializationFailed")
+        run = {"view.$": "$.view", "materialization_id.$": "$.materialization_id"}
+        plan = steps.invoke("Plan", sfn.TaskInput.from_object({"step": "plan", **run}), result_path="$.plan")
+        steps.record_failure(plan, run)
+        chunks = sfn.DistributedMap(
+            self,
+            "Chunks",
+            items_path="$.plan.chunks",
+            item_selector={"step": "chunk", "task.$": "$$.Map.Item.Value"},
+            max_concurrency=CHUNK_CONCURRENCY,
+            map_execution_type=sfn.StateMachineType.EXPRESS,
+            result_path=sfn.JsonPath.DISCARD,
+        )
+        write = steps.invoke("MaterializeChunk", None)
+        # a chunk that still fails has no done marker: Finish names it and fails the run
+        chunk_failed = sfn.Pass(self, "ChunkFailed", parameters={"index.$": "$.task.index", "failure.$": "$.error"})
+        write.add_catch(chunk_failed, result_path="$.error")
+        chunks.item_processor(write)
+        steps.record_failure(chunks, run)
+        finish = steps.invoke("Finish", sfn.TaskInput.from_object({"step": "finish", **run}), result_path="$.finish")
+        steps.record_failure(finish, run)
+        return chunked_state_machine(
+            self,
+            "Workflow",
+            fn=fn,
+            definition=plan.next(chunks).next(finish),
+            timeout=Duration.hours(12),
+            log_group_id="MaterializeLogs",
+            log_retention=log_retention,
+            what="materialization",
+            state_machine_name=name,
+        )
