@@ -130,7 +130,7 @@ CLEAN_CALLS = [
 # not a fault AWS can give, so those cases are left out.
 _FIRST_WRITE = CLEAN_CALLS.index("dynamodb.PutItem")
 ONLINE_WRITES = range(_FIRST_WRITE, _FIRST_WRITE + CUSTOMERS)
-# The fixed sample run by default (the whole matrix with --slow): every fault at the first online
+# The fixed sample run by default (the whole matrix with --full): every fault at the first online
 # write and at the done marker, a crash at the first call of each step.
 EVERY_FAULT_AT = {_FIRST_WRITE, _FIRST_WRITE + CUSTOMERS}
 CRASH_AT = {0, CLEAN_CALLS.index("dynamodb.TransactWriteItems") + 1, _FIRST_WRITE + CUSTOMERS + 1}
@@ -142,7 +142,7 @@ def cases() -> list[Any]:
             i,
             fault,
             id=f"{i:02d}-{call}-{fault.name}",
-            marks=() if i in EVERY_FAULT_AT or (fault is faults.CRASH and i in CRASH_AT) else (pytest.mark.slow,),
+            marks=() if i in EVERY_FAULT_AT or (fault is faults.CRASH and i in CRASH_AT) else (pytest.mark.full,),
         )
         for i, call in enumerate(CLEAN_CALLS)
         for fault in faults.applicable(call)
