@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import io
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,9 @@ FEATURE_MODEL = "purchases-model"
 FEATURE_SPEC = "purchases"
 FEATURE_VIEW = "customer"
 STATS, EVENTS = "customer-stats", "purchases"
-START = datetime(2026, 1, 5, tzinfo=UTC)
+# The example's weeks end at today's midnight (UTC), so each customer's latest weekly aggregate is
+# within the view's 14-day TTL when the demo predicts; the data are otherwise the same every run.
+START = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(weeks=17)
 CHANNELS = ["web", "store"]
 WAIT_SECONDS = 300.0
 
@@ -221,6 +223,19 @@ def feature_steps(workdir: Path) -> list[tuple[str, Any]]:
         lineage = ctx.target.api("GET", f"/v1/models/{FEATURE_MODEL}/versions/{version['version']}/lineage")
         ctx.say(render_lineage(_ok(lineage, "lineage")))
 
+    def step_materialize(ctx: Any) -> None:
+        from stepwise.commands.materialize import follow
+
+        started = _ok(ctx.target.api("POST", f"/v1/feature-views/{FEATURE_VIEW}/materialize", {}), "materialize")
+        run = follow(ctx.target, started, timeout=WAIT_SECONDS, poll=0.5)
+        if run["status"] != "SUCCEEDED":
+            raise DemoFailure(f"materializing {FEATURE_VIEW} ended {run['status']}: {run.get('message')}")
+        ctx.say(
+            f"POST /v1/feature-views/{FEATURE_VIEW}/materialize -> {run['materialization_id']}: {STATS}@"
+            f"{run['source_version']}, {run['rows_read']} rows read, {run['entities_written']} customers online, "
+            f"newest event time {run['newest_event_time']}"
+        )
+
     def step_predict(ctx: Any) -> None:
         from functions.models.approvals import approval_id
         from stepwise.commands.predict import predict_all
@@ -248,11 +263,64 @@ def feature_steps(workdir: Path) -> list[tuple[str, Any]]:
             )
         if {r["version"] for r in results} != {number}:
             raise DemoFailure(f"expected v{number} to answer, got {[r['version'] for r in results]}")
+        ctx.state["features_before"] = results[1]
+
+    def step_update(ctx: Any) -> None:
+        from stepwise.commands.data import upload
+        from stepwise.commands.predict import predict_all
+
+        # customer 17's spending jumps: a newer version of the aggregate table with one row of now
+        now = datetime.now(UTC).replace(microsecond=0)
+        newer = pa.table(
+            {
+                "customer": pa.array([17], pa.int64()),
+                "at": pa.array([now], pa.timestamp("us", tz="UTC")),
+                "spend_30d": pa.array([2_600.0]),
+                "orders_30d": pa.array([25], pa.int64()),
+            }
+        )
+        result = upload(ctx.target, write_parquet(newer, workdir / f"{STATS}-update.parquet"), STATS)
+        if not result.passed or result.version is None:
+            raise DemoFailure(f"the {STATS} update did not pass: {result.report.get('reason')}")
+        source_version = result.version["version"]
+        ctx.say(f"registered {STATS}@{source_version}: customer 17 now spent 2600.00 over 30 days (25 orders)")
+        deadline = time.monotonic() + WAIT_SECONDS
+        while True:  # validation announced the version; its materialization runs on its own
+            runs = _ok(ctx.target.api("GET", f"/v1/feature-views/{FEATURE_VIEW}/materializations"), "runs")
+            done = [r for r in runs["materializations"] if r["source_version"] == source_version]
+            if done and done[0]["status"] in ("SUCCEEDED", "FAILED"):
+                break
+            if time.monotonic() > deadline:
+                raise DemoFailure(f"{STATS}@{source_version} was not materialized within {WAIT_SECONDS:.0f} s")
+            time.sleep(0.5)
+        if done[0]["status"] != "SUCCEEDED":
+            raise DemoFailure(f"materializing {STATS}@{source_version} failed: {done[0].get('message')}")
+        ctx.say(f"materialized on validation ({done[0]['materialization_id']}): {done[0]['entities_written']} customer")
+        row = {"amount": 260.0, "channel": "web", "customer": 17}
+        results, failed = predict_all(ctx.target, FEATURE_MODEL, [row], 1, None)
+        if failed is not None:
+            raise DemoFailure(f"predict answered HTTP {failed.status}: {failed.body}")
+        before, after = ctx.state["features_before"], results[0]
+        for when, reply in (("before", before), ("after", after)):
+            looked_up = (reply.get("lookups") or {}).get(FEATURE_VIEW, {})
+            ctx.say(
+                f"{when}: {row} -> returned={reply['prediction']} p={reply.get('probabilities')} "
+                f"({FEATURE_VIEW} from {STATS}@{looked_up.get('source_version')}, event time "
+                f"{looked_up.get('event_time')})"
+            )
+        used = (after.get("lookups") or {}).get(FEATURE_VIEW, {})
+        if used.get("source_version") != source_version or used.get("status") != "fresh":
+            raise DemoFailure(f"the next prediction did not use {STATS}@{source_version}: {used}")
 
     return [
         (f"features: the aggregate table {STATS!r} (contract, upload)", step_source),
         (f"features: the feature view {FEATURE_VIEW!r} over it", step_view),
         (f"features: labelled {EVENTS!r} events and the spec {FEATURE_SPEC!r} (two derived features)", step_labels),
         (f"features: train {FEATURE_MODEL} through the point-in-time join; its lineage", step_train),
+        (f"features: materialize the view {FEATURE_VIEW!r} into the online store", step_materialize),
         ("features: approve, then predict over HTTP from raw fields + the customer key (view looked up)", step_predict),
+        (
+            "features: a newer aggregate for customer 17 is materialized on validation; the next prediction uses it",
+            step_update,
+        ),
     ]

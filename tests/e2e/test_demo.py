@@ -36,6 +36,11 @@ def test_demo_runs_the_whole_lifecycle_and_exits_zero(capsys: pytest.CaptureFixt
         "views pinned {'customer': 1}",
         "customer v1: spend_30d, orders_30d from customer-stats@1",
         "features: approve, then predict over HTTP",
+        "customers online",
+        "view customer: fresh, source version 1",
+        "materialized on validation",
+        "after: {'amount': 260.0, 'channel': 'web', 'customer': 17}",
+        "(customer from customer-stats@2",
         "demo passed",
     ):
         assert expected in out, expected

@@ -143,14 +143,13 @@ def test_lifecycle_feature_view_training_serves_what_the_training_pipeline_predi
     reply = local.api("POST", path, {"reason": "e2e"}, identity="bob")
     assert reply.ok, reply.body
     ex.wait_for_production(local, ex.FEATURE_MODEL, 1)
-    # and the online store holds, for four customers of the training set, their joined rows' view
-    # values as of an hour ago (written in the store's item layout by the test helper until
-    # materialization lands); a fifth row's customer has nothing there (the null path)
+    # and a newer version of the aggregate table passes validation, holding for four customers of
+    # the training set their joined rows' view values as of an hour ago: validation announces it and
+    # the view is materialized into the online store; a fifth row's customer has no row there (the
+    # null path)
     from datetime import UTC, datetime, timedelta
 
-    from functions.models.online import online_key
-    from infra import constants as c
-    from tests.integration.lookup_support import online_item
+    import pyarrow as pa
 
     null = training_set.column("customer:spend_30d").is_null().to_numpy(zero_copy_only=False)
     customers = training_set.column("customer").to_pylist()
@@ -162,13 +161,27 @@ def test_lifecycle_feature_view_training_serves_what_the_training_pipeline_predi
             break
     unseeded = next(i for i in np.flatnonzero(null).tolist() if customers[i] not in {customers[j] for j in picked})
     rows = training_set.take([*picked, unseeded])
-    dynamodb, table = local_session.cloud.client("dynamodb"), local.output(c.OUT_ONLINE_TABLE)
+    fresh = rows.slice(0, 4)
     an_hour_ago = datetime.now(UTC) - timedelta(hours=1)
-    dynamodb.delete_item(TableName=table, Key={"pk": {"S": online_key(ex.FEATURE_VIEW, [customers[unseeded]])}})
-    for r in rows.to_pylist()[:4]:
-        values = {"spend_30d": r["customer:spend_30d"], "orders_30d": r["customer:orders_30d"]}
-        item = online_item(ex.FEATURE_VIEW, [r["customer"]], values, an_hour_ago, use.source_version)
-        dynamodb.put_item(TableName=table, Item=item)
+    newer = pa.table(
+        {
+            "customer": fresh.column("customer").cast(pa.int64()),
+            "at": pa.array([an_hour_ago] * 4, pa.timestamp("us", tz="UTC")),
+            "spend_30d": fresh.column("customer:spend_30d").cast(pa.float64()),
+            "orders_30d": fresh.column("customer:orders_30d").cast(pa.int64()),
+        }
+    )
+    stats_v2 = upload(local, ex.write_parquet(newer, tmp_path / "stats-v2.parquet"), ex.STATS)
+    assert stats_v2.passed and stats_v2.version is not None, stats_v2.report
+    source_version = stats_v2.version["version"]
+
+    def materialized() -> dict[str, Any] | None:
+        runs = local.api("GET", f"/v1/feature-views/{ex.FEATURE_VIEW}/materializations").body["materializations"]
+        done = [r for r in runs if r["source_version"] == source_version and r["status"] == "SUCCEEDED"]
+        return done[0] if done else None
+
+    run = wait_for(materialized, timeout=120)
+    assert run["trigger"] == "validation" and run["entities_written"] == 4, run
     # When the rows are sent over HTTP as raw fields + the entity key only
     instances = rows.select(["amount", "channel", "customer"]).to_pylist()
     reply = local.api("POST", f"/v1/models/{ex.FEATURE_MODEL}/predict", {"instances": instances})
@@ -181,7 +194,7 @@ def test_lifecycle_feature_view_training_serves_what_the_training_pipeline_predi
     assert np.allclose(served, pipeline.predict_proba(frame), atol=1e-5)
     # And the reply names where each row's view values came from
     statuses = [(s["customer"]["status"], s["customer"]["source_version"]) for s in reply.body["lookups"]]
-    assert statuses == [("fresh", use.source_version)] * 4 + [("missing", None)]
+    assert statuses == [("fresh", source_version)] * 4 + [("missing", None)]
 
 
 def test_lifecycle_batch_job_scores_a_multi_chunk_file_as_the_https_path_does(

@@ -504,8 +504,11 @@ def test_inference_role_reads_the_online_store_with_exactly_get_and_batch_get(as
         if touching or any("dynamodb:BatchGetItem" in _as_list(s["Action"]) for s in statements):
             online_reads[str(_prefix_of(function))] = touching
     # Then only the inference function reads the online store (BatchGetItem appears nowhere else),
-    # with one statement: GetItem and BatchGetItem on that table alone
-    assert list(online_reads) == ["InferenceFunction"], online_reads
+    # with one statement: GetItem and BatchGetItem on that table alone; the only other role that
+    # touches it is the materialization function's, which writes (PutItem only, tested with it)
+    assert sorted(online_reads) == ["InferenceFunction", "MaterializeFunction"], online_reads
+    (write,) = online_reads["MaterializeFunction"]
+    assert _as_list(write["Action"]) == ["dynamodb:PutItem"]
     (statement,) = online_reads["InferenceFunction"]
     assert set(_as_list(statement["Action"])) == {"dynamodb:GetItem", "dynamodb:BatchGetItem"}
     (resource,) = _as_list(statement["Resource"])
