@@ -34,7 +34,7 @@ from constructs import Construct
 
 from infra import constants as c
 from infra.constructs.api import Api
-from infra.constructs.chunked import ChunkedSteps, chunked_state_machine
+from infra.constructs.chunked import ChunkedSteps, chunked_state_machine, plan_map_finish
 from infra.constructs.function import FunctionFactory
 from infra.constructs.lifecycle import ImageFunction
 from infra.grants import allow_objects, allow_table, synchronous_only
@@ -129,30 +129,13 @@ class Batch(Construct):
     def _workflow(self, fn: lambda_.IFunction, log_retention: logs.RetentionDays) -> sfn.StateMachine:
         steps = ChunkedSteps(self, fn, errors=TRANSIENT_ERRORS, fail_id="BatchFailed")
         job = {"model.$": "$.model", "job_id.$": "$.job_id"}
-        plan = steps.invoke("Plan", sfn.TaskInput.from_object({"step": "plan", **job}), result_path="$.plan")
-        steps.record_failure(plan, job)
-        chunks = sfn.DistributedMap(
-            self,
-            "Chunks",
-            items_path="$.plan.chunks",
-            item_selector={"step": "chunk", "task.$": "$$.Map.Item.Value"},
-            max_concurrency=CHUNK_CONCURRENCY,
-            map_execution_type=sfn.StateMachineType.EXPRESS,
-            result_path=sfn.JsonPath.DISCARD,
-        )
-        score = steps.invoke("ScoreChunk", None)
         # a chunk that still fails is not scored: Finish finds its report missing and names it
-        chunk_failed = sfn.Pass(self, "ChunkFailed", parameters={"index.$": "$.task.index", "failure.$": "$.error"})
-        score.add_catch(chunk_failed, result_path="$.error")
-        chunks.item_processor(score)
-        steps.record_failure(chunks, job)
-        finish = steps.invoke("Finish", sfn.TaskInput.from_object({"step": "finish", **job}), result_path="$.finish")
-        steps.record_failure(finish, job)
+        definition = plan_map_finish(steps, self, run=job, chunk_id="ScoreChunk", concurrency=CHUNK_CONCURRENCY)
         return chunked_state_machine(
             self,
             "Workflow",
             fn=fn,
-            definition=plan.next(chunks).next(finish),
+            definition=definition,
             timeout=Duration.hours(12),
             log_group_id="BatchLogs",
             log_retention=log_retention,

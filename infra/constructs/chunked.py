@@ -1,4 +1,4 @@
-"""The scaffolding the chunked workflows share (validation of a large upload, batch scoring): one
+"""The scaffolding the chunked workflows share (validation of a large upload, batch scoring, materialization): one
 Lambda function runs every step; each step retries the workflow's transient errors; a step that
 still fails is recorded by a RecordFailure<Step> task before the execution fails with the step's
 error; and the state machine (Plan -> Distributed Map of chunks -> Finish) logs, traces and carries
@@ -57,6 +57,39 @@ class ChunkedSteps:
         record.add_catch(self.failed, result_path=sfn.JsonPath.DISCARD)
         record.next(self.failed)
         state.add_catch(record, result_path="$.error")
+
+
+def plan_map_finish(
+    steps: ChunkedSteps,
+    scope: Construct,
+    *,
+    run: dict[str, str],
+    chunk_id: str,
+    concurrency: int,
+) -> sfn.IChainable:
+    """Plan (its chunks at $.plan.chunks) -> Distributed Map of `chunk_id` steps (express child
+    executions, at most `concurrency` at once) -> Finish, every step sent `run` (the run's id
+    fields) and its failure recorded. A chunk that still fails after its retries is caught into a
+    ChunkFailed Pass, so the map goes on and Finish, finding no result for that chunk, names it."""
+    plan = steps.invoke("Plan", sfn.TaskInput.from_object({"step": "plan", **run}), result_path="$.plan")
+    steps.record_failure(plan, run)
+    chunks = sfn.DistributedMap(
+        scope,
+        "Chunks",
+        items_path="$.plan.chunks",
+        item_selector={"step": "chunk", "task.$": "$$.Map.Item.Value"},
+        max_concurrency=concurrency,
+        map_execution_type=sfn.StateMachineType.EXPRESS,
+        result_path=sfn.JsonPath.DISCARD,
+    )
+    chunk = steps.invoke(chunk_id, None)
+    chunk_failed = sfn.Pass(scope, "ChunkFailed", parameters={"index.$": "$.task.index", "failure.$": "$.error"})
+    chunk.add_catch(chunk_failed, result_path="$.error")
+    chunks.item_processor(chunk)
+    steps.record_failure(chunks, run)
+    finish = steps.invoke("Finish", sfn.TaskInput.from_object({"step": "finish", **run}), result_path="$.finish")
+    steps.record_failure(finish, run)
+    return plan.next(chunks).next(finish)
 
 
 def chunked_state_machine(

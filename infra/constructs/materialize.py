@@ -38,7 +38,7 @@ from constructs import Construct
 
 from infra import constants as c
 from infra.constructs.api import Api
-from infra.constructs.chunked import ChunkedSteps, chunked_state_machine
+from infra.constructs.chunked import ChunkedSteps, chunked_state_machine, plan_map_finish
 from infra.constructs.function import FunctionFactory, dead_letter_async_invokes
 from infra.grants import allow_objects, allow_table
 from infra.nag import acknowledge
@@ -185,30 +185,13 @@ class Materialize(Construct):
     def _workflow(self, fn: lambda_.IFunction, log_retention: logs.RetentionDays, name: str) -> sfn.StateMachine:
         steps = ChunkedSteps(self, fn, errors=TRANSIENT_ERRORS, fail_id="MaterializationFailed")
         run = {"view.$": "$.view", "materialization_id.$": "$.materialization_id"}
-        plan = steps.invoke("Plan", sfn.TaskInput.from_object({"step": "plan", **run}), result_path="$.plan")
-        steps.record_failure(plan, run)
-        chunks = sfn.DistributedMap(
-            self,
-            "Chunks",
-            items_path="$.plan.chunks",
-            item_selector={"step": "chunk", "task.$": "$$.Map.Item.Value"},
-            max_concurrency=CHUNK_CONCURRENCY,
-            map_execution_type=sfn.StateMachineType.EXPRESS,
-            result_path=sfn.JsonPath.DISCARD,
-        )
-        write = steps.invoke("MaterializeChunk", None)
         # a chunk that still fails has no done marker: Finish names it and fails the run
-        chunk_failed = sfn.Pass(self, "ChunkFailed", parameters={"index.$": "$.task.index", "failure.$": "$.error"})
-        write.add_catch(chunk_failed, result_path="$.error")
-        chunks.item_processor(write)
-        steps.record_failure(chunks, run)
-        finish = steps.invoke("Finish", sfn.TaskInput.from_object({"step": "finish", **run}), result_path="$.finish")
-        steps.record_failure(finish, run)
+        definition = plan_map_finish(steps, self, run=run, chunk_id="MaterializeChunk", concurrency=CHUNK_CONCURRENCY)
         return chunked_state_machine(
             self,
             "Workflow",
             fn=fn,
-            definition=plan.next(chunks).next(finish),
+            definition=definition,
             timeout=Duration.hours(12),
             log_group_id="MaterializeLogs",
             log_retention=log_retention,

@@ -60,8 +60,11 @@ def test_materialize_only_the_materialization_function_writes_the_online_table_w
                 actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
                 for r in roles:
                     grants.setdefault(r, set()).update(actions)
-    # Then the materialization function's role is the only one, with PutItem alone, on that table alone
-    assert grants == {role: {"dynamodb:PutItem"}}
+    # Then the materialization function's role is the only writer, with PutItem alone, on that table
+    # alone; the only other role naming it is the inference function's, which reads
+    writers = {r: actions for r, actions in grants.items() if actions - {"dynamodb:GetItem", "dynamodb:BatchGetItem"}}
+    assert writers == {role: {"dynamodb:PutItem"}}
+    assert len(grants) == 2 and any(r.startswith("InferenceFunction") for r in grants), grants
     for policy in _of_type(resources, "AWS::IAM::Policy").values():
         if {"Ref": role} not in policy["Properties"]["Roles"]:
             continue
