@@ -10,7 +10,7 @@
 
 It resolves its target as the CLI does (stepwise/target.py: SigV4-signed with the caller's AWS
 credentials on AWS) and holds the upload/post/wait code the CLI's import and reads call
-(stepwise/commands/imports.py), so both send the same requests, signed the same way. Reads answer
+(stepwise/import_steps.py), so both send the same requests, signed the same way. Reads answer
 the API's own reply models (functions/models).
 """
 
@@ -28,7 +28,7 @@ from functions.models.lineage import Lineage
 from functions.models.runs import ModelSummary, VersionSummary
 from functions.models.serving import PredictReply
 from stepwise import sklearn_export
-from stepwise.commands.imports import DATASET_VERSION, ImportFailed, refused, upload_and_request, wait_for_run
+from stepwise.import_steps import DATASET_VERSION, ImportFailed, refused, upload_and_request, wait_for_run
 from stepwise.sklearn_export import ConversionError, ParityError, Tolerance
 from stepwise.target import ApiReply, Target, resolve
 
