@@ -116,6 +116,8 @@ ENV_DRIFT_FUNCTION = "STEPWISE_DRIFT_FUNCTION"
 ENV_MODEL_ALARM_PREFIX = "STEPWISE_MODEL_ALARM_PREFIX"
 ENV_LOOKUP_MISS_ALARM_PERCENT = "STEPWISE_LOOKUP_MISS_ALARM_PERCENT"  # the per-model `lookups` alarm
 ENV_ALARM_TOPIC_ARN = "STEPWISE_ALARM_TOPIC_ARN"
+ENV_VIEW_ALARM_PREFIX = "STEPWISE_VIEW_ALARM_PREFIX"  # per-view alarms (functions/logic/view_alarms.py)
+ENV_ONLINE_FRESHNESS_ALARM_SECONDS = "STEPWISE_ONLINE_FRESHNESS_ALARM_SECONDS"  # the per-view `freshness` alarm
 PREFIX_MONITORING = "monitoring/"  # data bucket: compacted captures, rows kept aside
 PREFIX_DRIFT_REPORTS = "reports/drift/"  # artifacts bucket
 

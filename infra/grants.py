@@ -209,6 +209,40 @@ def grant_model_alarms(fn: lambda_.IFunction, *, topic_arn: str) -> None:
     )
 
 
+def view_alarm_prefix(scope: IConstruct) -> str:
+    """The stack's prefix for per-view alarm names (functions/logic/view_alarms.py)."""
+    return f"{Stack.of(scope).stack_name}-view-"
+
+
+def grant_view_alarms(fn: lambda_.Function, *, topic_arn: str) -> None:
+    """Create and read CloudWatch alarms named with the stack's view-alarm prefix only (the alarm ARN
+    carries the name), notifying `topic_arn`; the prefix and topic go to the function's environment.
+    Views are never deleted, so neither are their alarms."""
+    prefix = view_alarm_prefix(fn)
+    fn.add_to_role_policy(
+        iam.PolicyStatement(
+            actions=["cloudwatch:PutMetricAlarm", "cloudwatch:DescribeAlarms"],
+            resources=[
+                Stack.of(fn).format_arn(
+                    service="cloudwatch",
+                    resource="alarm",
+                    resource_name=f"{prefix}*",
+                    arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                )
+            ],
+        )
+    )
+    fn.add_environment(c.ENV_VIEW_ALARM_PREFIX, prefix)
+    fn.add_environment(c.ENV_ALARM_TOPIC_ARN, topic_arn)
+    assert fn.role is not None
+    acknowledge(
+        fn.role,
+        "AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:cloudwatch:<AWS::Region>:<AWS::AccountId>:"
+        f"alarm:{prefix}*]",
+        "Per-view alarms: only alarm names under the stack's view-alarm prefix; the view names exist only at run time.",
+    )
+
+
 def grant_decisions(fn: lambda_.IFunction, state_machine: sfn.IStateMachine) -> None:
     """The API answers waiting approval tasks of the lifecycle workflow (and nothing else)."""
     fn.add_to_role_policy(

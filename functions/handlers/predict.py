@@ -10,7 +10,8 @@ Metrics (namespace Stepwise; dimensions service, model, version once the model i
     for versions trained through feature views, LookupMissing and LookupExpired ((row, view)
     lookups whose values were null for that reason) and LookupRequests (BatchGetItem calls).
 With the service and model dimensions: ModelLatency, ModelServerErrors, and LookupMissShare (% of
-the request's lookups missing or expired).
+the request's lookups missing or expired); with the service and view dimensions, LookupMissShare of
+each looked-up view (% of that view's lookups in the request missing or expired).
 With the service dimension only, each emitted in the invocation it happens in (the alarms watch them):
     IntegrityFailures; CaptureRowsWritten (rows written to S3), CaptureRowsDropped (rows lost to a
     failed write or serialization) and CaptureErrors (the failures that dropped them).
@@ -145,13 +146,25 @@ install_error_handlers(app, on_error=_count_error)
 def _count_lookups(name: str, looked_up: LookedUp) -> None:
     """A version trained through feature views: its (row, view) lookups that missed or expired,
     and the BatchGetItem requests they took; the model's LookupMissShare (% of its lookups missing
-    or expired) is what its `lookups` alarm watches (functions/logic/model_alarms.py)."""
+    or expired) is what its `lookups` alarm watches (functions/logic/model_alarms.py), each view's
+    what the view's `lookups` alarm watches (functions/logic/view_alarms.py)."""
     metrics.add_metric("LookupMissing", MetricUnit.Count, looked_up.missing)
     metrics.add_metric("LookupExpired", MetricUnit.Count, looked_up.expired)
     metrics.add_metric("LookupRequests", MetricUnit.Count, looked_up.requests)
     if looked_up.lookups:
         share = 100.0 * (looked_up.missing + looked_up.expired) / looked_up.lookups
         _model_metric("LookupMissShare", name, MetricUnit.Percent, share)
+        rows = looked_up.lookups // max(1, len(looked_up.view_missed))  # each view is looked up once per row
+        for view, missed in looked_up.view_missed.items():
+            _view_metric("LookupMissShare", view, MetricUnit.Percent, 100.0 * missed / rows)
+
+
+def _view_metric(metric: str, view: str, unit: MetricUnit, value: float) -> None:
+    """A metric with the service and view dimensions only, what the view's own alarms watch
+    (functions/logic/view_alarms.py)."""
+    with single_metric(name=metric, unit=unit, value=value, namespace=NAMESPACE) as one:
+        one.add_dimension("service", SERVICE)
+        one.add_dimension("view", view)
 
 
 def _service_metric(name: str, value: float) -> None:

@@ -24,7 +24,7 @@ with `allow_request_overrides`; then a sent value replaces the store's for that 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -81,6 +81,7 @@ class LookedUp:
     missing: int
     expired: int
     requests: int  # BatchGetItem requests made
+    view_missed: dict[str, int] = field(default_factory=dict)  # per view: its lookups missing or expired
 
 
 def plan(version: ModelVersion) -> LookupPlan | None:
@@ -172,6 +173,7 @@ def look_up(lookup: LookupPlan, instances: list[BaseModel], now_us: int, fetch: 
             row[i] = f[name]
     provenance: list[dict[str, dict[str, Any]]] = [{} for _ in fields]
     missing = expired = 0
+    view_missed = dict.fromkeys((v.view for v in lookup.views), 0)
     resolved: dict[str, tuple[dict[str, Any], list[Any] | None]] = {}  # pk -> (provenance, values)
     for view, column in zip(lookup.views, keyed, strict=True):
         for r, pk in enumerate(column):
@@ -181,6 +183,7 @@ def look_up(lookup: LookupPlan, instances: list[BaseModel], now_us: int, fetch: 
             source, values = found
             provenance[r][view.view] = source
             if values is None:
+                view_missed[view.view] += 1
                 if source["status"] == MISSING:
                     missing += 1
                 else:
@@ -193,7 +196,7 @@ def look_up(lookup: LookupPlan, instances: list[BaseModel], now_us: int, fetch: 
         for row, f, inst in zip(rows, fields, instances, strict=True):
             if name in inst.model_fields_set:
                 row[i] = f[name]
-    return LookedUp(rows, provenance, len(fields) * len(lookup.views), missing, expired, requests)
+    return LookedUp(rows, provenance, len(fields) * len(lookup.views), missing, expired, requests, view_missed)
 
 
 def _resolve(view: ViewPlan, item: dict[str, Any] | None, now_us: int) -> tuple[dict[str, Any], list[Any] | None]:

@@ -15,3 +15,14 @@ class ModelAlarms(BaseModel):
     outcome: Literal["created", "updated", "deleted", "none", "off", "failed"]
     alarms: list[str] = Field(default_factory=list, max_length=16)  # the model's alarm names
     error: str = ""
+
+
+class ViewAlarms(BaseModel):
+    """What making one feature view's alarms exist did (functions/logic/view_alarms.py)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    view: str
+    outcome: Literal["created", "updated", "off", "failed"]
+    alarms: list[str] = Field(default_factory=list, max_length=16)  # the view's alarm names
+    error: str = ""

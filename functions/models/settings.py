@@ -80,6 +80,12 @@ class Settings(BaseModel):
     lookup_miss_alarm_percent: float = Field(
         20.0, alias="STEPWISE_LOOKUP_MISS_ALARM_PERCENT", gt=0, le=100, allow_inf_nan=False
     )
+    # per-view alarms (functions/logic/view_alarms.py): names start with the prefix (the only alarm
+    # names the materialization function's grant allows); off when empty
+    view_alarm_prefix: str = Field("", alias="STEPWISE_VIEW_ALARM_PREFIX", max_length=200)
+    online_freshness_alarm_seconds: int = Field(
+        2 * 24 * 3600, alias="STEPWISE_ONLINE_FRESHNESS_ALARM_SECONDS", ge=60, le=366 * 24 * 3600
+    )
     # materialization into the online feature store (functions/logic/materialize.py)
     materialize_function: str = Field("", alias="STEPWISE_MATERIALIZE_FUNCTION")  # its worker (async starts)
     materialize_state_machine_arn: str = Field("", alias="STEPWISE_MATERIALIZE_SM_ARN")  # unset: in-process

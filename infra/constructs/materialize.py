@@ -15,9 +15,12 @@ RecordFailure<Step> before the execution fails. A chunk whose task fails ends it
 "failure"}; Finish finds its done marker missing and fails the run naming it.
 
 Freshness: Finish emits each view's online age (seconds since the newest event time materialized)
-per view (dimension `view`) and once more without it; views are data, not stack resources, so the
-stack has one alarm, on the Maximum of the dimensionless metric (the oldest view's age among the
-runs that finished in the period), with a configurable threshold.
+per view (dimension `view`) and once more without it. The stack has one alarm, on the Maximum of the
+dimensionless metric (the oldest view's age among the runs that finished in the period), with a
+configurable threshold; views are data, not stack resources, so each view's own alarms (freshness,
+lookup misses) are made at run time by the function after the view's first successful run
+(functions/logic/view_alarms.py), under the stack's view-alarm prefix, the only alarm names its
+grant allows.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ from infra import constants as c
 from infra.constructs.api import Api
 from infra.constructs.chunked import ChunkedSteps, chunked_state_machine, plan_map_finish
 from infra.constructs.function import FunctionFactory, dead_letter_async_invokes
-from infra.grants import allow_objects, allow_table
+from infra.grants import allow_objects, allow_table, grant_view_alarms
 from infra.nag import acknowledge
 
 MATERIALIZE_HANDLER = "functions.handlers.materialize.lambda_handler"
@@ -158,8 +161,14 @@ class Materialize(Construct):
         CfnOutput(stack, c.OUT_MATERIALIZE_SM_ARN, value=self.state_machine.state_machine_arn)
         CfnOutput(stack, c.OUT_MATERIALIZE_FUNCTION, value=fn.function_name)
 
-    def add_freshness_alarm(self, topic: sns.ITopic, threshold_seconds: int) -> cloudwatch.Alarm:
-        """The one alarm on the oldest view's online age (made once the stack's alarm topic exists)."""
+    def add_freshness_alarm(
+        self, topic: sns.ITopic, threshold_seconds: int, lookup_miss_percent: float
+    ) -> cloudwatch.Alarm:
+        """The one alarm on the oldest view's online age, and the function's grant and settings for
+        the per-view alarms it makes at run time (once the stack's alarm topic exists)."""
+        grant_view_alarms(self.function, topic_arn=topic.topic_arn)
+        self.function.add_environment(c.ENV_ONLINE_FRESHNESS_ALARM_SECONDS, str(threshold_seconds))
+        self.function.add_environment(c.ENV_LOOKUP_MISS_ALARM_PERCENT, f"{lookup_miss_percent:g}")
         self.freshness_alarm = cloudwatch.Alarm(
             self,
             "OnlineFreshness",

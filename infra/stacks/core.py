@@ -364,7 +364,9 @@ class StepwiseStack(Stack):
             log_retention=retention,
             concurrency=config.drift_concurrency,
         )
-        self.materialize.add_freshness_alarm(self.monitoring.topic, config.online_freshness_alarm_seconds)
+        self.materialize.add_freshness_alarm(
+            self.monitoring.topic, config.online_freshness_alarm_seconds, config.lookup_miss_alarm_percent
+        )
         for fn in (self.approvals.release_fn, api_fn):  # release steps, rollback and retirement
             grant_model_alarms(fn, topic_arn=self.monitoring.topic.topic_arn)
             if isinstance(fn, lambda_.Function):

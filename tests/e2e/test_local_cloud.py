@@ -128,6 +128,9 @@ def test_local_cloud_materializes_a_views_new_source_version_and_ignores_an_olde
     items = local.client("dynamodb").scan(TableName=table)["Items"]
     mine = [i for i in items if i["view"]["S"] == view]
     assert len(mine) == 6 and {i["source_version"]["N"] for i in mine} == {"2"}
+    # and the view's own alarms exist, made by that first successful run (README "Online store")
+    names = {a["AlarmName"] for a in local.client("cloudwatch").describe_alarms()["MetricAlarms"]}
+    assert {n.rsplit(f"-view-{view}-", 1)[-1] for n in names if f"-view-{view}-" in n} == {"freshness", "lookups"}
     # and materializing the older version on demand changes nothing
     older = local.api("POST", f"/v1/feature-views/{view}/materialize", {"version": 1})
     assert older.status == 202, older.body

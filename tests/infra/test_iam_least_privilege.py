@@ -30,6 +30,8 @@ _XRAY = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
 _BASE = _LOGS | _XRAY
 # per-model alarms (functions/logic/model_alarms.py): alarm names under the stack's prefix only
 _MODEL_ALARMS = {"cloudwatch:PutMetricAlarm", "cloudwatch:DescribeAlarms", "cloudwatch:DeleteAlarms"}
+# per-view alarms (functions/logic/view_alarms.py): created and read, never deleted (views are not)
+_VIEW_ALARMS = {"cloudwatch:PutMetricAlarm", "cloudwatch:DescribeAlarms"}
 _LIFECYCLE_TABLES = {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem"}
 _VALIDATION = {
     "s3:GetObject",
@@ -105,6 +107,7 @@ EXPECTED_ACTIONS: dict[str, set[str]] = {
     "MaterializeFunction": _BASE
     | {"s3:GetObject", "s3:GetObjectVersion", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"}
     | {"states:StartExecution", "states:DescribeExecution"}
+    | _VIEW_ALARMS  # per-view alarms after a successful run, under the stack's view-alarm prefix
     | {"sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"},  # on-failure destination
     "DriftFunction": _BASE
     | {
@@ -463,10 +466,8 @@ def test_drift_fleet_role_allows_exactly_invoking_the_drift_function_and_dead_le
 MODEL_ALARM_FUNCTIONS = {"ApiFunction", "ReleaseFunction"}
 
 
-def test_model_alarm_grants_are_scoped_to_the_stack_alarm_prefix(assembly: Assembly) -> None:
-    template = assembly.template
-    prefix = f"{c.STACK_NAME}-model-"
-    arn = {
+def _alarm_arn(prefix: str) -> dict[str, Any]:
+    return {
         "Fn::Join": [
             "",
             [
@@ -480,10 +481,21 @@ def test_model_alarm_grants_are_scoped_to_the_stack_alarm_prefix(assembly: Assem
             ],
         ]
     }
+
+
+def test_model_alarm_grants_are_scoped_to_the_stack_alarm_prefix(assembly: Assembly) -> None:
+    template = assembly.template
+    prefix = f"{c.STACK_NAME}-model-"
+    arn = _alarm_arn(prefix)
+    view_arn = _alarm_arn(f"{c.STACK_NAME}-view-")
     granted: set[str] = set()
     for function, role in function_roles(template).items():
         statements = [s for _, s in role_statements(template, role) if s.get("Effect") == "Allow"]
-        alarm = [s for s in statements if set(map(str, _as_list(s["Action"]))) & _MODEL_ALARMS]
+        alarm = [
+            s
+            for s in statements
+            if set(map(str, _as_list(s["Action"]))) & _MODEL_ALARMS and _as_list(s["Resource"]) != [view_arn]
+        ]
         if not alarm:
             continue
         granted.add(str(_prefix_of(function)))
@@ -492,6 +504,31 @@ def test_model_alarm_grants_are_scoped_to_the_stack_alarm_prefix(assembly: Assem
         assert env[c.ENV_MODEL_ALARM_PREFIX] == prefix
         assert "Ref" in env[c.ENV_ALARM_TOPIC_ARN] or "Fn::ImportValue" in env[c.ENV_ALARM_TOPIC_ARN]
     assert granted == MODEL_ALARM_FUNCTIONS
+
+
+# Per-view alarms: the materialization function (and no other) may put and read alarms, only those
+# named with the stack's view-alarm prefix, which its environment carries with the alarm settings.
+VIEW_ALARM_FUNCTIONS = {"MaterializeFunction"}
+
+
+def test_view_alarm_grants_are_scoped_to_the_stack_view_alarm_prefix(assembly: Assembly) -> None:
+    template = assembly.template
+    prefix = f"{c.STACK_NAME}-view-"
+    arn = _alarm_arn(prefix)
+    granted: set[str] = set()
+    for function, role in function_roles(template).items():
+        statements = [s for _, s in role_statements(template, role) if s.get("Effect") == "Allow"]
+        alarm = [s for s in statements if arn in _as_list(s["Resource"])]
+        if not alarm:
+            continue
+        granted.add(str(_prefix_of(function)))
+        assert [(set(_as_list(s["Action"])), _as_list(s["Resource"])) for s in alarm] == [(_VIEW_ALARMS, [arn])]
+        env = template["Resources"][function]["Properties"]["Environment"]["Variables"]
+        assert env[c.ENV_VIEW_ALARM_PREFIX] == prefix
+        assert "Ref" in env[c.ENV_ALARM_TOPIC_ARN] or "Fn::ImportValue" in env[c.ENV_ALARM_TOPIC_ARN]
+        assert env[c.ENV_ONLINE_FRESHNESS_ALARM_SECONDS] == str(2 * 24 * 3600)
+        assert env[c.ENV_LOOKUP_MISS_ALARM_PERCENT] == "20"
+    assert granted == VIEW_ALARM_FUNCTIONS
 
 
 def test_inference_role_reads_the_online_store_with_exactly_get_and_batch_get(assembly: Assembly) -> None:
