@@ -5,12 +5,12 @@ A source version of `--entities` entities with `--rows-per-entity` rows each (sh
 groups of `--row-group` rows) is seeded as a validated dataset version with its contract; a view of
 four features (float, int, string, bool) over it is materialized through the real steps (plan, each
 chunk, finish). The online table, the metadata table and the bucket are moto's, so the rates
-measure our code plus moto's in-process DynamoDB, not AWS (on AWS each PutItem is a network round
+measure our code plus moto's in-process DynamoDB, not AWS (on AWS each UpdateItem is a network round
 trip: a worker's rate is bounded by its latency, and the workflow runs chunks in parallel).
 
 Figures: source rows/second and entities/second per chunk worker (wall and CPU), the online
-table's write requests per 1,000 entities (one conditional PutItem per entity and chunk it appears
-in: botocore's calls counted, retries included), and the same for a second run of the same version
+table's write requests per 1,000 entities (one conditional UpdateItem of the view's entry per entity
+and chunk it appears in: botocore's calls counted, retries included), and the same for a second run of the same version
 (every write skipped as already there). Printed, never asserted.
 
     .venv/bin/python benchmarks/materialize.py [--entities 2000] [--rows-per-entity 3] [--row-group 65536]
@@ -139,7 +139,7 @@ def setup(table: pa.Table, row_group: int) -> None:
 
 
 def one_run(entities: int) -> dict[str, Any]:
-    """Plan, each chunk timed, finish; the online table's PutItem calls counted."""
+    """Plan, each chunk timed, finish; the online table's UpdateItem calls counted."""
     import boto3
 
     from functions.dal import clients
@@ -158,7 +158,7 @@ def one_run(entities: int) -> dict[str, Any]:
     clients.client.cache_clear()
     boto3.DEFAULT_SESSION = None
     session = boto3.Session()
-    session.events.register("provide-client-params.dynamodb.PutItem", count)
+    session.events.register("provide-client-params.dynamodb.UpdateItem", count)
     boto3.DEFAULT_SESSION = session
     clients.client.cache_clear()
     original = materialize_jobs._hand_over

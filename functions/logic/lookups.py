@@ -3,18 +3,19 @@
 The version's request schema (`ModelVersion.features`) holds the raw fields its graph takes,
 among them the `view:feature` columns the point-in-time join added at training. At serving, a
 request carries the views' entity keys (and the request-only fields) instead; the looked-up
-columns are read from the online store (functions/models/online.py layout): one BatchGetItem per
-100 distinct (view, entity) keys of the whole request (functions/dal/online_lookup.py), so one
-round trip for up to 100 rows x views.
+columns are read from the online store (functions/models/online.py layout: one item per entity
+holding every view over it): one BatchGetItem per 100 distinct entity keys of the whole request,
+across all its views (functions/dal/online_lookup.py), so one round trip for up to 100 rows when
+the views share an entity.
 
-Each view's item is used exactly as the point-in-time join (functions/logic/pit_join.py) would use
+Each view's entry is used exactly as the point-in-time join (functions/logic/pit_join.py) would use
 that feature row for a label stamped at the request time `t`:
-- fresh   `event_time <= t` and `t - event_time <= ttl`: the item's values;
+- fresh   `event_time <= t` and `t - event_time <= ttl`: the entry's values;
 - expired `event_time <= t` and `t - event_time > ttl`: every feature of the view null;
-- missing no item for the entity (an unknown entity), or an item stamped after `t` (training never
-  uses a later row; the store keeps only the newest): every feature of the view null.
-A null inside a fresh item stays null. The pipeline imputes nulls as it did in training. Each row
-reports, per view, its status and the source dataset version and event time of the item read
+- missing no entry of the view for the entity (an unknown entity), or an entry stamped after `t`
+  (training never uses a later row; the store keeps only the newest): every feature of the view null.
+A null inside a fresh entry stays null. The pipeline imputes nulls as it did in training. Each row
+reports, per view, its status and the source dataset version and event time of the entry read
 (`PredictReply.lookups`, and the capture line's `lookups`).
 
 A request that sends a looked-up feature is refused (400 naming it) unless the version was trained
@@ -36,6 +37,7 @@ from functions.models.online import (
     ATTR_VALUES,
     attribute_value,
     online_key,
+    view_attribute,
 )
 from functions.models.registry import ModelVersion
 from functions.models.serving import RequestInvalid
@@ -43,16 +45,18 @@ from functions.models.serving import RequestInvalid
 FRESH, MISSING, EXPIRED = "fresh", "missing", "expired"
 MAX_NAMED = 20
 
-# (table, distinct keys) -> (items by pk, BatchGetItem requests made)
-Fetch = Callable[[Sequence[str]], tuple[dict[str, dict[str, Any]], int]]
+# (distinct entity keys, views) -> (items by pk, BatchGetItem requests made)
+Fetch = Callable[[Sequence[str], Sequence[str]], tuple[dict[str, dict[str, Any]], int]]
 
 
 @dataclass(frozen=True, slots=True)
 class ViewPlan:
-    """One looked-up view: its name, the instance fields holding its entity key (in the view's
-    key order), its TTL in microseconds and its columns: (feature index, feature name in the view)."""
+    """One looked-up view: its name, its entity key columns, the instance fields holding them (in
+    the same order), its TTL in microseconds and its columns: (feature index, feature name in the
+    view)."""
 
     view: str
+    key_names: tuple[str, ...]
     key_fields: tuple[str, ...]
     ttl_us: int
     columns: tuple[tuple[int, str], ...]
@@ -108,7 +112,9 @@ def plan(version: ModelVersion) -> LookupPlan | None:
                 if key not in keys:
                     keys.append(key)
                 key_fields.append(f"k{keys.index(key)}")
-        views.append(ViewPlan(use.view, tuple(key_fields), use.ttl_seconds * 1_000_000, columns))
+        views.append(
+            ViewPlan(use.view, tuple(use.entity_keys), tuple(key_fields), use.ttl_seconds * 1_000_000, columns)
+        )
     if not views:
         return None
     sent = tuple((i, f"f{i}") for i, f in enumerate(version.features) if f.name not in looked_up)
@@ -157,16 +163,17 @@ def _iso_us(epoch_us: int) -> str:
 def look_up(lookup: LookupPlan, instances: list[BaseModel], now_us: int, fetch: Fetch) -> LookedUp:
     """The rows of validated `instances` with their looked-up columns, as of `now_us`."""
     fields = [inst.__dict__ for inst in instances]
-    keyed: list[list[str]] = []  # per view, per row: the item's pk
+    keyed: list[list[str]] = []  # per view, per row: the entity's item pk
     try:
         for view in lookup.views:
-            keyed.append([online_key(view.view, [f[k] for k in view.key_fields]) for f in fields])
+            keyed.append([online_key(view.key_names, [f[k] for k in view.key_fields]) for f in fields])
     except ValueError as exc:
         raise RequestInvalid(
             f"an entity key is not valid: {exc}",
             [{"field": "instances", "reason": str(exc), "type": "entity_key"}],
         ) from None
-    items, requests = fetch(list(dict.fromkeys(k for column in keyed for k in column)))
+    distinct = list(dict.fromkeys(k for column in keyed for k in column))
+    items, requests = fetch(distinct, [view.view for view in lookup.views])
     rows: list[list[Any]] = [[None] * lookup.n_features for _ in fields]
     for row, f in zip(rows, fields, strict=True):
         for i, name in lookup.sent:
@@ -174,12 +181,14 @@ def look_up(lookup: LookupPlan, instances: list[BaseModel], now_us: int, fetch: 
     provenance: list[dict[str, dict[str, Any]]] = [{} for _ in fields]
     missing = expired = 0
     view_missed = dict.fromkeys((v.view for v in lookup.views), 0)
-    resolved: dict[str, tuple[dict[str, Any], list[Any] | None]] = {}  # pk -> (provenance, values)
     for view, column in zip(lookup.views, keyed, strict=True):
+        attribute = view_attribute(view.view)
+        resolved: dict[str, tuple[dict[str, Any], list[Any] | None]] = {}  # pk -> (provenance, values)
         for r, pk in enumerate(column):
             found = resolved.get(pk)
             if found is None:
-                found = resolved[pk] = _resolve(view, items.get(pk), now_us)
+                entry = items.get(pk, {}).get(attribute)
+                found = resolved[pk] = _resolve(view, None if entry is None else entry["M"], now_us)
             source, values = found
             provenance[r][view.view] = source
             if values is None:
@@ -200,7 +209,8 @@ def look_up(lookup: LookupPlan, instances: list[BaseModel], now_us: int, fetch: 
 
 
 def _resolve(view: ViewPlan, item: dict[str, Any] | None, now_us: int) -> tuple[dict[str, Any], list[Any] | None]:
-    """(provenance, values in the view's column order; None when missing or expired)."""
+    """(provenance, values in the view's column order; None when missing or expired) of the view's
+    entry (its map's attributes; None: the entity has no entry of the view)."""
     if item is None:
         return {"status": MISSING, "source_version": None, "event_time": None}, None
     event_us = int(item[ATTR_EVENT_TIME_US]["N"])

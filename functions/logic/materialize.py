@@ -10,8 +10,9 @@ its source dataset, written to the online store (item layout: functions/models/o
                byte ranges of CSV / JSON Lines); record RUNNING with chunks_total
     chunk   -> read the view's columns of the chunk, keep each entity's latest row by the view's
                timestamp column (sorted with pyarrow.compute, never a Python loop over rows), write
-               one conditional item per entity (functions/dal/online_store.py: newer event time
-               wins, ties go to the higher source version); then the chunk's done marker
+               the view's entry of each entity's item with one conditional update
+               (functions/dal/online_store.py: newer event time wins, ties go to the higher source
+               version; other views' entries are left as they are); then the chunk's done marker
     finish  -> sum the markers; record SUCCEEDED (+ audit "feature_view.materialize.finish") and
                the view's freshness metric; a chunk without a marker fails the run naming it
     fail    -> a step that failed after its retries: record FAILED with the error
@@ -60,7 +61,6 @@ from functions.models.online import (
     ATTR_MATERIALIZATION,
     ATTR_SOURCE_VERSION,
     ATTR_VALUES,
-    ATTR_VIEW,
     ATTR_VIEW_VERSION,
     ATTR_WRITTEN_AT,
     online_key,
@@ -226,7 +226,7 @@ def _feature_columns(rows: pa.Table, features: list[str]) -> dict[str, list[Any]
     return out
 
 
-def online_items(
+def online_entries(
     view: FeatureViewRecord,
     rows: pa.Table,
     event_times_us: np.ndarray,
@@ -234,25 +234,26 @@ def online_items(
     source_version: int,
     materialization_id: str,
     written_at: str,
-) -> Iterator[dict[str, Any]]:
-    """The online items of `rows` (one per entity), in DynamoDB's attribute-value form."""
-    keys = [_key_text(rows.column(k)).to_pylist() for k in view.view.entity_keys]
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The view's online entries of `rows` (one per entity): (the entity's item pk, the entry's map
+    in DynamoDB's attribute-value form)."""
+    names = list(view.view.entity_keys)
+    keys = [_key_text(rows.column(k)).to_pylist() for k in names]
     features = [f.name for f in view.view.features]
     values = _feature_columns(rows, features)
     common = {
-        ATTR_VIEW: {"S": view.name},
         ATTR_VIEW_VERSION: {"N": str(view.version)},
         ATTR_SOURCE_VERSION: {"N": str(source_version)},
         ATTR_MATERIALIZATION: {"S": materialization_id},
         ATTR_WRITTEN_AT: {"S": written_at},
     }
     for i in range(rows.num_rows):
-        yield {
-            "pk": {"S": online_key(view.name, [k[i] for k in keys])},
+        entry = {
             **common,
             ATTR_VALUES: {"M": {f: _value(values[f][i]) for f in features}},
             ATTR_EVENT_TIME_US: {"N": str(int(event_times_us[i]))},
         }
+        yield online_key(names, [k[i] for k in keys]), entry
 
 
 def run_chunk(settings: Settings, task: ChunkTask, now: datetime | None = None) -> ChunkResult:
@@ -284,7 +285,7 @@ def run_chunk(settings: Settings, task: ChunkTask, now: datetime | None = None) 
     counts = online_store.WriteCounts()
     for offset in range(0, rows.num_rows, WRITE_BATCH):
         part = rows.slice(offset, WRITE_BATCH)
-        items = online_items(
+        entries = online_entries(
             view,
             part,
             times[offset : offset + WRITE_BATCH],
@@ -292,7 +293,7 @@ def run_chunk(settings: Settings, task: ChunkTask, now: datetime | None = None) 
             materialization_id=record.materialization_id,
             written_at=written_at,
         )
-        online_store.write_latest(settings.online_table, items, counts)
+        online_store.write_latest(settings.online_table, view.name, entries, counts)
     result = ChunkResult(
         index=task.index,
         materialization_id=record.materialization_id,

@@ -248,8 +248,8 @@ def _run(model: OnnxModel, payload: Any, now_us: int, lookups: LookUp) -> _Score
     return _Scored(rows, predictions, probabilities, derived, looked_up)
 
 
-def _fetch(table: str, keys: Sequence[str]) -> tuple[dict[str, dict[str, Any]], int]:
-    fetched = online_lookup.batch_get(table, keys)
+def _fetch(table: str, keys: Sequence[str], views: Sequence[str]) -> tuple[dict[str, dict[str, Any]], int]:
+    fetched = online_lookup.batch_get(table, keys, views)
     return fetched.items, fetched.requests
 
 
@@ -418,7 +418,7 @@ class Serving:
 
     def look_up(self, model: OnnxModel, instances: list[Any], now_us: int) -> LookedUp:
         """The looked-up rows of a version trained through feature views (one BatchGetItem per 100
-        distinct (view, entity) keys of the request)."""
+        distinct entity keys of the request, across its views)."""
         assert model.lookup is not None
         table = self.settings.online_table
         if not table:
@@ -426,7 +426,7 @@ class Serving:
                 f"{model.version.model} v{model.version.version} looks up feature views, but this function has "
                 "no online store (STEPWISE_ONLINE_TABLE)"
             )
-        fetch = self.online_fetch or (lambda keys: _fetch(table, keys))
+        fetch = self.online_fetch or (lambda keys, views: _fetch(table, keys, views))
         return look_up(model.lookup, instances, now_us, fetch)
 
     # -- feedback --------------------------------------------------------------------------

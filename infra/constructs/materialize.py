@@ -58,7 +58,7 @@ CHUNK_BYTES = 32 * 1024**2  # source bytes per chunk (STEPWISE_MATERIALIZE_CHUNK
 CHUNK_CONCURRENCY = 20  # chunk workers at once: bounds the online table's write rate
 # Retried by every task besides Lambda's service errors: our typed store errors and Lambda's throttling.
 TRANSIENT_ERRORS = ["StoreUnavailable", "Throttled", "Lambda.TooManyRequestsException"]
-ONLINE_ACTIONS = ["dynamodb:PutItem"]  # one conditional PutItem per entity (functions/dal/online_store.py)
+ONLINE_ACTIONS = ["dynamodb:UpdateItem"]  # one conditional UpdateItem per (view, entity): functions/dal/online_store.py
 # runs, chunk markers, audit events (transactional Puts); views, dataset versions and contracts read;
 # Query lists a view's runs and markers, and the views (gsi1) over a validated dataset
 METADATA_ACTIONS = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"]

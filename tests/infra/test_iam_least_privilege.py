@@ -102,10 +102,12 @@ EXPECTED_ACTIONS: dict[str, set[str]] = {
     | {"lambda:InvokeFunction"}  # a validated version announced to the materialization function
     | {"sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"},  # on-failure destination
     "ValidateChunksFunction": _BASE | _VALIDATION | {"lambda:InvokeFunction"},
-    # materialization: reads source versions under validated/, writes the online table (PutItem only,
-    # nothing else on it: test_materialize_infra.py) and its run records, starts its own workflow
+    # materialization: reads source versions under validated/, writes the online table (UpdateItem
+    # only, nothing else on it, and on nothing else: test_materialize_infra.py) and its run records
+    # (PutItem), starts its own workflow
     "MaterializeFunction": _BASE
     | {"s3:GetObject", "s3:GetObjectVersion", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"}
+    | {"dynamodb:UpdateItem"}
     | {"states:StartExecution", "states:DescribeExecution"}
     | _VIEW_ALARMS  # per-view alarms after a successful run, under the stack's view-alarm prefix
     | {"sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"},  # on-failure destination
@@ -542,10 +544,10 @@ def test_inference_role_reads_the_online_store_with_exactly_get_and_batch_get(as
             online_reads[str(_prefix_of(function))] = touching
     # Then only the inference function reads the online store (BatchGetItem appears nowhere else),
     # with one statement: GetItem and BatchGetItem on that table alone; the only other role that
-    # touches it is the materialization function's, which writes (PutItem only, tested with it)
+    # touches it is the materialization function's, which writes (UpdateItem only, tested with it)
     assert sorted(online_reads) == ["InferenceFunction", "MaterializeFunction"], online_reads
     (write,) = online_reads["MaterializeFunction"]
-    assert _as_list(write["Action"]) == ["dynamodb:PutItem"]
+    assert _as_list(write["Action"]) == ["dynamodb:UpdateItem"]
     (statement,) = online_reads["InferenceFunction"]
     assert set(_as_list(statement["Action"])) == {"dynamodb:GetItem", "dynamodb:BatchGetItem"}
     (resource,) = _as_list(statement["Resource"])

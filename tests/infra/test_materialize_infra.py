@@ -1,5 +1,5 @@
 """Materialization in the synthesized template: the online table's settings, the only role that
-may write it (the materialization function, PutItem only), its workflow (Plan -> Distributed Map
+may write it (the materialization function, UpdateItem only), its workflow (Plan -> Distributed Map
 of MaterializeChunk -> Finish), who may start it, its routes and the one freshness alarm."""
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def test_materialize_online_table_is_on_demand_recoverable_protected_retained_an
     assert "TimeToLiveSpecification" not in props  # TTL is applied at read
 
 
-def test_materialize_only_the_materialization_function_writes_the_online_table_with_putitem(
+def test_materialize_only_the_materialization_function_writes_the_online_table_with_updateitem(
     resources: dict[str, Any],
 ) -> None:
     # Given every IAM statement that names the online table
@@ -60,16 +60,18 @@ def test_materialize_only_the_materialization_function_writes_the_online_table_w
                 actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
                 for r in roles:
                     grants.setdefault(r, set()).update(actions)
-    # Then the materialization function's role is the only writer, with PutItem alone, on that table
-    # alone; the only other role naming it is the inference function's, which reads
-    writers = {r: actions for r, actions in grants.items() if actions - {"dynamodb:GetItem", "dynamodb:BatchGetItem"}}
-    assert writers == {role: {"dynamodb:PutItem"}}
-    assert len(grants) == 2 and any(r.startswith("InferenceFunction") for r in grants), grants
+    # Then the materialization function's role is the only one that writes, with UpdateItem alone, on
+    # that table alone, and its UpdateItem names nothing but that table (the inference function's
+    # reads are checked in test_iam_least_privilege.py)
+    reads = {"dynamodb:GetItem", "dynamodb:BatchGetItem"}
+    assert {r: a - reads for r, a in grants.items() if a - reads} == {role: {"dynamodb:UpdateItem"}}
     for policy in _of_type(resources, "AWS::IAM::Policy").values():
         if {"Ref": role} not in policy["Properties"]["Roles"]:
             continue
         for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
-            if _names(statement["Resource"], table_id):
+            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+            if _names(statement["Resource"], table_id) or "dynamodb:UpdateItem" in actions:
+                assert actions == ["dynamodb:UpdateItem"] and _names(statement["Resource"], table_id)
                 assert len(statement["Resource"] if isinstance(statement["Resource"], list) else [1]) == 1
     assert function["Properties"]["Handler"] == MATERIALIZE_HANDLER
     env = function["Properties"]["Environment"]["Variables"]

@@ -2,9 +2,9 @@
 feature-view columns, registered as a version trained through its views, the online table, and a
 seeding helper. Also used by benchmarks/predict.py.
 
-`seed` writes online-store items in the fixed layout of functions/models/online.py directly: it
-stands in for materialization (the workflow that writes the table from validated feature versions)
-until that lands, after which tests should seed through it instead.
+`seed` writes one view's entry of an entity's online item in the fixed layout of
+functions/models/online.py directly (other views' entries of the item are left as they are): it
+stands in for materialization where a test needs exact values, event times and source versions.
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ from functions.models.online import (
     ATTR_MATERIALIZATION,
     ATTR_SOURCE_VERSION,
     ATTR_VALUES,
-    ATTR_VIEW,
     ATTR_VIEW_VERSION,
     ATTR_WRITTEN_AT,
     online_key,
+    view_attribute,
 )
 from functions.models.registry import Artifact, Feature, FeatureViewUse, ModelVersion, VersionStatus
 from tests.integration.test_predict_support import NOW, item, put_model
@@ -163,13 +163,14 @@ def epoch_us(moment: datetime) -> int:
     return int(moment.timestamp()) * 1_000_000 + moment.microsecond
 
 
-def online_item(
-    view: str, entity: list[str | int], values: Mapping[str, float | None], event_time: datetime, source_version: int
-) -> dict[str, Any]:
-    """One item in the online store's fixed layout (functions/models/online.py)."""
+def entity_pk(entity: Mapping[str, str | int]) -> str:
+    """The pk of the entity's item (its key columns -> values)."""
+    return online_key(list(entity), list(entity.values()))
+
+
+def online_entry(values: Mapping[str, float | None], event_time: datetime, source_version: int) -> dict[str, Any]:
+    """One view's entry (the attributes of its map) in the online store's fixed layout."""
     return {
-        "pk": {"S": online_key(view, entity)},
-        ATTR_VIEW: {"S": view},
         ATTR_VIEW_VERSION: {"N": "1"},
         ATTR_VALUES: {"M": {k: {"NULL": True} if v is None else {"N": repr(float(v))} for k, v in values.items()}},
         ATTR_EVENT_TIME_US: {"N": str(epoch_us(event_time))},
@@ -179,16 +180,35 @@ def online_item(
     }
 
 
+def online_item(
+    view: str,
+    entity: Mapping[str, str | int],
+    values: Mapping[str, float | None],
+    event_time: datetime,
+    source_version: int,
+) -> dict[str, Any]:
+    """An entity's item holding one view's entry (functions/models/online.py)."""
+    return {
+        "pk": {"S": entity_pk(entity)},
+        view_attribute(view): {"M": online_entry(values, event_time, source_version)},
+    }
+
+
 def seed(
     view: str,
-    entity: list[str | int],
+    entity: Mapping[str, str | int],
     values: Mapping[str, float | None],
     event_time: datetime,
     source_version: int = 1,
     *,
     table: str = ONLINE_TABLE,
 ) -> None:
-    """Write one (view, entity) item as materialization would (see the module docstring)."""
-    boto3.client("dynamodb").put_item(
-        TableName=table, Item=online_item(view, entity, values, event_time, source_version)
+    """Write the view's entry of the entity's item as materialization would (see the module
+    docstring)."""
+    boto3.client("dynamodb").update_item(
+        TableName=table,
+        Key={"pk": {"S": entity_pk(entity)}},
+        UpdateExpression="SET #v = :entry",
+        ExpressionAttributeNames={"#v": view_attribute(view)},
+        ExpressionAttributeValues={":entry": {"M": online_entry(values, event_time, source_version)}},
     )

@@ -1,5 +1,5 @@
 """Shared by the materialization tests: the online table in moto, a source dataset version written
-in small row groups (so one version is several chunks), and reads of the online items."""
+in small row groups (so one version is several chunks), and reads of the view's online entries."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from functions.models.audit import Actor
 from functions.models.contracts import DataContract
 from functions.models.datasets import DatasetVersion
 from functions.models.features import FeatureView
-from functions.models.online import online_key
+from functions.models.online import online_key, view_attribute
 from functions.models.settings import Settings, get_settings
 from tests.integration.conftest import Stores
 
@@ -129,16 +129,20 @@ def put_view(stores: Stores) -> None:
 
 
 def online_item(customer: int) -> dict[str, Any] | None:
+    """The view's entry (its map's attributes) of the customer's item; None: no entry."""
     reply = boto3.client("dynamodb").get_item(
-        TableName=ONLINE_TABLE, Key={"pk": {"S": online_key(VIEW_NAME, [customer])}}, ConsistentRead=True
+        TableName=ONLINE_TABLE, Key={"pk": {"S": online_key(["customer"], [customer])}}, ConsistentRead=True
     )
-    return reply.get("Item")
+    entry = reply.get("Item", {}).get(view_attribute(VIEW_NAME))
+    return None if entry is None else entry["M"]
 
 
 def online_snapshot() -> dict[str, dict[str, Any]]:
-    """Every online item by pk (moto's scan: one page is enough for these sizes)."""
+    """The view's entry of every item that holds one, by pk (moto's scan: one page is enough for
+    these sizes)."""
     items = boto3.client("dynamodb").scan(TableName=ONLINE_TABLE)["Items"]
-    return {i["pk"]["S"]: i for i in items}
+    attribute = view_attribute(VIEW_NAME)
+    return {i["pk"]["S"]: i[attribute]["M"] for i in items if attribute in i}
 
 
 def spend_of(item: dict[str, Any]) -> float:

@@ -94,7 +94,7 @@ def _clean(stores: Stores, settings: Settings) -> tuple[list[str], dict[str, Any
 
 
 def _values(snapshot: dict[str, Any]) -> dict[str, Any]:
-    """The items without who wrote them and when (a rerun writes as another run of the view's next
+    """The entries without who wrote them and when (a rerun writes as another run of the view's next
     version, at another time)."""
     who = ("materialization", "written_at", "view_version")
     return {k: {a: v for a, v in i.items() if a not in who} for k, i in snapshot.items()}
@@ -116,7 +116,7 @@ CLEAN_CALLS = [
     "s3.HeadObject",
     "s3.GetObject",  # the footer, then the chunk's row groups
     "s3.GetObject",
-    *["dynamodb.PutItem"] * CUSTOMERS,  # one conditional write per entity
+    *["dynamodb.UpdateItem"] * CUSTOMERS,  # one conditional write of the view's entry per entity
     "dynamodb.PutItem",  # the done marker
     "dynamodb.GetItem",  # finish: the run
     "dynamodb.Query",  # the markers
@@ -128,7 +128,7 @@ CLEAN_CALLS = [
 # A failed condition on an online write means "the store holds a newer row" and is counted as
 # skipped by design (functions/dal/online_store.py): injecting one where the store holds nothing is
 # not a fault AWS can give, so those cases are left out.
-_FIRST_WRITE = CLEAN_CALLS.index("dynamodb.PutItem")
+_FIRST_WRITE = CLEAN_CALLS.index("dynamodb.UpdateItem")
 ONLINE_WRITES = range(_FIRST_WRITE, _FIRST_WRITE + CUSTOMERS)
 # The fixed sample run by default (the whole matrix with --full): every fault at the first online
 # write and at the done marker, a crash at the first call of each step.

@@ -208,13 +208,13 @@ def test_features_spec_pins_the_view_and_trains_registers_serves_and_reproduces(
     stats = stats_table().to_pylist()
     served: list[dict[str, Any]] = []
     for r in rows.to_pylist():
-        pk = {"pk": {"S": online_key("cust", [r["customer"]])}}
+        pk = {"pk": {"S": online_key(["customer"], [r["customer"]])}}
         boto3.client("dynamodb").delete_item(TableName=table, Key=pk)
         known = [s for s in stats if s["customer"] == r["customer"] and s["at"] <= r["event_at"]]
         if known:
             s = max(known, key=lambda s: s["at"])
             values = {"spend_30d": s["spend_30d"], "orders_30d": s["orders_30d"]}
-            seed("cust", [r["customer"]], values, s["at"], 1, table=table)
+            seed("cust", {"customer": r["customer"]}, values, s["at"], 1, table=table)
         now_ms[0] = int(r["event_at"].timestamp() * 1000)
         instance = {"customer": r["customer"], "amount": r["amount"]}
         reply = predict.lambda_handler(predict_event(MODEL, {"instances": [instance]}), PredictContext())

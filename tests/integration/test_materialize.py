@@ -12,11 +12,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from functions.dal import audit as audit_dal
+from functions.dal import feature_views as views_dal
 from functions.dal import online_store
 from functions.handlers import api, validate
 from functions.handlers import materialize as materialize_handler
 from functions.logic import materialize, materialize_jobs
 from functions.models.errors import Throttled
+from functions.models.features import FeatureView
 from functions.models.materialize import (
     FINISH_ACTION,
     START_ACTION,
@@ -30,6 +32,8 @@ from tests.integration.conftest import Stores
 from tests.integration.materialize_support import (
     ACTOR,
     ONLINE_TABLE,
+    T0,
+    VIEW,
     VIEW_NAME,
     online,
     online_item,
@@ -157,22 +161,22 @@ def test_materialize_redelivered_chunk_writes_nothing_new(stores: Stores, online
     with faults.recording() as calls:
         again = materialize.run_chunk(online, task)
     # Then it writes nothing (its done marker answers) and reports the first delivery's counts
-    assert "dynamodb.PutItem" not in calls
+    assert "dynamodb.UpdateItem" not in calls
     assert again.redelivered and again.entities_written == first.entities_written
     assert online_snapshot() == before
 
 
 def test_materialize_same_items_written_again_are_skipped_not_rewritten(stores: Stores, online: Settings) -> None:
-    # Given a chunk's items already in the store (a chunk interrupted after its writes, before its marker)
+    # Given a chunk's entries already in the store (a chunk interrupted after its writes, before its marker)
     put_view(stores)
     seed_version(stores, stats(CUSTOMERS, day=10, spend=100.0))
     materialize_jobs.request_materialization(online, VIEW_NAME, MaterializeRequest(), ACTOR)
     before = online_snapshot()
-    items = list(before.values())
-    # When the same items are written again through the conditional write
-    counts = online_store.write_latest(ONLINE_TABLE, items)
+    entries = list(before.items())
+    # When the same entries are written again through the conditional write
+    counts = online_store.write_latest(ONLINE_TABLE, VIEW_NAME, entries)
     # Then each is counted as already there, none rewritten
-    assert (counts.written, counts.skipped_older, counts.requests) == (0, len(items), len(items))
+    assert (counts.written, counts.skipped_older, counts.requests) == (0, len(entries), len(entries))
     assert online_snapshot() == before
 
 
@@ -185,7 +189,7 @@ def test_materialize_throttled_table_retries_and_converges(stores: Stores, onlin
     # When the online table throttles a chunk's third write (after botocore's own retries)
     with (
         faults.inject(
-            "dynamodb.PutItem",
+            "dynamodb.UpdateItem",
             faults.DYNAMODB_THROTTLING,
             skip=2,
             where=lambda r: r["body"].get("TableName") == ONLINE_TABLE,
@@ -210,7 +214,7 @@ def test_materialize_throttled_past_its_retries_fails_the_run_recording_the_erro
     seed_version(stores, stats(CUSTOMERS, day=10, spend=100.0))
     # When every write to the online table throttles (in-process run: one attempt per step)
     with faults.inject(
-        "dynamodb.PutItem",
+        "dynamodb.UpdateItem",
         faults.DYNAMODB_THROTTLING,
         times=10_000,
         where=lambda r: r["body"].get("TableName") == ONLINE_TABLE,
@@ -262,6 +266,32 @@ def test_materialize_new_validated_version_materializes_every_view_over_it(store
     assert again.joined and again.materialization_id == run.materialization_id
     assert len(online_snapshot()) == CUSTOMERS
     assert materialize_jobs.on_validated(online, "other-dataset", 1, ACTOR) == []
+
+
+def test_materialize_views_over_one_entity_share_its_item_and_leave_each_others_entries(
+    stores: Stores, online: Settings
+) -> None:
+    # Given two views over the same entity (customer) and source, both materialized from version 1
+    put_view(stores)
+    other = {**VIEW, "name": "cust-orders", "features": [{"name": "orders_30d", "type": "int"}]}
+    views_dal.put_view(stores.metadata_table, FeatureView.model_validate(other), "tester", T0)
+    first = seed_version(stores, stats(CUSTOMERS, day=10, spend=100.0))
+    runs = materialize_jobs.on_validated(online, first.dataset, first.version, ACTOR)
+    assert sorted(r.view for r in runs) == ["cust", "cust-orders"]
+    assert all(r.status is MaterializationStatus.SUCCEEDED for r in runs)
+    items = boto3.client("dynamodb").scan(TableName=ONLINE_TABLE)["Items"]
+    # Then each customer has one item holding both views' entries
+    assert len(items) == CUSTOMERS
+    assert all({"pk", "view:cust", "view:cust-orders"} == set(i) for i in items)
+    orders_before = {i["pk"]["S"]: i["view:cust-orders"] for i in items}
+    # When a newer version is materialized for one view only
+    seed_version(stores, stats(CUSTOMERS, day=20, spend=500.0))
+    newer = materialize_jobs.request_materialization(online, VIEW_NAME, MaterializeRequest(version=2), ACTOR)
+    assert newer.status is MaterializationStatus.SUCCEEDED
+    # Then its entries hold the newer rows and the other view's entries are as they were
+    after = boto3.client("dynamodb").scan(TableName=ONLINE_TABLE)["Items"]
+    assert {i["pk"]["S"]: i["view:cust-orders"] for i in after} == orders_before
+    assert {spend_of(i) for i in online_snapshot().values()} == {500.0 + c for c in range(CUSTOMERS)}
 
 
 def _call(method: str, path: str, body: Any = None, who: str | None = "alice") -> tuple[int, Any]:

@@ -70,7 +70,7 @@ def model(stores: Stores, monkeypatch: pytest.MonkeyPatch) -> Iterator[LookupMod
     for row in HISTORY:
         latest[row[0]] = row
     for customer, at, spend, orders in latest.values():
-        seed(CUSTOMER.name, [customer], {"spend_30d": spend, "orders_30d": orders}, at, source_version=3)
+        seed(CUSTOMER.name, {CUSTOMER.key: customer}, {"spend_30d": spend, "orders_30d": orders}, at, source_version=3)
     fresh()
     yield trained
     predict.reset(None)
@@ -225,26 +225,49 @@ def test_predict_lookups_a_throttled_or_failing_store_answers_with_retry_after_n
     assert send(body_in)[0] == 200
 
 
-def test_predict_lookups_one_batch_get_per_100_keys_across_views(
+def test_predict_lookups_one_batch_get_per_100_entities_across_views(
     stores: Stores, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Given a model reading two views, and 150 rows (300 distinct (view, entity) keys)
+    # Given a model reading two views over the same entity (customer) and a third over another
+    # (merchant), with both customer views' entries seeded for customer c-0
     monkeypatch.setenv("STEPWISE_ONLINE_TABLE", create_online_table())
     get_settings.cache_clear()
+    risk = ViewSpec("risk", CUSTOMER.key, 7 * 86_400, ("score",))
     merchant = ViewSpec("merchant", "merchant_id", 7 * 86_400, ("rate",))
-    trained = lookup_regressor((CUSTOMER, merchant))
-    put_lookup_version(stores, NAME, 1, trained)
+    at = T - timedelta(hours=1)
+    seed(CUSTOMER.name, {CUSTOMER.key: "c-0"}, {"spend_30d": 5.0, "orders_30d": 1.0}, at, source_version=2)
+    seed(risk.name, {risk.key: "c-0"}, {"score": 0.5}, at, source_version=4)
+    two = lookup_regressor((CUSTOMER, risk))
+    put_lookup_version(stores, NAME, 1, two)
     state = fresh()
-    instances = [{"customer_id": f"c-{i}", "merchant_id": i, "amount": 1.0} for i in range(150)]
-    # When they are predicted
+    customers = [{"customer_id": f"c-{i}", "amount": 1.0} for i in range(100)]
+    # When 100 rows are predicted by the model reading the two views over customers
     with faults.recording() as calls:
-        status, body, _ = send({"instances": instances})
-    # Then three BatchGetItem requests read them all (unknown entities: the null path)
+        status, body, _ = send({"instances": customers})
+    # Then one BatchGetItem reads both views of every row (one item per customer)
     assert status == 200, body
-    assert calls.count("dynamodb.BatchGetItem") == 3
-    assert {r["customer"]["status"] for r in body["lookups"]} == {"missing"}
+    assert calls.count("dynamodb.BatchGetItem") == 1
+    assert body["lookups"][0]["customer"] == {"status": "fresh", "source_version": 2, "event_time": _iso(at)}
+    assert body["lookups"][0]["risk"] == {"status": "fresh", "source_version": 4, "event_time": _iso(at)}
+    assert {r["risk"]["status"] for r in body["lookups"][1:]} == {"missing"}
     predict.reset(None)
     del state
+    # And a model over two entities reads 150 rows' 300 distinct entities in three requests
+    put_lookup_version(stores, NAME, 2, lookup_regressor((CUSTOMER, merchant)))
+    state = fresh()
+    instances = [{"customer_id": f"c-{i}", "merchant_id": i, "amount": 1.0} for i in range(150)]
+    with faults.recording() as calls:
+        status, body, _ = send({"instances": instances})
+    assert status == 200, body
+    assert calls.count("dynamodb.BatchGetItem") == 3
+    assert body["lookups"][0]["customer"]["status"] == "fresh"
+    assert {r["merchant"]["status"] for r in body["lookups"]} == {"missing"}
+    predict.reset(None)
+    del state
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def test_predict_lookups_drift_check_reports_the_missing_and_expired_share_from_captures(

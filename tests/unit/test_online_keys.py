@@ -4,19 +4,34 @@ from __future__ import annotations
 
 import pytest
 
-from functions.models.online import online_key
+from functions.models.online import online_key, view_attribute
 
 
-def test_key_joins_view_and_canonical_key_texts() -> None:
-    assert online_key("customer", ["c-17"]) == "customer\x1ec-17"
-    assert online_key("pair", [17, True, "x"]) == "pair\x1e17\x1ftrue\x1fx"
+def test_key_names_the_entity_by_its_sorted_key_columns_and_canonical_texts() -> None:
+    assert online_key(["customer"], ["c-17"]) == "customer=c-17"
+    assert online_key(["pair", "b", "a"], [17, True, "x=y"]) == "a=x=y\x1fb=true\x1fpair=17"
 
 
-def test_int_and_its_text_are_the_same_entity() -> None:
-    assert online_key("customer", [17]) == online_key("customer", ["17"])
+def test_key_is_the_entity_alone_whatever_the_view_or_key_order() -> None:
+    assert online_key(["customer"], [17]) == online_key(["customer"], ["17"])
+    assert online_key(["a", "b"], [1, "x"]) == online_key(["b", "a"], ["x", 1])
+    assert online_key(["customer"], [17]) != online_key(["merchant"], [17])
+
+
+def test_view_attribute_names_the_view() -> None:
+    assert view_attribute("cust") == "view:cust"
 
 
 @pytest.mark.parametrize("bad", [[], ["a\x1fb"], ["a\x1eb"], [1.5]])
 def test_bad_entities_are_refused(bad: list) -> None:
     with pytest.raises(ValueError):
-        online_key("customer", bad)
+        online_key(["customer"][: len(bad)] or [], bad)
+
+
+@pytest.mark.parametrize(
+    ("names", "values"),
+    [(["a=b"], [1]), (["a\x1fb"], [1]), (["a\x1eb"], [1]), ([""], [1]), (["a", "a"], [1, 2]), (["a", "b"], [1])],
+)
+def test_bad_key_columns_are_refused(names: list[str], values: list) -> None:
+    with pytest.raises(ValueError):
+        online_key(names, values)
