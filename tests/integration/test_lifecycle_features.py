@@ -196,7 +196,7 @@ def test_features_spec_pins_the_view_and_trains_registers_serves_and_reproduces(
 
     # When it serves requests carrying only the entity key and the raw field, each at its label's
     # time, the online store holding what materialization would have stored by then (the source's
-    # latest row at or before that time; written by the test helper until materialization lands)
+    # latest row at or before that time; the test helper writes each label time's row exactly)
     put_model(stores, MODEL, production=1)
     table, now_ms = create_online_table(), [0]
     state = Serving(get_settings().model_copy(update={"online_table": table}), wall_ms=lambda: now_ms[0])

@@ -1,7 +1,8 @@
 """Prediction with feature lookups, through the real inference handler against moto: a version
 trained through a feature view takes its entity key in each instance, and the function reads the
 view's values from the online store (seeded in the fixed item layout by
-tests/integration/lookup_support.py until materialization writes it).
+tests/integration/lookup_support.py, so each case sets exact values and times; materialization is
+tested in test_materialize.py and end to end in the feature-view e2e).
 
 Checked: fresh, expired, missing (unknown entity, or a row stamped after the request) values are
 exactly what the point-in-time join gives a label stamped at the request time (expired and missing
