@@ -14,14 +14,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from datetime import datetime
 from typing import Any
 
-from stepwise.output import table
+from stepwise.output import follow_until_done, table
 from stepwise.target import ApiReply, Target
-
-DONE = ("SUCCEEDED", "FAILED")
 
 
 def register(sub: Any) -> None:
@@ -108,19 +105,7 @@ def render_job(job: dict[str, Any]) -> str:
 def follow(target: Target, job: dict[str, Any], *, timeout: float, poll: float = 2.0) -> dict[str, Any]:
     """Read the job until it ends (or `timeout` seconds pass), printing its progress when it changes."""
     path = f"/v1/models/{job['model']}/batch/{job['job_id']}"
-    deadline = time.monotonic() + timeout
-    shown = ""
-    while job["status"] not in DONE and time.monotonic() < deadline:
-        time.sleep(poll)
-        reply = target.api("GET", path)
-        if not reply.ok:
-            continue  # a transient error: the job goes on; ask again
-        job = dict(reply.body)
-        line = progress(job)
-        if line != shown:
-            print(f"  {line}", flush=True)
-            shown = line
-    return job
+    return follow_until_done(target, path, job, progress=progress, timeout=timeout, poll=poll)
 
 
 def run_score(args: argparse.Namespace, target_factory: Any) -> int:

@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from typing import Any
 
 from stepwise.commands.features import _failed
+from stepwise.output import follow_until_done
 from stepwise.target import Target
-
-DONE = ("SUCCEEDED", "FAILED")
 
 
 def register(sub: Any) -> None:
@@ -54,19 +52,7 @@ def render_run(run: dict[str, Any]) -> str:
 def follow(target: Target, run: dict[str, Any], *, timeout: float, poll: float = 2.0) -> dict[str, Any]:
     """Read the run until it ends (or `timeout` seconds pass), printing its progress when it changes."""
     path = f"/v1/feature-views/{run['view']}/materializations/{run['materialization_id']}"
-    deadline = time.monotonic() + timeout
-    shown = ""
-    while run["status"] not in DONE and time.monotonic() < deadline:
-        time.sleep(poll)
-        reply = target.api("GET", path)
-        if not reply.ok:
-            continue  # a transient error: the run goes on; ask again
-        run = {**reply.body, "joined": run["joined"]}
-        line = progress(run)
-        if line != shown:
-            print(f"  {line}", flush=True)
-            shown = line
-    return run
+    return follow_until_done(target, path, run, progress=progress, timeout=timeout, poll=poll, keep=("joined",))
 
 
 def run_materialize(args: argparse.Namespace, target_factory: Any) -> int:
