@@ -58,6 +58,31 @@ class ApiRoute:
     service: bool
 
 
+def stage_options(*, throttle_rate: float, throttle_burst: int, access_logs: logs.ILogGroup) -> apigw.StageOptions:
+    """The stage every Stepwise REST API deploys: traced, INFO execution logs and metrics, the
+    stack's throttling, and JSON access logs naming the caller."""
+    return apigw.StageOptions(
+        stage_name=c.API_STAGE,
+        tracing_enabled=True,
+        logging_level=apigw.MethodLoggingLevel.INFO,
+        metrics_enabled=True,
+        throttling_rate_limit=throttle_rate,
+        throttling_burst_limit=throttle_burst,
+        access_log_destination=apigw.LogGroupLogDestination(access_logs),
+        access_log_format=apigw.AccessLogFormat.json_with_standard_fields(
+            caller=True,
+            http_method=True,
+            ip=True,
+            protocol=True,
+            request_time=True,
+            resource_path=True,
+            response_length=True,
+            status=True,
+            user=True,
+        ),
+    )
+
+
 class Api(Construct):
     def __init__(
         self,
@@ -77,25 +102,8 @@ class Api(Construct):
             description="Stepwise API",
             cloud_watch_role=True,
             cloud_watch_role_removal_policy=RemovalPolicy.RETAIN,
-            deploy_options=apigw.StageOptions(
-                stage_name=c.API_STAGE,
-                tracing_enabled=True,
-                logging_level=apigw.MethodLoggingLevel.INFO,
-                metrics_enabled=True,
-                throttling_rate_limit=throttle_rate,
-                throttling_burst_limit=throttle_burst,
-                access_log_destination=apigw.LogGroupLogDestination(access_logs),
-                access_log_format=apigw.AccessLogFormat.json_with_standard_fields(
-                    caller=True,
-                    http_method=True,
-                    ip=True,
-                    protocol=True,
-                    request_time=True,
-                    resource_path=True,
-                    response_length=True,
-                    status=True,
-                    user=True,
-                ),
+            deploy_options=stage_options(
+                throttle_rate=throttle_rate, throttle_burst=throttle_burst, access_logs=access_logs
             ),
             default_method_options=apigw.MethodOptions(authorization_type=apigw.AuthorizationType.IAM),
             endpoint_types=[apigw.EndpointType.REGIONAL],

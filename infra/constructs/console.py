@@ -43,7 +43,7 @@ from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from infra import constants as c
-from infra.constructs.api import ApiRoute
+from infra.constructs.api import ApiRoute, stage_options
 from infra.nag import acknowledge
 
 Route = tuple[str, str]
@@ -317,25 +317,8 @@ class Console(Construct):
             "Api",
             description="Stepwise console API (Cognito user pool callers, the same functions as the IAM API)",
             cloud_watch_role=False,  # the account's API Gateway logging role is the main API's
-            deploy_options=apigw.StageOptions(
-                stage_name=c.API_STAGE,
-                tracing_enabled=True,
-                logging_level=apigw.MethodLoggingLevel.INFO,
-                metrics_enabled=True,
-                throttling_rate_limit=throttle_rate,
-                throttling_burst_limit=throttle_burst,
-                access_log_destination=apigw.LogGroupLogDestination(access_logs),
-                access_log_format=apigw.AccessLogFormat.json_with_standard_fields(
-                    caller=True,
-                    http_method=True,
-                    ip=True,
-                    protocol=True,
-                    request_time=True,
-                    resource_path=True,
-                    response_length=True,
-                    status=True,
-                    user=True,
-                ),
+            deploy_options=stage_options(
+                throttle_rate=throttle_rate, throttle_burst=throttle_burst, access_logs=access_logs
             ),
             endpoint_types=[apigw.EndpointType.REGIONAL],
         )
