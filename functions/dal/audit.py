@@ -121,25 +121,63 @@ _SORT_KEY = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z#
 
 
 def list_events_page(
-    table: str, *, target: str | None, since: datetime | None, limit: int, next_token: str | None = None
+    table: str,
+    *,
+    target: str | None,
+    since: datetime | None,
+    limit: int,
+    next_token: str | None = None,
+    until: datetime | None = None,
+    actor: str | None = None,
+    action: str | None = None,
 ) -> tuple[list[AuditEvent], str | None]:
     """Up to `limit` events oldest first (of one target's partition, or of all targets through the
     AUDIT index), after the event `next_token` names, and the next page's token (None when none is
-    left). A token is bound to its target and `since`: another listing's is InvalidInput."""
-    kind = f"audit:{target or '*'}:{iso(since) if since is not None else ''}"
+    left). `since`/`until` bound the time (inclusive) in the key condition, so a page reads no
+    event outside them; `actor` (a substring of `who`, case-sensitive) and `action` (a prefix) are
+    filters, read past until the page is full. A token is bound to its listing (target, times and
+    filters): another listing's is InvalidInput."""
+    kind = ":".join(
+        [
+            f"audit:{target or '*'}:{iso(since) if since is not None else ''}",
+            iso(until) if until is not None else "",
+            action or "",
+            actor or "",
+        ]
+    )
     if target is not None:
         key, sort_attr = "pk = :p", "sk"
         values: dict[str, Any] = {":p": {"S": audit_pk(target)}}
     else:
         key, sort_attr = "gsi1pk = :p", "gsi1sk"
         values = {":p": {"S": AUDIT_INDEX_PK}}
+    # Sort keys are fixed-width `<time>#<32 hex>`: `position + "~"` sorts after that event and
+    # before every later one, `<until>#~` after every event at `until`.
+    low = None
     if next_token is not None:  # the position is at or after `since` already
-        key += f" AND {sort_attr} > :after"
-        values[":after"] = {"S": pages.decode(kind, next_token, _SORT_KEY)}
+        low = pages.decode(kind, next_token, _SORT_KEY) + "~"
     elif since is not None:
-        key += f" AND {sort_attr} >= :s"
-        values[":s"] = {"S": iso(since)}
+        low = iso(since)
+    if until is not None:
+        values[":hi"] = {"S": iso(until) + "#~"}
+        values[":lo"] = {"S": low or ""}
+        key += f" AND {sort_attr} BETWEEN :lo AND :hi" if low else f" AND {sort_attr} <= :hi"
+        if not low:
+            del values[":lo"]
+    elif low is not None:
+        key += f" AND {sort_attr} >= :lo"
+        values[":lo"] = {"S": low}
     params: dict[str, Any] = {"TableName": table, "KeyConditionExpression": key, "ExpressionAttributeValues": values}
+    filters, names = [], {}
+    if actor:
+        filters.append("contains(#who, :actor)")
+        names["#who"], values[":actor"] = "who", {"S": actor}
+    if action:
+        filters.append("begins_with(#action, :action)")
+        names["#action"], values[":action"] = "action", {"S": action}
+    if filters:
+        params["FilterExpression"] = " AND ".join(filters)
+        params["ExpressionAttributeNames"] = names
     if target is None:
         params["IndexName"] = "gsi1"
     items, more = pages.query_page(params, limit, "audit")

@@ -43,16 +43,29 @@ def audit_events(
     since: datetime | None = None,
     limit: int = MAX_EVENTS,
     next_token: str | None = None,
+    until: datetime | None = None,
+    actor: str | None = None,
+    action: str | None = None,
 ) -> AuditList:
     """One page of events oldest first: of `model` (its target), of any `target` (`dataset/wine`),
-    or all; `next_token` names the next page when more exist."""
+    or all; between `since` and `until` (inclusive), by an `actor` whose identity contains the
+    text, of actions starting with `action`; `next_token` names the next page when more exist."""
     if not 1 <= limit <= MAX_EVENTS:
         raise InvalidInput(f"limit is between 1 and {MAX_EVENTS}")
     if model and target:
         raise InvalidInput("give a model or a target, not both")
+    if since is not None and until is not None and until < since:
+        raise InvalidInput(f"until ({until.isoformat()}) is before since ({since.isoformat()})")
     chosen = model_target(model) if model else target
     events, token = audit_dal.list_events_page(
-        settings.metadata_table, target=chosen, since=since, limit=limit, next_token=next_token
+        settings.metadata_table,
+        target=chosen,
+        since=since,
+        limit=limit,
+        next_token=next_token,
+        until=until,
+        actor=actor or None,
+        action=action or None,
     )
     return AuditList(events=events, next_token=token)
 

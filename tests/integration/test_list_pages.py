@@ -181,3 +181,33 @@ def test_feature_views_route_pages_by_name_latest_version_of_each(stores: Stores
 def test_list_routes_refuse_a_malformed_token_naming_it(stores: Stores, path: str) -> None:
     refused(path, {"next_token": "x" * 2_000}, "query.next_token")
     refused(path, {"next_token": "not/a+token"}, "query.next_token")
+
+
+def test_audit_route_filters_by_time_window_actor_and_action_across_pages(stores: Stores) -> None:
+    # Given 12 events of churn a second apart: alice promotes, bob decides approvals, in turn
+    ids = []
+    for i in range(12):
+        who, action = ("alice@example", "version.promote") if i % 2 else ("bob", "approval.approve")
+        event = AuditEvent(time=T0 + timedelta(seconds=i), who=who, action=action, target="model/churn")
+        audit_dal.record(stores.metadata_table, event)
+        ids.append(event.event_id)
+    since, until = (T0 + timedelta(seconds=2)).isoformat(), (T0 + timedelta(seconds=9)).isoformat()
+    # When a window (both bounds inclusive) is listed 2 at a time, alone and with each filter
+    window, _ = follow("/v1/audit", "events", 2, "event_id", model="churn", since=since, until=until)
+    by_alice, _ = follow("/v1/audit", "events", 2, "event_id", model="churn", until=until, actor="alice")
+    approvals, _ = follow("/v1/audit", "events", 2, "event_id", since=since, action="approval.")
+    both, _ = follow("/v1/audit", "events", 1, "event_id", actor="bo", action="approval", until=until)
+    # Then each page holds only matching events, every match comes once, oldest first
+    assert window == ids[2:10]
+    assert by_alice == ids[1:10:2]
+    assert approvals == ids[2:12:2]
+    assert both == ids[0:10:2]
+    # and a filtered listing's token is refused by another listing; bad filters are 400s naming them
+    status, body = get("/v1/audit", {"actor": "alice", "limit": "1"})
+    assert status == 200 and body["next_token"]
+    refused("/v1/audit", {"actor": "bob", "next_token": body["next_token"]}, "query.next_token")
+    refused("/v1/audit", {"action": "Approval!"}, "query.action")
+    refused("/v1/audit", {"actor": "x" * 129}, "query.actor")
+    refused("/v1/audit", {"until": "yesterday"}, "query.until")
+    status, body = get("/v1/audit", {"since": until, "until": since})
+    assert status == 400 and "is before since" in body["message"], body

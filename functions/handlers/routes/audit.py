@@ -1,7 +1,8 @@
 """Audit routes (IAM-authorized).
 
-GET  /v1/audit[?model=NAME|target=KIND/NAME][&since=ISO][&limit=N][&next_token=T]   events oldest
-        first, by page: who, what, target, before/after, reason, correlation id
+GET  /v1/audit[?model=NAME|target=KIND/NAME][&since=ISO][&until=ISO][&actor=TEXT][&action=PREFIX]
+        [&limit=N][&next_token=T]   events oldest first, by page: who, what, target, before/after,
+        reason, correlation id (actor: a case-sensitive part of `who`; action: a prefix, e.g. approval.)
 POST /v1/audit/export {"day": "YYYY-MM-DD"}   export that day (default yesterday) to the archive now
 """
 
@@ -27,6 +28,17 @@ def list_audit(
     model: ModelQuery = None,
     target: TargetQuery = None,
     since: SinceQuery = None,
+    until: SinceQuery = None,
+    actor: Annotated[
+        str | None,
+        Query(
+            pattern=r"^[A-Za-z0-9_.:/@+=,-]{1,128}$",
+            description="a part of the actor's identity (case-sensitive), e.g. alice or assumed-role/Approver",
+        ),
+    ] = None,
+    action: Annotated[
+        str | None, Query(pattern=r"^[a-z][a-z0-9_.-]{0,63}$", description="an action or its prefix, e.g. approval.")
+    ] = None,
     limit: Annotated[
         int, Query(ge=1, le=governance.MAX_EVENTS, description="the most events to return")
     ] = governance.MAX_EVENTS,
@@ -40,6 +52,9 @@ def list_audit(
             since=governance.as_utc(since),
             limit=limit,
             next_token=next_token,
+            until=governance.as_utc(until),
+            actor=actor,
+            action=action,
         )
     )
 
