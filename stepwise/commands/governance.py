@@ -40,6 +40,9 @@ def register(sub: Any) -> None:
     audit.add_argument("model", nargs="?")
     audit.add_argument("--target", help="another target, e.g. dataset/wine or contract/wine")
     audit.add_argument("--since", help="ISO date or time (UTC)")
+    audit.add_argument("--until", help="ISO date or time (UTC), inclusive")
+    audit.add_argument("--actor", help="a part of the actor's identity (case-sensitive)")
+    audit.add_argument("--action", help="an action or its prefix, e.g. approval.")
     audit.add_argument("--json", action="store_true")
     add_page_arguments(audit, "events")
     audit.add_argument("--export", action="store_true", help="export a day to the Object Lock archive now")
@@ -207,7 +210,8 @@ def run_audit(args: argparse.Namespace, target_factory: Any) -> int:
         print(f"{b['events']} events of {b['day']} exported to {b['key']}")
         print(f"  version {b['version_id'] or '-'}, sha256 {b['sha256']} (Object Lock, governance mode)")
         return 0
-    query = {k: v for k, v in (("model", args.model), ("target", args.target), ("since", args.since)) if v}
+    given = {"model": args.model, "target": args.target, "since": args.since, "until": args.until}
+    query = {k: v for k, v in {**given, "actor": args.actor, "action": args.action}.items() if v}
     reply, events, token = get_pages(target_factory(), "/v1/audit", "events", query, limit=args.limit, every=args.all)
     if not reply.ok:
         return _failed(reply)

@@ -147,3 +147,10 @@ def test_cli_lists_say_when_more_exist_and_all_follows_the_pages(
     assert main(["audit", "other", "--limit", "2", "--all", "--json"]) == 0
     body = json.loads(capsys.readouterr().out)
     assert len(body["events"]) == 5 and body["next_token"] is None
+    # and the audit filters reach the API: the seeded actor and action match all, others none
+    assert main(["audit", "other", "--actor", "carol", "--action", "version.", "--all", "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)["events"]) == 5
+    assert main(["audit", "other", "--actor", "dave", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["events"] == []
+    assert main(["audit", "other", "--action", "approval.", "--until", "2027-01-01", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["events"] == []
