@@ -159,11 +159,15 @@ def list_events_page(
     elif since is not None:
         low = iso(since)
     if until is not None:
-        values[":hi"] = {"S": iso(until) + "#~"}
-        values[":lo"] = {"S": low or ""}
-        key += f" AND {sort_attr} BETWEEN :lo AND :hi" if low else f" AND {sort_attr} <= :hi"
-        if not low:
-            del values[":lo"]
+        high = iso(until) + "#~"
+        if low is not None and low > high:  # a window that ends before it starts holds nothing
+            return [], None
+        values[":hi"] = {"S": high}
+        if low is not None:
+            key += f" AND {sort_attr} BETWEEN :lo AND :hi"
+            values[":lo"] = {"S": low}
+        else:
+            key += f" AND {sort_attr} <= :hi"
     elif low is not None:
         key += f" AND {sort_attr} >= :lo"
         values[":lo"] = {"S": low}

@@ -20,6 +20,7 @@ from functions.models.approvals import ApprovalRequest
 from functions.models.audit import AuditEvent
 from functions.models.features import FeatureView
 from functions.models.runs import RunRecord
+from tests import faults
 from tests.integration.conftest import Stores
 from tests.integration.test_registry_pages import get
 
@@ -183,6 +184,13 @@ def test_list_routes_refuse_a_malformed_token_naming_it(stores: Stores, path: st
     refused(path, {"next_token": "not/a+token"}, "query.next_token")
 
 
+def since_iso(moment: str | datetime) -> str:
+    """The audit listing's form of a time (functions/models/audit.py iso)."""
+    from functions.models.audit import iso
+
+    return iso(datetime.fromisoformat(moment) if isinstance(moment, str) else moment)
+
+
 def test_audit_route_filters_by_time_window_actor_and_action_across_pages(stores: Stores) -> None:
     # Given 12 events of churn a second apart: alice promotes, bob decides approvals, in turn
     ids = []
@@ -211,3 +219,13 @@ def test_audit_route_filters_by_time_window_actor_and_action_across_pages(stores
     refused("/v1/audit", {"until": "yesterday"}, "query.until")
     status, body = get("/v1/audit", {"since": until, "until": since})
     assert status == 400 and "is before since" in body["message"], body
+    # and a token positioned after `until` (made by hand) is an empty page without a read (DynamoDB
+    # refuses a BETWEEN whose lower bound is above the upper one; moto does not)
+    late = pages.encode(
+        f"audit:model/churn:{since_iso(since)}:{since_iso(until)}::",
+        f"{since_iso(T0 + timedelta(seconds=30))}#{'f' * 32}",
+    )
+    with faults.recording() as calls:
+        status, body = get("/v1/audit", {"model": "churn", "since": since, "until": until, "next_token": late})
+    assert status == 200 and body == {"events": [], "next_token": None}, body
+    assert "dynamodb.Query" not in calls, calls
