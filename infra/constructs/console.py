@@ -44,6 +44,7 @@ from constructs import Construct
 
 from infra import constants as c
 from infra.constructs.api import ApiRoute, stage_options
+from infra.constructs.storage import hardened_bucket
 from infra.nag import acknowledge
 
 Route = tuple[str, str]
@@ -139,24 +140,8 @@ class Console(Construct):
 
     # -- assets and logs ---------------------------------------------------------------------
     def _assets_bucket(self, access_logs: s3.IBucket) -> None:
-        self.bucket = s3.Bucket(
-            self,
-            "Assets",
-            versioned=True,
-            encryption=s3.BucketEncryption.S3_MANAGED,
-            enforce_ssl=True,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-            server_access_logs_bucket=access_logs,
-            server_access_logs_prefix=c.CONSOLE_ACCESS_LOG_PREFIX,
-            removal_policy=RemovalPolicy.RETAIN,
-            lifecycle_rules=[
-                s3.LifecycleRule(
-                    id="expire-noncurrent",
-                    noncurrent_version_expiration=Duration.days(30),
-                    abort_incomplete_multipart_upload_after=Duration.days(7),
-                )
-            ],
+        self.bucket = hardened_bucket(
+            self, "Assets", access_logs=access_logs, log_prefix=c.CONSOLE_ACCESS_LOG_PREFIX, noncurrent_days=30
         )
         acknowledge(
             self.bucket,
@@ -166,18 +151,13 @@ class Console(Construct):
         )
 
     def _log_bucket(self, access_logs: s3.IBucket) -> None:
-        self.log_bucket = s3.Bucket(
+        self.log_bucket = hardened_bucket(
             self,
             "Logs",
-            versioned=True,
-            encryption=s3.BucketEncryption.S3_MANAGED,
-            enforce_ssl=True,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            access_logs=access_logs,
+            log_prefix=f"{c.CONSOLE_ACCESS_LOG_PREFIX}logs/",
             # CloudFront's standard logs are written with an ACL granting the bucket owner
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_PREFERRED,
-            server_access_logs_bucket=access_logs,
-            server_access_logs_prefix=f"{c.CONSOLE_ACCESS_LOG_PREFIX}logs/",
-            removal_policy=RemovalPolicy.RETAIN,
             lifecycle_rules=[
                 s3.LifecycleRule(
                     id="expire-logs",

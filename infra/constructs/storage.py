@@ -12,14 +12,20 @@ from infra.nag import acknowledge
 REPORTS_PREFIX = "reports/"  # artifacts bucket: validation and drift reports (reports/validation/, reports/drift/)
 
 
-def _hardened_bucket(
+def hardened_bucket(
     scope: Construct,
     id_: str,
     *,
     access_logs: s3.IBucket | None,
     log_prefix: str,
     extra_rules: list[s3.LifecycleRule] | None = None,
+    noncurrent_days: int = 90,
+    lifecycle_rules: list[s3.LifecycleRule] | None = None,
+    object_ownership: s3.ObjectOwnership = s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
 ) -> s3.Bucket:
+    """A versioned, SSL-only, private, access-logged, retained bucket. Its noncurrent versions
+    expire after `noncurrent_days` (and incomplete uploads after 7 days), plus `extra_rules`;
+    `lifecycle_rules` replaces those rules outright."""
     return s3.Bucket(
         scope,
         id_,
@@ -29,14 +35,15 @@ def _hardened_bucket(
         encryption=s3.BucketEncryption.S3_MANAGED,
         enforce_ssl=True,
         block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-        object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+        object_ownership=object_ownership,
         server_access_logs_bucket=access_logs,
         server_access_logs_prefix=log_prefix if access_logs else None,
         removal_policy=RemovalPolicy.RETAIN,
-        lifecycle_rules=[
+        lifecycle_rules=lifecycle_rules
+        or [
             s3.LifecycleRule(
                 id="expire-noncurrent",
-                noncurrent_version_expiration=Duration.days(90),
+                noncurrent_version_expiration=Duration.days(noncurrent_days),
                 abort_incomplete_multipart_upload_after=Duration.days(7),
             ),
             *(extra_rules or []),
@@ -54,7 +61,7 @@ class AccessLogs(Construct):
 
     def __init__(self, scope: Construct, id_: str) -> None:
         super().__init__(scope, id_)
-        self.bucket = _hardened_bucket(self, "Bucket", access_logs=None, log_prefix="")
+        self.bucket = hardened_bucket(self, "Bucket", access_logs=None, log_prefix="")
         acknowledge(
             self.bucket,
             "AwsSolutions-S1",
@@ -69,7 +76,7 @@ class DataStore(Construct):
         self, scope: Construct, id_: str, *, access_logs: s3.IBucket, capture_expiration_days: int | None = None
     ) -> None:
         super().__init__(scope, id_)
-        self.bucket = _hardened_bucket(
+        self.bucket = hardened_bucket(
             self,
             "Bucket",
             access_logs=access_logs,
@@ -85,7 +92,7 @@ class ArtifactStore(Construct):
         self, scope: Construct, id_: str, *, access_logs: s3.IBucket, report_expiration_days: int | None = None
     ) -> None:
         super().__init__(scope, id_)
-        self.bucket = _hardened_bucket(
+        self.bucket = hardened_bucket(
             self,
             "Bucket",
             access_logs=access_logs,
