@@ -23,18 +23,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aws_cdk import ArnFormat, CfnOutput, Duration, Stack
+from aws_cdk import ArnFormat, CfnOutput, Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
-from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from infra import constants as c
 from infra.constructs.api import Api
-from infra.constructs.chunked import ChunkedSteps, chunked_state_machine, plan_map_finish
+from infra.constructs.chunked import chunked_map_workflow
 from infra.constructs.function import FunctionFactory
 from infra.constructs.lifecycle import ImageFunction
 from infra.grants import allow_objects, allow_table, synchronous_only
@@ -94,7 +92,19 @@ class Batch(Construct):
         allow_objects(fn, artifacts_bucket, c.PREFIX_OFFLINE, ["s3:GetObject"], "feature views' offline layouts")
         allow_table(fn, registry_table, ["dynamodb:GetItem"])
         allow_table(fn, metadata_table, JOB_ACTIONS)  # job records and their audit events
-        self.state_machine = self._workflow(fn, functions.log_retention)
+        # a chunk that still fails is not scored: Finish finds its report missing and names it
+        self.state_machine = chunked_map_workflow(
+            self,
+            fn,
+            errors=TRANSIENT_ERRORS,
+            fail_id="BatchFailed",
+            run={"model.$": "$.model", "job_id.$": "$.job_id"},
+            chunk_id="ScoreChunk",
+            concurrency=CHUNK_CONCURRENCY,
+            log_group_id="BatchLogs",
+            log_retention=functions.log_retention,
+            what="batch",
+        )
         stack = Stack.of(self)
         executions_arn = stack.format_arn(
             service="states",
@@ -125,19 +135,3 @@ class Batch(Construct):
             api.add_route(method, path, fn)
         CfnOutput(stack, c.OUT_BATCH_SM_ARN, value=self.state_machine.state_machine_arn)
         CfnOutput(stack, c.OUT_BATCH_FUNCTION, value=fn.function_name)
-
-    def _workflow(self, fn: lambda_.IFunction, log_retention: logs.RetentionDays) -> sfn.StateMachine:
-        steps = ChunkedSteps(self, fn, errors=TRANSIENT_ERRORS, fail_id="BatchFailed")
-        job = {"model.$": "$.model", "job_id.$": "$.job_id"}
-        # a chunk that still fails is not scored: Finish finds its report missing and names it
-        definition = plan_map_finish(steps, self, run=job, chunk_id="ScoreChunk", concurrency=CHUNK_CONCURRENCY)
-        return chunked_state_machine(
-            self,
-            "Workflow",
-            fn=fn,
-            definition=definition,
-            timeout=Duration.hours(12),
-            log_group_id="BatchLogs",
-            log_retention=log_retention,
-            what="batch",
-        )

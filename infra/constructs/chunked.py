@@ -142,3 +142,34 @@ def chunked_state_machine(
             "The Distributed Map's own child executions (their names are made by Step Functions).",
         )
     return machine
+
+
+def chunked_map_workflow(
+    scope: Construct,
+    fn: lambda_.IFunction,
+    *,
+    errors: Sequence[str],
+    fail_id: str,
+    run: dict[str, str],
+    chunk_id: str,
+    concurrency: int,
+    log_group_id: str,
+    log_retention: logs.RetentionDays,
+    what: str,
+    state_machine_name: str | None = None,
+) -> sfn.StateMachine:
+    """The whole Plan -> Distributed Map of `chunk_id` -> Finish workflow on `fn` (state machine
+    `Workflow` in `scope`, at most 12 hours), its steps retried on `errors` and their failures
+    recorded before the `fail_id` state."""
+    steps = ChunkedSteps(scope, fn, errors=errors, fail_id=fail_id)
+    return chunked_state_machine(
+        scope,
+        "Workflow",
+        fn=fn,
+        definition=plan_map_finish(steps, scope, run=run, chunk_id=chunk_id, concurrency=concurrency),
+        timeout=Duration.hours(12),
+        log_group_id=log_group_id,
+        log_retention=log_retention,
+        what=what,
+        state_machine_name=state_machine_name,
+    )

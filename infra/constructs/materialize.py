@@ -36,12 +36,11 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
-from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from infra import constants as c
 from infra.constructs.api import Api
-from infra.constructs.chunked import ChunkedSteps, chunked_state_machine, plan_map_finish
+from infra.constructs.chunked import chunked_map_workflow
 from infra.constructs.function import FunctionFactory, dead_letter_async_invokes
 from infra.grants import allow_objects, allow_table, grant_view_alarms
 from infra.nag import acknowledge
@@ -124,7 +123,20 @@ class Materialize(Construct):
         # its policy -> the machine -> the function).
         stack = Stack.of(self)
         machine_name = f"{stack.stack_name}-{MACHINE_NAME_SUFFIX}"
-        self.state_machine = self._workflow(fn, log_retention, machine_name)
+        # a chunk that still fails has no done marker: Finish names it and fails the run
+        self.state_machine = chunked_map_workflow(
+            self,
+            fn,
+            errors=TRANSIENT_ERRORS,
+            fail_id="MaterializationFailed",
+            run={"view.$": "$.view", "materialization_id.$": "$.materialization_id"},
+            chunk_id="MaterializeChunk",
+            concurrency=CHUNK_CONCURRENCY,
+            log_group_id="MaterializeLogs",
+            log_retention=log_retention,
+            what="materialization",
+            state_machine_name=machine_name,
+        )
         machine_arn = stack.format_arn(
             service="states",
             resource="stateMachine",
@@ -190,20 +202,3 @@ class Materialize(Construct):
         )
         self.freshness_alarm.add_alarm_action(cw_actions.SnsAction(topic))
         return self.freshness_alarm
-
-    def _workflow(self, fn: lambda_.IFunction, log_retention: logs.RetentionDays, name: str) -> sfn.StateMachine:
-        steps = ChunkedSteps(self, fn, errors=TRANSIENT_ERRORS, fail_id="MaterializationFailed")
-        run = {"view.$": "$.view", "materialization_id.$": "$.materialization_id"}
-        # a chunk that still fails has no done marker: Finish names it and fails the run
-        definition = plan_map_finish(steps, self, run=run, chunk_id="MaterializeChunk", concurrency=CHUNK_CONCURRENCY)
-        return chunked_state_machine(
-            self,
-            "Workflow",
-            fn=fn,
-            definition=definition,
-            timeout=Duration.hours(12),
-            log_group_id="MaterializeLogs",
-            log_retention=log_retention,
-            what="materialization",
-            state_machine_name=name,
-        )
