@@ -177,17 +177,17 @@ def model_alarm_prefix(scope: IConstruct) -> str:
     return f"{Stack.of(scope).stack_name}-model-"
 
 
-def grant_model_alarms(fn: lambda_.IFunction, *, topic_arn: str) -> None:
-    """Create, read and delete CloudWatch alarms named with the stack's model-alarm prefix only
-    (the alarm ARN carries the name), notifying `topic_arn`; the prefix and topic go to the
-    function's environment."""
-    stack = Stack.of(fn)
-    prefix = model_alarm_prefix(fn)
+def _grant_prefixed_alarms(
+    fn: lambda_.IFunction, *, prefix: str, actions: list[str], env_prefix: str, topic_arn: str, why: str
+) -> None:
+    """`actions` on CloudWatch alarms named with `prefix` only (the alarm ARN carries the name),
+    the prefix (as `env_prefix`) and `topic_arn` in the function's environment, and the cdk-nag
+    acknowledgement of the name wildcard (`why`)."""
     fn.add_to_role_policy(
         iam.PolicyStatement(
-            actions=["cloudwatch:PutMetricAlarm", "cloudwatch:DescribeAlarms", "cloudwatch:DeleteAlarms"],
+            actions=actions,
             resources=[
-                stack.format_arn(
+                Stack.of(fn).format_arn(
                     service="cloudwatch",
                     resource="alarm",
                     resource_name=f"{prefix}*",
@@ -197,14 +197,28 @@ def grant_model_alarms(fn: lambda_.IFunction, *, topic_arn: str) -> None:
         )
     )
     if isinstance(fn, lambda_.Function):
-        fn.add_environment(c.ENV_MODEL_ALARM_PREFIX, prefix)
+        fn.add_environment(env_prefix, prefix)
         fn.add_environment(c.ENV_ALARM_TOPIC_ARN, topic_arn)
     assert fn.role is not None
     acknowledge(
         fn.role,
         "AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:cloudwatch:<AWS::Region>:<AWS::AccountId>:"
         f"alarm:{prefix}*]",
-        "Per-model alarms: only alarm names under the stack's model-alarm prefix; the model names exist only "
+        why,
+    )
+
+
+def grant_model_alarms(fn: lambda_.IFunction, *, topic_arn: str) -> None:
+    """Create, read and delete CloudWatch alarms named with the stack's model-alarm prefix only
+    (the alarm ARN carries the name), notifying `topic_arn`; the prefix and topic go to the
+    function's environment."""
+    _grant_prefixed_alarms(
+        fn,
+        prefix=model_alarm_prefix(fn),
+        actions=["cloudwatch:PutMetricAlarm", "cloudwatch:DescribeAlarms", "cloudwatch:DeleteAlarms"],
+        env_prefix=c.ENV_MODEL_ALARM_PREFIX,
+        topic_arn=topic_arn,
+        why="Per-model alarms: only alarm names under the stack's model-alarm prefix; the model names exist only "
         "at run time.",
     )
 
@@ -218,28 +232,14 @@ def grant_view_alarms(fn: lambda_.Function, *, topic_arn: str) -> None:
     """Create and read CloudWatch alarms named with the stack's view-alarm prefix only (the alarm ARN
     carries the name), notifying `topic_arn`; the prefix and topic go to the function's environment.
     Views are never deleted, so neither are their alarms."""
-    prefix = view_alarm_prefix(fn)
-    fn.add_to_role_policy(
-        iam.PolicyStatement(
-            actions=["cloudwatch:PutMetricAlarm", "cloudwatch:DescribeAlarms"],
-            resources=[
-                Stack.of(fn).format_arn(
-                    service="cloudwatch",
-                    resource="alarm",
-                    resource_name=f"{prefix}*",
-                    arn_format=ArnFormat.COLON_RESOURCE_NAME,
-                )
-            ],
-        )
-    )
-    fn.add_environment(c.ENV_VIEW_ALARM_PREFIX, prefix)
-    fn.add_environment(c.ENV_ALARM_TOPIC_ARN, topic_arn)
-    assert fn.role is not None
-    acknowledge(
-        fn.role,
-        "AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:cloudwatch:<AWS::Region>:<AWS::AccountId>:"
-        f"alarm:{prefix}*]",
-        "Per-view alarms: only alarm names under the stack's view-alarm prefix; the view names exist only at run time.",
+    _grant_prefixed_alarms(
+        fn,
+        prefix=view_alarm_prefix(fn),
+        actions=["cloudwatch:PutMetricAlarm", "cloudwatch:DescribeAlarms"],
+        env_prefix=c.ENV_VIEW_ALARM_PREFIX,
+        topic_arn=topic_arn,
+        why="Per-view alarms: only alarm names under the stack's view-alarm prefix; the view names exist only at "
+        "run time.",
     )
 
 
